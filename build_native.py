@@ -1,0 +1,65 @@
+"""cffi build script: compiles csrc/*.c into fmtlab._native (API mode).
+
+The cdef is read from csrc/fmtlab.h between the CDEF markers, so the header is the
+single source of truth for the C interface.  OpenMP is used when the compiler has it.
+"""
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+from cffi import FFI
+
+ROOT = pathlib.Path(__file__).resolve().parent
+CSRC = ROOT / "csrc"
+
+
+def _cdef_text():
+    header = (CSRC / "fmtlab.h").read_text()
+    start = header.index("/* CDEF BEGIN */") + len("/* CDEF BEGIN */")
+    return header[start:header.index("/* CDEF END */")]
+
+
+def _compiler_has_openmp():
+    if os.environ.get("FMTLAB_NO_OPENMP"):
+        return False
+    compiler = os.environ.get("CC", "cc")
+    with tempfile.TemporaryDirectory() as tmp:
+        source = pathlib.Path(tmp, "probe.c")
+        source.write_text("#include <omp.h>\nint main(void){return omp_get_max_threads() > 0 ? 0 : 1;}\n")
+        try:
+            result = subprocess.run([compiler, "-fopenmp", str(source), "-o", str(pathlib.Path(tmp, "probe"))],
+                                    capture_output=True)
+        except OSError:
+            return False
+        return result.returncode == 0
+
+
+_openmp = _compiler_has_openmp() and sys.platform != "win32"
+_compile_args = ["-O3", "-std=c99", "-fno-math-errno"] + (["-fopenmp"] if _openmp else [])
+_link_args = ["-fopenmp"] if _openmp else []
+
+ffibuilder = FFI()
+ffibuilder.cdef(_cdef_text())
+ffibuilder.set_source(
+    "fmtlab._native",
+    '#include "fmtlab.h"\n',
+    sources=[str(path.relative_to(ROOT)) for path in sorted(CSRC.glob("*.c"))],
+    include_dirs=[str(CSRC.relative_to(ROOT))],
+    extra_compile_args=_compile_args,
+    extra_link_args=_link_args,
+    libraries=["m"],
+)
+
+if __name__ == "__main__":
+    # Developer shortcut: build the extension in place (python build_native.py).
+    os.chdir(ROOT)
+    ffibuilder.compile(tmpdir=str(ROOT / "build" / "cffi"), verbose=False, target=None)
+    built = sorted((ROOT / "build" / "cffi" / "fmtlab").glob("_native*.so"))
+    for library in built:
+        destination = ROOT / "fmtlab" / library.name
+        temporary = destination.with_suffix(".tmp")
+        temporary.write_bytes(library.read_bytes())
+        os.replace(temporary, destination)  # atomic: running processes keep the old mapping
+        print(f"built {destination.relative_to(ROOT)}")

@@ -1,0 +1,101 @@
+/*
+ * fmtlab.h - the one header of fmtlab's C core.
+ *
+ * It declares the parameter structs (number format, rounding, exception counts,
+ * matrix multiply-accumulate model) and every entry point.  The cffi build
+ * (build_native.py) reads the part between the two CDEF markers below, so that
+ * part must stay in the subset of C that cffi's cdef understands: no #include,
+ * no #if, no macros with arguments.
+ */
+#ifndef FMTLAB_H
+#define FMTLAB_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+/* CDEF BEGIN */
+
+enum fl_specials_policy {
+    FL_SPECIALS_IEEE = 0,    /* Inf = E all ones, M = 0; NaN = E all ones, M != 0 */
+    FL_SPECIALS_FN = 1,      /* no Inf; NaN = every field all ones */
+    FL_SPECIALS_FNUZ = 2,    /* no Inf, no -0; NaN = the negative-zero code */
+    FL_SPECIALS_FINITE = 3   /* every code is a finite number */
+};
+
+enum fl_subnormals_policy {
+    FL_SUBNORMALS_IEEE = 0,  /* E = 0: 2^(1 - bias) * 0.M */
+    FL_SUBNORMALS_TESLA = 1, /* E = 0: 2^(-bias) * 0.M, leaves a gap below min_normal */
+    FL_SUBNORMALS_NONE = 2   /* E = 0, M != 0 decodes to zero; tiny results flush to zero */
+};
+
+enum fl_rounding_mode {
+    FL_ROUND_NEAREST_EVEN = 0,
+    FL_ROUND_NEAREST_AWAY = 1,
+    FL_ROUND_TOWARD_ZERO = 2,
+    FL_ROUND_UP = 3,
+    FL_ROUND_DOWN = 4,
+    FL_ROUND_ODD = 5,
+    FL_ROUND_STOCHASTIC = 6
+};
+
+typedef struct fl_format {
+    int exp_bits;     /* width of the exponent field, >= 1 */
+    int man_bits;     /* width of the stored mantissa field, >= 0 */
+    int bias;         /* normal value = 2^(E - bias) * 1.M */
+    int is_signed;    /* 1 when the code has a sign bit (its top bit) */
+    int specials;     /* enum fl_specials_policy */
+    int subnormals;   /* enum fl_subnormals_policy */
+} fl_format;
+
+typedef struct fl_rounding {
+    int mode;         /* enum fl_rounding_mode */
+    int saturate;     /* 1: every overflow gives +-max */
+    uint64_t seed;    /* stochastic rounding: key of the counter-based generator */
+    int sr_bits;      /* stochastic rounding: 1..32 random bits, 0 = exact probability */
+} fl_rounding;
+
+/* Counts that mirror the Tesla whitepaper's exception flags. */
+typedef struct fl_stats {
+    int64_t invalid;    /* NaN input, or a negative nonzero input to an unsigned format */
+    int64_t overflow;   /* result would exceed max (also when saturated or given +-Inf / NaN) */
+    int64_t underflow;  /* nonzero finite input whose result is zero */
+    int64_t denormal;   /* result is a subnormal code */
+    int64_t inexact;    /* finite input whose result differs from it */
+} fl_stats;
+
+/*
+ * Element-wise conversion of n contiguous values.  codes has code_bytes
+ * (1, 2 or 4) bytes per element.  index_offset is the global index of x[0]:
+ * the stochastic generator is keyed by (seed, index), so results do not
+ * depend on how an array is split into calls or threads.
+ * Return 0 on success, a negative number for invalid parameters.
+ */
+int fl_encode_f32(const float *x, int64_t n, const fl_format *format,
+                  const fl_rounding *rounding, void *codes, int code_bytes,
+                  int64_t index_offset, fl_stats *stats);
+int fl_encode_f64(const double *x, int64_t n, const fl_format *format,
+                  const fl_rounding *rounding, void *codes, int code_bytes,
+                  int64_t index_offset, fl_stats *stats);
+int fl_decode_f32(const void *codes, int code_bytes, int64_t n,
+                  const fl_format *format, float *out);
+int fl_decode_f64(const void *codes, int code_bytes, int64_t n,
+                  const fl_format *format, double *out);
+int fl_quantize_f32(const float *x, int64_t n, const fl_format *format,
+                    const fl_rounding *rounding, float *out,
+                    int64_t index_offset, fl_stats *stats);
+int fl_quantize_f64(const double *x, int64_t n, const fl_format *format,
+                    const fl_rounding *rounding, double *out,
+                    int64_t index_offset, fl_stats *stats);
+
+/* Number of threads the OpenMP runtime would use (1 without OpenMP). */
+int fl_max_threads(void);
+/* Set the number of threads fmtlab's loops use; 0 restores the default. */
+void fl_set_threads(int threads);
+
+/* ---- matrix multiply-accumulate (mma.c) ---- */
+/* MMA SECTION BEGIN (owned by the tensor-core work; see docs/tensor-cores.md) */
+/* MMA SECTION END */
+
+/* CDEF END */
+
+#endif

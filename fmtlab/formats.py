@@ -1,0 +1,389 @@
+"""Number formats: one parametric model for every binary floating-point format.
+
+A format is ``Format(exp_bits, man_bits, bias, signed, specials, subnormals)``.
+For a code with exponent field E and mantissa field M (m = man_bits):
+
+* normal (1 <= E <= emax_field): value = 2^(E - bias) * (1 + M / 2^m)
+* E = 0, M = 0: zero (signed when the format has a -0 code)
+* E = 0, M != 0, by the ``subnormals`` policy:
+    - ``"ieee"``:  2^(1 - bias) * M / 2^m   (gradual underflow)
+    - ``"tesla"``: 2^(-bias) * M / 2^m      (the whitepaper's formula; leaves a gap)
+    - ``"none"``:  zero (denormal operands are flushed)
+
+``specials`` decides which codes are not finite numbers:
+
+* ``"ieee"``: E all ones is Inf (M = 0) or NaN (M != 0); emax_field = all ones - 1
+* ``"fn"``: no Inf; the code with every field all ones is NaN
+* ``"fnuz"``: no Inf and no -0; the negative-zero code is the only NaN
+* ``"finite"``: every code is a finite number
+
+See docs/formats.md for the presets and their sources.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from fractions import Fraction
+
+import numpy as np
+
+SPECIALS = ("ieee", "fn", "fnuz", "finite")
+SUBNORMALS = ("ieee", "tesla", "none")
+ROUNDINGS = ("nearest_even", "nearest_away", "toward_zero", "up", "down", "odd", "stochastic")
+
+# The Tesla whitepaper stores the CFloat bias as an unsigned 6-bit integer.
+TESLA_BIAS_RANGE = range(0, 64)
+
+
+@dataclasses.dataclass(frozen=True)
+class Format:
+    """A binary floating-point format (frozen, hashable).
+
+    Parameters
+    ----------
+    exp_bits, man_bits : widths of the exponent and stored-mantissa fields.
+    bias : exponent bias; a normal value is 2^(E - bias) * 1.M.
+    signed : whether the code has a sign bit (its most significant bit).
+    specials : "ieee", "fn", "fnuz" or "finite" (see the module docstring).
+    subnormals : "ieee", "tesla" or "none".
+    name : the preset name, used only for printing.
+    """
+
+    exp_bits: int
+    man_bits: int
+    bias: int
+    signed: bool = True
+    specials: str = "ieee"
+    subnormals: str = "ieee"
+    name: str | None = dataclasses.field(default=None, compare=False)
+
+    def __post_init__(self):
+        for field in ("exp_bits", "man_bits", "bias"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"{field} must be an int, got {value!r} ({type(value).__name__})")
+            object.__setattr__(self, field, int(value))
+        if not isinstance(self.signed, (bool, np.bool_)):
+            raise TypeError(f"signed must be a bool, got {self.signed!r}")
+        object.__setattr__(self, "signed", bool(self.signed))
+        if self.exp_bits < 1:
+            raise ValueError(f"exp_bits={self.exp_bits} is not allowed: it must be at least 1")
+        if self.man_bits < 0:
+            raise ValueError(f"man_bits={self.man_bits} is not allowed: it must be at least 0")
+        if self.bits > 32:
+            raise ValueError(
+                f"a format of {self.bits} bits (exp_bits={self.exp_bits}, man_bits={self.man_bits}, "
+                f"signed={self.signed}) is not allowed: at most 32 bits in total")
+        if self.specials not in SPECIALS:
+            raise ValueError(f"specials={self.specials!r} is not allowed; choose one of {SPECIALS}")
+        if self.subnormals not in SUBNORMALS:
+            raise ValueError(f"subnormals={self.subnormals!r} is not allowed; choose one of {SUBNORMALS}")
+        if self.specials == "ieee" and self.man_bits == 0:
+            raise ValueError("specials='ieee' needs man_bits >= 1 to have a NaN code; "
+                             "use specials='fn', 'fnuz' or 'finite' with man_bits=0")
+        if self.specials == "ieee" and self.exp_bits == 1:
+            raise ValueError("specials='ieee' needs exp_bits >= 2 to have a normal binade")
+        if self.specials == "fnuz" and not self.signed:
+            raise ValueError("specials='fnuz' needs signed=True: its NaN is the negative-zero code")
+        # Every finite value must be exact in float64: that is what the C core computes in.
+        if self.emax > 1023 or self.min_subnormal_exponent < -1074:
+            raise ValueError(
+                f"exp_bits={self.exp_bits} with bias={self.bias} spans 2^{self.min_subnormal_exponent}"
+                f"..2^{self.emax}; fmtlab needs every value to be exact in float64 "
+                "(exponents -1074..1023)")
+
+    # ---- sizes -------------------------------------------------------------
+    @property
+    def bits(self) -> int:
+        """Total width of a code: sign + exponent + mantissa."""
+        return int(self.signed) + self.exp_bits + self.man_bits
+
+    @property
+    def code_dtype(self) -> np.dtype:
+        """The unsigned integer dtype that holds one code."""
+        return np.dtype(np.uint8 if self.bits <= 8 else np.uint16 if self.bits <= 16 else np.uint32)
+
+    # ---- exponent range ------------------------------------------------------
+    @property
+    def emax_field(self) -> int:
+        """Largest exponent field of a finite number."""
+        all_ones = (1 << self.exp_bits) - 1
+        return all_ones - 1 if self.specials == "ieee" else all_ones
+
+    @property
+    def emin(self) -> int:
+        """Exponent of the smallest normal: 1 - bias."""
+        return 1 - self.bias
+
+    @property
+    def emax(self) -> int:
+        """Exponent of the largest finite binade."""
+        return self.emax_field - self.bias
+
+    @property
+    def min_subnormal_exponent(self) -> int:
+        """log2 of the smallest positive value."""
+        if self.subnormals == "none" or self.man_bits == 0:
+            return self.emin
+        if self.subnormals == "tesla":
+            return -self.bias - self.man_bits
+        return self.emin - self.man_bits
+
+    # ---- codes ---------------------------------------------------------------
+    @property
+    def max_magnitude_code(self) -> int:
+        """Code (sign bit clear) of the largest finite value."""
+        all_ones = (1 << (self.exp_bits + self.man_bits)) - 1
+        if self.specials == "ieee":
+            return (((1 << self.exp_bits) - 1) << self.man_bits) - 1
+        if self.specials == "fn":
+            return all_ones - 1
+        return all_ones
+
+    def exact_value(self, code: int):
+        """Value of one code as a Fraction, or the strings "inf", "-inf", "nan"."""
+        m = self.man_bits
+        sign_bit = 1 << (self.exp_bits + m) if self.signed else 0
+        negative = bool(code & sign_bit)
+        magnitude = code & ((1 << (self.exp_bits + m)) - 1)
+        exponent_field, mantissa = magnitude >> m, magnitude & ((1 << m) - 1)
+        all_ones = (1 << self.exp_bits) - 1
+        if self.specials == "ieee" and exponent_field == all_ones:
+            if mantissa:
+                return "nan"
+            return "-inf" if negative else "inf"
+        if self.specials == "fn" and magnitude == (1 << (self.exp_bits + m)) - 1:
+            return "nan"
+        if self.specials == "fnuz" and negative and magnitude == 0:
+            return "nan"
+        if exponent_field == 0:
+            if self.subnormals == "none":
+                value = Fraction(0)
+            elif self.subnormals == "tesla":
+                value = Fraction(mantissa, 1 << m) * Fraction(2) ** (-self.bias)
+            else:
+                value = Fraction(mantissa, 1 << m) * Fraction(2) ** (1 - self.bias)
+        else:
+            value = (1 + Fraction(mantissa, 1 << m)) * Fraction(2) ** (exponent_field - self.bias)
+        return -value if negative else value
+
+    # ---- derived limits --------------------------------------------------------
+    @property
+    def max(self) -> float:
+        """Largest finite value."""
+        return float(self.exact_value(self.max_magnitude_code))
+
+    @property
+    def min_normal(self) -> float:
+        """Smallest positive normal: 2^(1 - bias)."""
+        return math.ldexp(1.0, self.emin)
+
+    @property
+    def min_subnormal(self) -> float:
+        """Smallest positive value (min_normal when there are no subnormals)."""
+        return math.ldexp(1.0, self.min_subnormal_exponent)
+
+    @property
+    def eps(self) -> float:
+        """Distance from 1 to the next larger value of an unbounded format: 2^-man_bits."""
+        return math.ldexp(1.0, -self.man_bits)
+
+    @property
+    def has_inf(self) -> bool:
+        return self.specials == "ieee"
+
+    @property
+    def has_nan(self) -> bool:
+        return self.specials != "finite"
+
+    @property
+    def has_negative_zero(self) -> bool:
+        return self.signed and self.specials != "fnuz"
+
+    @property
+    def num_finite(self) -> int:
+        """Number of codes that are finite numbers (each zero code counts)."""
+        per_sign = self.max_magnitude_code + 1
+        if not self.signed:
+            return per_sign
+        return 2 * per_sign - (1 if self.specials == "fnuz" else 0)
+
+    @property
+    def dynamic_range_binades(self) -> float:
+        """log2(max / min_subnormal)."""
+        return math.log2(self.max) - self.min_subnormal_exponent
+
+    @property
+    def decode_dtype(self) -> np.dtype:
+        """float32 when every value is exact in float32, else float64."""
+        fits = (self.man_bits <= 23 and self.emax <= 127 and self.min_subnormal_exponent >= -149)
+        return np.dtype(np.float32 if fits else np.float64)
+
+    def values(self) -> np.ndarray:
+        """Every code's value as float64, indexed by code (formats of 16 bits or fewer)."""
+        if self.bits > 16:
+            raise ValueError(f"values() lists every code; {self} has {self.bits} bits, at most 16 are allowed")
+        from .codec import decode
+        return decode(np.arange(1 << self.bits, dtype=self.code_dtype), self).astype(np.float64)
+
+    @property
+    def ml_dtype(self):
+        """The matching ml_dtypes / numpy dtype, or None."""
+        return _ML_DTYPES.get(self._key())
+
+    def _key(self):
+        return (self.exp_bits, self.man_bits, self.bias, self.signed, self.specials, self.subnormals)
+
+    def __repr__(self) -> str:
+        if self.name is None:
+            return (f"Format(exp_bits={self.exp_bits}, man_bits={self.man_bits}, bias={self.bias}, "
+                    f"signed={self.signed}, specials={self.specials!r}, subnormals={self.subnormals!r})")
+        preset = _PRESETS[self.name]
+        changed = [f"{field}={getattr(self, field)!r}" for field in ("bias", "subnormals")
+                   if getattr(self, field) != getattr(preset, field)]
+        return f"{self.name}({', '.join(changed)})" if changed else self.name
+
+    __str__ = __repr__
+
+    def replace(self, **changes) -> "Format":
+        return dataclasses.replace(self, **changes)
+
+
+def _preset(name, exp_bits, man_bits, bias, signed=True, specials="ieee", subnormals="ieee"):
+    return Format(exp_bits, man_bits, bias, signed, specials, subnormals, name=name)
+
+
+_PRESETS = {f.name: f for f in [
+    _preset("fp32", 8, 23, 127),
+    _preset("tf32", 8, 10, 127),
+    _preset("fp16", 5, 10, 15),
+    _preset("bf16", 8, 7, 127),
+    _preset("cfloat8_1_4_3", 4, 3, 7, specials="finite"),
+    _preset("cfloat8_1_5_2", 5, 2, 15, specials="finite"),
+    _preset("shp", 5, 10, 15, specials="finite"),
+    _preset("uhp", 6, 10, 31, signed=False, subnormals="none"),
+    _preset("e4m3fn", 4, 3, 7, specials="fn"),
+    _preset("e5m2", 5, 2, 15),
+    _preset("e4m3fnuz", 4, 3, 8, specials="fnuz"),
+    _preset("e5m2fnuz", 5, 2, 16, specials="fnuz"),
+    _preset("e4m3b11fnuz", 4, 3, 11, specials="fnuz"),
+    _preset("e4m3", 4, 3, 7),
+    _preset("e3m4", 3, 4, 3),
+    _preset("e2m3fn", 2, 3, 1, specials="finite"),
+    _preset("e3m2fn", 3, 2, 3, specials="finite"),
+    _preset("e2m1fn", 2, 1, 1, specials="finite"),
+]}
+
+# Formats whose bias the user may change, and the range allowed (Tesla: 6-bit unsigned).
+_CONFIGURABLE_BIAS = {"cfloat8_1_4_3": TESLA_BIAS_RANGE, "cfloat8_1_5_2": TESLA_BIAS_RANGE,
+                      "shp": TESLA_BIAS_RANGE}
+# Formats whose subnormal reading the user may change.
+_CONFIGURABLE_SUBNORMALS = {"cfloat8_1_4_3": ("ieee", "tesla"), "cfloat8_1_5_2": ("ieee", "tesla"),
+                            "shp": ("ieee", "tesla")}
+
+_ALIASES = {"float32": "fp32", "float16": "fp16", "half": "fp16", "bfloat16": "bf16",
+            "cfloat8_143": "cfloat8_1_4_3", "cfloat8_152": "cfloat8_1_5_2",
+            "float8_e4m3fn": "e4m3fn", "float8_e5m2": "e5m2", "float8_e4m3fnuz": "e4m3fnuz",
+            "float8_e5m2fnuz": "e5m2fnuz", "float8_e4m3b11fnuz": "e4m3b11fnuz",
+            "float8_e4m3": "e4m3", "float8_e3m4": "e3m4", "float6_e2m3fn": "e2m3fn",
+            "float6_e3m2fn": "e3m2fn", "float4_e2m1fn": "e2m1fn"}
+
+
+def preset_names() -> tuple[str, ...]:
+    """Names accepted by :func:`format`."""
+    return tuple(_PRESETS)
+
+
+def is_configurable(fmt: Format) -> bool:
+    """Whether the format's bias may be chosen by the user (Tesla CFloat8 and SHP)."""
+    return fmt.name in _CONFIGURABLE_BIAS
+
+
+def format(name, **overrides) -> Format:  # noqa: A001 - the public name the design asks for
+    """Build a preset by name, optionally with a different bias or subnormal policy.
+
+    ``name`` is a preset name (see :func:`preset_names`), a string such as
+    ``"cfloat8_1_4_3:bias=10,subnormals=tesla"``, or a :class:`Format` (returned as is,
+    with the overrides applied).
+
+    >>> format("cfloat8_1_4_3", bias=10)
+    cfloat8_1_4_3(bias=10)
+    """
+    if isinstance(name, Format):
+        return dataclasses.replace(name, **overrides) if overrides else name
+    if not isinstance(name, str):
+        raise TypeError(f"format name must be a str or a Format, got {name!r} ({type(name).__name__})")
+    text = name.strip()
+    if ":" in text:
+        text, _, options = text.partition(":")
+        for item in filter(None, (part.strip() for part in options.split(","))):
+            key, equals, value = item.partition("=")
+            if not equals:
+                raise ValueError(f"format option {item!r} in {name!r} must look like key=value")
+            key, value = key.strip(), value.strip()
+            if key in overrides:
+                raise ValueError(f"format option {key!r} given twice in {name!r}")
+            overrides[key] = int(value) if re.fullmatch(r"[+-]?\d+", value) else value
+    key = _ALIASES.get(text.lower(), text.lower())
+    if key not in _PRESETS:
+        raise ValueError(f"format name {name!r} is unknown; choose one of {', '.join(_PRESETS)}, "
+                         "or build a custom fl.Format(exp_bits, man_bits, bias, ...)")
+    preset = _PRESETS[key]
+    for option, value in overrides.items():
+        if option == "bias":
+            allowed = _CONFIGURABLE_BIAS.get(key)
+            if allowed is None:
+                if value != preset.bias:
+                    raise ValueError(f"bias={value!r} is not allowed for {key}: its bias is fixed at "
+                                     f"{preset.bias}; configurable formats are {', '.join(_CONFIGURABLE_BIAS)}")
+            elif isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value not in allowed:
+                raise ValueError(f"bias={value!r} is not allowed for {key}: it is an unsigned 6-bit "
+                                 f"integer, {allowed.start}..{allowed.stop - 1}")
+        elif option == "subnormals":
+            allowed = _CONFIGURABLE_SUBNORMALS.get(key, (preset.subnormals,))
+            if value not in allowed:
+                raise ValueError(f"subnormals={value!r} is not allowed for {key}; allowed: {allowed}")
+        else:
+            raise ValueError(f"format option {option!r} is unknown; allowed: bias, subnormals")
+    return dataclasses.replace(preset, **overrides) if overrides else preset
+
+
+def _ml_dtype_table():
+    table = {_PRESETS["fp32"]._key(): np.dtype(np.float32), _PRESETS["fp16"]._key(): np.dtype(np.float16)}
+    try:
+        import ml_dtypes
+    except ImportError:  # pragma: no cover - ml_dtypes is a dependency
+        return table
+    for preset_name, attribute in [("bf16", "bfloat16"), ("e4m3fn", "float8_e4m3fn"), ("e5m2", "float8_e5m2"),
+                                   ("e4m3fnuz", "float8_e4m3fnuz"), ("e5m2fnuz", "float8_e5m2fnuz"),
+                                   ("e4m3b11fnuz", "float8_e4m3b11fnuz"), ("e4m3", "float8_e4m3"),
+                                   ("e3m4", "float8_e3m4"), ("e2m3fn", "float6_e2m3fn"),
+                                   ("e3m2fn", "float6_e3m2fn"), ("e2m1fn", "float4_e2m1fn")]:
+        if hasattr(ml_dtypes, attribute):
+            table[_PRESETS[preset_name]._key()] = np.dtype(getattr(ml_dtypes, attribute))
+    return table
+
+
+_ML_DTYPES = _ml_dtype_table()
+
+# Named module-level constants: fl.FP32, fl.BF16, fl.CFLOAT8_1_4_3, ...
+globals().update({name.upper(): fmt for name, fmt in _PRESETS.items()})
+FP32: Format
+TF32: Format
+FP16: Format
+BF16: Format
+CFLOAT8_1_4_3: Format
+CFLOAT8_1_5_2: Format
+SHP: Format
+UHP: Format
+E4M3FN: Format
+E5M2: Format
+E4M3FNUZ: Format
+E5M2FNUZ: Format
+E4M3B11FNUZ: Format
+E4M3: Format
+E3M4: Format
+E2M3FN: Format
+E3M2FN: Format
+E2M1FN: Format
