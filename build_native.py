@@ -40,22 +40,33 @@ _openmp = _compiler_has_openmp() and sys.platform != "win32"
 _compile_args = ["-O3", "-std=c99", "-fno-math-errno"] + (["-fopenmp"] if _openmp else [])
 _link_args = ["-fopenmp"] if _openmp else []
 
-ffibuilder = FFI()
-ffibuilder.cdef(_cdef_text())
-ffibuilder.set_source(
-    "fmtlab._native",
-    '#include "fmtlab.h"\n',
-    sources=[str(path.relative_to(ROOT)) for path in sorted(CSRC.glob("*.c"))],
-    include_dirs=[str(CSRC.relative_to(ROOT))],
-    extra_compile_args=_compile_args,
-    extra_link_args=_link_args,
-    libraries=["m"],
-)
+
+
+def make_builder(absolute_paths=False):
+    """setuptools wants source paths relative to the project; an in-place build runs elsewhere."""
+    def path_text(path):
+        return str(path if absolute_paths else path.relative_to(ROOT))
+
+    builder = FFI()
+    builder.cdef(_cdef_text())
+    builder.set_source(
+        "fmtlab._native",
+        '#include "fmtlab.h"\n',
+        sources=[path_text(path) for path in sorted(CSRC.glob("*.c"))],
+        include_dirs=[path_text(CSRC)],
+        extra_compile_args=_compile_args,
+        extra_link_args=_link_args,
+        libraries=["m"],
+    )
+    return builder
+
+
+ffibuilder = make_builder()
 
 if __name__ == "__main__":
     # Developer shortcut: build the extension in place (python build_native.py).
     os.chdir(ROOT)
-    ffibuilder.compile(tmpdir=str(ROOT / "build" / "cffi"), verbose=False, target=None)
+    make_builder(absolute_paths=True).compile(tmpdir=str(ROOT / "build" / "cffi"), verbose=False)
     built = sorted((ROOT / "build" / "cffi" / "fmtlab").glob("_native*.so"))
     for library in built:
         destination = ROOT / "fmtlab" / library.name
