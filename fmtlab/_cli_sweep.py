@@ -1,0 +1,242 @@
+"""``fmtlab sweep`` and ``fmtlab sweep-mma``: the command-line face of :mod:`fmtlab.sweep`.
+
+``fmtlab sweep`` with no arguments sweeps normal and lognormal data over FP32, FP16, BF16,
+CFloat8 1-4-3 and 1-5-2 (every bias 0..63) with nearest-even and stochastic rounding,
+prints the summary table and writes DIR/sweep.csv, DIR/summary.txt and the plots
+DIR/sqnr_vs_bias.png and DIR/log2_histogram.png (DIR = --out, default ./sweep-out).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import sys
+import time
+
+DEFAULT_DISTRIBUTIONS = ("normal", "lognormal")
+DEFAULT_SIZE = 1 << 18
+DEFAULT_ROUNDINGS = "nearest_even,stochastic"
+DEFAULT_OUT = "sweep-out"
+DEFAULT_MMA_OUT = "sweep-mma-out"
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: a positive integer")
+    return value
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: an integer >= 0")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: a positive finite number")
+    return value
+
+
+def _split(values):
+    """Flatten repeated, comma-separated option values."""
+    return [part.strip() for value in values or () for part in value.split(",") if part.strip()]
+
+
+# ---- fmtlab sweep ------------------------------------------------------------------------------
+def configure(parser: argparse.ArgumentParser) -> None:
+    from .formats import ROUNDINGS
+    from ._inputs import DISTRIBUTIONS
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = ("With no input, sweeps synthetic normal and lognormal data.  Example:\n"
+                     "  fmtlab sweep --input model.safetensors --formats bf16,cfloat8_1_4_3 --bias all\n"
+                     "Metric definitions and the bias rule: docs/sweep.md")
+    source = parser.add_argument_group("inputs (default: --dist normal,lognormal)")
+    source.add_argument("--input", action="append", metavar="FILE",
+                        help="a .npy, .npz, .pt/.pth or .safetensors file; every floating-point tensor in it "
+                             "is swept (repeatable)")
+    source.add_argument("--dist", action="append", metavar="NAME",
+                        help=f"synthetic distribution(s), comma-separated: {', '.join(DISTRIBUTIONS)}")
+    source.add_argument("--size", type=_positive_int, default=DEFAULT_SIZE, metavar="N",
+                        help=f"elements per synthetic tensor (default {DEFAULT_SIZE})")
+    source.add_argument("--scale", type=_positive_float, default=1.0, metavar="S",
+                        help="scale of the synthetic distributions (default 1)")
+    parser.add_argument("--formats", default=None, metavar="LIST",
+                        help="comma-separated formats, e.g. fp16,cfloat8_1_4_3:subnormals=tesla "
+                             "(default fp32,fp16,bf16,cfloat8_1_4_3,cfloat8_1_5_2)")
+    parser.add_argument("--bias", default="all", metavar="all|auto|LIST",
+                        help="biases of the configurable formats: all (0..63), auto (the amax rule), "
+                             "or a list such as 5,7,10-14 (default all)")
+    parser.add_argument("--rounding", default=DEFAULT_ROUNDINGS, metavar="LIST",
+                        help=f"comma-separated rounding modes: {', '.join(ROUNDINGS)} "
+                             f"(default {DEFAULT_ROUNDINGS})")
+    parser.add_argument("--seed", type=_non_negative_int, default=0, metavar="N",
+                        help="seed of the synthetic data and of stochastic rounding (default 0)")
+    parser.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+                        help="worker processes (default: every core; 1 runs in this process)")
+    parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                        help=f"output directory for sweep.csv, summary.txt and the plots (default ./{DEFAULT_OUT})")
+    parser.add_argument("--no-plots", action="store_true", help="write the CSV and summary only")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
+
+
+def _tensors(args):
+    """The tensors the arguments name, and a list of (name, reason) skipped from files."""
+    from ._inputs import load_file, synthetic
+
+    tensors, skipped = {}, []
+    files = args.input or []
+    for path in files:
+        loaded = load_file(path, skipped)
+        prefix = f"{pathlib.Path(path).stem}/" if len(files) > 1 else ""
+        tensors.update({prefix + name: array for name, array in loaded.items()})
+    distributions = _split(args.dist) or ([] if files else list(DEFAULT_DISTRIBUTIONS))
+    for distribution in dict.fromkeys(distributions):
+        name = distribution if distribution not in tensors else f"synthetic/{distribution}"
+        tensors[name] = synthetic(distribution, args.size, args.scale, args.seed)
+    return tensors, skipped
+
+
+def run(args) -> int:
+    from ._progress import ProgressBar
+    from .sweep import parse_biases, parse_formats, parse_roundings, sweep
+
+    started = time.monotonic()
+    # Check every argument before any work is done.
+    formats = parse_formats(args.formats)
+    biases = parse_biases(args.bias)
+    roundings = parse_roundings(args.rounding)
+    tensors, skipped = _tensors(args)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    total_values = sum(array.size for array in tensors.values())
+    if not args.quiet:
+        described = ", ".join(f"{name} ({array.size:,} values)" for name, array in list(tensors.items())[:6])
+        more = f" and {len(tensors) - 6} more" if len(tensors) > 6 else ""
+        print(f"fmtlab sweep: {len(tensors)} tensor(s): {described}{more}")
+        print(f"  formats {', '.join(str(fmt) for fmt in formats)}; biases {args.bias}; "
+              f"rounding {', '.join(roundings)}; seed {args.seed}; "
+              f"jobs {args.jobs or os.cpu_count()}")
+        if skipped:
+            print(f"  skipped {len(skipped)} tensor(s) that are not floating point or are empty: "
+                  + ", ".join(name for name, _reason in skipped[:8]) + (" ..." if len(skipped) > 8 else ""))
+        sys.stdout.flush()
+
+    bar = ProgressBar(0, "sweep", enabled=None if not args.quiet else False)
+
+    def progress(done, total):
+        bar.total = total
+        bar.update(done - bar.done)
+
+    try:
+        result = sweep(tensors, formats, biases, roundings, seed=args.seed, jobs=args.jobs, progress=progress)
+    finally:
+        bar.close()
+
+    csv_path = out / "sweep.csv"
+    result.to_csv(csv_path)
+    table = result.summary_table()
+    (out / "summary.txt").write_text(table + "\n")
+    written = [csv_path, out / "summary.txt"]
+    if not args.no_plots:
+        from .plots import plot_log2_histogram, plot_sqnr_vs_bias
+
+        written.append(plot_sqnr_vs_bias(result, out / "sqnr_vs_bias.png"))
+        written.append(plot_log2_histogram(tensors, result, out / "log2_histogram.png"))
+    if not args.quiet:
+        print()
+        print(table)
+        print()
+        print("best bias = highest SQNR among the biases swept; rule bias = largest bias whose max >= amax "
+              "(docs/sweep.md)")
+        print(f"{len(result)} results over {total_values:,} values in {time.monotonic() - started:.1f} s; wrote "
+              + ", ".join(str(path) for path in written))
+    return 0
+
+
+# ---- fmtlab sweep-mma --------------------------------------------------------------------------
+def configure_mma(parser: argparse.ArgumentParser) -> None:
+    from ._inputs import DISTRIBUTIONS
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = ("Example: fmtlab sweep-mma --models h100:e4m3,h100:e4m3:promote=128,fp32_fma "
+                     "--k 16,256,4096,65536\nDefinitions: docs/sweep.md")
+    parser.add_argument("--models", default=None, metavar="LIST",
+                        help="comma-separated MMA models as GPU:INPUT (e.g. h100:e4m3, a100:fp16), or a "
+                             "reference model name (see `fmtlab mma`); :promote=N sets the FP8 promotion "
+                             "interval (default: the sweep's built-in comparison set)")
+    parser.add_argument("--k", default=None, metavar="LIST",
+                        help="comma-separated inner dimensions K (default 16,64,...,65536)")
+    parser.add_argument("--dist", action="append", metavar="NAME",
+                        help=f"input distribution(s), comma-separated: {', '.join(DISTRIBUTIONS)} "
+                             "(default normal,lognormal)")
+    parser.add_argument("--scale", type=_positive_float, default=1.0, metavar="S",
+                        help="scale of the input distributions (default 1)")
+    parser.add_argument("--m", type=_positive_int, default=16, metavar="M", help="rows of A and D (default 16)")
+    parser.add_argument("--n", type=_positive_int, default=16, metavar="N", help="columns of B and D (default 16)")
+    parser.add_argument("--seed", type=_non_negative_int, default=0, metavar="N", help="data seed (default 0)")
+    parser.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+                        help="worker processes (default: every core; 1 runs in this process)")
+    parser.add_argument("--out", default=DEFAULT_MMA_OUT, metavar="DIR",
+                        help=f"output directory for sweep_mma.csv and the plot (default ./{DEFAULT_MMA_OUT})")
+    parser.add_argument("--no-plots", action="store_true", help="write the CSV and summary only")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+
+
+def run_mma(args) -> int:
+    from ._progress import ProgressBar
+    from .sweep import sweep_mma
+
+    started = time.monotonic()
+    ks = None
+    if args.k is not None:
+        ks = []
+        for part in _split([args.k]):
+            try:
+                ks.append(int(part))
+            except ValueError:
+                raise ValueError(f"--k has {part!r}, which is not an integer; give e.g. 16,256,4096") from None
+    distributions = _split(args.dist) or None
+    out = pathlib.Path(args.out)
+
+    bar = ProgressBar(0, "sweep-mma", enabled=None if not args.quiet else False)
+
+    def progress(done, total):
+        bar.total = total
+        bar.update(done - bar.done)
+
+    try:
+        result = sweep_mma(args.models, ks, distributions, m=args.m, n=args.n, scale=args.scale, seed=args.seed,
+                           jobs=args.jobs, progress=progress)
+    finally:
+        bar.close()
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / "sweep_mma.csv"
+    result.to_csv(csv_path)
+    table = result.summary_table()
+    (out / "summary.txt").write_text(table + "\n")
+    written = [csv_path, out / "summary.txt"]
+    if not args.no_plots:
+        from .plots import plot_mma_error_vs_k
+
+        written.append(plot_mma_error_vs_k(result, out / "mma_error_vs_k.png"))
+    if not args.quiet:
+        print(table)
+        print()
+        print(f"{len(result)} results in {time.monotonic() - started:.1f} s; wrote "
+              + ", ".join(str(path) for path in written))
+    return 0
