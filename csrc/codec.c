@@ -59,6 +59,12 @@ typedef struct prepared_format {
     double subnormal_scale;   /* value of the subnormal code 1 */
     double tesla_max_subnormal;
     double min_normal;
+    /* float32 fast path: inputs whose bits lie in [fast_lo, fast_hi] are normal in both
+     * float32 and the format, so rounding is an integer add and shift on the bits. */
+    int fast_shift;           /* 23 - man_bits; the fast path is off when it is <= 0 */
+    int64_t fast_rebias;      /* float32 (E, M) code minus format code: (127 - bias) << m */
+    uint32_t fast_lo, fast_hi;
+    int fast_enabled;
 } prepared_format;
 
 static int prepare_format(const fl_format *format, prepared_format *p)
@@ -104,6 +110,14 @@ static int prepare_format(const fl_format *format, prepared_format *p)
         p->tesla_max_subnormal = ldexp((double)((1ULL << m) - 1), -p->bias - m);
     } else {
         p->subnormal_scale = ldexp(1.0, p->emin - m);
+    }
+    p->fast_shift = 23 - m;
+    p->fast_rebias = (int64_t)(127 - p->bias) * ((int64_t)1 << m);
+    if (p->fast_shift > 0 && p->fast_shift < 32 && p->emin <= 127) {
+        int low_exponent = p->emin > -126 ? p->emin : -126;
+        p->fast_lo = (uint32_t)(low_exponent + 127) << 23;
+        p->fast_hi = 0x7F7FFFFFu;
+        p->fast_enabled = 1;
     }
     return 0;
 }
@@ -209,7 +223,7 @@ static inline uint32_t encode_one(double x, const prepared_format *p, const fl_r
     memcpy(&bits, &x, sizeof bits);
     int negative = (int)(bits >> 63);
     uint64_t magnitude_bits = bits & 0x7FFFFFFFFFFFFFFFULL;
-    uint32_t sign = negative ? p->sign_bit : 0;
+    uint32_t sign = p->sign_bit & (0u - (uint32_t)negative);
 
     if (magnitude_bits > 0x7FF0000000000000ULL) { /* NaN */
         stats->invalid++;
@@ -465,14 +479,191 @@ static void add_stats(fl_stats *stats, int64_t invalid, int64_t overflow, int64_
     add_stats(stats, invalid, overflow, underflow, denormal, inexact);                            \
     return 0;
 
+/*
+ * Deterministic modes run in blocks: fast_block, a branch-free loop over 32-bit lanes
+ * that the compiler vectorises, computes every element's code (sign included) and
+ * flags those outside the fast range; the caller stores the block and redoes the
+ * flagged elements with encode_one.
+ */
+#define FAST_BLOCK 512
+
+typedef struct fast_block_result {
+    int32_t slow;     /* elements that need encode_one */
+    int32_t inexact;  /* inexact elements among the fast ones */
+} fast_block_result;
+
+static inline fast_block_result fast_block_body(const uint32_t *restrict bits, int count,
+                                                uint32_t *restrict codes, int32_t *restrict is_fast,
+                                                uint32_t lo, uint32_t span, int shift, uint32_t sign_bit,
+                                                int32_t rebias, int32_t max_code, const int mode,
+                                                const uint32_t *restrict random_top, int sr_bits)
+{
+    const uint32_t mask = (1u << shift) - 1, range_mask = sign_bit ? 0x7FFFFFFFu : 0xFFFFFFFFu;
+    int32_t fast_count = 0, inexact = 0;
+    for (int i = 0; i < count; i++) {
+        const uint32_t magnitude = bits[i] & 0x7FFFFFFFu, negative = bits[i] >> 31;
+        const int32_t lo_code = (int32_t)(magnitude >> shift) - rebias;
+        const uint32_t remainder = magnitude & mask;
+        uint32_t increment;
+        switch (mode) {
+        case FL_ROUND_NEAREST_EVEN: increment = (mask >> 1) + (uint32_t)(lo_code & 1); break;
+        case FL_ROUND_NEAREST_AWAY: increment = 1u << (shift - 1); break;
+        case FL_ROUND_UP: increment = mask & (negative - 1u); break;
+        case FL_ROUND_DOWN: increment = mask & (0u - negative); break;
+        default: increment = 0; break;
+        }
+        int32_t code;
+        if (mode == FL_ROUND_ODD) {
+            code = lo_code | (int32_t)(remainder != 0);
+        } else if (mode == FL_ROUND_STOCHASTIC) {
+            /* the same decisions as stochastic_away; random_top holds the top bits of
+             * each element's first draw (shift bits when exact, sr_bits otherwise) */
+            int32_t away;
+            if (sr_bits == 0) {
+                away = random_top[i] < remainder;
+            } else {
+                uint32_t scaled = shift <= sr_bits ? remainder << (sr_bits - shift) : remainder >> (shift - sr_bits);
+                uint32_t limit = (uint32_t)(((uint64_t)1 << sr_bits) - 1) - scaled; /* away iff R >= 2^N - scaled */
+                away = random_top[i] > limit;
+            }
+            code = lo_code + away;
+        } else
+            code = (int32_t)((magnitude + increment) >> shift) - rebias;
+        /* For unsigned formats range_mask keeps the sign bit, so negative inputs fall
+         * outside [lo, lo + span] and go to encode_one (they are invalid there). */
+        const int32_t fast = ((bits[i] & range_mask) - lo <= span) & (code <= max_code);
+        is_fast[i] = fast;
+        fast_count += fast;
+        inexact += fast & (remainder != 0);
+        codes[i] = (uint32_t)code | (sign_bit & (0u - negative));
+    }
+    fast_block_result result = {count - fast_count, inexact};
+    return result;
+}
+
+/* One out-of-line copy per mode: the mode is a constant inside, and the loop stays
+ * small enough for the vectoriser (inlined into the OpenMP region it is not). */
+#define DEFINE_FAST_BLOCK(MODE)                                                                     \
+    static fast_block_result fast_block_##MODE(const uint32_t *restrict bits, int count,          \
+                                               uint32_t *restrict codes, int32_t *restrict is_fast, \
+                                               const prepared_format *p)                         \
+    {                                                                                            \
+        return fast_block_body(bits, count, codes, is_fast, p->fast_lo, p->fast_hi - p->fast_lo,  \
+                               p->fast_shift, p->sign_bit, (int32_t)p->fast_rebias,              \
+                               (int32_t)p->max_code, MODE, 0, 0);                               \
+    }
+DEFINE_FAST_BLOCK(FL_ROUND_NEAREST_EVEN)
+DEFINE_FAST_BLOCK(FL_ROUND_NEAREST_AWAY)
+DEFINE_FAST_BLOCK(FL_ROUND_TOWARD_ZERO)
+DEFINE_FAST_BLOCK(FL_ROUND_UP)
+DEFINE_FAST_BLOCK(FL_ROUND_DOWN)
+DEFINE_FAST_BLOCK(FL_ROUND_ODD)
+DEFINE_FAST_BLOCK(FL_ROUND_STOCHASTIC) /* named only by the macro below; fast_block_stochastic runs */
+
+static fast_block_result fast_block_stochastic(const uint32_t *restrict bits, int count,
+                                               uint32_t *restrict codes, int32_t *restrict is_fast,
+                                               const prepared_format *p, const fl_rounding *rounding,
+                                               int64_t first_index)
+{
+    uint32_t random_top[FAST_BLOCK];
+    const int sr_bits = rounding->sr_bits;
+    const int top_bits = sr_bits ? sr_bits : p->fast_shift;
+    for (int i = 0; i < count; i++)
+        random_top[i] = (uint32_t)(random_word(rounding->seed, (uint64_t)(first_index + i), 0) >> (64 - top_bits));
+    return fast_block_body(bits, count, codes, is_fast, p->fast_lo, p->fast_hi - p->fast_lo, p->fast_shift,
+                           p->sign_bit, (int32_t)p->fast_rebias, (int32_t)p->max_code, FL_ROUND_STOCHASTIC,
+                           random_top, sr_bits);
+}
+
+#define FAST_F32_BLOCK_LOOP(MODE, FAST_STORE, SLOW_STATEMENT)                                        \
+    _Pragma("omp parallel for schedule(static) num_threads(threads) firstprivate(p) reduction(+:invalid,overflow,underflow,denormal,inexact) if(threads > 1)") \
+    for (int64_t block_start = 0; block_start < n; block_start += FAST_BLOCK) {                  \
+        const int count = (int)(block_start + FAST_BLOCK < n ? FAST_BLOCK : n - block_start);    \
+        uint32_t block_codes[FAST_BLOCK];                                                        \
+        int32_t is_fast[FAST_BLOCK];                                                             \
+        const uint32_t *block_bits = (const uint32_t *)(const void *)(x + block_start);         \
+        fast_block_result block = MODE == FL_ROUND_STOCHASTIC                                          \
+            ? fast_block_stochastic(block_bits, count, block_codes, is_fast, &p, rounding,               \
+                                    index_offset + block_start)                                   \
+            : fast_block_##MODE(block_bits, count, block_codes, is_fast, &p); \
+        inexact += block.inexact;                                                                \
+        const int shift = p.fast_shift;                                                          \
+        const int32_t rebias = (int32_t)p.fast_rebias;                                           \
+        (void)shift;                                                                             \
+        (void)rebias;                                                                            \
+        for (int j = 0; j < count; j++) {                                                        \
+            const int64_t i = block_start + j;                                                   \
+            const uint32_t result = block_codes[j];                                              \
+            FAST_STORE;                                                                          \
+        }                                                                                        \
+        if (block.slow) {                                                                        \
+            for (int j = 0; j < count; j++) {                                                    \
+                if (is_fast[j])                                                                  \
+                    continue;                                                                    \
+                const int64_t i = block_start + j;                                               \
+                local_stats s = {0, 0, 0, 0, 0};                                                  \
+                uint32_t code = encode_one((double)x[i], &p, rounding,                           \
+                                           (uint64_t)(index_offset + i), &s);                    \
+                SLOW_STATEMENT;                                                                  \
+                invalid += s.invalid;                                                            \
+                overflow += s.overflow;                                                          \
+                underflow += s.underflow;                                                        \
+                denormal += s.denormal;                                                          \
+                inexact += s.inexact;                                                            \
+            }                                                                                    \
+        }                                                                                        \
+    }
+
+#define FAST_F32_CODEC(FAST_STORE, OUTPUT_STATEMENT)                                                            \
+    prepared_format p;                                                                           \
+    int status = prepare_format(format, &p);                                                     \
+    if (status)                                                                                  \
+        return status;                                                                           \
+    if ((status = check_rounding(rounding)))                                                     \
+        return status;                                                                           \
+    int64_t invalid = 0, overflow = 0, underflow = 0, denormal = 0, inexact = 0;                 \
+    int threads = n >= PARALLEL_THRESHOLD ? fl_max_threads() : 1;                                \
+    (void)threads;                                                                               \
+    if (!p.fast_enabled) {                                                                       \
+        _Pragma("omp parallel for schedule(static) num_threads(threads) reduction(+:invalid,overflow,underflow,denormal,inexact) if(threads > 1)") \
+        for (int64_t i = 0; i < n; i++) {                                                        \
+            local_stats s = {0, 0, 0, 0, 0};                                                      \
+            uint32_t code = encode_one((double)x[i], &p, rounding, (uint64_t)(index_offset + i), &s); \
+            OUTPUT_STATEMENT;                                                                    \
+            invalid += s.invalid;                                                                \
+            overflow += s.overflow;                                                              \
+            underflow += s.underflow;                                                            \
+            denormal += s.denormal;                                                              \
+            inexact += s.inexact;                                                                \
+        }                                                                                        \
+        add_stats(stats, invalid, overflow, underflow, denormal, inexact);                        \
+        return 0;                                                                                \
+    }                                                                                            \
+    switch (rounding->mode) {                                                                    \
+    case FL_ROUND_NEAREST_EVEN: FAST_F32_BLOCK_LOOP(FL_ROUND_NEAREST_EVEN, FAST_STORE, OUTPUT_STATEMENT) break;    \
+    case FL_ROUND_NEAREST_AWAY: FAST_F32_BLOCK_LOOP(FL_ROUND_NEAREST_AWAY, FAST_STORE, OUTPUT_STATEMENT) break;    \
+    case FL_ROUND_TOWARD_ZERO: FAST_F32_BLOCK_LOOP(FL_ROUND_TOWARD_ZERO, FAST_STORE, OUTPUT_STATEMENT) break;      \
+    case FL_ROUND_UP: FAST_F32_BLOCK_LOOP(FL_ROUND_UP, FAST_STORE, OUTPUT_STATEMENT) break;                        \
+    case FL_ROUND_DOWN: FAST_F32_BLOCK_LOOP(FL_ROUND_DOWN, FAST_STORE, OUTPUT_STATEMENT) break;                    \
+    case FL_ROUND_ODD: FAST_F32_BLOCK_LOOP(FL_ROUND_ODD, FAST_STORE, OUTPUT_STATEMENT) break;                      \
+    default: FAST_F32_BLOCK_LOOP(FL_ROUND_STOCHASTIC, FAST_STORE, OUTPUT_STATEMENT) break;                         \
+    }                                                                                            \
+    add_stats(stats, invalid, overflow, underflow, denormal, inexact);                            \
+    return 0;
+
 static int valid_code_bytes(int code_bytes) { return code_bytes == 1 || code_bytes == 2 || code_bytes == 4; }
 
 int fl_encode_f32(const float *x, int64_t n, const fl_format *format, const fl_rounding *rounding,
                   void *codes, int code_bytes, int64_t index_offset, fl_stats *stats)
 {
-    if (!valid_code_bytes(code_bytes))
-        return -4;
-    CODEC_LOOP(float, store_code(codes, code_bytes, i, code))
+    if (code_bytes == 1) {
+        FAST_F32_CODEC(((uint8_t *)codes)[i] = (uint8_t)result, ((uint8_t *)codes)[i] = (uint8_t)code)
+    } else if (code_bytes == 2) {
+        FAST_F32_CODEC(((uint16_t *)codes)[i] = (uint16_t)result, ((uint16_t *)codes)[i] = (uint16_t)code)
+    } else if (code_bytes == 4) {
+        FAST_F32_CODEC(((uint32_t *)codes)[i] = result, ((uint32_t *)codes)[i] = code)
+    }
+    return -4;
 }
 
 int fl_encode_f64(const double *x, int64_t n, const fl_format *format, const fl_rounding *rounding,
@@ -486,7 +677,14 @@ int fl_encode_f64(const double *x, int64_t n, const fl_format *format, const fl_
 int fl_quantize_f32(const float *x, int64_t n, const fl_format *format, const fl_rounding *rounding,
                     float *out, int64_t index_offset, fl_stats *stats)
 {
-    CODEC_LOOP(float, out[i] = (float)decode_one(code, &p))
+    FAST_F32_CODEC(
+        {
+            /* A fast code is normal in float32: shift its (E, M) back and restore the bias. */
+            uint32_t value_bits = ((((result & p.magnitude_mask) + (uint32_t)rebias) << shift) & 0x7FFFFFFFu) |
+                                  ((result & p.sign_bit) ? 0x80000000u : 0u);
+            memcpy(out + i, &value_bits, sizeof value_bits);
+        },
+        out[i] = (float)decode_one(code, &p))
 }
 
 int fl_quantize_f64(const double *x, int64_t n, const fl_format *format, const fl_rounding *rounding,
