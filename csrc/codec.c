@@ -132,9 +132,16 @@ static int check_rounding(const fl_rounding *rounding)
 }
 
 /* ---- the counter-based generator ------------------------------------------
- * A random word is a pure function of (seed, element index, draw number): three
- * rounds of the SplitMix64 finaliser.  No state is carried between elements, so
- * the result cannot depend on threads or on how the array is chunked.
+ * SplitMix64 used as a counter-based generator: the random word of element `index`
+ * for draw number `draw` is
+ *
+ *     word = mix64(stream_key(seed, draw) + index * 0x9E3779B97F4A7C15)
+ *     stream_key(seed, draw) = mix64(mix64(seed) + draw * 0xD1B54A32D192ED03)
+ *
+ * (all arithmetic modulo 2^64).  It is a pure function of (seed, index, draw), so no
+ * state is carried between elements and the result cannot depend on threads or on
+ * how an array is chunked.  Draw 0 serves every element; later draws are needed
+ * only by exact stochastic rounding when the first 64 bits tie (probability 2^-64).
  */
 static inline uint64_t mix64(uint64_t z)
 {
@@ -143,10 +150,14 @@ static inline uint64_t mix64(uint64_t z)
     return z ^ (z >> 31);
 }
 
+static inline uint64_t stream_key(uint64_t seed, uint64_t draw)
+{
+    return mix64(mix64(seed) + draw * 0xD1B54A32D192ED03ULL);
+}
+
 static inline uint64_t random_word(uint64_t seed, uint64_t index, uint64_t draw)
 {
-    uint64_t key = mix64(seed + 0x9E3779B97F4A7C15ULL);
-    return mix64(mix64(key ^ index) + draw * 0xD1B54A32D192ED03ULL);
+    return mix64(stream_key(seed, draw) + index * 0x9E3779B97F4A7C15ULL);
 }
 
 /*
@@ -492,8 +503,12 @@ typedef struct fast_block_result {
     int32_t inexact;  /* inexact elements among the fast ones */
 } fast_block_result;
 
+/* Output kinds of the fast blocks: codes of 1, 2 or 4 bytes, or float32 values. */
+enum { OUT_CODES_1 = 1, OUT_CODES_2 = 2, OUT_CODES_4 = 4, OUT_VALUES_F32 = 5 };
+
 static inline fast_block_result fast_block_body(const uint32_t *restrict bits, int count,
-                                                uint32_t *restrict codes, int32_t *restrict is_fast,
+                                                void *restrict out, const int out_kind,
+                                                uint8_t *restrict is_slow,
                                                 uint32_t lo, uint32_t span, int shift, uint32_t sign_bit,
                                                 int32_t rebias, int32_t max_code, const int mode,
                                                 const uint32_t *restrict random_top, int sr_bits)
@@ -532,73 +547,77 @@ static inline fast_block_result fast_block_body(const uint32_t *restrict bits, i
         /* For unsigned formats range_mask keeps the sign bit, so negative inputs fall
          * outside [lo, lo + span] and go to encode_one (they are invalid there). */
         const int32_t fast = ((bits[i] & range_mask) - lo <= span) & (code <= max_code);
-        is_fast[i] = fast;
+        is_slow[i] = (uint8_t)(1 - fast);
         fast_count += fast;
         inexact += fast & (remainder != 0);
-        codes[i] = (uint32_t)code | (sign_bit & (0u - negative));
+        const uint32_t result = (uint32_t)code | (sign_bit & (0u - negative));
+        if (out_kind == OUT_CODES_1)
+            ((uint8_t *)out)[i] = (uint8_t)result;
+        else if (out_kind == OUT_CODES_2)
+            ((uint16_t *)out)[i] = (uint16_t)result;
+        else if (out_kind == OUT_CODES_4)
+            ((uint32_t *)out)[i] = result;
+        else /* a fast code is normal in float32: shift (E, M) back, restore the bias */
+            ((uint32_t *)out)[i] = (((uint32_t)(code + rebias) << shift) & 0x7FFFFFFFu) | (negative << 31);
     }
     fast_block_result result = {count - fast_count, inexact};
     return result;
 }
 
-/* One out-of-line copy per mode: the mode is a constant inside, and the loop stays
- * small enough for the vectoriser (inlined into the OpenMP region it is not). */
-#define DEFINE_FAST_BLOCK(MODE)                                                                     \
-    static fast_block_result fast_block_##MODE(const uint32_t *restrict bits, int count,          \
-                                               uint32_t *restrict codes, int32_t *restrict is_fast, \
-                                               const prepared_format *p)                         \
+/* One out-of-line copy per (mode, output kind): both are constants inside, and the
+ * loop stays small enough for the vectoriser (inlined into the OpenMP region it is not). */
+#define DEFINE_FAST_BLOCK(MODE, KIND)                                                               \
+    static fast_block_result fast_block_##MODE##_##KIND(                                         \
+        const uint32_t *restrict bits, int count, void *restrict out, uint8_t *restrict is_slow,  \
+        const prepared_format *p, const fl_rounding *rounding, int64_t first_index)               \
     {                                                                                            \
-        return fast_block_body(bits, count, codes, is_fast, p->fast_lo, p->fast_hi - p->fast_lo,  \
+        uint32_t random_top[MODE == FL_ROUND_STOCHASTIC ? FAST_BLOCK : 1];                       \
+        const int sr_bits = rounding->sr_bits;                                                   \
+        if (MODE == FL_ROUND_STOCHASTIC) {                                                       \
+            const int top_bits = sr_bits ? sr_bits : p->fast_shift;                              \
+            const uint64_t key = stream_key(rounding->seed, 0);                                  \
+            uint64_t counter = key + (uint64_t)first_index * 0x9E3779B97F4A7C15ULL;              \
+            for (int i = 0; i < count; i++, counter += 0x9E3779B97F4A7C15ULL)                    \
+                random_top[i] = (uint32_t)(mix64(counter) >> (64 - top_bits));                  \
+        }                                                                                        \
+        return fast_block_body(bits, count, out, KIND, is_slow, p->fast_lo, p->fast_hi - p->fast_lo, \
                                p->fast_shift, p->sign_bit, (int32_t)p->fast_rebias,              \
-                               (int32_t)p->max_code, MODE, 0, 0);                               \
+                               (int32_t)p->max_code, MODE, random_top, sr_bits);                 \
     }
-DEFINE_FAST_BLOCK(FL_ROUND_NEAREST_EVEN)
-DEFINE_FAST_BLOCK(FL_ROUND_NEAREST_AWAY)
-DEFINE_FAST_BLOCK(FL_ROUND_TOWARD_ZERO)
-DEFINE_FAST_BLOCK(FL_ROUND_UP)
-DEFINE_FAST_BLOCK(FL_ROUND_DOWN)
-DEFINE_FAST_BLOCK(FL_ROUND_ODD)
-DEFINE_FAST_BLOCK(FL_ROUND_STOCHASTIC) /* named only by the macro below; fast_block_stochastic runs */
+#define DEFINE_FAST_BLOCKS(KIND)                                                                    \
+    DEFINE_FAST_BLOCK(FL_ROUND_NEAREST_EVEN, KIND)                                               \
+    DEFINE_FAST_BLOCK(FL_ROUND_NEAREST_AWAY, KIND)                                               \
+    DEFINE_FAST_BLOCK(FL_ROUND_TOWARD_ZERO, KIND)                                                \
+    DEFINE_FAST_BLOCK(FL_ROUND_UP, KIND)                                                         \
+    DEFINE_FAST_BLOCK(FL_ROUND_DOWN, KIND)                                                       \
+    DEFINE_FAST_BLOCK(FL_ROUND_ODD, KIND)                                                        \
+    DEFINE_FAST_BLOCK(FL_ROUND_STOCHASTIC, KIND)
+DEFINE_FAST_BLOCKS(OUT_CODES_1)
+DEFINE_FAST_BLOCKS(OUT_CODES_2)
+DEFINE_FAST_BLOCKS(OUT_CODES_4)
+DEFINE_FAST_BLOCKS(OUT_VALUES_F32)
 
-static fast_block_result fast_block_stochastic(const uint32_t *restrict bits, int count,
-                                               uint32_t *restrict codes, int32_t *restrict is_fast,
-                                               const prepared_format *p, const fl_rounding *rounding,
-                                               int64_t first_index)
-{
-    uint32_t random_top[FAST_BLOCK];
-    const int sr_bits = rounding->sr_bits;
-    const int top_bits = sr_bits ? sr_bits : p->fast_shift;
-    for (int i = 0; i < count; i++)
-        random_top[i] = (uint32_t)(random_word(rounding->seed, (uint64_t)(first_index + i), 0) >> (64 - top_bits));
-    return fast_block_body(bits, count, codes, is_fast, p->fast_lo, p->fast_hi - p->fast_lo, p->fast_shift,
-                           p->sign_bit, (int32_t)p->fast_rebias, (int32_t)p->max_code, FL_ROUND_STOCHASTIC,
-                           random_top, sr_bits);
-}
-
-#define FAST_F32_BLOCK_LOOP(MODE, FAST_STORE, SLOW_STATEMENT)                                        \
+#define FAST_F32_BLOCK_LOOP(MODE, KIND, OUTPUT, SLOW_STATEMENT)                                     \
     _Pragma("omp parallel for schedule(static) num_threads(threads) firstprivate(p) reduction(+:invalid,overflow,underflow,denormal,inexact) if(threads > 1)") \
     for (int64_t block_start = 0; block_start < n; block_start += FAST_BLOCK) {                  \
         const int count = (int)(block_start + FAST_BLOCK < n ? FAST_BLOCK : n - block_start);    \
-        uint32_t block_codes[FAST_BLOCK];                                                        \
-        int32_t is_fast[FAST_BLOCK];                                                             \
+        uint8_t is_slow[FAST_BLOCK];                                                             \
         const uint32_t *block_bits = (const uint32_t *)(const void *)(x + block_start);         \
-        fast_block_result block = MODE == FL_ROUND_STOCHASTIC                                          \
-            ? fast_block_stochastic(block_bits, count, block_codes, is_fast, &p, rounding,               \
-                                    index_offset + block_start)                                   \
-            : fast_block_##MODE(block_bits, count, block_codes, is_fast, &p); \
+        fast_block_result block = fast_block_##MODE##_##KIND(block_bits, count, (OUTPUT) + block_start, \
+                                                             is_slow, &p, rounding,              \
+                                                             index_offset + block_start);        \
         inexact += block.inexact;                                                                \
-        const int shift = p.fast_shift;                                                          \
-        const int32_t rebias = (int32_t)p.fast_rebias;                                           \
-        (void)shift;                                                                             \
-        (void)rebias;                                                                            \
-        for (int j = 0; j < count; j++) {                                                        \
-            const int64_t i = block_start + j;                                                   \
-            const uint32_t result = block_codes[j];                                              \
-            FAST_STORE;                                                                          \
-        }                                                                                        \
         if (block.slow) {                                                                        \
             for (int j = 0; j < count; j++) {                                                    \
-                if (is_fast[j])                                                                  \
+                if ((j & 7) == 0 && j + 8 <= count) {                                            \
+                    uint64_t eight_flags;                                                        \
+                    memcpy(&eight_flags, is_slow + j, sizeof eight_flags);                       \
+                    if (!eight_flags) {                                                          \
+                        j += 7;                                                                  \
+                        continue;                                                                \
+                    }                                                                            \
+                }                                                                                \
+                if (!is_slow[j])                                                                 \
                     continue;                                                                    \
                 const int64_t i = block_start + j;                                               \
                 local_stats s = {0, 0, 0, 0, 0};                                                  \
@@ -614,7 +633,7 @@ static fast_block_result fast_block_stochastic(const uint32_t *restrict bits, in
         }                                                                                        \
     }
 
-#define FAST_F32_CODEC(FAST_STORE, OUTPUT_STATEMENT)                                                            \
+#define FAST_F32_CODEC(KIND, OUTPUT, OUTPUT_STATEMENT)                                                            \
     prepared_format p;                                                                           \
     int status = prepare_format(format, &p);                                                     \
     if (status)                                                                                  \
@@ -640,13 +659,13 @@ static fast_block_result fast_block_stochastic(const uint32_t *restrict bits, in
         return 0;                                                                                \
     }                                                                                            \
     switch (rounding->mode) {                                                                    \
-    case FL_ROUND_NEAREST_EVEN: FAST_F32_BLOCK_LOOP(FL_ROUND_NEAREST_EVEN, FAST_STORE, OUTPUT_STATEMENT) break;    \
-    case FL_ROUND_NEAREST_AWAY: FAST_F32_BLOCK_LOOP(FL_ROUND_NEAREST_AWAY, FAST_STORE, OUTPUT_STATEMENT) break;    \
-    case FL_ROUND_TOWARD_ZERO: FAST_F32_BLOCK_LOOP(FL_ROUND_TOWARD_ZERO, FAST_STORE, OUTPUT_STATEMENT) break;      \
-    case FL_ROUND_UP: FAST_F32_BLOCK_LOOP(FL_ROUND_UP, FAST_STORE, OUTPUT_STATEMENT) break;                        \
-    case FL_ROUND_DOWN: FAST_F32_BLOCK_LOOP(FL_ROUND_DOWN, FAST_STORE, OUTPUT_STATEMENT) break;                    \
-    case FL_ROUND_ODD: FAST_F32_BLOCK_LOOP(FL_ROUND_ODD, FAST_STORE, OUTPUT_STATEMENT) break;                      \
-    default: FAST_F32_BLOCK_LOOP(FL_ROUND_STOCHASTIC, FAST_STORE, OUTPUT_STATEMENT) break;                         \
+    case FL_ROUND_NEAREST_EVEN: FAST_F32_BLOCK_LOOP(FL_ROUND_NEAREST_EVEN, KIND, OUTPUT, OUTPUT_STATEMENT) break;    \
+    case FL_ROUND_NEAREST_AWAY: FAST_F32_BLOCK_LOOP(FL_ROUND_NEAREST_AWAY, KIND, OUTPUT, OUTPUT_STATEMENT) break;    \
+    case FL_ROUND_TOWARD_ZERO: FAST_F32_BLOCK_LOOP(FL_ROUND_TOWARD_ZERO, KIND, OUTPUT, OUTPUT_STATEMENT) break;      \
+    case FL_ROUND_UP: FAST_F32_BLOCK_LOOP(FL_ROUND_UP, KIND, OUTPUT, OUTPUT_STATEMENT) break;                        \
+    case FL_ROUND_DOWN: FAST_F32_BLOCK_LOOP(FL_ROUND_DOWN, KIND, OUTPUT, OUTPUT_STATEMENT) break;                    \
+    case FL_ROUND_ODD: FAST_F32_BLOCK_LOOP(FL_ROUND_ODD, KIND, OUTPUT, OUTPUT_STATEMENT) break;                      \
+    default: FAST_F32_BLOCK_LOOP(FL_ROUND_STOCHASTIC, KIND, OUTPUT, OUTPUT_STATEMENT) break;                         \
     }                                                                                            \
     add_stats(stats, invalid, overflow, underflow, denormal, inexact);                            \
     return 0;
@@ -657,11 +676,11 @@ int fl_encode_f32(const float *x, int64_t n, const fl_format *format, const fl_r
                   void *codes, int code_bytes, int64_t index_offset, fl_stats *stats)
 {
     if (code_bytes == 1) {
-        FAST_F32_CODEC(((uint8_t *)codes)[i] = (uint8_t)result, ((uint8_t *)codes)[i] = (uint8_t)code)
+        FAST_F32_CODEC(OUT_CODES_1, (uint8_t *)codes, ((uint8_t *)codes)[i] = (uint8_t)code)
     } else if (code_bytes == 2) {
-        FAST_F32_CODEC(((uint16_t *)codes)[i] = (uint16_t)result, ((uint16_t *)codes)[i] = (uint16_t)code)
+        FAST_F32_CODEC(OUT_CODES_2, (uint16_t *)codes, ((uint16_t *)codes)[i] = (uint16_t)code)
     } else if (code_bytes == 4) {
-        FAST_F32_CODEC(((uint32_t *)codes)[i] = result, ((uint32_t *)codes)[i] = code)
+        FAST_F32_CODEC(OUT_CODES_4, (uint32_t *)codes, ((uint32_t *)codes)[i] = code)
     }
     return -4;
 }
@@ -677,14 +696,7 @@ int fl_encode_f64(const double *x, int64_t n, const fl_format *format, const fl_
 int fl_quantize_f32(const float *x, int64_t n, const fl_format *format, const fl_rounding *rounding,
                     float *out, int64_t index_offset, fl_stats *stats)
 {
-    FAST_F32_CODEC(
-        {
-            /* A fast code is normal in float32: shift its (E, M) back and restore the bias. */
-            uint32_t value_bits = ((((result & p.magnitude_mask) + (uint32_t)rebias) << shift) & 0x7FFFFFFFu) |
-                                  ((result & p.sign_bit) ? 0x80000000u : 0u);
-            memcpy(out + i, &value_bits, sizeof value_bits);
-        },
-        out[i] = (float)decode_one(code, &p))
+    FAST_F32_CODEC(OUT_VALUES_F32, (uint32_t *)(void *)out, out[i] = (float)decode_one(code, &p))
 }
 
 int fl_quantize_f64(const double *x, int64_t n, const fl_format *format, const fl_rounding *rounding,
