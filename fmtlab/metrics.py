@@ -18,8 +18,8 @@ nan_frac            #{i : q_i is NaN} / n
 inf_frac            #{i : q_i is +-Inf} / n
 ==================  =================================================================================
 
-Every ``*_frac`` is a fraction of all n elements.  The sums use numpy's pairwise summation
-in float64 (deterministic: no threads, no BLAS); when the largest |x| or |q| in V is outside 2^-500 .. 2^500, x and q are first
+Every ``*_frac`` is a fraction of all n elements.  The sums are float64 sums in a fixed
+order (numpy's own loops over fixed blocks: no threads, no BLAS, so deterministic); when the largest |x| or |q| in V is outside 2^-500 .. 2^500, x and q are first
 scaled by the same power of two (exact) so that the squares neither overflow nor underflow.
 """
 from __future__ import annotations
@@ -32,6 +32,7 @@ METRIC_NAMES = ("sqnr_db", "rmse", "max_abs_err", "max_rel_err", "mean_err", "ov
                 "underflow_frac", "subnormal_frac", "nan_frac", "inf_frac")
 
 _SAFE_EXPONENT = 500  # |values| within 2^-500..2^500 square without overflow or underflow
+_BLOCK = 1 << 14      # elements per block of the all-finite path (128 KiB of float64)
 
 
 class PreparedInput:
@@ -54,6 +55,13 @@ class PreparedInput:
         self.nonzero = self.x != 0
         finite_abs = self.abs_x if self.all_finite else self.abs_x[self.finite]
         self.amax = float(finite_abs.max()) if finite_abs.size else math.nan
+        self.zeros = self.n - int(np.count_nonzero(self.nonzero))
+        # For the all-finite fast path: |x| with zeros read as +inf (so |e| / |x| is 0 there, as
+        # zero inputs are always exact), and the signal energy when no scaling is needed.
+        self.in_safe_range = self.all_finite and (self.amax == 0 or 2.0 ** -480 < self.amax < 2.0 ** 480)
+        if self.all_finite:
+            self.abs_x_zero_as_inf = np.where(self.nonzero, self.abs_x, np.inf)
+            self.signal_energy = float(np.square(self.x).sum()) if self.in_safe_range else None
 
 
 def error_metrics(x, q, fmt) -> dict:
@@ -63,40 +71,73 @@ def error_metrics(x, q, fmt) -> dict:
     ``fmt`` supplies ``max`` and ``min_normal``.  Returns a dict keyed by ``METRIC_NAMES``.
     """
     prepared = x if isinstance(x, PreparedInput) else PreparedInput(x)
-    q = np.asarray(q).reshape(-1).astype(np.float64, copy=False)
+    q = np.asarray(q).reshape(-1)
     if q.size != prepared.n:
         raise ValueError(f"q has {q.size} elements but x has {prepared.n}")
-    n = prepared.n
-    x64 = prepared.x
-    q_finite = np.isfinite(q)
-    all_valid = prepared.all_finite and bool(q_finite.all())
-    valid = None if all_valid else (prepared.finite & q_finite)
-    count_valid = n if all_valid else int(np.count_nonzero(valid))
+    if q.dtype not in (np.float32, np.float64):
+        q = q.astype(np.float64)
+    if prepared.in_safe_range and bool(np.isfinite(q).all()):
+        return _metrics_all_finite(prepared, q, fmt)
+    return _metrics_general(prepared, q, fmt)
 
-    q_nan = np.isnan(q) if not all_valid else None
-    abs_q = np.abs(q)
-    result = {
-        "overflow_frac": _fraction(np.count_nonzero(prepared.abs_x > fmt.max), n),
-        "underflow_frac": _fraction(np.count_nonzero(prepared.nonzero & prepared.finite & (q == 0)), n),
-        "subnormal_frac": _fraction(np.count_nonzero((abs_q < fmt.min_normal) & (abs_q > 0)), n),
-        "nan_frac": 0.0 if all_valid else _fraction(np.count_nonzero(q_nan), n),
-        "inf_frac": 0.0 if all_valid else _fraction(np.count_nonzero(~q_finite & ~q_nan), n),
-    }
+
+def _counts(prepared, q, fmt):
+    """The *_frac metrics (q in its own dtype: comparisons with format limits are exact)."""
+    n = prepared.n
+    zeros_q = int(np.count_nonzero(q == 0))
+    # A zero input always gives a zero result, so underflows = zero results - zero inputs.
+    below_normal = int(np.count_nonzero(np.abs(q) < fmt.min_normal))
+    return {"overflow_frac": _fraction(np.count_nonzero(prepared.abs_x > fmt.max), n),
+            "underflow_frac": _fraction(zeros_q - prepared.zeros, n),
+            "subnormal_frac": _fraction(below_normal - zeros_q, n)}
+
+
+def _metrics_all_finite(prepared, q, fmt):
+    """Every x and q finite, amax in 2^-480..2^480: no masks and no scaling needed
+    (|q| <= max(2 amax, min_normal), so no square overflows or wholly underflows).
+
+    Runs over blocks of ``_BLOCK`` elements so the float64 temporaries stay in cache; the
+    sums are accumulated block by block in a fixed order (deterministic).
+    """
+    n = prepared.n
+    result = _counts(prepared, q, fmt)
+    buffer = np.empty(min(n, _BLOCK))
+    error_sum = error_energy = max_abs_error = max_relative_error = 0.0
+    for start in range(0, n, _BLOCK):
+        stop = min(n, start + _BLOCK)
+        error = buffer[:stop - start]
+        np.subtract(q[start:stop], prepared.x[start:stop], out=error)   # exact widening of q first
+        error_sum += float(error.sum())
+        error_energy += float(np.einsum("i,i->", error, error))
+        np.abs(error, out=error)
+        max_abs_error = max(max_abs_error, float(error.max()))
+        np.divide(error, prepared.abs_x_zero_as_inf[start:stop], out=error)
+        max_relative_error = max(max_relative_error, float(error.max()))
+    result.update(sqnr_db=_sqnr(prepared.signal_energy, error_energy), rmse=math.sqrt(error_energy / n),
+                  max_abs_err=max_abs_error, max_rel_err=max_relative_error, mean_err=error_sum / n,
+                  nan_frac=0.0, inf_frac=0.0)
+    return {name: result[name] for name in METRIC_NAMES}
+
+
+def _metrics_general(prepared, q, fmt):
+    """Any inputs: restrict to V, scale by a power of two when the squares need it."""
+    n = prepared.n
+    result = _counts(prepared, q, fmt)
+    q = q.astype(np.float64, copy=False)
+    q_finite = np.isfinite(q)
+    q_nan = np.isnan(q)
+    valid = prepared.finite & q_finite
+    count_valid = int(np.count_nonzero(valid))
+    result.update(nan_frac=_fraction(np.count_nonzero(q_nan), n),
+                  inf_frac=_fraction(np.count_nonzero(~q_finite & ~q_nan), n))
     if count_valid == 0:
         result.update(sqnr_db=math.nan, rmse=math.nan, max_abs_err=math.nan, max_rel_err=math.nan,
                       mean_err=math.nan)
         return {name: result[name] for name in METRIC_NAMES}
-
-    if all_valid:
-        xv, qv, abs_xv = x64, q, prepared.abs_x
-    else:
-        xv, qv, abs_xv = x64[valid], q[valid], prepared.abs_x[valid]
+    xv, qv, abs_xv = prepared.x[valid], q[valid], prepared.abs_x[valid]
     error = qv - xv
     abs_error = np.abs(error)
-    max_abs_error = float(abs_error.max())
-    mean_error = float(error.sum()) / count_valid
-
-    largest = max(float(np.abs(xv).max()), float(np.abs(qv).max()))
+    largest = max(float(abs_xv.max()), float(np.abs(qv).max()))
     exponent = math.frexp(largest)[1] if largest > 0 else 0
     if -_SAFE_EXPONENT < exponent < _SAFE_EXPONENT:
         signal_energy = float(np.square(xv).sum())
@@ -108,17 +149,18 @@ def error_metrics(x, q, fmt) -> dict:
         signal_energy = float(np.square(xs).sum())
         error_energy = float(np.square(scaled_error).sum())
         rmse = math.ldexp(math.sqrt(error_energy / count_valid), exponent)
-
-    if error_energy == 0:
-        sqnr = math.inf
-    elif signal_energy == 0:
-        sqnr = -math.inf
-    else:
-        sqnr = 10.0 * math.log10(signal_energy / error_energy)
     relative = np.divide(abs_error, abs_xv, out=np.zeros_like(abs_error), where=abs_xv != 0)
-    result.update(sqnr_db=sqnr, rmse=rmse, max_abs_err=max_abs_error,
-                  max_rel_err=float(relative.max()), mean_err=mean_error)
+    result.update(sqnr_db=_sqnr(signal_energy, error_energy), rmse=rmse, max_abs_err=float(abs_error.max()),
+                  max_rel_err=float(relative.max()), mean_err=float(error.sum()) / count_valid)
     return {name: result[name] for name in METRIC_NAMES}
+
+
+def _sqnr(signal_energy, error_energy):
+    if error_energy == 0:
+        return math.inf
+    if signal_energy == 0:
+        return -math.inf
+    return 10.0 * math.log10(signal_energy / error_energy)
 
 
 def _fraction(count, n) -> float:

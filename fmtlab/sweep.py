@@ -45,9 +45,12 @@ a pure function of its arguments, so results never depend on how it is run:
   a Ray executor, a ``ProcessPoolExecutor`` of your own);
 * otherwise ``jobs`` worker processes (default ``os.cpu_count()``), a
   ``ProcessPoolExecutor`` on the "forkserver" start method (fork is unsafe once OpenMP
-  threads exist), each worker's C loops single-threaded;
+  threads exist);
 * ``jobs=1`` (or a small sweep with ``jobs=None``: under 2^22 element evaluations) runs
-  inline in this process, whose C loops use every core.
+  inline in this process.
+
+Every task runs the C loops on one thread (``fl.set_threads(1)`` in the process that runs
+it; restored afterwards when inline): the parallelism comes from tasks side by side.
 
 Worker processes re-import the main module; scripts must guard their entry point with
 ``if __name__ == "__main__":`` (or pass ``jobs=1``).
@@ -55,6 +58,7 @@ Worker processes re-import the main module; scripts must guard their entry point
 from __future__ import annotations
 
 import concurrent.futures
+import concurrent.futures.process
 import csv
 import dataclasses
 import io
@@ -70,6 +74,7 @@ import types
 import numpy as np
 
 from . import formats as _formats
+from ._native_loader import lib
 from .codec import quantize, set_threads
 from .formats import Format, ROUNDINGS, TESLA_BIAS_RANGE
 from .metrics import METRIC_NAMES, PreparedInput, error_metrics
@@ -469,8 +474,11 @@ def _plan(executor, jobs, work):
 
 
 def run_tasks(function, arguments, executor=None, inline=False, workers=1, progress=None) -> list:
-    """``[function(*args) for args in arguments]``, in order, run inline, on ``executor``, or on
-    a process pool of ``workers`` made here (its workers get ``threads=1``: one C thread each).
+    """``[function(*args, threads=1) for args in arguments]``, in order, run inline (this
+    process's thread setting is restored afterwards), on ``executor``, or on a process pool
+    of ``workers`` made here.  ``threads=1``: each task runs the C loops on one thread, the
+    parallelism comes from running tasks side by side (OpenMP teams inside every worker
+    would oversubscribe the cores).
 
     ``progress(done, total)`` is called as tasks finish.  The results never depend on how
     the tasks ran, since each is a pure function of its arguments.
@@ -480,23 +488,33 @@ def run_tasks(function, arguments, executor=None, inline=False, workers=1, progr
     if progress is not None:
         progress(0, total)
     if inline:
-        for index, args in enumerate(arguments):
-            results[index] = function(*args)
-            if progress is not None:
-                progress(index + 1, total)
+        previous = lib.fl_max_threads()
+        try:
+            for index, args in enumerate(arguments):
+                results[index] = function(*args, threads=1)
+                if progress is not None:
+                    progress(index + 1, total)
+        finally:
+            set_threads(previous)
         return results
     own_pool = executor is None
     if own_pool:
         executor = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=_process_context())
     futures = {}
     try:
-        extra = {"threads": 1} if own_pool else {}
         for index, args in enumerate(arguments):
-            futures[executor.submit(function, *args, **extra)] = index
+            futures[executor.submit(function, *args, threads=1)] = index
         for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
             results[futures[future]] = future.result()
             if progress is not None:
                 progress(done, total)
+    except concurrent.futures.process.BrokenProcessPool as error:
+        for future in futures:
+            future.cancel()
+        raise RuntimeError(
+            "the sweep's worker processes died before finishing; if this runs from a script, guard its "
+            "entry point with `if __name__ == \"__main__\":` (workers re-import the main module), "
+            "or pass jobs=1 to run in this process") from error
     except BaseException:
         for future in futures:
             future.cancel()
