@@ -3,7 +3,7 @@
 ``fmtlab sweep`` with no arguments sweeps normal and lognormal data over FP32, FP16, BF16,
 CFloat8 1-4-3 and 1-5-2 (every bias 0..63) with nearest-even and stochastic rounding,
 prints the summary table and writes DIR/sweep.csv, DIR/summary.txt and the plots
-DIR/sqnr_vs_bias.png and DIR/log2_histogram.png (DIR = --out, default ./sweep-out).
+DIR/sqnr_vs_bias.png and DIR/log2_histogram.png (DIR = --out, default ./fmtlab-sweep).
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import time
 DEFAULT_DISTRIBUTIONS = ("normal", "lognormal")
 DEFAULT_SIZE = 1 << 18
 DEFAULT_ROUNDINGS = "nearest_even,stochastic"
-DEFAULT_OUT = "sweep-out"
-DEFAULT_MMA_OUT = "sweep-mma-out"
+DEFAULT_OUT = "fmtlab-sweep"
+DEFAULT_MMA_OUT = "fmtlab-sweep-mma"
 
 
 def _positive_int(text):
