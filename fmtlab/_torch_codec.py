@@ -1,0 +1,338 @@
+"""Pure-torch quantize: the C codec's bit manipulation (csrc/codec.c) in torch integer ops.
+
+This is the path that tensors on a GPU (or any non-CPU device) take; it must give the
+same bits as the C core, so it follows ``encode_one`` and ``decode_one`` step by step.
+The rules themselves are stated once, in :mod:`fmtlab.codec`'s docstring.
+
+Every input is widened to float64 (exact) and split as |x| = S * 2^k with S an integer
+significand (< 2^53).  With 2^q the spacing of the format's values around |x| and
+shift = q - k,
+
+    units = floor(S / 2^shift),   remainder = S mod 2^shift,   nu = remainder / 2^shift,
+
+the magnitude code of lo is ``code_base + units`` and that of hi is one more.  The mode
+decides ``away`` (0 or 1); ``code = lo_code + away`` is compared with the largest
+finite code for overflow, then decoded back to a value:
+
+    normal code (E >= 1):  (2^m + M) * 2^(E - bias - m)
+    subnormal code:        M * 2^(emin - m)      (Tesla reading: M * 2^(-bias - m))
+
+Stochastic rounding draws 64-bit words from the same counter-based generator as the C
+core, ``random_word(seed, index, draw)``: SplitMix64 used as a counter-based generator,
+a pure function of (seed, element index, draw number).  torch has no unsigned 64-bit arithmetic on every
+device, so words live in int64 (two's complement wraps like uint64 for +, *, ^, <<);
+logical right shifts mask off the sign extension, and unsigned comparisons flip the
+top bit first.
+
+Only :func:`quantize` is public here; :mod:`fmtlab.torch` wraps it with validation,
+autograd and the choice between this path and the C one.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .formats import Format
+
+_UINT64_MASK = (1 << 64) - 1
+_INT64_MIN = -(1 << 63)
+_MODES = ("nearest_even", "nearest_away", "toward_zero", "up", "down", "odd", "stochastic")
+
+
+# ---- the counter-based generator (csrc/codec.c: mix64, random_word) -------------
+
+def _as_int64(value: int) -> int:
+    """The int64 whose bit pattern is the uint64 ``value``."""
+    value &= _UINT64_MASK
+    return value - (1 << 64) if value >> 63 else value
+
+
+def _shift_right_logical(z: torch.Tensor, amount: int) -> torch.Tensor:
+    """z >> amount for z read as uint64 (amount in 1..63)."""
+    return (z >> amount) & ((1 << (64 - amount)) - 1)
+
+
+def _unsigned_less(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a < b for a, b read as uint64."""
+    return (a ^ _INT64_MIN) < (b ^ _INT64_MIN)
+
+
+_MIX_1 = _as_int64(0xBF58476D1CE4E5B9)
+_MIX_2 = _as_int64(0x94D049BB133111EB)
+_GOLDEN = _as_int64(0x9E3779B97F4A7C15)
+
+
+def _mix64(z: torch.Tensor) -> torch.Tensor:
+    """SplitMix64 finaliser on int64 tensors (uint64 arithmetic modulo 2^64)."""
+    z = (z ^ _shift_right_logical(z, 30)) * _MIX_1
+    z = (z ^ _shift_right_logical(z, 27)) * _MIX_2
+    return z ^ _shift_right_logical(z, 31)
+
+
+def _mix64_int(z: int) -> int:
+    """SplitMix64 finaliser on a Python int (the same function, for the per-call key)."""
+    z &= _UINT64_MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _UINT64_MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _UINT64_MASK
+    return z ^ (z >> 31)
+
+
+def random_word(seed: int, index: torch.Tensor, draw: int) -> torch.Tensor:
+    """The generator's 64-bit word for (seed, element index, draw number), as int64 bits.
+
+    word = mix64(stream_key + index * 0x9E3779B97F4A7C15),
+    stream_key = mix64(mix64(seed) + draw * 0xD1B54A32D192ED03)   (all modulo 2^64)
+    """
+    stream_key = _as_int64(_mix64_int(_mix64_int(seed) + draw * 0xD1B54A32D192ED03))
+    return _mix64(index * _GOLDEN + stream_key)
+
+
+# ---- helpers -----------------------------------------------------------------------
+
+def _scale_by_power_of_two(value: torch.Tensor, exponent: int) -> torch.Tensor:
+    """value * 2^exponent for a Python int exponent, in exact steps of float64 powers."""
+    while exponent != 0:
+        step = max(-1000, min(1000, exponent))
+        value = value * math.ldexp(1.0, step)
+        exponent -= step
+    return value
+
+
+def _power_of_two(exponent: torch.Tensor) -> torch.Tensor:
+    """2^exponent as float64 for int64 exponents in -1022..1023 (built from the bits)."""
+    return ((exponent + 1023) << 52).view(torch.float64)
+
+
+def _stochastic_away(remainder, shift, sr_bits, seed, index):
+    """Stochastic decision on a power-of-two grid, nu = remainder / 2^shift (shift >= 1).
+
+    sr_bits = N: away iff floor(nu * 2^N) + R >= 2^N, R the top N bits of draw 0.
+    sr_bits = 0: away iff U < nu, U a uniform real read 64 bits per draw; a later draw
+    is used only where all earlier 64-bit words of U and nu tie.
+    """
+    if sr_bits > 0:
+        up_amount = (sr_bits - shift).clamp(min=0, max=63)
+        down_amount = (shift - sr_bits).clamp(min=0, max=63)
+        scaled = torch.where(shift <= sr_bits, remainder << up_amount,
+                             torch.where(shift - sr_bits >= 64, torch.zeros_like(remainder),
+                                         remainder >> down_amount))
+        random_bits = _shift_right_logical(random_word(seed, index, 0), 64 - sr_bits)
+        return scaled + random_bits >= (1 << sr_bits)
+
+    away = torch.zeros_like(remainder, dtype=torch.bool)
+    pending = torch.arange(remainder.numel(), device=remainder.device)
+    draw = 0
+    while pending.numel():
+        r, s = remainder[pending], shift[pending]
+        random_bits = random_word(seed, index[pending], draw)
+        # shift <= 64: the whole of nu fits in this word.
+        threshold = torch.where(s == 64, r, r << (64 - s).clamp(min=0, max=63))
+        decided_here = _unsigned_less(random_bits, threshold)
+        # shift > 64: compare with the top 64 bits of nu; go on only on a tie.
+        top = torch.where(s - 64 >= 64, torch.zeros_like(r), r >> (s - 64).clamp(min=0, max=63))
+        long_fraction = s > 64
+        decided_here = torch.where(long_fraction, _unsigned_less(random_bits, top), decided_here)
+        tie = long_fraction & (random_bits == top)
+        away[pending] = decided_here & ~tie
+        keep_bits = (s - 64).clamp(min=0, max=63)
+        remainder = remainder.clone()
+        shift = shift.clone()
+        remainder[pending] = torch.where(s - 64 < 64, r & ((torch.ones_like(r) << keep_bits) - 1), r)
+        shift[pending] = s - 64
+        pending = pending[tie]
+        draw += 1
+    return away
+
+
+def _tesla_gap_stochastic(distance, fmt, sr_bits, seed, index):
+    """Stochastic decision in the Tesla gap [largest subnormal, min_normal).
+
+    gap = min_normal - largest subnormal = (2^m + 1) * 2^(-bias - m), so with N bits
+    floor(distance * 2^N / gap) = floor(floor(distance * 2^(N + bias + m)) / (2^m + 1)),
+    exact in integers; away iff that + R >= 2^N (N = sr_bits, or 32 when sr_bits = 0).
+    """
+    n_bits = sr_bits if sr_bits > 0 else 32
+    whole = torch.floor(_scale_by_power_of_two(distance, n_bits + fmt.bias + fmt.man_bits))
+    scaled = whole.to(torch.int64) // ((1 << fmt.man_bits) + 1)
+    random_bits = _shift_right_logical(random_word(seed, index, 0), 64 - n_bits)
+    return scaled + random_bits >= (1 << n_bits)
+
+
+# ---- quantize ----------------------------------------------------------------------
+
+def quantize(x: torch.Tensor, fmt: Format, rounding: str = "nearest_even", *, saturate: bool = False,
+             seed: int = 0, sr_bits: int = 0, index_offset: int = 0) -> torch.Tensor:
+    """Round the float32 or float64 tensor ``x`` to ``fmt``; the result has x's dtype and device.
+
+    Arguments are taken as already validated (see :func:`fmtlab.torch.quantize`):
+    ``sr_bits`` is 0 for the exact probability, ``seed`` a Python int.  Element i of
+    ``x`` (in row-major order) is element ``index_offset + i`` of the generator.
+    """
+    if x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"x has dtype {x.dtype}: the torch codec takes float32 or float64")
+    mode = _MODES.index(rounding)
+    output_dtype = x.dtype
+    value = x.detach().contiguous().reshape(-1).to(torch.float64)
+    device = value.device
+    count = value.numel()
+    index = torch.arange(count, dtype=torch.int64, device=device) + index_offset
+    seed = int(seed) & _UINT64_MASK
+
+    m = fmt.man_bits
+    emin = 1 - fmt.bias
+    exponent_all_ones = (1 << fmt.exp_bits) - 1
+    max_code = fmt.max_magnitude_code
+    max_value = fmt.max
+    tesla = fmt.subnormals == "tesla"
+    has_negative_zero = fmt.has_negative_zero
+
+    bits = value.view(torch.int64)
+    negative = bits < 0
+    magnitude_bits = bits & 0x7FFFFFFFFFFFFFFF
+    is_nan = magnitude_bits > 0x7FF0000000000000
+    is_inf = magnitude_bits == 0x7FF0000000000000
+    is_zero = magnitude_bits == 0
+    absolute = value.abs()
+
+    # |x| = significand * 2^lsb_exponent, exponent = floor(log2 |x|).
+    raw_exponent = magnitude_bits >> 52
+    double_subnormal = raw_exponent == 0
+    significand = torch.where(double_subnormal, magnitude_bits,
+                              (magnitude_bits & 0x000FFFFFFFFFFFFF) | (1 << 52))
+    lsb_exponent = torch.where(double_subnormal, torch.full_like(raw_exponent, -1074), raw_exponent - 1075)
+    # A float64 subnormal times 2^64 is normal: its exponent field gives floor(log2).
+    rescaled_exponent = ((absolute * 18446744073709551616.0).view(torch.int64) >> 52) - 1023 - 64
+    exponent = torch.where(double_subnormal, rescaled_exponent, raw_exponent - 1023)
+
+    flushed = (exponent < emin) if fmt.subnormals == "none" else torch.zeros_like(negative)
+
+    # Power-of-two grid: spacing 2^q around |x|.
+    normal_range = exponent >= emin
+    subnormal_grid_exponent = (-fmt.bias - m) if tesla else (emin - m)
+    grid_exponent = torch.where(normal_range, exponent - m, torch.full_like(exponent, subnormal_grid_exponent))
+    code_base = torch.where(normal_range, (exponent + fmt.bias - 1) << m, torch.zeros_like(exponent))
+    shift = grid_exponent - lsb_exponent
+    clamped_shift = shift.clamp(min=0, max=63)
+    units = torch.where(shift <= 0, significand << (-shift).clamp(min=0, max=63),
+                        torch.where(shift >= 64, torch.zeros_like(significand), significand >> clamped_shift))
+    remainder = torch.where(shift <= 0, torch.zeros_like(significand),
+                            torch.where(shift >= 64, significand,
+                                        significand & ((torch.ones_like(shift) << clamped_shift) - 1)))
+    lo_code = code_base + units
+    inexact = remainder != 0
+    half = torch.ones_like(shift) << (shift - 1).clamp(min=0, max=62)
+    short_shift = (shift >= 1) & (shift < 64)
+    above_half = short_shift & (remainder > half)
+    at_half = short_shift & (remainder == half)
+
+    finite_nonzero = ~(is_nan | is_inf | is_zero | flushed)
+    if not fmt.signed:
+        finite_nonzero &= ~negative
+    if mode == 0:
+        away = above_half | (at_half & ((lo_code & 1) == 1))
+    elif mode == 1:
+        away = above_half | at_half
+    elif mode == 2:
+        away = torch.zeros_like(negative)
+    elif mode == 3:
+        away = ~negative
+    elif mode == 4:
+        away = negative.clone()
+    elif mode == 5:
+        away = (lo_code & 1) == 0
+    else:
+        away = torch.zeros_like(negative)
+        selected = (finite_nonzero & inexact).nonzero().reshape(-1)
+        if selected.numel():
+            away[selected] = _stochastic_away(remainder[selected], shift[selected], sr_bits, seed,
+                                              index[selected])
+
+    # The Tesla gap: lo = largest subnormal, hi = min_normal, spacing not a power of two.
+    if tesla:
+        largest_subnormal = math.ldexp((1 << m) - 1, -fmt.bias - m)
+        gap = math.ldexp(1.0, emin) - largest_subnormal
+        in_gap = (exponent < emin) & (absolute >= largest_subnormal) & finite_nonzero
+        if bool(in_gap.any()):
+            distance = absolute - largest_subnormal
+            gap_lo_code = (1 << m) - 1
+            gap_inexact = distance != 0
+            if mode == 0:
+                gap_away = (2 * distance > gap) | ((2 * distance == gap) & bool(gap_lo_code & 1))
+            elif mode == 1:
+                gap_away = 2 * distance >= gap
+            elif mode == 2:
+                gap_away = torch.zeros_like(negative)
+            elif mode == 3:
+                gap_away = ~negative
+            elif mode == 4:
+                gap_away = negative
+            elif mode == 5:
+                gap_away = torch.full_like(negative, not (gap_lo_code & 1))
+            else:
+                gap_away = torch.zeros_like(negative)
+                selected = (in_gap & gap_inexact).nonzero().reshape(-1)
+                if selected.numel():
+                    gap_away[selected] = _tesla_gap_stochastic(distance[selected], fmt, sr_bits, seed,
+                                                               index[selected])
+            lo_code = torch.where(in_gap, torch.full_like(lo_code, gap_lo_code), lo_code)
+            inexact = torch.where(in_gap, gap_inexact, inexact)
+            away = torch.where(in_gap, gap_away & gap_inexact, away)
+
+    away = away & inexact
+    code = lo_code + away.to(torch.int64)
+
+    # Decode the magnitude code (csrc/codec.c: decode_one).
+    exponent_field = code >> m
+    mantissa = code & ((1 << m) - 1)
+    subnormal_scale = math.ldexp(1.0, -fmt.bias - m) if tesla else math.ldexp(1.0, emin - m)
+    subnormal_value = mantissa.to(torch.float64) * (0.0 if fmt.subnormals == "none" else subnormal_scale)
+    value_exponent = exponent_field - fmt.bias - m
+    first_step = value_exponent.clamp(min=-1022, max=1023)
+    normal_value = ((mantissa + (1 << m)).to(torch.float64) * _power_of_two(first_step)
+                    * _power_of_two((value_exponent - first_step).clamp(min=-1022, max=1023)))
+    magnitude = torch.where(exponent_field == 0, subnormal_value, normal_value)
+
+    overflow = code > max_code
+    if saturate or fmt.specials == "finite" or mode in (2, 5):
+        to_max = torch.ones_like(negative)
+    elif mode == 3:
+        to_max = negative
+    elif mode == 4:
+        to_max = ~negative
+    elif mode == 6:
+        to_max = ~away
+    else:
+        to_max = torch.zeros_like(negative)
+    # Magnitudes first; the sign goes on before NaNs, which the C core returns unsigned.
+    overflow_to_nan = overflow & ~to_max & (fmt.specials != "ieee")
+    overflow_value = torch.full_like(magnitude, max_value) if fmt.specials != "ieee" else torch.where(
+        to_max, torch.full_like(magnitude, max_value), torch.full_like(magnitude, math.inf))
+    if fmt.specials != "ieee":
+        overflow_value = torch.where(to_max, overflow_value, torch.zeros_like(magnitude))
+    magnitude = torch.where(overflow, overflow_value, magnitude)
+    zero_magnitude = torch.zeros_like(magnitude)
+    magnitude = torch.where((code == 0) | is_zero | flushed, zero_magnitude, magnitude)
+
+    # Special inputs.
+    result_is_nan = is_nan if fmt.specials != "finite" else torch.zeros_like(negative)
+    result_is_nan = result_is_nan | (overflow_to_nan & finite_nonzero)
+    if fmt.specials == "ieee":
+        magnitude = torch.where(is_inf, torch.full_like(magnitude, math.inf), magnitude)
+    elif fmt.specials == "finite" or saturate:
+        magnitude = torch.where(is_inf, torch.full_like(magnitude, max_value), magnitude)
+    else:
+        result_is_nan = result_is_nan | is_inf
+    if fmt.specials == "finite":
+        magnitude = torch.where(is_nan, torch.full_like(magnitude, max_value), magnitude)
+    signed_result = torch.where(negative & fmt.signed & ~is_nan, -magnitude, magnitude)
+    if not has_negative_zero:
+        signed_result = torch.where(signed_result == 0, zero_magnitude, signed_result)
+    if not fmt.signed:
+        invalid_negative = negative & ~is_zero & ~is_nan
+        if fmt.specials == "finite":
+            signed_result = torch.where(invalid_negative, zero_magnitude, signed_result)
+        else:
+            result_is_nan = result_is_nan | invalid_negative
+    signed_result = torch.where(result_is_nan, torch.full_like(magnitude, math.nan), signed_result)
+    return signed_result.to(output_dtype).reshape(x.shape)
