@@ -19,6 +19,7 @@
 #include "fmtlab.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifdef _OPENMP
@@ -705,6 +706,7 @@ int fl_quantize_f64(const double *x, int64_t n, const fl_format *format, const f
     CODEC_LOOP(double, out[i] = decode_one(code, &p))
 }
 
+/* Formats of 16 bits or fewer decode large arrays through a table of every code's value. */
 #define DECODE_LOOP(OUTPUT_TYPE)                                                                   \
     prepared_format p;                                                                           \
     if (!valid_code_bytes(code_bytes))                                                           \
@@ -714,6 +716,20 @@ int fl_quantize_f64(const double *x, int64_t n, const fl_format *format, const f
         return status;                                                                           \
     int threads = n >= PARALLEL_THRESHOLD ? fl_max_threads() : 1;                                \
     (void)threads;                                                                               \
+    const int bits = format->exp_bits + format->man_bits + (format->is_signed ? 1 : 0);          \
+    if (code_bytes <= 2 && bits <= 16 && n >= ((int64_t)1 << bits)) {                             \
+        OUTPUT_TYPE *table = malloc(sizeof(OUTPUT_TYPE) << bits);                                \
+        if (table) {                                                                             \
+            for (uint32_t code = 0; code < (1u << bits); code++)                                 \
+                table[code] = (OUTPUT_TYPE)decode_one(code, &p);                                 \
+            const uint32_t code_mask = (1u << bits) - 1;                                         \
+            _Pragma("omp parallel for schedule(static) num_threads(threads) if(threads > 1)")      \
+            for (int64_t i = 0; i < n; i++)                                                      \
+                out[i] = table[load_code(codes, code_bytes, i) & code_mask];                     \
+            free(table);                                                                         \
+            return 0;                                                                            \
+        }                                                                                        \
+    }                                                                                            \
     _Pragma("omp parallel for schedule(static) num_threads(threads) if(threads > 1)")              \
     for (int64_t i = 0; i < n; i++)                                                              \
         out[i] = (OUTPUT_TYPE)decode_one(load_code(codes, code_bytes, i), &p);                    \
