@@ -1,0 +1,119 @@
+"""Aggregate drift runs into the summary table, and write drift.csv and summary.csv.
+
+For configuration c over its seeds s (diverged seeds left out of the loss statistics):
+
+    final_loss_mean = mean_s L_c,s          L the evaluation loss at the last step
+    final_loss_std  = std_s L_c,s           (sample standard deviation, ddof = 1)
+    delta_vs_fp32   = final_loss_mean(c) - final_loss_mean(fp32)
+    diverged        = number of seeds that diverged
+    <counter>_mean  = mean over every step of every seed
+
+``nonfinite_steps_mean`` is the mean number of steps per run whose gradients were not
+finite, and ``loss_scale_mean`` the mean loss scale over steps.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import pathlib
+
+import numpy as np
+
+from .runner import RUN_COLUMNS
+
+SUMMARY_COLUMNS = ("config", "seeds", "final_loss_mean", "final_loss_std", "delta_vs_fp32", "diverged",
+                   "grad_underflow_mean", "saturated_mean", "update_cancelled_mean", "loss_scale_mean",
+                   "nonfinite_steps_mean", "seconds_mean")
+_COUNTERS = ("grad_underflow", "saturated", "update_cancelled", "loss_scale")
+
+
+def summarize(results, config_names, unavailable=None) -> list[dict]:
+    """One summary row per configuration, in ``config_names`` order.
+
+    ``unavailable`` maps configurations that could not run to the reason; their rows carry
+    NaN numbers and the reason in a ``note`` field.
+    """
+    unavailable = unavailable or {}
+    by_config = {name: [r for r in results if r.config == name] for name in config_names}
+    rows = []
+    for name in config_names:
+        runs = by_config[name]
+        if name in unavailable or not runs:
+            rows.append(dict(config=name, seeds=0, final_loss_mean=math.nan, final_loss_std=math.nan,
+                             delta_vs_fp32=math.nan, diverged=0, **{f"{c}_mean": math.nan for c in _COUNTERS},
+                             nonfinite_steps_mean=math.nan, seconds_mean=math.nan,
+                             note=unavailable.get(name, "no runs")))
+            continue
+        finals = np.array([r.final_loss for r in runs if not r.diverged])
+        steps = [row for r in runs for row in r.rows if row["step"] > 0 and "loss_scale" in row]
+        row = dict(config=name, seeds=len(runs),
+                   final_loss_mean=float(finals.mean()) if finals.size else math.nan,
+                   final_loss_std=float(finals.std(ddof=1)) if finals.size > 1 else math.nan,
+                   delta_vs_fp32=math.nan, diverged=sum(r.diverged for r in runs))
+        for counter in _COUNTERS:
+            row[f"{counter}_mean"] = float(np.mean([s[counter] for s in steps])) if steps else math.nan
+        row["nonfinite_steps_mean"] = float(np.mean([sum(s.get("nonfinite", 0) for s in r.rows) for r in runs]))
+        row["seconds_mean"] = float(np.mean([r.seconds for r in runs]))
+        row["note"] = ""
+        rows.append(row)
+    baseline = next((r for r in rows if r["config"] == "fp32"), None)
+    if baseline is not None:
+        for row in rows:
+            row["delta_vs_fp32"] = row["final_loss_mean"] - baseline["final_loss_mean"]
+    return rows
+
+
+def _text(value):
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    return str(value)
+
+
+def write_runs_csv(path, results) -> None:
+    """drift.csv: one row per (configuration, seed, step); blank where a value does not apply."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(RUN_COLUMNS)
+        for result in results:
+            for row in result.rows:
+                writer.writerow([_text(row.get(column, math.nan)) for column in RUN_COLUMNS])
+
+
+def write_summary_csv(path, rows) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(SUMMARY_COLUMNS + ("note",))
+        for row in rows:
+            writer.writerow([_text(row.get(column, "")) for column in SUMMARY_COLUMNS + ("note",)])
+
+
+def format_table(rows) -> str:
+    """The printed summary table."""
+    header = ("config", "final loss", "std", "delta vs fp32", "diverged", "grad underflow", "saturated",
+              "updates cancelled", "loss scale", "non-finite steps")
+    lines = []
+    for row in rows:
+        if row.get("note") and not row["seeds"]:
+            lines.append((row["config"], "unavailable", "", "", "", "", "", "", "", ""))
+            continue
+        lines.append((row["config"], f"{row['final_loss_mean']:.4f}", f"{row['final_loss_std']:.4f}",
+                      f"{row['delta_vs_fp32']:+.4f}", f"{row['diverged']}/{row['seeds']}",
+                      f"{100 * row['grad_underflow_mean']:.3f}%", f"{100 * row['saturated_mean']:.4f}%",
+                      f"{100 * row['update_cancelled_mean']:.1f}%", f"{row['loss_scale_mean']:.4g}",
+                      f"{row['nonfinite_steps_mean']:.1f}"))
+    widths = [max(len(str(line[i])) for line in [header] + lines) for i in range(len(header))]
+    text = [" | ".join(str(cell).ljust(width) for cell, width in zip(header, widths))]
+    text.append("-+-".join("-" * width for width in widths))
+    text += [" | ".join(str(cell).ljust(width) for cell, width in zip(line, widths)) for line in lines]
+    notes = [f"{row['config']}: {row['note']}" for row in rows if row.get("note")]
+    return "\n".join(text + notes)
+
+
+def write_outputs(directory, results, rows) -> dict:
+    """Write drift.csv and summary.csv into ``directory``; return their paths."""
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {"drift": directory / "drift.csv", "summary": directory / "summary.csv"}
+    write_runs_csv(paths["drift"], results)
+    write_summary_csv(paths["summary"], rows)
+    return paths
