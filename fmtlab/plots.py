@@ -192,3 +192,36 @@ def _chosen_record(records, tensor, spec):
         if record.rounding == "nearest_even":
             return record
     return candidates[0]
+
+
+def plot_mma_error_vs_k(records, path):
+    """Write a PNG of matmul error against K (log-log), one column per input distribution:
+    the normwise relative error on top, the largest componentwise scaled error below, one
+    line per model.  Returns ``path``."""
+    distributions = list(dict.fromkeys(record.distribution for record in records))
+    if not distributions:
+        raise ValueError("records is empty: nothing to plot")
+    models = list(dict.fromkeys(record.model for record in records))
+    figure, axes = _figure(2, len(distributions), 5.2, 3.4)
+    for column, distribution in enumerate(distributions):
+        for row, (metric, label) in enumerate((("relative_error", "||D - AB||_F / ||AB||_F"),
+                                               ("max_scaled_error", "max |D - AB| / (|A||B|)"))):
+            panel = axes[row][column]
+            for index, model in enumerate(models):
+                points = sorted((record.k, getattr(record, metric)) for record in records
+                                if record.model == model and record.distribution == distribution)
+                ks = [k for k, value in points if math.isfinite(value) and value > 0]
+                values = [value for _k, value in points if math.isfinite(value) and value > 0]
+                panel.plot(ks, values, marker="o", markersize=3, color=f"C{index % 10}", label=model)
+            panel.set_xscale("log", base=2)
+            panel.set_yscale("log")
+            panel.set_xlabel("K (inner dimension)")
+            panel.set_ylabel(label, fontsize=8)
+            panel.set_title(f"{distribution} inputs", fontsize=9)
+            panel.grid(True, alpha=0.3, which="both")
+            if row == 0 and column == 0:
+                panel.legend(fontsize=7, loc="upper left")
+    figure.suptitle("emulated tensor-core matmul error against a float64 reference (exact error 0 not drawn)",
+                    fontsize=10)
+    figure.savefig(path, dpi=100)
+    return path

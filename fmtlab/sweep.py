@@ -38,8 +38,8 @@ Stochastic rounding uses ``quantize(..., seed=seed)`` with the same ``seed`` for
 tensor, format and bias (common random numbers: biases are compared on the same draws),
 so ``fl.quantize(x, fmt, "stochastic", seed=seed)`` reproduces any record's values.
 
-Parallelism.  The work is cut into tasks of (tensor, format, rounding, some biases), each
-a pure function of its arguments, so results never depend on how it is run:
+Parallelism.  The work is cut into tasks (one tensor and a list of (format, rounding, bias)),
+each a pure function of its arguments, so results never depend on how it is run:
 
 * ``executor``: any ``concurrent.futures.Executor`` (a Dask ``Client.get_executor()``,
   a Ray executor, a ``ProcessPoolExecutor`` of your own);
@@ -346,22 +346,23 @@ def biases_to_evaluate(fmt: Format, biases, amax: float) -> tuple:
 
 
 # ---- the work ------------------------------------------------------------------------------------
-def evaluate(x, fmt: Format, biases, rounding: str, seed: int, threads=None) -> list:
-    """Metrics of ``x`` quantized to ``fmt`` at each bias: a list of (bias, metrics dict).
+def evaluate(x, items, seed: int, threads=None) -> list:
+    """Metrics of ``x`` quantized to each (fmt, rounding, bias) of ``items``, in order.
 
-    The unit of work a sweep sends to its executor (a module-level function, so it pickles).
-    ``threads`` sets the C loops' thread count first (1 in worker processes).
+    The unit of work a sweep sends to its executor (a module-level function, so it pickles);
+    the tensor is read into float64 once per call.  ``threads`` sets the C loops' thread
+    count first (1 for sweeps).
     """
     if threads is not None:
         set_threads(threads)
     prepared = PreparedInput(x)
     results = []
-    for bias in biases:
+    for fmt, rounding, bias in items:
         biased = fmt.replace(bias=bias) if bias != fmt.bias else fmt
         # A format not exact in float32 gets float64 input, so its values are not re-rounded.
         source = prepared.original if biased.decode_dtype == prepared.original.dtype else prepared.x
         quantized = quantize(source, biased, rounding, seed=seed)
-        results.append((bias, error_metrics(prepared, quantized, biased)))
+        results.append(error_metrics(prepared, quantized, biased))
     return results
 
 
@@ -413,21 +414,25 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
                 groups[key] = {"format": fmt, "biases": set(biases_to_evaluate(fmt, bias_choice, amaxes[name])),
                                "rule": amax_rule_bias(fmt, amaxes[name])}
 
-    evaluations = sum(len(group["biases"]) for group in groups.values())
-    work = sum(len(group["biases"]) * tensors[key[0]].size for key, group in groups.items())
+    # Tasks: each tensor's evaluations cut into pieces of at most `chunk`, so that a tensor
+    # travels to a worker as few times as possible while every worker gets several tasks.
+    evaluations = {name: [(key, bias) for key, group in groups.items() if key[0] == name
+                          for bias in sorted(group["biases"])] for name in tensors}
+    total = sum(len(items) for items in evaluations.values())
+    work = sum(len(items) * tensors[name].size for name, items in evaluations.items())
     inline, workers = _plan(executor, jobs, work)
-    chunk = evaluations if inline else max(1, math.ceil(evaluations / (4 * workers)))
-    keys, arguments = [], []
-    for key, group in groups.items():
-        name, _spec, rounding = key
-        ordered = sorted(group["biases"])
-        for start in range(0, len(ordered), chunk):
-            keys.append(key)
-            arguments.append((tensors[name], group["format"], tuple(ordered[start:start + chunk]), rounding,
+    chunk = total if inline else max(1, math.ceil(total / (4 * workers)))
+    pieces, arguments = [], []
+    for name, items in evaluations.items():
+        for start in range(0, len(items), chunk):
+            piece = items[start:start + chunk]
+            pieces.append(piece)
+            arguments.append((tensors[name], [(groups[key]["format"], key[2], bias) for key, bias in piece],
                               int(seed)))
     outcomes = {key: [] for key in groups}
-    for key, result in zip(keys, run_tasks(evaluate, arguments, executor, inline, workers, progress)):
-        outcomes[key].extend(result)
+    for piece, results in zip(pieces, run_tasks(evaluate, arguments, executor, inline, workers, progress)):
+        for (key, bias), metrics in zip(piece, results):
+            outcomes[key].append((bias, metrics))
 
     records = []
     for key, group in groups.items():
@@ -528,6 +533,245 @@ def run_tasks(function, arguments, executor=None, inline=False, workers=1, progr
 def _process_context():
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+# ---- tensor-core matmul sweeps ---------------------------------------------------------------------
+DEFAULT_KS = (16, 64, 256, 1024, 4096, 16384, 65536)
+DEFAULT_MMA_MODELS = ("h100:fp16", "h100:bf16", "h100:e4m3", "h100:e4m3:promote=128", "fp32_fma")
+DEFAULT_MMA_DISTRIBUTIONS = ("normal", "lognormal")
+MMA_METRIC_NAMES = ("sqnr_db", "relative_error", "max_scaled_error", "mean_scaled_error", "nonfinite_frac")
+
+
+@dataclasses.dataclass(frozen=True)
+class MMARecord:
+    """The error of ``fl.matmul`` under one model, for one input distribution and inner dimension K.
+
+    See :func:`sweep_mma` for the definitions.
+    """
+    model: str
+    distribution: str
+    k: int
+    m: int
+    n: int
+    scale: float
+    seed: int
+    sqnr_db: float
+    relative_error: float
+    max_scaled_error: float
+    mean_scaled_error: float
+    nonfinite_frac: float
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+MMA_COLUMNS = tuple(field.name for field in dataclasses.fields(MMARecord))
+
+
+class MMASweepResult(list):
+    """A list of :class:`MMARecord` (model, distribution, K order) with CSV/JSON writers."""
+
+    def to_csv(self, path=None) -> str:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=MMA_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for record in self:
+            writer.writerow(record.as_dict())
+        text = buffer.getvalue()
+        if path is not None:
+            with open(path, "w", newline="") as handle:
+                handle.write(text)
+        return text
+
+    def to_json(self, path=None) -> str:
+        rows = [{key: _json_value(value) for key, value in record.as_dict().items()} for record in self]
+        text = json.dumps(rows, indent=1)
+        if path is not None:
+            with open(path, "w") as handle:
+                handle.write(text + "\n")
+        return text
+
+    def summary_table(self) -> str:
+        """Relative error (Frobenius) per model and distribution (rows) and K (columns)."""
+        ks = sorted({record.k for record in self})
+        rows = {}
+        for record in self:
+            rows.setdefault((record.model, record.distribution), {})[record.k] = record.relative_error
+        header = ["model", "distribution"] + [f"K={k}" for k in ks]
+        lines = [header]
+        for (model, distribution), by_k in rows.items():
+            lines.append([model, distribution] + [f"{by_k[k]:.2e}" if k in by_k else "-" for k in ks])
+        widths = [max(len(line[column]) for line in lines) for column in range(len(header))]
+        out = []
+        for index, line in enumerate(lines):
+            out.append("  ".join(cell.ljust(width) if column < 2 else cell.rjust(width)
+                                 for column, (cell, width) in enumerate(zip(line, widths))).rstrip())
+            if index == 0:
+                out.append("  ".join("-" * width for width in widths))
+        return "relative error ||D - AB||_F / ||AB||_F against a float64 reference\n" + "\n".join(out)
+
+
+def parse_mma_model(spec):
+    """An MMA model from a model object or a spec string.
+
+    Specs: ``"GPU:INPUT"`` (``fl.mma_model(GPU, INPUT)``, e.g. ``"h100:e4m3"``), or a
+    reference model name (``fl.mma_model(NAME)``, e.g. ``"fp32_fma"``), each optionally
+    followed by ``:promote=N`` (the FP8 promotion interval; 0 for none).
+    """
+    from . import mma
+
+    if not isinstance(spec, str):
+        return spec
+    parts = [part.strip() for part in spec.split(":") if part.strip()]
+    options = {}
+    while parts and "=" in parts[-1]:
+        key, _, value = parts.pop().partition("=")
+        options[key.strip()] = value.strip()
+    if not parts or len(parts) > 2:
+        raise ValueError(f"model {spec!r} is not allowed: write GPU:INPUT (e.g. h100:e4m3) or a reference "
+                         "model name, optionally followed by :promote=N")
+    model = mma.mma_model(*parts)
+    for key, value in options.items():
+        if key != "promote":
+            raise ValueError(f"model option {key!r} in {spec!r} is unknown; allowed: promote")
+        if not re.fullmatch(r"\d+", value):
+            raise ValueError(f"promote={value!r} in {spec!r} is not allowed: a non-negative int (0: none)")
+        model = dataclasses.replace(model, promote_every=int(value))
+    return model
+
+
+def _model_label(spec, model) -> str:
+    return spec if isinstance(spec, str) else str(model)
+
+
+def evaluate_mma(model, distribution: str, k: int, max_k: int, m: int, n: int, scale: float, seed: int,
+                 threads=None) -> dict:
+    """The metrics of ``fl.matmul(A, B, model=model)`` for one K (the unit of work of sweep_mma).
+
+    A is the first K columns of an m x max_k matrix and B the first K rows of a max_k x n one,
+    drawn from ``distribution`` (seeds 2 seed and 2 seed + 1), so the data for each K extends
+    the data for the smaller ones; both are rounded to the model's input formats first.
+    """
+    from . import mma
+    from ._inputs import synthetic
+
+    if threads is not None:
+        set_threads(threads)
+    a_full = synthetic(distribution, m * max_k, scale, 2 * seed).reshape(m, max_k)
+    b_full = synthetic(distribution, max_k * n, scale, 2 * seed + 1).reshape(max_k, n)
+    a_format, b_format = _input_formats(model)
+    a = np.ascontiguousarray(quantize(a_full[:, :k], a_format))
+    b = np.ascontiguousarray(quantize(b_full[:k, :], b_format))
+    d = np.asarray(mma.matmul(a, b, model=model), dtype=np.float64)
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    # No BLAS: einsum's own loops are deterministic. Products of inputs of <= 24 bits are exact in
+    # float64; the float64 sum of K of them is off by at most about K * 2^-53 relative to |A||B|.
+    reference = np.einsum("ik,kj->ij", a64, b64)
+    magnitude = np.einsum("ik,kj->ij", np.abs(a64), np.abs(b64))
+    finite = np.isfinite(d)
+    error = np.where(finite, d - reference, 0.0)
+    signal = float(np.square(reference[finite]).sum())
+    noise = float(np.square(error).sum())
+    scaled = np.divide(error, magnitude, out=np.zeros_like(error), where=finite & (magnitude > 0))
+    count = int(np.count_nonzero(finite))
+    return {"sqnr_db": _sqnr_db(signal, noise),
+            "relative_error": math.sqrt(noise / signal) if signal > 0 else (0.0 if noise == 0 else math.inf),
+            "max_scaled_error": float(np.abs(scaled).max()) if count else math.nan,
+            "mean_scaled_error": float(scaled.sum()) / count if count else math.nan,
+            "nonfinite_frac": 1.0 - count / d.size}
+
+
+def _sqnr_db(signal, noise):
+    if noise == 0:
+        return math.inf
+    return 10.0 * math.log10(signal / noise) if signal > 0 else -math.inf
+
+
+def _input_formats(model):
+    """The formats of A and B that the model reads."""
+    for a_name, b_name in (("a_format", "b_format"), ("input_format", "input_format")):
+        if hasattr(model, a_name) and hasattr(model, b_name):
+            return getattr(model, a_name), getattr(model, b_name)
+    raise TypeError(f"model={model!r} does not say its input formats (a_format, b_format)")
+
+
+def sweep_mma(models=None, ks=None, distributions=None, *, m=16, n=16, scale=1.0, seed=0, executor=None,
+              jobs=None, progress=None) -> MMASweepResult:
+    """Error of emulated tensor-core matmuls against a float64 reference as K grows.
+
+    For each model, distribution and K: A (m x K) and B (K x n) drawn from the distribution,
+    rounded to the model's input formats (nearest-even), D = fl.matmul(A, B, model=model)
+    (C = 0), and R = A B computed in float64.  With E = D - R over the finite entries of D:
+
+    * ``sqnr_db`` = 10 log10(sum R^2 / sum E^2);
+    * ``relative_error`` = ||E||_F / ||R||_F;
+    * ``max_scaled_error`` = max_ij |E_ij| / (|A| |B|)_ij, the componentwise error that the
+      classical bound limits to about K u for recursive summation: it grows with K when
+      additions are swamped;
+    * ``mean_scaled_error`` = mean_ij E_ij / (|A| |B|)_ij, signed: truncating (round toward
+      zero) accumulators drift toward zero;
+    * ``nonfinite_frac``: the fraction of entries of D that are Inf or NaN.
+
+    models: model objects or spec strings (see :func:`parse_mma_model`); ks: inner
+    dimensions (default 16, 64, ..., 65536); distributions: names from
+    ``fmtlab._inputs.DISTRIBUTIONS`` (default normal, lognormal).  executor/jobs/progress as
+    for :func:`sweep`.
+    """
+    from ._inputs import DISTRIBUTIONS
+
+    specs = list(DEFAULT_MMA_MODELS if models is None else ([models] if isinstance(models, str) else models))
+    if specs and all(isinstance(spec, str) for spec in specs):
+        specs = [part for spec in specs for part in _split_model_list(spec)]
+    if not specs:
+        raise ValueError("models is empty: give at least one, e.g. h100:e4m3")
+    resolved = [(_model_label(spec, model), model) for spec in specs for model in [parse_mma_model(spec)]]
+    ks = list(DEFAULT_KS if ks is None else ks)
+    if not ks:
+        raise ValueError("ks is empty: give inner dimensions such as 16, 256, 4096")
+    for k in ks:
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= 1 << 22:
+            raise ValueError(f"ks has {k!r}: each K must be an int from 1 to {1 << 22}")
+    ks = sorted({int(k) for k in ks})
+    distributions = list(DEFAULT_MMA_DISTRIBUTIONS if distributions is None else
+                         ([distributions] if isinstance(distributions, str) else distributions))
+    for name in distributions:
+        if name not in DISTRIBUTIONS:
+            raise ValueError(f"distribution={name!r} is unknown; choose one of {', '.join(DISTRIBUTIONS)}")
+    for argument, value in (("m", m), ("n", n)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= 4096:
+            raise ValueError(f"{argument}={value!r} is not allowed: an int from 1 to 4096")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed={seed!r} is not allowed: a non-negative int")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, numbers.Integral) or jobs < 1):
+        raise ValueError(f"jobs={jobs!r} is not allowed: a positive int, or None for os.cpu_count()")
+    if executor is not None and not isinstance(executor, concurrent.futures.Executor):
+        raise TypeError(f"executor={executor!r} is not allowed: a concurrent.futures.Executor or None")
+
+    keys, arguments = [], []
+    for label, model in resolved:
+        for distribution in distributions:
+            for k in ks:
+                keys.append((label, distribution, k))
+                arguments.append((model, distribution, k, ks[-1], int(m), int(n), float(scale), int(seed)))
+    work = sum(int(m) * int(n) * k for _label, _distribution, k in keys) * 8  # a MAC costs ~ 8 quantizations
+    inline, workers = _plan(executor, jobs, work)
+    results = run_tasks(evaluate_mma, arguments, executor, inline, workers, progress)
+    return MMASweepResult(MMARecord(model=label, distribution=distribution, k=k, m=int(m), n=int(n),
+                                    scale=float(scale), seed=int(seed), **metrics)
+                          for (label, distribution, k), metrics in zip(keys, results))
+
+
+def _split_model_list(text):
+    """Split "h100:e4m3,h100:e4m3:promote=128,fp32_fma" into model specs."""
+    items = []
+    for part in (piece.strip() for piece in text.split(",")):
+        if not part:
+            continue
+        if "=" in part and ":" not in part and items:
+            items[-1] += ":" + part
+        else:
+            items.append(part)
+    return items
 
 
 class _CallableModule(types.ModuleType):
