@@ -94,6 +94,60 @@ void fl_set_threads(int threads);
 
 /* ---- matrix multiply-accumulate (mma.c) ---- */
 /* MMA SECTION BEGIN (owned by the tensor-core work; see docs/tensor-cores.md) */
+
+/* How c enters a block (docs/tensor-cores.md, "c_addition"). */
+enum fl_mma_c_addition {
+    FL_MMA_C_FUSED = 0,     /* c is one more term of the block: aligned, cut and summed with the products */
+    FL_MMA_C_SEPARATE = 1   /* the block sums the products alone and rounds them; c is then added
+                               by a separate adder that rounds to nearest-even (B200 FP8) */
+};
+
+enum fl_mma_summation {
+    FL_MMA_SUM_BLOCK_FMA = 0,  /* a chain of block fused multiply-adds over K (tensor cores) */
+    FL_MMA_SUM_PAIRWISE = 1    /* float32 products, pairwise float32 sum, then + c (fp32_pairwise) */
+};
+
+/* A binary format with Inf whose every value is exact in float32 (fp32, fp16, bf16, ...). */
+typedef struct fl_mma_format {
+    int man_bits;   /* stored fraction bits, 0..23 */
+    int emin;       /* exponent of the smallest normal; a subnormal counts as this exponent */
+    int emax;       /* exponent of the largest finite binade */
+} fl_mma_format;
+
+/*
+ * The parameters of one MMA model (fmtlab/mma.py's MMAModel, flattened).
+ * D = A B + C is computed per output element as a chain over K of blocks of
+ * `block` products: each block's result is rounded to `out` (and cut to
+ * acc_frac_bits) and becomes the c of the next block.
+ */
+typedef struct fl_mma_model {
+    int a_emin;          /* exponent a subnormal element of A counts as (A's format's emin) */
+    int b_emin;          /* the same for B */
+    int block;           /* products per block; 0: the whole of K (or of a promotion interval) */
+    int frac_bits;       /* F: fraction bits kept below the block's largest exponent; -1: exact sum */
+    fl_mma_format out;   /* each block's result is rounded to this format */
+    int out_rounding;    /* FL_ROUND_TOWARD_ZERO or FL_ROUND_NEAREST_EVEN */
+    int acc_frac_bits;   /* -1, or block results are then cut toward zero to this many fraction bits */
+    int use_exp_floor;   /* 1: the block's alignment exponent is at least exp_floor */
+    int exp_floor;
+    int c_emin;          /* exponent a subnormal element of C counts as (C's format's emin) */
+    int c_addition;      /* enum fl_mma_c_addition */
+    int promote_every;   /* 0, or: every this many elements of K the partial sum (a chain started
+                            from c = 0) is added to a float32 accumulator, rounding to nearest-even */
+    int summation;       /* enum fl_mma_summation */
+} fl_mma_model;
+
+/*
+ * D[t] = A[t] B[t] + C[t] for t < batch, under `model`.  A[t] is the m x k row-major
+ * matrix at a + a_offsets[t], B[t] the k x n one at b + b_offsets[t], C[t] the m x n one
+ * at c + c_offsets[t] (c may be NULL: C = +0); D is batch x m x n, contiguous.
+ * Inputs must already be values of the model's formats (fmtlab/mma.py checks).
+ * Return 0, -1 for invalid parameters, -2 when memory runs out.
+ */
+int fl_mma_matmul_f32(const float *a, const float *b, const float *c, float *d,
+                      int64_t batch, int64_t m, int64_t n, int64_t k,
+                      const int64_t *a_offsets, const int64_t *b_offsets, const int64_t *c_offsets,
+                      const fl_mma_model *model);
 /* MMA SECTION END */
 
 /* CDEF END */

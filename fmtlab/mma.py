@@ -1,0 +1,436 @@
+"""Tensor-core matrix multiply-accumulate: MMA models, GPU presets and a bit-accurate matmul.
+
+A model is a plain parameter set (:class:`MMAModel`); :func:`matmul` computes
+D = A B + C under it, in C, bit for bit as the modelled hardware does.  The maths
+(docs/tensor-cores.md): each output element is a chain over K of *blocks*.  One block
+of n products a_k b_k and an addend c is
+
+1. every input is s * 2^e with e >= e_min of its format (a subnormal keeps e_min);
+2. each product is exact, with exponent e_a + e_b and significand in [0, 4), not
+   renormalised; c keeps its own exponent;
+3. M = the largest exponent of the nonzero terms, at least ``exp_floor`` if given;
+4. every term is cut toward zero to a multiple of 2^(M - F), F = ``frac_bits``
+   (no guard or sticky bit; ``frac_bits=None`` cuts nothing);
+5. the cut terms are summed exactly and rounded once to ``out_format`` with
+   ``out_rounding`` (overflow gives +-Inf even toward zero); with ``acc_frac_bits``
+   the result is then cut toward zero to that many fraction bits;
+6. any NaN, Inf * 0 or Inf - Inf gives the canonical NaN, otherwise an Inf gives Inf;
+   an exact zero is -0 only when every term is -0.
+
+The block's result is the c of the next block (blocks of ``block`` elements of K in
+increasing k; ``block=None`` takes all of K at once).  C is first rounded to
+``c_format`` with nearest-even.  ``c_addition="separate"`` sums and rounds the
+products of a block without c, then adds c with one more rounding to nearest-even
+(B200 FP8).  ``promote_every=P`` restarts the chain from c = 0 every P elements of K
+and adds each partial result to a true float32 accumulator (nearest-even) that
+starts at C: the DeepSeek-V3 / CUTLASS fix for the 13-bit FP8 accumulator.
+``summation="pairwise"`` is the one model that is not a block chain: each product
+rounded to float32, a pairwise float32 sum (split at half), then + c.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+
+import numpy as np
+
+from .formats import Format, FP32, FP16, BF16, TF32, E4M3FN, E5M2, format as _format_by_name
+
+OUT_ROUNDINGS = ("toward_zero", "nearest_even")
+C_ADDITIONS = ("fused", "separate")
+SUMMATIONS = ("block_fma", "pairwise")
+
+_ROUNDING_CODES = {"nearest_even": 0, "toward_zero": 2}  # enum fl_rounding_mode
+
+
+def _as_model_format(value, argument, *, needs_inf=False):
+    """A Format from a Format or a name, checked to be usable by the C kernel."""
+    if isinstance(value, str):
+        value = _format_by_name(value)
+    if not isinstance(value, Format):
+        raise TypeError(f"{argument} must be a Format or a format name, got {value!r} ({type(value).__name__})")
+    if value.decode_dtype != np.float32:
+        raise ValueError(f"{argument}={value} is not allowed: every value of an MMA format must be exact "
+                         "in float32 (at most 23 fraction bits, exponents within float32's)")
+    if needs_inf and (value.specials != "ieee" or value.subnormals != "ieee" or not value.signed):
+        raise ValueError(f"{argument}={value} is not allowed: output and c formats must be signed IEEE-style "
+                         "formats with Inf and gradual underflow (e.g. fp32, fp16, bf16)")
+    return value
+
+
+def _optional_int(value, argument, low, high):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{argument} must be an int or None, got {value!r} ({type(value).__name__})")
+    if not low <= value <= high:
+        raise ValueError(f"{argument}={value} is not allowed: an int from {low} to {high}, or None")
+    return int(value)
+
+
+def _choice(value, argument, allowed):
+    if value not in allowed:
+        raise ValueError(f"{argument}={value!r} is not allowed; choose one of {', '.join(allowed)}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class MMAModel:
+    """Parameters of one matrix multiply-accumulate model (frozen, hashable).
+
+    See the module docstring for the arithmetic each parameter controls.
+
+    a_format, b_format : formats of A and B (b_format=None: the same as a_format).
+    block : products per block FMA (n), or None for all of K at once.
+    frac_bits : F, fraction bits kept below the block's largest exponent, or None (exact).
+    out_format : format each block's result is rounded to (fp32 or fp16 for tensor cores).
+    out_rounding : "toward_zero" or "nearest_even".
+    acc_frac_bits : cut each block result toward zero to this many fraction bits (13 on the
+        FP8 paths of Ada and Hopper), or None.
+    exp_floor : lower limit L of the alignment exponent M, or None.
+    c_format : format C is rounded to (nearest-even) before the first block; None: out_format.
+    c_addition : "fused" (c is a term of the block) or "separate" (added after, nearest-even).
+    promote_every : add the partial result to a float32 accumulator every this many elements
+        of K (a multiple of block), or None.
+    summation : "block_fma" (the chain above) or "pairwise" (float32 products, pairwise sum).
+    name : a label (presets: "gpu-input-out"); note : where the parameters come from.
+    """
+
+    a_format: Format
+    b_format: Format | None = None
+    block: int | None = None
+    frac_bits: int | None = None
+    out_format: Format = FP32
+    out_rounding: str = "toward_zero"
+    acc_frac_bits: int | None = None
+    exp_floor: int | None = None
+    c_format: Format | None = None
+    c_addition: str = "fused"
+    promote_every: int | None = None
+    summation: str = "block_fma"
+    name: str | None = dataclasses.field(default=None, compare=False)
+    note: str = dataclasses.field(default="", compare=False, repr=False)
+
+    def __post_init__(self):
+        set_field = lambda field, value: object.__setattr__(self, field, value)  # noqa: E731
+        set_field("a_format", _as_model_format(self.a_format, "a_format"))
+        set_field("b_format", self.a_format if self.b_format is None
+                  else _as_model_format(self.b_format, "b_format"))
+        set_field("block", _optional_int(self.block, "block", 1, 1 << 30))
+        set_field("frac_bits", _optional_int(self.frac_bits, "frac_bits", 0, 200))
+        set_field("out_format", _as_model_format(self.out_format, "out_format", needs_inf=True))
+        _choice(self.out_rounding, "out_rounding", OUT_ROUNDINGS)
+        set_field("acc_frac_bits", _optional_int(self.acc_frac_bits, "acc_frac_bits", 0, 23))
+        set_field("exp_floor", _optional_int(self.exp_floor, "exp_floor", -400, 400))
+        set_field("c_format", self.out_format if self.c_format is None
+                  else _as_model_format(self.c_format, "c_format", needs_inf=True))
+        _choice(self.c_addition, "c_addition", C_ADDITIONS)
+        set_field("promote_every", _optional_int(self.promote_every, "promote_every", 1, 1 << 30))
+        _choice(self.summation, "summation", SUMMATIONS)
+        if self.promote_every is not None:
+            if self.block is not None and self.promote_every % self.block:
+                raise ValueError(f"promote_every={self.promote_every} is not allowed with block={self.block}: "
+                                 "it must be a multiple of the block")
+            if self.out_format != FP32:
+                raise ValueError(f"promote_every={self.promote_every} needs out_format=fp32 (the promoted "
+                                 f"accumulator is float32), got out_format={self.out_format}")
+        if self.summation == "pairwise":
+            defaults = dict(block=None, frac_bits=None, acc_frac_bits=None, exp_floor=None,
+                            c_addition="fused", promote_every=None)
+            changed = [f"{key}={getattr(self, key)!r}" for key, value in defaults.items()
+                       if getattr(self, key) != value]
+            if changed or self.out_format != FP32 or self.out_rounding != "nearest_even":
+                raise ValueError("summation='pairwise' is float32 arithmetic: it needs out_format=fp32, "
+                                 "out_rounding='nearest_even' and no block parameters, got "
+                                 f"out_format={self.out_format}, out_rounding={self.out_rounding!r}"
+                                 + (", " + ", ".join(changed) if changed else ""))
+
+    def replace(self, **changes) -> "MMAModel":
+        """A copy with some parameters changed (the name is dropped unless given)."""
+        changes.setdefault("name", None)
+        return dataclasses.replace(self, **changes)
+
+    def __str__(self) -> str:
+        return self.name or repr(self)
+
+
+# ---- presets -------------------------------------------------------------------------------------
+
+_INPUT_FORMATS = {"fp16": FP16, "bf16": BF16, "tf32": TF32, "e4m3": E4M3FN, "e5m2": E5M2}
+
+# Per architecture (docs/tensor-cores.md §2): {input: (block, F, acc_frac_bits)}, the exponent
+# floors for FP32 and FP16 output, and the inputs that may have FP16 output.
+_ARCHITECTURES = {
+    "volta": dict(inputs={"fp16": (4, 23, None)}, floor_fp32=None, floor_fp16=-19, fp16_out=("fp16",)),
+    "turing": dict(inputs={"fp16": (8, 24, None)}, floor_fp32=None, floor_fp16=None, fp16_out=("fp16",)),
+    "ampere": dict(inputs={"fp16": (8, 24, None), "bf16": (8, 24, None), "tf32": (4, 24, None)},
+                   floor_fp32=-132, floor_fp16=-20, fp16_out=("fp16",)),
+    "ada": dict(inputs={"fp16": (8, 24, None), "bf16": (8, 24, None), "tf32": (4, 24, None),
+                        "e4m3": (16, 13, 13), "e5m2": (16, 13, 13)},
+                floor_fp32=-132, floor_fp16=-20, fp16_out=("fp16", "e4m3", "e5m2")),
+    "hopper": dict(inputs={"fp16": (16, 25, None), "bf16": (16, 25, None), "tf32": (8, 25, None),
+                           "e4m3": (32, 13, 13), "e5m2": (32, 13, 13)},
+                   floor_fp32=-133, floor_fp16=-21, fp16_out=("fp16", "e4m3", "e5m2")),
+    "blackwell": dict(inputs={"fp16": (16, 25, None), "bf16": (16, 25, None), "tf32": (8, 25, None),
+                              "e4m3": (32, 25, None), "e5m2": (32, 25, None)},
+                      floor_fp32=-133, floor_fp16=-21, fp16_out=("fp16", "e4m3", "e5m2")),
+}
+_GPUS = {"v100": "volta", "t4": "turing", "a100": "ampere", "a2": "ampere", "a30": "ampere",
+         "ada": "ada", "l40s": "ada", "h100": "hopper", "h200": "hopper", "b200": "blackwell"}
+_REFERENCES = ("fp32_fma", "fp32_pairwise", "exact")
+
+_NOTES = {
+    "volta": "Fasi et al. 2021; Khattak & Mikaitis 2025; V100 data 5000/5000",
+    "turing": "as A100 (Khattak & Mikaitis); block size and floor not measured, no data",
+    "ampere": "Khattak & Mikaitis 2025; A100/A2 data 5000/5000",
+    "ada": "Khattak & Mikaitis 2025; Ada/L40S data 5000/5000",
+    "hopper": "Khattak & Mikaitis 2025; H100/H200 data 5000/5000",
+    "blackwell": "Khattak & Mikaitis 2025; B200 data 5000/5000",
+}
+_NOTE_BLACKWELL_FP8 = ("fmtlab's fit to the B200 mma.sync data (products cut to F=25 bits, rounded toward "
+                       "zero to fp32, then + c rounded to nearest-even): 5000/5000 e4m3 and e5m2; F >= 23 "
+                       "fits, 25 as on B200 fp16")
+_NOTE_FP8_FP16_OUT = ("provisional, not bit-exact: products rounded to fp16 (nearest-even), then + c "
+                      "rounded to nearest-even fits about 81% of the H100/H200/B200 data; the published "
+                      "model fits under 1%")
+
+
+def _gpu_model(gpu, input_name, out):
+    architecture = _GPUS[gpu]
+    table = _ARCHITECTURES[architecture]
+    if input_name not in table["inputs"]:
+        raise ValueError(f"input={input_name!r} is not available on {gpu}; it has {', '.join(table['inputs'])}")
+    if out == "fp16" and input_name not in table["fp16_out"]:
+        raise ValueError(f"out='fp16' is not available for {gpu} with input {input_name!r}: tensor cores "
+                         f"give FP16 output only for {', '.join(table['fp16_out'])} inputs; use out='fp32'")
+    block, frac_bits, acc_frac_bits = table["inputs"][input_name]
+    fp8 = input_name in ("e4m3", "e5m2")
+    parameters = dict(a_format=_INPUT_FORMATS[input_name], block=block, frac_bits=frac_bits,
+                      name=f"{gpu}-{input_name}-{out}", note=_NOTES[architecture])
+    if out == "fp32":
+        parameters.update(out_format=FP32, out_rounding="toward_zero", acc_frac_bits=acc_frac_bits,
+                          exp_floor=table["floor_fp32"])
+        if architecture == "blackwell" and fp8:
+            parameters.update(c_addition="separate", note=_NOTE_BLACKWELL_FP8)
+    else:
+        parameters.update(out_format=FP16, out_rounding="nearest_even", exp_floor=table["floor_fp16"])
+        if fp8 and architecture in ("hopper", "blackwell"):
+            parameters.update(frac_bits=25, c_addition="separate", note=_NOTE_FP8_FP16_OUT)
+    return MMAModel(**parameters)
+
+
+def _reference_model(kind, input_format, out):
+    out_format = FP32 if out == "fp32" else FP16
+    name = f"{kind}-{input_format}-{out}"
+    if kind == "exact":
+        return MMAModel(input_format, block=None, frac_bits=None, out_format=out_format,
+                        out_rounding="nearest_even", name=name,
+                        note="exact dot product plus c, one rounding to nearest-even")
+    if out != "fp32":
+        raise ValueError(f"out={out!r} is not allowed for {kind}: it is float32 arithmetic; use out='fp32'")
+    if kind == "fp32_fma":
+        return MMAModel(input_format, block=1, frac_bits=None, out_format=FP32, out_rounding="nearest_even",
+                        name=name, note="sequential float32 fused multiply-add over k (a CUDA core)")
+    return MMAModel(input_format, out_format=FP32, out_rounding="nearest_even", summation="pairwise",
+                    name=name, note="float32 products, pairwise float32 sum, then + c")
+
+
+def mma_model(gpu, input=None, out="fp32") -> MMAModel:  # noqa: A002 - the public keyword the design uses
+    """The preset model of ``gpu`` for ``input`` with ``out`` ("fp32" or "fp16") output.
+
+    gpu: v100, t4, a100, a2, a30, ada, l40s, h100, h200, b200 (case-insensitive), or a
+    reference model: "fp32_fma", "fp32_pairwise", "exact" (then ``input`` is any format
+    exact in float32, default fp32).  input: fp16, bf16, tf32, e4m3 (= e4m3fn), e5m2.
+    A full preset name such as "h100-e4m3-fp32" (see :func:`mma_models`) also works.
+
+    >>> mma_model("h100", "fp16")
+    MMAModel(a_format=fp16, b_format=fp16, block=16, frac_bits=25, ...)
+    """
+    if isinstance(gpu, MMAModel):
+        return gpu
+    if not isinstance(gpu, str):
+        raise TypeError(f"gpu must be a str, got {gpu!r} ({type(gpu).__name__})")
+    key = gpu.strip().lower()
+    if input is None and key.count("-") == 2:
+        key, input, out = key.split("-")
+    if not isinstance(out, str) or out.lower() not in ("fp32", "fp16"):
+        raise ValueError(f"out={out!r} is not allowed; choose fp32 or fp16")
+    out = out.lower()
+    if key in _REFERENCES:
+        if input is None:
+            input = "fp32"
+        if isinstance(input, str) and input.lower() in _INPUT_FORMATS:
+            input = _INPUT_FORMATS[input.lower()]  # e4m3 means NVIDIA's e4m3fn here too
+        return _reference_model(key, _as_model_format(input, "input"), out)
+    if key not in _GPUS:
+        raise ValueError(f"gpu={gpu!r} is unknown; choose one of {', '.join(_GPUS)}, "
+                         f"or a reference model: {', '.join(_REFERENCES)}")
+    if input is None:
+        raise ValueError(f"input is required for gpu={gpu!r}; choose one of "
+                         f"{', '.join(_ARCHITECTURES[_GPUS[key]]['inputs'])}")
+    if not isinstance(input, str):
+        raise TypeError(f"input must be a str, got {input!r} ({type(input).__name__})")
+    input_name = {"e4m3fn": "e4m3"}.get(input.lower(), input.lower())
+    if input_name not in _INPUT_FORMATS:
+        raise ValueError(f"input={input!r} is unknown; choose one of {', '.join(_INPUT_FORMATS)}")
+    return _gpu_model(key, input_name, out)
+
+
+def mma_models() -> tuple[MMAModel, ...]:
+    """Every preset: each GPU with each input it has and each output it gives, then the
+    reference models (fp32 inputs).  ``[m.name for m in mma_models()]`` lists the names."""
+    models = []
+    for gpu, architecture in _GPUS.items():
+        table = _ARCHITECTURES[architecture]
+        for input_name in table["inputs"]:
+            models.append(_gpu_model(gpu, input_name, "fp32"))
+            if input_name in table["fp16_out"]:
+                models.append(_gpu_model(gpu, input_name, "fp16"))
+    models += [mma_model(kind) for kind in _REFERENCES] + [mma_model("exact", out="fp16")]
+    return tuple(models)
+
+
+# ---- matmul ----------------------------------------------------------------------------------------
+
+def _c_model(model: MMAModel):
+    from ._native_loader import ffi
+    c_model = ffi.new("fl_mma_model *")
+    c_model.a_emin = model.a_format.emin
+    c_model.b_emin = model.b_format.emin
+    c_model.block = model.block or 0
+    c_model.frac_bits = -1 if model.frac_bits is None else model.frac_bits
+    c_model.out.man_bits = model.out_format.man_bits
+    c_model.out.emin = model.out_format.emin
+    c_model.out.emax = model.out_format.emax
+    c_model.out_rounding = _ROUNDING_CODES[model.out_rounding]
+    c_model.acc_frac_bits = -1 if model.acc_frac_bits is None else model.acc_frac_bits
+    c_model.use_exp_floor = int(model.exp_floor is not None)
+    c_model.exp_floor = model.exp_floor or 0
+    c_model.c_emin = model.c_format.emin
+    c_model.c_addition = C_ADDITIONS.index(model.c_addition)
+    c_model.promote_every = model.promote_every or 0
+    c_model.summation = SUMMATIONS.index(model.summation)
+    return c_model
+
+
+def _ml_dtypes_floats():
+    try:
+        import ml_dtypes
+    except ImportError:  # pragma: no cover - ml_dtypes is a dependency
+        return ()
+    names = ("bfloat16", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz",
+             "float8_e4m3b11fnuz", "float8_e4m3", "float8_e3m4", "float6_e2m3fn", "float6_e3m2fn",
+             "float4_e2m1fn", "float8_e8m0fnu")
+    return tuple(np.dtype(getattr(ml_dtypes, name)) for name in names if hasattr(ml_dtypes, name))
+
+
+_NARROW_FLOATS = _ml_dtypes_floats() + (np.dtype(np.float16),)
+
+
+def _as_float_operand(x, argument):
+    """float32 or float64 array from x; float16 and ml_dtypes floats widen exactly to float32."""
+    array = np.asarray(x)
+    if array.dtype in _NARROW_FLOATS:
+        return array.astype(np.float32)
+    if array.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{argument} has dtype {array.dtype}: matmul takes float32 (or float64, float16, "
+                        "ml_dtypes) arrays whose values are in the model's formats; convert integers "
+                        "explicitly")
+    return array
+
+
+def _checked_or_rounded(array, fmt, argument, round_inputs):
+    """The values of ``array`` in ``fmt`` as float32: rounded (nearest-even) or checked to be exact."""
+    from .codec import quantize
+    rounded = quantize(array, fmt, "nearest_even")
+    if not round_inputs:
+        differs = ~((rounded == array) | (np.isnan(rounded) & np.isnan(array)))
+        if differs.any():
+            index = tuple(int(i) for i in np.argwhere(differs)[0])
+            raise ValueError(
+                f"{argument} has values that are not representable in the model's format {fmt}: "
+                f"{argument}[{', '.join(map(str, index))}] = {array[index]!r} (nearest is {rounded[index]!r}); "
+                f"{int(differs.sum())} of {array.size} elements. Round them first (fl.quantize({argument}, "
+                f"'{fmt}')) or pass round_inputs=True")
+    return np.ascontiguousarray(rounded, dtype=np.float32)
+
+
+def matmul(A, B, C=None, *, model, round_inputs=False):
+    """D = A @ B + C computed as the MMA ``model`` does, bit for bit; float32 result.
+
+    Shapes follow numpy.matmul: 2-D, 1-D (a vector, its axis removed from the result) or
+    stacks of matrices whose leading dimensions broadcast; C (optional) broadcasts to the
+    result.  A and B must hold values of ``model.a_format`` / ``model.b_format`` (float32,
+    float64, float16 or ml_dtypes arrays), else ValueError, unless ``round_inputs=True``
+    rounds them to nearest-even first.  C is rounded to ``model.c_format`` with
+    nearest-even, as the hardware is given it.  ``model`` is an :class:`MMAModel` or a
+    preset name ("h100-fp16-fp32").  The threads of fl.set_threads() split the output
+    into tiles; the result never depends on their number.
+    """
+    if isinstance(model, str):
+        model = mma_model(model)
+    if not isinstance(model, MMAModel):
+        raise TypeError(f"model must be an MMAModel (fl.mma_model(...)) or a preset name, got {model!r}")
+    if not isinstance(round_inputs, (bool, np.bool_)):
+        raise TypeError(f"round_inputs must be True or False, got {round_inputs!r}")
+    a = _as_float_operand(A, "A")
+    b = _as_float_operand(B, "B")
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul needs arrays of at least one dimension, got A.shape={a.shape}, B.shape={b.shape}")
+    a_vector, b_vector = a.ndim == 1, b.ndim == 1
+    a3 = a[None, :] if a_vector else a
+    b3 = b[:, None] if b_vector else b
+    m, k = a3.shape[-2:]
+    k_b, n = b3.shape[-2:]
+    if k != k_b:
+        raise ValueError(f"A.shape={a.shape} and B.shape={b.shape} do not match: A has {k} columns "
+                         f"and B has {k_b} rows (the contracted dimension K must agree)")
+    try:
+        batch_shape = np.broadcast_shapes(a3.shape[:-2], b3.shape[:-2])
+    except ValueError:
+        raise ValueError(f"the leading (batch) dimensions of A.shape={a.shape} and B.shape={b.shape} "
+                         "do not broadcast") from None
+    result_shape = batch_shape + (() if a_vector else (m,)) + (() if b_vector else (n,))
+    a32 = _checked_or_rounded(a3, model.a_format, "A", round_inputs)
+    b32 = _checked_or_rounded(b3, model.b_format, "B", round_inputs)
+    full_shape = batch_shape + (m, n)
+    c_full = None
+    if C is not None:
+        c = _as_float_operand(C, "C")
+        try:
+            c = np.broadcast_to(c, result_shape)
+        except ValueError:
+            raise ValueError(f"C.shape={c.shape} does not broadcast to the result's shape {result_shape}") from None
+        from .codec import quantize
+        c_full = np.ascontiguousarray(quantize(np.ascontiguousarray(c), model.c_format, "nearest_even"),
+                                      dtype=np.float32).reshape(full_shape)
+    batch = math.prod(batch_shape)
+    d = np.empty(full_shape, dtype=np.float32)
+    if d.size:
+        _run_kernel(a32, b32, c_full, d, batch_shape, m, n, k, model)
+    return d.reshape(result_shape)
+
+
+def _batch_offsets(operand_batch_shape, batch_shape, matrix_size):
+    count = math.prod(operand_batch_shape)
+    index = np.arange(count, dtype=np.int64).reshape(operand_batch_shape)
+    return np.ascontiguousarray(np.broadcast_to(index, batch_shape).ravel() * matrix_size, dtype=np.int64)
+
+
+def _run_kernel(a, b, c, d, batch_shape, m, n, k, model):
+    from ._native_loader import ffi, lib
+    batch = math.prod(batch_shape)
+    a_offsets = _batch_offsets(a.shape[:-2], batch_shape, m * k)
+    b_offsets = _batch_offsets(b.shape[:-2], batch_shape, k * n)
+    c_offsets = np.arange(batch, dtype=np.int64) * (m * n)
+    pointer = lambda array, kind: ffi.cast(kind, array.ctypes.data)  # noqa: E731
+    status = lib.fl_mma_matmul_f32(
+        pointer(a, "float *"), pointer(b, "float *"), ffi.NULL if c is None else pointer(c, "float *"),
+        pointer(d, "float *"), batch, m, n, k, pointer(a_offsets, "int64_t *"), pointer(b_offsets, "int64_t *"),
+        pointer(c_offsets, "int64_t *"), _c_model(model))
+    if status == -2:
+        raise MemoryError(f"fmtlab matmul: out of memory for m={m}, n={n}, k={k}")
+    if status != 0:
+        raise RuntimeError(f"fmtlab C core rejected the MMA model {model!r} (status {status}); "
+                           "this is a bug, please report it")
