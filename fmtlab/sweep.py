@@ -612,31 +612,35 @@ class MMASweepResult(list):
 
 
 def parse_mma_model(spec):
-    """An MMA model from a model object or a spec string.
+    """An MMA model from an ``MMAModel`` or a spec string.
 
-    Specs: ``"GPU:INPUT"`` (``fl.mma_model(GPU, INPUT)``, e.g. ``"h100:e4m3"``), or a
-    reference model name (``fl.mma_model(NAME)``, e.g. ``"fp32_fma"``), each optionally
-    followed by ``:promote=N`` (the FP8 promotion interval; 0 for none).
+    Specs: ``"GPU:INPUT"`` or ``"GPU:INPUT:OUT"`` (``fl.mma_model(GPU, INPUT, OUT)``, e.g.
+    ``"h100:e4m3"``), a reference model (``"fp32_fma"``, ``"fp32_pairwise"``, ``"exact"``,
+    optionally ``":INPUT"``), or a preset name (``"h100-e4m3-fp32"``); each optionally
+    followed by ``:promote=N``, the FP8 promotion interval (0: none).
     """
     from . import mma
 
-    if not isinstance(spec, str):
+    if isinstance(spec, mma.MMAModel):
         return spec
+    if not isinstance(spec, str):
+        raise TypeError(f"models has {spec!r} ({type(spec).__name__}): each must be an MMAModel or a spec "
+                        "string such as 'h100:e4m3'")
     parts = [part.strip() for part in spec.split(":") if part.strip()]
     options = {}
     while parts and "=" in parts[-1]:
         key, _, value = parts.pop().partition("=")
         options[key.strip()] = value.strip()
-    if not parts or len(parts) > 2:
-        raise ValueError(f"model {spec!r} is not allowed: write GPU:INPUT (e.g. h100:e4m3) or a reference "
-                         "model name, optionally followed by :promote=N")
+    if not parts or len(parts) > 3:
+        raise ValueError(f"model {spec!r} is not allowed: write GPU:INPUT (e.g. h100:e4m3), GPU:INPUT:OUT, "
+                         "a reference model (fp32_fma, fp32_pairwise, exact), optionally followed by :promote=N")
     model = mma.mma_model(*parts)
     for key, value in options.items():
         if key != "promote":
             raise ValueError(f"model option {key!r} in {spec!r} is unknown; allowed: promote")
         if not re.fullmatch(r"\d+", value):
             raise ValueError(f"promote={value!r} in {spec!r} is not allowed: a non-negative int (0: none)")
-        model = dataclasses.replace(model, promote_every=int(value))
+        model = model.replace(promote_every=int(value) or None, name=spec)
     return model
 
 
