@@ -123,7 +123,9 @@ def _as_float_array(x, argument="x"):
     """Return (contiguous float32/float64 array, was_scalar)."""
     scalar = np.ndim(x) == 0 and not isinstance(x, np.ndarray)
     array = np.asarray(x)
-    if array.dtype.kind == "V" or array.dtype == object:
+    if array.dtype.kind == "V" and _is_ml_dtypes_float(array.dtype):
+        array = array.astype(np.float32)  # every ml_dtypes float widens exactly to float32
+    elif array.dtype.kind == "V" or array.dtype == object:
         raise TypeError(f"{argument} has dtype {array.dtype}: fmtlab takes float32 or float64 values")
     if array.dtype.kind == "f" and array.dtype not in (np.float32, np.float64):
         # float16 and ml_dtypes floats: widening to float32 is exact.
@@ -139,7 +141,17 @@ def _as_float_array(x, argument="x"):
             raise TypeError(f"{argument} has dtype {array.dtype}: fmtlab takes float arrays (float32, "
                             "float64, or float16/ml_dtypes floats which widen exactly); convert integers "
                             "explicitly")
-    return np.ascontiguousarray(array), scalar
+    # ascontiguousarray makes 0-d arrays 1-d; keep the caller's shape.
+    return np.ascontiguousarray(array).reshape(array.shape), scalar
+
+
+def _is_ml_dtypes_float(dtype) -> bool:
+    try:
+        import ml_dtypes
+        ml_dtypes.finfo(dtype)
+    except (ImportError, TypeError, ValueError, KeyError):
+        return False
+    return True
 
 
 def _check(status, what):
@@ -185,7 +197,7 @@ def decode(codes, fmt):
         bad = int(array.max()) if array.max() >> fmt.bits else int(array.min())
         raise ValueError(f"codes has the value {bad}, outside the {fmt.bits}-bit codes of {fmt} "
                          f"(0..{(1 << fmt.bits) - 1})")
-    array = np.ascontiguousarray(array.astype(fmt.code_dtype, copy=False))
+    array = np.ascontiguousarray(array.astype(fmt.code_dtype, copy=False)).reshape(array.shape)
     out = np.empty(array.shape, dtype=fmt.decode_dtype)
     if out.dtype == np.float32:
         status = lib.fl_decode_f32(ffi.cast("void *", array.ctypes.data), array.itemsize, array.size,
@@ -218,7 +230,7 @@ def quantize(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bi
         status = lib.fl_quantize_f64(ffi.cast("double *", array.ctypes.data), array.size, _c_format(fmt),
                                      c_rounding, ffi.cast("double *", out.ctypes.data), 0, c_stats)
     _check(status, "quantize")
-    if original_dtype.kind == "f" and original_dtype != out.dtype and original_dtype.itemsize <= 8:
+    if original_dtype != out.dtype and (original_dtype.kind == "f" or _is_ml_dtypes_float(original_dtype)):
         out = out.astype(original_dtype)  # float16/ml_dtypes input: back to its own dtype
     result = out[()] if scalar else out
     return (result, _stats_from(c_stats, array.size)) if stats else result
