@@ -55,6 +55,7 @@ class ProgressBar:
         self._start = time.monotonic()
         self._last_draw = None
         self._drawn = False
+        self._drawn_done = None
 
     def update(self, count: int = 1) -> None:
         """Record ``count`` more units done and redraw if it is time to."""
@@ -85,6 +86,7 @@ class ProgressBar:
 
     def _draw(self, now: float) -> None:
         self._last_draw = now
+        self._drawn_done = self.done
         self._drawn = True
         self.stream.write("\r" + self.render(now) + "\x1b[K")
         self.stream.flush()
@@ -92,7 +94,8 @@ class ProgressBar:
     def close(self) -> None:
         """Finish the line (only if something was drawn)."""
         if self.enabled and self._drawn:
-            self._draw(time.monotonic())
+            if self._drawn_done != self.done:
+                self._draw(time.monotonic())
             self.stream.write("\n")
             self.stream.flush()
             self._drawn = False

@@ -421,7 +421,8 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
     total = sum(len(items) for items in evaluations.values())
     work = sum(len(items) * tensors[name].size for name, items in evaluations.items())
     inline, workers = _plan(executor, jobs, work)
-    chunk = total if inline else max(1, math.ceil(total / (4 * workers)))
+    # Inline: about 32 tasks, for a progress bar that moves; else about 4 per worker.
+    chunk = max(1, math.ceil(total / (32 if inline else 4 * workers)))
     pieces, arguments = [], []
     for name, items in evaluations.items():
         for start in range(0, len(items), chunk):
