@@ -152,7 +152,8 @@ class SweepResult(list):
         return text
 
     def summary(self) -> list[dict]:
-        """One dict per (tensor, format, rounding): best and rule bias, their SQNR and the gap."""
+        """One dict per (tensor, format, rounding): best and rule bias, their SQNR, the gap, and
+        at the best bias the underflow fraction and the fraction of Inf/NaN results."""
         groups = {}
         for record in self:
             groups.setdefault((record.tensor, record.format, record.rounding), []).append(record)
@@ -161,25 +162,27 @@ class SweepResult(list):
             best = next(record for record in records if record.is_best_bias)
             rule = next(record for record in records if record.is_rule_bias)
             rows.append({"tensor": tensor, "format": format_spec, "rounding": rounding,
+                         "configurable": _formats.is_configurable(format_from_spec(format_spec, best.bias)),
                          "biases_evaluated": len(records), "best_bias": best.bias,
                          "best_sqnr_db": best.sqnr_db, "rule_bias": rule.bias, "rule_sqnr_db": rule.sqnr_db,
                          "sqnr_gap_db": best.sqnr_gap_db, "overflow_frac": best.overflow_frac,
-                         "underflow_frac": best.underflow_frac})
+                         "underflow_frac": best.underflow_frac,
+                         "nonfinite_frac": best.nan_frac + best.inf_frac})
         return rows
 
     def summary_table(self) -> str:
         """The summary as an aligned text table."""
         header = ("tensor", "format", "rounding", "biases", "best bias", "SQNR dB", "rule bias",
-                  "rule SQNR dB", "gap dB", "underflow %")
+                  "rule SQNR dB", "gap dB", "underflow %", "Inf/NaN %")
         lines = [header]
         for row in self.summary():
-            fixed = row["biases_evaluated"] == 1
+            fixed = not row["configurable"]
             lines.append((row["tensor"], row["format"], row["rounding"], str(row["biases_evaluated"]),
                           str(row["best_bias"]), _decibels(row["best_sqnr_db"]),
                           "-" if fixed else str(row["rule_bias"]),
                           "-" if fixed else _decibels(row["rule_sqnr_db"]),
                           "-" if fixed else _decibels(row["sqnr_gap_db"]),
-                          f"{100 * row['underflow_frac']:.3g}"))
+                          f"{100 * row['underflow_frac']:.3g}", f"{100 * row['nonfinite_frac']:.3g}"))
         widths = [max(len(line[column]) for line in lines) for column in range(len(header))]
         numeric = set(range(3, len(header)))
         out = []
