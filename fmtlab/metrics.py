@@ -19,8 +19,9 @@ inf_frac            #{i : q_i is +-Inf} / n
 ==================  =================================================================================
 
 Every ``*_frac`` is a fraction of all n elements.  The sums are float64 sums in a fixed
-order (numpy's own loops over fixed blocks: no threads, no BLAS, so deterministic); when the largest |x| or |q| in V is outside 2^-500 .. 2^500, x and q are first
-scaled by the same power of two (exact) so that the squares neither overflow nor underflow.
+order (numpy's own loops over fixed blocks: no threads, no BLAS, so deterministic).  When
+the largest |x| or |q| in V is outside about 2^-500 .. 2^500, x and q are first scaled by
+the same power of two (exact) so that the squares neither overflow nor underflow.
 """
 from __future__ import annotations
 

@@ -77,7 +77,7 @@ from . import formats as _formats
 from ._native_loader import lib
 from .codec import quantize, set_threads
 from .formats import Format, ROUNDINGS, TESLA_BIAS_RANGE
-from .metrics import METRIC_NAMES, PreparedInput, error_metrics
+from .metrics import PreparedInput, error_metrics
 
 DEFAULT_FORMATS = ("fp32", "fp16", "bf16", "cfloat8_1_4_3", "cfloat8_1_5_2")
 BIAS_CHOICES = ("all", "auto")
