@@ -68,8 +68,6 @@ import multiprocessing
 import numbers
 import os
 import re
-import sys
-import types
 
 import numpy as np
 
@@ -781,13 +779,3 @@ def _split_model_list(text):
             items.append(part)
     return items
 
-
-class _CallableModule(types.ModuleType):
-    """``fmtlab.sweep`` is both this module and the function: once the submodule is imported,
-    Python binds the package attribute ``fmtlab.sweep`` to the module, so calling it must work."""
-
-    def __call__(self, *args, **kwargs):
-        return sweep(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
