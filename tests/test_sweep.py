@@ -133,8 +133,11 @@ def test_progress_callback_sees_every_task(data):
     assert calls[0][0] == 0 and calls[-1][0] == calls[-1][1] and len(calls) == calls[-1][1] + 1
 
 
-def test_module_is_callable_like_the_function(data):
-    # Importing fmtlab.sweep binds fl.sweep to the module; calling it still runs the sweep.
+def test_package_attribute_is_the_function_after_importing_the_submodule(data):
+    # `import fmtlab.sweep` must not leave fl.sweep bound to the submodule.
+    import importlib
+    importlib.import_module("fmtlab.sweep")
+    assert fl.sweep is sweep and callable(fl.sweep)
     assert fl.sweep(data["narrow"], "bf16", jobs=1) == sweep(data["narrow"], "bf16", jobs=1)
     assert sweep_module is not sweep
 
