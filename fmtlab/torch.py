@@ -2,7 +2,7 @@
 
 ``quantize(t, fmt, rounding, seed=...)`` rounds a tensor to any fmtlab format, bit for bit
 as :func:`fmtlab.quantize` does (the exact rules are in :mod:`fmtlab.codec`'s docstring).
-CPU tensors go through the C core, zero-copy through numpy; tensors on any other device go
+CPU tensors go through the C core, zero-copy (it reads and writes the tensors' memory); tensors on any other device go
 through :mod:`fmtlab._torch_codec`, the same bit manipulation in torch integer ops.  The
 gradient is straight-through: d quantize(x) / dx is taken as 1.
 
@@ -34,7 +34,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import _torch_codec
-from .codec import quantize as _native_quantize
+from ._native_loader import ffi as _ffi, lib as _lib
+from .codec import _c_format, _c_rounding
 from .formats import Format, ROUNDINGS, format as _format_by_name, is_configurable
 
 BACKENDS = ("auto", "native", "torch")
@@ -88,6 +89,27 @@ def derive_seed(seed: int, *keys: int) -> int:
 
 # ---- quantize with a straight-through gradient ----------------------------------------------
 
+@functools.lru_cache(maxsize=256)
+def _c_format_cached(fmt: Format):
+    return _c_format(fmt)
+
+
+def _native_quantize_tensor(x: torch.Tensor, fmt: Format, rounding, saturate, seed, sr_bits) -> torch.Tensor:
+    """The C core's fused quantize run on the tensor's own memory (contiguous float32/float64,
+    CPU): no copy in, none out.  The same call as :func:`fmtlab.quantize` makes."""
+    out = torch.empty_like(x)
+    c_rounding = _c_rounding(rounding, saturate, seed, sr_bits)
+    if x.dtype == torch.float32:
+        function, pointer = _lib.fl_quantize_f32, "float *"
+    else:
+        function, pointer = _lib.fl_quantize_f64, "double *"
+    status = function(_ffi.cast(pointer, x.data_ptr()), x.numel(), _c_format_cached(fmt), c_rounding,
+                      _ffi.cast(pointer, out.data_ptr()), 0, _ffi.NULL)
+    if status != 0:
+        raise RuntimeError(f"fmtlab C core rejected quantize (status {status}); this is a bug, please report it")
+    return out
+
+
 def _quantize_values(t: torch.Tensor, fmt: Format, rounding: str, saturate, seed: int, sr_bits,
                      backend: str) -> torch.Tensor:
     """The rounding itself, no autograd: same dtype and device as ``t``."""
@@ -99,10 +121,7 @@ def _quantize_values(t: torch.Tensor, fmt: Format, rounding: str, saturate, seed
         if compute.device.type != "cpu":
             raise ValueError(f"backend='native' runs on CPU tensors only; this tensor is on "
                              f"{compute.device}; use backend='auto' or 'torch'")
-        array = compute.contiguous().numpy()
-        result = torch.from_numpy(np.ascontiguousarray(
-            _native_quantize(array, fmt, rounding, saturate=saturate, seed=seed, sr_bits=sr_bits)))
-        result = result.reshape(t.shape)
+        result = _native_quantize_tensor(compute.contiguous(), fmt, rounding, saturate, seed, sr_bits)
     else:
         result = _torch_codec.quantize(compute, fmt, rounding, saturate=bool(saturate), seed=seed,
                                        sr_bits=0 if sr_bits is None else int(sr_bits))
@@ -276,12 +295,22 @@ EXACT = Policy()
 
 # ---- the emulated layers ---------------------------------------------------------------------------
 
-def _matmul(a: torch.Tensor, b: torch.Tensor, model) -> torch.Tensor:
-    """a @ b in float32, or through the MMA model ``model`` (fl.matmul on the CPU)."""
+def _matmul(a: torch.Tensor, b: torch.Tensor, model, a_exponent: int = 0, b_exponent: int = 0) -> torch.Tensor:
+    """a @ b in float32, or through the MMA model ``model`` (fl.matmul on the CPU).
+
+    With per-tensor scaling an operand rounded to a format whose bias is b0 + k holds
+    values of the model's format (bias b0) times 2^-k: the MMA model is given a * 2^k_a and
+    b * 2^k_b (exact, values of its input formats) and its result is scaled back by
+    2^-(k_a + k_b), as FP8 GEMMs apply their per-tensor scale factors.
+    """
     if model is None:
         return a.mm(b)
     from .mma import matmul  # the tensor-core layer; imported only when a policy names a model
-    result = matmul(a.detach().cpu().numpy(), b.detach().cpu().numpy(), model=model)
+    a_scaled = a.detach().cpu().numpy() * np.float32(2.0 ** a_exponent) if a_exponent else a.detach().cpu().numpy()
+    b_scaled = b.detach().cpu().numpy() * np.float32(2.0 ** b_exponent) if b_exponent else b.detach().cpu().numpy()
+    result = matmul(a_scaled, b_scaled, model=model)
+    if a_exponent + b_exponent:
+        result = result * np.float32(2.0 ** -(a_exponent + b_exponent))
     return torch.from_numpy(np.ascontiguousarray(result, dtype=np.float32)).to(a.device)
 
 
@@ -295,16 +324,23 @@ class _EmulatedLayer:
         self.calls = 0  # forward calls in training mode; part of the stochastic seeds
 
     def _round(self, role: str, t: torch.Tensor, call: int) -> torch.Tensor:
+        return self._round_scaled(role, t, call)[0]
+
+    def _round_scaled(self, role: str, t: torch.Tensor, call: int):
+        """(Q_role(t), k): the rounded tensor and its per-tensor scale exponent, k = the bias
+        used minus the format's own (0 without scaling)."""
         tensor_format = getattr(self.policy, role)
         if tensor_format is None:
-            return t
+            return t, 0
         fmt = tensor_format.effective_format(t)
-        seed = derive_seed(self.policy.seed, self.layer_index, ROLES.index(role), call)
+        seed = 0
+        if tensor_format.rounding == "stochastic":
+            seed = derive_seed(self.policy.seed, self.layer_index, ROLES.index(role), call)
         result = _quantize_values(t, fmt, tensor_format.rounding, tensor_format.saturate, seed,
                                   tensor_format.sr_bits, "auto")
         if self.observer is not None and call >= 0:
             self.observer(role, t, result, fmt)
-        return result
+        return result, fmt.bias - tensor_format.format.bias
 
     def _next_call(self) -> int:
         if self.training:
@@ -317,32 +353,35 @@ class _LinearFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, layer, call):
         x2 = x.reshape(-1, x.shape[-1])
-        xq = layer._round("activation", x2, call)
-        wq = layer._round("weight", weight, call)
+        xq, x_exponent = layer._round_scaled("activation", x2, call)
+        wq, w_exponent = layer._round_scaled("weight", weight, call)
         model = layer.policy.forward_mma
         if model is None:
             y = F.linear(xq, wq, bias)
         else:
-            y = _matmul(xq, wq.t(), model)
+            y = _matmul(xq, wq.t(), model, x_exponent, w_exponent)
             if bias is not None:
                 y = y + bias
         y = layer._round("output", y, call)
         ctx.save_for_backward(xq, wq)
         ctx.layer, ctx.call, ctx.has_bias = layer, call, bias is not None
-        ctx.input_shape = x.shape
+        ctx.input_shape, ctx.exponents = x.shape, (x_exponent, w_exponent)
         return y.reshape(*x.shape[:-1], y.shape[-1])
 
     @staticmethod
     def backward(ctx, grad_output):
         xq, wq = ctx.saved_tensors
         layer, call, model = ctx.layer, ctx.call, ctx.layer.policy.backward_mma
-        g = layer._round("activation_grad", grad_output.reshape(-1, grad_output.shape[-1]), call)
+        x_exponent, w_exponent = ctx.exponents
+        g, g_exponent = layer._round_scaled("activation_grad", grad_output.reshape(-1, grad_output.shape[-1]),
+                                            call)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = layer._round("input_grad", _matmul(g, wq, model), call).reshape(ctx.input_shape)
+            grad_x = _matmul(g, wq, model, g_exponent, w_exponent)
+            grad_x = layer._round("input_grad", grad_x, call).reshape(ctx.input_shape)
         if ctx.needs_input_grad[1]:
             # G^T @ X, the product torch's own Linear backward forms (so FP32 policies match it)
-            grad_w = layer._round("weight_grad", _matmul(g.t(), xq, model), call)
+            grad_w = layer._round("weight_grad", _matmul(g.t(), xq, model, g_exponent, x_exponent), call)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = layer._round("weight_grad", g.sum(0), call)
         return grad_x, grad_w, grad_b, None, None
@@ -375,13 +414,14 @@ class EmulatedLinear(nn.Linear, _EmulatedLayer):
 class _Conv2dFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, layer, call):
-        xq = layer._round("activation", x, call)
-        wq = layer._round("weight", weight, call)
+        xq, x_exponent = layer._round_scaled("activation", x, call)
+        wq, w_exponent = layer._round_scaled("weight", weight, call)
         model = layer.policy.forward_mma
+        ctx.exponents = (x_exponent, w_exponent)
         if model is None:
             y = F.conv2d(xq, wq, bias, layer.stride, layer.padding, layer.dilation, layer.groups)
         else:
-            y = _conv2d_as_matmul(xq, wq, layer, model)
+            y = _conv2d_as_matmul(xq, wq, layer, model, x_exponent, w_exponent)
             if bias is not None:
                 y = y + bias.reshape(1, -1, 1, 1)
         y = layer._round("output", y, call)
@@ -393,7 +433,7 @@ class _Conv2dFunction(torch.autograd.Function):
     def backward(ctx, grad_output):
         xq, wq = ctx.saved_tensors
         layer, call, model = ctx.layer, ctx.call, ctx.layer.policy.backward_mma
-        g = layer._round("activation_grad", grad_output, call)
+        g, g_exponent = layer._round_scaled("activation_grad", grad_output, call)
         grad_x = grad_w = grad_b = None
         arguments = (layer.stride, layer.padding, layer.dilation, layer.groups)
         if model is None:
@@ -402,7 +442,7 @@ class _Conv2dFunction(torch.autograd.Function):
             if ctx.needs_input_grad[1]:
                 grad_w = torch.nn.grad.conv2d_weight(xq, wq.shape, g, *arguments)
         else:
-            grad_x, grad_w = _conv2d_backward_as_matmul(xq, wq, g, layer, model)
+            grad_x, grad_w = _conv2d_backward_as_matmul(xq, wq, g, layer, model, *ctx.exponents, g_exponent)
         if grad_x is not None and ctx.needs_input_grad[0]:
             grad_x = layer._round("input_grad", grad_x, call)
         else:
@@ -420,28 +460,28 @@ def _unfold(x, layer):
     return F.unfold(x, layer.kernel_size, layer.dilation, layer.padding, layer.stride)
 
 
-def _conv2d_as_matmul(xq, wq, layer, model):
+def _conv2d_as_matmul(xq, wq, layer, model, x_exponent=0, w_exponent=0):
     """Convolution as W (O x CKK) @ columns (CKK x N*L): the im2col form, through the MMA model."""
     batch, out_channels = xq.shape[0], wq.shape[0]
     columns = _unfold(xq, layer)  # N x CKK x L
     locations = columns.shape[-1]
     columns = columns.permute(1, 0, 2).reshape(columns.shape[1], -1)
-    y = _matmul(wq.reshape(out_channels, -1), columns, model)  # O x N*L
+    y = _matmul(wq.reshape(out_channels, -1), columns, model, w_exponent, x_exponent)  # O x N*L
     height = (xq.shape[2] + 2 * layer.padding[0] - layer.dilation[0] * (layer.kernel_size[0] - 1) - 1) \
         // layer.stride[0] + 1
     width = locations // height
     return y.reshape(out_channels, batch, height, width).permute(1, 0, 2, 3).contiguous()
 
 
-def _conv2d_backward_as_matmul(xq, wq, g, layer, model):
+def _conv2d_backward_as_matmul(xq, wq, g, layer, model, x_exponent=0, w_exponent=0, g_exponent=0):
     """dL/dX and dL/dW of the im2col form; the column gradients are folded back in float32."""
     batch, out_channels = xq.shape[0], wq.shape[0]
     columns = _unfold(xq, layer)
     depth = columns.shape[1]
     columns = columns.permute(1, 0, 2).reshape(depth, -1)  # CKK x N*L
     g2 = g.reshape(batch, out_channels, -1).permute(1, 0, 2).reshape(out_channels, -1)  # O x N*L
-    grad_w = _matmul(g2, columns.t(), model).reshape(wq.shape)
-    grad_columns = _matmul(wq.reshape(out_channels, -1).t(), g2, model)  # CKK x N*L
+    grad_w = _matmul(g2, columns.t(), model, g_exponent, x_exponent).reshape(wq.shape)
+    grad_columns = _matmul(wq.reshape(out_channels, -1).t(), g2, model, w_exponent, g_exponent)  # CKK x N*L
     grad_columns = grad_columns.reshape(depth, batch, -1).permute(1, 0, 2)
     grad_x = F.fold(grad_columns, xq.shape[2:], layer.kernel_size, layer.dilation, layer.padding, layer.stride)
     return grad_x, grad_w

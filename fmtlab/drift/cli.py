@@ -66,7 +66,7 @@ def run(args) -> int:
     task_name = args.task or "digits"
     task = make_task(task_name)
     steps = args.steps or (task.settings.quick_steps if args.quick else task.settings.steps)
-    eval_every = args.eval_every or task.settings.eval_every
+    eval_every = args.eval_every or (task.settings.quick_eval_every if args.quick else task.settings.eval_every)
     seeds = list(range(args.seeds or 3))
     config_names = parse_configs(args.configs)
     if "fp32" not in config_names:

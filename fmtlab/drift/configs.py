@@ -16,8 +16,9 @@ e4m3_e5m2                   OCP FP8: W, X in E4M3 (e4m3fn), dL/dY in E5M2, per-t
                             amax, saturating; FP32 GEMM results, FP32 master weights
 cfloat8                     Tesla: W, X in CFloat8 1-4-3, dL/dY in CFloat8 1-5-2, bias chosen per
                             tensor from amax (0..63); FP32 GEMM results, FP32 master weights
-h100_fp8                    as e4m3_e5m2, with the H100 FP8 tensor-core model (fl.mma_model("h100",
-                            "e4m3") forward, "e5m2" backward) in the matmuls
+h100_fp8                    as e4m3_e5m2, with the H100 FP8 tensor-core model in the three matmuls:
+                            fl.mma_model("h100", "e4m3") forward; backward E5M2 x E4M3 with the same
+                            parameters (block 32, 13-bit accumulator, fp32 output toward zero)
 ==========================  ===========================================================================
 
 The growth interval is 100 steps rather than GradScaler's default 2000 because drift runs
@@ -68,8 +69,11 @@ class Config:
         if reason:
             raise RuntimeError(reason)
         from .. import mma
-        return dataclasses.replace(policy, forward_mma=mma.mma_model(self.mma_gpu, "e4m3"),
-                                   backward_mma=mma.mma_model(self.mma_gpu, "e5m2"))
+        # Forward: X, W in E4M3.  Backward: dL/dY (E5M2) times W or X (E4M3), the mixed FP8
+        # product Hopper's wgmma offers; FP8 inputs share one model (block 32, 13-bit accumulator).
+        backward = mma.mma_model(self.mma_gpu, "e5m2").replace(
+            b_format=formats.E4M3FN, name=f"{self.mma_gpu}-e5m2xe4m3-fp32")
+        return dataclasses.replace(policy, forward_mma=mma.mma_model(self.mma_gpu, "e4m3"), backward_mma=backward)
 
     def build_optimizer(self, optimizer, seed: int) -> EmulatedOptimizer:
         """Wrap a task's torch optimiser as this configuration says."""

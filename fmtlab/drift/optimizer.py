@@ -212,7 +212,7 @@ class EmulatedOptimizer:
         """Q_storage(parameter) with ``rounding`` (the parameter itself when storage is float32)."""
         if self.storage is None:
             return parameter.detach()
-        seed = fl_torch.derive_seed(self.seed, step, index)
+        seed = fl_torch.derive_seed(self.seed, step, index) if rounding == "stochastic" else 0
         return fl_torch.quantize(parameter.detach(), self.storage.format, rounding,
                                  saturate=self.storage.saturate, seed=seed, sr_bits=self.storage.sr_bits)
 

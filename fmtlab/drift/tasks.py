@@ -37,6 +37,7 @@ class TaskSettings:
     steps: int          # a full run
     quick_steps: int    # --quick
     eval_every: int     # evaluation interval in steps
+    quick_eval_every: int  # evaluation interval with --quick
 
 
 class Task:
@@ -87,7 +88,7 @@ def load_digits():
 
 class DigitsMLP(Task):
     name = "digits"
-    settings = TaskSettings(steps=3000, quick_steps=1000, eval_every=25)
+    settings = TaskSettings(steps=3000, quick_steps=1000, eval_every=25, quick_eval_every=50)
     batch_size = 32
     learning_rate = 0.1
     hidden = 128
@@ -175,7 +176,7 @@ def load_text(name: str = "stdlib_docstrings.txt") -> str:
 
 class CharLM(Task):
     name = "charlm"
-    settings = TaskSettings(steps=1500, quick_steps=300, eval_every=25)
+    settings = TaskSettings(steps=1500, quick_steps=300, eval_every=25, quick_eval_every=25)
     batch_size = 16
     context = 64
     width = 64
