@@ -107,11 +107,12 @@ enum fl_mma_summation {
     FL_MMA_SUM_PAIRWISE = 1    /* float32 products, pairwise float32 sum, then + c (fp32_pairwise) */
 };
 
-/* A binary format with Inf whose every value is exact in float32 (fp32, fp16, bf16, ...). */
+/* A binary format whose every value is exact in float32 (fp32, fp16, bf16, e4m3fn, ...). */
 typedef struct fl_mma_format {
-    int man_bits;   /* stored fraction bits, 0..23 */
-    int emin;       /* exponent of the smallest normal; a subnormal counts as this exponent */
-    int emax;       /* exponent of the largest finite binade */
+    int man_bits;       /* stored fraction bits, 0..23 */
+    int emin;           /* exponent of the smallest normal; a subnormal counts as this exponent */
+    int emax;           /* exponent of the largest finite binade */
+    int min_exponent;   /* log2 of the smallest positive value */
 } fl_mma_format;
 
 /*
@@ -121,8 +122,8 @@ typedef struct fl_mma_format {
  * acc_frac_bits) and becomes the c of the next block.
  */
 typedef struct fl_mma_model {
-    int a_emin;          /* exponent a subnormal element of A counts as (A's format's emin) */
-    int b_emin;          /* the same for B */
+    fl_mma_format a;     /* format of A's elements (out-format fields: emin decides alignment) */
+    fl_mma_format b;     /* format of B's elements */
     int block;           /* products per block; 0: the whole of K (or of a promotion interval) */
     int frac_bits;       /* F: fraction bits kept below the block's largest exponent; -1: exact sum */
     fl_mma_format out;   /* each block's result is rounded to this format */

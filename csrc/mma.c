@@ -37,14 +37,15 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* Exponent given to zero (and non-finite) inputs: the sum of two stays far below any real
  * product exponent (>= -300) and still fits in int16_t, so it never wins the maximum. */
 #define ZERO_EXPONENT (-16000)
 /* A block whose largest exponent is below this has no nonzero term. */
 #define NO_TERM_EXPONENT (-2000)
-/* Output elements per tile side: a tile's state and its rows of A and B stay in cache. */
-#define TILE 16
 /* Below this many multiply-adds a parallel region costs more than it saves. */
 #define PARALLEL_THRESHOLD 65536
 
@@ -142,24 +143,26 @@ typedef struct prepared_model {
     int fast;                /* 1: the double-arithmetic fast path is exact for this model */
     int fast_int32;          /* 1: the products of a block also sum exactly in int32 */
     int fma_equivalent;      /* 1: a block of one product is one float32 fused multiply-add */
+    int float_products;      /* 1: every product and its scaled cut are exact in float32 */
 } prepared_model;
 
 static int valid_format(const fl_mma_format *format)
 {
     return format->man_bits >= 0 && format->man_bits <= 23 && format->emin <= format->emax &&
-           format->emin - format->man_bits >= -149 && format->emax <= 127;
+           format->min_exponent >= -149 && format->min_exponent <= format->emin && format->emax <= 127;
 }
 
 static int prepare_model(const fl_mma_model *model, int64_t k, prepared_model *p)
 {
-    if (!valid_format(&model->out) || model->block < 0 || model->frac_bits < -1 ||
+    if (!valid_format(&model->out) || !valid_format(&model->a) || !valid_format(&model->b) ||
+        model->block < 0 || model->frac_bits < -1 ||
         model->frac_bits > 200 || model->promote_every < 0 ||
         (model->out_rounding != FL_ROUND_TOWARD_ZERO && model->out_rounding != FL_ROUND_NEAREST_EVEN) ||
         model->acc_frac_bits < -1 || model->acc_frac_bits > 23 ||
         (model->use_exp_floor && (model->exp_floor < -400 || model->exp_floor > 400)) ||
         (model->c_addition != FL_MMA_C_FUSED && model->c_addition != FL_MMA_C_SEPARATE) ||
         (model->summation != FL_MMA_SUM_BLOCK_FMA && model->summation != FL_MMA_SUM_PAIRWISE) ||
-        model->a_emin < -149 || model->b_emin < -149 || model->c_emin < -149)
+        model->c_emin < -149)
         return -1;
     if (model->promote_every > 0 && model->block > 0 && model->promote_every % model->block != 0)
         return -1;
@@ -188,6 +191,11 @@ static int prepare_model(const fl_mma_model *model, int64_t k, prepared_model *p
         p->fast_int32 = model->frac_bits <= 28 &&
                         (double)p->block * (pow2(model->frac_bits + 2) - 1.0) <= 2147483647.0;
     }
+    /* Products of two such values have at most 24 bits and stay within float32's normal range, so
+     * a[k] * b[k] * 2^(F - M) is exact in float32 (the scale itself is checked per block). */
+    p->float_products = p->fast_int32 && model->a.man_bits + model->b.man_bits + 2 <= 24 &&
+                        model->a.min_exponent + model->b.min_exponent >= -126 &&
+                        model->a.emax + model->b.emax + 2 <= 127;
     p->fma_equivalent = model->frac_bits < 0 && model->out.man_bits == 23 && model->out.emin == -126 &&
                         model->out.emax == 127 && p->nearest_even && p->acc.man_bits == 23 &&
                         model->c_addition == FL_MMA_C_FUSED;
@@ -312,7 +320,7 @@ static double superacc_round(superacc *s, const fl_mma_format *format, double ma
     return negative ? -result : result;
 }
 
-/* ---- one block -------------------------------------------------------------- */
+/* ---- one block, by the definition --------------------------------------------- */
 
 /* Cut x toward zero to a multiple of 2^(M - F); scale = 2^(F - M), unscale = 2^(M - F). */
 static inline double cut_toward_zero(double x, double scale, double unscale)
@@ -341,17 +349,18 @@ static inline double round_block_result(double x, const prepared_model *p)
 }
 
 /*
- * One block by the definition, for any parameters and any values: a[k] * b[k] for
- * k < n, plus c when include_c.  ae/be are the alignment exponents of a and b.
+ * One block by the definition, for any parameters and any values: a[q] * b[q * b_stride]
+ * for q < n, plus c when include_c.  ae / be are the alignment exponents of a and b
+ * (be with the same stride as b).  This is the reference the fast path must equal.
  */
-static double block_general(const double *a, const double *b, const int16_t *ae, const int16_t *be,
-                            int64_t n, double c, int c_emin, int include_c, const prepared_model *p,
-                            superacc *acc)
+static double block_general(const float *a, const float *b, int64_t b_stride, const int16_t *ae,
+                            const int16_t *be, int64_t n, double c, int c_emin, int include_c,
+                            const prepared_model *p, superacc *acc)
 {
     const fl_mma_model *model = &p->model;
     if (p->fma_equivalent && n == 1 && include_c) {
         /* One product plus c, rounded once to float32 nearest-even: exactly fmaf. */
-        double result = (double)fmaf((float)a[0], (float)b[0], (float)c);
+        double result = (double)fmaf(a[0], b[0], (float)c);
         return isnan(result) ? p->out_nan : result;
     }
     /* Special values (§1.7): any NaN or Inf * 0 gives NaN, Inf - Inf gives NaN. */
@@ -360,8 +369,8 @@ static double block_general(const double *a, const double *b, const int16_t *ae,
     int negative_inf = include_c && c == -INFINITY;
     int all_negative_zero = !include_c || (c == 0.0 && signbit(c));
     int largest = ZERO_EXPONENT;
-    for (int64_t i = 0; i < n; i++) {
-        double x = a[i], y = b[i];
+    for (int64_t q = 0; q < n; q++) {
+        double x = a[q], y = b[q * b_stride];
         if (isnan(x) || isnan(y)) {
             any_nan = 1;
         } else if (isinf(x) || isinf(y)) {
@@ -376,7 +385,7 @@ static double block_general(const double *a, const double *b, const int16_t *ae,
                 all_negative_zero = 0;
         } else {
             all_negative_zero = 0;
-            int e = ae[i] + be[i];
+            int e = ae[q] + be[q * b_stride];
             if (e > largest)
                 largest = e;
         }
@@ -401,8 +410,8 @@ static double block_general(const double *a, const double *b, const int16_t *ae,
         unscale = pow2(largest - model->frac_bits);
     }
     superacc_clear(acc);
-    for (int64_t i = 0; i < n; i++) {
-        double product = a[i] * b[i]; /* exact: at most 48 significant bits */
+    for (int64_t q = 0; q < n; q++) {
+        double product = (double)a[q] * b[q * b_stride]; /* exact: at most 48 significant bits */
         if (product != 0.0)
             superacc_add(acc, cut ? cut_toward_zero(product, scale, unscale) : product);
     }
@@ -415,69 +424,6 @@ static double block_general(const double *a, const double *b, const int16_t *ae,
     if (p->acc.man_bits < model->out.man_bits && isfinite(sum))
         sum = round_to_format(sum, &p->acc, p->acc_max, 0);
     return sum;
-}
-
-/* Cut products of one block, summed in int32: exact when p->fast_int32 (see prepare_model). */
-static inline int32_t cut_products_int32(const double *restrict a, const double *restrict b, int64_t n,
-                                         double scale)
-{
-    int32_t sum = 0;
-    for (int64_t i = 0; i < n; i++)
-        sum += (int32_t)(a[i] * b[i] * scale);
-    return sum;
-}
-
-/* The same summed in int64 (wider F or longer blocks; still exact when p->fast). */
-static inline int64_t cut_products_int64(const double *restrict a, const double *restrict b, int64_t n,
-                                         double scale)
-{
-    int64_t sum = 0;
-    for (int64_t i = 0; i < n; i++)
-        sum += (int64_t)(a[i] * b[i] * scale);
-    return sum;
-}
-
-static inline int largest_product_exponent(const int16_t *restrict ae, const int16_t *restrict be, int64_t n)
-{
-    int16_t largest = (int16_t)(2 * ZERO_EXPONENT);
-    for (int64_t i = 0; i < n; i++) {
-        int16_t e = (int16_t)(ae[i] + be[i]);
-        largest = e > largest ? e : largest;
-    }
-    return largest;
-}
-
-/*
- * One block on the fast path (finite inputs, p->fast).  Returns 0 and the result, or 1
- * when the block needs block_general: a zero result (its sign needs the terms' signs)
- * or a non-finite c.
- */
-static inline int block_fast(const double *a, const double *b, const int16_t *ae, const int16_t *be,
-                             int64_t n, double c, int c_emin, int include_c, const prepared_model *p,
-                             double *result)
-{
-    if (include_c && !isfinite(c))
-        return 1;
-    int largest = largest_product_exponent(ae, be, n);
-    if (include_c && c != 0.0) {
-        int e = alignment_exponent(c, c_emin);
-        if (e > largest)
-            largest = e;
-    }
-    if (largest <= NO_TERM_EXPONENT)
-        return 1;
-    if (p->model.use_exp_floor && largest < p->model.exp_floor)
-        largest = p->model.exp_floor;
-    int frac_bits = p->model.frac_bits;
-    double scale = pow2(frac_bits - largest);
-    double sum = p->fast_int32 ? (double)cut_products_int32(a, b, n, scale)
-                               : (double)cut_products_int64(a, b, n, scale);
-    if (include_c)
-        sum += (double)(int64_t)(c * scale);
-    if (sum == 0.0)
-        return 1;
-    *result = round_block_result(sum * pow2(largest - frac_bits), p);
-    return 0;
 }
 
 /*
@@ -514,124 +460,537 @@ static double add_nearest_even(double x, double y, const fl_mma_format *format, 
     return result == 0.0 ? copysign(0.0, hi) : result;
 }
 
-/* ---- prepared operands ------------------------------------------------------- */
-/*
- * A as rows of doubles with their alignment exponents, B transposed the same way, so that
- * a block of products reads two contiguous runs.  `special` marks rows holding Inf or NaN.
- */
-typedef struct prepared_operand {
-    double *values;
-    int16_t *exponents;
-    unsigned char *special;
-} prepared_operand;
-
-static void free_operand(prepared_operand *operand)
+/* One chain step by the definition: block [k0, k0 + n) of output (i, j) from the running c. */
+static double chain_step_general(const float *a, const float *b, int64_t b_stride, const int16_t *ae,
+                                 const int16_t *be, int64_t n, double c, int c_emin,
+                                 const prepared_model *p, superacc *acc)
 {
-    free(operand->values);
-    free(operand->exponents);
-    free(operand->special);
-    operand->values = NULL;
-    operand->exponents = NULL;
-    operand->special = NULL;
+    if (p->model.c_addition == FL_MMA_C_FUSED)
+        return block_general(a, b, b_stride, ae, be, n, c, c_emin, 1, p, acc);
+    double products = block_general(a, b, b_stride, ae, be, n, 0.0, c_emin, 0, p, acc);
+    return add_nearest_even(c, products, &p->model.out, p->out_max, p->out_nan);
 }
 
-static int alloc_operand(prepared_operand *operand, int64_t rows, int64_t cols)
+/* ---- the fast path: a strip of LANES outputs, one block at a time --------------- */
+/*
+ * The fast path works on LANES neighbouring outputs of one row of D at once, lane w being
+ * column j0 + w.  B is kept in its own k x n layout (padded to whole strips), so for each
+ * k the LANES values B[k, j0 .. j0 + LANES) are contiguous and every operation is the same
+ * for all lanes: the compiler turns the lane loops into SIMD instructions.
+ *
+ * Why it is exact: a product has at most 48 significant bits and lies below 4 * 2^M, so
+ * a * b * 2^(F - M) is exact (a power-of-two scaling) and below 2^(F + 2); converting it to
+ * an integer is the cut toward zero.  With p->fast_int32 a block of them sums exactly in
+ * int32; the cut c is added in int64.  For fp16 and FP8 inputs (p->float_products) the
+ * products are exact in float32 too, which doubles the SIMD width.
+ */
+#define LANES 16 /* the SSE2 kernels below are written for exactly 16 */
+#define TILE_ROWS 16
+
+/*
+ * The three kernels below are written twice: with SSE2 intrinsics (every x86-64 compiler
+ * has them), because compilers fully unroll the 16-lane loops and then fail to re-vectorise
+ * them; and as plain C, which is the definition and the fallback elsewhere.  Both compute
+ * exactly the same integers: the products and scalings are exact, so no order matters.
+ */
+
+/* Largest product exponent of each lane over the block. */
+static inline void strip_largest(const int16_t *restrict ae, const int16_t *restrict be, int64_t ldb,
+                                 int64_t count, int16_t largest[LANES])
 {
-    size_t count = (size_t)(rows * cols > 0 ? rows * cols : 1);
-    operand->values = malloc(count * sizeof(double));
-    operand->exponents = malloc(count * sizeof(int16_t));
-    operand->special = calloc((size_t)(rows > 0 ? rows : 1), 1);
-    if (!operand->values || !operand->exponents || !operand->special) {
-        free_operand(operand);
+#ifdef __SSE2__
+    __m128i low = _mm_set1_epi16((int16_t)(2 * ZERO_EXPONENT)), high = low;
+    for (int64_t q = 0; q < count; q++) {
+        __m128i e = _mm_set1_epi16(ae[q]);
+        const __m128i *row = (const __m128i *)(be + q * ldb);
+        low = _mm_max_epi16(low, _mm_add_epi16(e, _mm_loadu_si128(row)));
+        high = _mm_max_epi16(high, _mm_add_epi16(e, _mm_loadu_si128(row + 1)));
+    }
+    _mm_storeu_si128((__m128i *)largest, low);
+    _mm_storeu_si128((__m128i *)(largest + 8), high);
+#else
+    for (int w = 0; w < LANES; w++)
+        largest[w] = (int16_t)(2 * ZERO_EXPONENT);
+    for (int64_t q = 0; q < count; q++) {
+        const int16_t *row = be + q * ldb;
+        for (int w = 0; w < LANES; w++) {
+            int16_t sum = (int16_t)(ae[q] + row[w]);
+            largest[w] = sum > largest[w] ? sum : largest[w];
+        }
+    }
+#endif
+}
+
+/* Sum over the block of trunc(a * b * scale) per lane, in float32 (p->float_products). */
+static inline void strip_products_float(const float *restrict a, const float *restrict b, int64_t ldb,
+                                        int64_t count, const float scale[LANES], int32_t sum[LANES])
+{
+#ifdef __SSE2__
+    __m128 scale0 = _mm_loadu_ps(scale), scale1 = _mm_loadu_ps(scale + 4);
+    __m128 scale2 = _mm_loadu_ps(scale + 8), scale3 = _mm_loadu_ps(scale + 12);
+    __m128i sum0 = _mm_setzero_si128(), sum1 = sum0, sum2 = sum0, sum3 = sum0;
+    for (int64_t q = 0; q < count; q++) {
+        __m128 x = _mm_set1_ps(a[q]);
+        const float *row = b + q * ldb;
+        sum0 = _mm_add_epi32(sum0, _mm_cvttps_epi32(_mm_mul_ps(_mm_mul_ps(x, _mm_loadu_ps(row)), scale0)));
+        sum1 = _mm_add_epi32(sum1, _mm_cvttps_epi32(_mm_mul_ps(_mm_mul_ps(x, _mm_loadu_ps(row + 4)), scale1)));
+        sum2 = _mm_add_epi32(sum2, _mm_cvttps_epi32(_mm_mul_ps(_mm_mul_ps(x, _mm_loadu_ps(row + 8)), scale2)));
+        sum3 = _mm_add_epi32(sum3, _mm_cvttps_epi32(_mm_mul_ps(_mm_mul_ps(x, _mm_loadu_ps(row + 12)), scale3)));
+    }
+    _mm_storeu_si128((__m128i *)sum, sum0);
+    _mm_storeu_si128((__m128i *)(sum + 4), sum1);
+    _mm_storeu_si128((__m128i *)(sum + 8), sum2);
+    _mm_storeu_si128((__m128i *)(sum + 12), sum3);
+#else
+    for (int w = 0; w < LANES; w++)
+        sum[w] = 0;
+    for (int64_t q = 0; q < count; q++)
+        for (int w = 0; w < LANES; w++)
+            sum[w] += (int32_t)(a[q] * b[q * ldb + w] * scale[w]);
+#endif
+}
+
+#ifdef __SSE2__
+/* trunc(x * row[0..4) * scale[0..4)) in double arithmetic, as four int32. */
+static inline __m128i cut_four_double(__m128d x, __m128 row, __m128d scale_low, __m128d scale_high)
+{
+    __m128d low = _mm_mul_pd(_mm_mul_pd(x, _mm_cvtps_pd(row)), scale_low);
+    __m128d high = _mm_mul_pd(_mm_mul_pd(x, _mm_cvtps_pd(_mm_movehl_ps(row, row))), scale_high);
+    return _mm_unpacklo_epi64(_mm_cvttpd_epi32(low), _mm_cvttpd_epi32(high));
+}
+#endif
+
+/* The same in double arithmetic (bf16 and tf32 products leave float32's range). */
+static inline void strip_products_double(const float *restrict a, const float *restrict b, int64_t ldb,
+                                         int64_t count, const double scale[LANES], int32_t sum[LANES])
+{
+#ifdef __SSE2__
+    __m128d s[8];
+    for (int v = 0; v < 8; v++)
+        s[v] = _mm_loadu_pd(scale + 2 * v);
+    __m128i sum0 = _mm_setzero_si128(), sum1 = sum0, sum2 = sum0, sum3 = sum0;
+    for (int64_t q = 0; q < count; q++) {
+        __m128d x = _mm_set1_pd((double)a[q]);
+        const float *row = b + q * ldb;
+        sum0 = _mm_add_epi32(sum0, cut_four_double(x, _mm_loadu_ps(row), s[0], s[1]));
+        sum1 = _mm_add_epi32(sum1, cut_four_double(x, _mm_loadu_ps(row + 4), s[2], s[3]));
+        sum2 = _mm_add_epi32(sum2, cut_four_double(x, _mm_loadu_ps(row + 8), s[4], s[5]));
+        sum3 = _mm_add_epi32(sum3, cut_four_double(x, _mm_loadu_ps(row + 12), s[6], s[7]));
+    }
+    _mm_storeu_si128((__m128i *)sum, sum0);
+    _mm_storeu_si128((__m128i *)(sum + 4), sum1);
+    _mm_storeu_si128((__m128i *)(sum + 8), sum2);
+    _mm_storeu_si128((__m128i *)(sum + 12), sum3);
+#else
+    for (int w = 0; w < LANES; w++)
+        sum[w] = 0;
+    for (int64_t q = 0; q < count; q++)
+        for (int w = 0; w < LANES; w++)
+            sum[w] += (int32_t)((double)a[q] * b[q * ldb + w] * scale[w]);
+#endif
+}
+
+static inline void strip_products_wide(const float *restrict a, const float *restrict b, int64_t ldb,
+                                       int64_t count, const double scale[LANES], int64_t sum[LANES])
+{
+    for (int w = 0; w < LANES; w++)
+        sum[w] = 0;
+    for (int64_t q = 0; q < count; q++) {
+        double x = a[q];
+        const float *row = b + q * ldb;
+        for (int w = 0; w < LANES; w++)
+            sum[w] += (int64_t)(x * row[w] * scale[w]);
+    }
+}
+
+/* A and B with what the kernels need beside the values. */
+typedef struct operands {
+    const float *a;              /* m x k, the caller's array */
+    int16_t *a_exponents;        /* m x k alignment exponents */
+    unsigned char *a_special;    /* per row of A: holds Inf or NaN */
+    float *b;                    /* k x ldb: B with zero columns up to a whole number of strips */
+    int16_t *b_exponents;        /* k x ldb */
+    unsigned char *b_special;    /* per column of B */
+    int64_t m, n, k, ldb;
+} operands;
+
+/*
+ * One block of one strip on the fast path; lanes at and beyond `active` are padding.
+ * Every step is a loop over the lanes with the same operations for each lane (flags
+ * instead of branches), so that it compiles to SIMD; lanes that need the definition
+ * (no nonzero term, a zero or subnormal result, Inf or NaN in c, a scale out of range)
+ * are flagged and redone by block_general at the end.
+ */
+static void strip_block(const operands *ops, int64_t i, int64_t j0, int64_t k0, int64_t count, int active,
+                        float chain[LANES], int c_emin, const prepared_model *p, superacc *acc)
+{
+    const float *a = ops->a + i * ops->k + k0;
+    const int16_t *ae = ops->a_exponents + i * ops->k + k0;
+    const float *b = ops->b + k0 * ops->ldb + j0;
+    const int16_t *be = ops->b_exponents + k0 * ops->ldb + j0;
+    const int fused = p->model.c_addition == FL_MMA_C_FUSED, frac_bits = p->model.frac_bits;
+    const int32_t floor_exponent = p->model.use_exp_floor ? p->model.exp_floor : -32768;
+    int16_t largest[LANES];
+    uint32_t c_bits[LANES];
+    int32_t top[LANES], general[LANES];
+    double total[LANES];
+    strip_largest(ae, be, ops->ldb, count, largest);
+    memcpy(c_bits, chain, sizeof c_bits);
+
+    /* M of each lane: the largest product exponent, c's (when fused and nonzero), the floor. */
+    for (int w = 0; w < LANES; w++) {
+        int32_t field = (int32_t)((c_bits[w] >> 23) & 0xFF);
+        int32_t c_exponent = field - 127 < c_emin ? c_emin : field - 127;
+        int32_t c_term = fused && (c_bits[w] & 0x7FFFFFFFu) != 0 ? c_exponent : 2 * ZERO_EXPONENT;
+        int32_t t = largest[w] > c_term ? largest[w] : c_term;
+        int32_t no_term = t <= NO_TERM_EXPONENT;
+        top[w] = t < floor_exponent ? floor_exponent : t;
+        general[w] = no_term | (fused & (field == 255));
+    }
+    /* The cut terms, summed exactly: products in int32 (or int64), c in its own integer. */
+    if (p->float_products) {
+        uint32_t scale_bits[LANES];
+        float scale[LANES], c_value[LANES];
+        int32_t sum[LANES], c_cut[LANES];
+        for (int w = 0; w < LANES; w++) {
+            int32_t biased = frac_bits - top[w] + 127; /* 2^(F - M) as a float32 */
+            general[w] |= (biased < 1) | (biased > 254);
+            scale_bits[w] = general[w] ? 0u : (uint32_t)biased << 23;
+        }
+        memcpy(scale, scale_bits, sizeof scale);
+        strip_products_float(a, b, ops->ldb, count, scale, sum);
+        for (int w = 0; w < LANES; w++)
+            c_value[w] = fused && !general[w] ? chain[w] : 0.0f;
+        for (int w = 0; w < LANES; w++)
+            c_cut[w] = (int32_t)(c_value[w] * scale[w]);
+        for (int w = 0; w < LANES; w++)
+            total[w] = (double)sum[w] + (double)c_cut[w];
+    } else {
+        uint64_t scale_bits[LANES];
+        double scale[LANES];
+        for (int w = 0; w < LANES; w++)
+            scale_bits[w] = general[w] ? 0u : (uint64_t)(frac_bits - top[w] + 1023) << 52;
+        memcpy(scale, scale_bits, sizeof scale);
+        if (p->fast_int32) {
+            int32_t sum[LANES];
+            strip_products_double(a, b, ops->ldb, count, scale, sum);
+            for (int w = 0; w < LANES; w++)
+                total[w] = (double)sum[w];
+        } else {
+            int64_t sum[LANES];
+            strip_products_wide(a, b, ops->ldb, count, scale, sum);
+            for (int w = 0; w < LANES; w++)
+                total[w] = (double)sum[w];
+        }
+        for (int w = 0; w < LANES; w++)
+            total[w] += (double)(int64_t)(fused && !general[w] ? (double)chain[w] * scale[w] : 0.0);
+    }
+    /* Round total * 2^(M - F) on its bits: to the output format, then the accumulator cut. */
+    uint64_t bits[LANES], unscale_bits[LANES];
+    double value[LANES], unscale[LANES], result[LANES];
+    const int drop = 52 - p->model.out.man_bits, acc_drop = 52 - p->acc.man_bits;
+    const uint64_t mask = (1ull << drop) - 1, acc_mask = (1ull << acc_drop) - 1;
+    const uint64_t half = mask >> 1;
+    const double min_normal = pow2(p->model.out.emin), max = p->out_max;
+    for (int w = 0; w < LANES; w++)
+        unscale_bits[w] = (uint64_t)(general[w] ? 1023 : top[w] - frac_bits + 1023) << 52;
+    memcpy(unscale, unscale_bits, sizeof unscale);
+    for (int w = 0; w < LANES; w++)
+        value[w] = total[w] * unscale[w]; /* exact: total < 2^53 */
+    memcpy(bits, value, sizeof bits);
+    if (p->nearest_even) {
+        for (int w = 0; w < LANES; w++)
+            bits[w] = (bits[w] + half + ((bits[w] >> drop) & 1)) & ~mask;
+    } else {
+        for (int w = 0; w < LANES; w++)
+            bits[w] &= ~(mask | acc_mask); /* toward zero, then cut toward zero: one cut */
+    }
+    memcpy(result, bits, sizeof result);
+    for (int w = 0; w < LANES; w++) {
+        general[w] |= (total[w] == 0.0) | (fabs(value[w]) < min_normal); /* zero or subnormal */
+        result[w] = fabs(result[w]) > max ? copysign(INFINITY, value[w]) : result[w];
+    }
+    if (p->nearest_even && acc_drop > drop) {
+        /* nearest-even to the output format first, then the accumulator cut toward zero */
+        memcpy(bits, result, sizeof bits);
+        for (int w = 0; w < LANES; w++)
+            bits[w] &= ~acc_mask;
+        memcpy(result, bits, sizeof result);
+    }
+    for (int w = 0; w < active; w++) {
+        double c = chain[w], block_result = result[w];
+        if (general[w])
+            block_result = block_general(a, b + w, ops->ldb, ae, be + w, count, fused ? c : 0.0, c_emin, fused, p,
+                                         acc);
+        chain[w] = (float)(fused ? block_result
+                                 : add_nearest_even(c, block_result, &p->model.out, p->out_max, p->out_nan));
+    }
+}
+
+#ifdef __SSE2__
+static inline __m128i max_int32(__m128i x, __m128i y)
+{
+    __m128i greater = _mm_cmpgt_epi32(x, y);
+    return _mm_or_si128(_mm_and_si128(greater, x), _mm_andnot_si128(greater, y));
+}
+
+/* mask ? x : y, lane by lane */
+static inline __m128i select_int(__m128i mask, __m128i x, __m128i y)
+{
+    return _mm_or_si128(_mm_and_si128(mask, x), _mm_andnot_si128(mask, y));
+}
+
+/* Two 2-lane double masks as one 4-lane int32 mask. */
+static inline __m128i narrow_masks(__m128d low, __m128d high)
+{
+    return _mm_castps_si128(_mm_shuffle_ps(_mm_castpd_ps(low), _mm_castpd_ps(high), _MM_SHUFFLE(2, 0, 2, 0)));
+}
+
+/*
+ * strip_block for float32 products (fp16 and FP8 inputs) with the per-lane steps in SSE2
+ * as well: the same arithmetic as strip_block, four lanes per instruction.
+ */
+static void strip_block_float_sse2(const operands *ops, int64_t i, int64_t j0, int64_t k0, int64_t count,
+                                   int active, float chain[LANES], int c_emin, const prepared_model *p,
+                                   superacc *acc)
+{
+    const float *a = ops->a + i * ops->k + k0;
+    const int16_t *ae = ops->a_exponents + i * ops->k + k0;
+    const float *b = ops->b + k0 * ops->ldb + j0;
+    const int16_t *be = ops->b_exponents + k0 * ops->ldb + j0;
+    const int fused = p->model.c_addition == FL_MMA_C_FUSED, frac_bits = p->model.frac_bits;
+    const __m128i zero = _mm_setzero_si128(), fused_mask = _mm_set1_epi32(fused ? -1 : 0);
+    int16_t largest[LANES];
+    strip_largest(ae, be, ops->ldb, count, largest);
+    __m128i largest_low = _mm_loadu_si128((const __m128i *)largest);
+    __m128i largest_high = _mm_loadu_si128((const __m128i *)(largest + 8));
+    __m128i top[4], general[4];
+    __m128 scale[4];
+    /* int16 lanes to int32 (sign-extended) */
+    top[0] = _mm_srai_epi32(_mm_unpacklo_epi16(largest_low, largest_low), 16);
+    top[1] = _mm_srai_epi32(_mm_unpackhi_epi16(largest_low, largest_low), 16);
+    top[2] = _mm_srai_epi32(_mm_unpacklo_epi16(largest_high, largest_high), 16);
+    top[3] = _mm_srai_epi32(_mm_unpackhi_epi16(largest_high, largest_high), 16);
+    /* M, the flags and the scale 2^(F - M), as in strip_block */
+    for (int v = 0; v < 4; v++) {
+        __m128i c_bits = _mm_loadu_si128((const __m128i *)(chain + 4 * v));
+        __m128i field = _mm_and_si128(_mm_srli_epi32(c_bits, 23), _mm_set1_epi32(0xFF));
+        __m128i c_exponent = max_int32(_mm_sub_epi32(field, _mm_set1_epi32(127)), _mm_set1_epi32(c_emin));
+        __m128i c_nonzero =
+            _mm_andnot_si128(_mm_cmpeq_epi32(_mm_and_si128(c_bits, _mm_set1_epi32(0x7FFFFFFF)), zero), fused_mask);
+        __m128i t = max_int32(top[v], select_int(c_nonzero, c_exponent, _mm_set1_epi32(2 * ZERO_EXPONENT)));
+        __m128i flag = _mm_cmplt_epi32(t, _mm_set1_epi32(NO_TERM_EXPONENT + 1));
+        flag = _mm_or_si128(flag, _mm_and_si128(fused_mask, _mm_cmpeq_epi32(field, _mm_set1_epi32(255))));
+        if (p->model.use_exp_floor)
+            t = max_int32(t, _mm_set1_epi32(p->model.exp_floor));
+        __m128i biased = _mm_sub_epi32(_mm_set1_epi32(frac_bits + 127), t);
+        flag = _mm_or_si128(flag, _mm_or_si128(_mm_cmplt_epi32(biased, _mm_set1_epi32(1)),
+                                               _mm_cmpgt_epi32(biased, _mm_set1_epi32(254))));
+        scale[v] = _mm_castsi128_ps(_mm_andnot_si128(flag, _mm_slli_epi32(biased, 23)));
+        top[v] = t;
+        general[v] = flag;
+    }
+    float scale_array[LANES];
+    int32_t sum[LANES];
+    for (int v = 0; v < 4; v++)
+        _mm_storeu_ps(scale_array + 4 * v, scale[v]);
+    strip_products_float(a, b, ops->ldb, count, scale_array, sum);
+    /* total * 2^(M - F), rounded on its bits, as in strip_block */
+    const int drop = 52 - p->model.out.man_bits, acc_drop = 52 - p->acc.man_bits;
+    const __m128i drop_count = _mm_cvtsi32_si128(drop);
+    const __m128i mask = _mm_set1_epi64x((long long)((1ull << drop) - 1));
+    const __m128i cut_mask = _mm_set1_epi64x((long long)(((1ull << drop) - 1) | ((1ull << acc_drop) - 1)));
+    const __m128i acc_mask = _mm_set1_epi64x((long long)((1ull << acc_drop) - 1));
+    const __m128i half = _mm_set1_epi64x((long long)(((1ull << drop) - 1) >> 1)), one = _mm_set1_epi64x(1);
+    const __m128d abs_mask = _mm_castsi128_pd(_mm_set1_epi64x(0x7FFFFFFFFFFFFFFFll));
+    const __m128d min_normal = _mm_set1_pd(pow2(p->model.out.emin)), max = _mm_set1_pd(p->out_max);
+    const __m128d infinity = _mm_set1_pd(INFINITY), zero_double = _mm_setzero_pd();
+    const int cut_after = p->nearest_even && acc_drop > drop;
+    float result[LANES];
+    int32_t flags[LANES];
+    for (int v = 0; v < 4; v++) {
+        __m128i products = _mm_loadu_si128((const __m128i *)(sum + 4 * v));
+        __m128 c_value = _mm_castsi128_ps(
+            _mm_andnot_si128(general[v], _mm_and_si128(fused_mask, _mm_loadu_si128((const __m128i *)(chain + 4 * v)))));
+        __m128i c_cut = _mm_cvttps_epi32(_mm_mul_ps(c_value, scale[v]));
+        __m128i unscale_exponent =
+            select_int(general[v], _mm_set1_epi32(1023), _mm_add_epi32(top[v], _mm_set1_epi32(1023 - frac_bits)));
+        __m128d rounded[2];
+        __m128i flag = general[v];
+        __m128d flag_double[2];
+        for (int half_index = 0; half_index < 2; half_index++) {
+            __m128i shift = half_index ? _mm_shuffle_epi32(products, 0x0E) : products;
+            __m128i c_shift = half_index ? _mm_shuffle_epi32(c_cut, 0x0E) : c_cut;
+            __m128d total = _mm_add_pd(_mm_cvtepi32_pd(shift), _mm_cvtepi32_pd(c_shift)); /* exact */
+            __m128i exponent = half_index ? _mm_unpackhi_epi32(unscale_exponent, zero)
+                                          : _mm_unpacklo_epi32(unscale_exponent, zero);
+            __m128d value = _mm_mul_pd(total, _mm_castsi128_pd(_mm_slli_epi64(exponent, 52)));
+            __m128i bits = _mm_castpd_si128(value);
+            if (p->nearest_even)
+                bits = _mm_andnot_si128(mask, _mm_add_epi64(bits, _mm_add_epi64(half, _mm_and_si128(
+                                                                                    _mm_srl_epi64(bits, drop_count), one))));
+            else
+                bits = _mm_andnot_si128(cut_mask, bits);
+            __m128d r = _mm_castsi128_pd(bits);
+            __m128d overflow = _mm_cmpgt_pd(_mm_and_pd(r, abs_mask), max);
+            __m128d signed_infinity = _mm_or_pd(_mm_andnot_pd(abs_mask, value), infinity);
+            r = _mm_or_pd(_mm_and_pd(overflow, signed_infinity), _mm_andnot_pd(overflow, r));
+            if (cut_after)
+                r = _mm_castsi128_pd(_mm_andnot_si128(acc_mask, _mm_castpd_si128(r)));
+            rounded[half_index] = r;
+            flag_double[half_index] = _mm_or_pd(_mm_cmpeq_pd(total, zero_double),
+                                                _mm_cmplt_pd(_mm_and_pd(value, abs_mask), min_normal));
+        }
+        flag = _mm_or_si128(flag, narrow_masks(flag_double[0], flag_double[1]));
+        _mm_storeu_ps(result + 4 * v, _mm_movelh_ps(_mm_cvtpd_ps(rounded[0]), _mm_cvtpd_ps(rounded[1])));
+        _mm_storeu_si128((__m128i *)(flags + 4 * v), flag);
+    }
+    for (int w = 0; w < active; w++) {
+        double c = chain[w], block_result = result[w];
+        if (flags[w])
+            block_result = block_general(a, b + w, ops->ldb, ae, be + w, count, fused ? c : 0.0, c_emin, fused, p,
+                                         acc);
+        chain[w] = (float)(fused ? block_result
+                                 : add_nearest_even(c, block_result, &p->model.out, p->out_max, p->out_nan));
+    }
+}
+#endif
+
+/* ---- operand preparation -------------------------------------------------------- */
+
+/* Alignment exponent of one element: floor(log2|x|) but at least emin; ZERO_EXPONENT for
+ * zero, Inf and NaN (those are handled by block_general). */
+static inline int16_t element_exponent(float x, int emin)
+{
+    if (x == 0.0f || !isfinite(x))
+        return ZERO_EXPONENT;
+    int e = exponent_of_float(x);
+    return (int16_t)(e < emin ? emin : e);
+}
+
+static void free_operands(operands *ops)
+{
+    free(ops->a_exponents);
+    free(ops->a_special);
+    free(ops->b);
+    free(ops->b_exponents);
+    free(ops->b_special);
+    memset(ops, 0, sizeof *ops);
+}
+
+static int alloc_operands(operands *ops, int64_t m, int64_t n, int64_t k)
+{
+    memset(ops, 0, sizeof *ops);
+    ops->m = m;
+    ops->n = n;
+    ops->k = k;
+    ops->ldb = (n + LANES - 1) / LANES * LANES;
+    size_t a_count = (size_t)(m * k > 0 ? m * k : 1), b_count = (size_t)(k * ops->ldb > 0 ? k * ops->ldb : 1);
+    ops->a_exponents = malloc(a_count * sizeof(int16_t));
+    ops->a_special = calloc((size_t)(m > 0 ? m : 1), 1);
+    ops->b = malloc(b_count * sizeof(float));
+    ops->b_exponents = malloc(b_count * sizeof(int16_t));
+    ops->b_special = calloc((size_t)(ops->ldb > 0 ? ops->ldb : 1), 1);
+    if (!ops->a_exponents || !ops->a_special || !ops->b || !ops->b_exponents || !ops->b_special) {
+        free_operands(ops);
         return -2;
     }
     return 0;
 }
 
-/* Row r, column q of the source is source[r * row_stride + q * col_stride]. */
-static void prepare_operand(const float *source, int64_t rows, int64_t cols, int64_t row_stride,
-                            int64_t col_stride, int emin, int threads, prepared_operand *operand)
+static void prepare_a(operands *ops, const float *a, int emin, int threads)
 {
     (void)threads;
+    ops->a = a;
+    int64_t k = ops->k;
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-    for (int64_t r = 0; r < rows; r++) {
+    for (int64_t i = 0; i < ops->m; i++) {
         unsigned char special = 0;
-        for (int64_t q = 0; q < cols; q++) {
-            float x = source[r * row_stride + q * col_stride];
-            int64_t index = r * cols + q;
-            operand->values[index] = (double)x;
-            if (isfinite(x) && x != 0.0f) {
-                int e = exponent_of_float(x);
-                operand->exponents[index] = (int16_t)(e < emin ? emin : e);
-            } else {
-                operand->exponents[index] = ZERO_EXPONENT;
-                special |= !isfinite(x);
-            }
+        for (int64_t q = 0; q < k; q++) {
+            ops->a_exponents[i * k + q] = element_exponent(a[i * k + q], emin);
+            special |= !isfinite(a[i * k + q]);
         }
-        operand->special[r] = special;
+        ops->a_special[i] = special;
     }
+}
+
+static void prepare_b(operands *ops, const float *b, int emin, int threads)
+{
+    (void)threads;
+    int64_t n = ops->n, ldb = ops->ldb;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    for (int64_t q = 0; q < ops->k; q++) {
+        for (int64_t j = 0; j < ldb; j++) {
+            float x = j < n ? b[q * n + j] : 0.0f;
+            ops->b[q * ldb + j] = x;
+            ops->b_exponents[q * ldb + j] = element_exponent(x, emin);
+        }
+    }
+    memset(ops->b_special, 0, (size_t)ldb);
+    for (int64_t q = 0; q < ops->k; q++)
+        for (int64_t j = 0; j < n; j++)
+            ops->b_special[j] |= !isfinite(b[q * n + j]);
 }
 
 /* ---- the drivers --------------------------------------------------------------- */
 
-/* One chain step: the block [k0, k0 + n) of output (i, j), from the running c. */
-static inline double chain_step(const prepared_operand *pa, const prepared_operand *pb, int64_t i, int64_t j,
-                                int64_t k, int64_t k0, int64_t n, double c, int c_emin, int fast,
-                                const prepared_model *p, superacc *acc)
-{
-    const double *a = pa->values + i * k + k0, *b = pb->values + j * k + k0;
-    const int16_t *ae = pa->exponents + i * k + k0, *be = pb->exponents + j * k + k0;
-    if (p->model.c_addition == FL_MMA_C_FUSED) {
-        double result;
-        if (fast && !block_fast(a, b, ae, be, n, c, c_emin, 1, p, &result))
-            return result;
-        return block_general(a, b, ae, be, n, c, c_emin, 1, p, acc);
-    }
-    double products;
-    if (!(fast && !block_fast(a, b, ae, be, n, 0.0, c_emin, 0, p, &products)))
-        products = block_general(a, b, ae, be, n, 0.0, c_emin, 0, p, acc);
-    return add_nearest_even(c, products, &p->model.out, p->out_max, p->out_nan);
-}
-
-/* One tile of outputs, all of K: the chain (and the promotion) for each element. */
-static void block_fma_tile(const prepared_operand *pa, const prepared_operand *pb, const float *c, float *d,
-                           int64_t n, int64_t k, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
+/* Rows [i0, i1) x columns [j0, j0 + LANES) of D, all of K: the chain, and the promotion. */
+static void block_fma_tile(const operands *ops, const float *c, float *d, int64_t i0, int64_t i1, int64_t j0,
                            const prepared_model *p, superacc *acc)
 {
-    double promoted[TILE][TILE], chain[TILE][TILE];
+    int64_t n = ops->n, k = ops->k, ldb = ops->ldb;
+    int active = (int)(j0 + LANES <= n ? LANES : n - j0);
     int promote = p->model.promote_every > 0;
+    float promoted[TILE_ROWS][LANES], chain[TILE_ROWS][LANES];
+    int fast_tile = p->fast;
     for (int64_t i = i0; i < i1; i++)
-        for (int64_t j = j0; j < j1; j++)
-            promoted[i - i0][j - j0] = c ? (double)c[i * n + j] : 0.0;
+        fast_tile &= !ops->a_special[i];
+    for (int w = 0; w < active; w++)
+        fast_tile &= !ops->b_special[j0 + w];
+    for (int64_t i = i0; i < i1; i++)
+        for (int w = 0; w < LANES; w++)
+            promoted[i - i0][w] = c && w < active ? c[i * n + j0 + w] : 0.0f;
     for (int64_t chunk0 = 0; chunk0 < k; chunk0 += p->chunk) {
         int64_t chunk1 = chunk0 + p->chunk < k ? chunk0 + p->chunk : k;
         for (int64_t i = i0; i < i1; i++)
-            for (int64_t j = j0; j < j1; j++)
-                chain[i - i0][j - j0] = promote ? 0.0 : promoted[i - i0][j - j0];
+            for (int w = 0; w < LANES; w++)
+                chain[i - i0][w] = promote ? 0.0f : promoted[i - i0][w];
         for (int64_t k0 = chunk0; k0 < chunk1; k0 += p->block) {
             int64_t count = k0 + p->block < chunk1 ? p->block : chunk1 - k0;
             /* The first block's c is C (C's format); later ones are block results (out format). */
             int c_emin = (k0 == 0 && !promote) ? p->model.c_emin : p->model.out.emin;
             for (int64_t i = i0; i < i1; i++) {
-                for (int64_t j = j0; j < j1; j++) {
-                    double *state = &chain[i - i0][j - j0];
+                if (fast_tile) {
+#ifdef __SSE2__
+                    if (p->float_products)
+                        strip_block_float_sse2(ops, i, j0, k0, count, active, chain[i - i0], c_emin, p, acc);
+                    else
+#endif
+                        strip_block(ops, i, j0, k0, count, active, chain[i - i0], c_emin, p, acc);
+                    continue;
+                }
+                const float *a = ops->a + i * k + k0;
+                const int16_t *ae = ops->a_exponents + i * k + k0;
+                for (int w = 0; w < active; w++) {
+                    float *state = &chain[i - i0][w];
                     if (isnan(*state))
                         continue; /* NaN absorbs everything after it */
-                    int fast = p->fast && !pa->special[i] && !pb->special[j];
-                    *state = chain_step(pa, pb, i, j, k, k0, count, *state, c_emin, fast, p, acc);
+                    *state = (float)chain_step_general(a, ops->b + k0 * ldb + j0 + w, ldb, ae,
+                                                       ops->b_exponents + k0 * ldb + j0 + w, count, *state,
+                                                       c_emin, p, acc);
                 }
             }
         }
         for (int64_t i = i0; i < i1; i++)
-            for (int64_t j = j0; j < j1; j++)
-                promoted[i - i0][j - j0] =
-                    promote ? add_nearest_even(promoted[i - i0][j - j0], chain[i - i0][j - j0], &p->fp32,
-                                               p->fp32_max, canonical_nan(&p->fp32))
-                            : chain[i - i0][j - j0];
+            for (int w = 0; w < active; w++)
+                promoted[i - i0][w] =
+                    promote ? (float)add_nearest_even(promoted[i - i0][w], chain[i - i0][w], &p->fp32,
+                                                      p->fp32_max, canonical_nan(&p->fp32))
+                            : chain[i - i0][w];
     }
     for (int64_t i = i0; i < i1; i++)
-        for (int64_t j = j0; j < j1; j++)
-            d[i * n + j] = (float)promoted[i - i0][j - j0];
+        for (int w = 0; w < active; w++)
+            d[i * n + j0 + w] = promoted[i - i0][w];
 }
 
 /* Pairwise float32 sum of x[0..count), splitting at count / 2 (the definition of fp32_pairwise). */
@@ -644,14 +1003,14 @@ static float pairwise_sum(const float *x, int64_t count)
 }
 
 /* fp32_pairwise for one output: products rounded to float32, summed pairwise, then + c. */
-static double pairwise_element(const prepared_operand *pa, const prepared_operand *pb, int64_t i, int64_t j,
-                               int64_t k, double c, float *scratch, const prepared_model *p)
+static float pairwise_element(const operands *ops, int64_t i, int64_t j, float c, float *scratch,
+                              const prepared_model *p)
 {
-    const double *a = pa->values + i * k, *b = pb->values + j * k;
-    for (int64_t q = 0; q < k; q++)
-        scratch[q] = (float)(a[q] * b[q]); /* one rounding: the double product is exact */
-    float sum = k > 0 ? pairwise_sum(scratch, k) + (float)c : (float)c;
-    return isnan(sum) ? p->out_nan : (double)sum;
+    const float *a = ops->a + i * ops->k, *b = ops->b + j;
+    for (int64_t q = 0; q < ops->k; q++)
+        scratch[q] = (float)((double)a[q] * b[q * ops->ldb]); /* one rounding: the double product is exact */
+    float sum = ops->k > 0 ? pairwise_sum(scratch, ops->k) + c : c;
+    return isnan(sum) ? (float)p->out_nan : sum;
 }
 
 int fl_mma_matmul_f32(const float *a, const float *b, const float *c, float *d,
@@ -667,23 +1026,20 @@ int fl_mma_matmul_f32(const float *a, const float *b, const float *c, float *d,
     if (model->summation == FL_MMA_SUM_PAIRWISE &&
         (model->out.man_bits != 23 || model->out.emin != -126 || model->out.emax != 127 || !p.nearest_even))
         return -1; /* pairwise is defined for float32 nearest-even only */
-    prepared_operand pa = {NULL, NULL, NULL}, pb = {NULL, NULL, NULL};
-    if (alloc_operand(&pa, m, k) || alloc_operand(&pb, n, k)) {
-        free_operand(&pa);
-        free_operand(&pb);
+    operands ops;
+    if (alloc_operands(&ops, m, n, k))
         return -2;
-    }
     double work = (double)m * (double)n * (double)(k > 0 ? k : 1);
     int threads = work >= PARALLEL_THRESHOLD ? fl_max_threads() : 1;
     (void)threads; /* used only by the OpenMP pragmas */
-    int64_t tiles_m = (m + TILE - 1) / TILE, tiles_n = (n + TILE - 1) / TILE;
+    int64_t tiles_m = (m + TILE_ROWS - 1) / TILE_ROWS, tiles_n = ops.ldb / LANES;
     int status = 0;
     for (int64_t t = 0; t < batch && !status; t++) {
         /* Broadcast batches repeat an operand: prepare it only when it changes. */
         if (t == 0 || a_offsets[t] != a_offsets[t - 1])
-            prepare_operand(a + a_offsets[t], m, k, k, 1, model->a_emin, threads, &pa);
+            prepare_a(&ops, a + a_offsets[t], model->a.emin, threads);
         if (t == 0 || b_offsets[t] != b_offsets[t - 1])
-            prepare_operand(b + b_offsets[t], n, k, 1, n, model->b_emin, threads, &pb);
+            prepare_b(&ops, b + b_offsets[t], model->b.emin, threads);
         const float *ct = c ? c + c_offsets[t] : NULL;
         float *dt = d + t * m * n;
         if (model->summation == FL_MMA_SUM_PAIRWISE) {
@@ -697,8 +1053,7 @@ int fl_mma_matmul_f32(const float *a, const float *b, const float *c, float *d,
 #pragma omp for schedule(static)
                 for (int64_t i = 0; i < m; i++)
                     for (int64_t j = 0; j < n && scratch; j++)
-                        dt[i * n + j] = (float)pairwise_element(&pa, &pb, i, j, k,
-                                                                ct ? (double)ct[i * n + j] : 0.0, scratch, &p);
+                        dt[i * n + j] = pairwise_element(&ops, i, j, ct ? ct[i * n + j] : 0.0f, scratch, &p);
                 free(scratch);
             }
             continue;
@@ -708,13 +1063,12 @@ int fl_mma_matmul_f32(const float *a, const float *b, const float *c, float *d,
             superacc acc;
 #pragma omp for schedule(dynamic, 1)
             for (int64_t tile = 0; tile < tiles_m * tiles_n; tile++) {
-                int64_t i0 = (tile / tiles_n) * TILE, j0 = (tile % tiles_n) * TILE;
-                int64_t i1 = i0 + TILE < m ? i0 + TILE : m, j1 = j0 + TILE < n ? j0 + TILE : n;
-                block_fma_tile(&pa, &pb, ct, dt, n, k, i0, i1, j0, j1, &p, &acc);
+                int64_t i0 = (tile / tiles_n) * TILE_ROWS, j0 = (tile % tiles_n) * LANES;
+                int64_t i1 = i0 + TILE_ROWS < m ? i0 + TILE_ROWS : m;
+                block_fma_tile(&ops, ct, dt, i0, i1, j0, &p, &acc);
             }
         }
     }
-    free_operand(&pa);
-    free_operand(&pb);
+    free_operands(&ops);
     return status;
 }

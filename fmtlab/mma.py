@@ -293,16 +293,21 @@ def mma_models() -> tuple[MMAModel, ...]:
 
 # ---- matmul ----------------------------------------------------------------------------------------
 
+def _fill_c_format(c_format, fmt: Format):
+    c_format.man_bits = fmt.man_bits
+    c_format.emin = fmt.emin
+    c_format.emax = fmt.emax
+    c_format.min_exponent = fmt.min_subnormal_exponent
+
+
 def _c_model(model: MMAModel):
     from ._native_loader import ffi
     c_model = ffi.new("fl_mma_model *")
-    c_model.a_emin = model.a_format.emin
-    c_model.b_emin = model.b_format.emin
+    for field, fmt in (("a", model.a_format), ("b", model.b_format)):
+        _fill_c_format(getattr(c_model, field), fmt)
     c_model.block = model.block or 0
     c_model.frac_bits = -1 if model.frac_bits is None else model.frac_bits
-    c_model.out.man_bits = model.out_format.man_bits
-    c_model.out.emin = model.out_format.emin
-    c_model.out.emax = model.out_format.emax
+    _fill_c_format(c_model.out, model.out_format)
     c_model.out_rounding = _ROUNDING_CODES[model.out_rounding]
     c_model.acc_frac_bits = -1 if model.acc_frac_bits is None else model.acc_frac_bits
     c_model.use_exp_floor = int(model.exp_floor is not None)
