@@ -125,7 +125,7 @@ def _quantize_values(t: torch.Tensor, fmt: Format, rounding: str, saturate, seed
     else:
         result = _torch_codec.quantize(compute, fmt, rounding, saturate=bool(saturate), seed=seed,
                                        sr_bits=0 if sr_bits is None else int(sr_bits))
-    return result.to(t.dtype)
+    return result if result.dtype == t.dtype else result.to(t.dtype)
 
 
 class _StraightThroughQuantize(torch.autograd.Function):

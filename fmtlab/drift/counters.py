@@ -51,12 +51,19 @@ class Counters:
     @torch.no_grad()
     def __call__(self, role: str, before: torch.Tensor, after: torch.Tensor, fmt) -> None:
         if role in GRADIENT_ROLES:
-            nonzero = before != 0
-            self.gradient_nonzero += int(torch.count_nonzero(nonzero))
-            self.gradient_underflow += int(torch.count_nonzero(nonzero & (after == 0)))
+            # Rounding keeps zeros zero and takes a nonzero value to zero only by underflow,
+            # so the underflowed count is the drop in the number of nonzeros.
+            nonzero_before = int(torch.count_nonzero(before))
+            self.gradient_nonzero += nonzero_before
+            self.gradient_underflow += nonzero_before - int(torch.count_nonzero(after))
         self.values += before.numel()
-        # Every value above max rounds to +-max, +-Inf or NaN, so |x| > max is the test.
-        self.saturated += int(torch.count_nonzero(before.abs() > _largest(fmt)))
+        if before.numel():
+            # Every value above max rounds to +-max, +-Inf or NaN, so |x| > max is the test;
+            # one min/max reduction rules it out in the usual case.
+            largest = _largest(fmt)
+            low, high = torch.aminmax(before)
+            if not (float(high) <= largest and float(low) >= -largest):  # also when NaN is present
+                self.saturated += int(torch.count_nonzero(before.abs() > largest))
 
     def finish_step(self, report) -> dict:
         """The counter columns of this step (see the module docstring), then reset."""

@@ -111,6 +111,31 @@ class StepReport:
         return self.updates_cancelled / self.updates_requested if self.updates_requested else 0.0
 
 
+def _unscale_and_check(gradients, scale: float) -> bool:
+    """Divide the gradients by ``scale`` in place (exact for a power of two) and say whether
+    any value is not finite.  GradScaler's fused kernel where torch has it."""
+    if not gradients:
+        return False
+    fused = getattr(torch, "_amp_foreach_non_finite_check_and_unscale_", None)
+    if fused is not None and all(g.dtype == torch.float32 and g.device == gradients[0].device for g in gradients):
+        found = torch.zeros(1, device=gradients[0].device)
+        fused(gradients, found, torch.full((1,), 1.0 / scale, device=gradients[0].device))
+        return bool(found.item())
+    if scale != 1.0:  # pragma: no cover - torch without the fused kernel
+        for gradient in gradients:
+            gradient.div_(scale)
+    return any_nonfinite(gradients)
+
+
+def any_nonfinite(tensors) -> bool:
+    """Whether any element of the float32 ``tensors`` is Inf or NaN.
+
+    Their sum in float64 cannot overflow (float32 values are below 2^128), so it is
+    non-finite exactly when some element is; one reduction per tensor instead of isfinite.
+    """
+    return not math.isfinite(sum(float(t.sum(dtype=torch.float64)) for t in tensors))
+
+
 class EmulatedOptimizer:
     """Wrap ``optimizer`` with a weight storage format, optional FP32 master weights and loss scaling.
 
@@ -177,10 +202,7 @@ class EmulatedOptimizer:
         self.step_count += 1
         scale = self.loss_scaler.scale
         gradients = [p.grad for p in self.parameters if p.grad is not None]
-        if scale != 1.0:
-            for gradient in gradients:
-                gradient.div_(scale)
-        nonfinite = any(not bool(torch.isfinite(g).all()) for g in gradients)
+        nonfinite = _unscale_and_check(gradients, scale)
         if nonfinite and self.loss_scaler.checks_gradients:
             self.loss_scaler.update(True)
             return StepReport(scale, True, True)

@@ -43,8 +43,8 @@ class RunResult:
 
 
 def _all_finite(parameters) -> bool:
-    import torch
-    return all(bool(torch.isfinite(p).all()) for p in parameters)
+    from .optimizer import any_nonfinite
+    return not any_nonfinite([p.detach() for p in parameters])
 
 
 def train(task_name: str, config_name: str, seed: int, steps: int, eval_every: int) -> RunResult:
