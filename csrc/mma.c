@@ -988,9 +988,11 @@ static void block_fma_tile(const operands *ops, const float *c, float *d, int64_
                                                       p->fp32_max, canonical_nan(&p->fp32))
                             : chain[i - i0][w];
     }
+    /* Every NaN leaves as the canonical one, also a NaN of C that no block touched (K = 0). */
+    float nan = (float)(promote ? canonical_nan(&p->fp32) : p->out_nan);
     for (int64_t i = i0; i < i1; i++)
         for (int w = 0; w < active; w++)
-            d[i * n + j0 + w] = promoted[i - i0][w];
+            d[i * n + j0 + w] = isnan(promoted[i - i0][w]) ? nan : promoted[i - i0][w];
 }
 
 /* Pairwise float32 sum of x[0..count), splitting at count / 2 (the definition of fp32_pairwise). */

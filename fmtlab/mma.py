@@ -180,20 +180,17 @@ _GPUS = {"v100": "volta", "t4": "turing", "a100": "ampere", "a2": "ampere", "a30
          "ada": "ada", "l40s": "ada", "h100": "hopper", "h200": "hopper", "b200": "blackwell"}
 _REFERENCES = ("fp32_fma", "fp32_pairwise", "exact")
 
+# Where each preset's parameters come from (docs/tensor-cores.md has the full story).
 _NOTES = {
-    "volta": "Fasi et al. 2021; Khattak & Mikaitis 2025; V100 data 5000/5000",
-    "turing": "as A100 (Khattak & Mikaitis); block size and floor not measured, no data",
-    "ampere": "Khattak & Mikaitis 2025; A100/A2 data 5000/5000",
-    "ada": "Khattak & Mikaitis 2025; Ada/L40S data 5000/5000",
-    "hopper": "Khattak & Mikaitis 2025; H100/H200 data 5000/5000",
-    "blackwell": "Khattak & Mikaitis 2025; B200 data 5000/5000",
+    "volta": "Fasi et al.; Khattak & Mikaitis; V100 data bit-exact",
+    "turing": "as A100 (Khattak & Mikaitis); not measured",
+    "ampere": "Khattak & Mikaitis; A100/A2 data bit-exact",
+    "ada": "Khattak & Mikaitis; Ada/L40S data bit-exact",
+    "hopper": "Khattak & Mikaitis; H100/H200 data bit-exact",
+    "blackwell": "Khattak & Mikaitis; B200 data bit-exact",
 }
-_NOTE_BLACKWELL_FP8 = ("fmtlab's fit to the B200 mma.sync data (products cut to F=25 bits, rounded toward "
-                       "zero to fp32, then + c rounded to nearest-even): 5000/5000 e4m3 and e5m2; F >= 23 "
-                       "fits, 25 as on B200 fp16")
-_NOTE_FP8_FP16_OUT = ("provisional, not bit-exact: products rounded to fp16 (nearest-even), then + c "
-                      "rounded to nearest-even fits about 81% of the H100/H200/B200 data; the published "
-                      "model fits under 1%")
+_NOTE_BLACKWELL_FP8 = "fmtlab's fit (c added after, nearest-even); B200 data bit-exact"
+_NOTE_FP8_FP16_OUT = "provisional fit, about 80% of the data (open question)"
 
 
 def _gpu_model(gpu, input_name, out):
@@ -222,7 +219,7 @@ def _gpu_model(gpu, input_name, out):
 
 def _reference_model(kind, input_format, out):
     out_format = FP32 if out == "fp32" else FP16
-    name = f"{kind}-{input_format}-{out}"
+    name = kind if input_format == FP32 and out == "fp32" else f"{kind}-{input_format}-{out}"
     if kind == "exact":
         return MMAModel(input_format, block=None, frac_bits=None, out_format=out_format,
                         out_rounding="nearest_even", name=name,

@@ -1,0 +1,190 @@
+"""A slow, obviously-correct reference for fmtlab's MMA models, in exact rationals.
+
+Written straight from docs/tensor-cores.md §1 and fmtlab/mma.py's docstring, with Python's
+``fractions.Fraction``; nothing here calls fmtlab's C core.  An :class:`fmtlab.mma.MMAModel`
+is only read for its parameters, and a Format for (man_bits, emin, emax).
+
+Values between blocks are Python floats (every value of the output formats is exact in a
+double, and -0.0, inf and nan are needed); inside a block everything is a Fraction.
+"""
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+
+NAN = float("nan")
+INF = float("inf")
+
+
+def pow2(k: int) -> Fraction:
+    return Fraction(1 << k) if k >= 0 else Fraction(1, 1 << -k)
+
+
+def floor_log2(x: Fraction) -> int:
+    """floor(log2 x) for x > 0, exactly."""
+    e = x.numerator.bit_length() - x.denominator.bit_length()
+    if pow2(e) > x:
+        e -= 1
+    if pow2(e + 1) <= x:
+        e += 1
+    return e
+
+
+def round_to(x: Fraction, fmt, mode: str) -> float:
+    """x rounded to fmt ("toward_zero" or "nearest_even"), subnormals, overflow to +-inf.
+
+    A zero result keeps the sign of x (x itself nonzero)."""
+    if x == 0:
+        return 0.0
+    negative = x < 0
+    magnitude = -x if negative else x
+    e = max(floor_log2(magnitude), fmt.emin)
+    quantum = pow2(e - fmt.man_bits)
+    scaled = magnitude / quantum
+    kept = math.floor(scaled)
+    if mode == "nearest_even":
+        rest = scaled - kept
+        if rest > Fraction(1, 2) or (rest == Fraction(1, 2) and kept % 2 == 1):
+            kept += 1
+    elif mode != "toward_zero":
+        raise ValueError(mode)
+    value = kept * quantum
+    largest = (2 - pow2(-fmt.man_bits)) * pow2(fmt.emax)
+    result = INF if value > largest else float(value)
+    return -result if negative else result
+
+
+class _CutFormat:
+    """The output format with fewer fraction bits: the accumulator cut."""
+
+    def __init__(self, fmt, man_bits):
+        self.man_bits, self.emin, self.emax = man_bits, fmt.emin, fmt.emax
+
+
+def alignment_exponent(x: float, emin: int) -> int:
+    return max(floor_log2(abs(Fraction(x))), emin)
+
+
+def block(a, b, c, include_c, model, c_emin):
+    """One block FMA by the definition: sum a[k] * b[k] (+ c), as a float of the out format."""
+    a = [float(x) for x in a]
+    b = [float(y) for y in b]
+    # Special values: any NaN or Inf * 0 -> NaN; +Inf and -Inf -> NaN; else the Inf.
+    infinities = set()
+    any_nan = include_c and math.isnan(c)
+    if include_c and math.isinf(c):
+        infinities.add(c > 0)
+    for x, y in zip(a, b):
+        if math.isnan(x) or math.isnan(y):
+            any_nan = True
+        elif math.isinf(x) or math.isinf(y):
+            if x == 0 or y == 0:
+                any_nan = True
+            else:
+                infinities.add((x > 0) == (y > 0))
+    if any_nan or len(infinities) == 2:
+        return NAN
+    if infinities:
+        return INF if infinities.pop() else -INF
+    terms = []  # (exact value, alignment exponent)
+    all_negative_zero = True if not include_c else (c == 0 and math.copysign(1, c) < 0)
+    for x, y in zip(a, b):
+        if x == 0 or y == 0:
+            if math.copysign(1, x) * math.copysign(1, y) > 0:
+                all_negative_zero = False
+            continue
+        all_negative_zero = False
+        exponent = alignment_exponent(x, model.a_format.emin) + alignment_exponent(y, model.b_format.emin)
+        terms.append((Fraction(x) * Fraction(y), exponent))
+    if include_c and c != 0:
+        terms.append((Fraction(c), alignment_exponent(c, c_emin)))
+    if not terms:
+        return -0.0 if all_negative_zero else 0.0
+    top = max(exponent for _, exponent in terms)
+    if model.exp_floor is not None:
+        top = max(top, model.exp_floor)
+    if model.frac_bits is None:
+        total = sum(value for value, _ in terms)
+    else:
+        quantum = pow2(top - model.frac_bits)
+        # int() of a Fraction truncates toward zero: the cut without guard or sticky bit
+        total = sum(int(value / quantum) * quantum for value, _ in terms)
+    if total == 0:
+        return 0.0
+    result = round_to(total, model.out_format, model.out_rounding)
+    if model.acc_frac_bits is not None and model.acc_frac_bits < model.out_format.man_bits and math.isfinite(result):
+        result = round_to(Fraction(result), _CutFormat(model.out_format, model.acc_frac_bits), "toward_zero")
+    return result
+
+
+def add_nearest_even(x: float, y: float, fmt) -> float:
+    """x + y rounded once to fmt with nearest-even (the separate adder, the promotion add)."""
+    if math.isnan(x) or math.isnan(y) or (math.isinf(x) and math.isinf(y) and x != y):
+        return NAN
+    if math.isinf(x) or math.isinf(y):
+        return x if math.isinf(x) else y
+    total = Fraction(x) + Fraction(y)
+    if total == 0:
+        return -0.0 if (math.copysign(1, x) < 0 and math.copysign(1, y) < 0) else 0.0
+    return round_to(total, fmt, "nearest_even")
+
+
+def dot(a, b, c, model) -> float:
+    """One output element: sum_k a[k] b[k] + c under ``model``."""
+    from fmtlab.formats import FP32
+    k = len(a)
+    if model.summation == "pairwise":
+        with np.errstate(all="ignore"):  # overflow to inf is the intended float32 behaviour
+            products = [np.float32(np.float64(x) * np.float64(y)) for x, y in zip(a, b)]
+
+        def pairwise(values):
+            if len(values) == 1:
+                return values[0]
+            half = len(values) // 2
+            return np.float32(pairwise(values[:half]) + pairwise(values[half:]))
+
+        with np.errstate(all="ignore"):
+            total = np.float32(pairwise(products) + np.float32(c)) if k else np.float32(c)
+        return float(total)
+    c = round_to(Fraction(c), model.c_format, "nearest_even") if math.isfinite(c) and c != 0 else float(c)
+    block_size = model.block or model.promote_every or max(k, 1)
+    chunk = model.promote_every or max(k, 1)
+    promoted = c
+    for chunk_start in range(0, k, chunk):
+        chain = 0.0 if model.promote_every else promoted
+        chunk_end = min(chunk_start + chunk, k)
+        for start in range(chunk_start, chunk_end, block_size):
+            end = min(start + block_size, chunk_end)
+            first = start == 0 and not model.promote_every
+            c_emin = model.c_format.emin if first else model.out_format.emin
+            if math.isnan(chain):
+                continue
+            if model.c_addition == "fused":
+                chain = block(a[start:end], b[start:end], chain, True, model, c_emin)
+            else:
+                products = block(a[start:end], b[start:end], 0.0, False, model, c_emin)
+                chain = add_nearest_even(chain, products, model.out_format)
+        promoted = add_nearest_even(promoted, chain, FP32) if model.promote_every else chain
+    return promoted
+
+
+def matmul(A, B, C, model) -> np.ndarray:
+    """D = A @ B + C for 2-D A (m x k), B (k x n), C (m x n or None), as float32."""
+    A = np.asarray(A, dtype=np.float32)
+    B = np.asarray(B, dtype=np.float32)
+    m, n = A.shape[0], B.shape[1]
+    out = np.empty((m, n), dtype=np.float32)
+    for i in range(m):
+        for j in range(n):
+            c = 0.0 if C is None else float(C[i, j])
+            out[i, j] = dot(A[i, :].tolist(), B[:, j].tolist(), c, model)
+    return out
+
+
+def canonical_nan_bits(fmt) -> int:
+    """float32 bits of the out format's canonical NaN (all exponent and fraction bits set)."""
+    if fmt.man_bits == 0:
+        return 0x7FC00000
+    return 0x7F800000 | (((1 << fmt.man_bits) - 1) << (23 - fmt.man_bits))
