@@ -66,6 +66,13 @@ typedef struct prepared_format {
     int64_t fast_rebias;      /* float32 (E, M) code minus format code: (127 - bias) << m */
     uint32_t fast_lo, fast_hi;
     int fast_enabled;
+    /* float32 inputs whose magnitude bits are below these round to zero in the nearest
+     * modes / toward zero (0: no such shortcut); see prepare_format */
+    uint32_t fast_zero_below_nearest, fast_zero_below_toward_zero;
+    /* ieee subnormal results: |x| * 2^(m - emin) = code + fraction, scaled in two exact
+     * float32 steps (one factor may not be representable); 0 = not on the fast path */
+    int fast_subnormals;
+    float fast_subnormal_scale_1, fast_subnormal_scale_2;
 } prepared_format;
 
 static int prepare_format(const fl_format *format, prepared_format *p)
@@ -119,6 +126,27 @@ static int prepare_format(const fl_format *format, prepared_format *p)
         p->fast_lo = (uint32_t)(low_exponent + 127) << 23;
         p->fast_hi = 0x7F7FFFFFu;
         p->fast_enabled = 1;
+    }
+    /* Below half the smallest positive value every nearest mode gives zero, and below the
+     * smallest positive value toward_zero does (strictly below: a tie at half goes to zero
+     * only under nearest_even, so the nearest threshold is exclusive of it).  Formats that
+     * flush (subnormals = none) keep the generic path, whose flush is exact. */
+    if (p->fast_enabled && p->subnormals == FL_SUBNORMALS_IEEE && p->emin >= -126 && m >= 1) {
+        int scale_exponent = m - p->emin;
+        int first = scale_exponent > 100 ? 100 : scale_exponent;
+        p->fast_subnormals = 1;
+        p->fast_subnormal_scale_1 = ldexpf(1.0f, first);
+        p->fast_subnormal_scale_2 = ldexpf(1.0f, scale_exponent - first);
+    }
+    if (p->subnormals != FL_SUBNORMALS_NONE) {
+        int smallest_exponent = p->subnormals == FL_SUBNORMALS_TESLA ? -p->bias - m : p->emin - m;
+        if (m == 0)
+            smallest_exponent = p->emin;
+        if (smallest_exponent - 1 >= -149 && smallest_exponent <= 127) {
+            float half_smallest = ldexpf(1.0f, smallest_exponent - 1), smallest = ldexpf(1.0f, smallest_exponent);
+            memcpy(&p->fast_zero_below_nearest, &half_smallest, sizeof half_smallest);
+            memcpy(&p->fast_zero_below_toward_zero, &smallest, sizeof smallest);
+        }
     }
     return 0;
 }
@@ -500,8 +528,11 @@ static void add_stats(fl_stats *stats, int64_t invalid, int64_t overflow, int64_
 #define FAST_BLOCK 512
 
 typedef struct fast_block_result {
-    int32_t slow;     /* elements that need encode_one */
-    int32_t inexact;  /* inexact elements among the fast ones */
+    int32_t slow;       /* elements that need encode_one */
+    int32_t inexact;    /* counts among the fast ones */
+    int32_t overflow;
+    int32_t underflow;
+    int32_t denormal;
 } fast_block_result;
 
 /* Output kinds of the fast blocks: codes of 1, 2 or 4 bytes, or float32 values. */
@@ -512,10 +543,15 @@ static inline fast_block_result fast_block_body(const uint32_t *restrict bits, i
                                                 uint8_t *restrict is_slow,
                                                 uint32_t lo, uint32_t span, int shift, uint32_t sign_bit,
                                                 int32_t rebias, int32_t max_code, const int mode,
-                                                const uint32_t *restrict random_top, int sr_bits)
+                                                const uint32_t *restrict random_top, int sr_bits,
+                                                uint32_t zero_below, int32_t saturating,
+                                                uint32_t zero_sign_bit, int32_t subnormals_enabled,
+                                                float subnormal_scale_1, float subnormal_scale_2)
 {
     const uint32_t mask = (1u << shift) - 1, range_mask = sign_bit ? 0x7FFFFFFFu : 0xFFFFFFFFu;
-    int32_t fast_count = 0, inexact = 0;
+    const uint32_t zero_sign_f32 = zero_sign_bit ? 0x80000000u : 0u;
+    int32_t fast_count = 0, inexact = 0, overflow = 0, underflow = 0, denormal = 0;
+    const int32_t min_normal_code = (int32_t)1 << (shift > 23 ? 0 : 23 - shift); /* 2^m */
     for (int i = 0; i < count; i++) {
         const uint32_t magnitude = bits[i] & 0x7FFFFFFFu, negative = bits[i] >> 31;
         const int32_t lo_code = (int32_t)(magnitude >> shift) - rebias;
@@ -547,21 +583,72 @@ static inline fast_block_result fast_block_body(const uint32_t *restrict bits, i
             code = (int32_t)((magnitude + increment) >> shift) - rebias;
         /* For unsigned formats range_mask keeps the sign bit, so negative inputs fall
          * outside [lo, lo + span] and go to encode_one (they are invalid there). */
-        const int32_t fast = ((bits[i] & range_mask) - lo <= span) & (code <= max_code);
+        const uint32_t range_value = bits[i] & range_mask;
+        const int32_t in_range = range_value - lo <= span;
+        /* finite formats and saturate=True turn every overflow into max, in every mode;
+         * selects are written as masks so that the loop stays vectorisable */
+        const int32_t saturated = in_range & saturating & (code > max_code);
+        code ^= (code ^ max_code) & (0 - saturated);
+        /* zero_below is 0 (no shortcut) except for modes that send tiny inputs to zero */
+        const int32_t tiny = range_value < zero_below;
+        /* ieee subnormal results: y = |x| * 2^(m - emin) is exact and
+         * below 2^m, so its integer part t and fraction f decide the code */
+        float magnitude_value;
+        memcpy(&magnitude_value, &magnitude, sizeof magnitude_value);
+        const float y = magnitude_value * subnormal_scale_1 * subnormal_scale_2;
+        const int32_t t = (int32_t)y;
+        const float fraction = y - (float)t;
+        const int32_t subnormal_inexact = fraction != 0.0f;
+        int32_t round_away;
+        switch (mode) {
+        case FL_ROUND_NEAREST_EVEN: {
+            /* 0 <= y < 2^23: adding and removing 2^23 rounds y to an integer, ties to even,
+             * in the default rounding mode (no -ffast-math, so this is not folded away) */
+            const float rounded = (y + 8388608.0f) - 8388608.0f;
+            round_away = (int32_t)rounded - t;
+            break;
+        }
+        case FL_ROUND_NEAREST_AWAY: round_away = fraction >= 0.5f; break;
+        case FL_ROUND_UP: round_away = subnormal_inexact & (int32_t)(1u - negative); break;
+        case FL_ROUND_DOWN: round_away = subnormal_inexact & (int32_t)negative; break;
+        default: round_away = 0; break;
+        }
+        const int32_t subnormal_code = mode == FL_ROUND_ODD ? (t | subnormal_inexact) : t + round_away;
+        /* stochastic rounding of subnormal results stays on the exact path */
+        const int32_t subnormal = (mode != FL_ROUND_STOCHASTIC) & subnormals_enabled & (range_value < lo) & (tiny ^ 1);
+        const uint32_t subnormal_mask = 0u - (uint32_t)subnormal;
+        code = (int32_t)(((uint32_t)subnormal_code & subnormal_mask) | ((uint32_t)code & ~subnormal_mask));
+        const int32_t zero_result = tiny | (subnormal & (subnormal_code == 0));
+        const uint32_t tiny_mask = 0u - (uint32_t)zero_result;
+        const int32_t nonzero = magnitude != 0;
+        const int32_t fast = (in_range & (code <= max_code)) | tiny | subnormal;
         is_slow[i] = (uint8_t)(1 - fast);
         fast_count += fast;
-        inexact += fast & (remainder != 0);
-        const uint32_t result = (uint32_t)code | (sign_bit & (0u - negative));
+        inexact += (fast & in_range & ((remainder != 0) | saturated)) | (tiny & nonzero) | (subnormal & subnormal_inexact);
+        overflow += saturated;
+        underflow += zero_result & nonzero;
+        denormal += subnormal & (subnormal_code != 0) & (subnormal_code < min_normal_code);
+        const uint32_t sign_mask = 0u - negative;
+        const uint32_t result = ((zero_sign_bit & sign_mask) & tiny_mask) |
+                                (((uint32_t)code | (sign_bit & sign_mask)) & ~tiny_mask);
         if (out_kind == OUT_CODES_1)
             ((uint8_t *)out)[i] = (uint8_t)result;
         else if (out_kind == OUT_CODES_2)
             ((uint16_t *)out)[i] = (uint16_t)result;
         else if (out_kind == OUT_CODES_4)
             ((uint32_t *)out)[i] = result;
-        else /* a fast code is normal in float32: shift (E, M) back, restore the bias */
-            ((uint32_t *)out)[i] = (((uint32_t)(code + rebias) << shift) & 0x7FFFFFFFu) | (negative << 31);
+        else { /* a fast normal code is normal in float32: shift (E, M) back, restore the bias;
+                  * a subnormal code's value is code / 2^(m - emin), exact in float32 */
+            float subnormal_value = (float)subnormal_code * (1.0f / subnormal_scale_1) * (1.0f / subnormal_scale_2);
+            uint32_t subnormal_bits;
+            memcpy(&subnormal_bits, &subnormal_value, sizeof subnormal_bits);
+            const uint32_t normal_bits = ((uint32_t)(code + rebias) << shift) & 0x7FFFFFFFu;
+            const uint32_t magnitude_bits = (subnormal_bits & subnormal_mask) | (normal_bits & ~subnormal_mask);
+            ((uint32_t *)out)[i] = ((zero_sign_f32 & sign_mask) & tiny_mask) |
+                                   ((magnitude_bits | (negative << 31)) & ~tiny_mask);
+        }
     }
-    fast_block_result result = {count - fast_count, inexact};
+    fast_block_result result = {count - fast_count, inexact, overflow, underflow, denormal};
     return result;
 }
 
@@ -581,9 +668,16 @@ static inline fast_block_result fast_block_body(const uint32_t *restrict bits, i
             for (int i = 0; i < count; i++, counter += 0x9E3779B97F4A7C15ULL)                    \
                 random_top[i] = (uint32_t)(mix64(counter) >> (64 - top_bits));                  \
         }                                                                                        \
+        uint32_t zero_below = MODE == FL_ROUND_TOWARD_ZERO ? p->fast_zero_below_toward_zero       \
+                              : (MODE == FL_ROUND_NEAREST_EVEN || MODE == FL_ROUND_NEAREST_AWAY) \
+                                    ? p->fast_zero_below_nearest : 0u;                           \
+        int32_t saturating = rounding->saturate || p->specials == FL_SPECIALS_FINITE;            \
         return fast_block_body(bits, count, out, KIND, is_slow, p->fast_lo, p->fast_hi - p->fast_lo, \
                                p->fast_shift, p->sign_bit, (int32_t)p->fast_rebias,              \
-                               (int32_t)p->max_code, MODE, random_top, sr_bits);                 \
+                               (int32_t)p->max_code, MODE, random_top, sr_bits, zero_below,      \
+                               saturating, p->has_negative_zero ? p->sign_bit : 0u,              \
+                               p->fast_subnormals, p->fast_subnormal_scale_1,                    \
+                               p->fast_subnormal_scale_2);                                       \
     }
 #define DEFINE_FAST_BLOCKS(KIND)                                                                    \
     DEFINE_FAST_BLOCK(FL_ROUND_NEAREST_EVEN, KIND)                                               \
@@ -608,6 +702,9 @@ DEFINE_FAST_BLOCKS(OUT_VALUES_F32)
                                                              is_slow, &p, rounding,              \
                                                              index_offset + block_start);        \
         inexact += block.inexact;                                                                \
+        overflow += block.overflow;                                                              \
+        underflow += block.underflow;                                                            \
+        denormal += block.denormal;                                                              \
         if (block.slow) {                                                                        \
             for (int j = 0; j < count; j++) {                                                    \
                 if ((j & 7) == 0 && j + 8 <= count) {                                            \
