@@ -3,7 +3,8 @@
 Both use the evaluation loss (measured every ``eval_every`` steps on the task's fixed
 evaluation batch).  dL(t) is paired by seed: the mean over seeds s of
 L_config,s(t) - L_fp32,s(t).  The grey band is the FP32 seed spread, +-1 sample standard
-deviation of L_fp32,s(t) around its mean: a drift inside it is within seed noise.
+deviation of L_fp32,s(t) around its mean: a drift inside it is within seed noise.  The
+lower panel of delta.png shows the same drift relative to the FP32 loss, in percent.
 """
 from __future__ import annotations
 
@@ -55,12 +56,15 @@ def plot(results, config_names, directory, task_name="") -> list[pathlib.Path]:
     figure.savefig(paths[-1], dpi=120)
     pyplot.close(figure)
 
-    figure, axes = pyplot.subplots(figsize=(8, 5))
+    figure, (absolute_axes, relative_axes) = pyplot.subplots(2, 1, figsize=(8, 8), sharex=True)
     base_steps, base = _curves(results, "fp32")
     if base_steps is not None:
+        base_mean = np.nanmean(base, axis=0)
         if base.shape[0] > 1:
             spread = np.nanstd(base, axis=0, ddof=1)
-            axes.fill_between(base_steps, -spread, spread, color="0.8", label="fp32 seed spread (±1 std)")
+            absolute_axes.fill_between(base_steps, -spread, spread, color="0.8", label="fp32 seed spread (±1 std)")
+            relative_axes.fill_between(base_steps, -100 * spread / base_mean, 100 * spread / base_mean,
+                                       color="0.8", label="fp32 seed spread (±1 std)")
         for index, name in enumerate(config_names):
             if name == "fp32":
                 continue
@@ -72,13 +76,18 @@ def plot(results, config_names, directory, task_name="") -> list[pathlib.Path]:
             theirs = base[:, np.searchsorted(base_steps, common)]
             seeds = min(mine.shape[0], theirs.shape[0])
             delta = np.nanmean(mine[:seeds] - theirs[:seeds], axis=0)
-            axes.plot(common, delta, label=name, color=colours(index % 10), linewidth=1.2)
-    axes.axhline(0.0, color="black", linewidth=0.8)
-    axes.set_xlabel("step")
-    axes.set_ylabel("ΔL(t) = L_config − L_fp32 (mean over seeds)")
-    axes.set_title(f"fmtlab drift {task_name}: drift against FP32")
-    axes.legend(fontsize=8)
-    axes.grid(alpha=0.3)
+            colour = colours(index % 10)
+            absolute_axes.plot(common, delta, label=name, color=colour, linewidth=1.2)
+            relative_axes.plot(common, 100 * delta / base_mean[np.searchsorted(base_steps, common)],
+                               label=name, color=colour, linewidth=1.2)
+    for axes in (absolute_axes, relative_axes):
+        axes.axhline(0.0, color="black", linewidth=0.8)
+        axes.grid(alpha=0.3)
+    absolute_axes.set_ylabel("ΔL(t) = L_config − L_fp32")
+    relative_axes.set_ylabel("ΔL(t) / L_fp32(t)  [%]")
+    relative_axes.set_xlabel("step")
+    absolute_axes.set_title(f"fmtlab drift {task_name}: drift against FP32 (paired by seed, mean over seeds)")
+    absolute_axes.legend(fontsize=8)
     figure.tight_layout()
     paths.append(directory / "delta.png")
     figure.savefig(paths[-1], dpi=120)

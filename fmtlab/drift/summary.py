@@ -5,6 +5,9 @@ For configuration c over its seeds s (diverged seeds left out of the loss statis
     final_loss_mean = mean_s L_c,s          L the evaluation loss at the last step
     final_loss_std  = std_s L_c,s           (sample standard deviation, ddof = 1)
     delta_vs_fp32   = final_loss_mean(c) - final_loss_mean(fp32)
+    delta_vs_fp32_std = std_s (L_c,s - L_fp32,s)   the paired, per-seed spread of the drift
+                                                   (same weights and batches per seed, so it is
+                                                   much smaller than final_loss_std)
     diverged        = number of seeds that diverged
     <counter>_mean  = mean over every step of every seed
 
@@ -21,7 +24,8 @@ import numpy as np
 
 from .runner import RUN_COLUMNS
 
-SUMMARY_COLUMNS = ("config", "seeds", "final_loss_mean", "final_loss_std", "delta_vs_fp32", "diverged",
+SUMMARY_COLUMNS = ("config", "seeds", "final_loss_mean", "final_loss_std", "delta_vs_fp32", "delta_vs_fp32_std",
+                   "diverged",
                    "grad_underflow_mean", "saturated_mean", "update_cancelled_mean", "loss_scale_mean",
                    "nonfinite_steps_mean", "seconds_mean")
 _COUNTERS = ("grad_underflow", "saturated", "update_cancelled", "loss_scale")
@@ -40,7 +44,7 @@ def summarize(results, config_names, unavailable=None) -> list[dict]:
         runs = by_config[name]
         if name in unavailable or not runs:
             rows.append(dict(config=name, seeds=0, final_loss_mean=math.nan, final_loss_std=math.nan,
-                             delta_vs_fp32=math.nan, diverged=0, **{f"{c}_mean": math.nan for c in _COUNTERS},
+                             delta_vs_fp32=math.nan, delta_vs_fp32_std=math.nan, diverged=0, **{f"{c}_mean": math.nan for c in _COUNTERS},
                              nonfinite_steps_mean=math.nan, seconds_mean=math.nan,
                              note=unavailable.get(name, "no runs")))
             continue
@@ -49,7 +53,7 @@ def summarize(results, config_names, unavailable=None) -> list[dict]:
         row = dict(config=name, seeds=len(runs),
                    final_loss_mean=float(finals.mean()) if finals.size else math.nan,
                    final_loss_std=float(finals.std(ddof=1)) if finals.size > 1 else math.nan,
-                   delta_vs_fp32=math.nan, diverged=sum(r.diverged for r in runs))
+                   delta_vs_fp32=math.nan, delta_vs_fp32_std=math.nan, diverged=sum(r.diverged for r in runs))
         for counter in _COUNTERS:
             row[f"{counter}_mean"] = float(np.mean([s[counter] for s in steps])) if steps else math.nan
         row["nonfinite_steps_mean"] = float(np.mean([sum(s.get("nonfinite", 0) for s in r.rows) for r in runs]))
@@ -58,8 +62,12 @@ def summarize(results, config_names, unavailable=None) -> list[dict]:
         rows.append(row)
     baseline = next((r for r in rows if r["config"] == "fp32"), None)
     if baseline is not None:
+        baseline_by_seed = {r.seed: r.final_loss for r in by_config["fp32"]}
         for row in rows:
             row["delta_vs_fp32"] = row["final_loss_mean"] - baseline["final_loss_mean"]
+            paired = [r.final_loss - baseline_by_seed[r.seed] for r in by_config.get(row["config"], [])
+                      if r.seed in baseline_by_seed and math.isfinite(r.final_loss - baseline_by_seed[r.seed])]
+            row["delta_vs_fp32_std"] = float(np.std(paired, ddof=1)) if len(paired) > 1 else math.nan
     return rows
 
 
@@ -89,7 +97,7 @@ def write_summary_csv(path, rows) -> None:
 
 def format_table(rows) -> str:
     """The printed summary table."""
-    header = ("config", "final loss", "std", "delta vs fp32", "diverged", "grad underflow", "saturated",
+    header = ("config", "final loss", "std", "delta vs fp32 (paired std)", "diverged", "grad underflow", "saturated",
               "updates cancelled", "loss scale", "non-finite steps")
     lines = []
     for row in rows:
@@ -97,7 +105,8 @@ def format_table(rows) -> str:
             lines.append((row["config"], "unavailable", "", "", "", "", "", "", "", ""))
             continue
         lines.append((row["config"], f"{row['final_loss_mean']:.4f}", f"{row['final_loss_std']:.4f}",
-                      f"{row['delta_vs_fp32']:+.4f}", f"{row['diverged']}/{row['seeds']}",
+                      f"{row['delta_vs_fp32']:+.4f} ({row['delta_vs_fp32_std']:.4f})",
+                      f"{row['diverged']}/{row['seeds']}",
                       f"{100 * row['grad_underflow_mean']:.3f}%", f"{100 * row['saturated_mean']:.4f}%",
                       f"{100 * row['update_cancelled_mean']:.1f}%", f"{row['loss_scale_mean']:.4g}",
                       f"{row['nonfinite_steps_mean']:.1f}"))

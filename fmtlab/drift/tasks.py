@@ -13,7 +13,7 @@ Both datasets ship with the installation; nothing is downloaded:
   cross-entropy.  Optimiser: plain SGD (learning rate 0.1), batch 32.  The evaluation
   batch is the whole data set, so the evaluated loss is the training loss.
 * ``charlm``: ``fmtlab/data/stdlib_docstrings.txt`` (120 kB of Python docstrings).
-  Model: 2-layer pre-norm transformer, width 64, 4 heads, context 64, learned positions.
+  Model: 2-layer pre-norm transformer, width 64, 4 heads, context 32, learned positions.
   Loss: mean next-character cross-entropy.  Optimiser: Adam (learning rate 3e-3),
   batch 16.  Evaluation: 32 fixed windows.
 """
@@ -176,9 +176,9 @@ def load_text(name: str = "stdlib_docstrings.txt") -> str:
 
 class CharLM(Task):
     name = "charlm"
-    settings = TaskSettings(steps=1500, quick_steps=300, eval_every=25, quick_eval_every=25)
+    settings = TaskSettings(steps=1000, quick_steps=200, eval_every=25, quick_eval_every=25)
     batch_size = 16
-    context = 64
+    context = 32
     width = 64
     heads = 4
     layers = 2
