@@ -806,8 +806,9 @@ static void strip_block_float_sse2(const operands *ops, int64_t i, int64_t j0, i
     const __m128d min_normal = _mm_set1_pd(pow2(p->model.out.emin)), max = _mm_set1_pd(p->out_max);
     const __m128d infinity = _mm_set1_pd(INFINITY), zero_double = _mm_setzero_pd();
     const int cut_after = p->nearest_even && acc_drop > drop;
-    float result[LANES];
-    int32_t flags[LANES];
+    float result[LANES], c_saved[LANES];
+    int flag_bits = 0; /* bit w: lane w needs block_general */
+    memcpy(c_saved, chain, sizeof c_saved);
     for (int v = 0; v < 4; v++) {
         __m128i products = _mm_loadu_si128((const __m128i *)(sum + 4 * v));
         __m128 c_value = _mm_castsi128_ps(
@@ -842,16 +843,23 @@ static void strip_block_float_sse2(const operands *ops, int64_t i, int64_t j0, i
                                                 _mm_cmplt_pd(_mm_and_pd(value, abs_mask), min_normal));
         }
         flag = _mm_or_si128(flag, narrow_masks(flag_double[0], flag_double[1]));
-        _mm_storeu_ps(result + 4 * v, _mm_movelh_ps(_mm_cvtpd_ps(rounded[0]), _mm_cvtpd_ps(rounded[1])));
-        _mm_storeu_si128((__m128i *)(flags + 4 * v), flag);
+        __m128 four = _mm_movelh_ps(_mm_cvtpd_ps(rounded[0]), _mm_cvtpd_ps(rounded[1]));
+        _mm_storeu_ps(fused ? chain + 4 * v : result + 4 * v, four); /* fused: the new chain directly */
+        flag_bits |= _mm_movemask_ps(_mm_castsi128_ps(flag)) << (4 * v);
+    }
+    flag_bits &= (int)((1u << active) - 1u); /* padding lanes are never looked at */
+    if (fused) {
+        for (int w = 0; flag_bits; w++, flag_bits >>= 1)
+            if (flag_bits & 1)
+                chain[w] = (float)block_general(a, b + w, ops->ldb, ae, be + w, count, c_saved[w], c_emin, 1, p,
+                                                acc);
+        return;
     }
     for (int w = 0; w < active; w++) {
-        double c = chain[w], block_result = result[w];
-        if (flags[w])
-            block_result = block_general(a, b + w, ops->ldb, ae, be + w, count, fused ? c : 0.0, c_emin, fused, p,
-                                         acc);
-        chain[w] = (float)(fused ? block_result
-                                 : add_nearest_even(c, block_result, &p->model.out, p->out_max, p->out_nan));
+        double block_result = result[w];
+        if ((flag_bits >> w) & 1)
+            block_result = block_general(a, b + w, ops->ldb, ae, be + w, count, 0.0, c_emin, 0, p, acc);
+        chain[w] = (float)add_nearest_even(c_saved[w], block_result, &p->model.out, p->out_max, p->out_nan);
     }
 }
 #endif

@@ -1,0 +1,92 @@
+"""Bit-accurate tensor-core matmul against numpy's float32 matmul (a benchmark, not a test).
+
+For each size and MMA preset, times fl.matmul on inputs already in the model's formats
+(standard normal values rounded to them) and numpy's float32 A @ B (BLAS) on the same
+arrays, and prints both with the ratio.  A last row times the exact rational reference of
+the tests (tests/mma_reference.py) on a small size, to show what the C kernel replaces.
+Each figure is the best of --repeats runs, wall clock, with fmtlab's and BLAS's default
+threads.  Usage:
+
+    python benchmarks/bench_mma.py [--sizes 512,1024] [--repeats 3] [--threads N]
+"""
+import argparse
+import os
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+import fmtlab as fl
+
+MODELS = ("h100-fp16-fp32", "h100-e4m3-fp32")
+
+
+def best_time(function, repeats):
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def operands(model, size, seed=0):
+    rng = np.random.default_rng(seed)
+    a = fl.quantize(rng.standard_normal((size, size)).astype(np.float32), model.a_format)
+    b = fl.quantize(rng.standard_normal((size, size)).astype(np.float32), model.b_format)
+    return a, b
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="512,1024", help="comma-separated n for n x n x n products")
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated preset names")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--reference-size", type=int, default=24,
+                        help="n of the exact reference's n x n x n product (it is slow)")
+    parser.add_argument("--threads", type=int, default=None, help="threads for fmtlab (default: all)")
+    args = parser.parse_args()
+    fl.set_threads(args.threads)
+    models = [fl.mma_model(name) for name in args.models.split(",")]
+    sizes = [int(size) for size in args.sizes.split(",")]
+    print(f"fmtlab {fl.__version__}, {os.cpu_count()} CPUs, fmtlab threads: "
+          f"{args.threads or 'default'}; best of {args.repeats}, wall clock\n")
+    rows = [("n x n x n", "model", "fmtlab ms", "numpy f32 ms", "ratio", "G products/s")]
+    for size in sizes:
+        for model in models:
+            a, b = operands(model, size)
+            fl.matmul(a[:16], b, model=model)  # load the extension, warm the caches
+            ours = best_time(lambda: fl.matmul(a, b, model=model), args.repeats)
+            blas = best_time(lambda: a @ b, max(args.repeats, 5))
+            rows.append((f"{size}", model.name, f"{ours * 1e3:.1f}", f"{blas * 1e3:.2f}",
+                         f"{ours / blas:.1f}x", f"{size ** 3 / ours / 1e9:.2f}"))
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
+    try:
+        import mma_reference
+    except ImportError:
+        mma_reference = None
+    if mma_reference is not None:
+        size = args.reference_size
+        model = models[0]
+        a, b = operands(model, size, seed=1)
+        slow = best_time(lambda: mma_reference.matmul(a, b, None, model), 1)
+        fast = best_time(lambda: fl.matmul(a, b, model=model), args.repeats)
+        blas = best_time(lambda: a @ b, max(args.repeats, 5))
+        assert np.array_equal(mma_reference.matmul(a, b, None, model).view(np.uint32),
+                              fl.matmul(a, b, model=model).view(np.uint32))
+        rows.append((f"{size}", f"{model.name} exact reference", f"{slow * 1e3:.0f}", f"{blas * 1e3:.3f}",
+                     f"{slow / blas:.0f}x", f"{size ** 3 / slow / 1e9:.5f}"))
+        rows.append((f"{size}", f"{model.name} fmtlab (same data)", f"{fast * 1e3:.2f}", f"{blas * 1e3:.3f}",
+                     f"{fast / blas:.1f}x", f"{size ** 3 / fast / 1e9:.3f}"))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for index, row in enumerate(rows):
+        print("  ".join(cell.rjust(width) if column >= 2 else cell.ljust(width)
+                        for column, (cell, width) in enumerate(zip(row, widths))))
+        if index == 0:
+            print("  ".join("-" * width for width in widths))
+    print("\nratio = fmtlab time / numpy float32 matmul time on the same arrays (lower is better)")
+
+
+if __name__ == "__main__":
+    main()
