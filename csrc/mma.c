@@ -747,10 +747,10 @@ static inline __m128i narrow_masks(__m128d low, __m128d high)
 }
 
 /*
- * strip_block for float32 products (fp16 and FP8 inputs) with the per-lane steps in SSE2
- * as well: the same arithmetic as strip_block, four lanes per instruction.
+ * strip_block with the per-lane steps in SSE2 as well: the same arithmetic, four lanes per
+ * instruction, for float32 products (fp16, FP8) and double products summed in int32 (bf16, tf32).
  */
-static void strip_block_float_sse2(const operands *ops, int64_t i, int64_t j0, int64_t k0, int64_t count,
+static void strip_block_sse2(const operands *ops, int64_t i, int64_t j0, int64_t k0, int64_t count,
                                    int active, float chain[LANES], int c_emin, const prepared_model *p,
                                    superacc *acc)
 {
@@ -766,6 +766,7 @@ static void strip_block_float_sse2(const operands *ops, int64_t i, int64_t j0, i
     __m128i largest_high = _mm_loadu_si128((const __m128i *)(largest + 8));
     __m128i top[4], general[4];
     __m128 scale[4];
+    double scale_double[LANES];
     /* int16 lanes to int32 (sign-extended) */
     top[0] = _mm_srai_epi32(_mm_unpacklo_epi16(largest_low, largest_low), 16);
     top[1] = _mm_srai_epi32(_mm_unpackhi_epi16(largest_low, largest_low), 16);
@@ -784,17 +785,27 @@ static void strip_block_float_sse2(const operands *ops, int64_t i, int64_t j0, i
         if (p->model.use_exp_floor)
             t = max_int32(t, _mm_set1_epi32(p->model.exp_floor));
         __m128i biased = _mm_sub_epi32(_mm_set1_epi32(frac_bits + 127), t);
-        flag = _mm_or_si128(flag, _mm_or_si128(_mm_cmplt_epi32(biased, _mm_set1_epi32(1)),
-                                               _mm_cmpgt_epi32(biased, _mm_set1_epi32(254))));
+        if (p->float_products) /* the scale must be a float32 */
+            flag = _mm_or_si128(flag, _mm_or_si128(_mm_cmplt_epi32(biased, _mm_set1_epi32(1)),
+                                                   _mm_cmpgt_epi32(biased, _mm_set1_epi32(254))));
         scale[v] = _mm_castsi128_ps(_mm_andnot_si128(flag, _mm_slli_epi32(biased, 23)));
+        /* 2^(F - M) as a double: F - M + 1023 is positive for every valid model */
+        __m128i biased_double = _mm_andnot_si128(flag, _mm_sub_epi32(_mm_set1_epi32(frac_bits + 1023), t));
+        _mm_storeu_pd(scale_double + 4 * v, _mm_castsi128_pd(_mm_slli_epi64(_mm_unpacklo_epi32(biased_double, zero), 52)));
+        _mm_storeu_pd(scale_double + 4 * v + 2,
+                      _mm_castsi128_pd(_mm_slli_epi64(_mm_unpackhi_epi32(biased_double, zero), 52)));
         top[v] = t;
         general[v] = flag;
     }
-    float scale_array[LANES];
     int32_t sum[LANES];
-    for (int v = 0; v < 4; v++)
-        _mm_storeu_ps(scale_array + 4 * v, scale[v]);
-    strip_products_float(a, b, ops->ldb, count, scale_array, sum);
+    if (p->float_products) {
+        float scale_array[LANES];
+        for (int v = 0; v < 4; v++)
+            _mm_storeu_ps(scale_array + 4 * v, scale[v]);
+        strip_products_float(a, b, ops->ldb, count, scale_array, sum);
+    } else {
+        strip_products_double(a, b, ops->ldb, count, scale_double, sum);
+    }
     /* total * 2^(M - F), rounded on its bits, as in strip_block */
     const int drop = 52 - p->model.out.man_bits, acc_drop = 52 - p->acc.man_bits;
     const __m128i drop_count = _mm_cvtsi32_si128(drop);
@@ -813,7 +824,11 @@ static void strip_block_float_sse2(const operands *ops, int64_t i, int64_t j0, i
         __m128i products = _mm_loadu_si128((const __m128i *)(sum + 4 * v));
         __m128 c_value = _mm_castsi128_ps(
             _mm_andnot_si128(general[v], _mm_and_si128(fused_mask, _mm_loadu_si128((const __m128i *)(chain + 4 * v)))));
-        __m128i c_cut = _mm_cvttps_epi32(_mm_mul_ps(c_value, scale[v]));
+        /* c * 2^(F - M) < 2^(F + 1) <= 2^30: exact in double, and its cut fits an int32 */
+        __m128i c_cut = _mm_unpacklo_epi64(
+            _mm_cvttpd_epi32(_mm_mul_pd(_mm_cvtps_pd(c_value), _mm_loadu_pd(scale_double + 4 * v))),
+            _mm_cvttpd_epi32(_mm_mul_pd(_mm_cvtps_pd(_mm_movehl_ps(c_value, c_value)),
+                                        _mm_loadu_pd(scale_double + 4 * v + 2))));
         __m128i unscale_exponent =
             select_int(general[v], _mm_set1_epi32(1023), _mm_add_epi32(top[v], _mm_set1_epi32(1023 - frac_bits)));
         __m128d rounded[2];
@@ -970,8 +985,8 @@ static void block_fma_tile(const operands *ops, const float *c, float *d, int64_
             for (int64_t i = i0; i < i1; i++) {
                 if (fast_tile) {
 #ifdef __SSE2__
-                    if (p->float_products)
-                        strip_block_float_sse2(ops, i, j0, k0, count, active, chain[i - i0], c_emin, p, acc);
+                    if (p->fast_int32)
+                        strip_block_sse2(ops, i, j0, k0, count, active, chain[i - i0], c_emin, p, acc);
                     else
 #endif
                         strip_block(ops, i, j0, k0, count, active, chain[i - i0], c_emin, p, acc);

@@ -114,7 +114,8 @@ def block(a, b, c, include_c, model, c_emin):
     if total == 0:
         return 0.0
     result = round_to(total, model.out_format, model.out_rounding)
-    if model.acc_frac_bits is not None and model.acc_frac_bits < model.out_format.man_bits and math.isfinite(result):
+    cut = model.acc_frac_bits is not None and model.acc_frac_bits < model.out_format.man_bits
+    if cut and math.isfinite(result) and result != 0:  # a zero keeps its sign through the cut
         result = round_to(Fraction(result), _CutFormat(model.out_format, model.acc_frac_bits), "toward_zero")
     return result
 
