@@ -7,7 +7,6 @@
 * the swap keeps the Parameters, numbers the layers, and stochastic rounding inside layers
   is reproducible from the policy's seed.
 """
-import numpy as np
 import pytest
 import torch
 from torch import nn

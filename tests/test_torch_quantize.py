@@ -5,9 +5,9 @@ mode (stochastic with several sr_bits, same seed), float32 and float64 inputs, w
 without saturation: ``fmtlab.torch.quantize`` on a CPU tensor (the C core, zero-copy) and
 the pure-torch path forced on the same CPU tensor (``backend="torch"``, what GPUs run)
 give exactly the bits of ``fmtlab.quantize`` on the numpy array.  The inputs cover random
-magnitudes over the whole range, every value of the format, the midpoints between
-neighbours (a sample of them for 16-bit formats) and one float ulp either side of them, max and the overflow threshold, zeros,
-infinities and NaN.
+magnitudes over the whole range, every value of the format and the midpoints between
+neighbours (a sample of them for 16-bit formats) and one float ulp either side of them, max
+and the overflow threshold, zeros, infinities and NaN.
 """
 import math
 

@@ -44,7 +44,8 @@ def summarize(results, config_names, unavailable=None) -> list[dict]:
         runs = by_config[name]
         if name in unavailable or not runs:
             rows.append(dict(config=name, seeds=0, final_loss_mean=math.nan, final_loss_std=math.nan,
-                             delta_vs_fp32=math.nan, delta_vs_fp32_std=math.nan, diverged=0, **{f"{c}_mean": math.nan for c in _COUNTERS},
+                             delta_vs_fp32=math.nan, delta_vs_fp32_std=math.nan, diverged=0,
+                             **{f"{c}_mean": math.nan for c in _COUNTERS},
                              nonfinite_steps_mean=math.nan, seconds_mean=math.nan,
                              note=unavailable.get(name, "no runs")))
             continue
