@@ -27,6 +27,7 @@ are a few thousand steps long.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 
 from .. import formats
 from ..torch import EXACT, Policy
@@ -54,7 +55,7 @@ class Config:
         if self.mma_gpu is None:
             return None
         try:
-            from .. import mma  # noqa: F401
+            importlib.import_module("fmtlab.mma")
         except ImportError as error:
             return (f"configuration {self.name!r} needs the tensor-core model (fmtlab.mma: fl.matmul, "
                     f"fl.mma_model), which this installation does not have ({error})")
@@ -68,7 +69,7 @@ class Config:
         reason = self.unavailable_reason()
         if reason:
             raise RuntimeError(reason)
-        from .. import mma
+        mma = importlib.import_module("fmtlab.mma")
         # Forward: X, W in E4M3.  Backward: dL/dY (E5M2) times W or X (E4M3), the mixed FP8
         # product Hopper's wgmma offers; FP8 inputs share one model (block 32, 13-bit accumulator).
         backward = mma.mma_model(self.mma_gpu, "e5m2").replace(
