@@ -122,15 +122,16 @@ class SweepRecord:
 COLUMNS = tuple(field.name for field in dataclasses.fields(SweepRecord))
 
 
-class SweepResult(list):
-    """A list of :class:`SweepRecord`, sorted by tensor, format, rounding and bias, with
-    writers (CSV, JSON) and a per-group summary."""
+class _RecordList(list):
+    """A list of records (dataclasses with ``as_dict()``) that writes itself as CSV or JSON."""
+
+    columns: tuple = ()
 
     def to_csv(self, path=None) -> str:
-        """CSV with one row per record and the columns of ``COLUMNS``; written to ``path`` if given.
+        """CSV with one row per record and the columns of ``self.columns``; written to ``path`` if given.
         Floats are written in full precision (Python's repr), infinities as ``inf``."""
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=self.columns, lineterminator="\n")
         writer.writeheader()
         for record in self:
             writer.writerow(record.as_dict())
@@ -148,6 +149,13 @@ class SweepResult(list):
             with open(path, "w") as handle:
                 handle.write(text + "\n")
         return text
+
+
+class SweepResult(_RecordList):
+    """A list of :class:`SweepRecord`, sorted by tensor, format, rounding and bias, with
+    writers (CSV, JSON) and a per-group summary."""
+
+    columns = COLUMNS
 
     def summary(self) -> list[dict]:
         """One dict per (tensor, format, rounding): best and rule bias, their SQNR, the gap, and
@@ -570,28 +578,10 @@ class MMARecord:
 MMA_COLUMNS = tuple(field.name for field in dataclasses.fields(MMARecord))
 
 
-class MMASweepResult(list):
+class MMASweepResult(_RecordList):
     """A list of :class:`MMARecord` (model, distribution, K order) with CSV/JSON writers."""
 
-    def to_csv(self, path=None) -> str:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=MMA_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for record in self:
-            writer.writerow(record.as_dict())
-        text = buffer.getvalue()
-        if path is not None:
-            with open(path, "w", newline="") as handle:
-                handle.write(text)
-        return text
-
-    def to_json(self, path=None) -> str:
-        rows = [{key: _json_value(value) for key, value in record.as_dict().items()} for record in self]
-        text = json.dumps(rows, indent=1)
-        if path is not None:
-            with open(path, "w") as handle:
-                handle.write(text + "\n")
-        return text
+    columns = MMA_COLUMNS
 
     def summary_table(self) -> str:
         """Relative error (Frobenius) per model and distribution (rows) and K (columns)."""
