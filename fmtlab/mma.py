@@ -344,6 +344,8 @@ def _as_float_operand(x, argument):
 
 def _checked_or_rounded(array, fmt, argument, round_inputs):
     """The values of ``array`` in ``fmt`` as float32: rounded (nearest-even) or checked to be exact."""
+    if fmt == FP32 and array.dtype == np.float32:
+        return np.ascontiguousarray(array)  # every float32 is a value of fp32
     from .codec import quantize
     rounded = quantize(array, fmt, "nearest_even")
     if not round_inputs:
@@ -404,9 +406,7 @@ def matmul(A, B, C=None, *, model, round_inputs=False):
             c = np.broadcast_to(c, result_shape)
         except ValueError:
             raise ValueError(f"C.shape={c.shape} does not broadcast to the result's shape {result_shape}") from None
-        from .codec import quantize
-        c_full = np.ascontiguousarray(quantize(np.ascontiguousarray(c), model.c_format, "nearest_even"),
-                                      dtype=np.float32).reshape(full_shape)
+        c_full = _checked_or_rounded(c, model.c_format, "C", True).reshape(full_shape)
     batch = math.prod(batch_shape)
     d = np.empty(full_shape, dtype=np.float32)
     if d.size:

@@ -146,3 +146,24 @@ def test_overflow_is_inf_even_toward_zero_and_subnormals_are_produced():
     floored = fl.MMAModel(fl.BF16, block=4, frac_bits=10, exp_floor=-120)
     assert fl.matmul(tiny, tiny, model=floored)[0, 0] == 0.0
     assert fl.matmul(tiny, tiny, model=floored.replace(exp_floor=None))[0, 0] == 2.0 ** -140
+
+
+def test_results_do_not_depend_on_the_callers_flush_to_zero_setting():
+    # torch.set_flush_denormal(True) sets FTZ/DAZ for the calling thread; fmtlab must not be
+    # affected (subnormal float32 values of c and of the results must survive).
+    torch = pytest.importorskip("torch")
+    model = fl.mma_model("h100", "fp16")
+    a = np.array([[0.0, 1.0], [2.0 ** -14, 2.0 ** -24]], np.float32)
+    b = np.array([[1.0, 0.0], [0.0, 0.0]], np.float32)
+    c = np.array([[2.0 ** -140, -3 * 2.0 ** -149], [2.0 ** -130, 0.0]], np.float32)
+    expected = fl.matmul(a, b, c, model=model)
+    assert expected[0, 0] == 2.0 ** -140 and expected[0, 1] == -3 * 2.0 ** -149  # float32 subnormals
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush denormals")
+    try:
+        for threads in (1, 2):
+            fl.set_threads(threads)
+            assert np.array_equal(_bits(fl.matmul(a, b, c, model=model)), _bits(expected))
+    finally:
+        torch.set_flush_denormal(False)
+        fl.set_threads(None)
