@@ -850,7 +850,6 @@ static void strip_block_sse2(const operands *ops, int64_t i, int64_t j0, int64_t
     const __m128i half = _mm_set1_epi64x((long long)(((1ull << drop) - 1) >> 1)), one = _mm_set1_epi64x(1);
     const __m128d abs_mask = _mm_castsi128_pd(_mm_set1_epi64x(0x7FFFFFFFFFFFFFFFll));
     const __m128d min_normal = _mm_set1_pd(pow2(p->model.out.emin)), max = _mm_set1_pd(p->out_max);
-    const __m128d infinity = _mm_set1_pd(INFINITY), zero_double = _mm_setzero_pd();
     const int cut_after = p->nearest_even && acc_drop > drop;
     float result[LANES], c_saved[LANES];
     int flag_bits = 0; /* bit w: lane w needs block_general */
@@ -883,14 +882,12 @@ static void strip_block_sse2(const operands *ops, int64_t i, int64_t j0, int64_t
             else
                 bits = _mm_andnot_si128(cut_mask, bits);
             __m128d r = _mm_castsi128_pd(bits);
-            __m128d overflow = _mm_cmpgt_pd(_mm_and_pd(r, abs_mask), max);
-            __m128d signed_infinity = _mm_or_pd(_mm_andnot_pd(abs_mask, value), infinity);
-            r = _mm_or_pd(_mm_and_pd(overflow, signed_infinity), _mm_andnot_pd(overflow, r));
             if (cut_after)
                 r = _mm_castsi128_pd(_mm_andnot_si128(acc_mask, _mm_castpd_si128(r)));
             rounded[half_index] = r;
-            flag_double[half_index] = _mm_or_pd(_mm_cmpeq_pd(total, zero_double),
-                                                _mm_cmplt_pd(_mm_and_pd(value, abs_mask), min_normal));
+            /* zero, subnormal (both below min_normal) and overflowing results: block_general */
+            flag_double[half_index] = _mm_or_pd(_mm_cmplt_pd(_mm_and_pd(value, abs_mask), min_normal),
+                                                _mm_cmpgt_pd(_mm_and_pd(value, abs_mask), max));
         }
         flag = _mm_or_si128(flag, narrow_masks(flag_double[0], flag_double[1]));
         __m128 four = _mm_movelh_ps(_mm_cvtpd_ps(rounded[0]), _mm_cvtpd_ps(rounded[1]));
