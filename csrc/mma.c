@@ -176,9 +176,11 @@ typedef struct prepared_model {
     int64_t block;           /* products per block, K (or the promotion interval) for block 0 */
     int64_t chunk;           /* elements of K per promotion interval (K without promotion) */
     int fast;                /* 1: the double-arithmetic fast path is exact for this model */
-    int fast_int32;          /* 1: the products of a block also sum exactly in int32 */
+    int fast_int32;          /* 1: every cut term fits an int32 (F <= 28) */
+    int64_t int32_run;       /* this many cut products still sum exactly in int32 */
     int fma_equivalent;      /* 1: a block of one product is one float32 fused multiply-add */
     int float_products;      /* 1: every product and its scaled cut are exact in float32 */
+    int out_is_float32;      /* 1: the output format is float32 itself */
 } prepared_model;
 
 static int valid_format(const fl_mma_format *format)
@@ -222,15 +224,18 @@ static int prepare_model(const fl_mma_model *model, int64_t k, prepared_model *p
     if (model->frac_bits >= 0 && model->frac_bits <= 48) {
         double bound = (double)(p->block + 1) * pow2(model->frac_bits + 2);
         p->fast = bound <= pow2(53);
-        /* Each cut product is at most 2^(F+2) - 1; block of them must stay below 2^31. */
-        p->fast_int32 = model->frac_bits <= 28 &&
-                        (double)p->block * (pow2(model->frac_bits + 2) - 1.0) <= 2147483647.0;
+        /* Each cut product is at most 2^(F+2) - 1 in magnitude: runs of int32_run of them sum in
+         * int32, and the runs are added in double (exact, the total being below 2^53). */
+        p->fast_int32 = model->frac_bits <= 28;
+        if (p->fast_int32)
+            p->int32_run = (int64_t)(2147483647.0 / (pow2(model->frac_bits + 2) - 1.0));
     }
     /* Products of two such values have at most 24 bits and stay within float32's normal range, so
      * a[k] * b[k] * 2^(F - M) is exact in float32 (the scale itself is checked per block). */
     p->float_products = p->fast_int32 && model->a.man_bits + model->b.man_bits + 2 <= 24 &&
                         model->a.min_exponent + model->b.min_exponent >= -126 &&
                         model->a.emax + model->b.emax + 2 <= 127;
+    p->out_is_float32 = model->out.man_bits == 23 && model->out.emin == -126 && model->out.emax == 127;
     p->fma_equivalent = model->frac_bits < 0 && model->out.man_bits == 23 && model->out.emin == -126 &&
                         model->out.emax == 127 && p->nearest_even && p->acc.man_bits == 23 &&
                         model->c_addition == FL_MMA_C_FUSED;
@@ -515,9 +520,10 @@ static double chain_step_general(const float *a, const float *b, int64_t b_strid
  *
  * Why it is exact: a product has at most 48 significant bits and lies below 4 * 2^M, so
  * a * b * 2^(F - M) is exact (a power-of-two scaling) and below 2^(F + 2); converting it to
- * an integer is the cut toward zero.  With p->fast_int32 a block of them sums exactly in
- * int32; the cut c is added in int64.  For fp16 and FP8 inputs (p->float_products) the
- * products are exact in float32 too, which doubles the SIMD width.
+ * an integer is the cut toward zero.  With F <= 28 (p->fast_int32) runs of them sum exactly
+ * in int32 and the runs and the cut c are added in double, exact while (n + 1) * 2^(F + 2)
+ * <= 2^53 (p->fast).  For fp16 and FP8 inputs (p->float_products) the products are exact in
+ * float32 too, which doubles the SIMD width.
  */
 #define LANES 16 /* the SSE2 kernels below are written for exactly 16 */
 #define TILE_ROWS 16
@@ -556,32 +562,53 @@ static inline void strip_largest(const int16_t *restrict ae, const int16_t *rest
 #endif
 }
 
-/* Sum over the block of trunc(a * b * scale) per lane, in float32 (p->float_products). */
-static inline void strip_products_float(const float *restrict a, const float *restrict b, int64_t ldb,
-                                        int64_t count, const float scale[LANES], int32_t sum[LANES])
+#ifdef __SSE2__
+/* total[0..16) += the four int32 sums, as doubles (exact). */
+static inline void add_int32_sums(double total[LANES], __m128i sum0, __m128i sum1, __m128i sum2, __m128i sum3)
 {
+    __m128i sums[4];
+    sums[0] = sum0;
+    sums[1] = sum1;
+    sums[2] = sum2;
+    sums[3] = sum3;
+    for (int v = 0; v < 4; v++) {
+        _mm_storeu_pd(total + 4 * v, _mm_add_pd(_mm_loadu_pd(total + 4 * v), _mm_cvtepi32_pd(sums[v])));
+        _mm_storeu_pd(total + 4 * v + 2, _mm_add_pd(_mm_loadu_pd(total + 4 * v + 2),
+                                                    _mm_cvtepi32_pd(_mm_shuffle_epi32(sums[v], 0x0E))));
+    }
+}
+#endif
+
+/* total[w] = sum over the block of trunc(a * b * scale[w]), in float32 (p->float_products);
+ * `run` products at a time sum exactly in int32. */
+static inline void strip_products_float(const float *restrict a, const float *restrict b, int64_t ldb,
+                                        int64_t count, int64_t run, const float scale[LANES],
+                                        double total[LANES])
+{
+    for (int w = 0; w < LANES; w++)
+        total[w] = 0.0;
 #ifdef __SSE2__
     __m128 scale0 = _mm_loadu_ps(scale), scale1 = _mm_loadu_ps(scale + 4);
     __m128 scale2 = _mm_loadu_ps(scale + 8), scale3 = _mm_loadu_ps(scale + 12);
-    __m128i sum0 = _mm_setzero_si128(), sum1 = sum0, sum2 = sum0, sum3 = sum0;
-    for (int64_t q = 0; q < count; q++) {
-        __m128 x = _mm_set1_ps(a[q]);
-        const float *row = b + q * ldb;
-        sum0 = _mm_add_epi32(sum0, _mm_cvttps_epi32(_mm_mul_ps(_mm_mul_ps(x, _mm_loadu_ps(row)), scale0)));
-        sum1 = _mm_add_epi32(sum1, _mm_cvttps_epi32(_mm_mul_ps(_mm_mul_ps(x, _mm_loadu_ps(row + 4)), scale1)));
-        sum2 = _mm_add_epi32(sum2, _mm_cvttps_epi32(_mm_mul_ps(_mm_mul_ps(x, _mm_loadu_ps(row + 8)), scale2)));
-        sum3 = _mm_add_epi32(sum3, _mm_cvttps_epi32(_mm_mul_ps(_mm_mul_ps(x, _mm_loadu_ps(row + 12)), scale3)));
+    for (int64_t start = 0; start < count; start += run) {
+        int64_t end = start + run < count ? start + run : count;
+        __m128i sum0 = _mm_setzero_si128(), sum1 = sum0, sum2 = sum0, sum3 = sum0;
+        for (int64_t q = start; q < end; q++) {
+            __m128 x = _mm_set1_ps(a[q]);
+            const float *row = b + q * ldb;
+            sum0 = _mm_add_epi32(sum0, _mm_cvttps_epi32(_mm_mul_ps(_mm_mul_ps(x, _mm_loadu_ps(row)), scale0)));
+            sum1 = _mm_add_epi32(sum1, _mm_cvttps_epi32(_mm_mul_ps(_mm_mul_ps(x, _mm_loadu_ps(row + 4)), scale1)));
+            sum2 = _mm_add_epi32(sum2, _mm_cvttps_epi32(_mm_mul_ps(_mm_mul_ps(x, _mm_loadu_ps(row + 8)), scale2)));
+            sum3 = _mm_add_epi32(sum3,
+                                 _mm_cvttps_epi32(_mm_mul_ps(_mm_mul_ps(x, _mm_loadu_ps(row + 12)), scale3)));
+        }
+        add_int32_sums(total, sum0, sum1, sum2, sum3);
     }
-    _mm_storeu_si128((__m128i *)sum, sum0);
-    _mm_storeu_si128((__m128i *)(sum + 4), sum1);
-    _mm_storeu_si128((__m128i *)(sum + 8), sum2);
-    _mm_storeu_si128((__m128i *)(sum + 12), sum3);
 #else
-    for (int w = 0; w < LANES; w++)
-        sum[w] = 0;
+    (void)run;
     for (int64_t q = 0; q < count; q++)
         for (int w = 0; w < LANES; w++)
-            sum[w] += (int32_t)(a[q] * b[q * ldb + w] * scale[w]);
+            total[w] += (double)(int32_t)(a[q] * b[q * ldb + w] * scale[w]);
 #endif
 }
 
@@ -597,31 +624,33 @@ static inline __m128i cut_four_double(__m128d x, __m128 row, __m128d scale_low, 
 
 /* The same in double arithmetic (bf16 and tf32 products leave float32's range). */
 static inline void strip_products_double(const float *restrict a, const float *restrict b, int64_t ldb,
-                                         int64_t count, const double scale[LANES], int32_t sum[LANES])
+                                         int64_t count, int64_t run, const double scale[LANES],
+                                         double total[LANES])
 {
+    for (int w = 0; w < LANES; w++)
+        total[w] = 0.0;
 #ifdef __SSE2__
     __m128d s[8];
     for (int v = 0; v < 8; v++)
         s[v] = _mm_loadu_pd(scale + 2 * v);
-    __m128i sum0 = _mm_setzero_si128(), sum1 = sum0, sum2 = sum0, sum3 = sum0;
-    for (int64_t q = 0; q < count; q++) {
-        __m128d x = _mm_set1_pd((double)a[q]);
-        const float *row = b + q * ldb;
-        sum0 = _mm_add_epi32(sum0, cut_four_double(x, _mm_loadu_ps(row), s[0], s[1]));
-        sum1 = _mm_add_epi32(sum1, cut_four_double(x, _mm_loadu_ps(row + 4), s[2], s[3]));
-        sum2 = _mm_add_epi32(sum2, cut_four_double(x, _mm_loadu_ps(row + 8), s[4], s[5]));
-        sum3 = _mm_add_epi32(sum3, cut_four_double(x, _mm_loadu_ps(row + 12), s[6], s[7]));
+    for (int64_t start = 0; start < count; start += run) {
+        int64_t end = start + run < count ? start + run : count;
+        __m128i sum0 = _mm_setzero_si128(), sum1 = sum0, sum2 = sum0, sum3 = sum0;
+        for (int64_t q = start; q < end; q++) {
+            __m128d x = _mm_set1_pd((double)a[q]);
+            const float *row = b + q * ldb;
+            sum0 = _mm_add_epi32(sum0, cut_four_double(x, _mm_loadu_ps(row), s[0], s[1]));
+            sum1 = _mm_add_epi32(sum1, cut_four_double(x, _mm_loadu_ps(row + 4), s[2], s[3]));
+            sum2 = _mm_add_epi32(sum2, cut_four_double(x, _mm_loadu_ps(row + 8), s[4], s[5]));
+            sum3 = _mm_add_epi32(sum3, cut_four_double(x, _mm_loadu_ps(row + 12), s[6], s[7]));
+        }
+        add_int32_sums(total, sum0, sum1, sum2, sum3);
     }
-    _mm_storeu_si128((__m128i *)sum, sum0);
-    _mm_storeu_si128((__m128i *)(sum + 4), sum1);
-    _mm_storeu_si128((__m128i *)(sum + 8), sum2);
-    _mm_storeu_si128((__m128i *)(sum + 12), sum3);
 #else
-    for (int w = 0; w < LANES; w++)
-        sum[w] = 0;
+    (void)run;
     for (int64_t q = 0; q < count; q++)
         for (int w = 0; w < LANES; w++)
-            sum[w] += (int32_t)((double)a[q] * b[q * ldb + w] * scale[w]);
+            total[w] += (double)(int32_t)((double)a[q] * b[q * ldb + w] * scale[w]);
 #endif
 }
 
@@ -686,20 +715,20 @@ static void strip_block(const operands *ops, int64_t i, int64_t j0, int64_t k0, 
     if (p->float_products) {
         uint32_t scale_bits[LANES];
         float scale[LANES], c_value[LANES];
-        int32_t sum[LANES], c_cut[LANES];
+        int32_t c_cut[LANES];
         for (int w = 0; w < LANES; w++) {
             int32_t biased = frac_bits - top[w] + 127; /* 2^(F - M) as a float32 */
             general[w] |= (biased < 1) | (biased > 254);
             scale_bits[w] = general[w] ? 0u : (uint32_t)biased << 23;
         }
         memcpy(scale, scale_bits, sizeof scale);
-        strip_products_float(a, b, ops->ldb, count, scale, sum);
+        strip_products_float(a, b, ops->ldb, count, p->int32_run, scale, total);
         for (int w = 0; w < LANES; w++)
             c_value[w] = fused && !general[w] ? chain[w] : 0.0f;
         for (int w = 0; w < LANES; w++)
             c_cut[w] = (int32_t)(c_value[w] * scale[w]);
         for (int w = 0; w < LANES; w++)
-            total[w] = (double)sum[w] + (double)c_cut[w];
+            total[w] += (double)c_cut[w];
     } else {
         uint64_t scale_bits[LANES];
         double scale[LANES];
@@ -707,10 +736,7 @@ static void strip_block(const operands *ops, int64_t i, int64_t j0, int64_t k0, 
             scale_bits[w] = general[w] ? 0u : (uint64_t)(frac_bits - top[w] + 1023) << 52;
         memcpy(scale, scale_bits, sizeof scale);
         if (p->fast_int32) {
-            int32_t sum[LANES];
-            strip_products_double(a, b, ops->ldb, count, scale, sum);
-            for (int w = 0; w < LANES; w++)
-                total[w] = (double)sum[w];
+            strip_products_double(a, b, ops->ldb, count, p->int32_run, scale, total);
         } else {
             int64_t sum[LANES];
             strip_products_wide(a, b, ops->ldb, count, scale, sum);
@@ -832,14 +858,14 @@ static void strip_block_sse2(const operands *ops, int64_t i, int64_t j0, int64_t
         top[v] = t;
         general[v] = flag;
     }
-    int32_t sum[LANES];
+    double sum[LANES];
     if (p->float_products) {
         float scale_array[LANES];
         for (int v = 0; v < 4; v++)
             _mm_storeu_ps(scale_array + 4 * v, scale[v]);
-        strip_products_float(a, b, ops->ldb, count, scale_array, sum);
+        strip_products_float(a, b, ops->ldb, count, p->int32_run, scale_array, sum);
     } else {
-        strip_products_double(a, b, ops->ldb, count, scale_double, sum);
+        strip_products_double(a, b, ops->ldb, count, p->int32_run, scale_double, sum);
     }
     /* total * 2^(M - F), rounded on its bits, as in strip_block */
     const int drop = 52 - p->model.out.man_bits, acc_drop = 52 - p->acc.man_bits;
@@ -855,7 +881,6 @@ static void strip_block_sse2(const operands *ops, int64_t i, int64_t j0, int64_t
     int flag_bits = 0; /* bit w: lane w needs block_general */
     memcpy(c_saved, chain, sizeof c_saved);
     for (int v = 0; v < 4; v++) {
-        __m128i products = _mm_loadu_si128((const __m128i *)(sum + 4 * v));
         __m128 c_value = _mm_castsi128_ps(
             _mm_andnot_si128(general[v], _mm_and_si128(fused_mask, _mm_loadu_si128((const __m128i *)(chain + 4 * v)))));
         /* c * 2^(F - M) < 2^(F + 1) <= 2^30: exact in double, and its cut fits an int32 */
@@ -869,9 +894,8 @@ static void strip_block_sse2(const operands *ops, int64_t i, int64_t j0, int64_t
         __m128i flag = general[v];
         __m128d flag_double[2];
         for (int half_index = 0; half_index < 2; half_index++) {
-            __m128i shift = half_index ? _mm_shuffle_epi32(products, 0x0E) : products;
             __m128i c_shift = half_index ? _mm_shuffle_epi32(c_cut, 0x0E) : c_cut;
-            __m128d total = _mm_add_pd(_mm_cvtepi32_pd(shift), _mm_cvtepi32_pd(c_shift)); /* exact */
+            __m128d total = _mm_add_pd(_mm_loadu_pd(sum + 4 * v + 2 * half_index), _mm_cvtepi32_pd(c_shift)); /* exact */
             __m128i exponent = half_index ? _mm_unpackhi_epi32(unscale_exponent, zero)
                                           : _mm_unpacklo_epi32(unscale_exponent, zero);
             __m128d value = _mm_mul_pd(total, _mm_castsi128_pd(_mm_slli_epi64(exponent, 52)));
@@ -902,12 +926,22 @@ static void strip_block_sse2(const operands *ops, int64_t i, int64_t j0, int64_t
                                                 acc);
         return;
     }
-    for (int w = 0; w < active; w++) {
-        double block_result = result[w];
-        if ((flag_bits >> w) & 1)
-            block_result = block_general(a, b + w, ops->ldb, ae, be + w, count, 0.0, c_emin, 0, p, acc);
-        chain[w] = (float)add_nearest_even(c_saved[w], block_result, &p->model.out, p->out_max, p->out_nan);
+    for (int w = 0; flag_bits; w++, flag_bits >>= 1)
+        if (flag_bits & 1)
+            result[w] = (float)block_general(a, b + w, ops->ldb, ae, be + w, count, 0.0, c_emin, 0, p, acc);
+    if (p->out_is_float32) {
+        /* The separate adder for float32 output is exactly a float32 addition (nearest-even,
+         * overflow to Inf, IEEE zeros); only its NaN must become the canonical one. */
+        const __m128 nan = _mm_set1_ps((float)p->out_nan);
+        for (int v = 0; v < 4; v++) {
+            __m128 sum = _mm_add_ps(_mm_loadu_ps(c_saved + 4 * v), _mm_loadu_ps(result + 4 * v));
+            __m128 is_nan = _mm_cmpunord_ps(sum, sum);
+            _mm_storeu_ps(chain + 4 * v, _mm_or_ps(_mm_and_ps(is_nan, nan), _mm_andnot_ps(is_nan, sum)));
+        }
+        return;
     }
+    for (int w = 0; w < active; w++)
+        chain[w] = (float)add_nearest_even(c_saved[w], result[w], &p->model.out, p->out_max, p->out_nan);
 }
 #endif
 
