@@ -379,15 +379,6 @@ static inline int alignment_exponent(double x, int emin)
     return e < emin ? emin : e;
 }
 
-/* The rounding every block result gets: to the output format, then the accumulator cut. */
-static inline double round_block_result(double x, const prepared_model *p)
-{
-    double result = round_to_format(x, &p->model.out, p->out_max, p->nearest_even);
-    if (p->acc.man_bits < p->model.out.man_bits && isfinite(result))
-        result = round_to_format(result, &p->acc, p->acc_max, 0);
-    return result;
-}
-
 /*
  * One block by the definition, for any parameters and any values: a[q] * b[q * b_stride]
  * for q < n, plus c when include_c.  ae / be are the alignment exponents of a and b
