@@ -490,6 +490,31 @@ static void add_stats(fl_stats *stats, int64_t invalid, int64_t overflow, int64_
     stats->inexact = inexact;
 }
 
+/* Elements per switch of the floating-point environment (fpenv.c): the switch costs a few
+ * dozen cycles, and it is per thread, so each parallel loop runs over blocks and every
+ * block sets the IEEE default environment around its work. */
+#define ENVIRONMENT_BLOCK 4096
+
+/* encode_one for every element (LOAD reads element i), counting the flags. */
+#define GENERIC_ENCODE_LOOP(LOAD, OUTPUT_STATEMENT)                                                 \
+    _Pragma("omp parallel for schedule(static) num_threads(threads) reduction(+:invalid,overflow,underflow,denormal,inexact) if(threads > 1)") \
+    for (int64_t block_start = 0; block_start < n; block_start += ENVIRONMENT_BLOCK) {           \
+        const int64_t block_end = block_start + ENVIRONMENT_BLOCK < n ? block_start + ENVIRONMENT_BLOCK : n; \
+        fl_floating_point_state environment;                                                     \
+        fl_enter_default_floating_point(&environment);                                           \
+        for (int64_t i = block_start; i < block_end; i++) {                                      \
+            local_stats s = {0, 0, 0, 0, 0};                                                      \
+            uint32_t code = encode_one((double)(LOAD), &p, rounding, (uint64_t)(index_offset + i), &s); \
+            OUTPUT_STATEMENT;                                                                    \
+            invalid += s.invalid;                                                                \
+            overflow += s.overflow;                                                              \
+            underflow += s.underflow;                                                            \
+            denormal += s.denormal;                                                              \
+            inexact += s.inexact;                                                                \
+        }                                                                                        \
+        fl_leave_default_floating_point(&environment);                                           \
+    }
+
 /*
  * One loop body for the four (input type) x (codes or values) combinations.
  * OUTPUT_STATEMENT stores the code `code` of element i.
@@ -504,18 +529,7 @@ static void add_stats(fl_stats *stats, int64_t invalid, int64_t overflow, int64_
     int64_t invalid = 0, overflow = 0, underflow = 0, denormal = 0, inexact = 0;                 \
     int threads = n >= PARALLEL_THRESHOLD ? fl_max_threads() : 1;                                \
     (void)threads;                                                                               \
-    _Pragma("omp parallel for schedule(static) num_threads(threads) reduction(+:invalid,overflow,underflow,denormal,inexact) if(threads > 1)") \
-    for (int64_t i = 0; i < n; i++) {                                                            \
-        local_stats s = {0, 0, 0, 0, 0};                                                          \
-        uint32_t code = encode_one((double)((const INPUT_TYPE *)x)[i], &p, rounding,              \
-                                   (uint64_t)(index_offset + i), &s);                            \
-        OUTPUT_STATEMENT;                                                                        \
-        invalid += s.invalid;                                                                    \
-        overflow += s.overflow;                                                                  \
-        underflow += s.underflow;                                                                \
-        denormal += s.denormal;                                                                  \
-        inexact += s.inexact;                                                                    \
-    }                                                                                            \
+    GENERIC_ENCODE_LOOP(((const INPUT_TYPE *)x)[i], OUTPUT_STATEMENT)                            \
     add_stats(stats, invalid, overflow, underflow, denormal, inexact);                            \
     return 0;
 
@@ -698,6 +712,8 @@ DEFINE_FAST_BLOCKS(OUT_VALUES_F32)
         const int count = (int)(block_start + FAST_BLOCK < n ? FAST_BLOCK : n - block_start);    \
         uint8_t is_slow[FAST_BLOCK];                                                             \
         const uint32_t *block_bits = (const uint32_t *)(const void *)(x + block_start);         \
+        fl_floating_point_state environment;                                                     \
+        fl_enter_default_floating_point(&environment);                                           \
         fast_block_result block = fast_block_##MODE##_##KIND(block_bits, count, (OUTPUT) + block_start, \
                                                              is_slow, &p, rounding,              \
                                                              index_offset + block_start);        \
@@ -729,6 +745,7 @@ DEFINE_FAST_BLOCKS(OUT_VALUES_F32)
                 inexact += s.inexact;                                                            \
             }                                                                                    \
         }                                                                                        \
+        fl_leave_default_floating_point(&environment);                                           \
     }
 
 #define FAST_F32_CODEC(KIND, OUTPUT, OUTPUT_STATEMENT)                                                            \
@@ -742,17 +759,7 @@ DEFINE_FAST_BLOCKS(OUT_VALUES_F32)
     int threads = n >= PARALLEL_THRESHOLD ? fl_max_threads() : 1;                                \
     (void)threads;                                                                               \
     if (!p.fast_enabled) {                                                                       \
-        _Pragma("omp parallel for schedule(static) num_threads(threads) reduction(+:invalid,overflow,underflow,denormal,inexact) if(threads > 1)") \
-        for (int64_t i = 0; i < n; i++) {                                                        \
-            local_stats s = {0, 0, 0, 0, 0};                                                      \
-            uint32_t code = encode_one((double)x[i], &p, rounding, (uint64_t)(index_offset + i), &s); \
-            OUTPUT_STATEMENT;                                                                    \
-            invalid += s.invalid;                                                                \
-            overflow += s.overflow;                                                              \
-            underflow += s.underflow;                                                            \
-            denormal += s.denormal;                                                              \
-            inexact += s.inexact;                                                                \
-        }                                                                                        \
+        GENERIC_ENCODE_LOOP(x[i], OUTPUT_STATEMENT)                                              \
         add_stats(stats, invalid, overflow, underflow, denormal, inexact);                        \
         return 0;                                                                                \
     }                                                                                            \
@@ -817,8 +824,11 @@ int fl_quantize_f64(const double *x, int64_t n, const fl_format *format, const f
     if (code_bytes <= 2 && bits <= 16 && n >= ((int64_t)1 << bits)) {                             \
         OUTPUT_TYPE *table = malloc(sizeof(OUTPUT_TYPE) << bits);                                \
         if (table) {                                                                             \
+            fl_floating_point_state environment;                                                 \
+            fl_enter_default_floating_point(&environment);                                       \
             for (uint32_t code = 0; code < (1u << bits); code++)                                 \
                 table[code] = (OUTPUT_TYPE)decode_one(code, &p);                                 \
+            fl_leave_default_floating_point(&environment);                                       \
             const uint32_t code_mask = (1u << bits) - 1;                                         \
             _Pragma("omp parallel for schedule(static) num_threads(threads) if(threads > 1)")      \
             for (int64_t i = 0; i < n; i++)                                                      \
@@ -828,8 +838,14 @@ int fl_quantize_f64(const double *x, int64_t n, const fl_format *format, const f
         }                                                                                        \
     }                                                                                            \
     _Pragma("omp parallel for schedule(static) num_threads(threads) if(threads > 1)")              \
-    for (int64_t i = 0; i < n; i++)                                                              \
-        out[i] = (OUTPUT_TYPE)decode_one(load_code(codes, code_bytes, i), &p);                    \
+    for (int64_t block_start = 0; block_start < n; block_start += ENVIRONMENT_BLOCK) {           \
+        const int64_t block_end = block_start + ENVIRONMENT_BLOCK < n ? block_start + ENVIRONMENT_BLOCK : n; \
+        fl_floating_point_state environment;                                                     \
+        fl_enter_default_floating_point(&environment);                                           \
+        for (int64_t i = block_start; i < block_end; i++)                                        \
+            out[i] = (OUTPUT_TYPE)decode_one(load_code(codes, code_bytes, i), &p);                \
+        fl_leave_default_floating_point(&environment);                                           \
+    }                                                                                            \
     return 0;
 
 int fl_decode_f32(const void *codes, int code_bytes, int64_t n, const fl_format *format, float *out)

@@ -153,4 +153,20 @@ int fl_mma_matmul_f32(const float *a, const float *b, const float *c, float *d,
 
 /* CDEF END */
 
+/* ---- internal to the C core (not part of the Python interface) ---- */
+
+/*
+ * fmtlab's arithmetic is exact only in IEEE 754's default environment: nearest-even
+ * rounding and no flushing of subnormals.  A caller may have changed either
+ * (torch.set_flush_denormal sets FTZ/DAZ), per thread, so every thread that runs fmtlab's
+ * loops sets the default on entry and restores the caller's on exit (fpenv.c).
+ */
+typedef struct fl_floating_point_state {
+    int rounding;
+    unsigned int control; /* MXCSR where the target has SSE2 */
+} fl_floating_point_state;
+
+void fl_enter_default_floating_point(fl_floating_point_state *state);
+void fl_leave_default_floating_point(const fl_floating_point_state *state);
+
 #endif

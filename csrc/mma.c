@@ -42,40 +42,6 @@
 #include <emmintrin.h>
 #endif
 
-/*
- * The arithmetic below is exact only in IEEE 754's default environment: nearest-even
- * rounding (two-sum, fmaf, float32 adds) and no flushing of subnormals.  A caller may have
- * changed either (torch.set_flush_denormal sets FTZ/DAZ), per thread, so every thread that
- * runs fmtlab's loops sets the default on entry and restores the caller's on exit.
- */
-typedef struct floating_point_state {
-    int rounding;
-#ifdef __SSE2__
-    unsigned int control; /* MXCSR */
-#endif
-} floating_point_state;
-
-static void enter_default_floating_point(floating_point_state *state)
-{
-#ifdef __SSE2__
-    state->control = _mm_getcsr();
-    /* clear flush-to-zero (bit 15), denormals-are-zero (bit 6) and the rounding control (bits 13-14) */
-    _mm_setcsr(state->control & ~(0x8000u | 0x0040u | 0x6000u));
-#endif
-    state->rounding = fegetround();
-    if (state->rounding != FE_TONEAREST)
-        fesetround(FE_TONEAREST);
-}
-
-static void leave_default_floating_point(const floating_point_state *state)
-{
-    if (state->rounding != FE_TONEAREST)
-        fesetround(state->rounding);
-#ifdef __SSE2__
-    _mm_setcsr(state->control);
-#endif
-}
-
 /* Exponent given to zero (and non-finite) inputs: the sum of two stays far below any real
  * product exponent (>= -300) and still fits in int16_t, so it never wins the maximum. */
 #define ZERO_EXPONENT (-16000)
@@ -985,8 +951,8 @@ static void prepare_a(operands *ops, const float *a, int emin, int threads)
     int64_t k = ops->k;
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
-        floating_point_state state;
-        enter_default_floating_point(&state);
+        fl_floating_point_state state;
+        fl_enter_default_floating_point(&state);
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < ops->m; i++) {
             unsigned char special = 0;
@@ -996,7 +962,7 @@ static void prepare_a(operands *ops, const float *a, int emin, int threads)
             }
             ops->a_special[i] = special;
         }
-        leave_default_floating_point(&state);
+        fl_leave_default_floating_point(&state);
     }
 }
 
@@ -1006,8 +972,8 @@ static void prepare_b(operands *ops, const float *b, int emin, int threads)
     int64_t n = ops->n, ldb = ops->ldb;
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
-        floating_point_state state;
-        enter_default_floating_point(&state);
+        fl_floating_point_state state;
+        fl_enter_default_floating_point(&state);
 #pragma omp for schedule(static)
         for (int64_t q = 0; q < ops->k; q++) {
             for (int64_t j = 0; j < ldb; j++) {
@@ -1016,7 +982,7 @@ static void prepare_b(operands *ops, const float *b, int emin, int threads)
                 ops->b_exponents[q * ldb + j] = element_exponent(x, emin);
             }
         }
-        leave_default_floating_point(&state);
+        fl_leave_default_floating_point(&state);
     }
     memset(ops->b_special, 0, (size_t)ldb);
     for (int64_t q = 0; q < ops->k; q++)
@@ -1139,8 +1105,8 @@ int fl_mma_matmul_f32(const float *a, const float *b, const float *c, float *d,
         if (model->summation == FL_MMA_SUM_PAIRWISE) {
 #pragma omp parallel num_threads(threads) if (threads > 1)
             {
-                floating_point_state state;
-                enter_default_floating_point(&state);
+                fl_floating_point_state state;
+                fl_enter_default_floating_point(&state);
                 float *scratch = malloc((size_t)(k > 0 ? k : 1) * sizeof(float));
                 if (!scratch) {
 #pragma omp atomic write
@@ -1151,22 +1117,22 @@ int fl_mma_matmul_f32(const float *a, const float *b, const float *c, float *d,
                     for (int64_t j = 0; j < n && scratch; j++)
                         dt[i * n + j] = pairwise_element(&ops, i, j, ct ? ct[i * n + j] : 0.0f, scratch, &p);
                 free(scratch);
-                leave_default_floating_point(&state);
+                fl_leave_default_floating_point(&state);
             }
             continue;
         }
 #pragma omp parallel num_threads(threads) if (threads > 1)
         {
             superacc acc;
-            floating_point_state state;
-            enter_default_floating_point(&state);
+            fl_floating_point_state state;
+            fl_enter_default_floating_point(&state);
 #pragma omp for schedule(dynamic, 1)
             for (int64_t tile = 0; tile < tiles_m * tiles_n; tile++) {
                 int64_t i0 = (tile / tiles_n) * TILE_ROWS, j0 = (tile % tiles_n) * LANES;
                 int64_t i1 = i0 + TILE_ROWS < m ? i0 + TILE_ROWS : m;
                 block_fma_tile(&ops, ct, dt, i0, i1, j0, &p, &acc);
             }
-            leave_default_floating_point(&state);
+            fl_leave_default_floating_point(&state);
         }
     }
     free_operands(&ops);
