@@ -66,6 +66,7 @@ typedef struct prepared_format {
     int64_t fast_rebias;      /* float32 (E, M) code minus format code: (127 - bias) << m */
     uint32_t fast_lo, fast_hi;
     int fast_enabled;
+    uint32_t fast_no_overflow_hi; /* float32 bits of max: inputs up to it cannot overflow */
     /* float32 inputs whose magnitude bits are below these round to zero in the nearest
      * modes / toward zero (0: no such shortcut); see prepare_format */
     uint32_t fast_zero_below_nearest, fast_zero_below_toward_zero;
@@ -126,6 +127,14 @@ static int prepare_format(const fl_format *format, prepared_format *p)
         p->fast_lo = (uint32_t)(low_exponent + 127) << 23;
         p->fast_hi = 0x7F7FFFFFu;
         p->fast_enabled = 1;
+        /* the largest finite value, as float32 bits (every float32 when max exceeds FLT_MAX) */
+        int max_exponent = (int)((p->max_code >> m) - p->bias);
+        if (max_exponent > 127) {
+            p->fast_no_overflow_hi = 0x7F7FFFFFu;
+        } else {
+            uint32_t max_mantissa = (uint32_t)(p->max_code & ((1 << m) - 1));
+            p->fast_no_overflow_hi = ((uint32_t)(max_exponent + 127) << 23) | (max_mantissa << p->fast_shift);
+        }
     }
     /* Below half the smallest positive value every nearest mode gives zero, and below the
      * smallest positive value toward_zero does (strictly below: a tie at half goes to zero
@@ -552,7 +561,15 @@ typedef struct fast_block_result {
 /* Output kinds of the fast blocks: codes of 1, 2 or 4 bytes, or float32 values. */
 enum { OUT_CODES_1 = 1, OUT_CODES_2 = 2, OUT_CODES_4 = 4, OUT_VALUES_F32 = 5 };
 
-static inline fast_block_result fast_block_body(const uint32_t *restrict bits, int count,
+/* The body must be inlined into each (mode, kind, full) copy so that those are constants
+ * in it; compilers that decline to inline it still compute the same results, slower. */
+#if defined(__GNUC__)
+#define FL_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define FL_ALWAYS_INLINE inline
+#endif
+
+static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restrict bits, int count,
                                                 void *restrict out, const int out_kind,
                                                 uint8_t *restrict is_slow,
                                                 uint32_t lo, uint32_t span, int shift, uint32_t sign_bit,
@@ -560,8 +577,16 @@ static inline fast_block_result fast_block_body(const uint32_t *restrict bits, i
                                                 const uint32_t *restrict random_top, int sr_bits,
                                                 uint32_t zero_below, int32_t saturating,
                                                 uint32_t zero_sign_bit, int32_t subnormals_enabled,
-                                                float subnormal_scale_1, float subnormal_scale_2)
+                                                float subnormal_scale_1, float subnormal_scale_2,
+                                                const int full)
 {
+    /* full = 0 (a constant after inlining) leaves out saturation, the zero shortcut and
+     * subnormal results: the lean kernel for blocks whose elements are almost all normal */
+    if (!full) {
+        saturating = 0;
+        zero_below = 0;
+        subnormals_enabled = 0;
+    }
     const uint32_t mask = (1u << shift) - 1, range_mask = sign_bit ? 0x7FFFFFFFu : 0xFFFFFFFFu;
     const uint32_t zero_sign_f32 = zero_sign_bit ? 0x80000000u : 0u;
     int32_t fast_count = 0, inexact = 0, overflow = 0, underflow = 0, denormal = 0;
@@ -668,13 +693,14 @@ static inline fast_block_result fast_block_body(const uint32_t *restrict bits, i
 
 /* One out-of-line copy per (mode, output kind): both are constants inside, and the
  * loop stays small enough for the vectoriser (inlined into the OpenMP region it is not). */
-#define DEFINE_FAST_BLOCK(MODE, KIND)                                                               \
-    static fast_block_result fast_block_##MODE##_##KIND(                                         \
+#define DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, FULL, NAME)                                           \
+    static fast_block_result NAME(                                                               \
         const uint32_t *restrict bits, int count, void *restrict out, uint8_t *restrict is_slow,  \
         const prepared_format *p, const fl_rounding *rounding, int64_t first_index)               \
     {                                                                                            \
         uint32_t random_top[MODE == FL_ROUND_STOCHASTIC ? FAST_BLOCK : 1];                       \
         const int sr_bits = rounding->sr_bits;                                                   \
+        random_top[0] = 0; /* read only by the stochastic mode, which fills the block */         \
         if (MODE == FL_ROUND_STOCHASTIC) {                                                       \
             const int top_bits = sr_bits ? sr_bits : p->fast_shift;                              \
             const uint64_t key = stream_key(rounding->seed, 0);                                  \
@@ -691,8 +717,11 @@ static inline fast_block_result fast_block_body(const uint32_t *restrict bits, i
                                (int32_t)p->max_code, MODE, random_top, sr_bits, zero_below,      \
                                saturating, p->has_negative_zero ? p->sign_bit : 0u,              \
                                p->fast_subnormals, p->fast_subnormal_scale_1,                    \
-                               p->fast_subnormal_scale_2);                                       \
+                               p->fast_subnormal_scale_2, FULL);                                 \
     }
+#define DEFINE_FAST_BLOCK(MODE, KIND)                                                               \
+    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 1, fast_block_##MODE##_##KIND)                          \
+    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 0, lean_block_##MODE##_##KIND)
 #define DEFINE_FAST_BLOCKS(KIND)                                                                    \
     DEFINE_FAST_BLOCK(FL_ROUND_NEAREST_EVEN, KIND)                                               \
     DEFINE_FAST_BLOCK(FL_ROUND_NEAREST_AWAY, KIND)                                               \
@@ -706,6 +735,9 @@ DEFINE_FAST_BLOCKS(OUT_CODES_2)
 DEFINE_FAST_BLOCKS(OUT_CODES_4)
 DEFINE_FAST_BLOCKS(OUT_VALUES_F32)
 
+/* A block with at most this many elements outside the normal range takes the lean kernel. */
+#define LEAN_OUTLIER_LIMIT 16
+
 #define FAST_F32_BLOCK_LOOP(MODE, KIND, OUTPUT, SLOW_STATEMENT)                                     \
     _Pragma("omp parallel for schedule(static) num_threads(threads) firstprivate(p) reduction(+:invalid,overflow,underflow,denormal,inexact) if(threads > 1)") \
     for (int64_t block_start = 0; block_start < n; block_start += FAST_BLOCK) {                  \
@@ -714,9 +746,16 @@ DEFINE_FAST_BLOCKS(OUT_VALUES_F32)
         const uint32_t *block_bits = (const uint32_t *)(const void *)(x + block_start);         \
         fl_floating_point_state environment;                                                     \
         fl_enter_default_floating_point(&environment);                                           \
-        fast_block_result block = fast_block_##MODE##_##KIND(block_bits, count, (OUTPUT) + block_start, \
-                                                             is_slow, &p, rounding,              \
-                                                             index_offset + block_start);        \
+        /* count the elements outside [min_normal, max]: few of them go to encode_one after \
+         * the lean kernel, many make the full kernel worth its extra work */                    \
+        int32_t outliers = 0;                                                                    \
+        for (int j = 0; j < count; j++)                                                          \
+            outliers += ((block_bits[j] & lean_range_mask) - p.fast_lo) > lean_span;              \
+        fast_block_result block = outliers <= LEAN_OUTLIER_LIMIT                                 \
+            ? lean_block_##MODE##_##KIND(block_bits, count, (OUTPUT) + block_start, is_slow, &p,  \
+                                         rounding, index_offset + block_start)                    \
+            : fast_block_##MODE##_##KIND(block_bits, count, (OUTPUT) + block_start, is_slow, &p,  \
+                                         rounding, index_offset + block_start);                   \
         inexact += block.inexact;                                                                \
         overflow += block.overflow;                                                              \
         underflow += block.underflow;                                                            \
@@ -763,6 +802,8 @@ DEFINE_FAST_BLOCKS(OUT_VALUES_F32)
         add_stats(stats, invalid, overflow, underflow, denormal, inexact);                        \
         return 0;                                                                                \
     }                                                                                            \
+    const uint32_t lean_range_mask = p.sign_bit ? 0x7FFFFFFFu : 0xFFFFFFFFu;                     \
+    const uint32_t lean_span = p.fast_no_overflow_hi - p.fast_lo;                                 \
     switch (rounding->mode) {                                                                    \
     case FL_ROUND_NEAREST_EVEN: FAST_F32_BLOCK_LOOP(FL_ROUND_NEAREST_EVEN, KIND, OUTPUT, OUTPUT_STATEMENT) break;    \
     case FL_ROUND_NEAREST_AWAY: FAST_F32_BLOCK_LOOP(FL_ROUND_NEAREST_AWAY, KIND, OUTPUT, OUTPUT_STATEMENT) break;    \
