@@ -8,21 +8,15 @@ Each figure is the best of --repeats runs.  Usage:
     python benchmarks/bench_codec.py [--size-log2 24] [--repeats 5] [--threads N]
 """
 import argparse
-import time
-
 import ml_dtypes
 import numpy as np
 
 import fmtlab as fl
+from _timing import best_time  # benchmarks/_timing.py
 
 
 def best_rate(function, count, repeats):
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
-    return count / best / 1e6
+    return count / best_time(function, repeats) / 1e6
 
 
 def main():

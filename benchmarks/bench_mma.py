@@ -13,22 +13,13 @@ import argparse
 import os
 import pathlib
 import sys
-import time
 
 import numpy as np
 
 import fmtlab as fl
+from _timing import best_time  # benchmarks/_timing.py
 
 MODELS = ("h100-fp16-fp32", "h100-e4m3-fp32")
-
-
-def best_time(function, repeats):
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def operands(model, size, seed=0):

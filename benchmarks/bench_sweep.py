@@ -13,7 +13,6 @@ Each figure is the best of --repeats runs.  Usage:
 """
 import argparse
 import os
-import time
 
 import ml_dtypes
 import numpy as np
@@ -22,15 +21,7 @@ import fmtlab as fl
 from fmtlab._inputs import synthetic
 from fmtlab.metrics import PreparedInput, error_metrics
 from fmtlab.sweep import sweep
-
-
-def best_time(function, repeats):
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
-    return best
+from _timing import best_time  # benchmarks/_timing.py
 
 
 def peer_sqnr(x, dtype):

@@ -528,7 +528,9 @@ static void add_stats(fl_stats *stats, int64_t invalid, int64_t overflow, int64_
  * One loop body for the four (input type) x (codes or values) combinations.
  * OUTPUT_STATEMENT stores the code `code` of element i.
  */
-#define CODEC_LOOP(INPUT_TYPE, OUTPUT_STATEMENT)                                                    \
+/* Shared start of the encode/quantize entry points: check the parameters, zero the counts,
+ * choose the thread count. */
+#define CODEC_PROLOGUE                                                                              \
     prepared_format p;                                                                           \
     int status = prepare_format(format, &p);                                                     \
     if (status)                                                                                  \
@@ -537,7 +539,10 @@ static void add_stats(fl_stats *stats, int64_t invalid, int64_t overflow, int64_
         return status;                                                                           \
     int64_t invalid = 0, overflow = 0, underflow = 0, denormal = 0, inexact = 0;                 \
     int threads = n >= PARALLEL_THRESHOLD ? fl_max_threads() : 1;                                \
-    (void)threads;                                                                               \
+    (void)threads;
+
+#define CODEC_LOOP(INPUT_TYPE, OUTPUT_STATEMENT)                                                    \
+    CODEC_PROLOGUE                                                                               \
     GENERIC_ENCODE_LOOP(((const INPUT_TYPE *)x)[i], OUTPUT_STATEMENT)                            \
     add_stats(stats, invalid, overflow, underflow, denormal, inexact);                            \
     return 0;
@@ -798,15 +803,7 @@ DEFINE_FAST_BLOCKS(OUT_VALUES_F32, )
     }
 
 #define FAST_F32_CODEC(KIND, OUTPUT, OUTPUT_STATEMENT)                                                            \
-    prepared_format p;                                                                           \
-    int status = prepare_format(format, &p);                                                     \
-    if (status)                                                                                  \
-        return status;                                                                           \
-    if ((status = check_rounding(rounding)))                                                     \
-        return status;                                                                           \
-    int64_t invalid = 0, overflow = 0, underflow = 0, denormal = 0, inexact = 0;                 \
-    int threads = n >= PARALLEL_THRESHOLD ? fl_max_threads() : 1;                                \
-    (void)threads;                                                                               \
+    CODEC_PROLOGUE                                                                               \
     if (!p.fast_enabled) {                                                                       \
         GENERIC_ENCODE_LOOP(x[i], OUTPUT_STATEMENT)                                              \
         add_stats(stats, invalid, overflow, underflow, denormal, inexact);                        \
