@@ -487,7 +487,7 @@ static inline uint32_t load_code(const void *codes, int code_bytes, int64_t i)
     return ((const uint32_t *)codes)[i];
 }
 
-static void add_stats(fl_stats *stats, int64_t invalid, int64_t overflow, int64_t underflow,
+static void store_stats(fl_stats *stats, int64_t invalid, int64_t overflow, int64_t underflow,
                       int64_t denormal, int64_t inexact)
 {
     if (!stats)
@@ -504,6 +504,19 @@ static void add_stats(fl_stats *stats, int64_t invalid, int64_t overflow, int64_
  * block sets the IEEE default environment around its work. */
 #define ENVIRONMENT_BLOCK 4096
 
+/* Element i through encode_one (LOAD reads it), its flags added to the loop's counts. */
+#define EXACT_ELEMENT(LOAD, OUTPUT_STATEMENT)                                                       \
+    {                                                                                            \
+        local_stats s = {0, 0, 0, 0, 0};                                                          \
+        uint32_t code = encode_one((double)(LOAD), &p, rounding, (uint64_t)(index_offset + i), &s); \
+        OUTPUT_STATEMENT;                                                                        \
+        invalid += s.invalid;                                                                    \
+        overflow += s.overflow;                                                                  \
+        underflow += s.underflow;                                                                \
+        denormal += s.denormal;                                                                  \
+        inexact += s.inexact;                                                                    \
+    }
+
 /* encode_one for every element (LOAD reads element i), counting the flags. */
 #define GENERIC_ENCODE_LOOP(LOAD, OUTPUT_STATEMENT)                                                 \
     _Pragma("omp parallel for schedule(static) num_threads(threads) reduction(+:invalid,overflow,underflow,denormal,inexact) if(threads > 1)") \
@@ -512,14 +525,7 @@ static void add_stats(fl_stats *stats, int64_t invalid, int64_t overflow, int64_
         fl_floating_point_state environment;                                                     \
         fl_enter_default_floating_point(&environment);                                           \
         for (int64_t i = block_start; i < block_end; i++) {                                      \
-            local_stats s = {0, 0, 0, 0, 0};                                                      \
-            uint32_t code = encode_one((double)(LOAD), &p, rounding, (uint64_t)(index_offset + i), &s); \
-            OUTPUT_STATEMENT;                                                                    \
-            invalid += s.invalid;                                                                \
-            overflow += s.overflow;                                                              \
-            underflow += s.underflow;                                                            \
-            denormal += s.denormal;                                                              \
-            inexact += s.inexact;                                                                \
+            EXACT_ELEMENT(LOAD, OUTPUT_STATEMENT)                                                \
         }                                                                                        \
         fl_leave_default_floating_point(&environment);                                           \
     }
@@ -544,7 +550,7 @@ static void add_stats(fl_stats *stats, int64_t invalid, int64_t overflow, int64_
 #define CODEC_LOOP(INPUT_TYPE, OUTPUT_STATEMENT)                                                    \
     CODEC_PROLOGUE                                                                               \
     GENERIC_ENCODE_LOOP(((const INPUT_TYPE *)x)[i], OUTPUT_STATEMENT)                            \
-    add_stats(stats, invalid, overflow, underflow, denormal, inexact);                            \
+    store_stats(stats, invalid, overflow, underflow, denormal, inexact);                            \
     return 0;
 
 /*
@@ -788,15 +794,7 @@ DEFINE_FAST_BLOCKS(OUT_VALUES_F32, )
                 if (!is_slow[j])                                                                 \
                     continue;                                                                    \
                 const int64_t i = block_start + j;                                               \
-                local_stats s = {0, 0, 0, 0, 0};                                                  \
-                uint32_t code = encode_one((double)x[i], &p, rounding,                           \
-                                           (uint64_t)(index_offset + i), &s);                    \
-                SLOW_STATEMENT;                                                                  \
-                invalid += s.invalid;                                                            \
-                overflow += s.overflow;                                                          \
-                underflow += s.underflow;                                                        \
-                denormal += s.denormal;                                                          \
-                inexact += s.inexact;                                                            \
+                EXACT_ELEMENT(x[i], SLOW_STATEMENT)                                              \
             }                                                                                    \
         }                                                                                        \
         fl_leave_default_floating_point(&environment);                                           \
@@ -806,7 +804,7 @@ DEFINE_FAST_BLOCKS(OUT_VALUES_F32, )
     CODEC_PROLOGUE                                                                               \
     if (!p.fast_enabled) {                                                                       \
         GENERIC_ENCODE_LOOP(x[i], OUTPUT_STATEMENT)                                              \
-        add_stats(stats, invalid, overflow, underflow, denormal, inexact);                        \
+        store_stats(stats, invalid, overflow, underflow, denormal, inexact);                        \
         return 0;                                                                                \
     }                                                                                            \
     const uint32_t lean_range_mask = p.sign_bit ? 0x7FFFFFFFu : 0xFFFFFFFFu;                     \
@@ -820,7 +818,7 @@ DEFINE_FAST_BLOCKS(OUT_VALUES_F32, )
     case FL_ROUND_ODD: FAST_F32_BLOCK_LOOP(FL_ROUND_ODD, KIND, OUTPUT, OUTPUT_STATEMENT) break;                      \
     default: FAST_F32_BLOCK_LOOP(FL_ROUND_STOCHASTIC, KIND, OUTPUT, OUTPUT_STATEMENT) break;                         \
     }                                                                                            \
-    add_stats(stats, invalid, overflow, underflow, denormal, inexact);                            \
+    store_stats(stats, invalid, overflow, underflow, denormal, inexact);                            \
     return 0;
 
 static int valid_code_bytes(int code_bytes) { return code_bytes == 1 || code_bytes == 2 || code_bytes == 4; }
