@@ -11,7 +11,8 @@ from .codec import encode, decode, quantize, to_ml_dtypes, Stats, set_threads  #
 from .mma import MMAModel, mma_model, mma_models, matmul  # noqa: F401
 # Imported last and by name: the package attribute `sweep` must be the function, not the
 # submodule fmtlab.sweep (the import system binds the submodule first, this rebinds it).
-from .sweep import sweep, sweep_mma  # noqa: F401,E402
+from .sweep import sweep  # noqa: F401,E402
+from .sweep_mma import sweep_mma  # noqa: E402
 
 __version__ = "0.1.0"
 

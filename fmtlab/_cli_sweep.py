@@ -1,4 +1,4 @@
-"""``fmtlab sweep`` and ``fmtlab sweep-mma``: the command-line face of :mod:`fmtlab.sweep`.
+"""``fmtlab sweep``: the command-line face of :mod:`fmtlab.sweep`.
 
 ``fmtlab sweep`` with no arguments sweeps normal and lognormal data over FP32, FP16, BF16,
 CFloat8 1-4-3 and 1-5-2 (every bias 0..63) with nearest-even and stochastic rounding,
@@ -17,7 +17,6 @@ DEFAULT_DISTRIBUTIONS = ("normal", "lognormal")
 DEFAULT_SIZE = 1 << 18
 DEFAULT_ROUNDINGS = "nearest_even,stochastic"
 DEFAULT_OUT = "fmtlab-sweep"
-DEFAULT_MMA_OUT = "fmtlab-sweep-mma"
 
 
 def _positive_int(text):
@@ -112,7 +111,8 @@ def _tensors(args):
 
 def run(args) -> int:
     from ._progress import ProgressBar
-    from .sweep import parse_biases, parse_formats, parse_roundings, sweep
+    from ._parse import parse_biases, parse_formats, parse_roundings
+    from .sweep import sweep
 
     started = time.monotonic()
     # Check every argument before any work is done.
@@ -164,79 +164,5 @@ def run(args) -> int:
         print("best bias = highest SQNR among the biases swept; rule bias = largest bias whose max >= amax "
               "(docs/sweep.md)")
         print(f"{len(result)} results over {total_values:,} values in {time.monotonic() - started:.1f} s; wrote "
-              + ", ".join(str(path) for path in written))
-    return 0
-
-
-# ---- fmtlab sweep-mma --------------------------------------------------------------------------
-def configure_mma(parser: argparse.ArgumentParser) -> None:
-    from ._inputs import DISTRIBUTIONS
-
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = ("Example: fmtlab sweep-mma --models h100:e4m3,h100:e4m3:promote=128,fp32_fma "
-                     "--k 16,256,4096,65536\nDefinitions: docs/sweep.md")
-    parser.add_argument("--models", default=None, metavar="LIST",
-                        help="comma-separated MMA models as GPU:INPUT (e.g. h100:e4m3, a100:fp16), or a "
-                             "reference model name (see `fmtlab mma`); :promote=N sets the FP8 promotion "
-                             "interval (default: the sweep's built-in comparison set)")
-    parser.add_argument("--k", default=None, metavar="LIST",
-                        help="comma-separated inner dimensions K (default 16,64,...,65536)")
-    parser.add_argument("--dist", action="append", metavar="NAME",
-                        help=f"input distribution(s), comma-separated: {', '.join(DISTRIBUTIONS)} "
-                             "(default normal,lognormal)")
-    parser.add_argument("--scale", type=_positive_float, default=1.0, metavar="S",
-                        help="scale of the input distributions (default 1)")
-    parser.add_argument("--m", type=_positive_int, default=16, metavar="M", help="rows of A and D (default 16)")
-    parser.add_argument("--n", type=_positive_int, default=16, metavar="N", help="columns of B and D (default 16)")
-    parser.add_argument("--seed", type=_non_negative_int, default=0, metavar="N", help="data seed (default 0)")
-    parser.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
-                        help="worker processes (default: every core; 1 runs in this process)")
-    parser.add_argument("--out", default=DEFAULT_MMA_OUT, metavar="DIR",
-                        help=f"output directory for sweep_mma.csv and the plot (default ./{DEFAULT_MMA_OUT})")
-    parser.add_argument("--no-plots", action="store_true", help="write the CSV and summary only")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar and no table")
-
-
-def run_mma(args) -> int:
-    from ._progress import ProgressBar
-    from .sweep import sweep_mma
-
-    started = time.monotonic()
-    ks = None
-    if args.k is not None:
-        ks = []
-        for part in _split([args.k]):
-            try:
-                ks.append(int(part))
-            except ValueError:
-                raise ValueError(f"--k has {part!r}, which is not an integer; give e.g. 16,256,4096") from None
-    distributions = _split(args.dist) or None
-    out = pathlib.Path(args.out)
-
-    bar = ProgressBar(0, "sweep-mma", enabled=None if not args.quiet else False)
-
-    def progress(done, total):
-        bar.total = total
-        bar.update(done - bar.done)
-
-    try:
-        result = sweep_mma(args.models, ks, distributions, m=args.m, n=args.n, scale=args.scale, seed=args.seed,
-                           jobs=args.jobs, progress=progress)
-    finally:
-        bar.close()
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path = out / "sweep_mma.csv"
-    result.to_csv(csv_path)
-    table = result.summary_table()
-    (out / "summary.txt").write_text(table + "\n")
-    written = [csv_path, out / "summary.txt"]
-    if not args.no_plots:
-        from .plots import plot_mma_error_vs_k
-
-        written.append(plot_mma_error_vs_k(result, out / "mma_error_vs_k.png"))
-    if not args.quiet:
-        print(table)
-        print()
-        print(f"{len(result)} results in {time.monotonic() - started:.1f} s; wrote "
               + ", ".join(str(path) for path in written))
     return 0

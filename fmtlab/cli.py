@@ -14,7 +14,7 @@ import sys
 SUBCOMMANDS = {
     "formats": ("fmtlab._cli_formats", "list the format presets and their limits"),
     "sweep": ("fmtlab._cli_sweep", "precision sweep of tensors over formats, biases and roundings"),
-    "sweep-mma": ("fmtlab._cli_sweep", "error of emulated tensor-core matmuls as K grows"),
+    "sweep-mma": ("fmtlab._cli_sweep_mma", "error of emulated tensor-core matmuls as K grows"),
     "mma": ("fmtlab._cli_mma", "list the tensor-core models, or check them against measured GPU data"),
     "drift": ("fmtlab.drift.cli", "training-loss drift of emulated formats against an FP32 baseline"),
 }
@@ -26,21 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         subparser = subparsers.add_parser(name, help=help_text, description=help_text)
         subparser.set_defaults(_module=module_name)
-        module = _import_subcommand(module_name)
-        if module is not None:
-            module.configure(subparser) if name != "sweep-mma" else module.configure_mma(subparser)
-        if name == "sweep-mma":
-            subparser.set_defaults(_entry="run_mma")
+        importlib.import_module(module_name).configure(subparser)
     return parser
-
-
-def _import_subcommand(module_name):
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name and error.name.startswith("fmtlab"):
-            return None  # that part of fmtlab is not built yet
-        raise
 
 
 def main(argv=None) -> int:
@@ -49,12 +36,9 @@ def main(argv=None) -> int:
     if not args.command:
         parser.print_help()
         return 0
-    module = _import_subcommand(args._module)
-    if module is None:
-        parser.error(f"subcommand {args.command!r} is not available in this build")
-    entry = getattr(module, getattr(args, "_entry", "run"))
+    module = importlib.import_module(args._module)
     try:
-        return int(entry(args) or 0)
+        return int(module.run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

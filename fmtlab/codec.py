@@ -75,6 +75,11 @@ def set_threads(threads: int | None = None) -> None:
     lib.fl_set_threads(int(threads))
 
 
+def get_threads() -> int:
+    """Number of threads the C loops use now (the OpenMP default unless set_threads was called)."""
+    return int(lib.fl_max_threads())
+
+
 def _as_format(fmt) -> Format:
     if isinstance(fmt, Format):
         return fmt

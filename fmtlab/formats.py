@@ -349,6 +349,84 @@ def format(name, **overrides) -> Format:  # noqa: A001 - the public name the des
     return dataclasses.replace(preset, **overrides) if overrides else preset
 
 
+def as_format(value, argument: str = "fmt") -> Format:
+    """``value`` as a Format: a Format is returned as it is, a str goes through :func:`format`.
+
+    The one coercion every module uses; a TypeError names ``argument`` otherwise.
+    """
+    if isinstance(value, Format):
+        return value
+    if isinstance(value, str):
+        return format(value)
+    raise TypeError(f"{argument} must be a Format or a format name, got {value!r} ({type(value).__name__})")
+
+
+# ---- spec strings: a format without its bias -------------------------------------------------
+_CUSTOM_SPEC = re.compile(r"Format\(exp_bits=(\d+), man_bits=(\d+), signed=(True|False), "
+                          r"specials='(\w+)', subnormals='(\w+)'\)")
+
+
+def format_spec(fmt: Format) -> str:
+    """The format's name without its bias, with its subnormal policy if not the preset's.
+
+    Custom formats (no preset name) give their ``repr`` with ``bias`` left out.  Sweep
+    records carry this string and the bias separately; :func:`format_from_spec` inverts it.
+    """
+    if fmt.name is None:
+        return (f"Format(exp_bits={fmt.exp_bits}, man_bits={fmt.man_bits}, signed={fmt.signed}, "
+                f"specials={fmt.specials!r}, subnormals={fmt.subnormals!r})")
+    preset = _PRESETS[fmt.name]
+    return fmt.name if fmt.subnormals == preset.subnormals else f"{fmt.name}:subnormals={fmt.subnormals}"
+
+
+def format_from_spec(spec: str, bias: int) -> Format:
+    """The inverse of :func:`format_spec`: the format of a spec string and a bias."""
+    match = _CUSTOM_SPEC.fullmatch(spec)
+    if match:
+        return Format(int(match.group(1)), int(match.group(2)), int(bias), match.group(3) == "True",
+                      match.group(4), match.group(5))
+    fmt = format(spec)
+    return fmt if fmt.bias == bias else fmt.replace(bias=int(bias))
+
+
+# ---- the amax bias rule ------------------------------------------------------------------------
+def bias_range(fmt: Format) -> range:
+    """The biases ``fmt`` may take: 0..63 for Tesla's configurable formats (a 6-bit unsigned
+    field), otherwise every bias that keeps all of the format's values exact in float64."""
+    if is_configurable(fmt):
+        return TESLA_BIAS_RANGE
+    # bias b shifts every exponent by fmt.bias - b: emax(b) <= 1023, min exponent(b) >= -1074
+    return range(fmt.emax_field - 1023, fmt.bias + fmt.min_subnormal_exponent + 1074 + 1)
+
+
+def amax_bias(fmt: Format, amax: float) -> int:
+    """The bias that puts a tensor's absolute maximum ``amax`` into the format's top binade.
+
+    With max(b) = fmt.max * 2^(fmt.bias - b) the largest finite value at bias b, the rule is
+
+        amax_bias = the largest b in bias_range(fmt) with amax <= max(b),
+
+    i.e. the most resolution for small values while the largest element still fits without
+    saturating; the smallest allowed bias when even that saturates.  This is the one rule of
+    fmtlab's per-tensor scaling: a sweep's "rule bias", ``--bias auto`` and
+    ``fmtlab.torch``'s ``scaling="auto"`` all use it.  ``amax`` zero, NaN or infinite (a
+    tensor with nothing to fit): the format's own bias, since every bias then gives the same
+    result (zero) or none does.
+    """
+    amax = float(amax)
+    allowed = bias_range(fmt)
+    if not math.isfinite(amax) or amax <= 0:
+        return fmt.bias
+    top = fmt.max
+    # the smallest j with top * 2^j >= amax; the bias is then fmt.bias - j
+    j = math.ceil(math.log2(amax) - math.log2(top))
+    while math.ldexp(top, j) < amax:
+        j += 1
+    while math.ldexp(top, j - 1) >= amax:
+        j -= 1
+    return min(allowed.stop - 1, max(allowed.start, fmt.bias - j))
+
+
 def _ml_dtype_table():
     table = {_PRESETS["fp32"]._key(): np.dtype(np.float32), _PRESETS["fp16"]._key(): np.dtype(np.float16)}
     try:

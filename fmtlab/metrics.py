@@ -114,7 +114,7 @@ def _metrics_all_finite(prepared, q, fmt):
         max_abs_error = max(max_abs_error, float(error.max()))
         np.divide(error, prepared.abs_x_zero_as_inf[start:stop], out=error)
         max_relative_error = max(max_relative_error, float(error.max()))
-    result.update(sqnr_db=_sqnr(prepared.signal_energy, error_energy), rmse=math.sqrt(error_energy / n),
+    result.update(sqnr_db=sqnr_db(prepared.signal_energy, error_energy), rmse=math.sqrt(error_energy / n),
                   max_abs_err=max_abs_error, max_rel_err=max_relative_error, mean_err=error_sum / n,
                   nan_frac=0.0, inf_frac=0.0)
     return {name: result[name] for name in METRIC_NAMES}
@@ -151,12 +151,14 @@ def _metrics_general(prepared, q, fmt):
         error_energy = float(np.square(scaled_error).sum())
         rmse = math.ldexp(math.sqrt(error_energy / count_valid), exponent)
     relative = np.divide(abs_error, abs_xv, out=np.zeros_like(abs_error), where=abs_xv != 0)
-    result.update(sqnr_db=_sqnr(signal_energy, error_energy), rmse=rmse, max_abs_err=float(abs_error.max()),
+    result.update(sqnr_db=sqnr_db(signal_energy, error_energy), rmse=rmse, max_abs_err=float(abs_error.max()),
                   max_rel_err=float(relative.max()), mean_err=float(error.sum()) / count_valid)
     return {name: result[name] for name in METRIC_NAMES}
 
 
-def _sqnr(signal_energy, error_energy):
+def sqnr_db(signal_energy: float, error_energy: float) -> float:
+    """10 log10(signal / error) in dB: +inf for a zero error, -inf for a zero signal with a
+    nonzero error.  The one SQNR of fmtlab (sweeps of tensors and of matmuls)."""
     if error_energy == 0:
         return math.inf
     if signal_energy == 0:

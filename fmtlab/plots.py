@@ -123,7 +123,7 @@ def plot_log2_histogram(tensors, records, path, max_panels=MAX_PANELS):
     and, for configurable formats, the best bias per tensor (nearest_even if swept, else the
     first rounding).  Returns ``path``.
     """
-    from .sweep import format_from_spec
+    from .formats import format_from_spec
 
     names = list(tensors)[:max_panels]
     if not names:

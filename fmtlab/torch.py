@@ -36,7 +36,7 @@ from torch.nn import functional as F
 from . import _torch_codec
 from ._native_loader import ffi as _ffi, lib as _lib
 from .codec import _c_format, _c_rounding
-from .formats import Format, ROUNDINGS, format as _format_by_name, is_configurable
+from .formats import Format, ROUNDINGS, amax_bias, format as _format_by_name
 
 BACKENDS = ("auto", "native", "torch")
 SCALINGS = ("none", "auto")
@@ -169,37 +169,16 @@ def quantize(t: torch.Tensor, fmt, rounding: str = "nearest_even", *, saturate=N
 
 # ---- per-tensor formats and the policy ----------------------------------------------------------
 
-@functools.lru_cache(maxsize=None)
-def _largest(fmt: Format) -> float:
-    return fmt.max
-
-
 def auto_bias(fmt: Format, absolute_max: float) -> Format:
-    """The format with the largest bias whose max still covers ``absolute_max``.
+    """``fmt`` at the bias of the amax rule (:func:`fmtlab.formats.amax_bias`) for ``absolute_max``.
 
-    With M the max at the format's own bias b0, the max at bias b is M * 2^(b0 - b); the
-    chosen b is the largest with M * 2^(b0 - b) >= absolute_max, i.e. the tensor's largest
-    magnitude lands in the top binade and as little as possible underflows.  Tesla's
-    configurable formats (CFloat8, SHP) keep b in their 6-bit range 0..63 (a tensor too
-    large for bias 0 then saturates); other formats take any bias, which is the same as a
-    per-tensor power-of-two scale.  A zero or non-finite maximum keeps the format as it is.
+    The chosen bias is the largest whose max still covers ``absolute_max``: the tensor's
+    largest magnitude lands in the top binade and as little as possible underflows.  Tesla's
+    configurable formats (CFloat8, SHP) keep the bias in their 6-bit range 0..63 (a tensor
+    too large for bias 0 then saturates); other formats take any bias, which is the same as
+    a per-tensor power-of-two scale.  A zero or non-finite maximum keeps the format as it is.
     """
-    if not math.isfinite(absolute_max) or absolute_max <= 0:
-        return fmt
-    top = _largest(fmt)
-    # the smallest j with top * 2^j >= absolute_max; the bias is then fmt.bias - j
-    j = math.ceil(math.log2(absolute_max) - math.log2(top))
-    while math.ldexp(top, j) < absolute_max:
-        j += 1
-    while math.ldexp(top, j - 1) >= absolute_max:
-        j -= 1
-    bias = fmt.bias - j
-    if is_configurable(fmt):
-        bias = min(63, max(0, bias))
-    else:
-        # Keep every value exact in float64 (the codec's limit).
-        bias = min(bias, fmt.bias + fmt.min_subnormal_exponent + 1074)
-        bias = max(bias, fmt.emax_field - 1023)
+    bias = amax_bias(fmt, absolute_max)
     return fmt.replace(bias=bias) if bias != fmt.bias else fmt
 
 

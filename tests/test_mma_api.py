@@ -179,7 +179,7 @@ def test_cli_list(capsys):
 
 
 def test_cli_check_runs_as_a_subprocess():
-    from fmtlab._cli_mma import default_data_dir
+    from fmtlab.mma_validation import default_data_dir
     if not default_data_dir().is_dir():
         pytest.skip(f"GPU validation data not found at {default_data_dir()}")
     result = subprocess.run([sys.executable, "-m", "fmtlab", "mma", "check"], capture_output=True, text=True)

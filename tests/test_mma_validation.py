@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import fmtlab as fl
-from fmtlab._cli_mma import match_count, validation_cases
+from fmtlab.mma_validation import match_count, validation_cases
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "tc-validation"
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"GPU validation data not found at {DATA} "

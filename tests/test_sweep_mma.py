@@ -10,7 +10,8 @@ import pytest
 import fmtlab as fl
 from fmtlab import cli
 from fmtlab._inputs import synthetic
-from fmtlab.sweep import parse_mma_model, sweep_mma
+from fmtlab._parse import parse_mma_model
+from fmtlab.sweep_mma import sweep_mma
 
 mma = pytest.importorskip("fmtlab.mma")
 

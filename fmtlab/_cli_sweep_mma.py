@@ -1,0 +1,87 @@
+"""``fmtlab sweep-mma``: the command-line face of :mod:`fmtlab.sweep_mma`.
+
+Writes DIR/sweep_mma.csv, DIR/summary.txt and DIR/mma_error_vs_k.png (DIR = --out,
+default ./fmtlab-sweep-mma) and prints the relative error per model and K.
+"""
+from __future__ import annotations
+
+import argparse
+import pathlib
+import time
+
+from ._cli_sweep import _non_negative_int, _positive_float, _positive_int, _split
+
+DEFAULT_OUT = "fmtlab-sweep-mma"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from ._inputs import DISTRIBUTIONS
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = ("Example: fmtlab sweep-mma --models h100:e4m3,h100:e4m3:promote=128,fp32_fma "
+                     "--k 16,256,4096,65536\nDefinitions: docs/sweep.md")
+    parser.add_argument("--models", default=None, metavar="LIST",
+                        help="comma-separated MMA models as GPU:INPUT (e.g. h100:e4m3, a100:fp16), or a "
+                             "reference model name (see `fmtlab mma`); :promote=N sets the FP8 promotion "
+                             "interval (default: the sweep's built-in comparison set)")
+    parser.add_argument("--k", default=None, metavar="LIST",
+                        help="comma-separated inner dimensions K (default 16,64,...,65536)")
+    parser.add_argument("--dist", action="append", metavar="NAME",
+                        help=f"input distribution(s), comma-separated: {', '.join(DISTRIBUTIONS)} "
+                             "(default normal,lognormal)")
+    parser.add_argument("--scale", type=_positive_float, default=1.0, metavar="S",
+                        help="scale of the input distributions (default 1)")
+    parser.add_argument("--m", type=_positive_int, default=16, metavar="M", help="rows of A and D (default 16)")
+    parser.add_argument("--n", type=_positive_int, default=16, metavar="N", help="columns of B and D (default 16)")
+    parser.add_argument("--seed", type=_non_negative_int, default=0, metavar="N", help="data seed (default 0)")
+    parser.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+                        help="worker processes (default: every core; 1 runs in this process)")
+    parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                        help=f"output directory for sweep_mma.csv and the plot (default ./{DEFAULT_OUT})")
+    parser.add_argument("--no-plots", action="store_true", help="write the CSV and summary only")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+
+
+def run(args) -> int:
+    from ._progress import ProgressBar
+    from .sweep_mma import sweep_mma
+
+    started = time.monotonic()
+    ks = None
+    if args.k is not None:
+        ks = []
+        for part in _split([args.k]):
+            try:
+                ks.append(int(part))
+            except ValueError:
+                raise ValueError(f"--k has {part!r}, which is not an integer; give e.g. 16,256,4096") from None
+    distributions = _split(args.dist) or None
+    out = pathlib.Path(args.out)
+
+    bar = ProgressBar(0, "sweep-mma", enabled=None if not args.quiet else False)
+
+    def progress(done, total):
+        bar.total = total
+        bar.update(done - bar.done)
+
+    try:
+        result = sweep_mma(args.models, ks, distributions, m=args.m, n=args.n, scale=args.scale, seed=args.seed,
+                           jobs=args.jobs, progress=progress)
+    finally:
+        bar.close()
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / "sweep_mma.csv"
+    result.to_csv(csv_path)
+    table = result.summary_table()
+    (out / "summary.txt").write_text(table + "\n")
+    written = [csv_path, out / "summary.txt"]
+    if not args.no_plots:
+        from .plots import plot_mma_error_vs_k
+
+        written.append(plot_mma_error_vs_k(result, out / "mma_error_vs_k.png"))
+    if not args.quiet:
+        print(table)
+        print()
+        print(f"{len(result)} results in {time.monotonic() - started:.1f} s; wrote "
+              + ", ".join(str(path) for path in written))
+    return 0
