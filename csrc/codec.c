@@ -81,9 +81,9 @@ static int prepare_format(const fl_format *format, prepared_format *p)
     int e = format->exp_bits, m = format->man_bits;
     if (e < 1 || m < 0 || e + m + (format->is_signed ? 1 : 0) > 32 || format->specials < 0 ||
         format->specials > 3 || format->subnormals < 0 || format->subnormals > 2)
-        return -1;
+        return FL_ERROR_FORMAT;
     if (format->specials == FL_SPECIALS_IEEE && (m == 0 || e < 2))
-        return -1;
+        return FL_ERROR_FORMAT;
     memset(p, 0, sizeof *p);
     p->man_bits = m;
     p->bias = format->bias;
@@ -163,47 +163,14 @@ static int prepare_format(const fl_format *format, prepared_format *p)
 static int check_rounding(const fl_rounding *rounding)
 {
     if (rounding->mode < FL_ROUND_NEAREST_EVEN || rounding->mode > FL_ROUND_STOCHASTIC)
-        return -2;
+        return FL_ERROR_ROUNDING_MODE;
     if (rounding->sr_bits < 0 || rounding->sr_bits > 32)
-        return -3;
+        return FL_ERROR_SR_BITS;
     return 0;
 }
 
-/* ---- the counter-based generator ------------------------------------------
- * SplitMix64 used as a counter-based generator: the random word of element `index`
- * for draw number `draw` is
- *
- *     word = mix64(stream_key(seed, draw) + index * 0x9E3779B97F4A7C15)
- *     stream_key(seed, draw) = mix64(mix64(seed) + draw * 0xD1B54A32D192ED03)
- *
- * (all arithmetic modulo 2^64).  It is a pure function of (seed, index, draw), so no
- * state is carried between elements and the result cannot depend on threads or on
- * how an array is chunked.  Draw 0 serves every element; later draws are needed
- * only by exact stochastic rounding when the first 64 bits tie (probability 2^-64).
- */
-static inline uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
+/* ---- the counter-based generator is fmtlab.h's fl_random_word_inline ---- */
 
-static inline uint64_t stream_key(uint64_t seed, uint64_t draw)
-{
-    return mix64(mix64(seed) + draw * 0xD1B54A32D192ED03ULL);
-}
-
-static inline uint64_t random_word(uint64_t seed, uint64_t index, uint64_t draw)
-{
-    return mix64(stream_key(seed, draw) + index * 0x9E3779B97F4A7C15ULL);
-}
-
-/*
- * Stochastic decision on a power-of-two grid: nu = remainder / 2^shift.
- * sr_bits = N (P3109): away iff floor(nu * 2^N) + R >= 2^N, R the top N bits of a draw.
- * sr_bits = 0: away iff U < nu for a uniform real U, compared 64 bits at a time,
- * which gives the probability exactly nu.
- */
 static inline int stochastic_away(uint64_t remainder, int64_t shift, int sr_bits, uint64_t seed,
                                   uint64_t index)
 {
@@ -215,11 +182,11 @@ static inline int stochastic_away(uint64_t remainder, int64_t shift, int sr_bits
             scaled = 0;
         else
             scaled = remainder >> (shift - sr_bits);
-        uint64_t random_bits = random_word(seed, index, 0) >> (64 - sr_bits);
+        uint64_t random_bits = fl_random_word_inline(seed, index, 0) >> (64 - sr_bits);
         return scaled + random_bits >= (1ULL << sr_bits);
     }
     for (uint64_t draw = 0;; draw++) {
-        uint64_t random_bits = random_word(seed, index, draw);
+        uint64_t random_bits = fl_random_word_inline(seed, index, draw);
         if (shift <= 64) {
             uint64_t threshold = shift == 64 ? remainder : remainder << (64 - shift);
             return random_bits < threshold;
@@ -339,7 +306,7 @@ static inline uint32_t encode_one(double x, const prepared_format *p, const fl_r
             default: {
                 int n_bits = rounding->sr_bits > 0 ? rounding->sr_bits : 32;
                 uint64_t scaled = scaled_fraction_floor(distance, gap, n_bits);
-                uint64_t random_bits = random_word(rounding->seed, index, 0) >> (64 - n_bits);
+                uint64_t random_bits = fl_random_word_inline(rounding->seed, index, 0) >> (64 - n_bits);
                 away = scaled + random_bits >= (1ULL << n_bits);
             }
             }
@@ -724,10 +691,10 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
         random_top[0] = 0; /* read only by the stochastic mode, which fills the block */         \
         if (MODE == FL_ROUND_STOCHASTIC) {                                                       \
             const int top_bits = sr_bits ? sr_bits : p->fast_shift;                              \
-            const uint64_t key = stream_key(rounding->seed, 0);                                  \
+            const uint64_t key = fl_stream_key_inline(rounding->seed, 0);                                  \
             uint64_t counter = key + (uint64_t)first_index * 0x9E3779B97F4A7C15ULL;              \
             for (int i = 0; i < count; i++, counter += 0x9E3779B97F4A7C15ULL)                    \
-                random_top[i] = (uint32_t)(mix64(counter) >> (64 - top_bits));                  \
+                random_top[i] = (uint32_t)(fl_mix64_inline(counter) >> (64 - top_bits));                  \
         }                                                                                        \
         uint32_t zero_below = MODE == FL_ROUND_TOWARD_ZERO ? p->fast_zero_below_toward_zero       \
                               : (MODE == FL_ROUND_NEAREST_EVEN || MODE == FL_ROUND_NEAREST_AWAY) \
@@ -833,14 +800,14 @@ int fl_encode_f32(const float *x, int64_t n, const fl_format *format, const fl_r
     } else if (code_bytes == 4) {
         FAST_F32_CODEC(OUT_CODES_4, (uint32_t *)codes, ((uint32_t *)codes)[i] = code)
     }
-    return -4;
+    return FL_ERROR_CODE_BYTES;
 }
 
 int fl_encode_f64(const double *x, int64_t n, const fl_format *format, const fl_rounding *rounding,
                   void *codes, int code_bytes, int64_t index_offset, fl_stats *stats)
 {
     if (!valid_code_bytes(code_bytes))
-        return -4;
+        return FL_ERROR_CODE_BYTES;
     CODEC_LOOP(double, store_code(codes, code_bytes, i, code))
 }
 
@@ -860,7 +827,7 @@ int fl_quantize_f64(const double *x, int64_t n, const fl_format *format, const f
 #define DECODE_LOOP(OUTPUT_TYPE)                                                                   \
     prepared_format p;                                                                           \
     if (!valid_code_bytes(code_bytes))                                                           \
-        return -4;                                                                               \
+        return FL_ERROR_CODE_BYTES;                                                                               \
     int status = prepare_format(format, &p);                                                     \
     if (status)                                                                                  \
         return status;                                                                           \

@@ -15,6 +15,21 @@
 
 /* CDEF BEGIN */
 
+/*
+ * What every entry point returns: FL_OK, or one of these negative codes.  The Python
+ * layer (fmtlab/_c.py) turns each into its error; the arguments fmtlab passes are checked
+ * in Python first, so any code but FL_OK and FL_ERROR_OUT_OF_MEMORY there is a bug.
+ */
+enum fl_status {
+    FL_OK = 0,
+    FL_ERROR_FORMAT = -1,         /* fl_format out of range (widths, policies, IEEE without NaN code) */
+    FL_ERROR_ROUNDING_MODE = -2,  /* fl_rounding.mode is not an enum fl_rounding_mode */
+    FL_ERROR_SR_BITS = -3,        /* fl_rounding.sr_bits outside 0..32 */
+    FL_ERROR_CODE_BYTES = -4,     /* code_bytes is not 1, 2 or 4 */
+    FL_ERROR_MMA_MODEL = -5,      /* fl_mma_model or the matrix sizes out of range */
+    FL_ERROR_OUT_OF_MEMORY = -6   /* a work buffer could not be allocated */
+};
+
 enum fl_specials_policy {
     FL_SPECIALS_IEEE = 0,    /* Inf = E all ones, M = 0; NaN = E all ones, M != 0 */
     FL_SPECIALS_FN = 1,      /* no Inf; NaN = every field all ones */
@@ -68,7 +83,8 @@ typedef struct fl_stats {
  * (1, 2 or 4) bytes per element.  index_offset is the global index of x[0]:
  * the stochastic generator is keyed by (seed, index), so results do not
  * depend on how an array is split into calls or threads.
- * Return 0 on success, a negative number for invalid parameters.
+ * Return FL_OK, FL_ERROR_FORMAT, FL_ERROR_ROUNDING_MODE, FL_ERROR_SR_BITS or
+ * FL_ERROR_CODE_BYTES (enum fl_status).
  */
 int fl_encode_f32(const float *x, int64_t n, const fl_format *format,
                   const fl_rounding *rounding, void *codes, int code_bytes,
@@ -87,13 +103,23 @@ int fl_quantize_f64(const double *x, int64_t n, const fl_format *format,
                     const fl_rounding *rounding, double *out,
                     int64_t index_offset, fl_stats *stats);
 
+/*
+ * The counter-based generator of stochastic rounding (SplitMix64's finaliser mix64 used
+ * as a counter-based generator; defined once, below CDEF END, and exported by random.c):
+ *     fl_random_word(seed, index, draw) = mix64(stream_key + index * 0x9E3779B97F4A7C15),
+ *     stream_key = mix64(mix64(seed) + draw * 0xD1B54A32D192ED03)      (modulo 2^64)
+ * Exported so that Python (seeds of fmtlab.torch, the pure-torch codec's tests) uses the
+ * same function rather than a copy.
+ */
+uint64_t fl_mix64(uint64_t z);
+uint64_t fl_random_word(uint64_t seed, uint64_t index, uint64_t draw);
+
 /* Number of threads the OpenMP runtime would use (1 without OpenMP). */
 int fl_max_threads(void);
 /* Set the number of threads fmtlab's loops use; 0 restores the default. */
 void fl_set_threads(int threads);
 
 /* ---- matrix multiply-accumulate (mma.c) ---- */
-/* MMA SECTION BEGIN (owned by the tensor-core work; see docs/tensor-cores.md) */
 
 /* How c enters a block (docs/tensor-cores.md, "c_addition"). */
 enum fl_mma_c_addition {
@@ -143,17 +169,40 @@ typedef struct fl_mma_model {
  * matrix at a + a_offsets[t], B[t] the k x n one at b + b_offsets[t], C[t] the m x n one
  * at c + c_offsets[t] (c may be NULL: C = +0); D is batch x m x n, contiguous.
  * Inputs must already be values of the model's formats (fmtlab/mma.py checks).
- * Return 0, -1 for invalid parameters, -2 when memory runs out.
+ * Return FL_OK, FL_ERROR_MMA_MODEL or FL_ERROR_OUT_OF_MEMORY (enum fl_status).
  */
 int fl_mma_matmul_f32(const float *a, const float *b, const float *c, float *d,
                       int64_t batch, int64_t m, int64_t n, int64_t k,
                       const int64_t *a_offsets, const int64_t *b_offsets, const int64_t *c_offsets,
                       const fl_mma_model *model);
-/* MMA SECTION END */
 
 /* CDEF END */
 
 /* ---- internal to the C core (not part of the Python interface) ---- */
+
+/*
+ * The counter-based generator, defined once here so that the codec's loops inline it;
+ * fl_mix64 and fl_random_word (random.c) export the same functions.  It is a pure function
+ * of (seed, index, draw): no state is carried between elements, so results cannot depend
+ * on threads or on how an array is chunked.  Draw 0 serves every element; later draws are
+ * needed only by exact stochastic rounding when the first 64 bits tie (probability 2^-64).
+ */
+static inline uint64_t fl_mix64_inline(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t fl_stream_key_inline(uint64_t seed, uint64_t draw)
+{
+    return fl_mix64_inline(fl_mix64_inline(seed) + draw * 0xD1B54A32D192ED03ULL);
+}
+
+static inline uint64_t fl_random_word_inline(uint64_t seed, uint64_t index, uint64_t draw)
+{
+    return fl_mix64_inline(fl_stream_key_inline(seed, draw) + index * 0x9E3779B97F4A7C15ULL);
+}
 
 /*
  * fmtlab's arithmetic is exact only in IEEE 754's default environment: nearest-even

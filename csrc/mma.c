@@ -166,9 +166,9 @@ static int prepare_model(const fl_mma_model *model, int64_t k, prepared_model *p
         (model->c_addition != FL_MMA_C_FUSED && model->c_addition != FL_MMA_C_SEPARATE) ||
         (model->summation != FL_MMA_SUM_BLOCK_FMA && model->summation != FL_MMA_SUM_PAIRWISE) ||
         model->c_emin < -149)
-        return -1;
+        return FL_ERROR_MMA_MODEL;
     if (model->promote_every > 0 && model->block > 0 && model->promote_every % model->block != 0)
-        return -1;
+        return FL_ERROR_MMA_MODEL;
     memset(p, 0, sizeof *p);
     p->model = *model;
     p->out_max = format_max(&model->out);
@@ -939,7 +939,7 @@ static int alloc_operands(operands *ops, int64_t m, int64_t n, int64_t k)
     ops->b_special = calloc((size_t)(ops->ldb > 0 ? ops->ldb : 1), 1);
     if (!ops->a_exponents || !ops->a_special || !ops->b || !ops->b_exponents || !ops->b_special) {
         free_operands(ops);
-        return -2;
+        return FL_ERROR_OUT_OF_MEMORY;
     }
     return 0;
 }
@@ -1079,16 +1079,16 @@ int fl_mma_matmul_f32(const float *a, const float *b, const float *c, float *d,
                       const fl_mma_model *model)
 {
     if (batch < 0 || m < 0 || n < 0 || k < 0 || k > (1LL << 31))
-        return -1;
+        return FL_ERROR_MMA_MODEL;
     prepared_model p;
     if (prepare_model(model, k, &p))
-        return -1;
+        return FL_ERROR_MMA_MODEL;
     if (model->summation == FL_MMA_SUM_PAIRWISE &&
         (model->out.man_bits != 23 || model->out.emin != -126 || model->out.emax != 127 || !p.nearest_even))
-        return -1; /* pairwise is defined for float32 nearest-even only */
+        return FL_ERROR_MMA_MODEL; /* pairwise is defined for float32 nearest-even only */
     operands ops;
     if (alloc_operands(&ops, m, n, k))
-        return -2;
+        return FL_ERROR_OUT_OF_MEMORY;
     double work = (double)m * (double)n * (double)(k > 0 ? k : 1);
     int threads = work >= PARALLEL_THRESHOLD ? fl_max_threads() : 1;
     (void)threads; /* used only by the OpenMP pragmas */

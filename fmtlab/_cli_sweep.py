@@ -13,45 +13,12 @@ import pathlib
 import sys
 import time
 
+from ._cli_args import non_negative_int, positive_float, positive_int, split_list
+
 DEFAULT_DISTRIBUTIONS = ("normal", "lognormal")
 DEFAULT_SIZE = 1 << 18
 DEFAULT_ROUNDINGS = "nearest_even,stochastic"
 DEFAULT_OUT = "fmtlab-sweep"
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: a positive integer")
-    return value
-
-
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: an integer >= 0")
-    return value
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: a positive finite number")
-    return value
-
-
-def _split(values):
-    """Flatten repeated, comma-separated option values."""
-    return [part.strip() for value in values or () for part in value.split(",") if part.strip()]
 
 
 # ---- fmtlab sweep ------------------------------------------------------------------------------
@@ -69,9 +36,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "is swept (repeatable)")
     source.add_argument("--dist", action="append", metavar="NAME",
                         help=f"synthetic distribution(s), comma-separated: {', '.join(DISTRIBUTIONS)}")
-    source.add_argument("--size", type=_positive_int, default=DEFAULT_SIZE, metavar="N",
+    source.add_argument("--size", type=positive_int, default=DEFAULT_SIZE, metavar="N",
                         help=f"elements per synthetic tensor (default {DEFAULT_SIZE})")
-    source.add_argument("--scale", type=_positive_float, default=1.0, metavar="S",
+    source.add_argument("--scale", type=positive_float, default=1.0, metavar="S",
                         help="scale of the synthetic distributions (default 1)")
     parser.add_argument("--formats", default=None, metavar="LIST",
                         help="comma-separated formats, e.g. fp16,cfloat8_1_4_3:subnormals=tesla "
@@ -82,9 +49,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounding", default=DEFAULT_ROUNDINGS, metavar="LIST",
                         help=f"comma-separated rounding modes: {', '.join(ROUNDINGS)} "
                              f"(default {DEFAULT_ROUNDINGS})")
-    parser.add_argument("--seed", type=_non_negative_int, default=0, metavar="N",
+    parser.add_argument("--seed", type=non_negative_int, default=0, metavar="N",
                         help="seed of the synthetic data and of stochastic rounding (default 0)")
-    parser.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+    parser.add_argument("--jobs", type=positive_int, default=None, metavar="N",
                         help="worker processes (default: every core; 1 runs in this process)")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                         help=f"output directory for sweep.csv, summary.txt and the plots (default ./{DEFAULT_OUT})")
@@ -102,7 +69,7 @@ def _tensors(args):
         loaded = load_file(path, skipped)
         prefix = f"{pathlib.Path(path).stem}/" if len(files) > 1 else ""
         tensors.update({prefix + name: array for name, array in loaded.items()})
-    distributions = _split(args.dist) or ([] if files else list(DEFAULT_DISTRIBUTIONS))
+    distributions = split_list(args.dist) or ([] if files else list(DEFAULT_DISTRIBUTIONS))
     for distribution in dict.fromkeys(distributions):
         name = distribution if distribution not in tensors else f"synthetic/{distribution}"
         tensors[name] = synthetic(distribution, args.size, args.scale, args.seed)

@@ -9,7 +9,7 @@ import argparse
 import pathlib
 import time
 
-from ._cli_sweep import _non_negative_int, _positive_float, _positive_int, _split
+from ._cli_args import non_negative_int, positive_float, positive_int, split_list
 
 DEFAULT_OUT = "fmtlab-sweep-mma"
 
@@ -29,12 +29,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dist", action="append", metavar="NAME",
                         help=f"input distribution(s), comma-separated: {', '.join(DISTRIBUTIONS)} "
                              "(default normal,lognormal)")
-    parser.add_argument("--scale", type=_positive_float, default=1.0, metavar="S",
+    parser.add_argument("--scale", type=positive_float, default=1.0, metavar="S",
                         help="scale of the input distributions (default 1)")
-    parser.add_argument("--m", type=_positive_int, default=16, metavar="M", help="rows of A and D (default 16)")
-    parser.add_argument("--n", type=_positive_int, default=16, metavar="N", help="columns of B and D (default 16)")
-    parser.add_argument("--seed", type=_non_negative_int, default=0, metavar="N", help="data seed (default 0)")
-    parser.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+    parser.add_argument("--m", type=positive_int, default=16, metavar="M", help="rows of A and D (default 16)")
+    parser.add_argument("--n", type=positive_int, default=16, metavar="N", help="columns of B and D (default 16)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, metavar="N", help="data seed (default 0)")
+    parser.add_argument("--jobs", type=positive_int, default=None, metavar="N",
                         help="worker processes (default: every core; 1 runs in this process)")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                         help=f"output directory for sweep_mma.csv and the plot (default ./{DEFAULT_OUT})")
@@ -50,12 +50,12 @@ def run(args) -> int:
     ks = None
     if args.k is not None:
         ks = []
-        for part in _split([args.k]):
+        for part in split_list([args.k]):
             try:
                 ks.append(int(part))
             except ValueError:
                 raise ValueError(f"--k has {part!r}, which is not an integer; give e.g. 16,256,4096") from None
-    distributions = _split(args.dist) or None
+    distributions = split_list(args.dist) or None
     out = pathlib.Path(args.out)
 
     bar = ProgressBar(0, "sweep-mma", enabled=None if not args.quiet else False)

@@ -1,0 +1,41 @@
+"""Writing output files atomically: a reader (or a Ctrl-C) never sees half a file.
+
+Each output is written to a temporary file in the same directory and moved over the
+destination with ``os.replace``, which is atomic on POSIX and Windows.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import tempfile
+
+__all__ = ["atomic_path", "write_text"]
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed.
+
+        with atomic_path(out / "plot.png") as temporary:
+            figure.savefig(temporary)
+    """
+    path = pathlib.Path(path)
+    descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix + ".tmp", dir=path.parent)
+    os.close(descriptor)
+    temporary = pathlib.Path(name)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+
+
+def write_text(path, text: str) -> pathlib.Path:
+    """Write ``text`` to ``path`` atomically (see the module docstring); return the path."""
+    path = pathlib.Path(path)
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, newline="")
+    return path
