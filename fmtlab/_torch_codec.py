@@ -33,11 +33,13 @@ import math
 
 import torch
 
+from . import _c
 from .formats import Format
+
+__all__ = ["quantize", "random_word"]
 
 _UINT64_MASK = (1 << 64) - 1
 _INT64_MIN = -(1 << 63)
-_MODES = ("nearest_even", "nearest_away", "toward_zero", "up", "down", "odd", "stochastic")
 
 
 # ---- the counter-based generator (csrc/codec.c: mix64, random_word) -------------
@@ -70,21 +72,14 @@ def _mix64(z: torch.Tensor) -> torch.Tensor:
     return z ^ _shift_right_logical(z, 31)
 
 
-def _mix64_int(z: int) -> int:
-    """SplitMix64 finaliser on a Python int (the same function, for the per-call key)."""
-    z &= _UINT64_MASK
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _UINT64_MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _UINT64_MASK
-    return z ^ (z >> 31)
-
-
 def random_word(seed: int, index: torch.Tensor, draw: int) -> torch.Tensor:
     """The generator's 64-bit word for (seed, element index, draw number), as int64 bits.
 
     word = mix64(stream_key + index * 0x9E3779B97F4A7C15),
     stream_key = mix64(mix64(seed) + draw * 0xD1B54A32D192ED03)   (all modulo 2^64)
     """
-    stream_key = _as_int64(_mix64_int(_mix64_int(seed) + draw * 0xD1B54A32D192ED03))
+    # The per-call key is one scalar: the C core's own mix64 computes it.
+    stream_key = _as_int64(_c.mix64(_c.mix64(seed) + draw * 0xD1B54A32D192ED03))
     return _mix64(index * _GOLDEN + stream_key)
 
 
@@ -171,7 +166,8 @@ def quantize(x: torch.Tensor, fmt: Format, rounding: str = "nearest_even", *, sa
     """
     if x.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"x has dtype {x.dtype}: the torch codec takes float32 or float64")
-    mode = _MODES.index(rounding)
+    if rounding not in _c.ROUNDING_CODES:  # the branches below would read an unknown mode as stochastic
+        raise ValueError(f"rounding={rounding!r} is not allowed; choose one of {', '.join(_c.ROUNDING_CODES)}")
     output_dtype = x.dtype
     value = x.detach().contiguous().reshape(-1).to(torch.float64)
     device = value.device
@@ -229,17 +225,17 @@ def quantize(x: torch.Tensor, fmt: Format, rounding: str = "nearest_even", *, sa
     finite_nonzero = ~(is_nan | is_inf | is_zero | flushed)
     if not fmt.signed:
         finite_nonzero &= ~negative
-    if mode == 0:
+    if rounding == "nearest_even":
         away = above_half | (at_half & ((lo_code & 1) == 1))
-    elif mode == 1:
+    elif rounding == "nearest_away":
         away = above_half | at_half
-    elif mode == 2:
+    elif rounding == "toward_zero":
         away = torch.zeros_like(negative)
-    elif mode == 3:
+    elif rounding == "up":
         away = ~negative
-    elif mode == 4:
+    elif rounding == "down":
         away = negative.clone()
-    elif mode == 5:
+    elif rounding == "odd":
         away = (lo_code & 1) == 0
     else:
         away = torch.zeros_like(negative)
@@ -257,17 +253,17 @@ def quantize(x: torch.Tensor, fmt: Format, rounding: str = "nearest_even", *, sa
             distance = absolute - largest_subnormal
             gap_lo_code = (1 << m) - 1
             gap_inexact = distance != 0
-            if mode == 0:
+            if rounding == "nearest_even":
                 gap_away = (2 * distance > gap) | ((2 * distance == gap) & bool(gap_lo_code & 1))
-            elif mode == 1:
+            elif rounding == "nearest_away":
                 gap_away = 2 * distance >= gap
-            elif mode == 2:
+            elif rounding == "toward_zero":
                 gap_away = torch.zeros_like(negative)
-            elif mode == 3:
+            elif rounding == "up":
                 gap_away = ~negative
-            elif mode == 4:
+            elif rounding == "down":
                 gap_away = negative
-            elif mode == 5:
+            elif rounding == "odd":
                 gap_away = torch.full_like(negative, not (gap_lo_code & 1))
             else:
                 gap_away = torch.zeros_like(negative)
@@ -294,13 +290,13 @@ def quantize(x: torch.Tensor, fmt: Format, rounding: str = "nearest_even", *, sa
     magnitude = torch.where(exponent_field == 0, subnormal_value, normal_value)
 
     overflow = code > max_code
-    if saturate or fmt.specials == "finite" or mode in (2, 5):
+    if saturate or fmt.specials == "finite" or rounding in ("toward_zero", "odd"):
         to_max = torch.ones_like(negative)
-    elif mode == 3:
+    elif rounding == "up":
         to_max = negative
-    elif mode == 4:
+    elif rounding == "down":
         to_max = ~negative
-    elif mode == 6:
+    elif rounding == "stochastic":
         to_max = ~away
     else:
         to_max = torch.zeros_like(negative)

@@ -43,12 +43,12 @@ import numbers
 
 import numpy as np
 
-from ._native_loader import ffi, lib
-from .formats import Format, ROUNDINGS, format as _format_by_name
+from . import _c
+from ._c import ffi, lib
+from ._dtypes import is_narrow_float, native_byte_order, widen_narrow_float
+from .formats import Format, as_format, ml_dtypes_presets
 
-_MODE_CODES = {name: index for index, name in enumerate(ROUNDINGS)}
-_SPECIALS_CODES = {"ieee": 0, "fn": 1, "fnuz": 2, "finite": 3}
-_SUBNORMALS_CODES = {"ieee": 0, "tesla": 1, "none": 2}
+__all__ = ["encode", "decode", "quantize", "to_ml_dtypes", "Stats", "set_threads", "get_threads"]
 
 
 @dataclasses.dataclass
@@ -80,64 +80,15 @@ def get_threads() -> int:
     return int(lib.fl_max_threads())
 
 
-def _as_format(fmt) -> Format:
-    if isinstance(fmt, Format):
-        return fmt
-    if isinstance(fmt, str):
-        return _format_by_name(fmt)
-    raise TypeError(f"fmt must be a Format or a format name, got {fmt!r} ({type(fmt).__name__})")
-
-
-def _c_format(fmt: Format):
-    c_format = ffi.new("fl_format *")
-    c_format.exp_bits = fmt.exp_bits
-    c_format.man_bits = fmt.man_bits
-    c_format.bias = fmt.bias
-    c_format.is_signed = int(fmt.signed)
-    c_format.specials = _SPECIALS_CODES[fmt.specials]
-    c_format.subnormals = _SUBNORMALS_CODES[fmt.subnormals]
-    return c_format
-
-
-def _c_rounding(rounding, saturate, seed, sr_bits):
-    if not isinstance(rounding, str) or rounding not in _MODE_CODES:
-        raise ValueError(f"rounding={rounding!r} is not allowed; choose one of {', '.join(ROUNDINGS)}")
-    if saturate is not None and not isinstance(saturate, (bool, np.bool_)):
-        raise TypeError(f"saturate must be None, True or False, got {saturate!r}")
-    if sr_bits is not None:
-        if isinstance(sr_bits, bool) or not isinstance(sr_bits, numbers.Integral) or not 1 <= sr_bits <= 32:
-            raise ValueError(f"sr_bits={sr_bits!r} is not allowed: an int from 1 to 32, or None for exact")
-    if seed is None:
-        if rounding == "stochastic":
-            # A fresh seed per call, as a user of numpy's global generator expects;
-            # pass seed= to make stochastic rounding reproducible.
-            seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
-        else:
-            seed = 0
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be an int or None, got {seed!r} ({type(seed).__name__})")
-    c_rounding = ffi.new("fl_rounding *")
-    c_rounding.mode = _MODE_CODES[rounding]
-    c_rounding.saturate = int(bool(saturate))
-    c_rounding.seed = int(seed) % (1 << 64)
-    c_rounding.sr_bits = 0 if sr_bits is None else int(sr_bits)
-    return c_rounding
-
-
 def _as_float_array(x, argument="x"):
     """Return (contiguous float32/float64 array, was_scalar)."""
     scalar = np.ndim(x) == 0 and not isinstance(x, np.ndarray)
     array = np.asarray(x)
-    if array.dtype.kind == "V" and _is_ml_dtypes_float(array.dtype):
-        array = array.astype(np.float32)  # every ml_dtypes float widens exactly to float32
-    elif array.dtype.kind == "V" or array.dtype == object:
-        raise TypeError(f"{argument} has dtype {array.dtype}: fmtlab takes float32 or float64 values")
-    if array.dtype.kind == "f" and array.dtype not in (np.float32, np.float64):
-        # float16 and ml_dtypes floats: widening to float32 is exact.
-        if array.dtype.itemsize > 8:
-            raise TypeError(f"{argument} has dtype {array.dtype}: fmtlab takes float32 or float64 values")
-        array = array.astype(np.float32)
-    elif array.dtype.kind != "f":
+    if array.dtype.kind == "f":
+        array = native_byte_order(array)
+    if is_narrow_float(array.dtype):
+        array = widen_narrow_float(array)  # float16 and ml_dtypes floats widen exactly to float32
+    elif array.dtype.kind != "f" or array.dtype.itemsize > 8:
         if scalar and array.dtype.kind in "iub":
             array = array.astype(np.float64)  # a Python int scalar: exact if it fits float64
             if isinstance(x, numbers.Integral) and int(array) != x:
@@ -148,20 +99,6 @@ def _as_float_array(x, argument="x"):
                             "explicitly")
     # ascontiguousarray makes 0-d arrays 1-d; keep the caller's shape.
     return np.ascontiguousarray(array).reshape(array.shape), scalar
-
-
-def _is_ml_dtypes_float(dtype) -> bool:
-    try:
-        import ml_dtypes
-        ml_dtypes.finfo(dtype)
-    except (ImportError, TypeError, ValueError, KeyError):
-        return False
-    return True
-
-
-def _check(status, what):
-    if status != 0:
-        raise RuntimeError(f"fmtlab C core rejected {what} (status {status}); this is a bug, please report it")
 
 
 def _stats_from(c_stats, total):
@@ -176,15 +113,17 @@ def encode(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bits
     float16 and ml_dtypes arrays are widened exactly first.  ``stats=True`` also
     returns a :class:`Stats`.  See the module docstring for the rounding rules.
     """
-    fmt = _as_format(fmt)
-    c_rounding = _c_rounding(rounding, saturate, seed, sr_bits)
+    fmt = as_format(fmt)
+    c_rounding = _c.c_rounding(_c.rounding_request(rounding, saturate, seed, sr_bits))
     array, scalar = _as_float_array(x)
     codes = np.empty(array.shape, dtype=fmt.code_dtype)
     c_stats = ffi.new("fl_stats *")
-    function = lib.fl_encode_f32 if array.dtype == np.float32 else lib.fl_encode_f64
-    pointer_type = "float *" if array.dtype == np.float32 else "double *"
-    _check(function(ffi.cast(pointer_type, array.ctypes.data), array.size, _c_format(fmt), c_rounding,
-                    ffi.cast("void *", codes.ctypes.data), codes.itemsize, 0, c_stats), "encode")
+    if array.dtype == np.float32:
+        function, value_type = lib.fl_encode_f32, "float"
+    else:
+        function, value_type = lib.fl_encode_f64, "double"
+    _c.check_status(function(_c.pointer(array, value_type), array.size, _c.c_format(fmt), c_rounding,
+                             _c.pointer(codes, "void"), codes.itemsize, 0, c_stats), "encode")
     result = codes[()] if scalar else codes
     return (result, _stats_from(c_stats, array.size)) if stats else result
 
@@ -192,7 +131,7 @@ def encode(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bits
 def decode(codes, fmt):
     """Values of ``codes`` in ``fmt``: float32 when every value of the format is exact in float32
     (``fmt.decode_dtype``), else float64.  Codes wider than the format raise ValueError."""
-    fmt = _as_format(fmt)
+    fmt = as_format(fmt)
     scalar = np.ndim(codes) == 0 and not isinstance(codes, np.ndarray)
     array = np.asarray(codes)
     if array.dtype.kind not in "ui":
@@ -205,12 +144,11 @@ def decode(codes, fmt):
     array = np.ascontiguousarray(array.astype(fmt.code_dtype, copy=False)).reshape(array.shape)
     out = np.empty(array.shape, dtype=fmt.decode_dtype)
     if out.dtype == np.float32:
-        status = lib.fl_decode_f32(ffi.cast("void *", array.ctypes.data), array.itemsize, array.size,
-                                   _c_format(fmt), ffi.cast("float *", out.ctypes.data))
+        function, value_type = lib.fl_decode_f32, "float"
     else:
-        status = lib.fl_decode_f64(ffi.cast("void *", array.ctypes.data), array.itemsize, array.size,
-                                   _c_format(fmt), ffi.cast("double *", out.ctypes.data))
-    _check(status, "decode")
+        function, value_type = lib.fl_decode_f64, "double"
+    _c.check_status(function(_c.pointer(array, "void"), array.itemsize, array.size, _c.c_format(fmt),
+                             _c.pointer(out, value_type)), "decode")
     return out[()] if scalar else out
 
 
@@ -222,20 +160,21 @@ def quantize(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bi
     rounded once more to float32 by the final conversion, like any cast; use float64 input
     to avoid that.
     """
-    fmt = _as_format(fmt)
-    c_rounding = _c_rounding(rounding, saturate, seed, sr_bits)
-    original_dtype = np.asarray(x).dtype
+    fmt = as_format(fmt)
+    c_rounding = _c.c_rounding(_c.rounding_request(rounding, saturate, seed, sr_bits))
     array, scalar = _as_float_array(x)
+    original_dtype = np.asarray(x).dtype
+    if original_dtype.kind == "f":
+        original_dtype = original_dtype.newbyteorder("=")
     out = np.empty_like(array)
     c_stats = ffi.new("fl_stats *")
     if array.dtype == np.float32:
-        status = lib.fl_quantize_f32(ffi.cast("float *", array.ctypes.data), array.size, _c_format(fmt),
-                                     c_rounding, ffi.cast("float *", out.ctypes.data), 0, c_stats)
+        function, value_type = lib.fl_quantize_f32, "float"
     else:
-        status = lib.fl_quantize_f64(ffi.cast("double *", array.ctypes.data), array.size, _c_format(fmt),
-                                     c_rounding, ffi.cast("double *", out.ctypes.data), 0, c_stats)
-    _check(status, "quantize")
-    if original_dtype != out.dtype and (original_dtype.kind == "f" or _is_ml_dtypes_float(original_dtype)):
+        function, value_type = lib.fl_quantize_f64, "double"
+    _c.check_status(function(_c.pointer(array, value_type), array.size, _c.c_format(fmt), c_rounding,
+                             _c.pointer(out, value_type), 0, c_stats), "quantize")
+    if original_dtype != out.dtype and is_narrow_float(original_dtype):
         out = out.astype(original_dtype)  # float16/ml_dtypes input: back to its own dtype
     result = out[()] if scalar else out
     return (result, _stats_from(c_stats, array.size)) if stats else result
@@ -243,11 +182,10 @@ def quantize(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bi
 
 def to_ml_dtypes(codes, fmt):
     """View ``codes`` as the matching ml_dtypes (or numpy) array, without copying."""
-    fmt = _as_format(fmt)
+    fmt = as_format(fmt)
     if fmt.ml_dtype is None:
         raise ValueError(f"fmt={fmt} has no ml_dtypes equivalent; formats that have one: "
-                         "fp32, fp16, bf16, e4m3fn, e5m2, e4m3fnuz, e5m2fnuz, e4m3b11fnuz, e4m3, e3m4, "
-                         "e2m3fn, e3m2fn, e2m1fn")
+                         f"{', '.join(ml_dtypes_presets())}")
     array = np.asarray(codes)
     if array.dtype != fmt.code_dtype:
         raise TypeError(f"codes has dtype {array.dtype}; codes of {fmt} are {fmt.code_dtype}")

@@ -28,6 +28,11 @@ from fractions import Fraction
 
 import numpy as np
 
+__all__ = ["Format", "format", "as_format", "preset_names", "is_configurable", "format_spec", "format_from_spec",
+           "bias_range", "amax_bias", "ml_dtypes_presets", "ROUNDINGS", "SPECIALS", "SUBNORMALS",
+           "TESLA_BIAS_RANGE", "FP32", "TF32", "FP16", "BF16", "CFLOAT8_1_4_3", "CFLOAT8_1_5_2", "SHP", "UHP",
+           "E4M3FN", "E5M2", "E4M3FNUZ", "E5M2FNUZ", "E4M3B11FNUZ", "E4M3", "E3M4", "E2M3FN", "E3M2FN", "E2M1FN"]
+
 SPECIALS = ("ieee", "fn", "fnuz", "finite")
 SUBNORMALS = ("ieee", "tesla", "none")
 ROUNDINGS = ("nearest_even", "nearest_away", "toward_zero", "up", "down", "odd", "stochastic")
@@ -221,11 +226,72 @@ class Format:
         return np.dtype(np.float32 if fits else np.float64)
 
     def values(self) -> np.ndarray:
-        """Every code's value as float64, indexed by code (formats of 16 bits or fewer)."""
+        """Every code's value as float64, indexed by code (formats of 16 bits or fewer).
+
+        Computed here from the fields with the formulas of the module docstring (exact in
+        float64: every fmtlab format is); NaN codes give NaN, Inf codes +-Inf.
+        """
         if self.bits > 16:
             raise ValueError(f"values() lists every code; {self} has {self.bits} bits, at most 16 are allowed")
-        from .codec import decode
-        return decode(np.arange(1 << self.bits, dtype=self.code_dtype), self).astype(np.float64)
+        m, width = self.man_bits, self.exp_bits + self.man_bits
+        codes = np.arange(1 << self.bits, dtype=np.int64)
+        negative = ((codes >> width) & 1).astype(bool) if self.signed else np.zeros(codes.size, bool)
+        magnitude = codes & ((1 << width) - 1)
+        exponent_field, mantissa = magnitude >> m, magnitude & ((1 << m) - 1)
+        normal = np.ldexp(1.0 + mantissa / float(1 << m), exponent_field - self.bias)
+        if self.subnormals == "none":
+            subnormal = np.zeros(codes.size)
+        else:
+            subnormal_exponent = (-self.bias if self.subnormals == "tesla" else 1 - self.bias) - m
+            subnormal = np.ldexp(mantissa.astype(np.float64), subnormal_exponent)
+        values = np.where(exponent_field == 0, subnormal, normal)
+        values = np.where(negative, -values, values)
+        all_ones = (1 << self.exp_bits) - 1
+        if self.specials == "ieee":
+            top = exponent_field == all_ones
+            values = np.where(top & (mantissa == 0), np.where(negative, -np.inf, np.inf), values)
+            values = np.where(top & (mantissa != 0), np.nan, values)
+        elif self.specials == "fn":
+            values = np.where(magnitude == (1 << width) - 1, np.nan, values)
+        elif self.specials == "fnuz":
+            values = np.where(negative & (magnitude == 0), np.nan, values)
+        return values
+
+    # ---- numpy.finfo names, for users coming from numpy and ml_dtypes -----------------
+    @property
+    def smallest_normal(self) -> float:
+        """numpy's name for :attr:`min_normal`."""
+        return self.min_normal
+
+    @property
+    def smallest_subnormal(self) -> float:
+        """numpy's name for :attr:`min_subnormal`."""
+        return self.min_subnormal
+
+    @property
+    def tiny(self) -> float:
+        """numpy's older name for :attr:`min_normal`."""
+        return self.min_normal
+
+    @property
+    def nmant(self) -> int:
+        """numpy's name for :attr:`man_bits`: stored fraction bits."""
+        return self.man_bits
+
+    @property
+    def nexp(self) -> int:
+        """numpy's name for :attr:`exp_bits`."""
+        return self.exp_bits
+
+    @property
+    def minexp(self) -> int:
+        """numpy's name for :attr:`emin`: the exponent of the smallest normal, 1 - bias."""
+        return self.emin
+
+    @property
+    def maxexp(self) -> int:
+        """numpy's maxexp: the smallest power of two that overflows, emax + 1."""
+        return self.emax + 1
 
     @property
     def ml_dtype(self):
@@ -327,8 +393,10 @@ def format(name, **overrides) -> Format:  # noqa: A001 - the public name the des
             overrides[key] = int(value) if re.fullmatch(r"[+-]?\d+", value) else value
     key = _ALIASES.get(text.lower(), text.lower())
     if key not in _PRESETS:
-        raise ValueError(f"format name {name!r} is unknown; choose one of {', '.join(_PRESETS)}, "
-                         "or build a custom fl.Format(exp_bits, man_bits, bias, ...)")
+        from ._choices import did_you_mean
+        raise ValueError(f"format name {name!r} is unknown{did_you_mean(text, list(_PRESETS) + list(_ALIASES))}; "
+                         f"choose one of {', '.join(_PRESETS)}, or build a custom fl.Format(exp_bits, man_bits, "
+                         "bias, ...)")
     preset = _PRESETS[key]
     for option, value in overrides.items():
         if option == "bias":
@@ -427,20 +495,27 @@ def amax_bias(fmt: Format, amax: float) -> int:
     return min(allowed.stop - 1, max(allowed.start, fmt.bias - j))
 
 
+# The one table of equivalent numpy / ml_dtypes types: preset name -> attribute of numpy or ml_dtypes.
+_ML_DTYPE_NAMES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "e4m3fn": "float8_e4m3fn",
+                   "e5m2": "float8_e5m2", "e4m3fnuz": "float8_e4m3fnuz", "e5m2fnuz": "float8_e5m2fnuz",
+                   "e4m3b11fnuz": "float8_e4m3b11fnuz", "e4m3": "float8_e4m3", "e3m4": "float8_e3m4",
+                   "e2m3fn": "float6_e2m3fn", "e3m2fn": "float6_e3m2fn", "e2m1fn": "float4_e2m1fn"}
+
+
 def _ml_dtype_table():
-    table = {_PRESETS["fp32"]._key(): np.dtype(np.float32), _PRESETS["fp16"]._key(): np.dtype(np.float16)}
-    try:
-        import ml_dtypes
-    except ImportError:  # pragma: no cover - ml_dtypes is a dependency
-        return table
-    for preset_name, attribute in [("bf16", "bfloat16"), ("e4m3fn", "float8_e4m3fn"), ("e5m2", "float8_e5m2"),
-                                   ("e4m3fnuz", "float8_e4m3fnuz"), ("e5m2fnuz", "float8_e5m2fnuz"),
-                                   ("e4m3b11fnuz", "float8_e4m3b11fnuz"), ("e4m3", "float8_e4m3"),
-                                   ("e3m4", "float8_e3m4"), ("e2m3fn", "float6_e2m3fn"),
-                                   ("e3m2fn", "float6_e3m2fn"), ("e2m1fn", "float4_e2m1fn")]:
-        if hasattr(ml_dtypes, attribute):
-            table[_PRESETS[preset_name]._key()] = np.dtype(getattr(ml_dtypes, attribute))
+    import ml_dtypes
+
+    table = {}
+    for preset_name, attribute in _ML_DTYPE_NAMES.items():
+        module = np if attribute in ("float32", "float16") else ml_dtypes
+        if hasattr(module, attribute):  # an older ml_dtypes may lack the newest types
+            table[_PRESETS[preset_name]._key()] = np.dtype(getattr(module, attribute))
     return table
+
+
+def ml_dtypes_presets() -> tuple[str, ...]:
+    """Names of the presets that have a numpy or ml_dtypes equivalent (``Format.ml_dtype``)."""
+    return tuple(name for name in _ML_DTYPE_NAMES if _PRESETS[name]._key() in _ML_DTYPES)
 
 
 _ML_DTYPES = _ml_dtype_table()

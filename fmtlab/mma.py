@@ -35,21 +35,20 @@ import numbers
 
 import numpy as np
 
-from .formats import Format, FP32, FP16, BF16, TF32, E4M3FN, E5M2, format as _format_by_name
+from . import _c
+from ._dtypes import is_narrow_float, native_byte_order
+from .formats import Format, FP32, FP16, BF16, TF32, E4M3FN, E5M2, as_format
+
+__all__ = ["MMAModel", "mma_model", "mma_models", "matmul", "OUT_ROUNDINGS", "C_ADDITIONS", "SUMMATIONS"]
 
 OUT_ROUNDINGS = ("toward_zero", "nearest_even")
-C_ADDITIONS = ("fused", "separate")
-SUMMATIONS = ("block_fma", "pairwise")
-
-_ROUNDING_CODES = {"nearest_even": 0, "toward_zero": 2}  # enum fl_rounding_mode
+C_ADDITIONS = tuple(_c.C_ADDITION_CODES)
+SUMMATIONS = tuple(_c.SUMMATION_CODES)
 
 
 def _as_model_format(value, argument, *, needs_inf=False):
     """A Format from a Format or a name, checked to be usable by the C kernel."""
-    if isinstance(value, str):
-        value = _format_by_name(value)
-    if not isinstance(value, Format):
-        raise TypeError(f"{argument} must be a Format or a format name, got {value!r} ({type(value).__name__})")
+    value = as_format(value, argument)
     if value.decode_dtype != np.float32:
         raise ValueError(f"{argument}={value} is not allowed: every value of an MMA format must be exact "
                          "in float32 (at most 23 fraction bits, exponents within float32's)")
@@ -157,7 +156,11 @@ class MMAModel:
 
 # ---- presets -------------------------------------------------------------------------------------
 
-_INPUT_FORMATS = {"fp16": FP16, "bf16": BF16, "tf32": TF32, "e4m3": E4M3FN, "e5m2": E5M2}
+_INPUT_FORMATS = {"fp16": FP16, "bf16": BF16, "tf32": TF32, "e4m3fn": E4M3FN, "e5m2": E5M2}
+# NVIDIA's documents call OCP's e4m3fn "E4M3"; fl.format("e4m3") is the IEEE-like format (max 240),
+# which no tensor core takes, so mma_model reads "e4m3" as e4m3fn and always prints e4m3fn.
+_INPUT_ALIASES = {"e4m3": "e4m3fn"}
+_FP8_INPUTS = ("e4m3fn", "e5m2")
 
 # Per architecture (docs/tensor-cores.md §2): {input: (block, F, acc_frac_bits)}, the exponent
 # floors for FP32 and FP16 output, and the inputs that may have FP16 output.
@@ -167,14 +170,14 @@ _ARCHITECTURES = {
     "ampere": dict(inputs={"fp16": (8, 24, None), "bf16": (8, 24, None), "tf32": (4, 24, None)},
                    floor_fp32=-132, floor_fp16=-20, fp16_out=("fp16",)),
     "ada": dict(inputs={"fp16": (8, 24, None), "bf16": (8, 24, None), "tf32": (4, 24, None),
-                        "e4m3": (16, 13, 13), "e5m2": (16, 13, 13)},
-                floor_fp32=-132, floor_fp16=-20, fp16_out=("fp16", "e4m3", "e5m2")),
+                        "e4m3fn": (16, 13, 13), "e5m2": (16, 13, 13)},
+                floor_fp32=-132, floor_fp16=-20, fp16_out=("fp16", "e4m3fn", "e5m2")),
     "hopper": dict(inputs={"fp16": (16, 25, None), "bf16": (16, 25, None), "tf32": (8, 25, None),
-                           "e4m3": (32, 13, 13), "e5m2": (32, 13, 13)},
-                   floor_fp32=-133, floor_fp16=-21, fp16_out=("fp16", "e4m3", "e5m2")),
+                           "e4m3fn": (32, 13, 13), "e5m2": (32, 13, 13)},
+                   floor_fp32=-133, floor_fp16=-21, fp16_out=("fp16", "e4m3fn", "e5m2")),
     "blackwell": dict(inputs={"fp16": (16, 25, None), "bf16": (16, 25, None), "tf32": (8, 25, None),
-                              "e4m3": (32, 25, None), "e5m2": (32, 25, None)},
-                      floor_fp32=-133, floor_fp16=-21, fp16_out=("fp16", "e4m3", "e5m2")),
+                              "e4m3fn": (32, 25, None), "e5m2": (32, 25, None)},
+                      floor_fp32=-133, floor_fp16=-21, fp16_out=("fp16", "e4m3fn", "e5m2")),
 }
 _GPUS = {"v100": "volta", "t4": "turing", "a100": "ampere", "a2": "ampere", "a30": "ampere",
          "ada": "ada", "l40s": "ada", "h100": "hopper", "h200": "hopper", "b200": "blackwell"}
@@ -202,7 +205,7 @@ def _gpu_model(gpu, input_name, out):
         raise ValueError(f"out='fp16' is not available for {gpu} with input {input_name!r}: tensor cores "
                          f"give FP16 output only for {', '.join(table['fp16_out'])} inputs; use out='fp32'")
     block, frac_bits, acc_frac_bits = table["inputs"][input_name]
-    fp8 = input_name in ("e4m3", "e5m2")
+    fp8 = input_name in _FP8_INPUTS
     parameters = dict(a_format=_INPUT_FORMATS[input_name], block=block, frac_bits=frac_bits,
                       name=f"{gpu}-{input_name}-{out}", note=_NOTES[architecture])
     if out == "fp32":
@@ -238,8 +241,9 @@ def mma_model(gpu, input=None, out="fp32") -> MMAModel:  # noqa: A002 - the publ
 
     gpu: v100, t4, a100, a2, a30, ada, l40s, h100, h200, b200 (case-insensitive), or a
     reference model: "fp32_fma", "fp32_pairwise", "exact" (then ``input`` is any format
-    exact in float32, default fp32).  input: fp16, bf16, tf32, e4m3 (= e4m3fn), e5m2.
-    A full preset name such as "h100-e4m3-fp32" (see :func:`mma_models`) also works.
+    exact in float32, default fp32).  input: fp16, bf16, tf32, e4m3fn, e5m2 (``"e4m3"``,
+    NVIDIA's name for OCP's e4m3fn, is read as e4m3fn; models always print e4m3fn).
+    A full preset name such as "h100-e4m3fn-fp32" (see :func:`mma_models`) also works.
 
     >>> mma_model("h100", "fp16")
     MMAModel(a_format=fp16, b_format=fp16, block=16, frac_bits=25, ...)
@@ -257,20 +261,24 @@ def mma_model(gpu, input=None, out="fp32") -> MMAModel:  # noqa: A002 - the publ
     if key in _REFERENCES:
         if input is None:
             input = "fp32"
-        if isinstance(input, str) and input.lower() in _INPUT_FORMATS:
-            input = _INPUT_FORMATS[input.lower()]  # e4m3 means NVIDIA's e4m3fn here too
+        if isinstance(input, str):
+            name = _INPUT_ALIASES.get(input.strip().lower(), input.strip().lower())
+            input = _INPUT_FORMATS.get(name, input)  # e4m3 means NVIDIA's e4m3fn here too
         return _reference_model(key, _as_model_format(input, "input"), out)
     if key not in _GPUS:
-        raise ValueError(f"gpu={gpu!r} is unknown; choose one of {', '.join(_GPUS)}, "
-                         f"or a reference model: {', '.join(_REFERENCES)}")
+        from ._choices import did_you_mean
+        raise ValueError(f"gpu={gpu!r} is unknown{did_you_mean(key, list(_GPUS) + list(_REFERENCES))}; "
+                         f"choose one of {', '.join(_GPUS)}, or a reference model: {', '.join(_REFERENCES)}")
     if input is None:
         raise ValueError(f"input is required for gpu={gpu!r}; choose one of "
                          f"{', '.join(_ARCHITECTURES[_GPUS[key]]['inputs'])}")
     if not isinstance(input, str):
         raise TypeError(f"input must be a str, got {input!r} ({type(input).__name__})")
-    input_name = {"e4m3fn": "e4m3"}.get(input.lower(), input.lower())
+    input_name = _INPUT_ALIASES.get(input.strip().lower(), input.strip().lower())
     if input_name not in _INPUT_FORMATS:
-        raise ValueError(f"input={input!r} is unknown; choose one of {', '.join(_INPUT_FORMATS)}")
+        from ._choices import did_you_mean
+        raise ValueError(f"input={input!r} is unknown{did_you_mean(input_name, _INPUT_FORMATS)}; "
+                         f"choose one of {', '.join(_INPUT_FORMATS)}")
     return _gpu_model(key, input_name, out)
 
 
@@ -290,56 +298,16 @@ def mma_models() -> tuple[MMAModel, ...]:
 
 # ---- matmul ----------------------------------------------------------------------------------------
 
-def _fill_c_format(c_format, fmt: Format):
-    c_format.man_bits = fmt.man_bits
-    c_format.emin = fmt.emin
-    c_format.emax = fmt.emax
-    c_format.min_exponent = fmt.min_subnormal_exponent
-
-
-def _c_model(model: MMAModel):
-    from ._native_loader import ffi
-    c_model = ffi.new("fl_mma_model *")
-    for field, fmt in (("a", model.a_format), ("b", model.b_format)):
-        _fill_c_format(getattr(c_model, field), fmt)
-    c_model.block = model.block or 0
-    c_model.frac_bits = -1 if model.frac_bits is None else model.frac_bits
-    _fill_c_format(c_model.out, model.out_format)
-    c_model.out_rounding = _ROUNDING_CODES[model.out_rounding]
-    c_model.acc_frac_bits = -1 if model.acc_frac_bits is None else model.acc_frac_bits
-    c_model.use_exp_floor = int(model.exp_floor is not None)
-    c_model.exp_floor = model.exp_floor or 0
-    c_model.c_emin = model.c_format.emin
-    c_model.c_addition = C_ADDITIONS.index(model.c_addition)
-    c_model.promote_every = model.promote_every or 0
-    c_model.summation = SUMMATIONS.index(model.summation)
-    return c_model
-
-
-def _ml_dtypes_floats():
-    try:
-        import ml_dtypes
-    except ImportError:  # pragma: no cover - ml_dtypes is a dependency
-        return ()
-    names = ("bfloat16", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz",
-             "float8_e4m3b11fnuz", "float8_e4m3", "float8_e3m4", "float6_e2m3fn", "float6_e3m2fn",
-             "float4_e2m1fn", "float8_e8m0fnu")
-    return tuple(np.dtype(getattr(ml_dtypes, name)) for name in names if hasattr(ml_dtypes, name))
-
-
-_NARROW_FLOATS = _ml_dtypes_floats() + (np.dtype(np.float16),)
-
-
 def _as_float_operand(x, argument):
     """float32 or float64 array from x; float16 and ml_dtypes floats widen exactly to float32."""
     array = np.asarray(x)
-    if array.dtype in _NARROW_FLOATS:
+    if is_narrow_float(array.dtype):
         return array.astype(np.float32)
-    if array.dtype not in (np.float32, np.float64):
+    if array.dtype.kind != "f" or array.dtype.itemsize not in (4, 8):
         raise TypeError(f"{argument} has dtype {array.dtype}: matmul takes float32 (or float64, float16, "
                         "ml_dtypes) arrays whose values are in the model's formats; convert integers "
                         "explicitly")
-    return array
+    return native_byte_order(array)
 
 
 def _checked_or_rounded(array, fmt, argument, round_inputs):
@@ -421,18 +389,12 @@ def _batch_offsets(operand_batch_shape, batch_shape, matrix_size):
 
 
 def _run_kernel(a, b, c, d, batch_shape, m, n, k, model):
-    from ._native_loader import ffi, lib
     batch = math.prod(batch_shape)
     a_offsets = _batch_offsets(a.shape[:-2], batch_shape, m * k)
     b_offsets = _batch_offsets(b.shape[:-2], batch_shape, k * n)
     c_offsets = np.arange(batch, dtype=np.int64) * (m * n)
-    pointer = lambda array, kind: ffi.cast(kind, array.ctypes.data)  # noqa: E731
-    status = lib.fl_mma_matmul_f32(
-        pointer(a, "float *"), pointer(b, "float *"), ffi.NULL if c is None else pointer(c, "float *"),
-        pointer(d, "float *"), batch, m, n, k, pointer(a_offsets, "int64_t *"), pointer(b_offsets, "int64_t *"),
-        pointer(c_offsets, "int64_t *"), _c_model(model))
-    if status == -2:
-        raise MemoryError(f"fmtlab matmul: out of memory for m={m}, n={n}, k={k}")
-    if status != 0:
-        raise RuntimeError(f"fmtlab C core rejected the MMA model {model!r} (status {status}); "
-                           "this is a bug, please report it")
+    status = _c.lib.fl_mma_matmul_f32(
+        _c.pointer(a, "float"), _c.pointer(b, "float"), _c.ffi.NULL if c is None else _c.pointer(c, "float"),
+        _c.pointer(d, "float"), batch, m, n, k, _c.pointer(a_offsets, "int64_t"), _c.pointer(b_offsets, "int64_t"),
+        _c.pointer(c_offsets, "int64_t"), _c.c_mma_model(model))
+    _c.check_status(status, f"matmul (m={m}, n={n}, k={k}, model {model})")

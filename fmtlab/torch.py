@@ -24,8 +24,6 @@ torch is imported only by this module and by :mod:`fmtlab.drift`.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import math
 import numbers
 
 import numpy as np
@@ -33,10 +31,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import _torch_codec
-from ._native_loader import ffi as _ffi, lib as _lib
-from .codec import _c_format, _c_rounding
-from .formats import Format, ROUNDINGS, amax_bias, format as _format_by_name
+from . import _c, _torch_codec
+from .formats import Format, amax_bias, as_format
+
+__all__ = ["quantize", "emulate", "Policy", "TensorFormat", "EmulatedLinear", "EmulatedConv2d", "EXACT",
+           "auto_bias", "derive_seed", "as_tensor_format", "BACKENDS", "SCALINGS", "ROLES"]
 
 BACKENDS = ("auto", "native", "torch")
 SCALINGS = ("none", "auto")
@@ -44,69 +43,34 @@ ROLES = ("weight", "activation", "output", "activation_grad", "input_grad", "wei
 _UINT64_MASK = (1 << 64) - 1
 
 
-# ---- arguments -------------------------------------------------------------------------
-
-def _as_format(fmt, argument="fmt") -> Format:
-    if isinstance(fmt, Format):
-        return fmt
-    if isinstance(fmt, str):
-        return _format_by_name(fmt)
-    raise TypeError(f"{argument} must be a Format or a format name, got {fmt!r} ({type(fmt).__name__})")
-
-
-def _check_rounding(rounding, saturate, seed, sr_bits):
-    if not isinstance(rounding, str) or rounding not in ROUNDINGS:
-        raise ValueError(f"rounding={rounding!r} is not allowed; choose one of {', '.join(ROUNDINGS)}")
-    if saturate is not None and not isinstance(saturate, (bool, np.bool_)):
-        raise TypeError(f"saturate must be None, True or False, got {saturate!r}")
-    if sr_bits is not None and (isinstance(sr_bits, bool) or not isinstance(sr_bits, numbers.Integral)
-                                or not 1 <= sr_bits <= 32):
-        raise ValueError(f"sr_bits={sr_bits!r} is not allowed: an int from 1 to 32, or None for exact")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-        raise TypeError(f"seed must be an int or None, got {seed!r} ({type(seed).__name__})")
-
-
-def _mix64(z: int) -> int:
-    z &= _UINT64_MASK
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _UINT64_MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _UINT64_MASK
-    return z ^ (z >> 31)
-
-
 def derive_seed(seed: int, *keys: int) -> int:
     """A 64-bit seed for one stream, from a base seed and integer keys (SplitMix64 folding).
 
     h_0 = mix64(seed + golden);  h_{i+1} = mix64(h_i ^ (key_i + golden * (i + 1)))
-    Distinct key tuples give unrelated seeds, so each (step, layer, tensor) rounds with
-    its own stochastic draws and a run is reproducible from its one base seed.
+    (golden = 0x9E3779B97F4A7C15, all modulo 2^64; mix64 is the C core's generator
+    function).  Distinct key tuples give unrelated seeds, so each (step, layer, tensor)
+    rounds with its own stochastic draws and a run is reproducible from its one base seed.
     """
     golden = 0x9E3779B97F4A7C15
-    value = _mix64(int(seed) + golden)
+    value = _c.mix64(int(seed) + golden)
     for position, key in enumerate(keys, start=1):
-        value = _mix64(value ^ ((int(key) + golden * position) & _UINT64_MASK))
+        value = _c.mix64(value ^ ((int(key) + golden * position) & _UINT64_MASK))
     return value
 
 
 # ---- quantize with a straight-through gradient ----------------------------------------------
 
-@functools.lru_cache(maxsize=256)
-def _c_format_cached(fmt: Format):
-    return _c_format(fmt)
-
-
-def _native_quantize_tensor(x: torch.Tensor, fmt: Format, rounding, saturate, seed, sr_bits) -> torch.Tensor:
+def _native_quantize_tensor(x: torch.Tensor, fmt: Format, request: _c.RoundingRequest) -> torch.Tensor:
     """The C core's fused quantize run on the tensor's own memory (contiguous float32/float64,
     CPU): no copy in, none out.  The same call as :func:`fmtlab.quantize` makes."""
     out = torch.empty_like(x)
-    c_rounding = _c_rounding(rounding, saturate, seed, sr_bits)
     if x.dtype == torch.float32:
-        function, pointer = _lib.fl_quantize_f32, "float *"
+        function, pointer = _c.lib.fl_quantize_f32, "float *"
     else:
-        function, pointer = _lib.fl_quantize_f64, "double *"
-    status = function(_ffi.cast(pointer, x.data_ptr()), x.numel(), _c_format_cached(fmt), c_rounding,
-                      _ffi.cast(pointer, out.data_ptr()), 0, _ffi.NULL)
-    if status != 0:
-        raise RuntimeError(f"fmtlab C core rejected quantize (status {status}); this is a bug, please report it")
+        function, pointer = _c.lib.fl_quantize_f64, "double *"
+    status = function(_c.ffi.cast(pointer, x.data_ptr()), x.numel(), _c.c_format(fmt), _c.c_rounding(request),
+                      _c.ffi.cast(pointer, out.data_ptr()), 0, _c.ffi.NULL)
+    _c.check_status(status, "quantize")
     return out
 
 
@@ -121,7 +85,8 @@ def _quantize_values(t: torch.Tensor, fmt: Format, rounding: str, saturate, seed
         if compute.device.type != "cpu":
             raise ValueError(f"backend='native' runs on CPU tensors only; this tensor is on "
                              f"{compute.device}; use backend='auto' or 'torch'")
-        result = _native_quantize_tensor(compute.contiguous(), fmt, rounding, saturate, seed, sr_bits)
+        request = _c.rounding_request(rounding, saturate, seed, sr_bits)
+        result = _native_quantize_tensor(compute.contiguous(), fmt, request)
     else:
         result = _torch_codec.quantize(compute, fmt, rounding, saturate=bool(saturate), seed=seed,
                                        sr_bits=0 if sr_bits is None else int(sr_bits))
@@ -156,15 +121,13 @@ def quantize(t: torch.Tensor, fmt, rounding: str = "nearest_even", *, saturate=N
         raise TypeError(f"t must be a torch.Tensor, got {type(t).__name__}")
     if not t.is_floating_point():
         raise TypeError(f"t has dtype {t.dtype}: quantize takes float32, float64, float16 or bfloat16")
-    fmt = _as_format(fmt)
-    _check_rounding(rounding, saturate, seed, sr_bits)
+    fmt = as_format(fmt)
+    # Checked once; a fresh seed per call when none is given, as the numpy codec does.
+    request = _c.rounding_request(rounding, saturate, seed, sr_bits)
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r} is not allowed; choose one of {', '.join(BACKENDS)}")
-    if seed is None:
-        # A fresh seed per call, as the numpy codec does; pass seed= to be reproducible.
-        seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0]) if rounding == "stochastic" else 0
-    seed = int(seed) % (1 << 64)
-    return _StraightThroughQuantize.apply(t, fmt, rounding, saturate, seed, sr_bits, backend)
+    return _StraightThroughQuantize.apply(t, fmt, request.mode, request.saturate, request.seed, request.sr_bits,
+                                          backend)
 
 
 # ---- per-tensor formats and the policy ----------------------------------------------------------
@@ -199,8 +162,8 @@ class TensorFormat:
     sr_bits: int | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "format", _as_format(self.format, "format"))
-        _check_rounding(self.rounding, self.saturate, None, self.sr_bits)
+        object.__setattr__(self, "format", as_format(self.format, "format"))
+        _c.rounding_request(self.rounding, self.saturate, None, self.sr_bits, draw_seed=False)  # checks only
         if self.scaling not in SCALINGS:
             raise ValueError(f"scaling={self.scaling!r} is not allowed; choose one of {', '.join(SCALINGS)}")
 
@@ -227,7 +190,7 @@ def as_tensor_format(value, argument="tensor format"):
     if value is None or isinstance(value, TensorFormat):
         return value
     if isinstance(value, (Format, str)):
-        return TensorFormat(_as_format(value, argument))
+        return TensorFormat(as_format(value, argument))
     raise TypeError(f"{argument} must be None, a TensorFormat, a Format or a format name, got {value!r}")
 
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import fmtlab as fl
-from fmtlab import codec
-from fmtlab._native_loader import ffi, lib
+from fmtlab import _c
+from fmtlab._c import ffi, lib
 from reference import (assert_codes_equal, format_id, layout, magnitude_value, reference_float, reference_is_nan,
                        reference_stochastic_probability)
 
@@ -220,8 +220,8 @@ def _encode_with_offset(x, fmt, seed, start, stop):
     stats = ffi.new("fl_stats *")
     function = lib.fl_encode_f32 if chunk.dtype == np.float32 else lib.fl_encode_f64
     pointer = "float *" if chunk.dtype == np.float32 else "double *"
-    status = function(ffi.cast(pointer, chunk.ctypes.data), chunk.size, codec._c_format(fmt),
-                      codec._c_rounding("stochastic", None, seed, None), ffi.cast("void *", codes.ctypes.data),
+    status = function(ffi.cast(pointer, chunk.ctypes.data), chunk.size, _c.c_format(fmt),
+                      _c.c_rounding(_c.rounding_request("stochastic", None, seed, None)), ffi.cast("void *", codes.ctypes.data),
                       codes.itemsize, start, stats)
     assert status == 0
     return codes

@@ -284,3 +284,33 @@ def test_decode_dtype(fmt):
     wide_exponent = fmt.emax > 127 or fmt.min_subnormal_exponent < -149
     expected = np.float64 if (fmt.man_bits > 23 or wide_exponent) else np.float32
     assert fmt.decode_dtype == np.dtype(expected)
+
+
+@pytest.mark.parametrize("name", [name for name in ML_DTYPES])
+def test_numpy_finfo_names_agree_with_ml_dtypes_finfo(name):
+    """Users come from numpy and ml_dtypes: the finfo names mean what they mean there."""
+    fmt, info = fl.format(name), ml_dtypes.finfo(ML_DTYPES[name])
+    assert fmt.smallest_normal == float(info.smallest_normal) == fmt.min_normal
+    assert fmt.smallest_subnormal == float(info.smallest_subnormal) == fmt.min_subnormal
+    assert fmt.tiny == float(info.tiny)
+    assert fmt.nmant == info.nmant == fmt.man_bits
+    assert fmt.nexp == info.nexp == fmt.exp_bits
+    assert fmt.minexp == info.minexp == fmt.emin
+    assert fmt.maxexp == info.maxexp
+
+
+@pytest.mark.parametrize("fmt", [f for f in EXHAUSTIVE_FORMATS if f.has_negative_zero or not f.signed], ids=format_id)
+def test_values_keep_the_sign_of_zero(fmt):
+    table = reference_decode_table(fmt)
+    values = fmt.values()
+    zeros = [code for code, value in enumerate(table) if value == 0]
+    assert zeros and all(np.signbit(values[code]) == (math.copysign(1.0, table[code]) < 0) for code in zeros)
+
+
+def test_formats_module_does_not_import_the_codec():
+    """Format.values() is computed from the fields: formats.py depends on nothing of fmtlab's."""
+    import ast
+    import pathlib
+    source = pathlib.Path(fl.formats.__file__).read_text()
+    imported = {node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)}
+    assert not {module.lstrip(".") for module in imported if module} & {"codec", "_c", "_native"}, imported

@@ -18,7 +18,9 @@ def test_every_gpu_and_input_of_the_issue_has_a_preset():
     for gpu in ("a100", "a2", "a30", "ada", "l40s", "h100", "h200", "b200"):
         assert {f"{gpu}-bf16-fp32", f"{gpu}-tf32-fp32"} <= names
     for gpu in ("ada", "l40s", "h100", "h200", "b200"):
-        assert {f"{gpu}-e4m3-fp32", f"{gpu}-e5m2-fp32", f"{gpu}-e4m3-fp16"} <= names
+        # presets print the format's real name: NVIDIA's "E4M3" is OCP's e4m3fn
+        assert {f"{gpu}-e4m3fn-fp32", f"{gpu}-e5m2-fp32", f"{gpu}-e4m3fn-fp16"} <= names
+    assert not any("-e4m3-" in name for name in names)
     assert {"fp32_fma", "fp32_pairwise", "exact"} <= names
     assert len(names) == len(fl.mma_models())
 
@@ -33,7 +35,13 @@ def test_preset_parameters_follow_the_measured_table():
     assert fl.mma_model("v100", "fp16", out="fp16").c_format == fl.FP16
     assert fl.mma_model("a100", "tf32").block == 4
     assert fl.mma_model("b200", "e5m2").c_addition == "separate"
-    assert fl.mma_model("h100-e4m3-fp32") == fp8
+    assert fl.mma_model("h100-e4m3fn-fp32") == fp8 and fl.mma_model("h100-e4m3-fp32") == fp8
+    assert fl.mma_model("h100", "e4m3fn") == fp8 and fl.mma_model("h100", "e4m3fn").name == "h100-e4m3fn-fp32"
+    assert fp8.name == "h100-e4m3fn-fp32" and str(fp8.a_format) == "e4m3fn"
+    # the reference models read "e4m3" as NVIDIA does too, and print the real name
+    assert fl.mma_model("exact", "e4m3").a_format == fl.E4M3FN
+    assert fl.mma_model("exact", "e4m3").name == "exact-e4m3fn-fp32"
+    assert fl.mma_model("exact", fl.E4M3).a_format == fl.E4M3  # a Format is taken as it is
     assert fl.mma_model("exact", "fp16").a_format == fl.FP16
     assert fl.mma_model("fp32_fma").block == 1 and fl.mma_model("fp32_fma").frac_bits is None
 
@@ -175,7 +183,7 @@ def test_matmul_errors_are_clear(call, error, words):
 def test_cli_list(capsys):
     assert cli.main(["mma", "list"]) == 0
     output = capsys.readouterr().out
-    assert "h100-e4m3-fp32" in output and "fp32_pairwise" in output and "separate" in output
+    assert "h100-e4m3fn-fp32" in output and "fp32_pairwise" in output and "separate" in output
 
 
 def test_cli_check_runs_as_a_subprocess():

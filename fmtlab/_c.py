@@ -1,0 +1,166 @@
+"""The one crossing into C: the compiled core, its enums, the structs fmtlab passes, its status codes.
+
+Every other module reaches the C core through this one:
+
+* ``ffi`` and ``lib`` of the compiled extension ``fmtlab._native`` (built from csrc/ by
+  cffi; the cdef is csrc/fmtlab.h between its CDEF markers);
+* the enum values, read from the header through cffi (``lib.FL_ROUND_NEAREST_EVEN`` ...),
+  never typed out again in Python: :data:`ROUNDING_CODES`, :data:`SPECIALS_CODES`,
+  :data:`SUBNORMALS_CODES`, :data:`C_ADDITION_CODES`, :data:`SUMMATION_CODES`;
+* :class:`RoundingRequest` -- a rounding mode, saturation, seed and ``sr_bits``, checked
+  once -- and the conversions of a Format, a rounding request and an MMA model to their C
+  structs (:func:`c_format`, :func:`c_rounding`, :func:`c_mma_model`);
+* :func:`check_status`, which turns each documented negative return code (enum fl_status)
+  into its Python error.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import numbers
+
+import numpy as np
+
+from .formats import ROUNDINGS, SPECIALS, SUBNORMALS, Format
+
+try:
+    from ._native import ffi, lib
+except ImportError as error:  # pragma: no cover - exercised only on a broken install
+    raise ImportError(
+        "fmtlab's compiled extension (fmtlab._native) is missing or does not load: "
+        f"{error}. Build it with `pip install .` (or `pip install -e .` in a checkout; "
+        "a C compiler and cffi are needed), or for a checkout `python build_native.py`."
+    ) from error
+
+__all__ = ["ffi", "lib", "ROUNDING_CODES", "SPECIALS_CODES", "SUBNORMALS_CODES", "C_ADDITION_CODES",
+           "SUMMATION_CODES", "RoundingRequest", "rounding_request", "c_format", "c_rounding", "c_mma_model",
+           "check_status", "pointer", "mix64"]
+
+# The header's enum constants are named after the Python names (FL_ROUND_NEAREST_EVEN for
+# "nearest_even", ...), so a mode added on one side only fails here, at import.
+ROUNDING_CODES = {name: getattr(lib, f"FL_ROUND_{name.upper()}") for name in ROUNDINGS}
+SPECIALS_CODES = {name: getattr(lib, f"FL_SPECIALS_{name.upper()}") for name in SPECIALS}
+SUBNORMALS_CODES = {name: getattr(lib, f"FL_SUBNORMALS_{name.upper()}") for name in SUBNORMALS}
+C_ADDITION_CODES = {"fused": lib.FL_MMA_C_FUSED, "separate": lib.FL_MMA_C_SEPARATE}
+SUMMATION_CODES = {"block_fma": lib.FL_MMA_SUM_BLOCK_FMA, "pairwise": lib.FL_MMA_SUM_PAIRWISE}
+
+_UINT64 = 1 << 64
+
+
+# ---- rounding requests -----------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class RoundingRequest:
+    """A checked rounding request: what the codec, fmtlab.torch and the C structs are given.
+
+    ``seed`` is an int in 0..2^64-1 (a fresh one was drawn when the caller gave None for
+    stochastic rounding); ``sr_bits`` is None (exact probability) or 1..32.
+    """
+    mode: str
+    saturate: bool
+    seed: int
+    sr_bits: int | None
+
+
+def rounding_request(rounding="nearest_even", saturate=None, seed=None, sr_bits=None, *,
+                     draw_seed: bool = True) -> RoundingRequest:
+    """Check the rounding arguments of the public API and return them as a :class:`RoundingRequest`.
+
+    ``seed=None`` with stochastic rounding draws a fresh 64-bit seed (as a user of numpy's
+    global generator expects; pass ``seed=`` to be reproducible) unless ``draw_seed`` is
+    False (validation only, e.g. a TensorFormat that seeds each call itself); other modes
+    ignore the seed and get 0.  Any other int is taken modulo 2^64.
+    """
+    if not isinstance(rounding, str) or rounding not in ROUNDING_CODES:
+        from ._choices import not_allowed
+        raise ValueError(not_allowed("rounding", rounding, ", ".join(ROUNDINGS), ROUNDINGS))
+    if saturate is not None and not isinstance(saturate, (bool, np.bool_)):
+        raise TypeError(f"saturate must be None, True or False, got {saturate!r}")
+    if sr_bits is not None:
+        if isinstance(sr_bits, bool) or not isinstance(sr_bits, numbers.Integral) or not 1 <= sr_bits <= 32:
+            raise ValueError(f"sr_bits={sr_bits!r} is not allowed: an int from 1 to 32, or None for exact")
+        sr_bits = int(sr_bits)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise TypeError(f"seed must be an int or None, got {seed!r} ({type(seed).__name__})")
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0]) \
+            if rounding == "stochastic" and draw_seed else 0
+    return RoundingRequest(rounding, bool(saturate), int(seed) % _UINT64, sr_bits)
+
+
+# ---- structs ---------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=512)
+def c_format(fmt: Format):
+    """The ``fl_format`` struct of ``fmt`` (cached per format; the C core only reads it)."""
+    struct = ffi.new("fl_format *")
+    struct.exp_bits = fmt.exp_bits
+    struct.man_bits = fmt.man_bits
+    struct.bias = fmt.bias
+    struct.is_signed = int(fmt.signed)
+    struct.specials = SPECIALS_CODES[fmt.specials]
+    struct.subnormals = SUBNORMALS_CODES[fmt.subnormals]
+    return struct
+
+
+def c_rounding(request: RoundingRequest):
+    """The ``fl_rounding`` struct of a checked request."""
+    struct = ffi.new("fl_rounding *")
+    struct.mode = ROUNDING_CODES[request.mode]
+    struct.saturate = int(request.saturate)
+    struct.seed = request.seed
+    struct.sr_bits = 0 if request.sr_bits is None else request.sr_bits
+    return struct
+
+
+def _fill_mma_format(struct, fmt: Format) -> None:
+    struct.man_bits = fmt.man_bits
+    struct.emin = fmt.emin
+    struct.emax = fmt.emax
+    struct.min_exponent = fmt.min_subnormal_exponent
+
+
+def c_mma_model(model):
+    """The ``fl_mma_model`` struct of a checked :class:`fmtlab.mma.MMAModel`."""
+    struct = ffi.new("fl_mma_model *")
+    _fill_mma_format(struct.a, model.a_format)
+    _fill_mma_format(struct.b, model.b_format)
+    struct.block = model.block or 0
+    struct.frac_bits = -1 if model.frac_bits is None else model.frac_bits
+    _fill_mma_format(struct.out, model.out_format)
+    struct.out_rounding = ROUNDING_CODES[model.out_rounding]
+    struct.acc_frac_bits = -1 if model.acc_frac_bits is None else model.acc_frac_bits
+    struct.use_exp_floor = int(model.exp_floor is not None)
+    struct.exp_floor = model.exp_floor or 0
+    struct.c_emin = model.c_format.emin
+    struct.c_addition = C_ADDITION_CODES[model.c_addition]
+    struct.promote_every = model.promote_every or 0
+    struct.summation = SUMMATION_CODES[model.summation]
+    return struct
+
+
+def pointer(array: np.ndarray, c_type: str):
+    """A ``c_type *`` to the first element of the contiguous numpy ``array``."""
+    return ffi.cast(f"{c_type} *", array.ctypes.data)
+
+
+# ---- status codes ----------------------------------------------------------------------------
+_STATUS_NAMES = {getattr(lib, name): name for name in dir(lib) if name.startswith("FL_ERROR_")}
+
+
+def check_status(status: int, what: str) -> None:
+    """Raise the error of a C return code (enum fl_status in csrc/fmtlab.h); FL_OK returns.
+
+    Out of memory is a MemoryError.  Every other code means the C core rejected parameters
+    that Python had already checked: a bug, reported with the code's name.
+    """
+    if status == lib.FL_OK:
+        return
+    if status == lib.FL_ERROR_OUT_OF_MEMORY:
+        raise MemoryError(f"fmtlab {what}: out of memory for the C core's work buffers")
+    name = _STATUS_NAMES.get(status, f"unknown status {status}")
+    raise RuntimeError(f"fmtlab's C core rejected {what} ({name}) although Python checked its arguments; "
+                       "this is a bug, please report it")
+
+
+def mix64(value: int) -> int:
+    """SplitMix64's finaliser (the generator's mixing function), computed by the C core."""
+    return int(lib.fl_mix64(int(value) % _UINT64))
