@@ -34,7 +34,7 @@ except ImportError as error:  # pragma: no cover - exercised only on a broken in
 
 __all__ = ["ffi", "lib", "ROUNDING_CODES", "SPECIALS_CODES", "SUBNORMALS_CODES", "C_ADDITION_CODES",
            "SUMMATION_CODES", "RoundingRequest", "rounding_request", "c_format", "c_rounding", "c_mma_model",
-           "check_status", "pointer", "mix64"]
+           "check_status", "pointer", "float_entry", "mix64"]
 
 # The header's enum constants are named after the Python names (FL_ROUND_NEAREST_EVEN for
 # "nearest_even", ...), so a mode added on one side only fails here, at import.
@@ -147,6 +147,14 @@ def pointer(array: np.ndarray, c_type: str):
     for the many small tensors of an emulated training step.
     """
     return ffi.from_buffer(_ARRAY_TYPES[c_type], array)
+
+
+def float_entry(operation: str, dtype):
+    """The C entry point ``fl_<operation>_f32`` or ``_f64`` for float32 / float64 data, and the
+    C type of one element ("float" or "double")."""
+    if np.dtype(dtype) == np.float32:
+        return getattr(lib, f"fl_{operation}_f32"), "float"
+    return getattr(lib, f"fl_{operation}_f64"), "double"
 
 
 # ---- status codes ----------------------------------------------------------------------------

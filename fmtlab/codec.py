@@ -118,10 +118,7 @@ def encode(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bits
     array, scalar = _as_float_array(x)
     codes = np.empty(array.shape, dtype=fmt.code_dtype)
     c_stats = ffi.new("fl_stats *")
-    if array.dtype == np.float32:
-        function, value_type = lib.fl_encode_f32, "float"
-    else:
-        function, value_type = lib.fl_encode_f64, "double"
+    function, value_type = _c.float_entry("encode", array.dtype)
     _c.check_status(function(_c.pointer(array, value_type), array.size, _c.c_format(fmt), c_rounding,
                              _c.pointer(codes, "void"), codes.itemsize, 0, c_stats), "encode")
     result = codes[()] if scalar else codes
@@ -143,10 +140,7 @@ def decode(codes, fmt):
                          f"(0..{(1 << fmt.bits) - 1})")
     array = np.ascontiguousarray(array.astype(fmt.code_dtype, copy=False)).reshape(array.shape)
     out = np.empty(array.shape, dtype=fmt.decode_dtype)
-    if out.dtype == np.float32:
-        function, value_type = lib.fl_decode_f32, "float"
-    else:
-        function, value_type = lib.fl_decode_f64, "double"
+    function, value_type = _c.float_entry("decode", out.dtype)
     _c.check_status(function(_c.pointer(array, "void"), array.itemsize, array.size, _c.c_format(fmt),
                              _c.pointer(out, value_type)), "decode")
     return out[()] if scalar else out
@@ -168,10 +162,7 @@ def quantize(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bi
         original_dtype = original_dtype.newbyteorder("=")
     out = np.empty_like(array)
     c_stats = ffi.new("fl_stats *")
-    if array.dtype == np.float32:
-        function, value_type = lib.fl_quantize_f32, "float"
-    else:
-        function, value_type = lib.fl_quantize_f64, "double"
+    function, value_type = _c.float_entry("quantize", array.dtype)
     _c.check_status(function(_c.pointer(array, value_type), array.size, _c.c_format(fmt), c_rounding,
                              _c.pointer(out, value_type), 0, c_stats), "quantize")
     if original_dtype != out.dtype and is_narrow_float(original_dtype):
