@@ -19,7 +19,7 @@ import numpy as np
 import fmtlab as fl
 from _timing import best_time  # benchmarks/_timing.py
 
-MODELS = ("h100-fp16-fp32", "h100-e4m3-fp32")
+MODELS = ("h100-fp16-fp32", "h100-e4m3fn-fp32")
 
 
 def operands(model, size, seed=0):
