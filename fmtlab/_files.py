@@ -13,6 +13,12 @@ import tempfile
 __all__ = ["atomic_path", "write_text"]
 
 
+def _current_umask() -> int:
+    umask = os.umask(0)  # the only way to read it: set, then put it back at once
+    os.umask(umask)
+    return umask
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed.
@@ -24,6 +30,8 @@ def atomic_path(path):
     descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix + ".tmp", dir=path.parent)
     os.close(descriptor)
     temporary = pathlib.Path(name)
+    # mkstemp creates the file 0600; an output file gets the mode open() would give it.
+    os.chmod(temporary, 0o666 & ~_current_umask())
     try:
         yield temporary
         os.replace(temporary, path)
