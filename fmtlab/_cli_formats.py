@@ -1,14 +1,26 @@
-"""`fmtlab formats`: the presets and their limits, or one format's details."""
+"""``fmtlab formats``: the presets and their limits, or one format's details.
+
+Every argument is checked before anything is printed, so an error is the only output.
+"""
 from __future__ import annotations
 
 from . import formats as formats_module
+from ._parse import parse_cli_format
+from ._table import render_table
+
+VALUES_MAX_BITS = 8  # --values prints every finite value: 2^8 codes at most, one line each format
+
+_HEADER = ("format", "s/e/m", "bias", "specials", "subnormals", "max", "min_normal", "min_subnormal",
+           "binades", "ml_dtype")
+_NUMBER_COLUMNS = (2, 5, 6, 7, 8)
 
 
 def configure(parser):
-    parser.add_argument("name", nargs="?", default=None,
+    parser.add_argument("name", nargs="?", default=None, metavar="NAME",
                         help='a format, e.g. "cfloat8_1_4_3:bias=10"; without it every preset is listed')
     parser.add_argument("--values", action="store_true",
-                        help="also list every finite value of the format (formats of 8 bits or fewer)")
+                        help=f"also list every finite value of the format (formats of {VALUES_MAX_BITS} bits "
+                             "or fewer)")
 
 
 def _row(fmt):
@@ -18,28 +30,29 @@ def _row(fmt):
 
 
 def run(args) -> int:
-    header = ("format", "s/e/m", "bias", "specials", "subnormals", "max", "min_normal", "min_subnormal",
-              "binades", "ml_dtype")
     if args.name is None:
+        if args.values:
+            raise ValueError(f"--values needs a format NAME of at most {VALUES_MAX_BITS} bits, "
+                             "e.g. fmtlab formats e4m3fn --values")
         chosen = [formats_module.format(name) for name in formats_module.preset_names()]
     else:
-        chosen = [formats_module.format(args.name)]
-    rows = [header] + [_row(fmt) for fmt in chosen]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
-    for index, row in enumerate(rows):
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-        if index == 0:
-            print("  ".join("-" * width for width in widths))
+        chosen = [parse_cli_format(args.name, "format")]
+        if args.values and chosen[0].bits > VALUES_MAX_BITS:
+            raise ValueError(f"--values lists every value of formats of at most {VALUES_MAX_BITS} bits; "
+                             f"{args.name} has {chosen[0].bits} bits")
+
+    print(render_table(_HEADER, [_row(fmt) for fmt in chosen], right=_NUMBER_COLUMNS))
     if args.values:
-        for fmt in chosen:
-            if fmt.bits > 8:
-                raise ValueError(f"--values lists every code; {fmt} has {fmt.bits} bits, at most 8 are allowed")
-            import numpy as np
-            values = fmt.values()
-            finite = np.unique(values[np.isfinite(values)])
-            print(f"\n{fmt}: {finite.size} distinct finite values")
-            print(" ".join(f"{value:g}" for value in finite))
+        import numpy as np
+
+        fmt = chosen[0]
+        values = fmt.values()
+        finite = np.unique(values[np.isfinite(values)])
+        print(f"\n{fmt}: {finite.size} distinct finite values")
+        print(" ".join(f"{value:g}" for value in finite))
     if args.name is None:
-        print("\nconfigurable bias (0..63) and subnormals=ieee|tesla: cfloat8_1_4_3, cfloat8_1_5_2, shp;"
-              ' e.g. fmtlab formats "cfloat8_1_4_3:bias=10"')
+        configurable = [fmt for fmt in chosen if formats_module.is_configurable(fmt)]
+        allowed = formats_module.bias_range(configurable[0])
+        print(f"\nconfigurable bias ({allowed.start}..{allowed.stop - 1}) and subnormals=ieee|tesla: "
+              f"{', '.join(fmt.name for fmt in configurable)}; e.g. fmtlab formats \"{configurable[0].name}:bias=10\"")
     return 0

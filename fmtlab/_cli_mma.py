@@ -2,31 +2,25 @@
 
 ``fmtlab mma list`` prints every preset with its parameters.  ``fmtlab mma check`` runs each
 preset on the dot products measured on real GPUs (:mod:`fmtlab.mma_validation`) and prints
-how many results are bit-identical.
+how many results are bit-identical; it exits 1 when a known configuration does not match.
 """
 from __future__ import annotations
 
 import pathlib
 
-from .mma_validation import default_data_dir, match_count, validation_cases
+from ._table import render_table
+
+_LIST_HEADER = ("model", "A x B", "block", "F", "out", "rounding", "acc", "floor", "c", "source")
+_CHECK_HEADER = ("configuration", "preset", "bit-exact", "status")
 
 
 def configure(parser):
     subparsers = parser.add_subparsers(dest="mma_command", metavar="ACTION")
-    subparsers.add_parser("list", help="every preset model and its parameters")
+    subparsers.add_parser("list", help="every preset model and its parameters (the default)")
     check = subparsers.add_parser("check", help="bit-exact match counts against measured GPU outputs")
-    check.add_argument("--data", default=None,
-                       help="directory of GPU-input.npz files (default ../shared/tc-validation)")
-
-
-def _table(rows):
-    widths = [max(len(str(row[column])) for row in rows) for column in range(len(rows[0]))]
-    lines = []
-    for index, row in enumerate(rows):
-        lines.append("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
-        if index == 0:
-            lines.append("  ".join("-" * width for width in widths))
-    return "\n".join(lines)
+    check.add_argument("--data", default=None, metavar="DIR",
+                       help="directory of the measured GPU-INPUT.npz files, e.g. H100-fp16.npz "
+                            "(default ../shared/tc-validation beside the checkout)")
 
 
 def _show(value):
@@ -35,24 +29,45 @@ def _show(value):
 
 def run_list() -> int:
     from .mma import mma_models
-    rows = [("model", "A x B", "block", "F", "out", "rounding", "acc", "floor", "c", "source")]
+
+    rows = []
     for model in mma_models():
         formats = str(model.a_format) if model.a_format == model.b_format else f"{model.a_format} x {model.b_format}"
         block = "pairwise" if model.summation == "pairwise" else ("K" if model.block is None else model.block)
         rows.append((model.name, formats, block, _show(model.frac_bits), str(model.out_format), model.out_rounding,
                      _show(model.acc_frac_bits), _show(model.exp_floor), model.c_addition, model.note))
-    print(_table(rows))
-    print("\ne4m3 is NVIDIA's FP8 E4M3 (fl.E4M3FN). Models are plain parameter sets: "
-          "fl.mma_model('h100', 'e4m3').replace(promote_every=128)")
+    print(render_table(_LIST_HEADER, rows, right=(2, 3, 6, 7)))
+    print('\nNVIDIA calls e4m3fn "E4M3" (--models h100:e4m3 is read as h100:e4m3fn); fmtlab\'s e4m3 is the '
+          "IEEE-like format with infinities (max 240), which no tensor core takes.\n"
+          "Use a model in a sweep as GPU:INPUT[:OUT][:promote=N], e.g. "
+          "fmtlab sweep-mma --models h100:e4m3fn,h100:e4m3fn:promote=128")
     return 0
 
 
-def run_check(data_dir) -> int:
-    data_dir = pathlib.Path(data_dir) if data_dir else default_data_dir()
-    rows = [("configuration", "preset", "bit-exact", "status")]
+def _cases(data):
+    """The validation cases of ``--data`` (None: the default directory), checked in --data's terms."""
+    from .mma_validation import default_data_dir, measured_files, validation_cases
+
+    data_dir = pathlib.Path(data) if data else default_data_dir()
+    shown = data if data else f"{data_dir} (the default)"
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"--data {shown} is not a directory; allowed: a directory of the measured "
+                                "GPU-INPUT.npz files (e.g. H100-fp16.npz), such as ../shared/tc-validation")
+    if not measured_files(data_dir):
+        raise FileNotFoundError(f"--data {shown} has no GPU-INPUT.npz files; allowed: a directory of the "
+                                "measured files, such as H100-fp16.npz or B200-e4m3.npz "
+                                "(GPU a preset GPU name, INPUT fp16, bf16, tf32, e4m3 or e5m2)")
+    return data_dir, validation_cases(data_dir)
+
+
+def run_check(data) -> int:
+    from .mma import mma_model
+    from .mma_validation import match_count
+
+    data_dir, cases = _cases(data)
+    rows = []
     failures = 0
-    for case in validation_cases(data_dir):
-        from .mma import mma_model
+    for case in cases:
         model = mma_model(case.gpu, case.input, case.out)
         matched, total = match_count(case, model)
         if case.known:
@@ -61,7 +76,7 @@ def run_check(data_dir) -> int:
         else:
             status = "open question (model unknown)"
         rows.append((case.label + (" (c = 0)" if case.zero_c else ""), model.name, f"{matched}/{total}", status))
-    print(_table(rows))
+    print(render_table(_CHECK_HEADER, rows, right=(2,)))
     print(f"\ndata: {data_dir}")
     return 1 if failures else 0
 

@@ -3,6 +3,12 @@
 Each parser takes what the Python API accepts (objects, lists) and the comma-separated
 strings the command line passes, and raises a ValueError or TypeError that names the
 argument, the bad value and what is allowed.
+
+``argument`` says in whose terms: a Python name (the default, e.g. ``"biases"``) gives the
+library's messages (``biases has the value 70; allowed: None, "all", ...``); a command-line
+flag (``"--bias"``) gives the message in command-line terms: the flag, the bad item as
+typed, what may be typed instead, and "did you mean" for a near miss
+(``--bias 70 is not allowed; allowed: all, auto, or biases 0..63 as a list such as 5,7,10-14``).
 """
 from __future__ import annotations
 
@@ -10,27 +16,138 @@ import numbers
 import re
 
 from . import formats as _formats
-from .formats import Format, ROUNDINGS, TESLA_BIAS_RANGE
+from ._choices import closest, did_you_mean, is_flag, not_allowed
+from .formats import Format, ROUNDINGS, SUBNORMALS, TESLA_BIAS_RANGE
 
-__all__ = ["DEFAULT_FORMATS", "BIAS_CHOICES", "parse_formats", "parse_biases", "parse_roundings",
-           "parse_mma_model", "split_model_list"]
+__all__ = ["DEFAULT_FORMATS", "BIAS_CHOICES", "ROUNDING_ABBREVIATIONS", "parse_formats", "parse_cli_format",
+           "parse_biases", "parse_roundings", "parse_mma_model", "split_model_list"]
 
 DEFAULT_FORMATS = ("fp32", "fp16", "bf16", "cfloat8_1_4_3", "cfloat8_1_5_2")
 BIAS_CHOICES = ("all", "auto")
+# The usual abbreviations of the rounding modes, offered as "did you mean" on the command line
+# (no spelling distance leads from "rne" to "nearest_even").
+ROUNDING_ABBREVIATIONS = {"rne": "nearest_even", "rn": "nearest_even", "rna": "nearest_away",
+                          "rtz": "toward_zero", "rz": "toward_zero", "ru": "up", "rd": "down",
+                          "ro": "odd", "sr": "stochastic"}
+_FORMAT_OPTIONS = ("bias", "subnormals")
 
 
-def parse_formats(formats) -> list[Format]:
+def _flag_message(argument, shown, suggestion, allowed, *, unknown=False) -> str:
+    """A command-line message: "--flag ITEM is not allowed (did you mean 'x'?); allowed: ...".
+
+    ``argument`` not a flag: a positional argument named in words ("format"), written
+    "format 'fp17' is unknown ..." (or "is not allowed" for a known name with bad options).
+    """
+    if is_flag(argument):
+        shown = shown if shown.strip() else repr(shown)
+        return f"{argument} {shown} is not allowed{suggestion}; allowed: {allowed}"
+    return f"{argument} {shown!r} is {'unknown' if unknown else 'not allowed'}{suggestion}; allowed: {allowed}"
+
+
+def _suggest(part, choices, build) -> str:
+    """" (did you mean 'X'?)" with X = ``build(choice)`` for the choice nearest ``part``, or ""."""
+    choice = closest(part, choices)
+    return "" if choice is None else f" (did you mean {build(choice)!r}?)"
+
+
+# ---- formats ---------------------------------------------------------------------------------------
+
+def _configurable_presets() -> list[str]:
+    return [name for name in _formats.preset_names() if _formats.is_configurable(_formats.format(name))]
+
+
+def _cli_formats_allowed() -> str:
+    return (f"{', '.join(_formats.preset_names())}, or NAME:bias=B,subnormals=S "
+            f"({', '.join(_configurable_presets())})")
+
+
+def _format_problem(spec: str, argument: str) -> str:
+    """Why ``fl.format(spec)`` refused ``spec``, in command-line syntax (see parse_cli_format)."""
+    name, colon, options = spec.strip().partition(":")
+    name = name.strip()
+    items = [piece.strip() for piece in options.split(",") if piece.strip()]
+
+    def with_name(choice):
+        return choice + colon + options
+
+    def with_item(index, item):
+        return f"{name}:" + ",".join(items[:index] + [item] + items[index + 1:])
+
+    try:
+        preset = _formats.format(name)
+    except (ValueError, TypeError):
+        return _flag_message(argument, spec, _suggest(name, _formats.preset_names(), with_name),
+                             _cli_formats_allowed(), unknown=True)
+    configurable = ", ".join(_configurable_presets())
+    tesla_biases = f"{TESLA_BIAS_RANGE.start}..{TESLA_BIAS_RANGE.stop - 1}"
+    seen = set()
+    for index, item in enumerate(items):
+        key, equals, value = (text.strip() for text in item.partition("="))
+        if not equals or key not in _FORMAT_OPTIONS:
+            suggestion = (_suggest(key, _FORMAT_OPTIONS, lambda choice: with_item(index, f"{choice}={value}"))
+                          if equals else "")
+            return _flag_message(argument, spec, suggestion,
+                                 f"{preset.name}:bias=B,subnormals=S, each option written KEY=VALUE")
+        if key in seen:
+            return _flag_message(argument, spec, "", "each of bias=B, subnormals=S at most once")
+        seen.add(key)
+        if key == "bias":
+            if _formats.is_configurable(preset):
+                allowed = _formats.bias_range(preset)
+                if not re.fullmatch(r"[+-]?\d+", value) or int(value) not in allowed:
+                    return _flag_message(argument, spec, "",
+                                         f"bias={allowed.start}..{allowed.stop - 1} for {preset.name}")
+            elif not re.fullmatch(r"[+-]?\d+", value) or int(value) != preset.bias:
+                return _flag_message(argument, spec, "", f"{preset.name} has the fixed bias {preset.bias}; "
+                                     f"bias=B ({tesla_biases}) only for {configurable}")
+        else:
+            choices = []
+            for subnormals in SUBNORMALS:
+                try:
+                    _formats.format(preset.name, subnormals=subnormals)
+                except ValueError:
+                    continue
+                choices.append(subnormals)
+            if value not in choices:
+                if len(choices) > 1:
+                    suggestion = _suggest(value, choices, lambda choice: with_item(index, f"subnormals={choice}"))
+                    return _flag_message(argument, spec, suggestion,
+                                         f"subnormals={' or '.join(choices)} for {preset.name}")
+                return _flag_message(argument, spec, "", f"{preset.name} has subnormals={choices[0]} only; "
+                                     f"subnormals=ieee or tesla only for {configurable}")
+    return _flag_message(argument, spec, "", _cli_formats_allowed())
+
+
+def parse_cli_format(spec: str, argument: str = "format") -> Format:
+    """One format from command-line text ``NAME[:bias=B,subnormals=S]``, as ``fl.format`` reads it.
+
+    ``fl.format`` decides what is valid; when it refuses, the ValueError says so in command-line
+    terms: ``argument`` is the flag ("--formats": "--formats fp17 is not allowed (did you mean
+    'fp16'?); allowed: ...") or the name of a positional argument ("format": "format 'fp17' is
+    unknown (did you mean 'fp16'?); allowed: ...").
+    """
+    if not isinstance(spec, str):
+        raise TypeError(f"{argument} must be a str, got {spec!r} ({type(spec).__name__})")
+    try:
+        return _formats.format(spec)
+    except (ValueError, TypeError):
+        pass
+    raise ValueError(_format_problem(spec, argument))
+
+
+def parse_formats(formats, argument: str = "formats") -> list[Format]:
     """Formats from a Format, a name, a list of those, or a comma-separated string.
 
     In a string, an item with "=" but no ":" continues the previous format's options, so
-    ``"fp16,cfloat8_1_4_3:bias=10,subnormals=tesla,bf16"`` is three formats.
+    ``"fp16,cfloat8_1_4_3:bias=10,subnormals=tesla,bf16"`` is three formats.  ``argument``
+    names the argument in messages (a flag such as "--formats": command-line terms).
     """
     if formats is None:
         formats = DEFAULT_FORMATS
     if isinstance(formats, (str, Format)):
         formats = [formats]
     if not isinstance(formats, (list, tuple)):
-        raise TypeError(f"formats={formats!r} is not allowed: a format name, a Format, or a list of them")
+        raise TypeError(f"{argument}={formats!r} is not allowed: a format name, a Format, or a list of them")
     items = []
     for item in formats:
         if isinstance(item, str):
@@ -44,36 +161,61 @@ def parse_formats(formats) -> list[Format]:
         elif isinstance(item, Format):
             items.append(item)
         else:
-            raise TypeError(f"formats has {item!r} ({type(item).__name__}): each must be a format name "
+            raise TypeError(f"{argument} has {item!r} ({type(item).__name__}): each must be a format name "
                             "or a fmtlab.Format")
+    if is_flag(argument):
+        if not items:
+            raise ValueError(_flag_message(argument, ",".join(formats), "", _cli_formats_allowed()))
+        return [item if isinstance(item, Format) else parse_cli_format(item, argument) for item in items]
     if not items:
-        raise ValueError(f"formats={formats!r} is empty; give at least one of {', '.join(_formats.preset_names())}")
+        raise ValueError(f"{argument}={formats!r} is empty; give at least one of "
+                         f"{', '.join(_formats.preset_names())}")
     return [_formats.format(item) for item in items]
 
 
-def parse_biases(biases):
+# ---- biases ----------------------------------------------------------------------------------------
+
+def parse_biases(biases, argument: str = "biases"):
     """None, "all", "auto", or a sorted tuple of distinct ints in 0..63.
 
     Accepts those, an int, an iterable of ints, or a string of comma-separated ints and
-    ranges ("0,5,8-12").
+    ranges ("0,5,8-12").  ``argument`` names the argument in messages (a flag such as
+    "--bias": command-line terms, the bad item as typed).
     """
-    allowed = (f'None, "all", "auto", or biases in {TESLA_BIAS_RANGE.start}..{TESLA_BIAS_RANGE.stop - 1} '
-               'as a list or a string such as "0,5,8-12"')
+    low_bias, high_bias = TESLA_BIAS_RANGE.start, TESLA_BIAS_RANGE.stop - 1
+    flag = is_flag(argument)
+    if flag:
+        allowed = f"all, auto, or biases {low_bias}..{high_bias} as a list such as 5,7,10-14"
+    else:
+        allowed = (f'None, "all", "auto", or biases in {low_bias}..{high_bias} '
+                   'as a list or a string such as "0,5,8-12"')
+
+    def refuse(item, reason="", choices=()):
+        if flag:
+            suggestion = did_you_mean(item, choices) or (f" ({reason})" if reason else "")
+            return ValueError(_flag_message(argument, item, suggestion, allowed))
+        return ValueError(f"{argument}={biases!r} {reason}; allowed: {allowed}")
+
     if biases is None:
         return None
     if isinstance(biases, str):
         text = biases.strip().lower()
         if text in BIAS_CHOICES:
             return text
+        parts = [piece.strip() for piece in text.split(",")]
         values = []
-        for part in (piece.strip() for piece in text.split(",")):
+        for part in parts:
             match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
             if not match:
-                raise ValueError(f"biases={biases!r} is not allowed (bad item {part!r}); allowed: {allowed}")
+                if flag:
+                    raise refuse(part, choices=BIAS_CHOICES if len(parts) == 1 else ())
+                raise refuse(part, f"is not allowed (bad item {part!r})")
             low = int(match.group(1))
             high = int(match.group(2)) if match.group(2) is not None else low
             if high < low:
-                raise ValueError(f"biases={biases!r} has the empty range {part!r}; allowed: {allowed}")
+                raise refuse(part, "an empty range" if flag else f"has the empty range {part!r}")
+            if flag and not (low_bias <= low and high <= high_bias):
+                raise refuse(part)
             values.extend(range(low, high + 1))
         biases = values
     elif isinstance(biases, numbers.Integral) and not isinstance(biases, bool):
@@ -81,67 +223,170 @@ def parse_biases(biases):
     try:
         values = list(biases)
     except TypeError:
-        raise TypeError(f"biases={biases!r} is not allowed; allowed: {allowed}") from None
+        raise TypeError(f"{argument}={biases!r} is not allowed; allowed: {allowed}") from None
     if not values:
-        raise ValueError(f"biases={biases!r} is empty; allowed: {allowed}")
+        raise refuse("", "is empty")
     for value in values:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value not in TESLA_BIAS_RANGE:
-            raise ValueError(f"biases has the value {value!r}; allowed: {allowed}")
+            if flag:
+                raise refuse(str(value))
+            raise ValueError(f"{argument} has the value {value!r}; allowed: {allowed}")
     return tuple(sorted({int(value) for value in values}))
 
 
-def parse_roundings(roundings) -> tuple:
-    """A tuple of rounding-mode names from a name, a list, or a comma-separated string."""
+# ---- rounding modes --------------------------------------------------------------------------------
+
+def parse_roundings(roundings, argument: str = "roundings") -> tuple:
+    """A tuple of rounding-mode names from a name, a list, or a comma-separated string.
+
+    ``argument`` names the argument in messages (a flag such as "--rounding": command-line
+    terms, "did you mean" for near misses and the usual abbreviations such as rne).
+    """
+    flag = is_flag(argument)
     if isinstance(roundings, str):
         roundings = [part.strip() for part in roundings.split(",") if part.strip()]
     try:
         values = list(roundings)
     except TypeError:
-        raise TypeError(f"roundings={roundings!r} is not allowed: a list of {', '.join(ROUNDINGS)}") from None
+        raise TypeError(f"{argument}={roundings!r} is not allowed: a list of {', '.join(ROUNDINGS)}") from None
     if not values:
-        raise ValueError(f"roundings={roundings!r} is empty; choose from {', '.join(ROUNDINGS)}")
+        if flag:
+            raise ValueError(_flag_message(argument, "", "", ", ".join(ROUNDINGS)))
+        raise ValueError(f"{argument}={roundings!r} is empty; choose from {', '.join(ROUNDINGS)}")
     for value in values:
         if value not in ROUNDINGS:
-            raise ValueError(f"roundings has {value!r}, which is not a rounding mode; "
+            if flag:
+                raise ValueError(not_allowed(argument, value, f"{', '.join(ROUNDINGS)} (comma-separated)",
+                                             ROUNDINGS, ROUNDING_ABBREVIATIONS))
+            raise ValueError(f"{argument} has {value!r}, which is not a rounding mode; "
                              f"choose from {', '.join(ROUNDINGS)}")
     return tuple(dict.fromkeys(values))
 
 
-def parse_mma_model(spec):
+# ---- MMA models ------------------------------------------------------------------------------------
+
+_MODEL_SYNTAX = "GPU:INPUT[:OUT][:promote=N]"
+
+
+def _preset_table():
+    """({gpu: {input: [outs]}}, [reference model names], [preset names]), read from the names of
+    the presets ``fl.mma_models()`` lists.
+
+    GPU presets are named "gpu-input-out"; reference models have names without a "-" (their
+    variants, such as "exact-fp32-fp16", start with one of those names).
+    """
+    from .mma import mma_models
+
+    names = [model.name for model in mma_models()]
+    references = [name for name in names if "-" not in name]
+    gpus = {}
+    for name in names:
+        parts = name.split("-")
+        if len(parts) == 3 and parts[0] not in references:
+            gpus.setdefault(parts[0], {}).setdefault(parts[1], []).append(parts[2])
+    return gpus, references, names
+
+
+def _model_problem(spec, parts, options, argument) -> str:
+    """Why ``parts`` (the spec without its options) names no MMA model, in command-line syntax."""
+    gpus, references, presets = _preset_table()
+    every = f"{_MODEL_SYNTAX} with GPU one of {', '.join(gpus)}, or {', '.join(references)}[:INPUT]"
+
+    def with_part(index):
+        return lambda choice: ":".join(parts[:index] + [choice] + parts[index + 1:]
+                                       + [f"{key}={value}" for key, value in options.items()])
+
+    if not parts or len(parts) > 3:
+        return _flag_message(argument, spec, "", every)
+    gpu = parts[0].lower()
+    if gpu in references:
+        outs = "fp32 or fp16" if gpu == "exact" else "fp32"
+        return _flag_message(argument, spec, "", f"{gpu}[:INPUT[:OUT]] with INPUT a format exact in float32 "
+                             f"(e.g. fp32, bf16, e4m3fn) and OUT {outs}")
+    if gpu not in gpus:
+        # A one-part spec may be a misspelt preset name ("h100-e4m3fn-fp3").
+        choices = list(gpus) + references + (presets if len(parts) == 1 else [])
+        return _flag_message(argument, spec, _suggest(parts[0], choices, with_part(0)), every)
+    inputs = gpus[gpu]
+    if len(parts) == 1 or parts[1].lower() not in inputs:
+        suggestion = _suggest(parts[1], inputs, with_part(1)) if len(parts) > 1 else ""
+        return _flag_message(argument, spec, suggestion, f"{gpu}:INPUT with INPUT one of {', '.join(inputs)}")
+    outs = inputs[parts[1].lower()]
+    fp16_inputs = ", ".join(name for name, out in inputs.items() if "fp16" in out)
+    note = "" if len(outs) > 1 else f" (on {gpu}, fp16 output only for {fp16_inputs} inputs)"
+    return _flag_message(argument, spec, _suggest(parts[2], outs, with_part(2)) if len(parts) == 3 else "",
+                         f"{gpu}:{parts[1].lower()}:OUT with OUT {' or '.join(outs)}{note}")
+
+
+def parse_mma_model(spec, argument: str = "models"):
     """An MMA model from an ``MMAModel`` or a spec string.
 
     Specs: ``"GPU:INPUT"`` or ``"GPU:INPUT:OUT"`` (``fl.mma_model(GPU, INPUT, OUT)``, e.g.
-    ``"h100:e4m3"``), a reference model (``"fp32_fma"``, ``"fp32_pairwise"``, ``"exact"``,
-    optionally ``":INPUT"``), or a preset name (``"h100-e4m3-fp32"``); each optionally
-    followed by ``:promote=N``, the FP8 promotion interval (0: none).
+    ``"h100:e4m3fn"``), a reference model (``"fp32_fma"``, ``"fp32_pairwise"``, ``"exact"``,
+    optionally ``":INPUT"``), or a preset name (``"h100-e4m3fn-fp32"``); each optionally
+    followed by ``:promote=N``, the FP8 promotion interval (0: none).  ``argument`` names the
+    argument in messages (a flag such as "--models": command-line terms).
     """
     from . import mma
 
+    flag = is_flag(argument)
     if isinstance(spec, mma.MMAModel):
         return spec
     if not isinstance(spec, str):
-        raise TypeError(f"models has {spec!r} ({type(spec).__name__}): each must be an MMAModel or a spec "
-                        "string such as 'h100:e4m3'")
+        raise TypeError(f"{argument} has {spec!r} ({type(spec).__name__}): each must be an MMAModel or a spec "
+                        "string such as 'h100:e4m3fn'")
     parts = [part.strip() for part in spec.split(":") if part.strip()]
-    options = {}
+    options = {}  # in reverse order of the text: read from the end
     while parts and "=" in parts[-1]:
         key, _, value = parts.pop().partition("=")
         options[key.strip()] = value.strip()
-    if not parts or len(parts) > 3:
-        raise ValueError(f"model {spec!r} is not allowed: write GPU:INPUT (e.g. h100:e4m3), GPU:INPUT:OUT, "
-                         "a reference model (fp32_fma, fp32_pairwise, exact), optionally followed by :promote=N")
-    model = mma.mma_model(*parts)
+    if flag:
+        try:
+            model = mma.mma_model(*parts) if 1 <= len(parts) <= 3 else None
+        except (ValueError, TypeError):
+            model = None
+        if model is None:
+            raise ValueError(_model_problem(spec, parts, options, argument))
+    else:
+        if not parts or len(parts) > 3:
+            raise ValueError(f"model {spec!r} is not allowed: write GPU:INPUT (e.g. h100:e4m3fn), GPU:INPUT:OUT, "
+                             "a reference model (fp32_fma, fp32_pairwise, exact), optionally followed by "
+                             ":promote=N")
+        model = mma.mma_model(*parts)
     for key, value in options.items():
         if key != "promote":
+            if flag:
+                def build(choice, bad=key):
+                    return ":".join(parts + [f"{choice if name == bad else name}={text}"
+                                             for name, text in reversed(options.items())])
+                raise ValueError(_flag_message(argument, spec, _suggest(key, ("promote",), build),
+                                               f"{_MODEL_SYNTAX}: the one option is promote=N"))
             raise ValueError(f"model option {key!r} in {spec!r} is unknown; allowed: promote")
         if not re.fullmatch(r"\d+", value):
+            if flag:
+                raise ValueError(_flag_message(argument, spec, "", "promote=N with N an integer >= 0 (0: none)"))
             raise ValueError(f"promote={value!r} in {spec!r} is not allowed: a non-negative int (0: none)")
-        model = model.replace(promote_every=int(value) or None, name=spec)
+        try:
+            model = model.replace(promote_every=int(value) or None, name=spec)
+        except ValueError:
+            if not flag:
+                raise
+            if model.summation == "pairwise":
+                allowed = f"promote=0 only: {model.name} sums pairwise in float32, it has no blocks to promote"
+            else:
+                # Say only the conditions this N breaks.
+                needs = []
+                if model.block and int(value) % model.block:
+                    needs.append(f"N a multiple of the block ({model.block})")
+                if model.out_format != _formats.FP32:
+                    needs.append(f"FP32 output (this model's is {model.out_format})")
+                allowed = f"promote=N with {' and '.join(needs) or 'N at most 2**30'}, or promote=0 (none)"
+            raise ValueError(_flag_message(argument, spec, "", allowed)) from None
     return model
 
 
 def split_model_list(text):
-    """Split "h100:e4m3,h100:e4m3:promote=128,fp32_fma" into model specs."""
+    """Split "h100:e4m3fn,h100:e4m3fn:promote=128,fp32_fma" into model specs."""
     items = []
     for part in (piece.strip() for piece in text.split(",")):
         if not part:

@@ -12,17 +12,29 @@ Modules, one concern each:
 * :mod:`~fmtlab.drift.summary`, :mod:`~fmtlab.drift.plots` -- outputs;
 * :mod:`~fmtlab.drift.cli` -- ``fmtlab drift``.
 
+The package itself holds only names, so that ``fmtlab --help`` and the command's argument
+parser do not import torch; the optimiser classes are imported from
+:mod:`~fmtlab.drift.optimizer` (and torch with them) on first use.
+
 See docs/drift.md for the experiment and its measured results.
 """
-# Names only, so that ``fmtlab --help`` and the CLI registry do not import torch;
-# tests check that they match tasks.TASKS and configs.CONFIGS.
+__all__ = ["TASK_NAMES", "CONFIG_NAMES", "EmulatedOptimizer", "LossScaler", "StepReport"]
+
+# Copies of the registries' keys (tasks.TASKS, configs.CONFIGS), which import torch; a test
+# checks that they match.
 TASK_NAMES = ("digits", "charlm")
 CONFIG_NAMES = ("fp32", "bf16_mixed", "bf16_pure_rne", "bf16_pure_sr", "fp16_mixed_noscale",
                 "fp16_mixed_dynscale", "e4m3_e5m2", "cfloat8", "h100_fp8")
 
+_FROM_OPTIMIZER = ("EmulatedOptimizer", "LossScaler", "StepReport")
+
 
 def __getattr__(name):
-    if name in ("EmulatedOptimizer", "LossScaler", "StepReport"):
+    if name in _FROM_OPTIMIZER:
         from . import optimizer
         return getattr(optimizer, name)
     raise AttributeError(f"module 'fmtlab.drift' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_FROM_OPTIMIZER))

@@ -17,7 +17,7 @@ e4m3_e5m2                   OCP FP8: W, X in E4M3 (e4m3fn), dL/dY in E5M2, per-t
 cfloat8                     Tesla: W, X in CFloat8 1-4-3, dL/dY in CFloat8 1-5-2, bias chosen per
                             tensor from amax (0..63); FP32 GEMM results, FP32 master weights
 h100_fp8                    as e4m3_e5m2, with the H100 FP8 tensor-core model in the three matmuls:
-                            fl.mma_model("h100", "e4m3") forward; backward E5M2 x E4M3 with the same
+                            fl.mma_model("h100", "e4m3fn") forward; backward E5M2 x E4M3 with the same
                             parameters (block 32, 13-bit accumulator, fp32 output toward zero)
 ==========================  ===========================================================================
 
@@ -27,12 +27,14 @@ are a few thousand steps long.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 
-from .. import formats
+from .. import formats, mma
+from .._choices import is_flag, not_allowed
 from ..torch import EXACT, Policy
 from .optimizer import EmulatedOptimizer, LossScaler
 from .policy import eight_bit, mixed_precision
+
+__all__ = ["Config", "CONFIGS", "parse_configs"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,31 +52,17 @@ class Config:
     growth_interval: int = 100
     mma_gpu: str | None = None  # the matmuls use fl.mma_model(mma_gpu, <operand format>)
 
-    def unavailable_reason(self) -> str | None:
-        """None when this configuration can run in this installation, else why not."""
-        if self.mma_gpu is None:
-            return None
-        try:
-            importlib.import_module("fmtlab.mma")
-        except ImportError as error:
-            return (f"configuration {self.name!r} needs the tensor-core model (fmtlab.mma: fl.matmul, "
-                    f"fl.mma_model), which this installation does not have ({error})")
-        return None
-
     def build_policy(self, seed: int) -> Policy:
         """The layer policy, with its seed and (for tensor-core configurations) its MMA models."""
         policy = self.policy.with_seed(seed)
         if self.mma_gpu is None:
             return policy
-        reason = self.unavailable_reason()
-        if reason:
-            raise RuntimeError(reason)
-        mma = importlib.import_module("fmtlab.mma")
-        # Forward: X, W in E4M3.  Backward: dL/dY (E5M2) times W or X (E4M3), the mixed FP8
-        # product Hopper's wgmma offers; FP8 inputs share one model (block 32, 13-bit accumulator).
+        # Forward: X, W in E4M3 (e4m3fn).  Backward: dL/dY (E5M2) times W or X (e4m3fn), the mixed
+        # FP8 product Hopper's wgmma offers; FP8 inputs share one model (block 32, 13-bit accumulator).
         backward = mma.mma_model(self.mma_gpu, "e5m2").replace(
-            b_format=formats.E4M3FN, name=f"{self.mma_gpu}-e5m2xe4m3-fp32")
-        return dataclasses.replace(policy, forward_mma=mma.mma_model(self.mma_gpu, "e4m3"), backward_mma=backward)
+            b_format=formats.E4M3FN, name=f"{self.mma_gpu}-e5m2xe4m3fn-fp32")
+        return dataclasses.replace(policy, forward_mma=mma.mma_model(self.mma_gpu, "e4m3fn"),
+                                   backward_mma=backward)
 
     def build_optimizer(self, optimizer, seed: int) -> EmulatedOptimizer:
         """Wrap a task's torch optimiser as this configuration says."""
@@ -105,15 +93,29 @@ CONFIGS = {config.name: config for config in [
 ]}
 
 
-def parse_configs(text) -> list[str]:
-    """Configuration names from "all", a comma-separated list, or a list of names."""
-    if text is None or text == "all":
+def parse_configs(text, argument: str = "configs") -> list[str]:
+    """Configuration names from "all" (or None), a comma-separated list, or a list of names.
+
+    ``argument`` names the argument in messages: a Python name (``configs='bf8' is not
+    allowed ...``) or the command-line flag (``--configs bf8 is not allowed (did you mean
+    'bf16_mixed'?); allowed: ...``).
+    """
+    if text is None or (isinstance(text, str) and text.strip().lower() == "all"):
         return list(CONFIGS)
-    names = [name.strip() for name in (text.split(",") if isinstance(text, str) else text) if name.strip()]
+    flag = is_flag(argument)
+    listed = ", ".join(CONFIGS)
+    allowed = f"all, or a comma-separated list of {listed}" if flag else f"'all', or a list of {listed}"
+    if isinstance(text, str):
+        names = [name.strip() for name in text.split(",") if name.strip()]
+    else:
+        try:
+            names = [name.strip() if isinstance(name, str) else name for name in text]
+        except TypeError:
+            raise TypeError(f"{argument}={text!r} is not allowed; allowed: {allowed}") from None
+        names = [name for name in names if name != ""]
     if not names:
-        raise ValueError(f"configs={text!r} is empty; give 'all' or a comma-separated list of "
-                         f"{', '.join(CONFIGS)}")
+        raise ValueError(not_allowed(argument, text if flag or isinstance(text, str) else names, allowed))
     for name in names:
         if name not in CONFIGS:
-            raise ValueError(f"configuration {name!r} is unknown; choose from {', '.join(CONFIGS)} (or 'all')")
+            raise ValueError(not_allowed(argument, name, allowed, list(CONFIGS) + ["all"]))
     return list(dict.fromkeys(names))
