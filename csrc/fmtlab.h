@@ -1,11 +1,24 @@
 /*
- * fmtlab.h - the one header of fmtlab's C core.
+ * fmtlab.h - the one public header of fmtlab's C core.
  *
  * It declares the parameter structs (number format, rounding, exception counts,
  * matrix multiply-accumulate model) and every entry point.  The cffi build
  * (build_native.py) reads the part between the two CDEF markers below, so that
  * part must stay in the subset of C that cffi's cdef understands: no #include,
  * no #if, no macros with arguments.
+ *
+ * The C core, one concern per file:
+ *   fmtlab.h          this interface; after CDEF END, what the .c files share (the
+ *                     generator, the floating-point environment)
+ *   round.h/.c        the exact definition of every conversion (encode_one, decode_one,
+ *                     the stochastic decision): the reference semantics, internal
+ *   codec_fast.h/.c   the float32 block kernels and their SIMD copies, which must give
+ *                     the same bits as round.h; internal
+ *   codec.c           the codec's entry points and array loops
+ *   mma.c             the tensor-core matrix multiply-accumulate
+ *   random.c          the generator, exported to Python
+ *   fpenv.c           the IEEE 754 default floating-point environment
+ *   threads.c         the number of threads of the loops
  */
 #ifndef FMTLAB_H
 #define FMTLAB_H

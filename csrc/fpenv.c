@@ -1,9 +1,9 @@
 /*
  * fpenv.c - the IEEE 754 default floating-point environment around fmtlab's loops.
  *
- * Rounding decisions in codec.c and mma.c use float32/float64 arithmetic that is exact
- * only with nearest-even rounding and without flush-to-zero (FTZ) or denormals-are-zero
- * (DAZ); both are per-thread settings a caller may have changed.
+ * Rounding decisions in round.h, codec_fast.c and mma.c use float32/float64 arithmetic
+ * that is exact only with nearest-even rounding and without flush-to-zero (FTZ) or
+ * denormals-are-zero (DAZ); both are per-thread settings a caller may have changed.
  */
 #include "fmtlab.h"
 

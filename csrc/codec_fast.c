@@ -1,0 +1,289 @@
+/*
+ * codec_fast.c - the float32 fast path of the codec: block kernels and their SIMD copies.
+ *
+ * For a float32 that is normal both in float32 and in the target format, the format's code
+ * is the float32 (exponent, mantissa) code shifted right by 23 - m and rebiased, and
+ * rounding is an increment added before the shift.  The kernels below do that for a block
+ * of 512 elements in a branch-free loop over 32-bit lanes that the compiler vectorises, and
+ * flag every element they cannot do exactly; codec.c redoes those with encode_one.  They
+ * must give the same bits as round.h's encode_one (codec_fast.h states the contract);
+ * tests/test_codec_reference.py checks that float32 input (this path) and float64 input
+ * (encode_one alone) give the same codes.
+ *
+ * Two kernels per (rounding mode, output kind): the lean one handles normal results only;
+ * the full one also handles in-lane saturation, inputs certain to round to zero, and ieee
+ * subnormal results of the deterministic modes.  A pre-scan of each block picks one.
+ */
+#include "codec_fast.h"
+
+/* The body must be inlined into each (mode, kind, full) copy so that those are constants
+ * in it; compilers that decline to inline it still compute the same results, slower. */
+#if defined(__GNUC__)
+#define FL_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define FL_ALWAYS_INLINE inline
+#endif
+
+static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restrict bits, int count,
+                                                void *restrict out, const int out_kind,
+                                                uint8_t *restrict is_slow,
+                                                uint32_t lo, uint32_t span, int shift, uint32_t sign_bit,
+                                                int32_t rebias, int32_t max_code, const int mode,
+                                                const uint32_t *restrict random_top, int sr_bits,
+                                                uint32_t zero_below, int32_t saturating,
+                                                uint32_t zero_sign_bit, int32_t subnormals_enabled,
+                                                float subnormal_scale_1, float subnormal_scale_2,
+                                                const int full)
+{
+    /* full = 0 (a constant after inlining) leaves out saturation, the zero shortcut and
+     * subnormal results: the lean kernel for blocks whose elements are almost all normal */
+    if (!full) {
+        saturating = 0;
+        zero_below = 0;
+        subnormals_enabled = 0;
+    }
+    const uint32_t mask = (1u << shift) - 1, range_mask = sign_bit ? 0x7FFFFFFFu : 0xFFFFFFFFu;
+    const uint32_t zero_sign_f32 = zero_sign_bit ? 0x80000000u : 0u;
+    int32_t fast_count = 0, inexact = 0, overflow = 0, underflow = 0, denormal = 0;
+    const int32_t min_normal_code = (int32_t)1 << (shift > 23 ? 0 : 23 - shift); /* 2^m */
+    for (int i = 0; i < count; i++) {
+        const uint32_t magnitude = bits[i] & 0x7FFFFFFFu, negative = bits[i] >> 31;
+        const int32_t lo_code = (int32_t)(magnitude >> shift) - rebias;
+        const uint32_t remainder = magnitude & mask;
+        uint32_t increment;
+        switch (mode) {
+        case FL_ROUND_NEAREST_EVEN: increment = (mask >> 1) + (uint32_t)(lo_code & 1); break;
+        case FL_ROUND_NEAREST_AWAY: increment = 1u << (shift - 1); break;
+        case FL_ROUND_UP: increment = mask & (negative - 1u); break;
+        case FL_ROUND_DOWN: increment = mask & (0u - negative); break;
+        default: increment = 0; break;
+        }
+        int32_t code;
+        if (mode == FL_ROUND_ODD) {
+            code = lo_code | (int32_t)(remainder != 0);
+        } else if (mode == FL_ROUND_STOCHASTIC) {
+            /* the same decisions as stochastic_away; random_top holds the top bits of
+             * each element's first draw (shift bits when exact, sr_bits otherwise) */
+            int32_t away;
+            if (sr_bits == 0) {
+                away = random_top[i] < remainder;
+            } else {
+                uint32_t scaled = shift <= sr_bits ? remainder << (sr_bits - shift) : remainder >> (shift - sr_bits);
+                uint32_t limit = (uint32_t)(((uint64_t)1 << sr_bits) - 1) - scaled; /* away iff R >= 2^N - scaled */
+                away = random_top[i] > limit;
+            }
+            code = lo_code + away;
+        } else
+            code = (int32_t)((magnitude + increment) >> shift) - rebias;
+        /* For unsigned formats range_mask keeps the sign bit, so negative inputs fall
+         * outside [lo, lo + span] and go to encode_one (they are invalid there). */
+        const uint32_t range_value = bits[i] & range_mask;
+        const int32_t in_range = range_value - lo <= span;
+        /* finite formats and saturate=True turn every overflow into max, in every mode;
+         * selects are written as masks so that the loop stays vectorisable */
+        const int32_t saturated = in_range & saturating & (code > max_code);
+        code ^= (code ^ max_code) & (0 - saturated);
+        /* zero_below is 0 (no shortcut) except for modes that send tiny inputs to zero */
+        const int32_t tiny = range_value < zero_below;
+        /* ieee subnormal results: y = |x| * 2^(m - emin) is exact and
+         * below 2^m, so its integer part t and fraction f decide the code */
+        float magnitude_value;
+        memcpy(&magnitude_value, &magnitude, sizeof magnitude_value);
+        const float y = magnitude_value * subnormal_scale_1 * subnormal_scale_2;
+        const int32_t t = (int32_t)y;
+        const float fraction = y - (float)t;
+        const int32_t subnormal_inexact = fraction != 0.0f;
+        int32_t round_away;
+        switch (mode) {
+        case FL_ROUND_NEAREST_EVEN: {
+            /* 0 <= y < 2^23: adding and removing 2^23 rounds y to an integer, ties to even,
+             * in the default rounding mode (no -ffast-math, so this is not folded away) */
+            const float rounded = (y + 8388608.0f) - 8388608.0f;
+            round_away = (int32_t)rounded - t;
+            break;
+        }
+        case FL_ROUND_NEAREST_AWAY: round_away = fraction >= 0.5f; break;
+        case FL_ROUND_UP: round_away = subnormal_inexact & (int32_t)(1u - negative); break;
+        case FL_ROUND_DOWN: round_away = subnormal_inexact & (int32_t)negative; break;
+        default: round_away = 0; break;
+        }
+        const int32_t subnormal_code = mode == FL_ROUND_ODD ? (t | subnormal_inexact) : t + round_away;
+        /* stochastic rounding of subnormal results stays on the exact path */
+        const int32_t subnormal = (mode != FL_ROUND_STOCHASTIC) & subnormals_enabled & (range_value < lo) & (tiny ^ 1);
+        const uint32_t subnormal_mask = 0u - (uint32_t)subnormal;
+        code = (int32_t)(((uint32_t)subnormal_code & subnormal_mask) | ((uint32_t)code & ~subnormal_mask));
+        const int32_t zero_result = tiny | (subnormal & (subnormal_code == 0));
+        const uint32_t tiny_mask = 0u - (uint32_t)zero_result;
+        const int32_t nonzero = magnitude != 0;
+        const int32_t fast = (in_range & (code <= max_code)) | tiny | subnormal;
+        is_slow[i] = (uint8_t)(1 - fast);
+        fast_count += fast;
+        inexact += (fast & in_range & ((remainder != 0) | saturated)) | (tiny & nonzero) | (subnormal & subnormal_inexact);
+        overflow += saturated;
+        underflow += zero_result & nonzero;
+        denormal += subnormal & (subnormal_code != 0) & (subnormal_code < min_normal_code);
+        const uint32_t sign_mask = 0u - negative;
+        const uint32_t result = ((zero_sign_bit & sign_mask) & tiny_mask) |
+                                (((uint32_t)code | (sign_bit & sign_mask)) & ~tiny_mask);
+        if (out_kind == OUT_CODES_1)
+            ((uint8_t *)out)[i] = (uint8_t)result;
+        else if (out_kind == OUT_CODES_2)
+            ((uint16_t *)out)[i] = (uint16_t)result;
+        else if (out_kind == OUT_CODES_4)
+            ((uint32_t *)out)[i] = result;
+        else { /* a fast normal code is normal in float32: shift (E, M) back, restore the bias;
+                  * a subnormal code's value is code / 2^(m - emin), exact in float32 */
+            float subnormal_value = (float)subnormal_code * (1.0f / subnormal_scale_1) * (1.0f / subnormal_scale_2);
+            uint32_t subnormal_bits;
+            memcpy(&subnormal_bits, &subnormal_value, sizeof subnormal_bits);
+            const uint32_t normal_bits = ((uint32_t)(code + rebias) << shift) & 0x7FFFFFFFu;
+            const uint32_t magnitude_bits = (subnormal_bits & subnormal_mask) | (normal_bits & ~subnormal_mask);
+            ((uint32_t *)out)[i] = ((zero_sign_f32 & sign_mask) & tiny_mask) |
+                                   ((magnitude_bits | (negative << 31)) & ~tiny_mask);
+        }
+    }
+    fast_block_result result = {count - fast_count, inexact, overflow, underflow, denormal};
+    return result;
+}
+
+/* On x86-64 Linux with GCC the lean kernels of the deterministic modes that write codes are
+ * also compiled for AVX2, and the copy to run is picked when the library loads (an ifunc).
+ * They use integer operations only, so both copies give the same bits.  (For the stochastic
+ * generator and for float32 outputs the AVX2 copies measured slower, so those have one.) */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define FL_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define FL_SIMD_CLONES
+#endif
+
+/* One out-of-line copy per (mode, output kind, lean or full): all three are constants
+ * inside, and the loop stays small enough for the vectoriser. */
+#define DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, FULL, NAME, ATTRIBUTES)                            \
+    ATTRIBUTES static fast_block_result NAME(                                                    \
+        const uint32_t *restrict bits, int count, void *restrict out, uint8_t *restrict is_slow, \
+        const prepared_fast_f32 *fast, int64_t first_index)                                      \
+    {                                                                                            \
+        uint32_t random_top[MODE == FL_ROUND_STOCHASTIC ? FAST_BLOCK : 1];                       \
+        const int sr_bits = fast->sr_bits;                                                       \
+        random_top[0] = 0; /* read only by the stochastic mode, which fills the block */         \
+        if (MODE == FL_ROUND_STOCHASTIC) {                                                       \
+            /* the top bits of each element's first draw, as stochastic_away takes them */       \
+            const int top_bits = sr_bits ? sr_bits : fast->shift;                                \
+            const uint64_t seed = fast->seed;                                                    \
+            for (int i = 0; i < count; i++) {                                                    \
+                const uint64_t word = fl_random_word_inline(seed, (uint64_t)(first_index + i), 0); \
+                random_top[i] = (uint32_t)(word >> (64 - top_bits));                             \
+            }                                                                                    \
+        }                                                                                        \
+        uint32_t zero_below = MODE == FL_ROUND_TOWARD_ZERO ? fast->zero_below_toward_zero        \
+                              : (MODE == FL_ROUND_NEAREST_EVEN || MODE == FL_ROUND_NEAREST_AWAY) \
+                                    ? fast->zero_below_nearest : 0u;                             \
+        return fast_block_body(bits, count, out, KIND, is_slow, fast->lo, fast->hi - fast->lo,   \
+                               fast->shift, fast->sign_bit, (int32_t)fast->rebias,               \
+                               (int32_t)fast->max_code, MODE, random_top, sr_bits, zero_below,   \
+                               fast->saturating, fast->zero_sign_bit, fast->subnormals,          \
+                               fast->subnormal_scale_1, fast->subnormal_scale_2, FULL);          \
+    }
+#define DEFINE_FAST_BLOCK(MODE, KIND, CLONES)                                                    \
+    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 1, full_block_##MODE##_##KIND, )                       \
+    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 0, lean_block_##MODE##_##KIND, CLONES)
+#define DEFINE_FAST_BLOCKS(KIND, CLONES)                                                         \
+    DEFINE_FAST_BLOCK(FL_ROUND_NEAREST_EVEN, KIND, CLONES)                                       \
+    DEFINE_FAST_BLOCK(FL_ROUND_NEAREST_AWAY, KIND, CLONES)                                       \
+    DEFINE_FAST_BLOCK(FL_ROUND_TOWARD_ZERO, KIND, CLONES)                                        \
+    DEFINE_FAST_BLOCK(FL_ROUND_UP, KIND, CLONES)                                                 \
+    DEFINE_FAST_BLOCK(FL_ROUND_DOWN, KIND, CLONES)                                               \
+    DEFINE_FAST_BLOCK(FL_ROUND_ODD, KIND, CLONES)                                                \
+    DEFINE_FAST_BLOCK(FL_ROUND_STOCHASTIC, KIND, )
+DEFINE_FAST_BLOCKS(OUT_CODES_1, FL_SIMD_CLONES)
+DEFINE_FAST_BLOCKS(OUT_CODES_2, FL_SIMD_CLONES)
+DEFINE_FAST_BLOCKS(OUT_CODES_4, FL_SIMD_CLONES)
+DEFINE_FAST_BLOCKS(OUT_VALUES_F32, )
+
+/* The pair of kernels for one (mode, output kind). */
+#define SELECT_KERNELS(MODE, KIND)                                                               \
+    fast->lean = lean_block_##MODE##_##KIND;                                                     \
+    fast->full = full_block_##MODE##_##KIND;
+#define SELECT_MODE_KERNELS(KIND)                                                                \
+    switch (rounding->mode) {                                                                    \
+    case FL_ROUND_NEAREST_EVEN: SELECT_KERNELS(FL_ROUND_NEAREST_EVEN, KIND) break;               \
+    case FL_ROUND_NEAREST_AWAY: SELECT_KERNELS(FL_ROUND_NEAREST_AWAY, KIND) break;               \
+    case FL_ROUND_TOWARD_ZERO: SELECT_KERNELS(FL_ROUND_TOWARD_ZERO, KIND) break;                 \
+    case FL_ROUND_UP: SELECT_KERNELS(FL_ROUND_UP, KIND) break;                                   \
+    case FL_ROUND_DOWN: SELECT_KERNELS(FL_ROUND_DOWN, KIND) break;                               \
+    case FL_ROUND_ODD: SELECT_KERNELS(FL_ROUND_ODD, KIND) break;                                 \
+    default: SELECT_KERNELS(FL_ROUND_STOCHASTIC, KIND) break;                                    \
+    }
+
+int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, int out_kind,
+                        prepared_fast_f32 *fast)
+{
+    const int m = p->man_bits;
+    memset(fast, 0, sizeof *fast);
+    fast->shift = 23 - m;
+    fast->rebias = (int64_t)(127 - p->bias) * ((int64_t)1 << m);
+    if (!(fast->shift > 0 && fast->shift < 32 && p->emin <= 127))
+        return 0;
+    int low_exponent = p->emin > -126 ? p->emin : -126;
+    fast->lo = (uint32_t)(low_exponent + 127) << 23;
+    fast->hi = 0x7F7FFFFFu;
+    /* the largest finite value, as float32 bits (every float32 when max exceeds FLT_MAX) */
+    int max_exponent = (int)((p->max_code >> m) - p->bias);
+    if (max_exponent > 127) {
+        fast->no_overflow_hi = 0x7F7FFFFFu;
+    } else {
+        uint32_t max_mantissa = (uint32_t)(p->max_code & ((1 << m) - 1));
+        fast->no_overflow_hi = ((uint32_t)(max_exponent + 127) << 23) | (max_mantissa << fast->shift);
+    }
+    fast->sign_bit = p->sign_bit;
+    fast->max_code = p->max_code;
+    fast->zero_sign_bit = p->has_negative_zero ? p->sign_bit : 0u;
+    if (p->subnormals == FL_SUBNORMALS_IEEE && p->emin >= -126 && m >= 1) {
+        int scale_exponent = m - p->emin;
+        int first = scale_exponent > 100 ? 100 : scale_exponent;
+        fast->subnormals = 1;
+        fast->subnormal_scale_1 = ldexpf(1.0f, first);
+        fast->subnormal_scale_2 = ldexpf(1.0f, scale_exponent - first);
+    }
+    /* Below half the smallest positive value every nearest mode gives zero, and below the
+     * smallest positive value toward_zero does (strictly below: a tie at half goes to zero
+     * only under nearest_even, so the nearest threshold is exclusive of it).  Formats that
+     * flush (subnormals = none) keep the exact path, whose flush is exact. */
+    if (p->subnormals != FL_SUBNORMALS_NONE) {
+        int smallest_exponent = p->subnormals == FL_SUBNORMALS_TESLA ? -p->bias - m : p->emin - m;
+        if (m == 0)
+            smallest_exponent = p->emin;
+        if (smallest_exponent - 1 >= -149 && smallest_exponent <= 127) {
+            float half_smallest = ldexpf(1.0f, smallest_exponent - 1), smallest = ldexpf(1.0f, smallest_exponent);
+            memcpy(&fast->zero_below_nearest, &half_smallest, sizeof half_smallest);
+            memcpy(&fast->zero_below_toward_zero, &smallest, sizeof smallest);
+        }
+    }
+    fast->saturating = rounding->saturate || p->specials == FL_SPECIALS_FINITE;
+    fast->seed = rounding->seed;
+    fast->sr_bits = rounding->sr_bits;
+    switch (out_kind) {
+    case OUT_CODES_1: SELECT_MODE_KERNELS(OUT_CODES_1) break;
+    case OUT_CODES_2: SELECT_MODE_KERNELS(OUT_CODES_2) break;
+    case OUT_CODES_4: SELECT_MODE_KERNELS(OUT_CODES_4) break;
+    default: SELECT_MODE_KERNELS(OUT_VALUES_F32) break;
+    }
+    return 1;
+}
+
+/* A block with at most this many elements outside the normal range takes the lean kernel. */
+#define LEAN_OUTLIER_LIMIT 16
+
+fast_block_result fl_fast_f32_block(const prepared_fast_f32 *fast, const uint32_t *bits, int count,
+                                    void *out, uint8_t *is_slow, int64_t first_index)
+{
+    /* count the elements outside [min_normal, max]: few of them go to encode_one after the
+     * lean kernel, many make the full kernel worth its extra work */
+    const uint32_t range_mask = fast->sign_bit ? 0x7FFFFFFFu : 0xFFFFFFFFu;
+    const uint32_t lo = fast->lo, span = fast->no_overflow_hi - fast->lo;
+    int32_t outliers = 0;
+    for (int j = 0; j < count; j++)
+        outliers += ((bits[j] & range_mask) - lo) > span;
+    const fast_block_kernel kernel = outliers <= LEAN_OUTLIER_LIMIT ? fast->lean : fast->full;
+    return kernel(bits, count, out, is_slow, fast, first_index);
+}

@@ -1,0 +1,76 @@
+/*
+ * codec_fast.h - the float32 fast path of the codec (codec_fast.c), internal to the C core.
+ *
+ * Contract: fl_fast_f32_block converts a block of float32 values, writing for every element
+ * it does not flag the same code (or float32 value) as round.h's encode_one (then
+ * decode_one) and counting the same exceptions for it; it flags the others in is_slow and
+ * leaves them to the caller, who redoes them with encode_one.  Call it inside IEEE 754's
+ * default floating-point environment (fl_enter_default_floating_point), like encode_one.
+ */
+#ifndef FMTLAB_CODEC_FAST_H
+#define FMTLAB_CODEC_FAST_H
+
+#include "round.h"
+
+/* Elements per block: the most fl_fast_f32_block takes in one call. */
+#define FAST_BLOCK 512
+
+/* Output kinds of the fast blocks: codes of 1, 2 or 4 bytes, or float32 values. */
+enum { OUT_CODES_1 = 1, OUT_CODES_2 = 2, OUT_CODES_4 = 4, OUT_VALUES_F32 = 5 };
+
+typedef struct fast_block_result {
+    int32_t slow;       /* elements flagged for encode_one */
+    int32_t inexact;    /* counts among the others */
+    int32_t overflow;
+    int32_t underflow;
+    int32_t denormal;
+} fast_block_result;
+
+typedef struct prepared_fast_f32 prepared_fast_f32;
+
+/* One compiled kernel: a (rounding mode, output kind) pair, lean or full (codec_fast.c). */
+typedef fast_block_result (*fast_block_kernel)(const uint32_t *restrict bits, int count,
+                                               void *restrict out, uint8_t *restrict is_slow,
+                                               const prepared_fast_f32 *fast, int64_t first_index);
+
+/* The constants of one call's fast path, derived by fl_prepare_fast_f32. */
+struct prepared_fast_f32 {
+    /* float32 inputs whose bits lie in [lo, hi] are normal in both float32 and the format,
+     * so rounding is an integer add and shift on the bits */
+    int shift;                /* 23 - man_bits */
+    int64_t rebias;           /* float32 (E, M) code minus format code: (127 - bias) << m */
+    uint32_t lo, hi;
+    uint32_t no_overflow_hi;  /* float32 bits of max: inputs up to it cannot overflow */
+    uint32_t sign_bit;        /* the format's; 0 for unsigned formats */
+    int64_t max_code;
+    uint32_t zero_sign_bit;   /* the sign bit when the format has -0, else 0 */
+    /* float32 inputs whose magnitude bits are below these round to zero in the nearest
+     * modes / toward zero (0: no such shortcut) */
+    uint32_t zero_below_nearest, zero_below_toward_zero;
+    /* ieee subnormal results: |x| * 2^(m - emin) = code + fraction, scaled in two exact
+     * float32 steps (one factor may not be representable); 0 = not on the fast path */
+    int subnormals;
+    float subnormal_scale_1, subnormal_scale_2;
+    /* the rounding */
+    int32_t saturating;       /* every overflow gives max (saturate=True or a finite format) */
+    uint64_t seed;
+    int sr_bits;
+    /* the kernels compiled for this call's rounding mode and output kind */
+    fast_block_kernel lean, full;
+};
+
+/*
+ * Derive *fast for encoding to out_kind (OUT_*) with *rounding, whose mode is valid.
+ * Returns 1, or 0 when the format has no fast path (every element goes to encode_one).
+ */
+int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, int out_kind,
+                        prepared_fast_f32 *fast);
+
+/*
+ * Convert count <= FAST_BLOCK float32 values, given as bits; out points to the block's first
+ * output element and first_index is the global index of bits[0] (the stochastic key).
+ */
+fast_block_result fl_fast_f32_block(const prepared_fast_f32 *fast, const uint32_t *bits, int count,
+                                    void *out, uint8_t *is_slow, int64_t first_index);
+
+#endif

@@ -1,0 +1,24 @@
+/*
+ * threads.c - how many OpenMP threads fmtlab's loops (codec.c, mma.c) use.
+ *
+ * Results never depend on it: every element is a pure function of its inputs, its index
+ * and the seed.
+ */
+#include "fmtlab.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static int requested_threads = 0;
+
+int fl_max_threads(void)
+{
+#ifdef _OPENMP
+    return requested_threads > 0 ? requested_threads : omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+void fl_set_threads(int threads) { requested_threads = threads > 0 ? threads : 0; }
