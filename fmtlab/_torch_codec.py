@@ -1,4 +1,4 @@
-"""Pure-torch quantize: the C codec's bit manipulation (csrc/codec.c) in torch integer ops.
+"""Pure-torch quantize: the C codec's bit manipulation (csrc/round.h) in torch integer ops.
 
 This is the path that tensors on a GPU (or any non-CPU device) take; it must give the
 same bits as the C core, so it follows ``encode_one`` and ``decode_one`` step by step.
@@ -42,7 +42,7 @@ _UINT64_MASK = (1 << 64) - 1
 _INT64_MIN = -(1 << 63)
 
 
-# ---- the counter-based generator (csrc/codec.c: mix64, random_word) -------------
+# ---- the counter-based generator (csrc/fmtlab.h: fl_mix64_inline, fl_random_word_inline) -------------
 
 def _as_int64(value: int) -> int:
     """The int64 whose bit pattern is the uint64 ``value``."""
@@ -278,7 +278,7 @@ def quantize(x: torch.Tensor, fmt: Format, rounding: str = "nearest_even", *, sa
     away = away & inexact
     code = lo_code + away.to(torch.int64)
 
-    # Decode the magnitude code (csrc/codec.c: decode_one).
+    # Decode the magnitude code (csrc/round.h: decode_one).
     exponent_field = code >> m
     mantissa = code & ((1 << m) - 1)
     subnormal_scale = math.ldexp(1.0, -fmt.bias - m) if tesla else math.ldexp(1.0, emin - m)
