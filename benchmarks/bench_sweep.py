@@ -5,20 +5,21 @@ Prints, for a standard-normal float32 tensor of 2^--size-log2 values:
 * one sweep evaluation (fl.quantize + the ten metrics of docs/sweep.md) per format, against
   the peer a user would write by hand: ml_dtypes ``astype`` round trip + numpy SQNR only;
 * the default ``fmtlab sweep`` job (524 evaluations, no plots) inline (--jobs 1) and on
-  every core, and the speed-up.
+  every available CPU (fmtlab's own worker processes, ``fmtlab._pool``; their start-up is
+  included), and the speed-up.
 
 Each figure is the best of --repeats runs.  Usage:
 
     python benchmarks/bench_sweep.py [--size-log2 18] [--repeats 3]
 """
 import argparse
-import os
 
 import ml_dtypes
 import numpy as np
 
 import fmtlab as fl
 from fmtlab._inputs import synthetic
+from fmtlab._pool import available_cpus
 from fmtlab.metrics import PreparedInput, error_metrics
 from fmtlab.sweep import sweep
 from _timing import best_time  # benchmarks/_timing.py
@@ -53,7 +54,7 @@ def main():
     tensors = {name: synthetic(name, count) for name in ("normal", "lognormal")}
     arguments = dict(formats=None, biases="all", roundings=("nearest_even", "stochastic"))
     inline = best_time(lambda: sweep(tensors, jobs=1, **arguments), args.repeats)
-    cores = os.cpu_count() or 1
+    cores = available_cpus()
     parallel = best_time(lambda: sweep(tensors, jobs=cores, **arguments), args.repeats)
     print(f"\ndefault sweep job (524 evaluations of {count} values, no plots)")
     print(f"  inline (jobs=1):      {inline:7.2f} s")

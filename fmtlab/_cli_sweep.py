@@ -4,6 +4,12 @@
 CFloat8 1-4-3 and 1-5-2 (every bias 0..63) with nearest-even and stochastic rounding,
 prints the summary table and writes DIR/sweep.csv, DIR/summary.txt and the plots
 DIR/sqnr_vs_bias.png and DIR/log2_histogram.png (DIR = --out, default ./fmtlab-sweep).
+
+Before any work: every flag is checked, DIR is created (or refused), and the memory the
+synthetic tensors need is compared with what the machine has.  Ctrl-C stops the workers at
+once, writes the (tensor, format, rounding) groups that had finished to sweep.csv and
+summary.txt, says so in one line and exits with status 130; a worker that dies (killed, out
+of memory) is named in one line, the finished groups are written, and the status is 1.
 """
 from __future__ import annotations
 
@@ -14,6 +20,9 @@ import sys
 import time
 
 from ._cli_args import non_negative_int, positive_float, positive_int, split_list
+from ._files import write_text
+
+__all__ = ["DEFAULT_OUT", "configure", "run", "available_memory", "check_synthetic_memory"]
 
 DEFAULT_DISTRIBUTIONS = ("normal", "lognormal")
 DEFAULT_SIZE = 1 << 18
@@ -52,11 +61,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=non_negative_int, default=0, metavar="N",
                         help="seed of the synthetic data and of stochastic rounding (default 0)")
     parser.add_argument("--jobs", type=positive_int, default=None, metavar="N",
-                        help="worker processes (default: every core; 1 runs in this process)")
+                        help="worker processes (default: the CPUs this process may use; 1 runs in this process)")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                         help=f"output directory for sweep.csv, summary.txt and the plots (default ./{DEFAULT_OUT})")
     parser.add_argument("--no-plots", action="store_true", help="write the CSV and summary only")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress and no summary table (the final line and errors still print)")
 
 
 def _tensors(args):
@@ -69,26 +79,109 @@ def _tensors(args):
         loaded = load_file(path, skipped)
         prefix = f"{pathlib.Path(path).stem}/" if len(files) > 1 else ""
         tensors.update({prefix + name: array for name, array in loaded.items()})
-    distributions = split_list(args.dist) or ([] if files else list(DEFAULT_DISTRIBUTIONS))
-    for distribution in dict.fromkeys(distributions):
+    for distribution in _distributions(args):
         name = distribution if distribution not in tensors else f"synthetic/{distribution}"
         tensors[name] = synthetic(distribution, args.size, args.scale, args.seed)
     return tensors, skipped
 
 
+def _distributions(args) -> list:
+    """The synthetic distributions --dist names (default normal, lognormal without --input), checked."""
+    from ._inputs import check_distribution
+
+    names = split_list(args.dist) or ([] if args.input else list(DEFAULT_DISTRIBUTIONS))
+    return [check_distribution(name, "--dist") for name in dict.fromkeys(names)]
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new computation: MemAvailable of /proc/meminfo (free
+    memory plus what the kernel can reclaim), else the physical memory, else None."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+# What a sweep holds per synthetic value: the float32 tensor in this process (4 bytes), and in
+# the process evaluating it the tensor again (4), its float64 copy, |x| and |x| with zeros as
+# inf (8 + 8 + 8), two masks (1 + 1) and the quantized result (4 or 8): about 42 bytes.
+_PARENT_BYTES_PER_VALUE = 4
+_WORKER_BYTES_PER_VALUE = 42
+
+
+def check_synthetic_memory(args, workers: int, available=None) -> None:
+    """A ValueError naming --size when the synthetic tensors would not fit in memory.
+
+    Needed: 4 bytes per value of every synthetic tensor here, plus about 42 per value in
+    each process that evaluates one (at most ``workers`` of them at once).
+    """
+    count = len(_distributions(args))
+    if not count:
+        return
+    available = available_memory() if available is None else available
+    if available is None:
+        return
+    needed = count * args.size * _PARENT_BYTES_PER_VALUE + min(count, workers) * args.size * _WORKER_BYTES_PER_VALUE
+    if needed > available:
+        raise ValueError(f"--size {args.size} needs about {_bytes(needed)} for {count} synthetic tensor(s) "
+                         f"({_PARENT_BYTES_PER_VALUE} bytes per value, plus about {_WORKER_BYTES_PER_VALUE} "
+                         f"per value in each of {min(count, workers)} process(es) evaluating them), but "
+                         f"{_bytes(available)} of memory is available; give a smaller --size "
+                         f"(or --jobs 1)")
+
+
+def _bytes(count: int) -> str:
+    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= size:
+            return f"{count / size:.1f} {unit}"
+    return f"{count} bytes"
+
+
+def _nonfinite_note(tensors) -> str | None:
+    """One line naming the tensors that hold NaN or Inf, and how the sweep treats them."""
+    import numpy as np
+
+    found = []
+    for name, array in tensors.items():
+        finite = np.isfinite(array)
+        if finite.all():
+            continue
+        nans = int(np.count_nonzero(np.isnan(array)))
+        found.append(f"{name} ({nans} NaN, {array.size - int(np.count_nonzero(finite)) - nans} Inf "
+                     f"of {array.size:,})")
+    if not found:
+        return None
+    shown = ", ".join(found[:6]) + (f" and {len(found) - 6} more" if len(found) > 6 else "")
+    return (f"fmtlab sweep: note: non-finite input values in {shown}: they are left out of the SQNR, RMSE "
+            "and error columns (a format without NaN/Inf codes maps them to its max), Inf counts as "
+            "overflow; see the Inf/NaN in % column and nan_input_frac, inf_input_frac in sweep.csv")
+
+
 def run(args) -> int:
-    from ._progress import ProgressBar
     from ._parse import parse_biases, parse_formats, parse_roundings
+    from ._pool import Interrupted, WorkerDied, available_cpus
+    from ._progress import progress_display
+    from ._files import output_directory
+    from ._records import SUMMARY_LEGEND
     from .sweep import sweep
 
     started = time.monotonic()
     # Check every argument before any work is done.
-    formats = parse_formats(args.formats)
-    biases = parse_biases(args.bias)
-    roundings = parse_roundings(args.rounding)
+    formats = parse_formats(args.formats, argument="--formats")
+    biases = parse_biases(args.bias, argument="--bias")
+    roundings = parse_roundings(args.rounding, argument="--rounding")
+    _distributions(args)
+    out = output_directory(args.out, "--out")
+    jobs = args.jobs or available_cpus()
+    check_synthetic_memory(args, jobs)
     tensors, skipped = _tensors(args)
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
 
     total_values = sum(array.size for array in tensors.values())
     if not args.quiet:
@@ -96,28 +189,35 @@ def run(args) -> int:
         more = f" and {len(tensors) - 6} more" if len(tensors) > 6 else ""
         print(f"fmtlab sweep: {len(tensors)} tensor(s): {described}{more}")
         print(f"  formats {', '.join(str(fmt) for fmt in formats)}; biases {args.bias}; "
-              f"rounding {', '.join(roundings)}; seed {args.seed}; "
-              f"jobs {args.jobs or os.cpu_count()}")
+              f"rounding {', '.join(roundings)}; seed {args.seed}; jobs {jobs}")
         if skipped:
             print(f"  skipped {len(skipped)} tensor(s) that are not floating point or are empty: "
                   + ", ".join(name for name, _reason in skipped[:8]) + (" ..." if len(skipped) > 8 else ""))
         sys.stdout.flush()
+    note = _nonfinite_note(tensors)
+    if note:
+        print(note, file=sys.stderr)
 
-    bar = ProgressBar(0, "sweep", enabled=None if not args.quiet else False)
-
-    def progress(done, total):
-        bar.total = total
-        bar.update(done - bar.done)
-
+    display = progress_display("sweep", unit="tasks", quiet=args.quiet)
     try:
-        result = sweep(tensors, formats, biases, roundings, seed=args.seed, jobs=args.jobs, progress=progress)
-    finally:
-        bar.close()
+        result = sweep(tensors, formats, biases, roundings, seed=args.seed, jobs=args.jobs, progress=display.set)
+    except (Interrupted, WorkerDied) as stopped:
+        display.close()
+        # Keep what finished: the complete (tensor, format, rounding) groups; no plots (they take seconds).
+        stopped.partial.to_csv(out / "sweep.csv")
+        write_text(out / "summary.txt", stopped.partial.summary_table() + "\n\n" + SUMMARY_LEGEND + "\n")
+        kept = f"{len(stopped.partial)} of {stopped.planned} results finished and were written to {out}/"
+        if isinstance(stopped, Interrupted):
+            print(f"fmtlab sweep: interrupted: {kept}", file=sys.stderr)
+            return 130
+        print(f"fmtlab sweep: error: {stopped}; {kept}", file=sys.stderr)
+        return 1
+    display.close()
 
     csv_path = out / "sweep.csv"
     result.to_csv(csv_path)
     table = result.summary_table()
-    (out / "summary.txt").write_text(table + "\n")
+    write_text(out / "summary.txt", table + "\n\n" + SUMMARY_LEGEND + "\n")
     written = [csv_path, out / "summary.txt"]
     if not args.no_plots:
         from .plots import plot_log2_histogram, plot_sqnr_vs_bias
@@ -128,8 +228,8 @@ def run(args) -> int:
         print()
         print(table)
         print()
-        print("best bias = highest SQNR among the biases swept; rule bias = largest bias whose max >= amax "
-              "(docs/sweep.md)")
-        print(f"{len(result)} results over {total_values:,} values in {time.monotonic() - started:.1f} s; wrote "
-              + ", ".join(str(path) for path in written))
+        print(SUMMARY_LEGEND)
+        print()
+    print(f"{len(result)} results over {total_values:,} values in {time.monotonic() - started:.1f} s; wrote "
+          + ", ".join(str(path) for path in written))
     return 0

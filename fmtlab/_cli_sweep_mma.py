@@ -2,14 +2,21 @@
 
 Writes DIR/sweep_mma.csv, DIR/summary.txt and DIR/mma_error_vs_k.png (DIR = --out,
 default ./fmtlab-sweep-mma) and prints the relative error per model and K.
+
+Every flag (each model of --models included) and DIR are checked before any work.  Ctrl-C
+writes the finished results and exits with status 130; a dead worker is named in one line,
+the finished results are written, and the status is 1.
 """
 from __future__ import annotations
 
 import argparse
-import pathlib
+import sys
 import time
 
 from ._cli_args import non_negative_int, positive_float, positive_int, split_list
+from ._files import write_text
+
+__all__ = ["DEFAULT_OUT", "configure", "run"]
 
 DEFAULT_OUT = "fmtlab-sweep-mma"
 
@@ -18,10 +25,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     from ._inputs import DISTRIBUTIONS
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = ("Example: fmtlab sweep-mma --models h100:e4m3,h100:e4m3:promote=128,fp32_fma "
+    parser.epilog = ("Example: fmtlab sweep-mma --models h100:e4m3fn,h100:e4m3fn:promote=128,fp32_fma "
                      "--k 16,256,4096,65536\nDefinitions: docs/sweep.md")
     parser.add_argument("--models", default=None, metavar="LIST",
-                        help="comma-separated MMA models as GPU:INPUT (e.g. h100:e4m3, a100:fp16), or a "
+                        help="comma-separated MMA models as GPU:INPUT (e.g. h100:e4m3fn, a100:fp16), or a "
                              "reference model name (see `fmtlab mma`); :promote=N sets the FP8 promotion "
                              "interval (default: the sweep's built-in comparison set)")
     parser.add_argument("--k", default=None, metavar="LIST",
@@ -35,18 +42,31 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=positive_int, default=16, metavar="N", help="columns of B and D (default 16)")
     parser.add_argument("--seed", type=non_negative_int, default=0, metavar="N", help="data seed (default 0)")
     parser.add_argument("--jobs", type=positive_int, default=None, metavar="N",
-                        help="worker processes (default: every core; 1 runs in this process)")
+                        help="worker processes (default: the CPUs this process may use; 1 runs in this process)")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                         help=f"output directory for sweep_mma.csv and the plot (default ./{DEFAULT_OUT})")
     parser.add_argument("--no-plots", action="store_true", help="write the CSV and summary only")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress and no table (the final line and errors still print)")
 
 
 def run(args) -> int:
-    from ._progress import ProgressBar
+    from ._inputs import check_distribution
+    from ._parse import parse_mma_model, split_model_list
+    from ._pool import Interrupted, WorkerDied
+    from ._progress import progress_display
+    from ._files import output_directory
     from .sweep_mma import sweep_mma
 
     started = time.monotonic()
+    # Check every argument before any work is done.
+    models = None
+    if args.models is not None:
+        models = split_model_list(args.models)
+        if not models:
+            raise ValueError("--models is empty: give at least one model, e.g. h100:e4m3fn")
+        for spec in models:
+            parse_mma_model(spec, argument="--models")
     ks = None
     if args.k is not None:
         ks = []
@@ -55,25 +75,28 @@ def run(args) -> int:
                 ks.append(int(part))
             except ValueError:
                 raise ValueError(f"--k has {part!r}, which is not an integer; give e.g. 16,256,4096") from None
-    distributions = split_list(args.dist) or None
-    out = pathlib.Path(args.out)
+    distributions = [check_distribution(name, "--dist") for name in split_list(args.dist)] or None
+    out = output_directory(args.out, "--out")
 
-    bar = ProgressBar(0, "sweep-mma", enabled=None if not args.quiet else False)
-
-    def progress(done, total):
-        bar.total = total
-        bar.update(done - bar.done)
-
+    display = progress_display("sweep-mma", unit="tasks", quiet=args.quiet)
     try:
-        result = sweep_mma(args.models, ks, distributions, m=args.m, n=args.n, scale=args.scale, seed=args.seed,
-                           jobs=args.jobs, progress=progress)
-    finally:
-        bar.close()
-    out.mkdir(parents=True, exist_ok=True)
+        result = sweep_mma(models, ks, distributions, m=args.m, n=args.n, scale=args.scale, seed=args.seed,
+                           jobs=args.jobs, progress=display.set)
+    except (Interrupted, WorkerDied) as stopped:
+        display.close()
+        stopped.partial.to_csv(out / "sweep_mma.csv")  # what finished; no plot (it takes seconds)
+        write_text(out / "summary.txt", stopped.partial.summary_table() + "\n")
+        kept = f"{len(stopped.partial)} of {stopped.planned} results finished and were written to {out}/"
+        if isinstance(stopped, Interrupted):
+            print(f"fmtlab sweep-mma: interrupted: {kept}", file=sys.stderr)
+            return 130
+        print(f"fmtlab sweep-mma: error: {stopped}; {kept}", file=sys.stderr)
+        return 1
+    display.close()
     csv_path = out / "sweep_mma.csv"
     result.to_csv(csv_path)
     table = result.summary_table()
-    (out / "summary.txt").write_text(table + "\n")
+    write_text(out / "summary.txt", table + "\n")
     written = [csv_path, out / "summary.txt"]
     if not args.no_plots:
         from .plots import plot_mma_error_vs_k
@@ -82,6 +105,6 @@ def run(args) -> int:
     if not args.quiet:
         print(table)
         print()
-        print(f"{len(result)} results in {time.monotonic() - started:.1f} s; wrote "
-              + ", ".join(str(path) for path in written))
+    print(f"{len(result)} results in {time.monotonic() - started:.1f} s; wrote "
+          + ", ".join(str(path) for path in written))
     return 0

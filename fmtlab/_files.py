@@ -10,7 +10,7 @@ import os
 import pathlib
 import tempfile
 
-__all__ = ["atomic_path", "write_text"]
+__all__ = ["atomic_path", "write_text", "output_directory"]
 
 
 def _current_umask() -> int:
@@ -46,4 +46,27 @@ def write_text(path, text: str) -> pathlib.Path:
     path = pathlib.Path(path)
     with atomic_path(path) as temporary:
         temporary.write_text(text, newline="")
+    return path
+
+
+def output_directory(path, argument: str = "--out") -> pathlib.Path:
+    """``path`` as a directory that exists and can be written, created if need be.
+
+    Called before any work, so that a bad ``--out`` fails at once rather than after the
+    computation: an existing file, or a directory that cannot be created or written, is a
+    ValueError naming ``argument``.
+    """
+    path = pathlib.Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{argument} {str(path)!r} is an existing file, not a directory; "
+                         "give a directory to write the outputs into (it is created if need be)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"{argument} {str(path)!r} cannot be created: {error.strerror or error}") from None
+    try:  # the one sure test of writability (os.access says yes to root on a read-only mount)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise ValueError(f"{argument} {str(path)!r} is not writable: {error.strerror or error}") from None
     return path

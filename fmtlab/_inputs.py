@@ -18,7 +18,8 @@ Files:
 
 Synthetic distributions (``synthetic``), each scaled by ``scale`` and drawn in float64
 from ``numpy.random.default_rng`` keyed by (seed, distribution name), then rounded to
-float32:
+float32 (in chunks of ``SYNTHETIC_CHUNK`` values, which gives the same values as one draw:
+a tensor needs its 4 bytes per value and one chunk of float64 on top):
 
 ==============  ======================================================================
 ``normal``      scale * Z, Z ~ N(0, 1)
@@ -39,16 +40,31 @@ import zlib
 
 import numpy as np
 
+from ._choices import not_allowed
+from ._dtypes import native_byte_order, widen_narrow_float
+from .formats import format
+
+__all__ = ["DISTRIBUTIONS", "FILE_SUFFIXES", "SYNTHETIC_CHUNK", "check_distribution", "synthetic",
+           "as_float_array", "tensor_dict", "load_file"]
+
 DISTRIBUTIONS = ("normal", "lognormal", "uniform", "laplace", "student_t")
 FILE_SUFFIXES = (".npy", ".npz", ".pt", ".pth", ".safetensors")
 STUDENT_T_DEGREES_OF_FREEDOM = 3
+SYNTHETIC_CHUNK = 1 << 20  # values drawn in float64 at a time by synthetic()
 
 
 # ---- synthetic data ------------------------------------------------------------------------
+def check_distribution(name, argument: str = "distribution") -> str:
+    """``name`` if it is one of ``DISTRIBUTIONS``, else a ValueError naming ``argument`` (a
+    Python name or a command-line flag such as ``--dist``), with "did you mean"."""
+    if not isinstance(name, str) or name not in DISTRIBUTIONS:
+        raise ValueError(not_allowed(argument, name, ", ".join(DISTRIBUTIONS), DISTRIBUTIONS))
+    return name
+
+
 def synthetic(distribution: str, size: int, scale: float = 1.0, seed: int = 0) -> np.ndarray:
     """``size`` float32 samples of ``distribution`` (see the module docstring), reproducible by seed."""
-    if not isinstance(distribution, str) or distribution not in DISTRIBUTIONS:
-        raise ValueError(f"distribution={distribution!r} is unknown; choose one of {', '.join(DISTRIBUTIONS)}")
+    check_distribution(distribution)
     if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
         raise ValueError(f"size={size!r} is not allowed: a positive int (number of elements)")
     if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not (0 < float(scale) < np.inf):
@@ -58,17 +74,25 @@ def synthetic(distribution: str, size: int, scale: float = 1.0, seed: int = 0) -
     # One independent stream per (seed, distribution), so adding a distribution changes no other.
     generator = np.random.default_rng([int(seed), zlib.crc32(distribution.encode())])
     size, scale = int(size), float(scale)
-    if distribution == "normal":
-        values = generator.standard_normal(size) * scale
-    elif distribution == "lognormal":
-        values = np.exp(generator.standard_normal(size)) * scale
-    elif distribution == "uniform":
-        values = generator.uniform(-scale, scale, size)
-    elif distribution == "laplace":
-        values = generator.laplace(0.0, scale, size)
-    else:
-        values = generator.standard_t(STUDENT_T_DEGREES_OF_FREEDOM, size) * scale
-    return values.astype(np.float32)
+    # Drawn in chunks straight into the float32 result, so the float64 draws never take more
+    # than one chunk of memory.  Each distribution reads the generator's stream value after
+    # value, so a chunk continues exactly where the previous one stopped: the values are bit
+    # for bit those of one float64 draw of ``size`` values rounded to float32 at the end.
+    values = np.empty(size, dtype=np.float32)
+    for start in range(0, size, SYNTHETIC_CHUNK):
+        count = min(SYNTHETIC_CHUNK, size - start)
+        if distribution == "normal":
+            chunk = generator.standard_normal(count) * scale
+        elif distribution == "lognormal":
+            chunk = np.exp(generator.standard_normal(count)) * scale
+        elif distribution == "uniform":
+            chunk = generator.uniform(-scale, scale, count)
+        elif distribution == "laplace":
+            chunk = generator.laplace(0.0, scale, count)
+        else:
+            chunk = generator.standard_t(STUDENT_T_DEGREES_OF_FREEDOM, count) * scale
+        values[start:start + count] = chunk  # float64 -> float32, rounded to nearest-even as astype does
+    return values
 
 
 # ---- arrays ----------------------------------------------------------------------------------
@@ -80,22 +104,15 @@ def as_float_array(value, name: str) -> np.ndarray:
     if _is_torch_tensor(value):
         value = _torch_to_numpy(value, name)
     array = np.asarray(value)
-    if _is_ml_dtypes_float(array.dtype):
-        array = array.astype(np.float32)  # bfloat16, FP8, FP6, FP4: widening is exact
+    if array.dtype.kind == "f":
+        array = native_byte_order(array)  # a big-endian .npy: float64 must stay float64
+    array = widen_narrow_float(array)  # float16, bfloat16, FP8, FP6, FP4: widening is exact
     if array.dtype.kind != "f" or array.dtype.itemsize > 8:
         raise TypeError(f"tensor {name!r} has dtype {array.dtype}: a sweep takes floating-point tensors "
                         "(float64, float32, float16, bfloat16, FP8); convert integers explicitly")
     if array.size == 0:
         raise ValueError(f"tensor {name!r} is empty (shape {array.shape})")
-    if array.dtype not in (np.float32, np.float64):
-        array = array.astype(np.float32)  # float16 / ml_dtypes floats: widening is exact
     return array
-
-
-def _is_ml_dtypes_float(dtype) -> bool:
-    # ml_dtypes' floats report dtype.kind "V", so recognise them by their scalar type's module.
-    module = getattr(dtype.type, "__module__", "") or ""
-    return dtype.kind == "V" and module.startswith("ml_dtypes") and "float" in dtype.name
 
 
 def _is_torch_tensor(value) -> bool:
@@ -227,13 +244,18 @@ def _collect_torch(value, prefix, tensors, skipped, torch):
         skipped.append((prefix, f"not a tensor ({type(value).__name__})"))
 
 
-def _safetensors_dtype(code):
-    """numpy dtype of a safetensors floating-point dtype code (little-endian data), or None."""
-    import ml_dtypes
+# safetensors dtype codes of floating-point data -> fmtlab preset (F8_E4M3 is OCP's e4m3fn)
+_SAFETENSORS_FORMATS = {"F32": "fp32", "F16": "fp16", "BF16": "bf16", "F8_E4M3": "e4m3fn", "F8_E5M2": "e5m2"}
 
-    return {"F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"),
-            "BF16": np.dtype(ml_dtypes.bfloat16), "F8_E4M3": np.dtype(ml_dtypes.float8_e4m3fn),
-            "F8_E5M2": np.dtype(ml_dtypes.float8_e5m2)}.get(code)
+
+def _safetensors_dtype(code):
+    """numpy dtype of a safetensors floating-point dtype code (little-endian data), or None.
+
+    The dtypes are the formats' own (``Format.ml_dtype``, the one table of them)."""
+    if code == "F64":
+        return np.dtype("<f8")
+    preset = _SAFETENSORS_FORMATS.get(code)
+    return None if preset is None else format(preset).ml_dtype
 
 
 def _load_safetensors(path, skipped):

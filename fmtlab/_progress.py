@@ -1,19 +1,30 @@
-"""A tiny dependency-free progress bar on stderr (used by ``fmtlab sweep`` and ``fmtlab drift``).
+"""Progress of long commands on stderr: a bar on a terminal, plain log lines elsewhere.
 
-    with ProgressBar(total=120, label="sweep") as bar:
-        for item in work:
-            ...
-            bar.update()
+    display = progress_display("drift", unit="steps", quiet=args.quiet)
+    for ...:
+        display.set(done, total)
+    display.close()
 
-The bar draws only when its stream is a terminal (or ``enabled=True``), and only once the
-work has run for ``delay`` seconds, so short jobs and logs stay clean.  Redraws are
-limited to one every ``interval`` seconds.  It shows done/total, percent, elapsed time and
-an estimate of the time left (elapsed x remaining / done).
+:func:`progress_display` picks what ``fmtlab sweep``, ``fmtlab sweep-mma`` and
+``fmtlab drift`` show:
+
+* ``quiet``: nothing;
+* the stream is a terminal: :class:`ProgressBar`, one line redrawn in place (done/total,
+  percent, elapsed time, an estimate of the time left);
+* otherwise (a log file, a pipe, CI): :class:`ProgressLog`, a plain line at the start, at
+  most one every ``interval`` seconds (10) after it, and one at 100%, e.g.
+  ``drift: 1200/27000 steps (4%), 00:45 elapsed, eta 16:00``.
+
+Both wait ``delay`` seconds of work before they show anything (0: at once), so that short
+jobs stay clean; a job that ends within its delay shows nothing.  The time left is
+elapsed x remaining / done.
 """
 from __future__ import annotations
 
 import sys
 import time
+
+__all__ = ["ProgressBar", "ProgressLog", "progress_display"]
 
 
 def _clock(seconds: float) -> str:
@@ -23,13 +34,61 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes:02d}:{seconds:02d}"
 
 
-class ProgressBar:
+def _check_total(total) -> None:
+    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        raise ValueError(f"total={total!r} is not allowed: a non-negative int")
+
+
+class _Progress:
+    """What both displays share: the counts, the clock, and the context-manager protocol."""
+
+    def __init__(self, total, label, unit, stream, delay):
+        _check_total(total)
+        self.total = total
+        self.label = label
+        self.unit = unit
+        self.stream = sys.stderr if stream is None else stream
+        self.delay = delay
+        self.done = 0
+        self._start = time.monotonic()
+
+    def update(self, count: int = 1) -> None:
+        """Record ``count`` more units done and show it if it is time to."""
+        self.done = min(self.total, self.done + count)
+        self._changed(time.monotonic())
+
+    def set(self, done: int, total: int | None = None) -> None:
+        """Record that ``done`` units of ``total`` (default: unchanged) are done."""
+        if total is not None:
+            _check_total(total)
+            self.total = total
+        self.done = max(0, min(self.total, int(done)))
+        self._changed(time.monotonic())
+
+    def _counts(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{self.done}/{self.total}{unit}"
+
+    def _eta(self, elapsed) -> str:
+        if 0 < self.done < self.total:
+            return _clock(elapsed * (self.total - self.done) / self.done)
+        return ""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class ProgressBar(_Progress):
     """Progress of ``total`` units of work, drawn on one line of ``stream`` (stderr by default).
 
     Parameters
     ----------
     total : number of units (an int >= 0).
     label : text shown before the bar.
+    unit : name of the units, shown after the counts ("steps").
     stream : where to draw; ``None`` means ``sys.stderr`` at construction time.
     enabled : ``None`` draws only when ``stream`` is a terminal; True/False force it.
     delay : seconds of work before the first draw (0 draws at once).
@@ -37,32 +96,22 @@ class ProgressBar:
     width : characters of the bar itself.
     """
 
-    def __init__(self, total: int, label: str = "", *, stream=None, enabled: bool | None = None,
+    def __init__(self, total: int, label: str = "", *, unit: str = "", stream=None, enabled: bool | None = None,
                  delay: float = 0.5, interval: float = 0.1, width: int = 30):
-        if isinstance(total, bool) or not isinstance(total, int) or total < 0:
-            raise ValueError(f"total={total!r} is not allowed: a non-negative int")
-        self.total = total
-        self.label = label
-        self.stream = sys.stderr if stream is None else stream
+        super().__init__(total, label, unit, stream, delay)
         if enabled is None:
             isatty = getattr(self.stream, "isatty", None)
             enabled = bool(isatty and isatty())
         self.enabled = enabled
-        self.delay = delay
         self.interval = interval
         self.width = width
-        self.done = 0
-        self._start = time.monotonic()
         self._last_draw = None
         self._drawn = False
         self._drawn_done = None
 
-    def update(self, count: int = 1) -> None:
-        """Record ``count`` more units done and redraw if it is time to."""
-        self.done = min(self.total, self.done + count)
+    def _changed(self, now: float) -> None:
         if not self.enabled:
             return
-        now = time.monotonic()
         if now - self._start < self.delay and self.done < self.total:
             return
         if self._last_draw is not None and now - self._last_draw < self.interval and self.done < self.total:
@@ -76,13 +125,10 @@ class ProgressBar:
         fraction = self.done / self.total if self.total else 1.0
         filled = int(round(fraction * self.width))
         bar = "#" * filled + "-" * (self.width - filled)
-        if 0 < self.done < self.total:
-            remaining = f" eta {_clock(elapsed * (self.total - self.done) / self.done)}"
-        else:
-            remaining = ""
+        eta = self._eta(elapsed)
+        remaining = f" eta {eta}" if eta else ""
         label = f"{self.label} " if self.label else ""
-        return (f"{label}[{bar}] {self.done}/{self.total} {100 * fraction:3.0f}% "
-                f"{_clock(elapsed)}{remaining}")
+        return f"{label}[{bar}] {self._counts()} {100 * fraction:3.0f}% {_clock(elapsed)}{remaining}"
 
     def _draw(self, now: float) -> None:
         self._last_draw = now
@@ -100,8 +146,60 @@ class ProgressBar:
             self.stream.flush()
             self._drawn = False
 
-    def __enter__(self) -> "ProgressBar":
-        return self
 
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+class ProgressLog(_Progress):
+    """Progress as plain lines for streams that are not terminals (logs, pipes).
+
+    A line when the first ``delay`` seconds have passed (at once for 0), then at most one
+    every ``interval`` seconds, and one when the work is complete; nothing if the work was
+    complete before ``delay``.  ``close`` writes nothing, so an interrupted job's last line
+    is its own message.
+    """
+
+    def __init__(self, total: int, label: str = "", *, unit: str = "", stream=None, delay: float = 0.5,
+                 interval: float = 10.0):
+        super().__init__(total, label, unit, stream, delay)
+        self.interval = interval
+        self._last_line = None
+        self._last_done = None
+
+    def _changed(self, now: float) -> None:
+        complete = self.done >= self.total
+        if self._last_line is None:
+            if now - self._start < self.delay:
+                return  # not yet; and a job complete within its delay shows nothing
+        elif not (complete and self._last_done != self.done) and now - self._last_line < self.interval:
+            return
+        self._write(now)
+
+    def render(self, now: float | None = None) -> str:
+        """The line for the current state."""
+        now = time.monotonic() if now is None else now
+        elapsed = now - self._start
+        percent = int(100 * self.done / self.total) if self.total else 100
+        eta = self._eta(elapsed)
+        label = f"{self.label}: " if self.label else ""
+        return (f"{label}{self._counts()} ({percent}%), {_clock(elapsed)} elapsed" + (f", eta {eta}" if eta else ""))
+
+    def _write(self, now: float) -> None:
+        self._last_line = now
+        self._last_done = self.done
+        self.stream.write(self.render(now) + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """Nothing to finish (every line is complete)."""
+
+
+def progress_display(label: str, *, unit: str = "", quiet: bool = False, stream=None, delay: float = 0.5,
+                     interval: float = 10.0):
+    """The display for a command (see the module docstring): nothing when ``quiet``, a
+    :class:`ProgressBar` on a terminal, else a :class:`ProgressLog` (a line every
+    ``interval`` seconds).  Start it with ``set(0, total)``."""
+    stream = sys.stderr if stream is None else stream
+    if quiet:
+        return ProgressBar(0, label, unit=unit, stream=stream, enabled=False)
+    isatty = getattr(stream, "isatty", None)
+    if isatty is not None and isatty():
+        return ProgressBar(0, label, unit=unit, stream=stream, enabled=True, delay=delay)
+    return ProgressLog(0, label, unit=unit, stream=stream, delay=delay, interval=interval)

@@ -2,7 +2,8 @@
 
 :class:`RecordList` is the writer base of every sweep's result list (``fl.sweep``'s
 :class:`SweepResult`, ``fl.sweep_mma``'s ``MMASweepResult``): CSV with full-precision
-floats, JSON with non-finite floats as strings.
+floats, JSON with non-finite floats as strings, each written atomically
+(:func:`fmtlab._files.write_text`: a reader, or a Ctrl-C, never leaves half a file).
 """
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import io
 import json
 import math
 
+from ._files import write_text
+from ._table import render_table
 from .formats import format_from_spec, is_configurable
 
-__all__ = ["RecordList", "SweepRecord", "SweepResult", "COLUMNS"]
+__all__ = ["RecordList", "SweepRecord", "SweepResult", "COLUMNS", "SUMMARY_LEGEND"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +46,8 @@ class SweepRecord:
     subnormal_frac: float
     nan_frac: float
     inf_frac: float
+    nan_input_frac: float
+    inf_input_frac: float
     rule_bias: int
     best_bias: int
     is_rule_bias: bool
@@ -71,8 +76,7 @@ class RecordList(list):
             writer.writerow(record.as_dict())
         text = buffer.getvalue()
         if path is not None:
-            with open(path, "w", newline="") as handle:
-                handle.write(text)
+            write_text(path, text)
         return text
 
     def to_json(self, path=None) -> str:
@@ -80,8 +84,7 @@ class RecordList(list):
         rows = [{key: _json_value(value) for key, value in record.as_dict().items()} for record in self]
         text = json.dumps(rows, indent=1)
         if path is not None:
-            with open(path, "w") as handle:
-                handle.write(text + "\n")
+            write_text(path, text + "\n")
         return text
 
 
@@ -93,7 +96,8 @@ class SweepResult(RecordList):
 
     def summary(self) -> list[dict]:
         """One dict per (tensor, format, rounding): best and rule bias, their SQNR, the gap, and
-        at the best bias the underflow fraction and the fraction of Inf/NaN results."""
+        at the best bias the overflow and underflow fractions, the fraction of Inf/NaN results
+        and the fraction of Inf/NaN inputs (the tensor's, the same at every bias)."""
         groups = {}
         for record in self:
             groups.setdefault((record.tensor, record.format, record.rounding), []).append(record)
@@ -107,14 +111,15 @@ class SweepResult(RecordList):
                          "best_sqnr_db": best.sqnr_db, "rule_bias": rule.bias, "rule_sqnr_db": rule.sqnr_db,
                          "sqnr_gap_db": best.sqnr_gap_db, "overflow_frac": best.overflow_frac,
                          "underflow_frac": best.underflow_frac,
-                         "nonfinite_frac": best.nan_frac + best.inf_frac})
+                         "nonfinite_frac": best.nan_frac + best.inf_frac,
+                         "nonfinite_input_frac": best.nan_input_frac + best.inf_input_frac})
         return rows
 
     def summary_table(self) -> str:
-        """The summary as an aligned text table."""
+        """The summary as an aligned text table (its columns are explained by ``SUMMARY_LEGEND``)."""
         header = ("tensor", "format", "rounding", "biases", "best bias", "SQNR dB", "rule bias",
-                  "rule SQNR dB", "gap dB", "underflow %", "Inf/NaN %")
-        lines = [header]
+                  "rule SQNR dB", "gap dB", "underflow %", "Inf/NaN out %", "Inf/NaN in %")
+        lines = []
         for row in self.summary():
             fixed = not row["configurable"]
             lines.append((row["tensor"], row["format"], row["rounding"], str(row["biases_evaluated"]),
@@ -122,17 +127,19 @@ class SweepResult(RecordList):
                           "-" if fixed else str(row["rule_bias"]),
                           "-" if fixed else _decibels(row["rule_sqnr_db"]),
                           "-" if fixed else _decibels(row["sqnr_gap_db"]),
-                          f"{100 * row['underflow_frac']:.3g}", f"{100 * row['nonfinite_frac']:.3g}"))
-        widths = [max(len(line[column]) for line in lines) for column in range(len(header))]
-        numeric = set(range(3, len(header)))
-        out = []
-        for index, line in enumerate(lines):
-            cells = [cell.rjust(width) if column in numeric else cell.ljust(width)
-                     for column, (cell, width) in enumerate(zip(line, widths))]
-            out.append("  ".join(cells).rstrip())
-            if index == 0:
-                out.append("  ".join("-" * width for width in widths))
-        return "\n".join(out)
+                          f"{100 * row['underflow_frac']:.3g}", f"{100 * row['nonfinite_frac']:.3g}",
+                          f"{100 * row['nonfinite_input_frac']:.3g}"))
+        return render_table(header, lines, right=range(3, len(header)))
+
+
+SUMMARY_LEGEND = """\
+best bias: the highest SQNR among the biases swept (NaN counts as -inf); among equal SQNRs the bias
+  nearest the rule bias wins, then the smaller one.
+rule bias: the largest bias whose max >= amax (amax = max |x| over the finite values); gap dB = SQNR at
+  the best bias - SQNR at the rule bias.  Fixed-bias formats show "-".
+underflow %, Inf/NaN out %: of the values, at the best bias: nonzero values rounded to 0, and Inf/NaN
+  results.  Inf/NaN in %: of the tensor's own values, which are left out of SQNR and the errors.
+Definitions: docs/sweep.md"""
 
 
 def _decibels(value) -> str:

@@ -177,7 +177,6 @@ def quantize(x: torch.Tensor, fmt: Format, rounding: str = "nearest_even", *, sa
 
     m = fmt.man_bits
     emin = 1 - fmt.bias
-    exponent_all_ones = (1 << fmt.exp_bits) - 1
     max_code = fmt.max_magnitude_code
     max_value = fmt.max
     tesla = fmt.subnormals == "tesla"

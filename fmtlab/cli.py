@@ -63,6 +63,18 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     return parser
 
 
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it: poll() reports POLLERR on the
+    write end of such a pipe (Linux, macOS); a terminal or a file never does."""
+    try:
+        import select
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _fd, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll() (Windows), or stdout is not a file
+        return True
+
+
 def _one_line(text: str) -> bool:
     return bool(text) and "\n" not in text.strip()
 
@@ -93,9 +105,13 @@ def main(argv=None) -> int:
         # numpy's "Unable to allocate 7.45 TiB for an array with shape ..." says what did not fit.
         print(f"{prefix}: error: out of memory: {str(error).strip() or type(error).__name__}", file=sys.stderr)
         return 2
-    except BrokenPipeError:
-        # The reader went away (fmtlab mma list | head): nothing to report.  stdout goes to
-        # /dev/null so that the interpreter's last flush does not fail again.
+    except BrokenPipeError as error:
+        # The reader of stdout went away (fmtlab mma list | head): nothing to report.  Any
+        # other broken pipe (to a process of fmtlab's own) is an error like any OSError.
+        if not _stdout_reader_gone():
+            print(f"{prefix}: error: {' '.join(str(error).split())}", file=sys.stderr)
+            return 2
+        # stdout goes to /dev/null so that the interpreter's last flush does not fail again.
         try:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         except (OSError, ValueError):  # stdout is not a file (captured, replaced): nothing to flush

@@ -46,7 +46,7 @@ import numpy as np
 from . import _c
 from ._c import ffi, lib
 from ._dtypes import is_narrow_float, native_byte_order, widen_narrow_float
-from .formats import Format, as_format, ml_dtypes_presets
+from .formats import as_format, ml_dtypes_presets
 
 __all__ = ["encode", "decode", "quantize", "to_ml_dtypes", "Stats", "set_threads", "get_threads"]
 

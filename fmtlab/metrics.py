@@ -16,9 +16,15 @@ underflow_frac      #{i : x_i finite, x_i != 0, q_i == 0} / n
 subnormal_frac      #{i : q_i finite, 0 < |q_i| < fmt.min_normal} / n
 nan_frac            #{i : q_i is NaN} / n
 inf_frac            #{i : q_i is +-Inf} / n
+nan_input_frac      #{i : x_i is NaN} / n
+inf_input_frac      #{i : x_i is +-Inf} / n
 ==================  =================================================================================
 
-Every ``*_frac`` is a fraction of all n elements.  The sums are float64 sums in a fixed
+Every ``*_frac`` is a fraction of all n elements.  Non-finite inputs are outside V, so they
+are left out of sqnr_db, rmse and the error columns whatever the format makes of them (a
+format without NaN or Inf codes, such as CFloat8, maps NaN to +max and +-Inf to +-max:
+finite results whose "error" means nothing); nan_input_frac and inf_input_frac say how
+many there were, and +-Inf inputs also count in overflow_frac.  The sums are float64 sums in a fixed
 order (numpy's own loops over fixed blocks: no threads, no BLAS, so deterministic).  When
 the largest |x| or |q| in V is outside about 2^-500 .. 2^500, x and q are first scaled by
 the same power of two (exact) so that the squares neither overflow nor underflow.
@@ -30,7 +36,9 @@ import math
 import numpy as np
 
 METRIC_NAMES = ("sqnr_db", "rmse", "max_abs_err", "max_rel_err", "mean_err", "overflow_frac",
-                "underflow_frac", "subnormal_frac", "nan_frac", "inf_frac")
+                "underflow_frac", "subnormal_frac", "nan_frac", "inf_frac", "nan_input_frac", "inf_input_frac")
+
+__all__ = ["METRIC_NAMES", "PreparedInput", "error_metrics", "sqnr_db"]
 
 _SAFE_EXPONENT = 500  # |values| within 2^-500..2^500 square without overflow or underflow
 _BLOCK = 1 << 14      # elements per block of the all-finite path (128 KiB of float64)
@@ -57,6 +65,9 @@ class PreparedInput:
         finite_abs = self.abs_x if self.all_finite else self.abs_x[self.finite]
         self.amax = float(finite_abs.max()) if finite_abs.size else math.nan
         self.zeros = self.n - int(np.count_nonzero(self.nonzero))
+        # Counts of the non-finite inputs (the same for every format, so counted once).
+        self.nan_inputs = 0 if self.all_finite else int(np.count_nonzero(np.isnan(self.x)))
+        self.inf_inputs = self.n - int(np.count_nonzero(self.finite)) - self.nan_inputs
         # For the all-finite fast path: |x| with zeros read as +inf (so |e| / |x| is 0 there, as
         # zero inputs are always exact), and the signal energy when no scaling is needed.
         self.in_safe_range = self.all_finite and (self.amax == 0 or 2.0 ** -480 < self.amax < 2.0 ** 480)
@@ -90,7 +101,9 @@ def _counts(prepared, q, fmt):
     below_normal = int(np.count_nonzero(np.abs(q) < fmt.min_normal))
     return {"overflow_frac": _fraction(np.count_nonzero(prepared.abs_x > fmt.max), n),
             "underflow_frac": _fraction(zeros_q - prepared.zeros, n),
-            "subnormal_frac": _fraction(below_normal - zeros_q, n)}
+            "subnormal_frac": _fraction(below_normal - zeros_q, n),
+            "nan_input_frac": _fraction(prepared.nan_inputs, n),
+            "inf_input_frac": _fraction(prepared.inf_inputs, n)}
 
 
 def _metrics_all_finite(prepared, q, fmt):

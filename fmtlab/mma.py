@@ -375,7 +375,6 @@ def matmul(A, B, C=None, *, model, round_inputs=False):
         except ValueError:
             raise ValueError(f"C.shape={c.shape} does not broadcast to the result's shape {result_shape}") from None
         c_full = _checked_or_rounded(c, model.c_format, "C", True).reshape(full_shape)
-    batch = math.prod(batch_shape)
     d = np.empty(full_shape, dtype=np.float32)
     if d.size:
         _run_kernel(a32, b32, c_full, d, batch_shape, m, n, k, model)

@@ -39,18 +39,23 @@ tensor, format and bias (common random numbers: biases are compared on the same 
 so ``fl.quantize(x, fmt, "stochastic", seed=seed)`` reproduces any record's values.
 
 Parallelism.  The work is cut into tasks (one tensor and a list of (format, rounding, bias)),
-each a pure function of its arguments, so results never depend on how it is run:
+each a pure function of its arguments, so results never depend on how it is run
+(:mod:`fmtlab._pool`, shared with ``fl.sweep_mma`` and the drift experiment):
 
 * ``executor``: any ``concurrent.futures.Executor`` (a Dask ``Client.get_executor()``,
   a Ray executor, a ``ProcessPoolExecutor`` of your own);
-* otherwise ``jobs`` worker processes (default ``os.cpu_count()``), a
-  ``ProcessPoolExecutor`` on the "forkserver" start method (fork is unsafe once OpenMP
-  threads exist);
+* otherwise ``jobs`` worker processes (default: the CPUs this process may use), started
+  with "forkserver" (fork is unsafe once OpenMP threads exist);
 * ``jobs=1`` (or a small sweep with ``jobs=None``: under 2^22 element evaluations) runs
   inline in this process.
 
 Every task runs the C loops on one thread (``fl.set_threads(1)`` in the process that runs
 it; restored afterwards when inline): the parallelism comes from tasks side by side.
+
+Ctrl-C raises ``fmtlab._pool.Interrupted`` (a KeyboardInterrupt) and a dead worker
+``fmtlab._pool.WorkerDied`` (a RuntimeError); both carry ``.partial``, a
+:class:`SweepResult` of the (tensor, format, rounding) groups that had finished, and
+``.planned``, the number of records the whole sweep would have had.
 
 Worker processes re-import the main module; scripts must guard their entry point with
 ``if __name__ == "__main__":`` (or pass ``jobs=1``).
@@ -64,7 +69,7 @@ import numbers
 import numpy as np
 
 from ._parse import parse_biases, parse_formats, parse_roundings
-from ._pool import plan, run_tasks
+from ._pool import Interrupted, WorkerDied, plan, run_tasks
 from ._records import SweepRecord, SweepResult
 from .codec import quantize, set_threads
 from .formats import Format, TESLA_BIAS_RANGE, amax_bias, format_spec, is_configurable
@@ -131,11 +136,14 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
     roundings : rounding modes (names from ``fl.ROUNDINGS``).
     seed : the stochastic-rounding seed (an int >= 0).
     executor : a ``concurrent.futures.Executor`` to run the tasks on; None uses ``jobs``.
-    jobs : worker processes when no executor is given (None: ``os.cpu_count()``, inline for
-        small sweeps; 1: inline).
-    progress : a callable ``progress(done, total)`` called as tasks finish.
+    jobs : worker processes when no executor is given (None: the CPUs available,
+        ``fmtlab._pool.available_cpus()``, inline for small sweeps; 1: inline).
+    progress : a callable ``progress(done, total)`` called at the start (done = 0) and as
+        tasks finish (total = the number of tasks).
 
-    Returns a :class:`SweepResult` (a list of :class:`SweepRecord`).
+    Returns a :class:`SweepResult` (a list of :class:`SweepRecord`).  Raises
+    ``fmtlab._pool.Interrupted`` on Ctrl-C and ``fmtlab._pool.WorkerDied`` when a worker
+    process dies, each with ``.partial``: the SweepResult of the groups that had finished.
     """
     from ._inputs import tensor_dict
 
@@ -146,7 +154,7 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"seed={seed!r} is not allowed: a non-negative int")
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, numbers.Integral) or jobs < 1):
-        raise ValueError(f"jobs={jobs!r} is not allowed: a positive int, or None for os.cpu_count()")
+        raise ValueError(f"jobs={jobs!r} is not allowed: a positive int, or None for every available CPU")
     if executor is not None and not isinstance(executor, concurrent.futures.Executor):
         raise TypeError(f"executor={executor!r} is not allowed: a concurrent.futures.Executor or None")
 
@@ -173,20 +181,37 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
     inline, workers = plan(executor, jobs, work)
     # Inline: about 32 tasks, for a progress bar that moves; else about 4 per worker.
     chunk = max(1, math.ceil(total / (32 if inline else 4 * workers)))
-    pieces, arguments = [], []
+    pieces, arguments, labels = [], [], []
     for name, items in evaluations.items():
         for start in range(0, len(items), chunk):
             piece = items[start:start + chunk]
             pieces.append(piece)
             arguments.append((tensors[name], [(groups[key]["format"], key[2], bias) for key, bias in piece],
                               int(seed)))
-    outcomes = {key: [] for key in groups}
-    for piece, results in zip(pieces, run_tasks(evaluate, arguments, executor, inline, workers, progress)):
-        for (key, bias), metrics in zip(piece, results):
-            outcomes[key].append((bias, metrics))
+            labels.append(f"tensor {name!r} (evaluations {start + 1}-{start + len(piece)} of {len(items)})")
+    try:
+        results = run_tasks(evaluate, arguments, executor, inline, workers, progress, labels=labels,
+                            preload=("fmtlab",))
+    except (Interrupted, WorkerDied) as stopped:
+        stopped.partial = _records(groups, pieces, stopped.results, tensors, amaxes, int(seed))
+        stopped.planned = total
+        raise
+    return _records(groups, pieces, results, tensors, amaxes, int(seed))
 
+
+def _records(groups, pieces, results, tensors, amaxes, seed) -> SweepResult:
+    """The records of every group all of whose evaluations are in ``results`` (None: a task
+    that did not finish)."""
+    outcomes = {key: [] for key in groups}
+    for piece, metrics_list in zip(pieces, results):
+        if metrics_list is None:
+            continue
+        for (key, bias), metrics in zip(piece, metrics_list):
+            outcomes[key].append((bias, metrics))
     records = []
     for key, group in groups.items():
+        if len(outcomes[key]) != len(group["biases"]):
+            continue  # part of the group did not run
         name, spec, rounding = key
         rows = sorted(outcomes[key], key=lambda item: item[0])
         best = best_bias(rows, group["rule"])
@@ -195,7 +220,7 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
         gap = 0.0 if best_sqnr == rule_sqnr else best_sqnr - rule_sqnr
         for bias, metrics in rows:
             records.append(SweepRecord(
-                tensor=name, format=spec, bias=bias, rounding=rounding, seed=int(seed),
+                tensor=name, format=spec, bias=bias, rounding=rounding, seed=seed,
                 n=int(tensors[name].size), amax=amaxes[name], **metrics, rule_bias=group["rule"],
                 best_bias=best, is_rule_bias=bias == group["rule"], is_best_bias=bias == best,
                 sqnr_gap_db=gap))

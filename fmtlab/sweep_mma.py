@@ -12,8 +12,9 @@ import numbers
 import numpy as np
 
 from ._parse import parse_mma_model, split_model_list
-from ._pool import plan, run_tasks
+from ._pool import Interrupted, WorkerDied, plan, run_tasks
 from ._records import RecordList
+from ._table import render_table
 from .codec import quantize, set_threads
 from .metrics import sqnr_db
 
@@ -21,7 +22,7 @@ __all__ = ["sweep_mma", "evaluate_mma", "MMARecord", "MMASweepResult", "MMA_COLU
            "DEFAULT_MMA_MODELS", "DEFAULT_MMA_DISTRIBUTIONS"]
 
 DEFAULT_KS = (16, 64, 256, 1024, 4096, 16384, 65536)
-DEFAULT_MMA_MODELS = ("h100:fp16", "h100:bf16", "h100:e4m3", "h100:e4m3:promote=128", "fp32_fma")
+DEFAULT_MMA_MODELS = ("h100:fp16", "h100:bf16", "h100:e4m3fn", "h100:e4m3fn:promote=128", "fp32_fma")
 DEFAULT_MMA_DISTRIBUTIONS = ("normal", "lognormal")
 MMA_METRIC_NAMES = ("sqnr_db", "relative_error", "max_scaled_error", "mean_scaled_error", "nonfinite_frac")
 
@@ -64,17 +65,10 @@ class MMASweepResult(RecordList):
         for record in self:
             rows.setdefault((record.model, record.distribution), {})[record.k] = record.relative_error
         header = ["model", "distribution"] + [f"K={k}" for k in ks]
-        lines = [header]
-        for (model, distribution), by_k in rows.items():
-            lines.append([model, distribution] + [f"{by_k[k]:.2e}" if k in by_k else "-" for k in ks])
-        widths = [max(len(line[column]) for line in lines) for column in range(len(header))]
-        out = []
-        for index, line in enumerate(lines):
-            out.append("  ".join(cell.ljust(width) if column < 2 else cell.rjust(width)
-                                 for column, (cell, width) in enumerate(zip(line, widths))).rstrip())
-            if index == 0:
-                out.append("  ".join("-" * width for width in widths))
-        return "relative error ||D - AB||_F / ||AB||_F against a float64 reference\n" + "\n".join(out)
+        lines = [[model, distribution] + [f"{by_k[k]:.2e}" if k in by_k else "-" for k in ks]
+                 for (model, distribution), by_k in rows.items()]
+        return ("relative error ||D - AB||_F / ||AB||_F against a float64 reference\n"
+                + render_table(header, lines, right=range(2, len(header))))
 
 
 def _model_label(spec, model) -> str:
@@ -146,15 +140,18 @@ def sweep_mma(models=None, ks=None, distributions=None, *, m=16, n=16, scale=1.0
     models: model objects or spec strings (see :func:`parse_mma_model`); ks: inner
     dimensions (default 16, 64, ..., 65536); distributions: names from
     ``fmtlab._inputs.DISTRIBUTIONS`` (default normal, lognormal).  executor/jobs/progress as
-    for :func:`sweep`.
+    for :func:`fmtlab.sweep`; one task per (model, distribution, K).
+
+    Raises ``fmtlab._pool.Interrupted`` on Ctrl-C and ``fmtlab._pool.WorkerDied`` when a
+    worker process dies, each with ``.partial``: the MMASweepResult of the finished records.
     """
-    from ._inputs import DISTRIBUTIONS
+    from ._inputs import check_distribution
 
     specs = list(DEFAULT_MMA_MODELS if models is None else ([models] if isinstance(models, str) else models))
     if specs and all(isinstance(spec, str) for spec in specs):
         specs = [part for spec in specs for part in split_model_list(spec)]
     if not specs:
-        raise ValueError("models is empty: give at least one, e.g. h100:e4m3")
+        raise ValueError("models is empty: give at least one, e.g. h100:e4m3fn")
     resolved = [(_model_label(spec, model), model) for spec in specs for model in [parse_mma_model(spec)]]
     ks = list(DEFAULT_KS if ks is None else ks)
     if not ks:
@@ -166,15 +163,14 @@ def sweep_mma(models=None, ks=None, distributions=None, *, m=16, n=16, scale=1.0
     distributions = list(DEFAULT_MMA_DISTRIBUTIONS if distributions is None else
                          ([distributions] if isinstance(distributions, str) else distributions))
     for name in distributions:
-        if name not in DISTRIBUTIONS:
-            raise ValueError(f"distribution={name!r} is unknown; choose one of {', '.join(DISTRIBUTIONS)}")
+        check_distribution(name)
     for argument, value in (("m", m), ("n", n)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= 4096:
             raise ValueError(f"{argument}={value!r} is not allowed: an int from 1 to 4096")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"seed={seed!r} is not allowed: a non-negative int")
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, numbers.Integral) or jobs < 1):
-        raise ValueError(f"jobs={jobs!r} is not allowed: a positive int, or None for os.cpu_count()")
+        raise ValueError(f"jobs={jobs!r} is not allowed: a positive int, or None for every available CPU")
     if executor is not None and not isinstance(executor, concurrent.futures.Executor):
         raise TypeError(f"executor={executor!r} is not allowed: a concurrent.futures.Executor or None")
 
@@ -186,7 +182,17 @@ def sweep_mma(models=None, ks=None, distributions=None, *, m=16, n=16, scale=1.0
                 arguments.append((model, distribution, k, ks[-1], int(m), int(n), float(scale), int(seed)))
     work = sum(int(m) * int(n) * k for _label, _distribution, k in keys) * 8  # a MAC costs ~ 8 quantizations
     inline, workers = plan(executor, jobs, work)
-    results = run_tasks(evaluate_mma, arguments, executor, inline, workers, progress)
-    return MMASweepResult(MMARecord(model=label, distribution=distribution, k=k, m=int(m), n=int(n),
-                                    scale=float(scale), seed=int(seed), **metrics)
-                          for (label, distribution, k), metrics in zip(keys, results))
+    labels = [f"{label} on {distribution} data, K={k}" for label, distribution, k in keys]
+
+    def records(results):
+        return MMASweepResult(MMARecord(model=label, distribution=distribution, k=k, m=int(m), n=int(n),
+                                        scale=float(scale), seed=int(seed), **metrics)
+                              for (label, distribution, k), metrics in zip(keys, results) if metrics is not None)
+
+    try:
+        results = run_tasks(evaluate_mma, arguments, executor, inline, workers, progress, labels=labels,
+                            preload=("fmtlab",))
+    except (Interrupted, WorkerDied) as stopped:
+        stopped.partial, stopped.planned = records(stopped.results), len(keys)
+        raise
+    return records(results)

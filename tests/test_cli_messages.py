@@ -338,3 +338,13 @@ def test_a_closed_pipe_ends_quietly():
 def test_help_and_formats_do_not_import_torch(code):
     completed = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr
+
+
+def test_a_broken_pipe_that_is_not_stdouts_is_an_error():
+    """Only a closed stdout ends quietly; a broken pipe to one of fmtlab's own processes is reported."""
+    code = ("import sys, fmtlab.cli, fmtlab._cli_formats as formats\n"
+            "def run(args):\n    raise BrokenPipeError(32, 'Broken pipe')\n"
+            "formats.run = run\nsys.exit(fmtlab.cli.main(['formats']))\n")
+    completed = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 2
+    assert completed.stderr.strip() == "fmtlab formats: error: [Errno 32] Broken pipe"

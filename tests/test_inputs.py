@@ -29,7 +29,8 @@ def test_synthetic_shapes_of_the_distributions():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"distribution": "gaussian", "size": 10}, "distribution='gaussian' is unknown; choose one of normal"),
+    ({"distribution": "gaussian", "size": 10}, "distribution='gaussian' is not allowed; allowed: normal, lognormal"),
+    ({"distribution": "lognormall", "size": 10}, "distribution='lognormall' is not allowed (did you mean 'lognormal'"),
     ({"distribution": "normal", "size": 0}, "size=0 is not allowed"),
     ({"distribution": "normal", "size": 10, "scale": -1.0}, "scale=-1.0 is not allowed"),
     ({"distribution": "normal", "size": 10, "scale": float("inf")}, "scale=inf is not allowed"),
@@ -163,3 +164,14 @@ def test_loaders_import_torch_only_when_needed():
     # The module's top level must not import torch or safetensors.
     source = open(_inputs.__file__).read().split("def ")[0]
     assert "import torch" not in source and "import safetensors" not in source
+
+
+@pytest.mark.parametrize("dtype", [">f8", ">f4", ">f2"])
+def test_big_endian_npy_keeps_its_values_and_precision(tmp_path, dtype):
+    """np.save keeps a big-endian array big-endian; float64 must stay float64 (not be cut to float32)."""
+    values = np.array([1.0 / 3.0, -2.5, 1e-30, 7.0])
+    np.save(tmp_path / "big.npy", values.astype(dtype))
+    loaded = load_file(tmp_path / "big.npy")["big"]
+    assert loaded.dtype.isnative
+    assert loaded.dtype == (np.float64 if dtype == ">f8" else np.float32)
+    np.testing.assert_array_equal(loaded, values.astype(dtype).astype(loaded.dtype))

@@ -65,6 +65,8 @@ def exact_metrics(xs, qs, fmt_max, fmt_min_normal):
         "subnormal_frac": sum(0 < abs(q) < fmt_min_normal for q in qs) / n,
         "nan_frac": 0.0,
         "inf_frac": 0.0,
+        "nan_input_frac": 0.0,
+        "inf_input_frac": 0.0,
     }
 
 
@@ -123,6 +125,8 @@ def test_non_finite_results_are_left_out_of_the_error_metrics():
     assert metrics["underflow_frac"] == 1 / 5
     assert metrics["inf_frac"] == 1 / 5
     assert metrics["nan_frac"] == 1 / 5
+    assert metrics["nan_input_frac"] == 1 / 5     # the one NaN input
+    assert metrics["inf_input_frac"] == 0         # 1e6 is finite: it overflowed in fp16
 
 
 def test_all_results_non_finite_gives_nan_error_metrics():
@@ -130,6 +134,23 @@ def test_all_results_non_finite_gives_nan_error_metrics():
     metrics = error_metrics(x, fl.quantize(x, "fp16"), fl.FP16)
     assert math.isnan(metrics["sqnr_db"]) and math.isnan(metrics["rmse"])
     assert metrics["overflow_frac"] == 0.5 and metrics["nan_frac"] == 0.5 and metrics["inf_frac"] == 0.5
+    assert metrics["nan_input_frac"] == 0.5 and metrics["inf_input_frac"] == 0.5
+
+
+def test_non_finite_inputs_are_counted_even_when_the_format_maps_them_to_finite_values():
+    # CFloat8 1-4-3 has no NaN or Inf codes: NaN -> +max, +-Inf -> +-max (docs/formats.md), so
+    # the results are all finite and nan_frac = inf_frac = 0; the input counts say what was there.
+    x = np.array([1.0, np.nan, np.inf, -np.inf, np.nan, 0.5, 2.0, np.nan], dtype=np.float32)
+    q = fl.quantize(x, "cfloat8_1_4_3")
+    assert np.isfinite(q).all()
+    metrics = error_metrics(x, q, fl.CFLOAT8_1_4_3)
+    assert metrics["nan_frac"] == 0 and metrics["inf_frac"] == 0
+    assert metrics["nan_input_frac"] == 3 / 8 and metrics["inf_input_frac"] == 2 / 8
+    assert metrics["overflow_frac"] == 2 / 8      # the two infinities; NaN is not an overflow
+    assert metrics["sqnr_db"] == math.inf         # V = {1, 0.5, 2}: all exact
+    # All finite inputs: both counts are 0 (the fast path).
+    finite = error_metrics(x[[0, 5, 6]], q[[0, 5, 6]], fl.CFLOAT8_1_4_3)
+    assert finite["nan_input_frac"] == 0 and finite["inf_input_frac"] == 0
 
 
 def test_huge_float64_values_do_not_overflow_the_squares():

@@ -10,8 +10,9 @@ import pytest
 
 import fmtlab as fl
 from fmtlab._parse import parse_biases, parse_formats, parse_roundings
+from fmtlab._pool import Interrupted
 from fmtlab._records import COLUMNS, SweepResult
-from fmtlab.sweep import rule_bias as amax_rule_bias, sweep
+from fmtlab.sweep import best_bias, rule_bias as amax_rule_bias, sweep
 
 # Largest finite value at bias b, from the Tesla whitepaper's ranges (Tables 4/5):
 # CFloat8_1_4_3 spans up to 1.875 * 2^(15 - b), CFloat8_1_5_2 up to 1.75 * 2^(31 - b).
@@ -87,6 +88,86 @@ def test_an_outlier_just_above_a_binade_makes_the_rule_lose_to_the_best_bias():
     result = sweep({"x": x}, ["cfloat8_1_4_3"], "all", jobs=1)
     assert result[0].rule_bias == 7
     assert result[0].best_bias >= 8 and result[0].sqnr_gap_db > 1
+
+
+def _rows(pairs):
+    return [(bias, {"sqnr_db": value}) for bias, value in pairs]
+
+
+def test_best_bias_tie_rule_on_constructed_ties():
+    # The stated rule: highest SQNR (NaN as -inf); among equal SQNRs the bias nearest the rule
+    # bias, then the smaller.
+    assert best_bias(_rows([(3, 10.0), (4, 12.0), (9, 11.0)]), rule_bias=9) == 4            # highest wins
+    assert best_bias(_rows([(3, 12.0), (7, 12.0), (10, 12.0), (9, 1.0)]), rule_bias=9) == 10  # nearest the rule
+    assert best_bias(_rows([(3, 12.0), (5, 12.0), (4, 9.0)]), rule_bias=4) == 3              # equally near: smaller
+    assert best_bias(_rows([(6, math.inf), (8, math.inf), (7, 5.0)]), rule_bias=7) == 6     # +inf ties too
+    assert best_bias(_rows([(1, math.nan), (2, -50.0)]), rule_bias=1) == 2                  # NaN loses to anything
+
+
+def test_tied_biases_in_a_sweep_resolve_to_the_one_nearest_the_rule():
+    # 0.5, 1 and 2 are exact in CFloat8 1-4-3 at every bias from 0 to 14 (0.5 is the subnormal
+    # m/8 * 2^(1 - b) with m = 2, 4 at biases 0, 1 and a normal above; 2 = 1.0 * 2^1 needs
+    # max(b) = 1.875 * 2^(15 - b) >= 2), so those 15 biases tie at +inf SQNR; the rule bias is 14.
+    x = np.array([1.0, 0.5, 2.0, -1.0], np.float32)
+    result = sweep({"x": x}, ["cfloat8_1_4_3"], "all", jobs=1)
+    tied = [r.bias for r in result if r.sqnr_db == math.inf]
+    assert tied == list(range(0, 15))
+    assert result[0].rule_bias == rule_by_definition("cfloat8_1_4_3", 2.0) == 14
+    assert [r.bias for r in result if r.is_best_bias] == [14]
+
+
+def test_non_finite_inputs_are_counted_in_every_record():
+    # 10 values: 2 NaN, 1 +Inf; CFloat8 has no NaN/Inf codes (all results finite), fp16 keeps them.
+    x = np.array([1.0, np.nan, 0.5, np.inf, 2.0, np.nan, 3.0, -1.0, 0.25, 4.0], np.float32)
+    result = sweep({"w": x}, ["cfloat8_1_4_3", "fp16"], [10], jobs=1)
+    for record in result:
+        assert record.nan_input_frac == 2 / 10 and record.inf_input_frac == 1 / 10
+        assert record.amax == 4.0  # over the finite values
+    cfloat = [r for r in result if r.format == "cfloat8_1_4_3"]
+    assert all(r.nan_frac == 0 and r.inf_frac == 0 for r in cfloat)  # what hid the NaNs before
+    fp16 = next(r for r in result if r.format == "fp16")
+    assert fp16.nan_frac == 2 / 10 and fp16.inf_frac == 1 / 10
+    rows = list(csv.DictReader(io.StringIO(result.to_csv())))
+    assert {(row["nan_input_frac"], row["inf_input_frac"]) for row in rows} == {("0.2", "0.1")}
+    assert {row["nonfinite_input_frac"] for row in result.summary()} == {0.30000000000000004}  # 0.2 + 0.1
+    table = result.summary_table().splitlines()
+    assert table[0].endswith("Inf/NaN in %") and all(line.endswith(" 30") for line in table[2:])
+
+
+def test_an_interrupted_sweep_keeps_the_complete_groups(data):
+    arguments = dict(formats=["bf16", "cfloat8_1_4_3"], biases="all", roundings=["nearest_even", "stochastic"],
+                     seed=4)
+    full = sweep(data, jobs=1, **arguments)
+
+    def progress(done, total):
+        if done == 3:
+            raise KeyboardInterrupt  # Ctrl-C after the third task
+
+    with pytest.raises(Interrupted) as caught:
+        sweep(data, jobs=1, progress=progress, **arguments)
+    partial, planned = caught.value.partial, caught.value.planned
+    assert isinstance(partial, SweepResult) and planned == len(full) == 2 * (2 + 2 * 64)
+    # Inline, the 260 evaluations go in tasks of ceil(260 / 32) = 9: three tasks are the two bf16
+    # groups of the first tensor and 25 of its 64 cfloat8 nearest-even biases (an incomplete group).
+    assert [(r.tensor, r.format, r.rounding) for r in partial] == [
+        ("wide", "bf16", "nearest_even"), ("wide", "bf16", "stochastic")]
+    assert list(partial) == [r for r in full if r.tensor == "wide" and r.format == "bf16"]
+
+
+def test_an_interrupted_parallel_sweep_keeps_only_complete_groups(data):
+    arguments = dict(formats=["cfloat8_1_4_3"], biases="all", roundings=["nearest_even", "stochastic"], seed=4)
+    full = sweep(data, jobs=1, **arguments)
+
+    def progress(done, total):
+        if done >= 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as caught:
+        sweep(data, jobs=2, progress=progress, **arguments)
+    partial = caught.value.partial
+    groups = {(r.tensor, r.format, r.rounding) for r in partial}
+    assert len(partial) < len(full)
+    assert list(partial) == [r for r in full if (r.tensor, r.format, r.rounding) in groups]
 
 
 def test_auto_evaluates_only_the_rule_bias(data):

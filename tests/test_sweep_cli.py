@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from fmtlab import cli
-from fmtlab._progress import ProgressBar
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -59,11 +58,13 @@ def test_auto_bias_and_a_distribution(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["--input", "/nonexistent/model.safetensors"], "input file '/nonexistent/model.safetensors' does not exist"),
-    (["--dist", "gaussian"], "distribution='gaussian' is unknown; choose one of normal, lognormal"),
-    (["--bias", "3,99"], "biases has the value 99"),
-    (["--bias", "low"], "bad item 'low'"),
-    (["--rounding", "nearest"], "roundings has 'nearest', which is not a rounding mode"),
-    (["--formats", "fp8"], "format name 'fp8' is unknown"),
+    # In command-line terms (the flag, the value as typed, what is allowed): the demand.
+    (["--dist", "gaussian"], "--dist gaussian is not allowed; allowed: normal, lognormal, uniform, laplace, student_t"),
+    (["--dist", "normal,lognormall"], "--dist lognormall is not allowed (did you mean 'lognormal'?); allowed: normal"),
+    (["--bias", "3,99"], "--bias 99 is not allowed; allowed: all, auto"),
+    (["--bias", "low"], "--bias low is not allowed; allowed: all, auto"),
+    (["--rounding", "nearest"], "--rounding nearest is not allowed (did you mean 'nearest_even'?)"),
+    (["--formats", "fp8"], "--formats fp8 is not allowed; allowed: fp32"),
 ])
 def test_bad_inputs_give_one_line_errors(tmp_path, capsys, argv, message):
     assert run_cli(*argv, "--out", str(tmp_path), "--size", "100", "--jobs", "1") == 2
@@ -94,16 +95,80 @@ def test_command_line_entry_point_runs_in_a_process_pool(tmp_path):
     assert "cfloat8_1_4_3" in completed.stdout and (tmp_path / "sweep.csv").exists()
 
 
-def test_progress_bar_renders_and_stays_silent_off_a_terminal():
-    stream = io.StringIO()
-    bar = ProgressBar(4, "sweep", stream=stream, enabled=True, delay=0, interval=0)
-    bar.update(2)
-    bar.close()
-    text = stream.getvalue()
-    assert "sweep [" in text and "2/4" in text and "50%" in text and text.endswith("\n")
-    quiet = io.StringIO()
-    with ProgressBar(3, stream=quiet) as silent:  # StringIO is not a terminal
-        silent.update(3)
-    assert quiet.getvalue() == ""
-    with pytest.raises(ValueError, match="total=-1 is not allowed"):
-        ProgressBar(-1)
+def test_the_summary_states_the_tie_rule(tmp_path, capsys):
+    assert run_cli("--size", "500", "--formats", "cfloat8_1_4_3", "--bias", "5-9", "--rounding", "nearest_even",
+                   "--out", str(tmp_path), "--jobs", "1", "--no-plots") == 0
+    rule = "among equal SQNRs the bias\n  nearest the rule bias wins, then the smaller one."
+    assert rule in capsys.readouterr().out
+    assert rule in (tmp_path / "summary.txt").read_text()
+
+
+def test_quiet_prints_only_the_final_line(tmp_path, capsys):
+    assert run_cli("--size", "500", "--formats", "bf16", "--rounding", "nearest_even", "--out", str(tmp_path),
+                   "--jobs", "1", "--no-plots", "--quiet") == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    lines = captured.out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("2 results over 1,000 values in ")
+    assert lines[0].endswith(f"wrote {tmp_path / 'sweep.csv'}, {tmp_path / 'summary.txt'}")
+
+
+def test_non_finite_inputs_are_named_and_counted(tmp_path, capsys):
+    w = np.array([1.0, np.nan, 0.5, np.inf, 2.0, np.nan, 3.0, -np.inf], np.float32)
+    np.savez(tmp_path / "acts.npz", w=w, clean=np.linspace(-1, 1, 8, dtype=np.float32))
+    assert run_cli("--input", str(tmp_path / "acts.npz"), "--formats", "cfloat8_1_4_3", "--bias", "auto",
+                   "--rounding", "nearest_even", "--out", str(tmp_path / "out"), "--jobs", "1", "--no-plots") == 0
+    captured = capsys.readouterr()
+    note = [line for line in captured.err.splitlines() if "non-finite" in line]
+    assert note == ["fmtlab sweep: note: non-finite input values in w (2 NaN, 2 Inf of 8): they are left out of "
+                    "the SQNR, RMSE and error columns (a format without NaN/Inf codes maps them to its max), Inf "
+                    "counts as overflow; see the Inf/NaN in % column and nan_input_frac, inf_input_frac in "
+                    "sweep.csv"]
+    rows = {row["tensor"]: row for row in csv.DictReader(io.StringIO((tmp_path / "out" / "sweep.csv").read_text()))}
+    assert (rows["w"]["nan_input_frac"], rows["w"]["inf_input_frac"]) == ("0.25", "0.25")
+    assert (rows["w"]["nan_frac"], rows["w"]["inf_frac"]) == ("0.0", "0.0")  # CFloat8 maps them to max
+    assert (rows["clean"]["nan_input_frac"], rows["clean"]["inf_input_frac"]) == ("0.0", "0.0")
+    table = [line for line in captured.out.splitlines() if line.startswith(("w ", "clean "))]
+    assert table[0].startswith("w ") and table[0].endswith(" 50")   # Inf/NaN in %: 4 of 8
+    assert table[1].startswith("clean ") and table[1].endswith(" 0")
+
+
+@pytest.mark.parametrize("make_out, message", [
+    (lambda root: root / "a_file", "--out '{out}' is an existing file, not a directory"),
+    (lambda root: root / "a_file" / "below", "--out '{out}' cannot be created: Not a directory"),
+])
+def test_a_bad_out_is_refused_before_any_work(tmp_path, capsys, monkeypatch, make_out, message):
+    (tmp_path / "a_file").write_text("not a directory")
+    out = make_out(tmp_path)
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started before --out was checked")
+
+    import fmtlab.drift.runner  # noqa: F401 (the module, for its run_experiment)
+    monkeypatch.setattr(sys.modules["fmtlab.sweep"], "sweep", no_work)
+    monkeypatch.setattr(sys.modules["fmtlab.sweep_mma"], "sweep_mma", no_work)
+    monkeypatch.setattr(sys.modules["fmtlab.drift.runner"], "run_experiment", no_work)
+    for command in (["sweep", "--size", "100"], ["sweep-mma", "--k", "16"], ["drift", "--steps", "1"]):
+        assert cli.main([*command, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"fmtlab {command[0]}: error: {message.format(out=out)}") and err.count("\n") == 1
+
+
+def test_an_out_that_does_not_exist_is_created_up_front(tmp_path):
+    out = tmp_path / "new" / "deeper"
+    assert run_cli("--size", "100", "--formats", "bf16", "--rounding", "nearest_even", "--out", str(out),
+                   "--jobs", "1", "--no-plots", "--quiet") == 0
+    assert (out / "sweep.csv").exists()
+
+
+def test_a_size_that_does_not_fit_in_memory_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    from fmtlab import _cli_sweep
+
+    monkeypatch.setattr(_cli_sweep, "available_memory", lambda: 50 << 20)  # 50 MiB
+    assert run_cli("--size", str(1 << 20), "--jobs", "2", "--out", str(tmp_path)) == 2
+    err = capsys.readouterr().err
+    # Two synthetic tensors of 2^20 values: 2 x 4 MiB here, plus 42 MiB in each of 2 workers = 92 MiB.
+    assert err == ("fmtlab sweep: error: --size 1048576 needs about 92.0 MiB for 2 synthetic tensor(s) (4 bytes "
+                   "per value, plus about 42 per value in each of 2 process(es) evaluating them), but 50.0 MiB of "
+                   "memory is available; give a smaller --size (or --jobs 1)\n")
+    assert not (tmp_path / "sweep.csv").exists()

@@ -71,7 +71,8 @@ def test_results_do_not_depend_on_jobs():
 
 
 def test_model_specs():
-    assert parse_mma_model("h100:e4m3").name == "h100-e4m3-fp32"
+    # The preset carries the format's real name (OCP e4m3fn, not the IEEE-like e4m3).
+    assert parse_mma_model("h100:e4m3").name == "h100-e4m3fn-fp32"
     assert parse_mma_model("h100:e4m3:promote=128").promote_every == 128
     assert parse_mma_model("h100:e4m3:promote=0").promote_every is None
     assert parse_mma_model("a100:fp16:fp16").out_format == fl.FP16

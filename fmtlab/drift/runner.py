@@ -12,19 +12,28 @@ non-finite; it stops there and is recorded as diverged (its rows so far are kept
 
 Runs are independent and deterministic: torch uses one thread per run and the C core's
 results do not depend on threads, so the numbers are the same whatever ``jobs`` is.
-:func:`run_experiment` fans the runs out over ``jobs`` worker processes.
+:func:`run_experiment` fans the runs out over ``jobs`` worker processes with fmtlab's one
+pool (:mod:`fmtlab._pool`, shared with the sweeps): each run reports its training steps to
+the parent as it takes them, Ctrl-C stops every worker at once
+(``fmtlab._pool.Interrupted``) and a dead worker is named (``fmtlab._pool.WorkerDied``);
+both carry ``.partial``, the :class:`RunResult` of every run that had finished.
 """
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import math
-import multiprocessing
-import os
 import time
 
+from .._pool import Interrupted, WorkerDied, available_cpus, report_progress, run_tasks
 from .configs import CONFIGS
 from .tasks import make_task
+
+__all__ = ["RUN_COLUMNS", "RunResult", "train", "run_experiment"]
+
+# Imported once by the forkserver before it forks the workers, instead of once per worker
+# (seconds each on 2 cores): this module with torch, and torch._dynamo, which the first
+# torch.optim optimiser of a process imports (Optimizer.__init__ is wrapped to disable dynamo).
+_PRELOAD = ("fmtlab.drift.runner", "torch._dynamo")
 
 RUN_COLUMNS = ("config", "seed", "step", "loss", "eval_loss", "grad_underflow", "saturated",
                "update_cancelled", "loss_scale", "nonfinite", "skipped")
@@ -47,16 +56,22 @@ def _all_finite(parameters) -> bool:
     return not any_nonfinite([p.detach() for p in parameters])
 
 
-def train(task_name: str, config_name: str, seed: int, steps: int, eval_every: int) -> RunResult:
-    """Train one run (see the module docstring) and return its record."""
+def train(task_name: str, config_name: str, seed: int, steps: int, eval_every: int, *,
+          threads: int = 1) -> RunResult:
+    """Train one run (see the module docstring) and return its record.
+
+    torch and the C loops use ``threads`` threads (1: runs are compared bit for bit, and
+    the parallelism comes from runs side by side).  Each step taken is reported with
+    ``fmtlab._pool.report_progress`` (a no-op outside a pool).
+    """
     import torch
 
     from .. import codec
     from ..torch import emulate
     from .counters import Counters
 
-    torch.set_num_threads(1)
-    codec.set_threads(1)
+    torch.set_num_threads(threads)
+    codec.set_threads(threads)
     start = time.perf_counter()
     task = make_task(task_name)
     config = CONFIGS[config_name]
@@ -81,6 +96,7 @@ def train(task_name: str, config_name: str, seed: int, steps: int, eval_every: i
     final_loss = initial
     if diverged_step is None:
         for step, (inputs, targets) in enumerate(task.batches(seed, steps), start=1):
+            report_progress(1)  # counted as it starts: a run that diverges here has taken the step
             optimizer.zero_grad()
             loss = task.loss(model, inputs, targets)
             loss_value = float(loss.detach())
@@ -104,39 +120,35 @@ def train(task_name: str, config_name: str, seed: int, steps: int, eval_every: i
                      math.nan if diverged else final_loss, time.perf_counter() - start)
 
 
-def _train_job(arguments):
-    return train(*arguments)
-
-
-def default_jobs() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def run_experiment(task_name: str, config_names, seeds, steps: int, eval_every: int, *, jobs: int = 1,
+def run_experiment(task_name: str, config_names, seeds, steps: int, eval_every: int, *, jobs: int | None = 1,
                    progress=None) -> list[RunResult]:
-    """Every (configuration, seed) run; ``progress``, if given, is called once per finished run.
+    """Every (configuration, seed) run, in (configuration, seed) order whatever order they
+    finish in.
 
-    ``jobs`` > 1 runs them in that many spawned worker processes.  The results come back
-    in (configuration, seed) order whatever order they finish in.
+    ``jobs``: worker processes (None: every available CPU); 1 runs in this process.
+    ``progress(done, total)``, if given, is called as training steps are taken, with
+    total = runs x steps (a run that diverges counts its remaining steps when it stops).
+    Raises ``fmtlab._pool.Interrupted`` (Ctrl-C) or ``fmtlab._pool.WorkerDied`` with
+    ``.partial``, the list of the runs that had finished, and ``.planned``, the number of runs.
     """
     work = [(task_name, name, seed, steps, eval_every) for name in config_names for seed in seeds]
     # The slow tensor-core runs first, so that they do not finish last on their own.
     order = sorted(range(len(work)), key=lambda i: CONFIGS[work[i][1]].mma_gpu is None)
-    results = [None] * len(work)
-    if jobs <= 1 or len(work) <= 1:
-        for i in order:
-            results[i] = train(*work[i])
-            if progress:
-                progress(results[i])
-        return results
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(work)), mp_context=context) as pool:
-        futures = {pool.submit(_train_job, work[i]): i for i in order}
-        for future in concurrent.futures.as_completed(futures):
-            results[futures[future]] = future.result()
-            if progress:
-                progress(results[futures[future]])
-    return results
+    jobs = available_cpus() if jobs is None else jobs
+    inline = jobs <= 1 or len(work) <= 1
+
+    def in_work_order(results):
+        ordered = [None] * len(work)
+        for position, index in enumerate(order):
+            ordered[index] = results[position]
+        return ordered
+
+    try:
+        results = run_tasks(train, [work[i] for i in order], inline=inline, workers=jobs, progress=progress,
+                            labels=[f"{work[i][1]} seed {work[i][2]}" for i in order],
+                            units=[steps] * len(work), preload=_PRELOAD)
+    except (Interrupted, WorkerDied) as stopped:
+        stopped.partial = [result for result in in_work_order(stopped.results) if result is not None]
+        stopped.planned = len(work)
+        raise
+    return in_work_order(results)

@@ -17,12 +17,18 @@ finite, and ``loss_scale_mean`` the mean loss scale over steps.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import pathlib
 
 import numpy as np
 
+from .._files import write_text
+from .._table import render_table
 from .runner import RUN_COLUMNS
+
+__all__ = ["SUMMARY_COLUMNS", "TABLE_LEGEND", "summarize", "write_runs_csv", "write_summary_csv", "format_table",
+           "write_outputs"]
 
 SUMMARY_COLUMNS = ("config", "seeds", "final_loss_mean", "final_loss_std", "delta_vs_fp32", "delta_vs_fp32_std",
                    "diverged",
@@ -31,23 +37,22 @@ SUMMARY_COLUMNS = ("config", "seeds", "final_loss_mean", "final_loss_std", "delt
 _COUNTERS = ("grad_underflow", "saturated", "update_cancelled", "loss_scale")
 
 
-def summarize(results, config_names, unavailable=None) -> list[dict]:
+def summarize(results, config_names) -> list[dict]:
     """One summary row per configuration, in ``config_names`` order.
 
-    ``unavailable`` maps configurations that could not run to the reason; their rows carry
-    NaN numbers and the reason in a ``note`` field.
+    ``results`` may hold only some runs (an interrupted experiment): a configuration without
+    any gets NaN numbers and the note "no run finished"; the others are summarised over the
+    runs they have (``seeds`` says how many).
     """
-    unavailable = unavailable or {}
     by_config = {name: [r for r in results if r.config == name] for name in config_names}
     rows = []
     for name in config_names:
         runs = by_config[name]
-        if name in unavailable or not runs:
+        if not runs:
             rows.append(dict(config=name, seeds=0, final_loss_mean=math.nan, final_loss_std=math.nan,
                              delta_vs_fp32=math.nan, delta_vs_fp32_std=math.nan, diverged=0,
                              **{f"{c}_mean": math.nan for c in _COUNTERS},
-                             nonfinite_steps_mean=math.nan, seconds_mean=math.nan,
-                             note=unavailable.get(name, "no runs")))
+                             nonfinite_steps_mean=math.nan, seconds_mean=math.nan, note="no run finished"))
             continue
         finals = np.array([r.final_loss for r in runs if not r.diverged])
         steps = [row for r in runs for row in r.rows if row["step"] > 0 and "loss_scale" in row]
@@ -79,48 +84,71 @@ def _text(value):
 
 
 def write_runs_csv(path, results) -> None:
-    """drift.csv: one row per (configuration, seed, step); blank where a value does not apply."""
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(RUN_COLUMNS)
-        for result in results:
-            for row in result.rows:
-                writer.writerow([_text(row.get(column, math.nan)) for column in RUN_COLUMNS])
+    """drift.csv: one row per (configuration, seed, step); blank where a value does not apply.
+    Written atomically."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(RUN_COLUMNS)
+    for result in results:
+        for row in result.rows:
+            writer.writerow([_text(row.get(column, math.nan)) for column in RUN_COLUMNS])
+    write_text(path, buffer.getvalue())
 
 
 def write_summary_csv(path, rows) -> None:
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(SUMMARY_COLUMNS + ("note",))
-        for row in rows:
-            writer.writerow([_text(row.get(column, "")) for column in SUMMARY_COLUMNS + ("note",)])
+    """summary.csv: one row per configuration, the columns of SUMMARY_COLUMNS and a note.
+    Written atomically."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(SUMMARY_COLUMNS + ("note",))
+    for row in rows:
+        writer.writerow([_text(row.get(column, "")) for column in SUMMARY_COLUMNS + ("note",)])
+    write_text(path, buffer.getvalue())
+
+
+# What each column of the printed table means, from the definitions above and in counters.py.
+TABLE_LEGEND = """\
+final loss: the evaluation loss at the last step, mean over the seeds that did not diverge; std: its
+  sample standard deviation over those seeds.
+delta vs fp32: final loss minus FP32's (mean over seeds); in brackets the standard deviation of the
+  per-seed difference (same weights and batches per seed, so it is much smaller than std).
+diverged: seeds whose loss or weights became non-finite (they stop there and are left out of the loss).
+The counters are means over every step of every seed:
+  grad underflow: of the nonzero gradient values rounded in the backward pass, the share rounded to 0;
+  saturated: of all values rounded in a step, the share with |x| above the format's max (results +-max,
+    +-Inf or NaN);
+  updates cancelled: of the weights with a nonzero gradient, the share whose stored value did not change;
+  loss scale: the factor S the loss was multiplied by before the backward pass (1: no loss scaling;
+    dynamic scaling halves S on overflow and doubles it after 100 clean steps);
+  non-finite steps: steps per run whose gradients were not all finite (with loss scaling they are
+    skipped), mean over seeds: 6.3 means about 6 of each run's steps were thrown away."""
 
 
 def format_table(rows) -> str:
-    """The printed summary table."""
+    """The printed summary table, with the meaning of its columns below it."""
     header = ("config", "final loss", "std", "delta vs fp32 (paired std)", "diverged", "grad underflow", "saturated",
               "updates cancelled", "loss scale", "non-finite steps")
     lines = []
     for row in rows:
         if row.get("note") and not row["seeds"]:
-            lines.append((row["config"], "unavailable", "", "", "", "", "", "", "", ""))
+            lines.append((row["config"], "-", "-", "-", "-", "-", "-", "-", "-", "-"))
             continue
-        lines.append((row["config"], f"{row['final_loss_mean']:.4f}", f"{row['final_loss_std']:.4f}",
-                      f"{row['delta_vs_fp32']:+.4f} ({row['delta_vs_fp32_std']:.4f})",
+        lines.append((row["config"], _decimal(row["final_loss_mean"], ".4f"), _decimal(row["final_loss_std"], ".4f"),
+                      f"{_decimal(row['delta_vs_fp32'], '+.4f')} ({_decimal(row['delta_vs_fp32_std'], '.4f')})",
                       f"{row['diverged']}/{row['seeds']}",
                       f"{100 * row['grad_underflow_mean']:.3f}%", f"{100 * row['saturated_mean']:.4f}%",
                       f"{100 * row['update_cancelled_mean']:.1f}%", f"{row['loss_scale_mean']:.4g}",
                       f"{row['nonfinite_steps_mean']:.1f}"))
-    widths = [max(len(str(line[i])) for line in [header] + lines) for i in range(len(header))]
-    text = [" | ".join(str(cell).ljust(width) for cell, width in zip(header, widths))]
-    text.append("-+-".join("-" * width for width in widths))
-    text += [" | ".join(str(cell).ljust(width) for cell, width in zip(line, widths)) for line in lines]
     notes = [f"{row['config']}: {row['note']}" for row in rows if row.get("note")]
-    return "\n".join(text + notes)
+    return "\n".join([render_table(header, lines, right=range(1, len(header)))] + notes + ["", TABLE_LEGEND])
+
+
+def _decimal(value, spec) -> str:
+    return "-" if isinstance(value, float) and math.isnan(value) else format(value, spec)
 
 
 def write_outputs(directory, results, rows) -> dict:
-    """Write drift.csv and summary.csv into ``directory``; return their paths."""
+    """Write drift.csv and summary.csv into ``directory`` (atomically); return their paths."""
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = {"drift": directory / "drift.csv", "summary": directory / "summary.csv"}
