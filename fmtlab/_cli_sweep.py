@@ -19,7 +19,7 @@ import pathlib
 import sys
 import time
 
-from ._cli_args import non_negative_int, positive_float, positive_int, split_list
+from ._cli_args import non_negative_int, positive_float, positive_int, report_stop, split_list
 from ._files import write_text
 
 __all__ = ["DEFAULT_OUT", "configure", "run", "available_memory", "check_synthetic_memory"]
@@ -207,11 +207,7 @@ def run(args) -> int:
         stopped.partial.to_csv(out / "sweep.csv")
         write_text(out / "summary.txt", stopped.partial.summary_table() + "\n\n" + SUMMARY_LEGEND + "\n")
         kept = f"{len(stopped.partial)} of {stopped.planned} results finished and were written to {out}/"
-        if isinstance(stopped, Interrupted):
-            print(f"fmtlab sweep: interrupted: {kept}", file=sys.stderr)
-            return 130
-        print(f"fmtlab sweep: error: {stopped}; {kept}", file=sys.stderr)
-        return 1
+        return report_stop("sweep", stopped, kept)
     display.close()
 
     csv_path = out / "sweep.csv"

@@ -10,10 +10,9 @@ the finished results are written, and the status is 1.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
-from ._cli_args import non_negative_int, positive_float, positive_int, split_list
+from ._cli_args import non_negative_int, positive_float, positive_int, report_stop, split_list
 from ._files import write_text
 
 __all__ = ["DEFAULT_OUT", "configure", "run"]
@@ -87,11 +86,7 @@ def run(args) -> int:
         stopped.partial.to_csv(out / "sweep_mma.csv")  # what finished; no plot (it takes seconds)
         write_text(out / "summary.txt", stopped.partial.summary_table() + "\n")
         kept = f"{len(stopped.partial)} of {stopped.planned} results finished and were written to {out}/"
-        if isinstance(stopped, Interrupted):
-            print(f"fmtlab sweep-mma: interrupted: {kept}", file=sys.stderr)
-            return 130
-        print(f"fmtlab sweep-mma: error: {stopped}; {kept}", file=sys.stderr)
-        return 1
+        return report_stop("sweep-mma", stopped, kept)
     display.close()
     csv_path = out / "sweep_mma.csv"
     result.to_csv(csv_path)

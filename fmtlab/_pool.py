@@ -47,6 +47,7 @@ import concurrent.futures
 import contextlib
 import multiprocessing
 import multiprocessing.connection
+import numbers
 import os
 import pickle
 import signal
@@ -56,7 +57,7 @@ import traceback
 
 from .codec import get_threads, set_threads
 
-__all__ = ["available_cpus", "plan", "run_tasks", "report_progress", "start_method", "Interrupted",
+__all__ = ["available_cpus", "check_run_arguments", "plan", "run_tasks", "report_progress", "start_method", "Interrupted",
            "WorkerDied", "INLINE_WORK"]
 
 INLINE_WORK = 1 << 22       # element evaluations below which jobs=None runs inline
@@ -77,6 +78,17 @@ def available_cpus() -> int:
 def start_method() -> str:
     """The start method of fmtlab's workers: "forkserver" where available, else "spawn"."""
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def check_run_arguments(seed, jobs, executor) -> None:
+    """Check the arguments every parallel entry point (fl.sweep, fl.sweep_mma) shares: ``seed`` a
+    non-negative int, ``jobs`` None or a positive int, ``executor`` None or an Executor."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed={seed!r} is not allowed: a non-negative int")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, numbers.Integral) or jobs < 1):
+        raise ValueError(f"jobs={jobs!r} is not allowed: a positive int, or None for every available CPU")
+    if executor is not None and not isinstance(executor, concurrent.futures.Executor):
+        raise TypeError(f"executor={executor!r} is not allowed: a concurrent.futures.Executor or None")
 
 
 def plan(executor, jobs, work):

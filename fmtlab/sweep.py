@@ -62,14 +62,12 @@ Worker processes re-import the main module; scripts must guard their entry point
 """
 from __future__ import annotations
 
-import concurrent.futures
 import math
-import numbers
 
 import numpy as np
 
 from ._parse import parse_biases, parse_formats, parse_roundings
-from ._pool import Interrupted, WorkerDied, plan, run_tasks
+from ._pool import Interrupted, WorkerDied, check_run_arguments, plan, run_tasks
 from ._records import SweepRecord, SweepResult
 from .codec import quantize, set_threads
 from .formats import Format, TESLA_BIAS_RANGE, amax_bias, format_spec, is_configurable
@@ -151,12 +149,7 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
     fmts = parse_formats(formats)
     bias_choice = parse_biases(biases)
     modes = parse_roundings(roundings)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed={seed!r} is not allowed: a non-negative int")
-    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, numbers.Integral) or jobs < 1):
-        raise ValueError(f"jobs={jobs!r} is not allowed: a positive int, or None for every available CPU")
-    if executor is not None and not isinstance(executor, concurrent.futures.Executor):
-        raise TypeError(f"executor={executor!r} is not allowed: a concurrent.futures.Executor or None")
+    check_run_arguments(seed, jobs, executor)
 
     # Groups: one per (tensor, format spec, rounding), each with the biases to evaluate.
     amaxes = {name: _finite_amax(array) for name, array in tensors.items()}

@@ -4,7 +4,6 @@ See :func:`sweep_mma` for the definitions and docs/sweep.md for the command line
 """
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import math
 import numbers
@@ -12,7 +11,7 @@ import numbers
 import numpy as np
 
 from ._parse import parse_mma_model, split_model_list
-from ._pool import Interrupted, WorkerDied, plan, run_tasks
+from ._pool import Interrupted, WorkerDied, check_run_arguments, plan, run_tasks
 from ._records import RecordList
 from ._table import render_table
 from .codec import quantize, set_threads
@@ -167,12 +166,7 @@ def sweep_mma(models=None, ks=None, distributions=None, *, m=16, n=16, scale=1.0
     for argument, value in (("m", m), ("n", n)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= 4096:
             raise ValueError(f"{argument}={value!r} is not allowed: an int from 1 to 4096")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed={seed!r} is not allowed: a non-negative int")
-    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, numbers.Integral) or jobs < 1):
-        raise ValueError(f"jobs={jobs!r} is not allowed: a positive int, or None for every available CPU")
-    if executor is not None and not isinstance(executor, concurrent.futures.Executor):
-        raise TypeError(f"executor={executor!r} is not allowed: a concurrent.futures.Executor or None")
+    check_run_arguments(seed, jobs, executor)
 
     keys, arguments = [], []
     for label, model in resolved:

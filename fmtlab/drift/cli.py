@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 import time
 
-from .._cli_args import positive_int
+from .._cli_args import positive_int, report_stop
 from . import CONFIG_NAMES, TASK_NAMES
 
 __all__ = ["DEFAULT_OUT", "configure", "run"]
@@ -82,11 +82,7 @@ def run(args) -> int:
         write_outputs(out, stopped.partial, summarize(stopped.partial, config_names))
         kept = (f"{len(stopped.partial)} of {stopped.planned} runs finished and were written to {out}/ "
                 "(drift.csv, summary.csv)")
-        if isinstance(stopped, Interrupted):
-            print(f"fmtlab drift: interrupted: {kept}", file=sys.stderr)
-            return 130
-        print(f"fmtlab drift: error: {stopped}; {kept}", file=sys.stderr)
-        return 1
+        return report_stop("drift", stopped, kept)
     display.close()
     rows = summarize(results, config_names)
     write_outputs(out, results, rows)
