@@ -248,8 +248,9 @@ int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, i
     /* Below half the smallest positive value every nearest mode gives zero, and below the
      * smallest positive value toward_zero does (strictly below: a tie at half goes to zero
      * only under nearest_even, so the nearest threshold is exclusive of it).  Formats that
-     * flush (subnormals = none) keep the exact path, whose flush is exact. */
-    if (p->subnormals != FL_SUBNORMALS_NONE) {
+     * flush (subnormals = none) keep the exact path, whose flush is exact; formats without
+     * zero (subnormals = normal) have no such inputs. */
+    if (p->subnormals != FL_SUBNORMALS_NONE && p->has_zero) {
         int smallest_exponent = p->subnormals == FL_SUBNORMALS_TESLA ? -p->bias - m : p->emin - m;
         if (m == 0)
             smallest_exponent = p->emin;
@@ -259,7 +260,13 @@ int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, i
             memcpy(&fast->zero_below_toward_zero, &smallest, sizeof smallest);
         }
     }
-    fast->saturating = rounding->saturate || p->specials == FL_SPECIALS_FINITE;
+    /* every overflow of an in-range input gives +-max: saturate=True, P3109's SatFinite and
+     * SatPropagate, SatNone in a format without Inf, and the finite formats' own rule;
+     * otherwise overflows are flagged for encode_one, which knows the direction rules */
+    const int saturation = rounding->saturate;
+    fast->saturating = saturation == FL_SATURATE_ON || saturation == FL_SATURATE_SAT_FINITE ||
+                       saturation == FL_SATURATE_SAT_PROPAGATE || (saturation == FL_SATURATE_SAT_NONE && !p->has_inf) ||
+                       (saturation == FL_SATURATE_OFF && p->specials == FL_SPECIALS_FINITE);
     fast->seed = rounding->seed;
     fast->sr_bits = rounding->sr_bits;
     switch (out_kind) {

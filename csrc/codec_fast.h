@@ -52,7 +52,7 @@ struct prepared_fast_f32 {
     int subnormals;
     float subnormal_scale_1, subnormal_scale_2;
     /* the rounding */
-    int32_t saturating;       /* every overflow gives max (saturate=True or a finite format) */
+    int32_t saturating;       /* every overflow gives max (saturate=True, SatFinite, SatPropagate, ...) */
     uint64_t seed;
     int sr_bits;
     /* the kernels compiled for this call's rounding mode and output kind */

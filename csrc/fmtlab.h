@@ -40,20 +40,41 @@ enum fl_status {
     FL_ERROR_SR_BITS = -3,        /* fl_rounding.sr_bits outside 0..32 */
     FL_ERROR_CODE_BYTES = -4,     /* code_bytes is not 1, 2 or 4 */
     FL_ERROR_MMA_MODEL = -5,      /* fl_mma_model or the matrix sizes out of range */
-    FL_ERROR_OUT_OF_MEMORY = -6   /* a work buffer could not be allocated */
+    FL_ERROR_OUT_OF_MEMORY = -6,  /* a work buffer could not be allocated */
+    FL_ERROR_SATURATION = -7      /* fl_rounding.saturate is not an enum fl_saturation */
 };
 
 enum fl_specials_policy {
     FL_SPECIALS_IEEE = 0,    /* Inf = E all ones, M = 0; NaN = E all ones, M != 0 */
     FL_SPECIALS_FN = 1,      /* no Inf; NaN = every field all ones */
     FL_SPECIALS_FNUZ = 2,    /* no Inf, no -0; NaN = the negative-zero code */
-    FL_SPECIALS_FINITE = 3   /* every code is a finite number */
+    FL_SPECIALS_FINITE = 3,  /* every code is a finite number */
+    FL_SPECIALS_P3109 = 4    /* IEEE P3109 extended domain, no -0: signed: NaN = the negative-zero
+                                code, +-Inf = every magnitude bit set; unsigned: NaN = every bit
+                                set, +Inf = the code below it */
 };
 
 enum fl_subnormals_policy {
     FL_SUBNORMALS_IEEE = 0,  /* E = 0: 2^(1 - bias) * 0.M */
     FL_SUBNORMALS_TESLA = 1, /* E = 0: 2^(-bias) * 0.M, leaves a gap below min_normal */
-    FL_SUBNORMALS_NONE = 2   /* E = 0, M != 0 decodes to zero; tiny results flush to zero */
+    FL_SUBNORMALS_NONE = 2,  /* E = 0, M != 0 decodes to zero; tiny results flush to zero */
+    FL_SUBNORMALS_NORMAL = 3 /* E = 0 is a normal binade, 2^(-bias) * 1.M: no subnormals and
+                                no zero (E8M0); not with FL_SPECIALS_FNUZ, nor signed P3109 */
+};
+
+/*
+ * What happens to a rounded value beyond the finite range, and to +-Inf inputs
+ * (docs/formats.md section 4).  OFF and ON are fmtlab's saturate=None/False and True; the
+ * other three are the saturation modes of the IEEE P3109 interim report v4.0, section 4.7.5
+ * (omega-Saturate), applied with Domain = Extended iff the format has an Inf.
+ */
+enum fl_saturation {
+    FL_SATURATE_OFF = 0,           /* the format's own rule: Inf, NaN or max by rounding direction */
+    FL_SATURATE_ON = 1,            /* every finite overflow gives +-max; +-Inf inputs keep their Inf
+                                      where the format has one, else give +-max */
+    FL_SATURATE_SAT_FINITE = 2,    /* P3109 SatFinite: every result clamped to [min, max], Inf too */
+    FL_SATURATE_SAT_PROPAGATE = 3, /* P3109 SatPropagate: finite results clamped, Inf kept */
+    FL_SATURATE_SAT_NONE = 4       /* P3109 SatNone: Inf, NaN or the extreme by rounding direction */
 };
 
 enum fl_rounding_mode {
@@ -77,16 +98,19 @@ typedef struct fl_format {
 
 typedef struct fl_rounding {
     int mode;         /* enum fl_rounding_mode */
-    int saturate;     /* 1: every overflow gives +-max */
+    int saturate;     /* enum fl_saturation (0: the format's own rule, 1: every overflow gives +-max) */
     uint64_t seed;    /* stochastic rounding: key of the counter-based generator */
     int sr_bits;      /* stochastic rounding: 1..32 random bits, 0 = exact probability */
 } fl_rounding;
 
 /* Counts that mirror the Tesla whitepaper's exception flags. */
 typedef struct fl_stats {
-    int64_t invalid;    /* NaN input, or a negative nonzero input to an unsigned format */
-    int64_t overflow;   /* result would exceed max (also when saturated or given +-Inf / NaN) */
-    int64_t underflow;  /* nonzero finite input whose result is zero */
+    int64_t invalid;    /* NaN input, a negative nonzero input to an unsigned format whose result is
+                           NaN, or a zero input to a format without zero */
+    int64_t overflow;   /* result would exceed max (also when saturated or given +-Inf / NaN), or an
+                           unsigned format's negative input clamped to its smallest value */
+    int64_t underflow;  /* nonzero finite input whose result is zero, or (a format without zero)
+                           whose magnitude is below the smallest value */
     int64_t denormal;   /* result is a subnormal code */
     int64_t inexact;    /* finite input whose result differs from it */
 } fl_stats;
@@ -96,8 +120,8 @@ typedef struct fl_stats {
  * (1, 2 or 4) bytes per element.  index_offset is the global index of x[0]:
  * the stochastic generator is keyed by (seed, index), so results do not
  * depend on how an array is split into calls or threads.
- * Return FL_OK, FL_ERROR_FORMAT, FL_ERROR_ROUNDING_MODE, FL_ERROR_SR_BITS or
- * FL_ERROR_CODE_BYTES (enum fl_status).
+ * Return FL_OK, FL_ERROR_FORMAT, FL_ERROR_ROUNDING_MODE, FL_ERROR_SR_BITS,
+ * FL_ERROR_SATURATION or FL_ERROR_CODE_BYTES (enum fl_status).
  */
 int fl_encode_f32(const float *x, int64_t n, const fl_format *format,
                   const fl_rounding *rounding, void *codes, int code_bytes,

@@ -8,39 +8,66 @@ int fl_prepare_format(const fl_format *format, prepared_format *p)
 {
     int e = format->exp_bits, m = format->man_bits;
     if (e < 1 || m < 0 || e + m + (format->is_signed ? 1 : 0) > 32 || format->specials < 0 ||
-        format->specials > 3 || format->subnormals < 0 || format->subnormals > 2)
+        format->specials > FL_SPECIALS_P3109 || format->subnormals < 0 || format->subnormals > FL_SUBNORMALS_NORMAL)
         return FL_ERROR_FORMAT;
     if (format->specials == FL_SPECIALS_IEEE && (m == 0 || e < 2))
+        return FL_ERROR_FORMAT;
+    /* P3109 needs a zero, a finite nonzero value and an Inf below its NaN: two magnitude bits */
+    if (format->specials == FL_SPECIALS_P3109 && e + m < 2)
+        return FL_ERROR_FORMAT;
+    /* without zero there is no negative-zero code to be the NaN */
+    if (format->subnormals == FL_SUBNORMALS_NORMAL &&
+        (format->specials == FL_SPECIALS_FNUZ || (format->specials == FL_SPECIALS_P3109 && format->is_signed)))
         return FL_ERROR_FORMAT;
     memset(p, 0, sizeof *p);
     p->man_bits = m;
     p->bias = format->bias;
-    p->emin = 1 - format->bias;
+    p->has_zero = format->subnormals != FL_SUBNORMALS_NORMAL;
+    p->emin = (p->has_zero ? 1 : 0) - format->bias;
     p->is_signed = format->is_signed ? 1 : 0;
     p->specials = format->specials;
     p->subnormals = format->subnormals;
     p->magnitude_mask = (uint32_t)((1ULL << (e + m)) - 1);
     p->exponent_all_ones = (uint32_t)((1ULL << e) - 1);
     p->sign_bit = p->is_signed ? (uint32_t)(1ULL << (e + m)) : 0;
+    p->has_nan = p->specials != FL_SPECIALS_FINITE;
     switch (p->specials) {
-    case FL_SPECIALS_IEEE:
+    case FL_SPECIALS_IEEE: {
+        uint32_t quiet = (p->exponent_all_ones << m) | (1u << (m - 1));
         p->max_code = ((int64_t)p->exponent_all_ones << m) - 1;
-        p->nan_magnitude = (p->exponent_all_ones << m) | (1u << (m - 1));
+        p->nan_positive = quiet;
+        p->nan_negative = quiet | p->sign_bit;
+        p->has_inf = 1;
+        p->inf_magnitude = p->exponent_all_ones << m;
         break;
+    }
     case FL_SPECIALS_FN:
         p->max_code = (int64_t)p->magnitude_mask - 1;
-        p->nan_magnitude = p->magnitude_mask;
+        p->nan_positive = p->magnitude_mask;
+        p->nan_negative = p->magnitude_mask | p->sign_bit;
         break;
     case FL_SPECIALS_FNUZ:
         p->max_code = p->magnitude_mask;
-        p->nan_magnitude = 0; /* with the sign bit: the negative-zero code */
+        p->nan_positive = p->nan_negative = p->sign_bit; /* the negative-zero code */
+        break;
+    case FL_SPECIALS_P3109:
+        p->has_inf = 1;
+        if (p->is_signed) { /* NaN = 2^(K-1), +Inf = 2^(K-1) - 1, -Inf = 2^K - 1 (report section 4.7.2) */
+            p->max_code = (int64_t)p->magnitude_mask - 1;
+            p->nan_positive = p->nan_negative = p->sign_bit;
+            p->inf_magnitude = p->magnitude_mask;
+        } else { /* NaN = 2^K - 1, +Inf = 2^K - 2 */
+            p->max_code = (int64_t)p->magnitude_mask - 2;
+            p->nan_positive = p->nan_negative = p->magnitude_mask;
+            p->inf_magnitude = p->magnitude_mask - 1;
+        }
         break;
     default:
         p->max_code = p->magnitude_mask;
-        p->nan_magnitude = 0;
         break;
     }
-    p->has_negative_zero = p->is_signed && p->specials != FL_SPECIALS_FNUZ;
+    p->has_negative_zero = p->is_signed && p->has_zero && p->specials != FL_SPECIALS_FNUZ &&
+                           p->specials != FL_SPECIALS_P3109;
     p->min_normal = ldexp(1.0, p->emin);
     if (p->subnormals == FL_SUBNORMALS_TESLA) {
         p->subnormal_scale = ldexp(1.0, -p->bias - m);
@@ -57,5 +84,7 @@ int fl_check_rounding(const fl_rounding *rounding)
         return FL_ERROR_ROUNDING_MODE;
     if (rounding->sr_bits < 0 || rounding->sr_bits > 32)
         return FL_ERROR_SR_BITS;
+    if (rounding->saturate < FL_SATURATE_OFF || rounding->saturate > FL_SATURATE_SAT_NONE)
+        return FL_ERROR_SATURATION;
     return FL_OK;
 }

@@ -39,7 +39,7 @@
 typedef struct prepared_format {
     int man_bits;
     int bias;
-    int emin;                 /* 1 - bias */
+    int emin;                 /* exponent of the smallest normal: 1 - bias (-bias without zero) */
     int is_signed;
     int specials;
     int subnormals;
@@ -47,7 +47,12 @@ typedef struct prepared_format {
     uint32_t sign_bit;        /* 0 for unsigned formats */
     uint32_t magnitude_mask;
     uint32_t exponent_all_ones;
-    uint32_t nan_magnitude;   /* canonical NaN code without its sign */
+    uint32_t nan_positive;    /* the NaN code written for a NaN of positive sign ... */
+    uint32_t nan_negative;    /* ... and of negative sign (equal where the NaN has no sign) */
+    int has_nan;
+    int has_inf;
+    uint32_t inf_magnitude;   /* code of +Inf (with the sign bit: -Inf) where has_inf */
+    int has_zero;             /* 0 for subnormals = FL_SUBNORMALS_NORMAL: code 0 is the smallest value */
     int has_negative_zero;
     double subnormal_scale;   /* value of the subnormal code 1 */
     double tesla_max_subnormal;
@@ -56,7 +61,7 @@ typedef struct prepared_format {
 
 /* Check *format and derive the constants above; FL_OK or FL_ERROR_FORMAT. */
 int fl_prepare_format(const fl_format *format, prepared_format *p);
-/* FL_OK, FL_ERROR_ROUNDING_MODE or FL_ERROR_SR_BITS. */
+/* FL_OK, FL_ERROR_ROUNDING_MODE, FL_ERROR_SR_BITS or FL_ERROR_SATURATION. */
 int fl_check_rounding(const fl_rounding *rounding);
 
 /* ---- the stochastic decision -------------------------------------------------
@@ -116,14 +121,54 @@ typedef struct local_stats {
 
 static inline uint32_t nan_code(const prepared_format *p, int negative)
 {
-    if (p->specials == FL_SPECIALS_FNUZ)
-        return p->sign_bit;
-    return p->nan_magnitude | (negative ? p->sign_bit : 0);
+    return negative ? p->nan_negative : p->nan_positive;
 }
 
 static inline uint32_t zero_code(const prepared_format *p, int negative)
 {
     return (negative && p->has_negative_zero) ? p->sign_bit : 0;
+}
+
+/* Whether an overflow under *rounding ends at +-max rather than at Inf or NaN ("toward_max");
+ * away is the rounding's decision (stochastic).  For P3109's SatNone (section 4.7.5) the rule
+ * is the report's table: toward zero, or the directed mode pointing back into the range,
+ * unsigned extended formats under ToOdd, and every format without an Inf. */
+static inline int overflow_to_max(const prepared_format *p, const fl_rounding *rounding, int negative, int away)
+{
+    const int mode = rounding->mode;
+    switch (rounding->saturate) {
+    case FL_SATURATE_OFF:
+        return p->specials == FL_SPECIALS_FINITE || mode == FL_ROUND_ODD || mode == FL_ROUND_TOWARD_ZERO ||
+               (mode == FL_ROUND_UP && negative) || (mode == FL_ROUND_DOWN && !negative) ||
+               (mode == FL_ROUND_STOCHASTIC && !away);
+    case FL_SATURATE_SAT_NONE:
+        return !p->has_inf || mode == FL_ROUND_TOWARD_ZERO || (negative ? mode == FL_ROUND_UP : mode == FL_ROUND_DOWN) ||
+               (!negative && mode == FL_ROUND_ODD && !p->is_signed);
+    default: /* ON, SatFinite, SatPropagate */
+        return 1;
+    }
+}
+
+/* A negative input to an unsigned format under a P3109 saturation mode, after rounding: a
+ * result of zero stays zero (rounded_to_zero); below the range (M lo, the value of code 0) it
+ * is clamped there, except under SatNone where only toward_zero and up clamp and the other
+ * modes give NaN (report section 4.7.5; a format without NaN gives code 0 there too). */
+static inline uint32_t unsigned_negative_result(const prepared_format *p, const fl_rounding *rounding,
+                                                int rounded_to_zero, local_stats *stats)
+{
+    if (rounded_to_zero) {
+        stats->underflow++;
+        stats->inexact++;
+        return 0;
+    }
+    if (rounding->saturate == FL_SATURATE_SAT_NONE && rounding->mode != FL_ROUND_TOWARD_ZERO &&
+        rounding->mode != FL_ROUND_UP) {
+        stats->invalid++;
+        return p->has_nan ? nan_code(p, 0) : 0u;
+    }
+    stats->overflow++;
+    stats->inexact++;
+    return 0;
 }
 
 static inline uint32_t encode_one(double x, const prepared_format *p, const fl_rounding *rounding,
@@ -134,6 +179,8 @@ static inline uint32_t encode_one(double x, const prepared_format *p, const fl_r
     int negative = (int)(bits >> 63);
     uint64_t magnitude_bits = bits & 0x7FFFFFFFFFFFFFFFULL;
     uint32_t sign = p->sign_bit & (0u - (uint32_t)negative);
+    /* the P3109 saturation modes decide negative inputs to unsigned formats themselves */
+    const int p3109_saturation = rounding->saturate >= FL_SATURATE_SAT_FINITE;
 
     if (magnitude_bits > 0x7FF0000000000000ULL) { /* NaN */
         stats->invalid++;
@@ -141,20 +188,39 @@ static inline uint32_t encode_one(double x, const prepared_format *p, const fl_r
             return (uint32_t)p->max_code; /* a NaN's sign means nothing: +max */
         return nan_code(p, negative && p->is_signed);
     }
-    if (negative && !p->is_signed && magnitude_bits != 0) {
+    if (negative && !p->is_signed && magnitude_bits != 0 && !p3109_saturation) {
         stats->invalid++;
         return p->specials == FL_SPECIALS_FINITE ? 0u : nan_code(p, 0);
     }
     if (magnitude_bits == 0x7FF0000000000000ULL) { /* +-Inf */
-        if (p->specials == FL_SPECIALS_IEEE)
-            return sign | (p->exponent_all_ones << p->man_bits);
+        if (p3109_saturation) {
+            if (negative && !p->is_signed) { /* -Inf below an unsigned range: M lo, or NaN (SatNone) */
+                if (rounding->saturate == FL_SATURATE_SAT_NONE) {
+                    stats->invalid++;
+                    return p->has_nan ? nan_code(p, 0) : 0u;
+                }
+                stats->overflow++;
+                return 0;
+            }
+            if (rounding->saturate != FL_SATURATE_SAT_FINITE && p->has_inf)
+                return sign | p->inf_magnitude;
+            stats->overflow++;
+            return sign | (uint32_t)p->max_code;
+        }
+        if (p->has_inf)
+            return sign | p->inf_magnitude;
         stats->overflow++;
-        if (p->specials == FL_SPECIALS_FINITE || rounding->saturate)
+        if (p->specials == FL_SPECIALS_FINITE || rounding->saturate == FL_SATURATE_ON)
             return sign | (uint32_t)p->max_code;
         return nan_code(p, negative);
     }
-    if (magnitude_bits == 0)
-        return zero_code(p, negative);
+    if (magnitude_bits == 0) {
+        if (p->has_zero)
+            return zero_code(p, negative);
+        /* a format without zero (E8M0): zero has no code, in every mode (ml_dtypes: NaN) */
+        stats->invalid++;
+        return p->has_nan ? nan_code(p, 0) : 0u;
+    }
 
     /* |x| = significand * 2^lsb_exponent; exponent = floor(log2 |x|). */
     int raw_exponent = (int)(magnitude_bits >> 52);
@@ -173,14 +239,22 @@ static inline uint32_t encode_one(double x, const prepared_format *p, const fl_r
     const int m = p->man_bits;
     const int mode = rounding->mode;
     if (exponent < p->emin && p->subnormals == FL_SUBNORMALS_NONE) {
+        if (negative && !p->is_signed)
+            return unsigned_negative_result(p, rounding, 1, stats);
         stats->underflow++;
         stats->inexact++;
         return zero_code(p, negative);
     }
 
     int64_t lo_code;
-    int away = 0, inexact = 0;
-    if (exponent < p->emin && p->subnormals == FL_SUBNORMALS_TESLA && x * (negative ? -1.0 : 1.0) >= p->tesla_max_subnormal) {
+    int away = 0, inexact = 0, below_smallest = 0;
+    if (exponent < p->emin && p->subnormals == FL_SUBNORMALS_NORMAL) {
+        /* Below the smallest value of a format without zero: nothing lies between it and zero,
+         * so every mode gives the smallest magnitude, code 0 (ml_dtypes' E8M0 cast does). */
+        lo_code = 0;
+        inexact = 1;
+        below_smallest = 1;
+    } else if (exponent < p->emin && p->subnormals == FL_SUBNORMALS_TESLA && x * (negative ? -1.0 : 1.0) >= p->tesla_max_subnormal) {
         /* The Tesla gap: lo = largest subnormal, hi = min_normal, spacing not a power of two. */
         double absolute = negative ? -x : x;
         double distance = absolute - p->tesla_max_subnormal; /* exact: both lie within a factor 2 */
@@ -210,7 +284,9 @@ static inline uint32_t encode_one(double x, const prepared_format *p, const fl_r
         int64_t code_base;  /* lo_code = code_base + N */
         if (exponent >= p->emin) {
             grid_exponent = exponent - m;
-            code_base = ((int64_t)(exponent + p->bias - 1)) << m;
+            /* (E - 1) * 2^m with E = exponent + bias, the field; N counts the implicit bit.
+             * E = 0 (a format without zero) makes it negative: multiply, do not shift. */
+            code_base = (int64_t)(exponent + p->bias - 1) * ((int64_t)1 << m);
         } else if (p->subnormals == FL_SUBNORMALS_TESLA) {
             grid_exponent = -p->bias - m;
             code_base = 0;
@@ -257,25 +333,26 @@ static inline uint32_t encode_one(double x, const prepared_format *p, const fl_r
     }
 
     int64_t code = lo_code + away;
+    if (negative && !p->is_signed) /* reached only under a P3109 saturation mode */
+        return unsigned_negative_result(p, rounding, code == 0 && p->has_zero, stats);
     if (code > p->max_code) {
         stats->overflow++;
         stats->inexact++;
-        int to_max = rounding->saturate || p->specials == FL_SPECIALS_FINITE || mode == FL_ROUND_ODD ||
-                     mode == FL_ROUND_TOWARD_ZERO || (mode == FL_ROUND_UP && negative) ||
-                     (mode == FL_ROUND_DOWN && !negative) || (mode == FL_ROUND_STOCHASTIC && !away);
-        if (to_max)
+        if (overflow_to_max(p, rounding, negative, away))
             return sign | (uint32_t)p->max_code;
-        if (p->specials == FL_SPECIALS_IEEE)
-            return sign | (p->exponent_all_ones << m);
+        if (p->has_inf)
+            return sign | p->inf_magnitude;
         return nan_code(p, negative);
     }
     if (inexact)
         stats->inexact++;
-    if (code == 0) {
+    if (below_smallest)
+        stats->underflow++;
+    if (code == 0 && p->has_zero) {
         stats->underflow++;
         return zero_code(p, negative);
     }
-    if ((code >> m) == 0)
+    if ((code >> m) == 0 && p->has_zero)
         stats->denormal++;
     return sign | (uint32_t)code;
 }
@@ -303,10 +380,16 @@ static inline double decode_one(uint32_t code, const prepared_format *p)
         if (negative && magnitude == 0)
             return (double)NAN;
         break;
+    case FL_SPECIALS_P3109:
+        if (code == p->nan_positive)
+            return (double)NAN;
+        if (magnitude == p->inf_magnitude)
+            return negative ? -(double)INFINITY : (double)INFINITY;
+        break;
     default:
         break;
     }
-    if (exponent_field == 0) {
+    if (exponent_field == 0 && p->has_zero) {
         if (p->subnormals == FL_SUBNORMALS_NONE)
             value = 0.0;
         else

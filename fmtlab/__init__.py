@@ -4,10 +4,12 @@ Bit-exact emulation of the floating-point formats used to train neural networks
 (FP32, TF32, FP16, BF16, Tesla CFloat8/CFloat16, OCP FP8 and MX elements, custom
 formats) and of NVIDIA tensor-core multiply-accumulate, with a C core.
 """
-from .formats import (Format, format, preset_names, FP32, TF32, FP16, BF16, CFLOAT8_1_4_3,  # noqa: F401
+from .formats import (Format, preset_names, E8M0, SATURATIONS, FP32, TF32, FP16, BF16, CFLOAT8_1_4_3,  # noqa: F401
                       CFLOAT8_1_5_2, SHP, UHP, E4M3FN, E5M2, E4M3FNUZ, E5M2FNUZ, E4M3B11FNUZ, E4M3,
                       E3M4, E2M3FN, E3M2FN, E2M1FN, ROUNDINGS)
 from .codec import encode, decode, quantize, to_ml_dtypes, Stats, set_threads, get_threads  # noqa: F401
+from .scaled import ScaledFormat, ScaledCodes, ScaledStats, scaled_format  # noqa: F401
+from .scaled import any_format as format  # noqa: F401  (fl.format: element and scaled formats by name)
 from .mma import MMAModel, mma_model, mma_models, matmul  # noqa: F401
 # Imported last and by name: the package attribute `sweep` must be the function, not the
 # submodule fmtlab.sweep (the import system binds the submodule first, this rebinds it).
@@ -18,6 +20,7 @@ __version__ = "0.1.0"
 
 __all__ = ["Format", "format", "preset_names", "ROUNDINGS", "FP32", "TF32", "FP16", "BF16", "CFLOAT8_1_4_3",
            "CFLOAT8_1_5_2", "SHP", "UHP", "E4M3FN", "E5M2", "E4M3FNUZ", "E5M2FNUZ", "E4M3B11FNUZ", "E4M3", "E3M4",
-           "E2M3FN", "E3M2FN", "E2M1FN", "encode", "decode", "quantize", "to_ml_dtypes", "Stats", "set_threads",
-           "get_threads", "MMAModel", "mma_model", "mma_models", "matmul", "sweep", "sweep_mma", "__version__"]
+           "E2M3FN", "E3M2FN", "E2M1FN", "E8M0", "SATURATIONS", "encode", "decode", "quantize", "to_ml_dtypes", "Stats", "set_threads",
+           "get_threads", "ScaledFormat", "ScaledCodes", "ScaledStats", "scaled_format", "MMAModel", "mma_model",
+           "mma_models", "matmul", "sweep", "sweep_mma", "__version__"]
 

@@ -6,7 +6,8 @@ Every other module reaches the C core through this one:
   cffi; the cdef is csrc/fmtlab.h between its CDEF markers);
 * the enum values, read from the header through cffi (``lib.FL_ROUND_NEAREST_EVEN`` ...),
   never typed out again in Python: :data:`ROUNDING_CODES`, :data:`SPECIALS_CODES`,
-  :data:`SUBNORMALS_CODES`, :data:`C_ADDITION_CODES`, :data:`SUMMATION_CODES`;
+  :data:`SUBNORMALS_CODES`, :data:`SATURATION_CODES`, :data:`C_ADDITION_CODES`,
+  :data:`SUMMATION_CODES`;
 * :class:`RoundingRequest` -- a rounding mode, saturation, seed and ``sr_bits``, checked
   once -- and the conversions of a Format, a rounding request and an MMA model to their C
   structs (:func:`c_format`, :func:`c_rounding`, :func:`c_mma_model`);
@@ -21,7 +22,7 @@ import numbers
 
 import numpy as np
 
-from .formats import ROUNDINGS, SPECIALS, SUBNORMALS, Format
+from .formats import ROUNDINGS, SATURATIONS, SPECIALS, SUBNORMALS, Format
 
 try:
     from ._native import ffi, lib
@@ -32,15 +33,19 @@ except ImportError as error:  # pragma: no cover - exercised only on a broken in
         "a C compiler and cffi are needed), or for a checkout `python build_native.py`."
     ) from error
 
-__all__ = ["ffi", "lib", "ROUNDING_CODES", "SPECIALS_CODES", "SUBNORMALS_CODES", "C_ADDITION_CODES",
-           "SUMMATION_CODES", "RoundingRequest", "rounding_request", "c_format", "c_rounding", "c_mma_model",
-           "check_status", "pointer", "float_entry", "mix64"]
+__all__ = ["ffi", "lib", "ROUNDING_CODES", "SPECIALS_CODES", "SUBNORMALS_CODES", "SATURATION_CODES",
+           "C_ADDITION_CODES", "SUMMATION_CODES", "RoundingRequest", "rounding_request", "saturation_name",
+           "c_format", "c_rounding", "c_mma_model", "check_status", "pointer", "float_entry", "mix64"]
 
 # The header's enum constants are named after the Python names (FL_ROUND_NEAREST_EVEN for
 # "nearest_even", ...), so a mode added on one side only fails here, at import.
 ROUNDING_CODES = {name: getattr(lib, f"FL_ROUND_{name.upper()}") for name in ROUNDINGS}
 SPECIALS_CODES = {name: getattr(lib, f"FL_SPECIALS_{name.upper()}") for name in SPECIALS}
 SUBNORMALS_CODES = {name: getattr(lib, f"FL_SUBNORMALS_{name.upper()}") for name in SUBNORMALS}
+# saturate=: False (None) and True are FL_SATURATE_OFF and _ON; the P3109 modes by their names
+# ("sat_finite" is FL_SATURATE_SAT_FINITE, ...).
+SATURATION_CODES = {False: lib.FL_SATURATE_OFF, True: lib.FL_SATURATE_ON,
+                    **{name: getattr(lib, f"FL_SATURATE_{name.upper()}") for name in SATURATIONS}}
 C_ADDITION_CODES = {"fused": lib.FL_MMA_C_FUSED, "separate": lib.FL_MMA_C_SEPARATE}
 SUMMATION_CODES = {"block_fma": lib.FL_MMA_SUM_BLOCK_FMA, "pairwise": lib.FL_MMA_SUM_PAIRWISE}
 
@@ -52,13 +57,33 @@ _UINT64 = 1 << 64
 class RoundingRequest:
     """A checked rounding request: what the codec, fmtlab.torch and the C structs are given.
 
+    ``saturate`` is False (the caller gave None or False), True, or one of P3109's modes
+    ``"sat_finite"``, ``"sat_propagate"``, ``"sat_none"`` (:data:`fmtlab.formats.SATURATIONS`);
     ``seed`` is an int in 0..2^64-1 (a fresh one was drawn when the caller gave None for
     stochastic rounding); ``sr_bits`` is None (exact probability) or 1..32.
     """
     mode: str
-    saturate: bool
+    saturate: bool | str
     seed: int
     sr_bits: int | None
+
+
+def saturation_name(saturate) -> bool | str:
+    """``saturate`` checked: None and False give False, True gives True, a P3109 mode its name.
+
+    A TypeError names the argument, the bad value and what is allowed (with the nearest mode
+    for a misspelt one).
+    """
+    if saturate is None:
+        return False
+    if isinstance(saturate, (bool, np.bool_)):
+        return bool(saturate)
+    if isinstance(saturate, str) and saturate in SATURATIONS:
+        return saturate
+    from ._choices import did_you_mean
+    raise TypeError(f"saturate must be None, False, True or one of IEEE P3109's saturation modes "
+                    f"{', '.join(repr(name) for name in SATURATIONS)}, got {saturate!r}"
+                    f"{did_you_mean(saturate, SATURATIONS)}")
 
 
 def rounding_request(rounding="nearest_even", saturate=None, seed=None, sr_bits=None, *,
@@ -73,8 +98,7 @@ def rounding_request(rounding="nearest_even", saturate=None, seed=None, sr_bits=
     if not isinstance(rounding, str) or rounding not in ROUNDING_CODES:
         from ._choices import not_allowed
         raise ValueError(not_allowed("rounding", rounding, ", ".join(ROUNDINGS), ROUNDINGS))
-    if saturate is not None and not isinstance(saturate, (bool, np.bool_)):
-        raise TypeError(f"saturate must be None, True or False, got {saturate!r}")
+    saturate = saturation_name(saturate)
     if sr_bits is not None:
         if isinstance(sr_bits, bool) or not isinstance(sr_bits, numbers.Integral) or not 1 <= sr_bits <= 32:
             raise ValueError(f"sr_bits={sr_bits!r} is not allowed: an int from 1 to 32, or None for exact")
@@ -84,7 +108,7 @@ def rounding_request(rounding="nearest_even", saturate=None, seed=None, sr_bits=
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0]) \
             if rounding == "stochastic" and draw_seed else 0
-    return RoundingRequest(rounding, bool(saturate), int(seed) % _UINT64, sr_bits)
+    return RoundingRequest(rounding, saturate, int(seed) % _UINT64, sr_bits)
 
 
 # ---- structs ---------------------------------------------------------------------------------
@@ -105,7 +129,7 @@ def c_rounding(request: RoundingRequest):
     """The ``fl_rounding`` struct of a checked request."""
     struct = ffi.new("fl_rounding *")
     struct.mode = ROUNDING_CODES[request.mode]
-    struct.saturate = int(request.saturate)
+    struct.saturate = SATURATION_CODES[request.saturate]
     struct.seed = request.seed
     struct.sr_bits = 0 if request.sr_bits is None else request.sr_bits
     return struct

@@ -29,12 +29,13 @@ autograd and the choice between this path and the C one.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
 from . import _c
-from .formats import Format
+from .formats import SATURATIONS, Format
 
 __all__ = ["quantize", "random_word"]
 
@@ -156,18 +157,21 @@ def _tesla_gap_stochastic(distance, fmt, sr_bits, seed, index):
 
 # ---- quantize ----------------------------------------------------------------------
 
-def quantize(x: torch.Tensor, fmt: Format, rounding: str = "nearest_even", *, saturate: bool = False,
+def quantize(x: torch.Tensor, fmt: Format, rounding: str = "nearest_even", *, saturate=False,
              seed: int = 0, sr_bits: int = 0, index_offset: int = 0) -> torch.Tensor:
     """Round the float32 or float64 tensor ``x`` to ``fmt``; the result has x's dtype and device.
 
     Arguments are taken as already validated (see :func:`fmtlab.torch.quantize`):
-    ``sr_bits`` is 0 for the exact probability, ``seed`` a Python int.  Element i of
-    ``x`` (in row-major order) is element ``index_offset + i`` of the generator.
+    ``sr_bits`` is 0 for the exact probability, ``seed`` a Python int, ``saturate`` None,
+    False, True or a P3109 mode (``"sat_finite"``, ``"sat_propagate"``, ``"sat_none"``).
+    Element i of ``x`` (in row-major order) is element ``index_offset + i`` of the generator.
     """
     if x.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"x has dtype {x.dtype}: the torch codec takes float32 or float64")
     if rounding not in _c.ROUNDING_CODES:  # the branches below would read an unknown mode as stochastic
         raise ValueError(f"rounding={rounding!r} is not allowed; choose one of {', '.join(_c.ROUNDING_CODES)}")
+    saturate = _c.saturation_name(saturate)
+    p3109_saturation = saturate in SATURATIONS  # these decide unsigned formats' negative inputs themselves
     output_dtype = x.dtype
     value = x.detach().contiguous().reshape(-1).to(torch.float64)
     device = value.device
@@ -176,11 +180,14 @@ def quantize(x: torch.Tensor, fmt: Format, rounding: str = "nearest_even", *, sa
     seed = int(seed) & _UINT64_MASK
 
     m = fmt.man_bits
-    emin = 1 - fmt.bias
+    emin = fmt.emin
     max_code = fmt.max_magnitude_code
     max_value = fmt.max
     tesla = fmt.subnormals == "tesla"
+    has_zero = fmt.has_zero
     has_negative_zero = fmt.has_negative_zero
+    # the value of code 0: zero, or the smallest value of a format without zero (E8M0)
+    code_zero_value = 0.0 if has_zero else math.ldexp(1.0, emin)
 
     bits = value.view(torch.int64)
     negative = bits < 0
@@ -206,7 +213,8 @@ def quantize(x: torch.Tensor, fmt: Format, rounding: str = "nearest_even", *, sa
     normal_range = exponent >= emin
     subnormal_grid_exponent = (-fmt.bias - m) if tesla else (emin - m)
     grid_exponent = torch.where(normal_range, exponent - m, torch.full_like(exponent, subnormal_grid_exponent))
-    code_base = torch.where(normal_range, (exponent + fmt.bias - 1) << m, torch.zeros_like(exponent))
+    # (E - 1) * 2^m, E the field; negative for E = 0 in a format without zero (multiplied, not shifted)
+    code_base = torch.where(normal_range, (exponent + fmt.bias - 1) * (1 << m), torch.zeros_like(exponent))
     shift = grid_exponent - lsb_exponent
     clamped_shift = shift.clamp(min=0, max=63)
     units = torch.where(shift <= 0, significand << (-shift).clamp(min=0, max=63),
@@ -222,8 +230,8 @@ def quantize(x: torch.Tensor, fmt: Format, rounding: str = "nearest_even", *, sa
     at_half = short_shift & (remainder == half)
 
     finite_nonzero = ~(is_nan | is_inf | is_zero | flushed)
-    if not fmt.signed:
-        finite_nonzero &= ~negative
+    if not fmt.signed and not p3109_saturation:
+        finite_nonzero &= ~negative  # invalid whatever the rounding
     if rounding == "nearest_even":
         away = above_half | (at_half & ((lo_code & 1) == 1))
     elif rounding == "nearest_away":
@@ -275,6 +283,11 @@ def quantize(x: torch.Tensor, fmt: Format, rounding: str = "nearest_even", *, sa
             away = torch.where(in_gap, gap_away & gap_inexact, away)
 
     away = away & inexact
+    # Below the smallest value of a format without zero: every mode gives code 0 (csrc/round.h).
+    if not has_zero:
+        below_smallest = exponent < emin
+        lo_code = torch.where(below_smallest, torch.zeros_like(lo_code), lo_code)
+        away = away & ~below_smallest
     code = lo_code + away.to(torch.int64)
 
     # Decode the magnitude code (csrc/round.h: decode_one).
@@ -286,48 +299,87 @@ def quantize(x: torch.Tensor, fmt: Format, rounding: str = "nearest_even", *, sa
     first_step = value_exponent.clamp(min=-1022, max=1023)
     normal_value = ((mantissa + (1 << m)).to(torch.float64) * _power_of_two(first_step)
                     * _power_of_two((value_exponent - first_step).clamp(min=-1022, max=1023)))
-    magnitude = torch.where(exponent_field == 0, subnormal_value, normal_value)
-
-    overflow = code > max_code
-    if saturate or fmt.specials == "finite" or rounding in ("toward_zero", "odd"):
-        to_max = torch.ones_like(negative)
-    elif rounding == "up":
-        to_max = negative
-    elif rounding == "down":
-        to_max = ~negative
-    elif rounding == "stochastic":
-        to_max = ~away
-    else:
-        to_max = torch.zeros_like(negative)
-    # Magnitudes first; the sign goes on before NaNs, which the C core returns unsigned.
-    overflow_to_nan = overflow & ~to_max & (fmt.specials != "ieee")
-    overflow_value = torch.full_like(magnitude, max_value) if fmt.specials != "ieee" else torch.where(
-        to_max, torch.full_like(magnitude, max_value), torch.full_like(magnitude, math.inf))
-    if fmt.specials != "ieee":
-        overflow_value = torch.where(to_max, overflow_value, torch.zeros_like(magnitude))
-    magnitude = torch.where(overflow, overflow_value, magnitude)
+    magnitude = torch.where((exponent_field == 0) & has_zero, subnormal_value, normal_value)
     zero_magnitude = torch.zeros_like(magnitude)
-    magnitude = torch.where((code == 0) | is_zero | flushed, zero_magnitude, magnitude)
+    magnitude = torch.where(((code == 0) & has_zero) | flushed, zero_magnitude, magnitude)
 
-    # Special inputs.
-    result_is_nan = is_nan if fmt.specials != "finite" else torch.zeros_like(negative)
-    result_is_nan = result_is_nan | (overflow_to_nan & finite_nonzero)
-    if fmt.specials == "ieee":
-        magnitude = torch.where(is_inf, torch.full_like(magnitude, math.inf), magnitude)
-    elif fmt.specials == "finite" or saturate:
-        magnitude = torch.where(is_inf, torch.full_like(magnitude, max_value), magnitude)
+    # Overflow: +-max, or Inf / NaN, by the saturation mode and the direction (overflow_to_max).
+    overflow = code > max_code
+    if saturate is False:
+        if fmt.specials == "finite" or rounding in ("toward_zero", "odd"):
+            to_max = torch.ones_like(negative)
+        elif rounding == "up":
+            to_max = negative
+        elif rounding == "down":
+            to_max = ~negative
+        elif rounding == "stochastic":
+            to_max = ~away
+        else:
+            to_max = torch.zeros_like(negative)
+    elif saturate == "sat_none":
+        if not fmt.has_inf or rounding == "toward_zero":
+            to_max = torch.ones_like(negative)
+        elif rounding == "up":
+            to_max = negative
+        elif rounding == "down":
+            to_max = ~negative
+        elif rounding == "odd" and not fmt.signed:
+            to_max = ~negative
+        else:
+            to_max = torch.zeros_like(negative)
+    else:  # True, sat_finite, sat_propagate
+        to_max = torch.ones_like(negative)
+    beyond = math.inf if fmt.has_inf else 0.0
+    magnitude = torch.where(overflow, torch.where(to_max, torch.full_like(magnitude, max_value),
+                                                  torch.full_like(magnitude, beyond)), magnitude)
+    result_is_nan = finite_nonzero & overflow & ~to_max & (not fmt.has_inf)
+
+    # Special inputs (csrc/round.h: encode_one, before rounding).
+    full = functools.partial(torch.full_like, magnitude)
+    if has_zero:
+        magnitude = torch.where(is_zero, zero_magnitude, magnitude)
+    else:  # zero has no code: NaN, or code 0 in a format without NaN
+        magnitude = torch.where(is_zero, full(code_zero_value), magnitude)
+        if fmt.has_nan:
+            result_is_nan = result_is_nan | is_zero
+    if p3109_saturation:
+        if fmt.has_inf and saturate != "sat_finite":
+            inf_value = math.inf
+        else:
+            inf_value = max_value
+        magnitude = torch.where(is_inf, full(inf_value), magnitude)
+    elif fmt.has_inf:
+        magnitude = torch.where(is_inf, full(math.inf), magnitude)
+    elif fmt.specials == "finite" or saturate is True:
+        magnitude = torch.where(is_inf, full(max_value), magnitude)
     else:
         result_is_nan = result_is_nan | is_inf
     if fmt.specials == "finite":
-        magnitude = torch.where(is_nan, torch.full_like(magnitude, max_value), magnitude)
-    signed_result = torch.where(negative & fmt.signed & ~is_nan, -magnitude, magnitude)
+        magnitude = torch.where(is_nan, full(max_value), magnitude)
+    else:
+        result_is_nan = result_is_nan | is_nan
+    # the sign goes on everything but NaN (and a zero input of a format without zero: code 0)
+    signed_result = torch.where(negative & fmt.signed & ~is_nan & (has_zero | ~is_zero), -magnitude, magnitude)
     if not has_negative_zero:
         signed_result = torch.where(signed_result == 0, zero_magnitude, signed_result)
     if not fmt.signed:
-        invalid_negative = negative & ~is_zero & ~is_nan
-        if fmt.specials == "finite":
-            signed_result = torch.where(invalid_negative, zero_magnitude, signed_result)
+        # negative inputs (-Inf included, zeros not): csrc/round.h's unsigned rules
+        negative_input = negative & ~is_zero & ~is_nan
+        if p3109_saturation:
+            rounded_to_zero = flushed | (finite_nonzero & (code == 0) & has_zero)  # zeros are not negative_input
+            clamped = torch.full_like(negative, saturate != "sat_none" or rounding in ("toward_zero", "up"))
+            clamped = clamped & ~is_inf if saturate == "sat_none" else clamped
+            to_nan = negative_input & ~rounded_to_zero & ~clamped
+            signed_result = torch.where(negative_input, full(code_zero_value), signed_result)
+            signed_result = torch.where(negative_input & rounded_to_zero, zero_magnitude, signed_result)
         else:
-            result_is_nan = result_is_nan | invalid_negative
+            to_nan = negative_input
+            if fmt.specials == "finite":
+                signed_result = torch.where(negative_input, full(code_zero_value), signed_result)
+        if fmt.has_nan:
+            result_is_nan = (result_is_nan & ~negative_input) | to_nan
+        else:
+            signed_result = torch.where(to_nan, full(code_zero_value), signed_result)
+            result_is_nan = result_is_nan & ~negative_input
     signed_result = torch.where(result_is_nan, torch.full_like(magnitude, math.nan), signed_result)
     return signed_result.to(output_dtype).reshape(x.shape)

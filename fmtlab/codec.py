@@ -46,7 +46,7 @@ import numpy as np
 from . import _c
 from ._c import ffi, lib
 from ._dtypes import is_narrow_float, native_byte_order, widen_narrow_float
-from .formats import as_format, ml_dtypes_presets
+from .formats import Format, as_format, ml_dtypes_presets
 
 __all__ = ["encode", "decode", "quantize", "to_ml_dtypes", "Stats", "set_threads", "get_threads"]
 
@@ -101,6 +101,25 @@ def _as_float_array(x, argument="x"):
     return np.ascontiguousarray(array).reshape(array.shape), scalar
 
 
+def _scaled():
+    """fmtlab.scaled, imported on first use: it builds on this module."""
+    from . import scaled
+    return scaled
+
+
+def _scaled_or_none(fmt):
+    """The ScaledFormat ``fmt`` is or names, or None for an element format (the common case: a
+    Format is recognised without importing fmtlab.scaled)."""
+    if isinstance(fmt, Format):
+        return None
+    return _scaled().as_scaled_format(fmt)
+
+
+def _scaled_request(rounding, saturate, seed, sr_bits):
+    """The checked rounding request of a scaled format's elements: they always saturate."""
+    return _c.rounding_request(rounding, _scaled().check_saturate(saturate), seed, sr_bits)
+
+
 def _stats_from(c_stats, total):
     return Stats(int(c_stats.invalid), int(c_stats.overflow), int(c_stats.underflow),
                  int(c_stats.denormal), int(c_stats.inexact), int(total))
@@ -112,7 +131,16 @@ def encode(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bits
     ``x``: float32 or float64 array (any shape and strides) or a Python float;
     float16 and ml_dtypes arrays are widened exactly first.  ``stats=True`` also
     returns a :class:`Stats`.  See the module docstring for the rounding rules.
+
+    ``fmt`` may be a scaled format (a :class:`fmtlab.scaled.ScaledFormat` or its name, e.g.
+    ``"mxfp8_e4m3"``): the result is then a :class:`fmtlab.scaled.ScaledCodes` (element codes,
+    scale codes, tensor scale), ``stats=True`` adds a :class:`fmtlab.scaled.ScaledStats`, and
+    ``saturate`` must be None or True (scaled elements always saturate).
     """
+    scaled = _scaled_or_none(fmt)
+    if scaled is not None:
+        array, _ = _as_float_array(x)
+        return _scaled().encode_array(array, scaled, _scaled_request(rounding, saturate, seed, sr_bits), stats)
     fmt = as_format(fmt)
     c_rounding = _c.c_rounding(_c.rounding_request(rounding, saturate, seed, sr_bits))
     array, scalar = _as_float_array(x)
@@ -125,9 +153,21 @@ def encode(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bits
     return (result, _stats_from(c_stats, array.size)) if stats else result
 
 
-def decode(codes, fmt):
+def decode(codes, fmt=None):
     """Values of ``codes`` in ``fmt``: float32 when every value of the format is exact in float32
-    (``fmt.decode_dtype``), else float64.  Codes wider than the format raise ValueError."""
+    (``fmt.decode_dtype``), else float64.  Codes wider than the format raise ValueError.
+
+    For a scaled format, ``codes`` is the :class:`fmtlab.scaled.ScaledCodes` that :func:`encode`
+    returned (``fmt`` may then be left out); the values are float64, exact.
+    """
+    scaled_module = _scaled()
+    if isinstance(codes, scaled_module.ScaledCodes):
+        return scaled_module.decode_codes(codes, fmt)
+    if fmt is None:
+        raise TypeError("decode() needs fmt, the format of the codes (only a ScaledCodes carries its own)")
+    if _scaled_or_none(fmt) is not None:
+        raise TypeError(f"fmt={fmt} is a scaled format: decode the ScaledCodes that fl.encode returned for it "
+                        "(it carries the scales), not bare element codes")
     fmt = as_format(fmt)
     scalar = np.ndim(codes) == 0 and not isinstance(codes, np.ndarray)
     array = np.asarray(codes)
@@ -153,7 +193,20 @@ def quantize(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bi
     float32 input and a format not exact in float32 (e.g. a 10-bit exponent), the value is
     rounded once more to float32 by the final conversion, like any cast; use float64 input
     to avoid that.
+
+    For a scaled format (see :func:`encode`) the result is decode(encode(x)) in x's dtype, with
+    x's shape: fake quantization, block scales included.
     """
+    scaled = _scaled_or_none(fmt)
+    if scaled is not None:
+        array, scalar = _as_float_array(x)
+        result = _scaled().quantize_array(array, scaled, _scaled_request(rounding, saturate, seed, sr_bits), stats)
+        out = result[0] if stats else result
+        original_dtype = np.asarray(x).dtype
+        if original_dtype != out.dtype and is_narrow_float(original_dtype):
+            out = out.astype(original_dtype)  # float16/ml_dtypes input: back to its own dtype
+        out = out[()] if scalar else out
+        return (out, result[1]) if stats else out
     fmt = as_format(fmt)
     c_rounding = _c.c_rounding(_c.rounding_request(rounding, saturate, seed, sr_bits))
     array, scalar = _as_float_array(x)

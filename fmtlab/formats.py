@@ -9,6 +9,8 @@ For a code with exponent field E and mantissa field M (m = man_bits):
     - ``"ieee"``:  2^(1 - bias) * M / 2^m   (gradual underflow)
     - ``"tesla"``: 2^(-bias) * M / 2^m      (the whitepaper's formula; leaves a gap)
     - ``"none"``:  zero (denormal operands are flushed)
+* ``subnormals="normal"``: E = 0 is a normal binade too, 2^(-bias) * (1 + M / 2^m), for
+  every M: the format has no zero and no subnormals (OCP MX's E8M0 scale)
 
 ``specials`` decides which codes are not finite numbers:
 
@@ -16,12 +18,22 @@ For a code with exponent field E and mantissa field M (m = man_bits):
 * ``"fn"``: no Inf; the code with every field all ones is NaN
 * ``"fnuz"``: no Inf and no -0; the negative-zero code is the only NaN
 * ``"finite"``: every code is a finite number
+* ``"p3109"``: IEEE P3109's extended domain, no -0: signed, the negative-zero code is the
+  only NaN and the two codes with every magnitude bit set are +-Inf; unsigned, the code with
+  every bit set is the NaN and the one below it +Inf.  (P3109's finite domain is ``"fnuz"``
+  for signed formats and ``"fn"`` for unsigned ones.)
+
+IEEE P3109 formats ``Binary{K}p{P}{s,u}{e,f}`` are built by name: ``format("p3109_8p3")``
+(signed, extended), ``"p3109_8p3_finite"``, ``"p3109_8p4_unsigned"``,
+``"p3109_8p4_unsigned_finite"``, for every bitwidth K >= 3 and precision P (1 <= P < K signed,
+1 <= P <= K unsigned) whose values fit fmtlab's model; see :func:`p3109_format`.
 
 See docs/formats.md for the presets and their sources.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from fractions import Fraction
@@ -29,13 +41,19 @@ from fractions import Fraction
 import numpy as np
 
 __all__ = ["Format", "format", "as_format", "preset_names", "is_configurable", "format_spec", "format_from_spec",
-           "bias_range", "amax_bias", "ml_dtypes_presets", "ROUNDINGS", "SPECIALS", "SUBNORMALS",
-           "TESLA_BIAS_RANGE", "FP32", "TF32", "FP16", "BF16", "CFLOAT8_1_4_3", "CFLOAT8_1_5_2", "SHP", "UHP",
-           "E4M3FN", "E5M2", "E4M3FNUZ", "E5M2FNUZ", "E4M3B11FNUZ", "E4M3", "E3M4", "E2M3FN", "E3M2FN", "E2M1FN"]
+           "p3109_format", "p3109_name", "P3109_DOMAINS", "bias_range", "amax_bias", "ml_dtypes_presets", "ROUNDINGS", "SATURATIONS", "SPECIALS",
+           "SUBNORMALS", "TESLA_BIAS_RANGE", "FP32", "TF32", "FP16", "BF16", "CFLOAT8_1_4_3", "CFLOAT8_1_5_2", "SHP",
+           "UHP", "E4M3FN", "E5M2", "E4M3FNUZ", "E5M2FNUZ", "E4M3B11FNUZ", "E4M3", "E3M4", "E2M3FN", "E3M2FN",
+           "E2M1FN", "E8M0", "P3109_8P1", "P3109_8P1_UNSIGNED", "P3109_8P3", "P3109_8P3_FINITE", "P3109_8P3_UNSIGNED",
+           "P3109_8P3_UNSIGNED_FINITE", "P3109_8P4", "P3109_8P4_FINITE", "P3109_8P4_UNSIGNED",
+           "P3109_8P4_UNSIGNED_FINITE", "P3109_8P7_FINITE", "P3109_8P8_UNSIGNED_FINITE"]
 
-SPECIALS = ("ieee", "fn", "fnuz", "finite")
-SUBNORMALS = ("ieee", "tesla", "none")
+SPECIALS = ("ieee", "fn", "fnuz", "finite", "p3109")
+SUBNORMALS = ("ieee", "tesla", "none", "normal")
 ROUNDINGS = ("nearest_even", "nearest_away", "toward_zero", "up", "down", "odd", "stochastic")
+# The saturation modes of the IEEE P3109 interim report v4.0 (section 4.7.5: SatFinite,
+# SatPropagate, SatNone), accepted by ``saturate=`` besides None, False and True.
+SATURATIONS = ("sat_finite", "sat_propagate", "sat_none")
 
 # The Tesla whitepaper stores the CFloat bias as an unsigned 6-bit integer.
 TESLA_BIAS_RANGE = range(0, 64)
@@ -50,8 +68,8 @@ class Format:
     exp_bits, man_bits : widths of the exponent and stored-mantissa fields.
     bias : exponent bias; a normal value is 2^(E - bias) * 1.M.
     signed : whether the code has a sign bit (its most significant bit).
-    specials : "ieee", "fn", "fnuz" or "finite" (see the module docstring).
-    subnormals : "ieee", "tesla" or "none".
+    specials : "ieee", "fn", "fnuz", "finite" or "p3109" (see the module docstring).
+    subnormals : "ieee", "tesla", "none" or "normal" (no zero: E = 0 is a normal binade).
     name : the preset name, used only for printing.
     """
 
@@ -91,6 +109,14 @@ class Format:
             raise ValueError("specials='ieee' needs exp_bits >= 2 to have a normal binade")
         if self.specials == "fnuz" and not self.signed:
             raise ValueError("specials='fnuz' needs signed=True: its NaN is the negative-zero code")
+        if self.specials == "p3109" and self.exp_bits + self.man_bits < 2:
+            raise ValueError(f"specials='p3109' needs exp_bits + man_bits >= 2 (a zero, a finite value and an "
+                             f"Inf below the NaN); exp_bits={self.exp_bits}, man_bits={self.man_bits} has "
+                             f"{self.exp_bits + self.man_bits}")
+        if self.subnormals == "normal" and (self.specials == "fnuz" or (self.specials == "p3109" and self.signed)):
+            raise ValueError(f"subnormals='normal' (no zero) is not allowed with specials={self.specials!r}"
+                             f"{' and signed=True' if self.specials == 'p3109' else ''}: its NaN is the "
+                             "negative-zero code, which a format without zero does not have")
         # Every finite value must be exact in float64: that is what the C core computes in.
         if self.emax > 1023 or self.min_subnormal_exponent < -1074:
             raise ValueError(
@@ -112,14 +138,14 @@ class Format:
     # ---- exponent range ------------------------------------------------------
     @property
     def emax_field(self) -> int:
-        """Largest exponent field of a finite number."""
-        all_ones = (1 << self.exp_bits) - 1
-        return all_ones - 1 if self.specials == "ieee" else all_ones
+        """Largest exponent field of a finite number: that of :attr:`max_magnitude_code`."""
+        return self.max_magnitude_code >> self.man_bits
 
     @property
     def emin(self) -> int:
-        """Exponent of the smallest normal: 1 - bias."""
-        return 1 - self.bias
+        """Exponent of the smallest normal: 1 - bias (-bias for ``subnormals="normal"``, whose
+        exponent field 0 is a normal binade)."""
+        return (0 if self.subnormals == "normal" else 1) - self.bias
 
     @property
     def emax(self) -> int:
@@ -129,7 +155,7 @@ class Format:
     @property
     def min_subnormal_exponent(self) -> int:
         """log2 of the smallest positive value."""
-        if self.subnormals == "none" or self.man_bits == 0:
+        if self.subnormals in ("none", "normal") or self.man_bits == 0:
             return self.emin
         if self.subnormals == "tesla":
             return -self.bias - self.man_bits
@@ -144,25 +170,42 @@ class Format:
             return (((1 << self.exp_bits) - 1) << self.man_bits) - 1
         if self.specials == "fn":
             return all_ones - 1
+        if self.specials == "p3109":  # signed: below the Inf; unsigned: below the Inf and the NaN
+            return all_ones - (1 if self.signed else 2)
         return all_ones
+
+    @property
+    def inf_magnitude_code(self) -> int | None:
+        """Code of +Inf (the sign bit added gives -Inf), or None without Inf."""
+        if self.specials == "ieee":
+            return ((1 << self.exp_bits) - 1) << self.man_bits
+        if self.specials == "p3109":
+            return self.max_magnitude_code + 1
+        return None
 
     def exact_value(self, code: int):
         """Value of one code as a Fraction, or the strings "inf", "-inf", "nan"."""
         m = self.man_bits
-        sign_bit = 1 << (self.exp_bits + m) if self.signed else 0
+        width = self.exp_bits + m
+        sign_bit = 1 << width if self.signed else 0
         negative = bool(code & sign_bit)
-        magnitude = code & ((1 << (self.exp_bits + m)) - 1)
+        magnitude = code & ((1 << width) - 1)
         exponent_field, mantissa = magnitude >> m, magnitude & ((1 << m) - 1)
         all_ones = (1 << self.exp_bits) - 1
         if self.specials == "ieee" and exponent_field == all_ones:
             if mantissa:
                 return "nan"
             return "-inf" if negative else "inf"
-        if self.specials == "fn" and magnitude == (1 << (self.exp_bits + m)) - 1:
+        if self.specials == "fn" and magnitude == (1 << width) - 1:
             return "nan"
         if self.specials == "fnuz" and negative and magnitude == 0:
             return "nan"
-        if exponent_field == 0:
+        if self.specials == "p3109":
+            if (self.signed and negative and magnitude == 0) or (not self.signed and magnitude == (1 << width) - 1):
+                return "nan"
+            if magnitude == self.inf_magnitude_code:
+                return "-inf" if negative else "inf"
+        if exponent_field == 0 and self.subnormals != "normal":
             if self.subnormals == "none":
                 value = Fraction(0)
             elif self.subnormals == "tesla":
@@ -196,15 +239,20 @@ class Format:
 
     @property
     def has_inf(self) -> bool:
-        return self.specials == "ieee"
+        return self.specials in ("ieee", "p3109")
 
     @property
     def has_nan(self) -> bool:
         return self.specials != "finite"
 
     @property
+    def has_zero(self) -> bool:
+        """False for ``subnormals="normal"`` (E8M0): code 0 is the smallest value, 2^-bias."""
+        return self.subnormals != "normal"
+
+    @property
     def has_negative_zero(self) -> bool:
-        return self.signed and self.specials != "fnuz"
+        return self.signed and self.has_zero and self.specials not in ("fnuz", "p3109")
 
     @property
     def num_finite(self) -> int:
@@ -212,7 +260,7 @@ class Format:
         per_sign = self.max_magnitude_code + 1
         if not self.signed:
             return per_sign
-        return 2 * per_sign - (1 if self.specials == "fnuz" else 0)
+        return 2 * per_sign - (1 if self.specials in ("fnuz", "p3109") else 0)
 
     @property
     def dynamic_range_binades(self) -> float:
@@ -239,7 +287,9 @@ class Format:
         magnitude = codes & ((1 << width) - 1)
         exponent_field, mantissa = magnitude >> m, magnitude & ((1 << m) - 1)
         normal = np.ldexp(1.0 + mantissa / float(1 << m), exponent_field - self.bias)
-        if self.subnormals == "none":
+        if self.subnormals == "normal":
+            subnormal = normal  # E = 0 is a normal binade
+        elif self.subnormals == "none":
             subnormal = np.zeros(codes.size)
         else:
             subnormal_exponent = (-self.bias if self.subnormals == "tesla" else 1 - self.bias) - m
@@ -255,6 +305,10 @@ class Format:
             values = np.where(magnitude == (1 << width) - 1, np.nan, values)
         elif self.specials == "fnuz":
             values = np.where(negative & (magnitude == 0), np.nan, values)
+        elif self.specials == "p3109":
+            values = np.where(magnitude == self.inf_magnitude_code, np.where(negative, -np.inf, np.inf), values)
+            nan = (negative & (magnitude == 0)) if self.signed else (magnitude == (1 << width) - 1)
+            values = np.where(nan, np.nan, values)
         return values
 
     # ---- numpy.finfo names, for users coming from numpy and ml_dtypes -----------------
@@ -305,7 +359,7 @@ class Format:
         if self.name is None:
             return (f"Format(exp_bits={self.exp_bits}, man_bits={self.man_bits}, bias={self.bias}, "
                     f"signed={self.signed}, specials={self.specials!r}, subnormals={self.subnormals!r})")
-        preset = _PRESETS[self.name]
+        preset = _named_format(self.name)
         changed = [f"{field}={getattr(self, field)!r}" for field in ("bias", "subnormals")
                    if getattr(self, field) != getattr(preset, field)]
         return f"{self.name}({', '.join(changed)})" if changed else self.name
@@ -339,7 +393,120 @@ _PRESETS = {f.name: f for f in [
     _preset("e2m3fn", 2, 3, 1, specials="finite"),
     _preset("e3m2fn", 3, 2, 3, specials="finite"),
     _preset("e2m1fn", 2, 1, 1, specials="finite"),
+    # OCP MX v1.0's scale: 8 exponent bits, no sign, no mantissa, no zero, 0xFF the NaN
+    _preset("e8m0", 8, 0, 127, signed=False, specials="fn", subnormals="normal"),
 ]}
+
+
+# ---- IEEE P3109 formats --------------------------------------------------------------------------
+P3109_DOMAINS = ("extended", "finite")
+# fmtlab's names: p3109_{K}p{P}, then _unsigned, then _finite (signed and extended are the default)
+_P3109_NAME = re.compile(r"p3109_(\d+)p(\d+)((?:_[a-z]+)*)")
+_P3109_SUFFIXES = ("", "_finite", "_unsigned", "_unsigned_finite")
+# the report's short names Binary{K}p{P}{s,u}{e,f} (section 3.2) and gfloat's p3109_k{K}p{P}{s,u}{e,f}
+_P3109_SHORT_NAME = re.compile(r"(?:binary|p3109_k)(\d+)p(\d+)([su])([ef])")
+
+
+def p3109_name(k: int, precision: int, signed: bool = True, domain: str = "extended") -> str:
+    """fmtlab's name of P3109's Binary{K}p{P}{s,u}{e,f}: ``p3109_8p3``, ``p3109_8p4_unsigned_finite``."""
+    return f"p3109_{k}p{precision}{'' if signed else '_unsigned'}{'_finite' if domain == 'finite' else ''}"
+
+
+def p3109_format(k: int, precision: int, signed: bool = True, domain: str = "extended") -> Format:
+    """The IEEE P3109 format Binary{K}p{P}{s,u}{e,f} (interim report v4.0, sections 3 and 4.7).
+
+    K bits, precision P (P - 1 stored fraction bits), Signed or Unsigned, Extended (with
+    +-Inf) or Finite domain.  Signed: exp_bits = K - P, bias 2^(K - P - 1); unsigned: exp_bits
+    = K - P + 1, bias 2^(K - P).  Every format has subnormals, one zero and one NaN: signed,
+    the NaN is the negative-zero code 2^(K-1); unsigned, the top code 2^K - 1.  In the
+    extended domain +Inf is 2^(K-1) - 1 (signed, -Inf 2^K - 1) or 2^K - 2 (unsigned).  As a
+    Format: specials ``"p3109"`` (extended), ``"fnuz"`` (signed finite) or ``"fn"`` (unsigned
+    finite), subnormals ``"ieee"``.  P3109 requires K > 2 and 0 < P < K (signed) or 0 < P <= K
+    (unsigned); fmtlab also needs at most 32 bits and values exact in float64.
+    """
+    for argument, value in (("k", k), ("precision", precision)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{argument} must be an int, got {value!r} ({type(value).__name__})")
+    k, precision = int(k), int(precision)
+    if not isinstance(signed, (bool, np.bool_)):
+        raise TypeError(f"signed must be a bool, got {signed!r}")
+    if domain not in P3109_DOMAINS:
+        from ._choices import not_allowed
+        raise ValueError(not_allowed("domain", domain, ", ".join(P3109_DOMAINS), P3109_DOMAINS))
+    name = p3109_name(k, precision, bool(signed), domain)
+    if k < 3:
+        raise ValueError(f"{name}: k={k} is not allowed: P3109 formats have K > 2 bits (interim report v4.0, "
+                         "section 3.1)")
+    if signed and not 1 <= precision < k:
+        extra = (" (gfloat's format_info_p3109 accepts P = K, a format with no exponent field, which P3109 "
+                 "does not define and fmtlab's Format cannot hold: use the unsigned format)" if precision == k else "")
+        raise ValueError(f"{name}: precision={precision} is not allowed: signed P3109 formats have "
+                         f"1 <= P < K = {k} (interim report v4.0, section 3.1){extra}")
+    if not signed and not 1 <= precision <= k:
+        raise ValueError(f"{name}: precision={precision} is not allowed: unsigned P3109 formats have "
+                         f"1 <= P <= K = {k} (interim report v4.0, section 3.1)")
+    if signed:
+        exp_bits, bias, specials = k - precision, 1 << (k - precision - 1), "fnuz"
+    else:
+        exp_bits, bias, specials = k - precision + 1, 1 << (k - precision), "fn"
+    if domain == "extended":
+        specials = "p3109"
+    try:
+        return Format(exp_bits, precision - 1, bias, bool(signed), specials, "ieee", name=name)
+    except ValueError as error:
+        raise ValueError(f"{name} is outside fmtlab's model: {error}") from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _p3109_by_parameters(k: int, precision: int, signed: bool, domain: str) -> Format:
+    """p3109_format, one object per format: a preset's own object, else a cached one (so that
+    every spelling of a name gives the same Format object, as the presets do)."""
+    preset = _PRESETS.get(p3109_name(k, precision, signed, domain))
+    return preset if preset is not None else p3109_format(k, precision, signed, domain)
+
+
+def _p3109_from_name(text: str):
+    """The P3109 format a name spells (fmtlab's, the report's or gfloat's), None if it spells none.
+
+    A name that starts like fmtlab's but has an unknown suffix is a ValueError with the four
+    suffixes allowed (and the nearest one).
+    """
+    match = _P3109_SHORT_NAME.fullmatch(text)
+    if match:
+        return _p3109_by_parameters(int(match.group(1)), int(match.group(2)), match.group(3) == "s",
+                                    "extended" if match.group(4) == "e" else "finite")
+    match = _P3109_NAME.fullmatch(text)
+    if not match:
+        return None
+    k, precision, suffix = int(match.group(1)), int(match.group(2)), match.group(3)
+    if suffix not in _P3109_SUFFIXES:
+        from ._choices import did_you_mean
+        stem = f"p3109_{k}p{precision}"
+        choices = [stem + option for option in _P3109_SUFFIXES]
+        raise ValueError(f"format name {text!r} is unknown{did_you_mean(text, choices)}; P3109 formats are "
+                         f"named {', '.join(choices)}")
+    return _p3109_by_parameters(k, precision, "_unsigned" not in suffix,
+                                "finite" if suffix.endswith("_finite") else "extended")
+
+
+# The P3109 formats listed by preset_names() (and ``fmtlab formats``): the binary8 selection of
+# the working group's reference code, gfloat's ``p3109_binary8_formats``.  Every other K and P is
+# built by name.
+_P3109_PRESETS = [(8, 1, True, "extended"), (8, 1, False, "extended")] + [
+    (8, precision, signed, domain) for precision in (3, 4) for signed in (True, False) for domain in P3109_DOMAINS
+] + [(8, 7, True, "finite"), (8, 8, False, "finite")]
+_PRESETS.update({fmt.name: fmt for fmt in (p3109_format(*parameters) for parameters in _P3109_PRESETS)})
+
+
+@functools.lru_cache(maxsize=256)
+def _named_format(name: str) -> Format:
+    """The format a preset or P3109 name stands for, as :func:`format` builds it without options."""
+    if name in _PRESETS:
+        return _PRESETS[name]
+    fmt = _p3109_from_name(name)
+    if fmt is None:
+        raise KeyError(name)
+    return fmt
 
 # Formats whose bias the user may change, and the range allowed (Tesla: 6-bit unsigned).
 _CONFIGURABLE_BIAS = {"cfloat8_1_4_3": TESLA_BIAS_RANGE, "cfloat8_1_5_2": TESLA_BIAS_RANGE,
@@ -353,11 +520,12 @@ _ALIASES = {"float32": "fp32", "float16": "fp16", "half": "fp16", "bfloat16": "b
             "float8_e4m3fn": "e4m3fn", "float8_e5m2": "e5m2", "float8_e4m3fnuz": "e4m3fnuz",
             "float8_e5m2fnuz": "e5m2fnuz", "float8_e4m3b11fnuz": "e4m3b11fnuz",
             "float8_e4m3": "e4m3", "float8_e3m4": "e3m4", "float6_e2m3fn": "e2m3fn",
-            "float6_e3m2fn": "e3m2fn", "float4_e2m1fn": "e2m1fn"}
+            "float6_e3m2fn": "e3m2fn", "float4_e2m1fn": "e2m1fn", "float8_e8m0fnu": "e8m0", "e8m0fnu": "e8m0"}
 
 
 def preset_names() -> tuple[str, ...]:
-    """Names accepted by :func:`format`."""
+    """The presets :func:`format` accepts by name (every P3109 format is also accepted by its
+    pattern name, see :func:`p3109_format`; the twelve binary8 ones of gfloat's selection are listed)."""
     return tuple(_PRESETS)
 
 
@@ -369,7 +537,9 @@ def is_configurable(fmt: Format) -> bool:
 def format(name, **overrides) -> Format:  # noqa: A001 - the public name the design asks for
     """Build a preset by name, optionally with a different bias or subnormal policy.
 
-    ``name`` is a preset name (see :func:`preset_names`), a string such as
+    ``name`` is a preset name (see :func:`preset_names`), an IEEE P3109 name for any K and P
+    (``"p3109_5p2"``, ``"p3109_8p4_unsigned_finite"``, the report's ``"Binary8p4uf"`` or
+    gfloat's ``"p3109_k8p4uf"``; see :func:`p3109_format`), a string such as
     ``"cfloat8_1_4_3:bias=10,subnormals=tesla"``, or a :class:`Format` (returned as is,
     with the overrides applied).
 
@@ -392,12 +562,13 @@ def format(name, **overrides) -> Format:  # noqa: A001 - the public name the des
                 raise ValueError(f"format option {key!r} given twice in {name!r}")
             overrides[key] = int(value) if re.fullmatch(r"[+-]?\d+", value) else value
     key = _ALIASES.get(text.lower(), text.lower())
-    if key not in _PRESETS:
+    preset = _PRESETS.get(key) or _p3109_from_name(key)
+    if preset is None:
         from ._choices import did_you_mean
         raise ValueError(f"format name {name!r} is unknown{did_you_mean(text, list(_PRESETS) + list(_ALIASES))}; "
-                         f"choose one of {', '.join(_PRESETS)}, or build a custom fl.Format(exp_bits, man_bits, "
-                         "bias, ...)")
-    preset = _PRESETS[key]
+                         f"choose one of {', '.join(_PRESETS)}, p3109_KpP[_unsigned][_finite] for any P3109 "
+                         "format, or build a custom fl.Format(exp_bits, man_bits, bias, ...)")
+    key = preset.name
     for option, value in overrides.items():
         if option == "bias":
             allowed = _CONFIGURABLE_BIAS.get(key)
@@ -443,7 +614,7 @@ def format_spec(fmt: Format) -> str:
     if fmt.name is None:
         return (f"Format(exp_bits={fmt.exp_bits}, man_bits={fmt.man_bits}, signed={fmt.signed}, "
                 f"specials={fmt.specials!r}, subnormals={fmt.subnormals!r})")
-    preset = _PRESETS[fmt.name]
+    preset = _named_format(fmt.name)
     return fmt.name if fmt.subnormals == preset.subnormals else f"{fmt.name}:subnormals={fmt.subnormals}"
 
 
@@ -499,7 +670,8 @@ def amax_bias(fmt: Format, amax: float) -> int:
 _ML_DTYPE_NAMES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "e4m3fn": "float8_e4m3fn",
                    "e5m2": "float8_e5m2", "e4m3fnuz": "float8_e4m3fnuz", "e5m2fnuz": "float8_e5m2fnuz",
                    "e4m3b11fnuz": "float8_e4m3b11fnuz", "e4m3": "float8_e4m3", "e3m4": "float8_e3m4",
-                   "e2m3fn": "float6_e2m3fn", "e3m2fn": "float6_e3m2fn", "e2m1fn": "float4_e2m1fn"}
+                   "e2m3fn": "float6_e2m3fn", "e3m2fn": "float6_e3m2fn", "e2m1fn": "float4_e2m1fn",
+                   "e8m0": "float8_e8m0fnu"}
 
 
 def _ml_dtype_table():
@@ -540,3 +712,16 @@ E3M4: Format
 E2M3FN: Format
 E3M2FN: Format
 E2M1FN: Format
+E8M0: Format
+P3109_8P1: Format
+P3109_8P1_UNSIGNED: Format
+P3109_8P3: Format
+P3109_8P3_FINITE: Format
+P3109_8P3_UNSIGNED: Format
+P3109_8P3_UNSIGNED_FINITE: Format
+P3109_8P4: Format
+P3109_8P4_FINITE: Format
+P3109_8P4_UNSIGNED: Format
+P3109_8P4_UNSIGNED_FINITE: Format
+P3109_8P7_FINITE: Format
+P3109_8P8_UNSIGNED_FINITE: Format

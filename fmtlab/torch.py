@@ -88,7 +88,7 @@ def _quantize_values(t: torch.Tensor, fmt: Format, rounding: str, saturate, seed
         request = _c.rounding_request(rounding, saturate, seed, sr_bits)
         result = _native_quantize_tensor(compute.contiguous(), fmt, request)
     else:
-        result = _torch_codec.quantize(compute, fmt, rounding, saturate=bool(saturate), seed=seed,
+        result = _torch_codec.quantize(compute, fmt, rounding, saturate=saturate, seed=seed,
                                        sr_bits=0 if sr_bits is None else int(sr_bits))
     return result if result.dtype == t.dtype else result.to(t.dtype)
 
@@ -157,7 +157,7 @@ class TensorFormat:
 
     format: Format
     rounding: str = "nearest_even"
-    saturate: bool | None = None
+    saturate: bool | str | None = None
     scaling: str = "none"
     sr_bits: int | None = None
 
@@ -181,7 +181,7 @@ class TensorFormat:
         if self.scaling != "none":
             parts.append(f"scaling={self.scaling}")
         if self.saturate:
-            parts.append("saturate")
+            parts.append("saturate" if self.saturate is True else f"saturate={self.saturate}")
         return "/".join(parts)
 
 

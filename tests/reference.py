@@ -15,6 +15,14 @@ Conventions
   *code* (for man_bits >= 1 this is the parity of the mantissa; for man_bits = 0 it is
   the parity of the exponent field).  The sign bit is the top bit, so the parity of a
   full code is the parity of its magnitude code.
+* ``saturate`` is False (or None), True, or one of IEEE P3109's saturation modes
+  "sat_finite", "sat_propagate", "sat_none".  The P3109 modes follow the interim report
+  v4.0: omega-RoundToPrecision (section 4.7.4: round with the exponent range unbounded
+  above), then omega-Saturate (section 4.7.5), transcribed rule by rule in
+  :func:`p3109_saturate`, then omega-Encode; a format's Domain is Extended iff it has Inf.
+* A format without zero (``subnormals="normal"``, E8M0): a zero input has no code (NaN,
+  or code 0 in a format without NaN) and a nonzero input below the smallest value gives
+  the smallest magnitude (code 0, with its sign), in every mode (formats.md's decisions).
 """
 from __future__ import annotations
 
@@ -24,6 +32,9 @@ import math
 from fractions import Fraction
 
 DETERMINISTIC_MODES = ("nearest_even", "nearest_away", "toward_zero", "up", "down", "odd")
+#: every value ``saturate=`` takes (None means False)
+SATURATION_MODES = (False, True, "sat_finite", "sat_propagate", "sat_none")
+P3109_SATURATIONS = ("sat_finite", "sat_propagate", "sat_none")
 
 NAN = "nan"
 INF = "inf"
@@ -56,11 +67,18 @@ class _Layout:
         elif self.specials == "fn":
             # everything all ones is the NaN; the code below it is max
             self.max_code = self.magnitude_mask - 1
+        elif self.specials == "p3109":
+            # P3109 section 4.7.2: signed, 2^(K-1) - 1 is +Inf; unsigned, 2^K - 1 NaN and 2^K - 2 +Inf
+            self.max_code = self.magnitude_mask - (1 if self.signed else 2)
         else:  # fnuz, finite: the all-ones magnitude is an ordinary number
             self.max_code = self.magnitude_mask
-        # Smallest positive normal: exponent field 1.
-        self.min_normal = _pow2(1 - self.bias)
-        self.has_negative_zero = self.signed and self.specials != "fnuz"
+        # subnormals="normal": exponent field 0 is a normal binade, there is no zero
+        self.has_zero = self.subnormals != "normal"
+        # Smallest positive normal: exponent field 1 (0 without zero).
+        self.min_normal = _pow2((1 if self.has_zero else 0) - self.bias)
+        self.has_negative_zero = self.signed and self.has_zero and self.specials not in ("fnuz", "p3109")
+        self.has_inf = self.specials in ("ieee", "p3109")
+        self.has_nan = self.specials != "finite"
 
     # -- values ---------------------------------------------------------------
     def magnitude(self, mag: int) -> Fraction:
@@ -68,7 +86,7 @@ class _Layout:
         exponent_field = mag >> self.m
         mantissa = mag & self.mantissa_all_ones
         scale = 1 << self.m
-        if exponent_field == 0:
+        if exponent_field == 0 and self.has_zero:
             if self.subnormals == "none":
                 return Fraction(0)
             if self.subnormals == "tesla":
@@ -87,14 +105,26 @@ class _Layout:
             return NAN
         if self.specials == "fnuz" and code == self.sign_bit:
             return NAN
+        if self.specials == "p3109":
+            if self.signed:
+                if code == self.sign_bit:
+                    return NAN
+                if mag == self.magnitude_mask:
+                    return INF
+            else:
+                if code == self.magnitude_mask:
+                    return NAN
+                if code == self.magnitude_mask - 1:
+                    return INF
         return "finite"
 
     # -- particular codes ---------------------------------------------------------
     def zero(self, negative: bool) -> int:
+        assert self.has_zero
         return self.sign_bit if (negative and self.has_negative_zero) else 0
 
     def signed_code(self, mag: int, negative: bool) -> int:
-        if mag == 0:
+        if mag == 0 and self.has_zero:
             return self.zero(negative)
         return (self.sign_bit if negative else 0) | mag
 
@@ -108,9 +138,13 @@ class _Layout:
             return (self.sign_bit if negative else 0) | self.magnitude_mask
         if self.specials == "fnuz":
             return self.sign_bit
+        if self.specials == "p3109":
+            return self.sign_bit if self.signed else self.magnitude_mask
         raise ValueError("a 'finite' format has no NaN code")
 
     def infinity(self, negative: bool) -> int:
+        if self.specials == "p3109":
+            return (self.sign_bit | self.magnitude_mask) if negative else self.max_code + 1
         assert self.specials == "ieee"
         return (self.sign_bit if negative else 0) | (self.exponent_all_ones << self.m)
 
@@ -154,7 +188,7 @@ def reference_float(fmt, code: int) -> float:
         return -math.inf if negative else math.inf
     mag = code & lay.magnitude_mask
     exponent_field, mantissa = mag >> lay.m, mag & lay.mantissa_all_ones
-    if exponent_field == 0:
+    if exponent_field == 0 and lay.has_zero:
         if lay.subnormals == "none":
             result = 0.0
         else:
@@ -272,17 +306,33 @@ def _split_input(x):
     return "finite", negative, abs(Fraction(value))
 
 
+def _normalise_saturate(saturate):
+    if saturate is None:
+        return False
+    if saturate in (False, True):
+        return bool(saturate)
+    if saturate not in P3109_SATURATIONS:
+        raise ValueError(f"saturate={saturate!r}: one of {SATURATION_MODES}")
+    return saturate
+
+
 def _special_input(lay, kind, negative, saturate, a=None):
-    """Code for a NaN/Inf input or an input handled before rounding; None when rounding is needed."""
+    """Code for a NaN/Inf/zero input or an input handled before rounding; None when rounding is needed.
+
+    saturate is False/True here (the P3109 modes handle Inf and unsigned negatives themselves,
+    see _p3109_special_input).
+    """
     if kind == NAN:
         if lay.specials == "finite":
             return lay.max_code  # +max: the sign of a NaN carries no meaning
         return lay.canonical_nan(negative and lay.signed)
+    if kind == "finite" and a == 0 and not lay.has_zero:
+        return lay.canonical_nan(False) if lay.has_nan else 0  # no zero code, in every mode
     if not lay.signed and negative and not (kind == "finite" and a == 0):
         # unsigned: a negative nonzero input (including -Inf) is invalid -> NaN; -0 gives +0
-        return lay.canonical_nan(False)
+        return 0 if lay.specials == "finite" else lay.canonical_nan(False)
     if kind == INF:
-        if lay.specials == "ieee":
+        if lay.has_inf:
             return lay.infinity(negative)
         if lay.specials in ("fn", "fnuz") and not saturate:
             return lay.canonical_nan(negative)
@@ -294,9 +344,125 @@ def _overflow_code(lay, negative, saturate):
     """Code when rounding chose a magnitude above max in an outward direction."""
     if saturate or lay.specials == "finite":
         return lay.signed_code(lay.max_code, negative)
-    if lay.specials == "ieee":
+    if lay.has_inf:
         return lay.infinity(negative)
     return lay.canonical_nan(negative)
+
+
+# ---- IEEE P3109 saturation (interim report v4.0, section 4.7.5) ------------------------------
+
+#: fmtlab's mode names for the report's rounding modes that omega-Saturate names
+_P3109_ROUNDING_NAMES = {"toward_zero": "TowardZero", "down": "TowardNegative", "up": "TowardPositive",
+                         "odd": "ToOdd", "nearest_even": "NearestTiesToEven", "nearest_away": "NearestTiesToAway",
+                         "stochastic": "Stochastic"}
+POS_INF, NEG_INF_VALUE = "+inf", "-inf"
+
+
+def p3109_saturate(sat, rounding, x, signed, extended, m_lo, m_hi):
+    """omega-Saturate_{M lo, M hi}(Sat, Round, X, Sigma, Delta), the report's rules in their order.
+
+    x is a Fraction, "+inf", "-inf" or "nan"; the result is one of those too.  The first rule
+    that matches decides.
+    """
+    rnd = _P3109_ROUNDING_NAMES[rounding]
+    if x == NAN:
+        return NAN                                                     # (*, *, NaN, *, *) -> NaN
+    if x not in (POS_INF, NEG_INF_VALUE) and m_lo <= x <= m_hi:
+        return x                                                       # in range -> X
+    above = x == POS_INF or (x != NEG_INF_VALUE and x > m_hi)
+    if sat == "sat_finite":
+        if x == POS_INF:
+            return m_hi
+        if x == NEG_INF_VALUE:
+            return m_lo
+        return m_lo if not above else m_hi
+    if sat == "sat_propagate":
+        if x == POS_INF:
+            return POS_INF if extended else m_hi
+        if x == NEG_INF_VALUE:
+            return NEG_INF_VALUE if (signed and extended) else m_lo
+        return m_hi if above else m_lo
+    assert sat == "sat_none"
+    if x == POS_INF:
+        return POS_INF if extended else m_hi
+    if x == NEG_INF_VALUE:
+        if signed and extended:
+            return NEG_INF_VALUE
+        if not signed:
+            return NAN
+        return m_lo
+    if above and rnd == "ToOdd" and not signed and extended:
+        return m_hi
+    if above and rnd in ("TowardZero", "TowardNegative"):
+        return m_hi
+    if not above and rnd in ("TowardZero", "TowardPositive"):
+        return m_lo
+    if not above and signed and extended:
+        return NEG_INF_VALUE
+    if not above and not signed:
+        return NAN
+    if not above:
+        return m_lo
+    if extended:
+        return POS_INF
+    return m_hi
+
+
+def _p3109_encode(lay, result, rounded_code, negative):
+    """omega-Encode of a saturated result; rounded_code is the rounded value's code (when in range).
+
+    A NaN result in a format without NaN (only a negative input to an unsigned finite format)
+    gives code 0, as fmtlab's other unsigned rules do.
+    """
+    if result == NAN:
+        return lay.canonical_nan(False) if lay.has_nan else 0
+    if result == POS_INF:
+        return lay.infinity(False)
+    if result == NEG_INF_VALUE:
+        return lay.infinity(True)
+    m_hi = lay.magnitude(lay.max_code)
+    if result == m_hi and rounded_code is None:
+        return lay.max_code
+    if lay.signed and result == -m_hi and rounded_code is None:
+        return lay.sign_bit | lay.max_code
+    if not lay.signed and rounded_code is None:
+        assert result == lay.magnitude(0)
+        return 0
+    return rounded_code
+
+
+def _p3109_project(lay, sat, rounding, negative, chosen):
+    """Saturate and encode the rounded value sign * value(chosen magnitude code), chosen possibly
+    above max_code (then R > M hi whatever its exact value)."""
+    m_hi = lay.magnitude(lay.max_code)
+    m_lo = -m_hi if lay.signed else lay.magnitude(0)
+    extended = lay.has_inf
+    if chosen > lay.max_code:
+        rounded = (m_hi + 1) if not negative else -(m_hi + 1)  # any value beyond the range decides alike
+    else:
+        rounded = -lay.magnitude(chosen) if negative else lay.magnitude(chosen)
+    if not lay.signed and negative and chosen == 0 and lay.has_zero:
+        rounded = Fraction(0)  # the rounded value is zero: no negative zero in the closed extended reals
+    result = p3109_saturate(sat, rounding, rounded, lay.signed, extended, m_lo, m_hi)
+    in_range = result == rounded and chosen <= lay.max_code
+    return _p3109_encode(lay, result, lay.signed_code(chosen, negative) if in_range else None, negative)
+
+
+def _p3109_special_input(lay, kind, negative, sat):
+    """Code of a NaN, +-Inf or zero input under a P3109 saturation mode; None when rounding is needed."""
+    if kind == NAN:
+        if lay.specials == "finite":
+            return lay.max_code
+        return lay.canonical_nan(negative and lay.signed)
+    if kind == INF:
+        m_hi = lay.magnitude(lay.max_code)
+        m_lo = -m_hi if lay.signed else lay.magnitude(0)
+        x = NEG_INF_VALUE if negative else POS_INF
+        if not lay.signed and negative:
+            x = NEG_INF_VALUE
+        result = p3109_saturate(sat, "nearest_even", x, lay.signed, lay.has_inf, m_lo, m_hi)
+        return _p3109_encode(lay, result, None, negative)
+    return None
 
 
 def _choose(mode, negative, lo, hi, below, above):
@@ -332,23 +498,41 @@ def _outward(mode, negative):
 
 
 def _round_known(lay, fmt, kind, negative, a, modes, saturate):
-    results = {}
-    special = _special_input(lay, kind, negative, saturate, a)
-    if special is None and a == 0:
-        special = lay.zero(negative)
-    if special is None and lay.subnormals == "none" and a < lay.min_normal:
-        special = lay.zero(negative)  # flushed before rounding, whatever the mode
+    saturate = _normalise_saturate(saturate)
+    p3109 = saturate in P3109_SATURATIONS
+    if kind == "finite" and a == 0:
+        if not lay.has_zero:
+            special = lay.canonical_nan(False) if lay.has_nan else 0
+        else:
+            special = lay.zero(negative)
+        return {mode: special for mode in modes}
+    special = (_p3109_special_input(lay, kind, negative, saturate) if p3109
+               else _special_input(lay, kind, negative, saturate, a))
     if special is not None:
         return {mode: special for mode in modes}
-    lo, hi = _neighbours(fmt, a)
+    if lay.subnormals == "none" and a < lay.min_normal:
+        # flushed before rounding, whatever the mode: the rounded value is zero
+        if p3109 and not lay.signed and negative:
+            return {mode: 0 for mode in modes}
+        return {mode: lay.zero(negative) for mode in modes}
     values = _magnitudes(fmt)
+    if not lay.has_zero and a < values[0]:
+        # below the smallest value of a format without zero: code 0 in every mode
+        if p3109 and not lay.signed and negative:
+            return {mode: _p3109_project(lay, saturate, mode, negative, 0) for mode in modes}
+        return {mode: lay.signed_code(0, negative) for mode in modes}
+    lo, hi = _neighbours(fmt, a)
     below, above = a - values[lo], values[hi] - a
     above_max = a > values[lay.max_code]
+    results = {}
     for mode in modes:
+        chosen = lo if lo == hi else _choose(mode, negative, lo, hi, below, above)
+        if p3109:
+            results[mode] = _p3109_project(lay, saturate, mode, negative, chosen)
+            continue
         if mode == "odd" and above_max:
             results[mode] = lay.signed_code(lay.max_code, negative)  # odd never overflows
             continue
-        chosen = lo if lo == hi else _choose(mode, negative, lo, hi, below, above)
         if chosen > lay.max_code:
             if _outward(mode, negative):
                 results[mode] = _overflow_code(lay, negative, saturate)
@@ -391,21 +575,27 @@ def reference_stochastic_probability(x, fmt, sr_bits=None, saturate=False):
     (P = nu), except in the subnormals="tesla" gap where fmtlab documents 32 bits.
 
     Away candidates above max follow the overflow rule (Inf / NaN / max); the toward
-    candidate of an input beyond max is +-max.  When x is exact, both codes are x's code
-    and the probability is 0.  NaN/Inf/flushed/unsigned-negative inputs: both codes equal.
+    candidate of an input beyond max is +-max.  Under a P3109 saturation mode each candidate
+    goes through omega-Saturate (rounding mode Stochastic).  When x is exact, both codes are
+    x's code and the probability is 0.  NaN/Inf/zero/flushed/unsigned-negative inputs: both
+    codes equal.
     """
     lay = layout(fmt)
+    saturate = _normalise_saturate(saturate)
+    p3109 = saturate in P3109_SATURATIONS
     kind, negative, a = _split_input(x)
-    special = _special_input(lay, kind, negative, saturate, a)
+    if kind == "finite" and (a == 0 or (not lay.has_zero and a < _magnitudes(fmt)[0])
+                             or (lay.subnormals == "none" and a < lay.min_normal)):
+        code = _round_known(lay, fmt, kind, negative, a, ("toward_zero",), saturate)["toward_zero"]
+        return code, code, Fraction(0)
+    special = (_p3109_special_input(lay, kind, negative, saturate) if p3109
+               else _special_input(lay, kind, negative, saturate, a))
     if special is not None:
         return special, special, Fraction(0)
-    if a == 0 or (lay.subnormals == "none" and a < lay.min_normal):
-        zero = lay.zero(negative)
-        return zero, zero, Fraction(0)
     lo, hi = _neighbours(fmt, a)
     top = lay.max_code + 1
     if lo == hi and lo < top:
-        code = lay.signed_code(lo, negative)
+        code = _p3109_project(lay, saturate, "stochastic", negative, lo) if p3109 else lay.signed_code(lo, negative)
         return code, code, Fraction(0)
     if lo >= top:
         # |x| >= the first value beyond max: compute the unbounded neighbours arithmetically.
@@ -418,6 +608,8 @@ def reference_stochastic_probability(x, fmt, sr_bits=None, saturate=False):
     probability = nu if bits is None else Fraction(math.floor(nu * (1 << bits)), 1 << bits)
 
     def finish(mag, outward):
+        if p3109:
+            return _p3109_project(lay, saturate, "stochastic", negative, mag)
         if mag > lay.max_code:
             if outward:
                 return _overflow_code(lay, negative, saturate)
@@ -496,7 +688,20 @@ def _formats():
         fl.Format(3, 2, 3, specials="fn"),                       # small fn
         fl.Format(7, 8, 63),                                     # 16-bit ieee with a wide exponent
         fl.Format(4, 3, 1, specials="finite", subnormals="tesla"),  # tesla gap away from the presets
+        # formats without zero (subnormals="normal"), beside the e8m0 preset
+        fl.Format(3, 2, 2, specials="ieee", subnormals="normal"),                 # signed, with Inf and -min
+        fl.Format(3, 1, 2, signed=False, specials="finite", subnormals="normal"),  # no NaN either
+        fl.Format(4, 2, 5, signed=False, specials="p3109", subnormals="normal"),   # P3109 specials, no zero
+        fl.Format(2, 2, 1, specials="fn", subnormals="normal"),                    # signed fn without zero
     ]
+    # P3109 formats beyond the binary8 presets: every variant of a few K, P (built by name)
+    custom += [fl.format(name) for name in (
+        "p3109_3p1", "p3109_3p2", "p3109_3p2_finite", "p3109_3p1_unsigned", "p3109_3p3_unsigned",
+        "p3109_3p3_unsigned_finite", "p3109_4p3", "p3109_4p1_unsigned_finite", "p3109_5p2", "p3109_5p4_finite",
+        "p3109_6p1", "p3109_6p5", "p3109_6p6_unsigned", "p3109_7p2_unsigned", "p3109_8p2", "p3109_8p5_finite",
+        "p3109_8p6_unsigned", "p3109_10p4", "p3109_12p12_unsigned_finite", "p3109_16p11")]
+    # (P3109 formats whose values do not all fit float32, such as p3109_12p1, are tested in
+    # tests/test_p3109.py: the exhaustive tests here feed every value as float32 too.)
     return presets, small_presets, tesla, custom
 
 

@@ -18,8 +18,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "tc-validation"
 
 FORMATS_ALLOWED = ("fp32, tf32, fp16, bf16, cfloat8_1_4_3, cfloat8_1_5_2, shp, uhp, e4m3fn, e5m2, e4m3fnuz, "
-                   "e5m2fnuz, e4m3b11fnuz, e4m3, e3m4, e2m3fn, e3m2fn, e2m1fn, or NAME:bias=B,subnormals=S "
-                   "(cfloat8_1_4_3, cfloat8_1_5_2, shp)")
+                   "e5m2fnuz, e4m3b11fnuz, e4m3, e3m4, e2m3fn, e3m2fn, e2m1fn, e8m0, p3109_8p1, p3109_8p1_unsigned, "
+                   "p3109_8p3, p3109_8p3_finite, p3109_8p3_unsigned, p3109_8p3_unsigned_finite, p3109_8p4, "
+                   "p3109_8p4_finite, p3109_8p4_unsigned, p3109_8p4_unsigned_finite, p3109_8p7_finite, "
+                   "p3109_8p8_unsigned_finite, or NAME:bias=B,subnormals=S (cfloat8_1_4_3, cfloat8_1_5_2, shp)")
 BIASES_ALLOWED = "all, auto, or biases 0..63 as a list such as 5,7,10-14"
 ROUNDINGS_ALLOWED = "nearest_even, nearest_away, toward_zero, up, down, odd, stochastic (comma-separated)"
 GPUS_ALLOWED = ("GPU:INPUT[:OUT][:promote=N] with GPU one of v100, t4, a100, a2, a30, ada, l40s, h100, h200, "

@@ -148,6 +148,8 @@ def test_nan_codes_of_each_policy(fmt):
     if fmt.specials == "ieee":
         assert len(nan_codes) == (2 if fmt.signed else 1) * ((1 << m) - 1)
     elif fmt.specials == "fn":
-        assert nan_codes == [(1 << (e + m)) - 1, (1 << (e + m + 1)) - 1]
+        assert nan_codes == ([(1 << (e + m)) - 1, (1 << (e + m + 1)) - 1] if fmt.signed else [(1 << (e + m)) - 1])
+    elif fmt.specials == "p3109":  # signed: the negative-zero code; unsigned: every bit set
+        assert nan_codes == ([1 << (e + m)] if fmt.signed else [(1 << (e + m)) - 1])
     else:  # fnuz: only the negative-zero code
         assert nan_codes == [1 << (e + m)]

@@ -8,6 +8,9 @@ Documented differences between the spec and ml_dtypes (tested on the spec's side
   ml_dtypes 0.6 gives a zero code (+NaN -> 0x20 = -0, -NaN -> +0 in float6), while
   formats.md says a NaN input to a finite format becomes +max (and counts as Invalid).
   Those inputs are left out of the bit-for-bit comparison.
+* float8_e8m0fnu: ml_dtypes 0.7 rounds every exact tie up (its round-to-even bit is the implicit
+  leading 1), where formats.md's nearest_even takes the even code; those float32 ties are left
+  out here, and tests/test_e8m0.py checks them (and that ml_dtypes' cast is nearest_away).
 Everything else (overflow to NaN in fn/fnuz formats, saturation of the finite formats,
 the fnuz -0, subnormals, ties) agrees and is compared bit for bit.
 """
@@ -33,6 +36,10 @@ def _spec_agrees_with_ml_dtypes(fmt, x):
     """Mask of inputs where the spec and ml_dtypes are documented to agree."""
     if fmt.specials == "finite":
         return ~np.isnan(x)  # see the module docstring
+    if fmt.name == "e8m0":  # see the module docstring: the ties 1.5 * 2^(c - 127)
+        bits = x.view(np.uint32) & 0x7FFFFFFF
+        ties = (((bits & 0x7FFFFF) == 0x400000) & ((bits >> 23) >= 1) & ((bits >> 23) <= 254)) | (bits == 0x600000)
+        return ~ties
     return np.ones(x.shape, dtype=bool)
 
 

@@ -36,6 +36,22 @@ HAND_DERIVED = {
     "e2m3fn": (6, True, 7.5, 1.0, 0.125, 2.0**-3, False, False, 64),
     "e3m2fn": (6, True, 28.0, 0.25, 2.0**-4, 2.0**-2, False, False, 64),
     "e2m1fn": (4, True, 6.0, 1.0, 0.5, 0.5, False, False, 16),
+    # E8M0: no sign, no mantissa, E = 0 is 2^-127 (no zero), 0xFF NaN: max = 2^(254 - 127)
+    "e8m0": (8, False, 2.0**127, 2.0**-127, 2.0**-127, 1.0, False, True, 255),
+    # P3109 Binary8p{P}{s,u}{e,f}: signed bias 2^(7 - P), unsigned 2^(8 - P); extended: max one code
+    # below +Inf (signed 0x7E, unsigned 0xFD); finite: signed = fnuz (max 0x7F), unsigned = fn (0xFE)
+    "p3109_8p1": (8, True, 2.0**62, 2.0**-63, 2.0**-63, 1.0, True, True, 253),
+    "p3109_8p1_unsigned": (8, False, 2.0**125, 2.0**-127, 2.0**-127, 1.0, True, True, 254),
+    "p3109_8p3": (8, True, 49152.0, 2.0**-15, 2.0**-17, 0.25, True, True, 253),
+    "p3109_8p3_finite": (8, True, 57344.0, 2.0**-15, 2.0**-17, 0.25, False, True, 255),
+    "p3109_8p3_unsigned": (8, False, 2684354560.0, 2.0**-31, 2.0**-33, 0.25, True, True, 254),
+    "p3109_8p3_unsigned_finite": (8, False, 3221225472.0, 2.0**-31, 2.0**-33, 0.25, False, True, 255),
+    "p3109_8p4": (8, True, 224.0, 2.0**-7, 2.0**-10, 0.125, True, True, 253),
+    "p3109_8p4_finite": (8, True, 240.0, 2.0**-7, 2.0**-10, 0.125, False, True, 255),
+    "p3109_8p4_unsigned": (8, False, 53248.0, 2.0**-15, 2.0**-18, 0.125, True, True, 254),
+    "p3109_8p4_unsigned_finite": (8, False, 57344.0, 2.0**-15, 2.0**-18, 0.125, False, True, 255),
+    "p3109_8p7_finite": (8, True, 1.984375, 1.0, 2.0**-6, 2.0**-6, False, True, 255),
+    "p3109_8p8_unsigned_finite": (8, False, 1.984375, 1.0, 2.0**-7, 2.0**-7, False, True, 255),
 }
 
 
@@ -57,8 +73,8 @@ def test_preset_limits(name):
     assert fmt.has_nan is has_nan
     assert fmt.num_finite == num_finite
     assert fmt.code_dtype == np.dtype(np.uint8 if bits <= 8 else np.uint16 if bits <= 16 else np.uint32)
-    # has_negative_zero: signed formats except fnuz
-    assert fmt.has_negative_zero is (signed and fmt.specials != "fnuz")
+    # has_negative_zero: signed formats with a zero, except fnuz and P3109
+    assert fmt.has_negative_zero is (signed and fmt.specials not in ("fnuz", "p3109") and fmt.has_zero)
 
 
 def test_preset_constants_are_the_named_formats():
@@ -235,6 +251,9 @@ ML_DTYPES = {
     "e4m3b11fnuz": ml_dtypes.float8_e4m3b11fnuz, "e4m3": ml_dtypes.float8_e4m3,
     "e3m4": ml_dtypes.float8_e3m4, "e2m3fn": ml_dtypes.float6_e2m3fn,
     "e3m2fn": ml_dtypes.float6_e3m2fn, "e2m1fn": ml_dtypes.float4_e2m1fn,
+    "e8m0": ml_dtypes.float8_e8m0fnu,
+    # P3109's signed finite binary8 formats are ml_dtypes' fnuz types (same parameters)
+    "p3109_8p3_finite": ml_dtypes.float8_e5m2fnuz, "p3109_8p4_finite": ml_dtypes.float8_e4m3fnuz,
 }
 
 
@@ -299,7 +318,8 @@ def test_numpy_finfo_names_agree_with_ml_dtypes_finfo(name):
     assert fmt.maxexp == info.maxexp
 
 
-@pytest.mark.parametrize("fmt", [f for f in EXHAUSTIVE_FORMATS if f.has_negative_zero or not f.signed], ids=format_id)
+@pytest.mark.parametrize("fmt", [f for f in EXHAUSTIVE_FORMATS if f.has_zero and (f.has_negative_zero or not f.signed)],
+                         ids=format_id)
 def test_values_keep_the_sign_of_zero(fmt):
     table = reference_decode_table(fmt)
     values = fmt.values()
