@@ -13,6 +13,8 @@
  * Two kernels per (rounding mode, output kind): the lean one handles normal results only;
  * the full one also handles in-lane saturation, inputs certain to round to zero, and ieee
  * subnormal results of the deterministic modes.  A pre-scan of each block picks one.
+ * Stochastic rounding has two such pairs: exact probability (sr_bits = 0) and sr_bits >= 1
+ * (every sr_rule, by per-call masks); one loop for both ran the exact case about 30% slower.
  */
 #include "codec_fast.h"
 
@@ -24,12 +26,18 @@
 #define FL_ALWAYS_INLINE inline
 #endif
 
+/* The kernels' own mode for stochastic rounding with sr_bits >= 1 (FL_ROUND_STOCHASTIC's kernels
+ * do sr_bits = 0, the exact probability): a compile-time constant, so that neither kind of
+ * kernel carries the other's arithmetic. */
+#define FAST_STOCHASTIC_BITS 100 /* not an enum fl_rounding_mode value */
+#define FAST_IS_STOCHASTIC(MODE) ((MODE) == FL_ROUND_STOCHASTIC || (MODE) == FAST_STOCHASTIC_BITS)
+
 static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restrict bits, int count,
                                                 void *restrict out, const int out_kind,
                                                 uint8_t *restrict is_slow,
                                                 uint32_t lo, uint32_t span, int shift, uint32_t sign_bit,
                                                 int32_t rebias, int32_t max_code, const int mode,
-                                                const uint32_t *restrict random_top, int sr_bits,
+                                                const uint32_t *restrict random_top, fast_stochastic_bits sr,
                                                 uint32_t zero_below, int32_t saturating,
                                                 uint32_t zero_sign_bit, int32_t subnormals_enabled,
                                                 float subnormal_scale_1, float subnormal_scale_2,
@@ -61,16 +69,19 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
         int32_t code;
         if (mode == FL_ROUND_ODD) {
             code = lo_code | (int32_t)(remainder != 0);
-        } else if (mode == FL_ROUND_STOCHASTIC) {
+        } else if (FAST_IS_STOCHASTIC(mode)) {
             /* the same decisions as stochastic_away; random_top holds the top bits of
              * each element's first draw (shift bits when exact, sr_bits otherwise) */
             int32_t away;
-            if (sr_bits == 0) {
+            if (mode == FL_ROUND_STOCHASTIC) {
                 away = random_top[i] < remainder;
             } else {
-                uint32_t scaled = shift <= sr_bits ? remainder << (sr_bits - shift) : remainder >> (shift - sr_bits);
-                uint32_t limit = (uint32_t)(((uint64_t)1 << sr_bits) - 1) - scaled; /* away iff R >= 2^N - scaled */
-                away = random_top[i] > limit;
+                /* k = nu * 2^N brought to an integer by the rule (codec_fast.h); k <= 2^N */
+                const uint32_t f = (remainder << sr.up) >> sr.down;
+                const uint32_t h = (remainder >> sr.half_shift) & sr.half_mask;
+                const uint32_t sticky = (remainder & sr.sticky_mask) != 0;
+                const uint32_t k = f + (h & sr.rule.rounds & (sr.rule.ties_away | sticky | (f ^ sr.rule.ties_odd)));
+                away = (random_top[i] > sr.full_mask - k) | (k > sr.full_mask); /* R + k >= 2^N */
             }
             code = lo_code + away;
         } else
@@ -109,7 +120,7 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
         }
         const int32_t subnormal_code = mode == FL_ROUND_ODD ? (t | subnormal_inexact) : t + round_away;
         /* stochastic rounding of subnormal results stays on the exact path */
-        const int32_t subnormal = (mode != FL_ROUND_STOCHASTIC) & subnormals_enabled & (range_value < lo) & (tiny ^ 1);
+        const int32_t subnormal = (1 - FAST_IS_STOCHASTIC(mode)) & subnormals_enabled & (range_value < lo) & (tiny ^ 1);
         const uint32_t subnormal_mask = 0u - (uint32_t)subnormal;
         code = (int32_t)(((uint32_t)subnormal_code & subnormal_mask) | ((uint32_t)code & ~subnormal_mask));
         const int32_t zero_result = tiny | (subnormal & (subnormal_code == 0));
@@ -163,12 +174,11 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
         const uint32_t *restrict bits, int count, void *restrict out, uint8_t *restrict is_slow, \
         const prepared_fast_f32 *fast, int64_t first_index)                                      \
     {                                                                                            \
-        uint32_t random_top[MODE == FL_ROUND_STOCHASTIC ? FAST_BLOCK : 1];                       \
-        const int sr_bits = fast->sr_bits;                                                       \
-        random_top[0] = 0; /* read only by the stochastic mode, which fills the block */         \
-        if (MODE == FL_ROUND_STOCHASTIC) {                                                       \
+        uint32_t random_top[FAST_IS_STOCHASTIC(MODE) ? FAST_BLOCK : 1];                          \
+        random_top[0] = 0; /* read only by the stochastic modes, which fill the block */         \
+        if (FAST_IS_STOCHASTIC(MODE)) {                                                          \
             /* the top bits of each element's first draw, as stochastic_away takes them */       \
-            const int top_bits = sr_bits ? sr_bits : fast->shift;                                \
+            const int top_bits = MODE == FAST_STOCHASTIC_BITS ? fast->sr_bits : fast->shift;     \
             const uint64_t seed = fast->seed;                                                    \
             for (int i = 0; i < count; i++) {                                                    \
                 const uint64_t word = fl_random_word_inline(seed, (uint64_t)(first_index + i), 0); \
@@ -180,7 +190,8 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
                                     ? fast->zero_below_nearest : 0u;                             \
         return fast_block_body(bits, count, out, KIND, is_slow, fast->lo, fast->hi - fast->lo,   \
                                fast->shift, fast->sign_bit, (int32_t)fast->rebias,               \
-                               (int32_t)fast->max_code, MODE, random_top, sr_bits, zero_below,   \
+                               (int32_t)fast->max_code, MODE, random_top, fast->sr,               \
+                               zero_below,                                                       \
                                fast->saturating, fast->zero_sign_bit, fast->subnormals,          \
                                fast->subnormal_scale_1, fast->subnormal_scale_2, FULL);          \
     }
@@ -194,7 +205,8 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
     DEFINE_FAST_BLOCK(FL_ROUND_UP, KIND, CLONES)                                                 \
     DEFINE_FAST_BLOCK(FL_ROUND_DOWN, KIND, CLONES)                                               \
     DEFINE_FAST_BLOCK(FL_ROUND_ODD, KIND, CLONES)                                                \
-    DEFINE_FAST_BLOCK(FL_ROUND_STOCHASTIC, KIND, )
+    DEFINE_FAST_BLOCK(FL_ROUND_STOCHASTIC, KIND, )                                               \
+    DEFINE_FAST_BLOCK(FAST_STOCHASTIC_BITS, KIND, )
 DEFINE_FAST_BLOCKS(OUT_CODES_1, FL_SIMD_CLONES)
 DEFINE_FAST_BLOCKS(OUT_CODES_2, FL_SIMD_CLONES)
 DEFINE_FAST_BLOCKS(OUT_CODES_4, FL_SIMD_CLONES)
@@ -212,7 +224,13 @@ DEFINE_FAST_BLOCKS(OUT_VALUES_F32, )
     case FL_ROUND_UP: SELECT_KERNELS(FL_ROUND_UP, KIND) break;                                   \
     case FL_ROUND_DOWN: SELECT_KERNELS(FL_ROUND_DOWN, KIND) break;                               \
     case FL_ROUND_ODD: SELECT_KERNELS(FL_ROUND_ODD, KIND) break;                                 \
-    default: SELECT_KERNELS(FL_ROUND_STOCHASTIC, KIND) break;                                    \
+    default:                                                                                     \
+        if (rounding->sr_bits > 0) {                                                             \
+            SELECT_KERNELS(FAST_STOCHASTIC_BITS, KIND)                                           \
+        } else {                                                                                 \
+            SELECT_KERNELS(FL_ROUND_STOCHASTIC, KIND)                                            \
+        }                                                                                        \
+        break;                                                                                   \
     }
 
 int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, int out_kind,
@@ -269,6 +287,16 @@ int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, i
                        (saturation == FL_SATURATE_OFF && p->specials == FL_SPECIALS_FINITE);
     fast->seed = rounding->seed;
     fast->sr_bits = rounding->sr_bits;
+    if (rounding->sr_bits > 0) {
+        const int n = rounding->sr_bits, shift = fast->shift; /* 1 <= shift <= 23, n <= 32 */
+        fast->sr.up = shift <= n ? n - shift : 0;
+        fast->sr.down = shift <= n ? 0 : shift - n;
+        fast->sr.half_shift = shift <= n ? 0 : shift - n - 1;
+        fast->sr.half_mask = shift <= n ? 0u : 1u;
+        fast->sr.sticky_mask = shift <= n + 1 ? 0u : (1u << (shift - n - 1)) - 1u;
+        fast->sr.full_mask = (uint32_t)(((uint64_t)1 << n) - 1);
+        fast->sr.rule = sr_rule_bits_of(rounding->sr_rule);
+    }
     switch (out_kind) {
     case OUT_CODES_1: SELECT_MODE_KERNELS(OUT_CODES_1) break;
     case OUT_CODES_2: SELECT_MODE_KERNELS(OUT_CODES_2) break;

@@ -28,6 +28,20 @@ typedef struct fast_block_result {
 
 typedef struct prepared_fast_f32 prepared_fast_f32;
 
+/*
+ * Stochastic rounding with sr_bits = N >= 1 on the fast path, nu = remainder / 2^shift
+ * (shift = 23 - m): round.h's sr_reduced_fraction in 32-bit lanes, with every shift and mask
+ * fixed per call so that the loop has no branch.  f = floor(nu 2^N) = (remainder << up) >> down;
+ * the half bit is (remainder >> half_shift) & half_mask and the sticky bits remainder & sticky_mask
+ * (both masks 0 when nu has at most N bits); away iff R > full_mask - k or k > full_mask.
+ */
+typedef struct fast_stochastic_bits {
+    int up, down, half_shift;
+    uint32_t half_mask, sticky_mask;
+    uint32_t full_mask;       /* 2^N - 1 */
+    sr_rule_bits rule;
+} fast_stochastic_bits;
+
 /* One compiled kernel: a (rounding mode, output kind) pair, lean or full (codec_fast.c). */
 typedef fast_block_result (*fast_block_kernel)(const uint32_t *restrict bits, int count,
                                                void *restrict out, uint8_t *restrict is_slow,
@@ -55,6 +69,7 @@ struct prepared_fast_f32 {
     int32_t saturating;       /* every overflow gives max (saturate=True, SatFinite, SatPropagate, ...) */
     uint64_t seed;
     int sr_bits;
+    fast_stochastic_bits sr;  /* sr_bits >= 1: how nu is brought to sr_bits bits */
     /* the kernels compiled for this call's rounding mode and output kind */
     fast_block_kernel lean, full;
 };

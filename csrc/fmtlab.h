@@ -41,7 +41,8 @@ enum fl_status {
     FL_ERROR_CODE_BYTES = -4,     /* code_bytes is not 1, 2 or 4 */
     FL_ERROR_MMA_MODEL = -5,      /* fl_mma_model or the matrix sizes out of range */
     FL_ERROR_OUT_OF_MEMORY = -6,  /* a work buffer could not be allocated */
-    FL_ERROR_SATURATION = -7      /* fl_rounding.saturate is not an enum fl_saturation */
+    FL_ERROR_SATURATION = -7,     /* fl_rounding.saturate is not an enum fl_saturation */
+    FL_ERROR_SR_RULE = -8         /* fl_rounding.sr_rule is not an enum fl_sr_rule */
 };
 
 enum fl_specials_policy {
@@ -87,6 +88,20 @@ enum fl_rounding_mode {
     FL_ROUND_STOCHASTIC = 6
 };
 
+/*
+ * Limited-precision stochastic rounding (fl_rounding.sr_bits = N >= 1): how the fraction nu
+ * of an ulp that rounding toward zero discards, 0 < nu < 1, is brought to N bits before it
+ * is compared with the N random bits R (uniform in 0..2^N - 1): round away iff k + R >= 2^N,
+ * so P(away) = k / 2^N, with
+ */
+enum fl_sr_rule {
+    FL_SR_TRUNCATE = 0,      /* k = floor(nu 2^N): P3109 StochasticA, gfloat StochasticFastest */
+    FL_SR_NEAREST_AWAY = 1,  /* k = floor(nu 2^N + 1/2): P3109 StochasticB, written there as
+                                floor(nu 2^(N+1)) + 2R + 1 >= 2^(N+1); gfloat StochasticFast */
+    FL_SR_NEAREST_EVEN = 2,  /* k = nu 2^N to nearest, ties to even: P3109 StochasticC, gfloat Stochastic */
+    FL_SR_NEAREST_ODD = 3    /* k = nu 2^N to nearest, ties to odd: gfloat StochasticOdd */
+};
+
 typedef struct fl_format {
     int exp_bits;     /* width of the exponent field, >= 1 */
     int man_bits;     /* width of the stored mantissa field, >= 0 */
@@ -101,6 +116,7 @@ typedef struct fl_rounding {
     int saturate;     /* enum fl_saturation (0: the format's own rule, 1: every overflow gives +-max) */
     uint64_t seed;    /* stochastic rounding: key of the counter-based generator */
     int sr_bits;      /* stochastic rounding: 1..32 random bits, 0 = exact probability */
+    int sr_rule;      /* stochastic rounding with sr_bits >= 1: enum fl_sr_rule (ignored when 0) */
 } fl_rounding;
 
 /* Counts that mirror the Tesla whitepaper's exception flags. */
@@ -121,7 +137,7 @@ typedef struct fl_stats {
  * the stochastic generator is keyed by (seed, index), so results do not
  * depend on how an array is split into calls or threads.
  * Return FL_OK, FL_ERROR_FORMAT, FL_ERROR_ROUNDING_MODE, FL_ERROR_SR_BITS,
- * FL_ERROR_SATURATION or FL_ERROR_CODE_BYTES (enum fl_status).
+ * FL_ERROR_SATURATION, FL_ERROR_SR_RULE or FL_ERROR_CODE_BYTES (enum fl_status).
  */
 int fl_encode_f32(const float *x, int64_t n, const fl_format *format,
                   const fl_rounding *rounding, void *codes, int code_bytes,

@@ -86,5 +86,7 @@ int fl_check_rounding(const fl_rounding *rounding)
         return FL_ERROR_SR_BITS;
     if (rounding->saturate < FL_SATURATE_OFF || rounding->saturate > FL_SATURATE_SAT_NONE)
         return FL_ERROR_SATURATION;
+    if (rounding->sr_rule < FL_SR_TRUNCATE || rounding->sr_rule > FL_SR_NEAREST_ODD)
+        return FL_ERROR_SR_RULE;
     return FL_OK;
 }

@@ -61,28 +61,59 @@ typedef struct prepared_format {
 
 /* Check *format and derive the constants above; FL_OK or FL_ERROR_FORMAT. */
 int fl_prepare_format(const fl_format *format, prepared_format *p);
-/* FL_OK, FL_ERROR_ROUNDING_MODE, FL_ERROR_SR_BITS or FL_ERROR_SATURATION. */
+/* FL_OK, FL_ERROR_ROUNDING_MODE, FL_ERROR_SR_BITS, FL_ERROR_SATURATION or FL_ERROR_SR_RULE. */
 int fl_check_rounding(const fl_rounding *rounding);
 
 /* ---- the stochastic decision -------------------------------------------------
  * The generator is fmtlab.h's fl_random_word_inline, keyed by (seed, element index).
  * Round away from zero with probability nu = remainder / 2^shift: exactly (sr_bits = 0,
  * comparing a uniform U in [0, 1) with nu bit by bit, 64 bits per draw), or with
- * sr_bits random bits, away iff floor(nu * 2^sr_bits) + R >= 2^sr_bits. */
+ * N = sr_bits random bits R (the top N bits of draw 0): away iff k + R >= 2^N, where k is
+ * nu * 2^N brought to an integer by the rule (enum fl_sr_rule), so P(away) = k / 2^N. */
 
-static inline int stochastic_away(uint64_t remainder, int64_t shift, int sr_bits, uint64_t seed,
-                                  uint64_t index)
+/* The rule as three 0/1 masks, so that one branch-free formula serves every rule here and
+ * in the float32 kernels (codec_fast.c), which must give the same bits. */
+typedef struct sr_rule_bits {
+    uint32_t rounds;    /* 0: truncate; 1: round nu * 2^N to nearest */
+    uint32_t ties_away; /* a tie goes up (nearest_away) */
+    uint32_t ties_odd;  /* a tie goes to the odd k (nearest_odd); else to the even one */
+} sr_rule_bits;
+
+static inline sr_rule_bits sr_rule_bits_of(int rule)
+{
+    sr_rule_bits bits = {rule != FL_SR_TRUNCATE, rule == FL_SR_NEAREST_AWAY, rule == FL_SR_NEAREST_ODD};
+    return bits;
+}
+
+/* k from twice = floor(nu * 2^(N+1)) and sticky = 1 when nu * 2^(N+1) is not an integer:
+ * f = floor(nu * 2^N) = twice >> 1 and h = twice & 1 say whether the fraction of nu * 2^N
+ * is below 1/2 (h = 0), above it (h = 1, sticky = 1) or exactly 1/2 (h = 1, sticky = 0).
+ * k can reach 2^N (a rounded nu of 1), which then rounds away whatever R is. */
+static inline uint64_t sr_reduced_fraction(uint64_t twice, uint64_t sticky, sr_rule_bits rule)
+{
+    const uint64_t f = twice >> 1, h = twice & 1;
+    return f + (h & rule.rounds & (rule.ties_away | sticky | (f ^ rule.ties_odd)));
+}
+
+static inline int stochastic_away(uint64_t remainder, int64_t shift, int sr_bits, sr_rule_bits rule,
+                                  uint64_t seed, uint64_t index)
 {
     if (sr_bits > 0) {
-        uint64_t scaled; /* floor(nu * 2^N) */
-        if (shift <= sr_bits)
-            scaled = remainder << (sr_bits - shift);
-        else if (shift - sr_bits >= 64)
-            scaled = 0;
-        else
-            scaled = remainder >> (shift - sr_bits);
+        const int64_t kept = (int64_t)sr_bits + 1; /* nu to N + 1 bits and a sticky bit */
+        uint64_t twice, sticky;
+        if (shift <= kept) {
+            twice = remainder << (kept - shift);
+            sticky = 0;
+        } else if (shift - kept >= 64) {
+            twice = 0;
+            sticky = remainder != 0;
+        } else {
+            twice = remainder >> (shift - kept);
+            sticky = (remainder & ((1ULL << (shift - kept)) - 1)) != 0;
+        }
+        uint64_t k = sr_reduced_fraction(twice, sticky, rule);
         uint64_t random_bits = fl_random_word_inline(seed, index, 0) >> (64 - sr_bits);
-        return scaled + random_bits >= (1ULL << sr_bits);
+        return k + random_bits >= (1ULL << sr_bits);
     }
     for (uint64_t draw = 0;; draw++) {
         uint64_t random_bits = fl_random_word_inline(seed, index, draw);
@@ -272,8 +303,19 @@ static inline uint32_t encode_one(double x, const prepared_format *p, const fl_r
             case FL_ROUND_DOWN: away = negative; break;
             case FL_ROUND_ODD: away = !(lo_code & 1); break;
             default: {
+                /* nu = distance / gap is not dyadic: each rule's k from the exact
+                 * floor(nu * 2^(N+1)) and whether it is exact (fma rounds once, so its
+                 * result is 0 only when twice * gap = distance * 2^(N+1) exactly);
+                 * sr_bits = 0 takes N = 32 and truncates (no finite N is exact here). */
                 int n_bits = rounding->sr_bits > 0 ? rounding->sr_bits : 32;
-                uint64_t scaled = scaled_fraction_floor(distance, gap, n_bits);
+                uint64_t scaled;
+                if (rounding->sr_bits > 0) {
+                    uint64_t twice = scaled_fraction_floor(distance, gap, n_bits + 1);
+                    uint64_t sticky = fma((double)twice, gap, -ldexp(distance, n_bits + 1)) != 0;
+                    scaled = sr_reduced_fraction(twice, sticky, sr_rule_bits_of(rounding->sr_rule));
+                } else {
+                    scaled = scaled_fraction_floor(distance, gap, n_bits);
+                }
                 uint64_t random_bits = fl_random_word_inline(rounding->seed, index, 0) >> (64 - n_bits);
                 away = scaled + random_bits >= (1ULL << n_bits);
             }
@@ -327,7 +369,8 @@ static inline uint32_t encode_one(double x, const prepared_format *p, const fl_r
             case FL_ROUND_DOWN: away = negative; break;
             case FL_ROUND_ODD: away = !(lo_code & 1); break;
             default:
-                away = stochastic_away(remainder, shift, rounding->sr_bits, rounding->seed, index);
+                away = stochastic_away(remainder, shift, rounding->sr_bits, sr_rule_bits_of(rounding->sr_rule),
+                                       rounding->seed, index);
             }
         }
     }

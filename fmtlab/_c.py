@@ -8,9 +8,11 @@ Every other module reaches the C core through this one:
   never typed out again in Python: :data:`ROUNDING_CODES`, :data:`SPECIALS_CODES`,
   :data:`SUBNORMALS_CODES`, :data:`SATURATION_CODES`, :data:`C_ADDITION_CODES`,
   :data:`SUMMATION_CODES`;
-* :class:`RoundingRequest` -- a rounding mode, saturation, seed and ``sr_bits``, checked
-  once -- and the conversions of a Format, a rounding request and an MMA model to their C
-  structs (:func:`c_format`, :func:`c_rounding`, :func:`c_mma_model`);
+* :data:`SR_RULES` -- the names of limited-precision stochastic rounding's rules, and
+  :data:`SR_RULE_CODES`, their enum fl_sr_rule values;
+* :class:`RoundingRequest` -- a rounding mode, saturation, seed, ``sr_bits`` and
+  ``sr_rule``, checked once -- and the conversions of a Format, a rounding request and an
+  MMA model to their C structs (:func:`c_format`, :func:`c_rounding`, :func:`c_mma_model`);
 * :func:`check_status`, which turns each documented negative return code (enum fl_status)
   into its Python error.
 """
@@ -34,8 +36,9 @@ except ImportError as error:  # pragma: no cover - exercised only on a broken in
     ) from error
 
 __all__ = ["ffi", "lib", "ROUNDING_CODES", "SPECIALS_CODES", "SUBNORMALS_CODES", "SATURATION_CODES",
-           "C_ADDITION_CODES", "SUMMATION_CODES", "RoundingRequest", "rounding_request", "saturation_name",
-           "c_format", "c_rounding", "c_mma_model", "check_status", "pointer", "float_entry", "mix64"]
+           "C_ADDITION_CODES", "SUMMATION_CODES", "SR_RULES", "SR_RULE_CODES", "DEFAULT_SR_RULE",
+           "RoundingRequest", "rounding_request", "saturation_name", "c_format", "c_rounding",
+           "c_mma_model", "check_status", "pointer", "float_entry", "mix64"]
 
 # The header's enum constants are named after the Python names (FL_ROUND_NEAREST_EVEN for
 # "nearest_even", ...), so a mode added on one side only fails here, at import.
@@ -49,6 +52,22 @@ SATURATION_CODES = {False: lib.FL_SATURATE_OFF, True: lib.FL_SATURATE_ON,
 C_ADDITION_CODES = {"fused": lib.FL_MMA_C_FUSED, "separate": lib.FL_MMA_C_SEPARATE}
 SUMMATION_CODES = {"block_fma": lib.FL_MMA_SUM_BLOCK_FMA, "pairwise": lib.FL_MMA_SUM_PAIRWISE}
 
+# How stochastic rounding with sr_bits=N brings the discarded fraction nu to N bits before
+# comparing it with the N random bits (enum fl_sr_rule; fmtlab.codec's docstring has the
+# definitions): "truncate" is P3109's StochasticA, "nearest_away" its StochasticB,
+# "nearest_even" its StochasticC; "nearest_odd" is gfloat's StochasticOdd.
+SR_RULES = ("truncate", "nearest_away", "nearest_even", "nearest_odd")
+SR_RULE_CODES = {name: getattr(lib, f"FL_SR_{name.upper()}") for name in SR_RULES}
+DEFAULT_SR_RULE = "truncate"
+# Names that other libraries and the P3109 report use, offered by "did you mean" only.
+_SR_RULE_ALIASES = {"a": "truncate", "stochastica": "truncate", "stochastic_a": "truncate",
+                    "stochasticfastest": "truncate", "fastest": "truncate", "srff": "truncate",
+                    "b": "nearest_away", "stochasticb": "nearest_away", "stochastic_b": "nearest_away",
+                    "stochasticfast": "nearest_away", "fast": "nearest_away", "srf": "nearest_away",
+                    "c": "nearest_even", "stochasticc": "nearest_even", "stochastic_c": "nearest_even",
+                    "src": "nearest_even", "rtne": "nearest_even", "rne": "nearest_even",
+                    "stochasticodd": "nearest_odd", "rtno": "nearest_odd"}
+
 _UINT64 = 1 << 64
 
 
@@ -60,12 +79,14 @@ class RoundingRequest:
     ``saturate`` is False (the caller gave None or False), True, or one of P3109's modes
     ``"sat_finite"``, ``"sat_propagate"``, ``"sat_none"`` (:data:`fmtlab.formats.SATURATIONS`);
     ``seed`` is an int in 0..2^64-1 (a fresh one was drawn when the caller gave None for
-    stochastic rounding); ``sr_bits`` is None (exact probability) or 1..32.
+    stochastic rounding); ``sr_bits`` is None (exact probability) or 1..32; ``sr_rule`` is
+    one of :data:`SR_RULES` (always the default when ``sr_bits`` is None).
     """
     mode: str
     saturate: bool | str
     seed: int
     sr_bits: int | None
+    sr_rule: str = DEFAULT_SR_RULE
 
 
 def saturation_name(saturate) -> bool | str:
@@ -86,14 +107,16 @@ def saturation_name(saturate) -> bool | str:
                     f"{did_you_mean(saturate, SATURATIONS)}")
 
 
-def rounding_request(rounding="nearest_even", saturate=None, seed=None, sr_bits=None, *,
+def rounding_request(rounding="nearest_even", saturate=None, seed=None, sr_bits=None, sr_rule=DEFAULT_SR_RULE, *,
                      draw_seed: bool = True) -> RoundingRequest:
     """Check the rounding arguments of the public API and return them as a :class:`RoundingRequest`.
 
     ``seed=None`` with stochastic rounding draws a fresh 64-bit seed (as a user of numpy's
     global generator expects; pass ``seed=`` to be reproducible) unless ``draw_seed`` is
     False (validation only, e.g. a TensorFormat that seeds each call itself); other modes
-    ignore the seed and get 0.  Any other int is taken modulo 2^64.
+    ignore the seed and get 0.  Any other int is taken modulo 2^64.  ``sr_rule`` must be one
+    of :data:`SR_RULES`; a rule other than the default needs ``sr_bits`` (with
+    ``sr_bits=None`` the probability is exact and no rule applies).
     """
     if not isinstance(rounding, str) or rounding not in ROUNDING_CODES:
         from ._choices import not_allowed
@@ -103,12 +126,19 @@ def rounding_request(rounding="nearest_even", saturate=None, seed=None, sr_bits=
         if isinstance(sr_bits, bool) or not isinstance(sr_bits, numbers.Integral) or not 1 <= sr_bits <= 32:
             raise ValueError(f"sr_bits={sr_bits!r} is not allowed: an int from 1 to 32, or None for exact")
         sr_bits = int(sr_bits)
+    if not isinstance(sr_rule, str) or sr_rule not in SR_RULE_CODES:
+        from ._choices import not_allowed
+        raise ValueError(not_allowed("sr_rule", sr_rule, ", ".join(SR_RULES), SR_RULES, _SR_RULE_ALIASES))
+    if sr_bits is None and sr_rule != DEFAULT_SR_RULE:
+        raise ValueError(f"sr_rule={sr_rule!r} needs sr_bits (an int from 1 to 32): it says how the "
+                         "discarded fraction is brought to sr_bits bits, and sr_bits=None rounds with the "
+                         "exact probability")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
         raise TypeError(f"seed must be an int or None, got {seed!r} ({type(seed).__name__})")
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0]) \
             if rounding == "stochastic" and draw_seed else 0
-    return RoundingRequest(rounding, saturate, int(seed) % _UINT64, sr_bits)
+    return RoundingRequest(rounding, saturate, int(seed) % _UINT64, sr_bits, sr_rule)
 
 
 # ---- structs ---------------------------------------------------------------------------------
@@ -132,6 +162,7 @@ def c_rounding(request: RoundingRequest):
     struct.saturate = SATURATION_CODES[request.saturate]
     struct.seed = request.seed
     struct.sr_bits = 0 if request.sr_bits is None else request.sr_bits
+    struct.sr_rule = SR_RULE_CODES[request.sr_rule]
     return struct
 
 

@@ -100,19 +100,39 @@ def _power_of_two(exponent: torch.Tensor) -> torch.Tensor:
     return ((exponent + 1023) << 52).view(torch.float64)
 
 
-def _stochastic_away(remainder, shift, sr_bits, seed, index):
+def _reduced_fraction(twice, sticky, sr_rule):
+    """k, nu * 2^N brought to an integer by ``sr_rule`` (csrc/round.h: sr_reduced_fraction),
+    from twice = floor(nu * 2^(N+1)) and sticky = whether nu * 2^(N+1) is not an integer."""
+    floor_part, half = twice >> 1, (twice & 1) == 1
+    if sr_rule == "truncate":
+        return floor_part
+    if sr_rule == "nearest_away":
+        up = half
+    elif sr_rule == "nearest_even":
+        up = half & (sticky | ((floor_part & 1) == 1))
+    else:  # nearest_odd
+        up = half & (sticky | ((floor_part & 1) == 0))
+    return floor_part + up.to(torch.int64)
+
+
+def _stochastic_away(remainder, shift, sr_bits, seed, index, sr_rule="truncate"):
     """Stochastic decision on a power-of-two grid, nu = remainder / 2^shift (shift >= 1).
 
-    sr_bits = N: away iff floor(nu * 2^N) + R >= 2^N, R the top N bits of draw 0.
+    sr_bits = N: away iff k + R >= 2^N, R the top N bits of draw 0 and k = nu * 2^N
+    brought to an integer by ``sr_rule`` (floor for "truncate").
     sr_bits = 0: away iff U < nu, U a uniform real read 64 bits per draw; a later draw
     is used only where all earlier 64-bit words of U and nu tie.
     """
     if sr_bits > 0:
-        up_amount = (sr_bits - shift).clamp(min=0, max=63)
-        down_amount = (shift - sr_bits).clamp(min=0, max=63)
-        scaled = torch.where(shift <= sr_bits, remainder << up_amount,
-                             torch.where(shift - sr_bits >= 64, torch.zeros_like(remainder),
-                                         remainder >> down_amount))
+        kept = sr_bits + 1  # nu to N + 1 bits and a sticky bit
+        up_amount = (kept - shift).clamp(min=0, max=63)
+        down_amount = (shift - kept).clamp(min=0, max=63)
+        long_drop = shift - kept >= 64
+        twice = torch.where(shift <= kept, remainder << up_amount,
+                            torch.where(long_drop, torch.zeros_like(remainder), remainder >> down_amount))
+        dropped_bits = remainder & ((torch.ones_like(remainder) << down_amount) - 1)
+        sticky = (shift > kept) & (long_drop | (dropped_bits != 0)) & (remainder != 0)
+        scaled = _reduced_fraction(twice, sticky, sr_rule)
         random_bits = _shift_right_logical(random_word(seed, index, 0), 64 - sr_bits)
         return scaled + random_bits >= (1 << sr_bits)
 
@@ -141,16 +161,29 @@ def _stochastic_away(remainder, shift, sr_bits, seed, index):
     return away
 
 
-def _tesla_gap_stochastic(distance, fmt, sr_bits, seed, index):
+def _tesla_gap_stochastic(distance, fmt, sr_bits, seed, index, sr_rule="truncate"):
     """Stochastic decision in the Tesla gap [largest subnormal, min_normal).
 
-    gap = min_normal - largest subnormal = (2^m + 1) * 2^(-bias - m), so with N bits
-    floor(distance * 2^N / gap) = floor(floor(distance * 2^(N + bias + m)) / (2^m + 1)),
-    exact in integers; away iff that + R >= 2^N (N = sr_bits, or 32 when sr_bits = 0).
+    gap = min_normal - largest subnormal = (2^m + 1) * 2^(-bias - m), so with M bits
+    floor(distance * 2^M / gap) = floor(floor(distance * 2^(M + bias + m)) / (2^m + 1)),
+    exact in integers (distance * 2^(M + bias + m) is an integer or its floor is taken
+    exactly, and dividing its floor by 2^m + 1 floors the quotient).  With M = N + 1 that
+    gives twice = floor(nu * 2^(N+1)), exact when distance * 2^(N+1+bias+m) is an integer
+    divisible by 2^m + 1; then k by ``sr_rule`` and away iff k + R >= 2^N.  sr_bits = 0:
+    N = 32, truncated.
     """
-    n_bits = sr_bits if sr_bits > 0 else 32
-    whole = torch.floor(_scale_by_power_of_two(distance, n_bits + fmt.bias + fmt.man_bits))
-    scaled = whole.to(torch.int64) // ((1 << fmt.man_bits) + 1)
+    if sr_bits == 0:
+        n_bits = 32
+        whole = torch.floor(_scale_by_power_of_two(distance, n_bits + fmt.bias + fmt.man_bits))
+        scaled = whole.to(torch.int64) // ((1 << fmt.man_bits) + 1)
+    else:
+        n_bits = sr_bits
+        scaled_distance = _scale_by_power_of_two(distance, n_bits + 1 + fmt.bias + fmt.man_bits)
+        whole = torch.floor(scaled_distance)
+        divisor = (1 << fmt.man_bits) + 1
+        twice = whole.to(torch.int64) // divisor
+        sticky = (whole != scaled_distance) | (whole.to(torch.int64) % divisor != 0)
+        scaled = _reduced_fraction(twice, sticky, sr_rule)
     random_bits = _shift_right_logical(random_word(seed, index, 0), 64 - n_bits)
     return scaled + random_bits >= (1 << n_bits)
 
@@ -158,18 +191,22 @@ def _tesla_gap_stochastic(distance, fmt, sr_bits, seed, index):
 # ---- quantize ----------------------------------------------------------------------
 
 def quantize(x: torch.Tensor, fmt: Format, rounding: str = "nearest_even", *, saturate=False,
-             seed: int = 0, sr_bits: int = 0, index_offset: int = 0) -> torch.Tensor:
+             seed: int = 0, sr_bits: int = 0, sr_rule: str = "truncate",
+             index_offset: int = 0) -> torch.Tensor:
     """Round the float32 or float64 tensor ``x`` to ``fmt``; the result has x's dtype and device.
 
     Arguments are taken as already validated (see :func:`fmtlab.torch.quantize`):
     ``sr_bits`` is 0 for the exact probability, ``seed`` a Python int, ``saturate`` None,
-    False, True or a P3109 mode (``"sat_finite"``, ``"sat_propagate"``, ``"sat_none"``).
+    False, True or a P3109 mode (``"sat_finite"``, ``"sat_propagate"``, ``"sat_none"``),
+    ``sr_rule`` one of ``fmtlab._c.SR_RULES``.
     Element i of ``x`` (in row-major order) is element ``index_offset + i`` of the generator.
     """
     if x.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"x has dtype {x.dtype}: the torch codec takes float32 or float64")
     if rounding not in _c.ROUNDING_CODES:  # the branches below would read an unknown mode as stochastic
         raise ValueError(f"rounding={rounding!r} is not allowed; choose one of {', '.join(_c.ROUNDING_CODES)}")
+    if sr_rule not in _c.SR_RULE_CODES:  # _reduced_fraction would read an unknown rule as nearest_odd
+        raise ValueError(f"sr_rule={sr_rule!r} is not allowed; choose one of {', '.join(_c.SR_RULES)}")
     saturate = _c.saturation_name(saturate)
     p3109_saturation = saturate in SATURATIONS  # these decide unsigned formats' negative inputs themselves
     output_dtype = x.dtype
@@ -249,7 +286,7 @@ def quantize(x: torch.Tensor, fmt: Format, rounding: str = "nearest_even", *, sa
         selected = (finite_nonzero & inexact).nonzero().reshape(-1)
         if selected.numel():
             away[selected] = _stochastic_away(remainder[selected], shift[selected], sr_bits, seed,
-                                              index[selected])
+                                              index[selected], sr_rule)
 
     # The Tesla gap: lo = largest subnormal, hi = min_normal, spacing not a power of two.
     if tesla:
@@ -277,7 +314,7 @@ def quantize(x: torch.Tensor, fmt: Format, rounding: str = "nearest_even", *, sa
                 selected = (in_gap & gap_inexact).nonzero().reshape(-1)
                 if selected.numel():
                     gap_away[selected] = _tesla_gap_stochastic(distance[selected], fmt, sr_bits, seed,
-                                                               index[selected])
+                                                               index[selected], sr_rule)
             lo_code = torch.where(in_gap, torch.full_like(lo_code, gap_lo_code), lo_code)
             inexact = torch.where(in_gap, gap_inexact, inexact)
             away = torch.where(in_gap, gap_away & gap_inexact, away)

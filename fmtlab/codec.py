@@ -15,15 +15,35 @@ stochastic      away from zero with probability (|x| - |t|) / (|a| - |t|), t and
                 toward-zero and away candidates
 ==============  =====================================================================
 
-Stochastic rounding with ``sr_bits=N`` follows the IEEE P3109 draft: with nu the
-fraction of an ulp that rounding toward zero discards and R the top N bits of a
-uniform 64-bit draw, round away iff floor(nu * 2^N) + R >= 2^N.  ``sr_bits=None``
-compares nu with a uniform real U drawn 64 bits at a time (more words only when the
-first ones tie), so the probability is exactly nu for any float32 or float64 input.
-The draws come from a counter-based generator keyed by (seed, element index), so
-the result never depends on the number of threads or on chunking.  In the gap that
-``subnormals="tesla"`` leaves below min_normal, the ulp is not a power of two and
-``sr_bits=None`` uses 32 bits there.
+Stochastic rounding with ``sr_bits=N`` (1..32) is limited-precision stochastic
+rounding as IEEE P3109's interim report defines it (v4.0, 26 June 2026, section 4.7.4,
+"Rounding to precision"): with nu the fraction of an ulp that rounding toward zero
+discards and R the top N bits of a uniform 64-bit draw (0 <= R < 2^N), round away iff
+k + R >= 2^N, so P(away) = k / 2^N, where ``sr_rule`` says how nu is brought to N bits:
+
+============  ===============================  ========================================
+sr_rule       k                                also known as
+============  ===============================  ========================================
+truncate      floor(nu * 2^N)  (default)       P3109 StochasticA; gfloat StochasticFastest
+nearest_away  floor(nu * 2^N + 1/2)            P3109 StochasticB; gfloat StochasticFast
+nearest_even  nu * 2^N to nearest, ties even   P3109 StochasticC; gfloat Stochastic
+nearest_odd   nu * 2^N to nearest, ties odd    gfloat StochasticOdd
+============  ===============================  ========================================
+
+(P3109 writes StochasticB as floor(nu * 2^(N+1)) + 2R + 1 >= 2^(N+1), the same test.)
+The nearest rules may give k = 2^N (then it always rounds away).  Every rule is exact (P = nu)
+when nu has at most N bits.  Otherwise ``truncate`` never rounds away more often than nu
+(bias toward zero: -(2^-N - 2^-D)/2 ulp averaged over nu uniform on a grid of D > N
+bits), the nearest rules are within 2^-(N+1) of nu, ``nearest_even`` and
+``nearest_odd`` average to no bias on such grids, and ``nearest_away`` to +2^-(D+1)
+ulp (its ties all go up).  ``sr_bits=None`` compares nu with a uniform real U drawn 64
+bits at a time (more words only when the first ones tie), so the probability is exactly
+nu for any float32 or float64 input; no rule applies (a non-default ``sr_rule`` then
+raises ValueError).  The draws come from a counter-based generator keyed by (seed,
+element index), so the result never depends on the number of threads or on chunking.
+In the gap that ``subnormals="tesla"`` leaves below min_normal the ulp is not a power of
+two: nu is the exact ratio, and each rule's k is computed exactly from it (ties
+included); ``sr_bits=None`` uses 32 bits and truncates there.
 
 Overflow (the rounded magnitude exceeds max): ``ieee`` formats give +-Inf for the
 nearest modes, up/down outward and a stochastic round away, +-max for toward_zero,
@@ -115,9 +135,9 @@ def _scaled_or_none(fmt):
     return _scaled().as_scaled_format(fmt)
 
 
-def _scaled_request(rounding, saturate, seed, sr_bits):
+def _scaled_request(rounding, saturate, seed, sr_bits, sr_rule):
     """The checked rounding request of a scaled format's elements: they always saturate."""
-    return _c.rounding_request(rounding, _scaled().check_saturate(saturate), seed, sr_bits)
+    return _c.rounding_request(rounding, _scaled().check_saturate(saturate), seed, sr_bits, sr_rule)
 
 
 def _stats_from(c_stats, total):
@@ -125,12 +145,14 @@ def _stats_from(c_stats, total):
                  int(c_stats.denormal), int(c_stats.inexact), int(total))
 
 
-def encode(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bits=None, stats=False):
+def encode(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bits=None, sr_rule="truncate",
+           stats=False):
     """Round x to ``fmt`` and return its codes (uint8, uint16 or uint32 by the format's width).
 
     ``x``: float32 or float64 array (any shape and strides) or a Python float;
     float16 and ml_dtypes arrays are widened exactly first.  ``stats=True`` also
-    returns a :class:`Stats`.  See the module docstring for the rounding rules.
+    returns a :class:`Stats`.  See the module docstring for the rounding rules
+    (``sr_bits`` and ``sr_rule``: stochastic rounding with N random bits).
 
     ``fmt`` may be a scaled format (a :class:`fmtlab.scaled.ScaledFormat` or its name, e.g.
     ``"mxfp8_e4m3"``): the result is then a :class:`fmtlab.scaled.ScaledCodes` (element codes,
@@ -140,9 +162,10 @@ def encode(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bits
     scaled = _scaled_or_none(fmt)
     if scaled is not None:
         array, _ = _as_float_array(x)
-        return _scaled().encode_array(array, scaled, _scaled_request(rounding, saturate, seed, sr_bits), stats)
+        request = _scaled_request(rounding, saturate, seed, sr_bits, sr_rule)
+        return _scaled().encode_array(array, scaled, request, stats)
     fmt = as_format(fmt)
-    c_rounding = _c.c_rounding(_c.rounding_request(rounding, saturate, seed, sr_bits))
+    c_rounding = _c.c_rounding(_c.rounding_request(rounding, saturate, seed, sr_bits, sr_rule))
     array, scalar = _as_float_array(x)
     codes = np.empty(array.shape, dtype=fmt.code_dtype)
     c_stats = ffi.new("fl_stats *")
@@ -186,7 +209,8 @@ def decode(codes, fmt=None):
     return out[()] if scalar else out
 
 
-def quantize(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bits=None, stats=False):
+def quantize(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bits=None, sr_rule="truncate",
+             stats=False):
     """Round x to ``fmt`` and return the rounded values in x's own dtype (float32 or float64).
 
     Equivalent to ``decode(encode(x, ...), fmt).astype(x.dtype)`` but fused in C.  For a
@@ -200,7 +224,8 @@ def quantize(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bi
     scaled = _scaled_or_none(fmt)
     if scaled is not None:
         array, scalar = _as_float_array(x)
-        result = _scaled().quantize_array(array, scaled, _scaled_request(rounding, saturate, seed, sr_bits), stats)
+        request = _scaled_request(rounding, saturate, seed, sr_bits, sr_rule)
+        result = _scaled().quantize_array(array, scaled, request, stats)
         out = result[0] if stats else result
         original_dtype = np.asarray(x).dtype
         if original_dtype != out.dtype and is_narrow_float(original_dtype):
@@ -208,7 +233,7 @@ def quantize(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bi
         out = out[()] if scalar else out
         return (out, result[1]) if stats else out
     fmt = as_format(fmt)
-    c_rounding = _c.c_rounding(_c.rounding_request(rounding, saturate, seed, sr_bits))
+    c_rounding = _c.c_rounding(_c.rounding_request(rounding, saturate, seed, sr_bits, sr_rule))
     array, scalar = _as_float_array(x)
     original_dtype = np.asarray(x).dtype
     if original_dtype.kind == "f":

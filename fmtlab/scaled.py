@@ -756,7 +756,8 @@ def _prepare(array, sf):
 
 
 def _element_request(request):
-    return dict(rounding=request.mode, saturate=True, seed=request.seed, sr_bits=request.sr_bits)
+    return dict(rounding=request.mode, saturate=True, seed=request.seed, sr_bits=request.sr_bits,
+                sr_rule=request.sr_rule)
 
 
 def _stats(element_stats, scales):

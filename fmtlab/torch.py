@@ -75,7 +75,7 @@ def _native_quantize_tensor(x: torch.Tensor, fmt: Format, request: _c.RoundingRe
 
 
 def _quantize_values(t: torch.Tensor, fmt: Format, rounding: str, saturate, seed: int, sr_bits,
-                     backend: str) -> torch.Tensor:
+                     backend: str, sr_rule: str = _c.DEFAULT_SR_RULE) -> torch.Tensor:
     """The rounding itself, no autograd: same dtype and device as ``t``."""
     compute = t.detach()
     if compute.dtype in (torch.float16, torch.bfloat16):
@@ -85,11 +85,11 @@ def _quantize_values(t: torch.Tensor, fmt: Format, rounding: str, saturate, seed
         if compute.device.type != "cpu":
             raise ValueError(f"backend='native' runs on CPU tensors only; this tensor is on "
                              f"{compute.device}; use backend='auto' or 'torch'")
-        request = _c.rounding_request(rounding, saturate, seed, sr_bits)
+        request = _c.rounding_request(rounding, saturate, seed, sr_bits, sr_rule)
         result = _native_quantize_tensor(compute.contiguous(), fmt, request)
     else:
         result = _torch_codec.quantize(compute, fmt, rounding, saturate=saturate, seed=seed,
-                                       sr_bits=0 if sr_bits is None else int(sr_bits))
+                                       sr_bits=0 if sr_bits is None else int(sr_bits), sr_rule=sr_rule)
     return result if result.dtype == t.dtype else result.to(t.dtype)
 
 
@@ -97,20 +97,20 @@ class _StraightThroughQuantize(torch.autograd.Function):
     """y = Q(x) forward; dL/dx = dL/dy backward (the straight-through estimator)."""
 
     @staticmethod
-    def forward(ctx, t, fmt, rounding, saturate, seed, sr_bits, backend):
-        return _quantize_values(t, fmt, rounding, saturate, seed, sr_bits, backend)
+    def forward(ctx, t, fmt, rounding, saturate, seed, sr_bits, backend, sr_rule):
+        return _quantize_values(t, fmt, rounding, saturate, seed, sr_bits, backend, sr_rule)
 
     @staticmethod
     def backward(ctx, grad_output):
-        return grad_output, None, None, None, None, None, None
+        return grad_output, None, None, None, None, None, None, None
 
 
 def quantize(t: torch.Tensor, fmt, rounding: str = "nearest_even", *, saturate=None, seed=None,
-             sr_bits=None, backend: str = "auto") -> torch.Tensor:
+             sr_bits=None, sr_rule: str = _c.DEFAULT_SR_RULE, backend: str = "auto") -> torch.Tensor:
     """Round the tensor ``t`` to ``fmt`` and return the values in t's dtype, on t's device.
 
     ``t``: float32 or float64 (float16 and bfloat16 are widened exactly, rounded, and cast
-    back).  ``rounding``, ``saturate``, ``seed`` and ``sr_bits`` mean what they mean for
+    back).  ``rounding``, ``saturate``, ``seed``, ``sr_bits`` and ``sr_rule`` mean what they mean for
     :func:`fmtlab.quantize`; element i of ``t`` in row-major order is element i of the
     stochastic generator, so the same seed gives the same bits on every backend.
     ``backend``: "auto" (C core for CPU tensors, pure torch elsewhere), "native" (C core,
@@ -123,11 +123,11 @@ def quantize(t: torch.Tensor, fmt, rounding: str = "nearest_even", *, saturate=N
         raise TypeError(f"t has dtype {t.dtype}: quantize takes float32, float64, float16 or bfloat16")
     fmt = as_format(fmt)
     # Checked once; a fresh seed per call when none is given, as the numpy codec does.
-    request = _c.rounding_request(rounding, saturate, seed, sr_bits)
+    request = _c.rounding_request(rounding, saturate, seed, sr_bits, sr_rule)
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r} is not allowed; choose one of {', '.join(BACKENDS)}")
     return _StraightThroughQuantize.apply(t, fmt, request.mode, request.saturate, request.seed, request.sr_bits,
-                                          backend)
+                                          backend, request.sr_rule)
 
 
 # ---- per-tensor formats and the policy ----------------------------------------------------------
@@ -152,7 +152,8 @@ class TensorFormat:
     ``scaling="auto"`` picks the bias per tensor from its absolute maximum (:func:`auto_bias`),
     which for a format whose bias is fixed is a power-of-two scale; ``"none"`` keeps the
     format's bias.  A ``TensorFormat`` may be given as a format name or Format wherever one
-    is expected: ``"bf16"`` means ``TensorFormat(fl.BF16)``.
+    is expected: ``"bf16"`` means ``TensorFormat(fl.BF16)``.  ``sr_bits`` and ``sr_rule``:
+    stochastic rounding with that many random bits and that rule (:mod:`fmtlab.codec`).
     """
 
     format: Format
@@ -160,10 +161,12 @@ class TensorFormat:
     saturate: bool | str | None = None
     scaling: str = "none"
     sr_bits: int | None = None
+    sr_rule: str = _c.DEFAULT_SR_RULE
 
     def __post_init__(self):
         object.__setattr__(self, "format", as_format(self.format, "format"))
-        _c.rounding_request(self.rounding, self.saturate, None, self.sr_bits, draw_seed=False)  # checks only
+        _c.rounding_request(self.rounding, self.saturate, None, self.sr_bits, self.sr_rule,
+                            draw_seed=False)  # checks only
         if self.scaling not in SCALINGS:
             raise ValueError(f"scaling={self.scaling!r} is not allowed; choose one of {', '.join(SCALINGS)}")
 
@@ -279,7 +282,7 @@ class _EmulatedLayer:
         if tensor_format.rounding == "stochastic":
             seed = derive_seed(self.policy.seed, self.layer_index, ROLES.index(role), call)
         result = _quantize_values(t, fmt, tensor_format.rounding, tensor_format.saturate, seed,
-                                  tensor_format.sr_bits, "auto")
+                                  tensor_format.sr_bits, "auto", tensor_format.sr_rule)
         if self.observer is not None and call >= 0:
             self.observer(role, t, result, fmt)
         return result, fmt.bias - tensor_format.format.bias

@@ -24,8 +24,8 @@ def backend(request, monkeypatch):
     if request.param == "torch":
         original = flt._quantize_values
         monkeypatch.setattr(flt, "_quantize_values",
-                            lambda t, fmt, rounding, saturate, seed, sr_bits, _backend:
-                            original(t, fmt, rounding, saturate, seed, sr_bits, "torch"))
+                            lambda t, fmt, rounding, saturate, seed, sr_bits, _backend, *rule:
+                            original(t, fmt, rounding, saturate, seed, sr_bits, "torch", *rule))
     return request.param
 
 

@@ -236,7 +236,8 @@ class EmulatedOptimizer:
             return parameter.detach()
         seed = fl_torch.derive_seed(self.seed, step, index) if rounding == "stochastic" else 0
         return fl_torch.quantize(parameter.detach(), self.storage.format, rounding,
-                                 saturate=self.storage.saturate, seed=seed, sr_bits=self.storage.sr_bits)
+                                 saturate=self.storage.saturate, seed=seed, sr_bits=self.storage.sr_bits,
+                                 sr_rule=self.storage.sr_rule)
 
     def state_dict(self) -> dict:
         return {"optimizer": self.optimizer.state_dict(), "loss_scaler": self.loss_scaler.state_dict(),
