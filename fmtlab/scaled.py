@@ -723,13 +723,16 @@ def _saturate_infinities(quotients, sf, scales):
 
 # ---- public entry points (called by fmtlab.codec) ---------------------------------------------
 def check_saturate(saturate) -> bool:
-    """Scaled elements always saturate: ``saturate`` must be None or True."""
-    if saturate is None or saturate is True or (isinstance(saturate, np.bool_) and bool(saturate)):
+    """Scaled elements always saturate: ``saturate`` must be None, True or ``"sat_finite"`` (P3109's
+    name for what scaled elements do: overflow and +-Inf give +-max)."""
+    if saturate is None or saturate is True or saturate == "sat_finite" or \
+            (isinstance(saturate, np.bool_) and bool(saturate)):
         return True
-    if saturate is False or isinstance(saturate, np.bool_):
-        raise ValueError("saturate=False is not allowed for a scaled format: its elements always saturate to "
-                         "+-max (OCP MX v1.0 and every implementation clamp after scaling); pass None or True")
-    raise TypeError(f"saturate must be None, True or False, got {saturate!r}")
+    if saturate is False or isinstance(saturate, (np.bool_, str)):
+        raise ValueError(f"saturate={saturate!r} is not allowed for a scaled format: its elements always saturate "
+                         "to +-max (OCP MX v1.0 and every implementation clamp after scaling); allowed: None, True "
+                         "or 'sat_finite'")
+    raise TypeError(f"saturate must be None, True or 'sat_finite' for a scaled format, got {saturate!r}")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
