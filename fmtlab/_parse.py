@@ -1,4 +1,5 @@
-"""Parsing of the lists users give the sweeps: formats, biases, rounding modes, MMA models.
+"""Parsing of the lists users give the sweeps: formats, biases, rounding modes, block sizes,
+scale rules, MMA models.
 
 Each parser takes what the Python API accepts (objects, lists) and the comma-separated
 strings the command line passes, and raises a ValueError or TypeError that names the
@@ -16,11 +17,14 @@ import numbers
 import re
 
 from . import formats as _formats
+from . import scaled as _scaled
 from ._choices import closest, did_you_mean, is_flag, not_allowed
 from .formats import Format, ROUNDINGS, SUBNORMALS, TESLA_BIAS_RANGE
+from .scaled import RULES, ScaledFormat
 
 __all__ = ["DEFAULT_FORMATS", "BIAS_CHOICES", "ROUNDING_ABBREVIATIONS", "parse_formats", "parse_cli_format",
-           "parse_biases", "parse_roundings", "parse_mma_model", "split_model_list"]
+           "parse_biases", "parse_roundings", "parse_blocks", "parse_rules", "block_text", "parse_mma_model",
+           "split_model_list"]
 
 DEFAULT_FORMATS = ("fp32", "fp16", "bf16", "cfloat8_1_4_3", "cfloat8_1_5_2")
 BIAS_CHOICES = ("all", "auto")
@@ -61,8 +65,12 @@ def _cli_formats_allowed() -> str:
             f"({', '.join(_configurable_presets())})")
 
 
-def _format_problem(spec: str, argument: str) -> str:
-    """Why ``fl.format(spec)`` refused ``spec``, in command-line syntax (see parse_cli_format)."""
+def _format_problem(spec: str, argument: str, scaled: bool = False) -> str:
+    """Why ``fl.format(spec)`` refused ``spec``, in command-line syntax (see parse_cli_format).
+
+    ``scaled``: scaled formats are allowed too, so a name or option nearer a scaled one is
+    suggested as that (``mxfp8_e4m`` -> ``mxfp8_e4m3``, ``cfloat8_1_4_3:blok=32`` -> ``block=32``).
+    """
     name, colon, options = spec.strip().partition(":")
     name = name.strip()
     items = [piece.strip() for piece in options.split(",") if piece.strip()]
@@ -76,8 +84,13 @@ def _format_problem(spec: str, argument: str) -> str:
     try:
         preset = _formats.format(name)
     except (ValueError, TypeError):
-        return _flag_message(argument, spec, _suggest(name, _formats.preset_names(), with_name),
-                             _cli_formats_allowed(), unknown=True)
+        suggestion = _suggest(name, _formats.preset_names(), with_name)
+        if scaled and not suggestion:
+            suggestion = _suggest(name, _scaled.preset_names(), with_name)
+            if suggestion:
+                return _flag_message(argument, spec, suggestion,
+                                     f"{_cli_formats_allowed()}, or {_cli_scaled_allowed()}", unknown=True)
+        return _flag_message(argument, spec, suggestion, _cli_formats_allowed(), unknown=True)
     configurable = ", ".join(_configurable_presets())
     tesla_biases = f"{TESLA_BIAS_RANGE.start}..{TESLA_BIAS_RANGE.stop - 1}"
     seen = set()
@@ -86,6 +99,10 @@ def _format_problem(spec: str, argument: str) -> str:
         if not equals or key not in _FORMAT_OPTIONS:
             suggestion = (_suggest(key, _FORMAT_OPTIONS, lambda choice: with_item(index, f"{choice}={value}"))
                           if equals else "")
+            if scaled and equals and not suggestion:
+                suggestion = _suggest(key, _SCALED_OPTIONS, lambda choice: with_item(index, f"{choice}={value}"))
+                if suggestion:
+                    return _flag_message(argument, spec, suggestion, _cli_scaled_allowed())
             return _flag_message(argument, spec, suggestion,
                                  f"{preset.name}:bias=B,subnormals=S, each option written KEY=VALUE")
         if key in seen:
@@ -118,36 +135,119 @@ def _format_problem(spec: str, argument: str) -> str:
     return _flag_message(argument, spec, "", _cli_formats_allowed())
 
 
-def parse_cli_format(spec: str, argument: str = "format") -> Format:
+
+# The options that make a format name a scaled format (fmtlab.scaled's string form).
+_SCALED_OPTIONS = ("block", "rule", "scale", "tensor_scale", "axis")
+
+
+def _cli_scaled_allowed() -> str:
+    return (f"a scaled preset ({', '.join(_scaled.preset_names())}) or an element format, with the options "
+            f"block=K|RxC|channel|tensor, rule={'|'.join(RULES)}, scale=FORMAT (e8m0, e4m3fn, fp32, ...), "
+            "tensor_scale=FORMAT|none, axis=A")
+
+
+def _scale_format_ok(value: str, allow_none: bool) -> bool:
+    if allow_none and value.lower() == "none":
+        return True
+    try:
+        return isinstance(_scaled.any_format(value) if value.lower() == "e8m0" else _formats.format(value), Format)
+    except (ValueError, TypeError):
+        return False
+
+
+def _scaled_format_problem(spec: str, argument: str, error: Exception) -> str:
+    """Why ``fl.format(spec)`` refused the scaled format ``spec``, in command-line syntax:
+    the first bad name or option (with "did you mean"), else the library's reason for refusing
+    the combination (``nvfp4:rule=floor``: its tensor scale needs rule=amax)."""
+    name, colon, options = spec.strip().partition(":")
+    name = name.strip()
+    items = [piece.strip() for piece in options.split(",") if piece.strip()]
+
+    def with_name(choice):
+        return choice + colon + options
+
+    def with_item(index, item):
+        return f"{name}:" + ",".join(items[:index] + [item] + items[index + 1:])
+
+    if not _scaled.is_scaled_name(name):  # not a preset: then an element format
+        try:
+            _formats.format(name)
+        except (ValueError, TypeError):
+            choices = list(_scaled.preset_names()) + list(_formats.preset_names())
+            return _flag_message(argument, spec, _suggest(name, choices, with_name), _cli_scaled_allowed(),
+                                 unknown=True)
+    keys = _SCALED_OPTIONS + _FORMAT_OPTIONS
+    seen = set()
+    for index, item in enumerate(items):
+        key, equals, value = (text.strip() for text in item.partition("="))
+        if not equals or key not in keys:
+            suggestion = _suggest(key, keys, lambda choice: with_item(index, f"{choice}={value}")) if equals else ""
+            return _flag_message(argument, spec, suggestion,
+                                 f"options written KEY=VALUE, each of {', '.join(keys)} at most once")
+        if key in seen:
+            return _flag_message(argument, spec, "", f"each of {', '.join(keys)} at most once")
+        seen.add(key)
+        def with_value(choice, index=index, key=key):
+            return with_item(index, f"{key}={choice}")
+
+        if key == "rule" and value not in RULES:
+            return _flag_message(argument, spec, _suggest(value, RULES, with_value), f"rule={', '.join(RULES)}")
+        if key == "block" and _block_item(value) is None:
+            return _flag_message(argument, spec, _suggest(value, _scaled.BLOCK_WORDS, with_value),
+                                 "block=K (a positive int), RxC (a tile such as 16x16), channel or tensor")
+        if key in ("scale", "tensor_scale") and not _scale_format_ok(value, key == "tensor_scale"):
+            choices = ["e8m0"] + list(_formats.preset_names()) + (["none"] if key == "tensor_scale" else [])
+            return _flag_message(argument, spec, _suggest(value, choices, with_value),
+                                 f"{key}=e8m0 or an element format (e4m3fn, fp32, bf16, ...)"
+                                 + (", or none" if key == "tensor_scale" else ""))
+        if key == "axis" and not re.fullmatch(r"[+-]?\d+", value):
+            return _flag_message(argument, spec, "", "axis=A with A an int such as -1 (the last axis) or 0")
+    # Every part is well formed: the combination is what the library refused.
+    reason = str(error)
+    shown = spec if is_flag(argument) else repr(spec)
+    return f"{argument} {shown} is not allowed: {reason}"
+
+
+def parse_cli_format(spec: str, argument: str = "format", *, scaled: bool = False):
     """One format from command-line text ``NAME[:bias=B,subnormals=S]``, as ``fl.format`` reads it.
 
     ``fl.format`` decides what is valid; when it refuses, the ValueError says so in command-line
     terms: ``argument`` is the flag ("--formats": "--formats fp17 is not allowed (did you mean
     'fp16'?); allowed: ...") or the name of a positional argument ("format": "format 'fp17' is
-    unknown (did you mean 'fp16'?); allowed: ...").
+    unknown (did you mean 'fp16'?); allowed: ...").  ``scaled=True`` also accepts the scaled
+    formats (``mxfp8_e4m3``, ``nvfp4:block=32``, ``e4m3fn:block=64,scale=e8m0``) and returns a
+    ScaledFormat for them; otherwise only element formats (a Format).
     """
     if not isinstance(spec, str):
         raise TypeError(f"{argument} must be a str, got {spec!r} ({type(spec).__name__})")
+    if scaled and _scaled.is_scaled_name(spec):
+        try:
+            return _scaled.scaled_format(spec)
+        except (ValueError, TypeError) as error:
+            raise ValueError(_scaled_format_problem(spec, argument, error)) from None
     try:
         return _formats.format(spec)
     except (ValueError, TypeError):
         pass
-    raise ValueError(_format_problem(spec, argument))
+    raise ValueError(_format_problem(spec, argument, scaled))
 
 
-def parse_formats(formats, argument: str = "formats") -> list[Format]:
-    """Formats from a Format, a name, a list of those, or a comma-separated string.
+def parse_formats(formats, argument: str = "formats") -> list:
+    """Formats from a Format, a ScaledFormat, a name, a list of those, or a comma-separated string.
 
-    In a string, an item with "=" but no ":" continues the previous format's options, so
+    Names are read by ``fl.format``: element formats give a Format, scaled ones (``"mxfp8_e4m3"``,
+    ``"nvfp4:block=32"``, ``"e4m3fn:block=64,scale=e8m0"``) a ScaledFormat.  In a string, an item
+    with "=" but no ":" continues the previous format's options, so
     ``"fp16,cfloat8_1_4_3:bias=10,subnormals=tesla,bf16"`` is three formats.  ``argument``
     names the argument in messages (a flag such as "--formats": command-line terms).
     """
     if formats is None:
         formats = DEFAULT_FORMATS
-    if isinstance(formats, (str, Format)):
+    if isinstance(formats, (str, Format, ScaledFormat)):
         formats = [formats]
     if not isinstance(formats, (list, tuple)):
-        raise TypeError(f"{argument}={formats!r} is not allowed: a format name, a Format, or a list of them")
+        raise TypeError(f"{argument}={formats!r} is not allowed: a format name, a Format, a ScaledFormat, "
+                        "or a list of them")
     items = []
     for item in formats:
         if isinstance(item, str):
@@ -158,19 +258,116 @@ def parse_formats(formats, argument: str = "formats") -> list[Format]:
                     items[-1] += "," + part
                 else:
                     items.append(part)
-        elif isinstance(item, Format):
+        elif isinstance(item, (Format, ScaledFormat)):
             items.append(item)
         else:
-            raise TypeError(f"{argument} has {item!r} ({type(item).__name__}): each must be a format name "
-                            "or a fmtlab.Format")
+            raise TypeError(f"{argument} has {item!r} ({type(item).__name__}): each must be a format name, "
+                            "a fmtlab.Format or a fmtlab.ScaledFormat")
     if is_flag(argument):
         if not items:
             raise ValueError(_flag_message(argument, ",".join(formats), "", _cli_formats_allowed()))
-        return [item if isinstance(item, Format) else parse_cli_format(item, argument) for item in items]
+        return [item if isinstance(item, (Format, ScaledFormat)) else parse_cli_format(item, argument, scaled=True)
+                for item in items]
     if not items:
         raise ValueError(f"{argument}={formats!r} is empty; give at least one of "
-                         f"{', '.join(_formats.preset_names())}")
-    return [_formats.format(item) for item in items]
+                         f"{', '.join(_formats.preset_names())} or of the scaled {', '.join(_scaled.preset_names())}")
+    return [_scaled.any_format(item) for item in items]
+
+
+# ---- block sizes and scale rules -------------------------------------------------------------------
+
+def _block_item(text: str):
+    """A block from its text: K (a positive int), RxC (a tile), 'channel' or 'tensor'; None if it is none."""
+    word = text.strip().lower()
+    if word in _scaled.BLOCK_WORDS:
+        return word
+    match = re.fullmatch(r"(\d+)\s*[x*]\s*(\d+)", word)
+    if match:
+        rows, columns = int(match.group(1)), int(match.group(2))
+        return (rows, columns) if rows >= 1 and columns >= 1 else None
+    if re.fullmatch(r"\+?\d+", word) and int(word) >= 1:
+        return int(word)
+    return None
+
+
+def block_text(block) -> str:
+    """A block as the command line and the records write it: ``32``, ``16x16``, ``channel``, ``tensor``."""
+    return f"{block[0]}x{block[1]}" if isinstance(block, tuple) else str(block)
+
+
+def parse_blocks(blocks, argument: str = "blocks"):
+    """None, or a tuple of distinct blocks in the order given, each a positive int K (1-D blocks
+    of K), a pair (R, C) (R x C tiles), ``"channel"`` or ``"tensor"``.
+
+    Accepts None, an int, a string of comma-separated items (``"16,32,16x16,channel"``), or a
+    list of ints, (R, C) pairs and such strings (a tile inside a list: ``[16, 32, (16, 16)]``).
+    ``argument`` names the argument in messages (a flag such as "--block": command-line terms,
+    the bad item as typed).
+    """
+    flag = is_flag(argument)
+    if flag:
+        allowed = "block sizes as a list such as 16,32,128, tiles such as 16x16, channel or tensor"
+    else:
+        allowed = ('None, or a list of blocks: positive ints (1-D blocks), (rows, columns) pairs or "RxC" '
+                   'strings (tiles), "channel", "tensor"')
+
+    def refuse(item):
+        if flag:
+            shown = str(item)
+            return ValueError(_flag_message(argument, shown, did_you_mean(shown, _scaled.BLOCK_WORDS), allowed))
+        return ValueError(f"{argument} has the value {item!r}; allowed: {allowed}")
+
+    if blocks is None:
+        return None
+    if isinstance(blocks, str):
+        values = [piece.strip() for piece in blocks.split(",")]
+    elif isinstance(blocks, numbers.Integral) and not isinstance(blocks, bool):
+        values = [blocks]
+    else:
+        try:
+            values = list(blocks)
+        except TypeError:
+            raise TypeError(f"{argument}={blocks!r} is not allowed; allowed: {allowed}") from None
+    if not values:
+        raise refuse("") if flag else ValueError(f"{argument}={blocks!r} is empty; allowed: {allowed}")
+    parsed = []
+    for value in values:
+        if isinstance(value, str):
+            block = _block_item(value)
+        elif isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            block = int(value) if value >= 1 else None
+        elif isinstance(value, (tuple, list)) and len(value) == 2 and all(
+                isinstance(side, numbers.Integral) and not isinstance(side, bool) and side >= 1 for side in value):
+            block = (int(value[0]), int(value[1]))
+        else:
+            block = None
+        if block is None:
+            raise refuse(value)
+        parsed.append(block)
+    return tuple(dict.fromkeys(parsed))
+
+
+def parse_rules(rules, argument: str = "rules"):
+    """None, or a tuple of distinct scale rules (``fl.ScaledFormat``'s: floor, ceil, even, rceil,
+    amax) in the order given, from a name, a list or a comma-separated string.  ``argument``
+    names the argument in messages (a flag such as "--rule": command-line terms)."""
+    if rules is None:
+        return None
+    flag = is_flag(argument)
+    if isinstance(rules, str):
+        rules = [part.strip() for part in rules.split(",")]
+    try:
+        values = list(rules)
+    except TypeError:
+        raise TypeError(f"{argument}={rules!r} is not allowed: a list of {', '.join(RULES)}") from None
+    if not values:
+        raise ValueError(f"{argument}={rules!r} is empty; choose from {', '.join(RULES)}")
+    for value in values:
+        if not isinstance(value, str) or value.strip().lower() not in RULES:
+            if flag:
+                raise ValueError(not_allowed(argument, value, f"{', '.join(RULES)} (comma-separated)", RULES))
+            raise ValueError(f"{argument} has {value!r}, which is not a scale rule; choose from {', '.join(RULES)}")
+    return tuple(dict.fromkeys(value.strip().lower() for value in values))
 
 
 # ---- biases ----------------------------------------------------------------------------------------

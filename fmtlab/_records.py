@@ -16,8 +16,9 @@ import math
 from ._files import write_text
 from ._table import render_table
 from .formats import format_from_spec, is_configurable
+from .scaled import any_format
 
-__all__ = ["RecordList", "SweepRecord", "SweepResult", "COLUMNS", "SUMMARY_LEGEND"]
+__all__ = ["RecordList", "SweepRecord", "SweepResult", "COLUMNS", "SUMMARY_LEGEND", "format_family"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,15 +27,25 @@ class SweepRecord:
 
     ``format`` is the format's spec without its bias (``"cfloat8_1_4_3"``,
     ``"cfloat8_1_4_3:subnormals=tesla"``), so ``fl.format(record.format, bias=record.bias)``
-    rebuilds it for presets.  ``rule_bias``, ``best_bias`` and ``sqnr_gap_db`` describe the
-    record's (tensor, format, rounding) group and repeat on each of its rows.
+    rebuilds it for presets; for a scaled format it is ``str(ScaledFormat)``
+    (``"mxfp8_e4m3:block=16"``), which ``fl.format(record.format)`` reads back, and ``bias`` is
+    its element's bias.  ``rule_bias``, ``best_bias`` and ``sqnr_gap_db`` describe the
+    record's (tensor, format, rounding) group and repeat on each of its rows.  ``block`` and
+    ``rule`` are the scaled format's block (``"32"``, ``"16x16"``, ``"channel"``, ``"tensor"``) and
+    scale rule, empty for an element format; ``scales`` is the number of scale codes (0 for an
+    element format) and ``bits_per_value`` the storage per value: element bits + (scales x
+    scale bits + tensor-scale bits) / n (a configurable format's per-tensor bias is not counted).
     """
     tensor: str
     format: str
+    block: str
+    rule: str
     bias: int
     rounding: str
     seed: int
     n: int
+    scales: int
+    bits_per_value: float
     amax: float
     sqnr_db: float
     rmse: float
@@ -53,6 +64,11 @@ class SweepRecord:
     is_rule_bias: bool
     is_best_bias: bool
     sqnr_gap_db: float
+
+    @property
+    def is_scaled(self) -> bool:
+        """Whether the record's format is a scaled format (it has a block)."""
+        return bool(self.block)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -90,14 +106,21 @@ class RecordList(list):
 
 class SweepResult(RecordList):
     """A list of :class:`SweepRecord`, sorted by tensor, format, rounding and bias, with
-    writers (CSV, JSON) and a per-group summary."""
+    writers (CSV, JSON) and a per-group summary.  ``notes``: the sweep's one-line notes on
+    what it skipped (see ``fmtlab.sweep.scaled_variants``)."""
 
     columns = COLUMNS
+
+    def __init__(self, records=(), notes=()):
+        super().__init__(records)
+        self.notes = tuple(notes)
 
     def summary(self) -> list[dict]:
         """One dict per (tensor, format, rounding): best and rule bias, their SQNR, the gap, and
         at the best bias the overflow and underflow fractions, the fraction of Inf/NaN results
-        and the fraction of Inf/NaN inputs (the tensor's, the same at every bias)."""
+        and the fraction of Inf/NaN inputs (the tensor's, the same at every bias); for scaled
+        formats also ``scaled`` (True), ``block``, ``rule``, ``family`` (:func:`format_family`);
+        ``bits_per_value`` for every format."""
         groups = {}
         for record in self:
             groups.setdefault((record.tensor, record.format, record.rounding), []).append(record)
@@ -105,8 +128,12 @@ class SweepResult(RecordList):
         for (tensor, format_spec, rounding), records in groups.items():
             best = next(record for record in records if record.is_best_bias)
             rule = next(record for record in records if record.is_rule_bias)
-            rows.append({"tensor": tensor, "format": format_spec, "rounding": rounding,
-                         "configurable": is_configurable(format_from_spec(format_spec, best.bias)),
+            scaled = best.is_scaled
+            rows.append({"tensor": tensor, "format": format_spec, "rounding": rounding, "scaled": scaled,
+                         "configurable": not scaled and is_configurable(format_from_spec(format_spec, best.bias)),
+                         "block": best.block if scaled else "", "rule": best.rule if scaled else "",
+                         "family": format_family(format_spec) if scaled else format_spec,
+                         "bits_per_value": best.bits_per_value,
                          "biases_evaluated": len(records), "best_bias": best.bias,
                          "best_sqnr_db": best.sqnr_db, "rule_bias": rule.bias, "rule_sqnr_db": rule.sqnr_db,
                          "sqnr_gap_db": best.sqnr_gap_db, "overflow_frac": best.overflow_frac,
@@ -116,20 +143,80 @@ class SweepResult(RecordList):
         return rows
 
     def summary_table(self) -> str:
-        """The summary as an aligned text table (its columns are explained by ``SUMMARY_LEGEND``)."""
-        header = ("tensor", "format", "rounding", "biases", "best bias", "SQNR dB", "rule bias",
-                  "rule SQNR dB", "gap dB", "underflow %", "Inf/NaN out %", "Inf/NaN in %")
+        """The summary as an aligned text table (its columns are explained by ``SUMMARY_LEGEND``),
+        followed, when the sweep has scaled formats, by :meth:`scaling_comparison`'s lines."""
+        header = ("tensor", "format", "rounding", "bits", "biases", "best bias", "SQNR dB", "rule bias",
+                  "rule SQNR dB", "gap dB", "overflow %", "underflow %", "Inf/NaN out %", "Inf/NaN in %")
         lines = []
         for row in self.summary():
             fixed = not row["configurable"]
-            lines.append((row["tensor"], row["format"], row["rounding"], str(row["biases_evaluated"]),
-                          str(row["best_bias"]), _decibels(row["best_sqnr_db"]),
+            scaled = row["scaled"]
+            lines.append((row["tensor"], row["format"], row["rounding"], f"{row['bits_per_value']:.5g}",
+                          "-" if scaled else str(row["biases_evaluated"]),
+                          "-" if scaled else str(row["best_bias"]), _decibels(row["best_sqnr_db"]),
                           "-" if fixed else str(row["rule_bias"]),
                           "-" if fixed else _decibels(row["rule_sqnr_db"]),
                           "-" if fixed else _decibels(row["sqnr_gap_db"]),
-                          f"{100 * row['underflow_frac']:.3g}", f"{100 * row['nonfinite_frac']:.3g}",
-                          f"{100 * row['nonfinite_input_frac']:.3g}"))
-        return render_table(header, lines, right=range(3, len(header)))
+                          _percent(row["overflow_frac"]), _percent(row["underflow_frac"]),
+                          _percent(row["nonfinite_frac"]), _percent(row["nonfinite_input_frac"])))
+        table = render_table(header, lines, right=range(3, len(header)))
+        comparison = self.scaling_comparison()
+        return table + ("\n\n" + "\n".join(comparison) if comparison else "")
+
+    def scaling_comparison(self) -> list[str]:
+        """One line per (tensor, rounding) that has scaled formats: the best scaled format of
+        each element width (highest SQNR; ties: fewer bits per value, then the order of the
+        sweep) with its block and rule, next to each configurable format at its rule bias and
+        its best bias, e.g. ``normal, nearest_even: best 8-bit scaled: mxfp8_e4m3 block 16 rule
+        floor 31.52 dB; cfloat8_1_4_3 at its rule bias 10: 30.90 dB (best bias 10: 30.90 dB)``."""
+        by_group = {}
+        for row in self.summary():
+            by_group.setdefault((row["tensor"], row["rounding"]), []).append(row)
+        lines = []
+        for (tensor, rounding), rows in by_group.items():
+            scaled = [row for row in rows if row["scaled"]]
+            if not scaled:
+                continue
+            parts = []
+            widths = sorted({_element_bits(row) for row in scaled}, reverse=True)
+            for width in widths:
+                candidates = [row for row in scaled if _element_bits(row) == width]
+                best = min(candidates, key=lambda row: (-_sortable(row["best_sqnr_db"]), row["bits_per_value"]))
+                parts.append(f"best {width}-bit scaled: {best['family']} block {best['block']} rule {best['rule']} "
+                             f"{_decibels(best['best_sqnr_db'])} dB")
+            for row in rows:
+                if row["configurable"]:
+                    parts.append(f"{row['format']} at its rule bias {row['rule_bias']}: "
+                                 f"{_decibels(row['rule_sqnr_db'])} dB (best bias {row['best_bias']}: "
+                                 f"{_decibels(row['best_sqnr_db'])} dB)")
+            lines.append(f"{tensor}, {rounding}: " + "; ".join(parts))
+        return lines
+
+
+def format_family(spec: str) -> str:
+    """A scaled format's spec without its block and rule options: what a sweep over blocks and
+    rules keeps fixed (``"mxfp8_e4m3:block=16,rule=rceil"`` -> ``"mxfp8_e4m3"``,
+    ``"e4m3fn:block=64,scale=e8m0,rule=floor"`` -> ``"e4m3fn:scale=e8m0"``)."""
+    name, colon, options = spec.partition(":")
+    kept = [item for item in options.split(",") if item and not item.startswith(("block=", "rule="))]
+    return name + (":" + ",".join(kept) if kept else "")
+
+
+def _element_bits(row) -> int:
+    """Bits of a scaled row's element (from its spec; a spec that does not read back, such as
+    a custom element's, counts as its whole bits per value)."""
+    try:
+        return any_format(row["format"]).element.bits
+    except (ValueError, TypeError, AttributeError):
+        return int(math.floor(row["bits_per_value"])) if math.isfinite(row["bits_per_value"]) else 0
+
+
+def _sortable(value) -> float:
+    return -math.inf if math.isnan(value) else value
+
+
+def _percent(fraction) -> str:
+    return f"{100 * fraction:.3g}"
 
 
 SUMMARY_LEGEND = """\
@@ -137,8 +224,12 @@ best bias: the highest SQNR among the biases swept (NaN counts as -inf); among e
   nearest the rule bias wins, then the smaller one.
 rule bias: the largest bias whose max >= amax (amax = max |x| over the finite values); gap dB = SQNR at
   the best bias - SQNR at the rule bias.  Fixed-bias formats show "-".
-underflow %, Inf/NaN out %: of the values, at the best bias: nonzero values rounded to 0, and Inf/NaN
-  results.  Inf/NaN in %: of the tensor's own values, which are left out of SQNR and the errors.
+bits: storage per value, scales included (element bits + scale bits x scales / n).
+overflow %, underflow %, Inf/NaN out %: of the values, at the best bias: values above the format's max
+  (for a scaled format: above element max x their block's scale; they saturate), nonzero values rounded
+  to 0, and Inf/NaN results.  Inf/NaN in %: of the tensor's own values, which are left out of SQNR and
+  the errors.
+Scaled formats (one scale per block; the format names its block and rule) have no bias to choose: "-".
 Definitions: docs/sweep.md"""
 
 

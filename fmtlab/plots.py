@@ -7,10 +7,21 @@
   SQNR of +inf (an exact result: every error zero) is drawn on a dotted ceiling just above the
   panel's finite values, labelled "exact (∞ dB)"; a NaN (or -inf) SQNR is a gap.  Every
   tensor is drawn; one legend below the panels explains colours, styles and marks.
+  Scaled formats are left out (they have no bias): see sqnr_vs_block.
+* :func:`plot_sqnr_vs_block`: the scaled formats, one panel per tensor (at most
+  ``max_panels``), SQNR against the elements per scale (n / number of scales: the block size,
+  r*c for tiles, the row length for "channel", n for "tensor"; log axis, ticks labelled with
+  the block), one line per (format family, rule, rounding): colour = the format without its
+  block and rule, marker = rule, line style = rounding.  Beside them, as horizontal
+  references, the unscaled formats of at most 8 bits: a configurable one (CFloat8) at its
+  amax-rule bias (the line) and its best bias (a star at the right edge), a fixed one at its
+  bias.  +inf is drawn on the marked ceiling, NaN is a gap, as in sqnr_vs_bias.
 * :func:`plot_log2_histogram`: one panel per tensor (at most ``max_panels``, the title says
   how many of how many), the histogram of log2|x| over the finite nonzero elements, and for
-  each format a shaded band over its representable range [log2 min_subnormal, log2 max] (the
-  normal range [log2 min_normal, log2 max] darker), at the best bias found for that tensor.
+  each element format a shaded band over its representable range [log2 min_subnormal, log2
+  max] (the normal range [log2 min_normal, log2 max] darker), at the best bias found for that
+  tensor; scaled formats have no fixed range (it moves with each block's scale) and are not
+  shaded.
 * :func:`plot_mma_error_vs_k`: matmul error against K, log-log, one column per distribution.
 
 Each ``plot_*`` function builds its figure with the matching ``*_figure`` function (which
@@ -30,7 +41,8 @@ import numpy as np
 from ._files import atomic_path
 
 __all__ = ["MAX_PANELS", "DPI", "PanelGrid", "save_figure", "sqnr_vs_bias_figure", "plot_sqnr_vs_bias",
-           "log2_histogram_figure", "plot_log2_histogram", "mma_error_vs_k_figure", "plot_mma_error_vs_k"]
+           "sqnr_vs_block_figure", "plot_sqnr_vs_block", "log2_histogram_figure", "plot_log2_histogram",
+           "mma_error_vs_k_figure", "plot_mma_error_vs_k"]
 
 MAX_PANELS = 24  # tensors drawn in the histogram figure (the first ones, in order; the title says so)
 DPI = 100        # dots per inch of the saved PNGs (and of the layout measurements)
@@ -39,6 +51,14 @@ _LINE_STYLES = ("-", "--", ":", "-.")
 _ROUNDING_MARKERS = ("o", "s", "^", "v", "D", "P", "X")
 _EXTRA_TENSOR_MARKERS = ("x", "+", "1", "2", "3", "4")  # past 20 tensors, colours repeat with a marker
 _EXACT_COLOUR = "0.35"
+_RULE_MARKERS = {"floor": "o", "ceil": "s", "even": "^", "rceil": "D", "amax": "v"}
+REFERENCE_MAX_BITS = 8  # unscaled formats of at most this many bits are drawn beside the scaled ones
+
+
+def _is_scaled(record) -> bool:
+    """Whether a record is of a scaled format (SweepRecord.is_scaled; a record without the
+    field is an element format's)."""
+    return bool(getattr(record, "block", ""))
 
 
 class PanelGrid:
@@ -220,12 +240,16 @@ def sqnr_vs_bias_figure(records, title="SQNR against exponent bias"):
 
     The data lines carry ``gid`` ``"sqnr|FORMAT|TENSOR|ROUNDING"``, the marks
     ``"best|..."`` and ``"rule|..."`` (same fields), the ceiling line ``"exact-ceiling"``.
+    Scaled formats' records are left out (:func:`sqnr_vs_block_figure` draws them).
     """
     from matplotlib.lines import Line2D
 
     records = list(records)
     if not records:
         raise ValueError("records is empty: nothing to plot")
+    records = [record for record in records if not _is_scaled(record)]
+    if not records:
+        raise ValueError("records has only scaled formats, which have no bias: draw them with sqnr_vs_block_figure")
     by_format = {}
     for record in records:
         by_format.setdefault(record.format, {}).setdefault((record.tensor, record.rounding), []).append(record)
@@ -335,6 +359,146 @@ def plot_sqnr_vs_bias(records, path, title="SQNR against exponent bias"):
     return save_figure(sqnr_vs_bias_figure(records, title), path)
 
 
+def _elements_per_scale(record) -> float:
+    """n / scales: the block size (r*c for tiles, the row length for 'channel', n for 'tensor';
+    less for a partial last block)."""
+    return record.n / record.scales if record.scales else float(record.n)
+
+
+def sqnr_vs_block_figure(records, title="SQNR against block size", max_panels=MAX_PANELS):
+    """The figure of :func:`plot_sqnr_vs_block` (a matplotlib Figure, not saved).
+
+    The data lines carry ``gid`` ``"sqnr|FAMILY|RULE|TENSOR|ROUNDING"`` (FAMILY: the format
+    without its block and rule, ``_records.format_family``); the references
+    ``"reference|FORMAT|TENSOR|ROUNDING"`` (a configurable format at its rule bias, a fixed one
+    at its bias) and ``"best-bias|FORMAT|TENSOR|ROUNDING"`` (the star); the ceiling line
+    ``"exact-ceiling"``.
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.transforms import blended_transform_factory
+
+    from ._records import format_family
+
+    if not isinstance(max_panels, int) or isinstance(max_panels, bool) or max_panels < 1:
+        raise ValueError(f"max_panels={max_panels!r} is not allowed; allowed: an integer >= 1")
+    records = list(records)
+    scaled = [record for record in records if _is_scaled(record)]
+    if not scaled:
+        raise ValueError("records has no scaled format: nothing to plot against block size")
+    all_tensors = list(dict.fromkeys(record.tensor for record in scaled))
+    tensors = all_tensors[:max_panels]
+    roundings = list(dict.fromkeys(record.rounding for record in records))
+    families = list(dict.fromkeys(format_family(record.format) for record in scaled))
+    rules = list(dict.fromkeys(record.rule for record in scaled))
+    references = list(dict.fromkeys(record.format for record in records if not _is_scaled(record)
+                                    and _reference_bits(record) <= REFERENCE_MAX_BITS))
+    colours = {name: f"C{index % 10}" for index, name in enumerate(families + references)}
+    line_styles = {rounding: _LINE_STYLES[index % len(_LINE_STYLES)] for index, rounding in enumerate(roundings)}
+    markers = {rule: _RULE_MARKERS.get(rule, "o") for rule in rules}
+    rows, columns = _grid(len(tensors))
+    grid = PanelGrid(rows, columns, 5.6, 3.8)
+    any_exact = any_best = False
+    for panel, tensor in zip(grid.axes.flat, tensors):
+        lines = {}
+        for record in scaled:
+            if record.tensor == tensor:
+                lines.setdefault((format_family(record.format), record.rule, record.rounding), []).append(record)
+        reference_groups = {}
+        for record in records:
+            if record.tensor == tensor and record.format in references:
+                reference_groups.setdefault((record.format, record.rounding), []).append(record)
+        values = [record.sqnr_db for group in lines.values() for record in group]
+        values += [record.sqnr_db for group in reference_groups.values() for record in group
+                   if record.is_rule_bias or record.is_best_bias]
+        ceiling, bottom, top, has_finite = _exact_ceiling(values)
+        ticks = {}
+        for (family, rule, rounding), group in lines.items():
+            group = sorted(group, key=_elements_per_scale)
+            xs = [_elements_per_scale(record) for record in group]
+            for x, record in zip(xs, group):
+                ticks.setdefault(x, []).append(record.block)
+            panel.plot(xs, [_drawn(record.sqnr_db, ceiling) for record in group], color=colours[family],
+                       linestyle=line_styles[rounding], marker=markers[rule], markersize=6, linewidth=1.4,
+                       markeredgecolor="black", markeredgewidth=0.4, gid=f"sqnr|{family}|{rule}|{tensor}|{rounding}")
+        edge = blended_transform_factory(panel.transAxes, panel.transData)
+        for (spec, rounding), group in reference_groups.items():
+            rule = next((record for record in group if record.is_rule_bias), group[0])
+            best = next((record for record in group if record.is_best_bias), rule)
+            panel.axhline(_drawn(rule.sqnr_db, ceiling), color=colours[spec], linestyle=line_styles[rounding],
+                          linewidth=1.0, alpha=0.85, zorder=1, gid=f"reference|{spec}|{tensor}|{rounding}")
+            if len(group) > 1:  # a configurable format swept over biases: its best bias too
+                any_best = True
+                panel.plot([0.985], [_drawn(best.sqnr_db, ceiling)], transform=edge, linestyle="none", marker="*",
+                           markersize=11, color=colours[spec], markeredgecolor="black", markeredgewidth=0.6,
+                           zorder=4, clip_on=False, gid=f"best-bias|{spec}|{tensor}|{rounding}")
+        if math.inf in values:
+            any_exact = True
+            _mark_exact_ceiling(panel, ceiling, bottom, top, has_finite)
+        panel.set_xscale("log", base=2)
+        positions = sorted(ticks)
+        panel.set_xticks(positions, ["\n".join(dict.fromkeys(_tick_label(block, x) for block in ticks[x]))
+                                     for x in positions], fontsize=8)
+        panel.minorticks_off()
+        low, high = positions[0], positions[-1]
+        panel.set_xlim(low / 1.6, high * 1.6)
+        panel.set_xlabel("elements per scale (block size)")
+        panel.set_ylabel("SQNR (dB)")
+        panel.set_title(tensor, fontsize=10)
+        panel.grid(True, alpha=0.3)
+    for panel in list(grid.axes.flat)[len(tensors):]:
+        panel.set_visible(False)
+
+    format_handles = [Line2D([], [], color=colours[family], linewidth=2.5) for family in families]
+    mark_handles = [Line2D([], [], color="0.3", linestyle="none", marker=markers[rule], markersize=6,
+                           markeredgecolor="black", markeredgewidth=0.4) for rule in rules]
+    mark_labels = [f"rule {rule}" for rule in rules]
+    mark_handles += [Line2D([], [], color="0.2", linestyle=line_styles[rounding]) for rounding in roundings]
+    mark_labels += list(roundings)
+    if any_best:
+        mark_handles.append(Line2D([], [], linestyle="none", marker="*", markersize=10, color="0.6",
+                                   markeredgecolor="black", markeredgewidth=0.6))
+        mark_labels.append("best bias (star at the right edge)")
+    if any_exact:
+        mark_handles.append(Line2D([], [], color=_EXACT_COLOUR, linestyle=":", linewidth=1.2))
+        mark_labels.append("exact (∞ dB): zero error")
+    reference_handles = [Line2D([], [], color=colours[spec], linewidth=1.0) for spec in references]
+    legends = [(format_handles, families, "scaled format: colour"),
+               (mark_handles, mark_labels, "scale rule: marker; rounding: line style")]
+    if references:
+        legends.append((reference_handles, references,
+                        "unscaled reference: horizontal line (configurable formats at the amax-rule bias)"))
+    shown = (f"{len(all_tensors)} tensor{'s' if len(all_tensors) != 1 else ''}" if len(tensors) == len(all_tensors)
+             else f"the first {len(tensors)} of {len(all_tensors)} tensors (max_panels={max_panels})")
+    footnote = ("x: elements sharing one scale (n / number of scales: the block size, r*c for tiles; fewer where "
+                "the last block is partial, shown in brackets).")
+    if references:
+        footnote += (f"  Horizontal lines: the unscaled formats of at most {REFERENCE_MAX_BITS} bits, a configurable "
+                     "one at its amax-rule bias (the per-tensor scaling a runtime can afford), with a star at its best "
+                     "bias.")
+    return grid.finish(f"{title} ({shown})", legends, footnote=footnote)
+
+
+def _tick_label(block: str, x: float) -> str:
+    """The block, with its elements per scale where that is not the block's own size
+    (channel, tensor, and partial blocks: 1-D blocks of 64 on rows of 10 are 10 per scale)."""
+    rows, _, columns = block.partition("x")
+    nominal = int(rows) * int(columns) if columns else int(block) if block.isdigit() else None
+    return block if nominal is not None and nominal == x else f"{block} ({x:.4g})"
+
+
+def _reference_bits(record) -> int:
+    """Bits of an unscaled record's format (its bits per value; 0 if unknown)."""
+    bits = getattr(record, "bits_per_value", math.nan)
+    return int(bits) if isinstance(bits, (int, float)) and math.isfinite(bits) else 0
+
+
+def plot_sqnr_vs_block(records, path, title="SQNR against block size", max_panels=MAX_PANELS):
+    """Write a PNG of the scaled formats' SQNR against block size, one panel per tensor, with
+    the unscaled formats of at most 8 bits (CFloat8 at its rule and best bias) as horizontal
+    references; return ``path``.  See the module docstring for the marks."""
+    return save_figure(sqnr_vs_block_figure(records, title, max_panels), path)
+
+
 def log2_histogram_figure(tensors, records, max_panels=MAX_PANELS):
     """The figure of :func:`plot_log2_histogram` (a matplotlib Figure, not saved)."""
     from .formats import format_from_spec
@@ -346,7 +510,8 @@ def log2_histogram_figure(tensors, records, max_panels=MAX_PANELS):
         raise ValueError("tensors is empty: nothing to plot")
     rows, columns = _grid(len(names))
     grid = PanelGrid(rows, columns, 6.0, 3.6)
-    format_specs = list(dict.fromkeys(record.format for record in records))
+    format_specs = list(dict.fromkeys(record.format for record in records if not _is_scaled(record)))
+    scaled_specs = list(dict.fromkeys(record.format for record in records if _is_scaled(record)))
     for panel, name in zip(grid.axes.flat, names):
         magnitudes = np.abs(np.asarray(tensors[name], dtype=np.float64).reshape(-1))
         magnitudes = magnitudes[np.isfinite(magnitudes) & (magnitudes > 0)]
@@ -398,6 +563,9 @@ def log2_histogram_figure(tensors, records, max_panels=MAX_PANELS):
                 "Bands: each format's representable range, light from log2 of the smallest subnormal, dark "
                 "from log2 of the smallest normal, both up to log2 max; configurable formats at the tensor's "
                 "best bias (nearest_even where swept).")
+    if scaled_specs:
+        footnote += (f"  Scaled formats ({', '.join(scaled_specs[:4])}{', ...' if len(scaled_specs) > 4 else ''}) "
+                     "are not shaded: their range moves with each block's scale.")
     if len(names) < total:
         footnote += f"  {total - len(names)} tensors are not drawn here (see the sweep's records)."
     return grid.finish(f"histogram of log2|x| and each format's representable range: {shown}", footnote=footnote)

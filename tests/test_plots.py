@@ -5,6 +5,11 @@
   values and NaN is a gap, a best bias that is also the rule bias shows both marks, the
   legend explains each mark once per figure, and at 1 and 15 tensors the title and the
   legends lie inside the figure and off every panel (nothing cropped, no data covered);
+* sqnr_vs_block: every (scaled format family, rule, tensor, rounding) is a line at the
+  elements per scale with the records' SQNRs, marker = rule, line style = rounding, and the
+  unscaled 8-bit formats are horizontal references (CFloat8 at its rule bias, a star at its best
+  bias); it says how many tensors it shows; sqnr_vs_bias and log2_histogram leave scaled formats
+  out (they have no bias, no fixed range) and say so;
 * log2_histogram: says how many of how many tensors it shows;
 * loss.png has the whole run (log) and the final stretch (linear, its own range), distinct
   styles, the FP32 band, and each configuration's final mean loss in its label; delta.png
@@ -354,3 +359,106 @@ def test_an_interrupted_save_leaves_no_partial_file(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         plots.save_figure(Interrupted(), target)
     assert list(tmp_path.iterdir()) == [target] and target.read_bytes() == b"previous"
+
+
+# ---------------------------------------------------------------- scaled formats: sqnr_vs_block
+
+@pytest.fixture(scope="module")
+def scaled_records():
+    generator = np.random.default_rng(8)
+    tensors = {"ints": generator.integers(-4, 5, 640).astype(np.float32),   # exact in MX: +inf SQNR
+               "normal": generator.standard_normal(640).astype(np.float32)}
+    return fl.sweep(tensors, "mxfp8_e4m3,mxfp4,nvfp4,cfloat8_1_4_3,e4m3fn,bf16", "all",
+                    ("nearest_even", "stochastic"), blocks=[16, 32], rules=["floor", "rceil"], jobs=1,
+                    on_note=lambda line: None)
+
+
+def test_sqnr_vs_block_draws_every_scaled_line_and_the_unscaled_references(scaled_records):
+    figure = plots.sqnr_vs_block_figure(scaled_records)
+    lines = _lines(figure, "sqnr|")
+    families = {"mxfp8_e4m3": ("floor", "rceil"), "mxfp4": ("floor", "rceil"), "nvfp4": ("amax",)}
+    assert set(lines) == {f"sqnr|{family}|{rule}|{tensor}|{rounding}" for family, rules in families.items()
+                          for rule in rules for tensor in ("ints", "normal")
+                          for rounding in ("nearest_even", "stochastic")}
+    sqnr = {(record.format, record.tensor, record.rounding): record.sqnr_db for record in scaled_records}
+    ceiling = {}
+    for gid, line in lines.items():
+        _, family, rule, tensor, rounding = gid.split("|")
+        assert list(line.get_xdata()) == [16, 32]            # elements per scale: n / scales
+        specs = [fl.format(family).replace(block=block, rule=rule) for block in (16, 32)]
+        expected = [sqnr[(str(spec), tensor, rounding)] for spec in specs]
+        if math.inf in expected:
+            ceiling[tensor] = _ceiling_of(line.axes)
+        heights = [ceiling[tensor] if value == math.inf else value for value in expected]
+        assert list(line.get_ydata()) == pytest.approx(heights)
+        assert line.get_marker() == {"floor": "o", "rceil": "D", "amax": "v"}[rule]
+        assert line.get_linestyle() == {"nearest_even": "-", "stochastic": "--"}[rounding]
+    assert "ints" in ceiling                                   # MX is exact on small integers: the ceiling
+    colours = {gid.split("|")[1]: matplotlib.colors.to_rgba(line.get_color()) for gid, line in lines.items()}
+    assert len(set(colours.values())) == 3
+    # The unscaled 8-bit formats as horizontal references: CFloat8 at its rule bias, with a star at its
+    # best bias; e4m3fn at its one bias; bf16 (16 bits) is not drawn.
+    references, stars = _lines(figure, "reference|"), _lines(figure, "best-bias|")
+    assert set(references) == {f"reference|{spec}|{tensor}|{rounding}" for spec in ("cfloat8_1_4_3", "e4m3fn")
+                               for tensor in ("ints", "normal") for rounding in ("nearest_even", "stochastic")}
+    assert set(stars) == {gid.replace("reference|", "best-bias|") for gid in references if "cfloat8" in gid}
+    for gid, line in references.items():
+        _, spec, tensor, rounding = gid.split("|")
+        chosen = next(record for record in scaled_records if (record.format, record.tensor, record.rounding)
+                      == (spec, tensor, rounding) and record.is_rule_bias)
+        drawn = line.get_ydata()[0]
+        assert drawn == (_ceiling_of(line.axes) if chosen.sqnr_db == math.inf else pytest.approx(chosen.sqnr_db))
+        assert line.axes is lines[f"sqnr|mxfp4|floor|{tensor}|nearest_even"].axes   # in its tensor's panel
+    for gid, star in stars.items():
+        _, spec, tensor, rounding = gid.split("|")
+        best = next(record for record in scaled_records if (record.format, record.tensor, record.rounding)
+                    == (spec, tensor, rounding) and record.is_best_bias)
+        assert star.get_marker() == "*"
+        assert star.get_ydata()[0] == (_ceiling_of(star.axes) if best.sqnr_db == math.inf
+                                       else pytest.approx(best.sqnr_db))
+    labels = _legend_labels(figure)
+    for label in ("mxfp8_e4m3", "mxfp4", "nvfp4", "rule floor", "rule rceil", "rule amax", "nearest_even",
+                  "stochastic", "cfloat8_1_4_3", "e4m3fn"):
+        assert labels.count(label) == 1, (label, labels)
+    assert "bf16" not in labels
+    assert [panel.get_title() for panel in figure.axes if panel.get_visible()] == ["ints", "normal"]
+    _assert_layout(figure, "SQNR against block size")
+
+
+def test_sqnr_vs_block_says_how_many_tensors_it_shows(fifteen_tensors):
+    records = fl.sweep(fifteen_tensors, "mxfp4", jobs=1)
+    figure = plots.sqnr_vs_block_figure(records, max_panels=12)
+    assert sum(panel.get_visible() for panel in figure.axes) == 12
+    assert "the first 12 of 15 tensors" in _flat(_text_containing(figure, "SQNR against block size"))
+    _assert_layout(figure, "SQNR against block size")
+    with pytest.raises(ValueError, match="records has no scaled format"):
+        plots.sqnr_vs_block_figure([record for record in fl.sweep(fifteen_tensors, "bf16", jobs=1)])
+
+
+def test_the_bias_and_histogram_plots_leave_scaled_formats_out(scaled_records, tmp_path):
+    figure = plots.sqnr_vs_bias_figure(scaled_records)
+    drawn = {gid.split("|")[1] for gid in _lines(figure, "sqnr|")}
+    assert drawn == {"cfloat8_1_4_3", "e4m3fn", "bf16"}
+    with pytest.raises(ValueError, match="records has only scaled formats"):
+        plots.sqnr_vs_bias_figure([record for record in scaled_records if record.is_scaled])
+    tensors = {"ints": np.zeros(4, np.float32), "normal": np.ones(4, np.float32)}
+    histogram = plots.log2_histogram_figure(tensors, scaled_records)
+    assert "Scaled formats (mxfp8_e4m3:block=16, mxfp8_e4m3, mxfp8_e4m3:block=16,rule=rceil, mxfp8_e4m3:rule=rceil, " \
+           "...) are not shaded" in _flat(_text_containing(histogram, "not shaded"))
+    labels = [text.get_text() for panel in histogram.axes for text in panel.texts]
+    assert not any("mx" in label or "nvfp4" in label for label in labels)
+    assert any("cfloat8_1_4_3" in label for label in labels)
+    path = plots.plot_sqnr_vs_block(scaled_records, tmp_path / "sqnr_vs_block.png")
+    assert imread(path).shape[0] > 300 and list(tmp_path.iterdir()) == [path]
+
+
+def test_sqnr_vs_block_ticks_name_the_block_and_its_elements_per_scale_where_they_differ():
+    generator = np.random.default_rng(9)
+    tensors = {"rows10": generator.standard_normal((64, 10)).astype(np.float32)}
+    records = fl.sweep(tensors, "fp8_block128,mxfp4,fp8_block128x128", blocks=[64, 16, 32, "channel", (32, 32)],
+                       jobs=1, on_note=lambda line: None)
+    panel = next(panel for panel in plots.sqnr_vs_block_figure(records).axes if panel.get_visible())
+    ticks = dict(zip(panel.get_xticks(), (label.get_text() for label in panel.get_xticklabels())))
+    # Rows of 10: blocks of 16, 32, 64 and channel all hold the 10 elements of a row; 32x32 tiles of
+    # 64 x 10 are two of 320.
+    assert ticks == {10.0: "64 (10)\n16 (10)\n32 (10)\nchannel (10)", 320.0: "32x32 (320)"}   # in sweep order

@@ -288,3 +288,21 @@ def test_sweep_argument_errors(data):
         sweep(data, "bf16", executor="dask")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         sweep("/nonexistent/weights.safetensors", "bf16")
+
+
+def test_the_gap_is_zero_when_the_best_bias_is_the_rule_bias_even_with_a_nan_sqnr():
+    # Every value NaN: every SQNR is NaN, the best bias is the rule bias, and the cheap rule costs nothing.
+    x = np.full(8, np.nan, np.float32)
+    result = sweep({"x": x}, ["cfloat8_1_4_3", "fp16"], [3, 7], jobs=1)
+    assert all(math.isnan(record.sqnr_db) for record in result)
+    assert all(record.sqnr_gap_db == 0 for record in result)
+    assert {record.best_bias for record in result if record.format == "cfloat8_1_4_3"} == {7}
+
+
+def test_element_records_carry_empty_scaling_columns(data):
+    result = sweep({"narrow": data["narrow"]}, ["fp16", "cfloat8_1_4_3"], [10], jobs=1)
+    assert {(record.block, record.rule, record.scales, record.is_scaled) for record in result} == {("", "", 0, False)}
+    assert [(record.format, record.bias, record.bits_per_value) for record in result] == [
+        ("fp16", 15, 16.0), ("cfloat8_1_4_3", 10, 8.0)]   # 10 is also the rule bias (amax ~ 40)
+    rows = list(csv.DictReader(io.StringIO(result.to_csv())))
+    assert list(rows[0])[:5] == ["tensor", "format", "block", "rule", "bias"] and rows[0]["block"] == ""

@@ -172,3 +172,10 @@ def test_a_size_that_does_not_fit_in_memory_is_refused_before_any_work(tmp_path,
                    "per value, plus about 42 per value in each of 2 process(es) evaluating them), but 50.0 MiB of "
                    "memory is available; give a smaller --size (or --jobs 1)\n")
     assert not (tmp_path / "sweep.csv").exists()
+
+
+def test_help_lists_the_block_and_rule_axes(capsys):
+    with pytest.raises(SystemExit):
+        run_cli("--help")
+    out = capsys.readouterr().out
+    assert "--block LIST" in out and "--rule LIST" in out and "16x16 (tiles)" in out
