@@ -19,11 +19,31 @@ None for "keep float32".  The three matmuls use torch's float32 matmul, or an MM
 (``fl.matmul``) when the policy names one for the forward or the backward pass.  The bias
 is added in float32 before the output rounding, as a fused GEMM epilogue does.
 
+**Scaled formats** (:class:`fmtlab.scaled.ScaledFormat`: MX, NVFP4, block and per-tensor FP8)
+may be given for any role; their scaling is their own (``scaling="none"``; ``"auto"`` is
+refused, ``"delayed"`` takes a per-tensor format's scale from an amax history, see
+:class:`AmaxHistory`).  In a Linear layer the GEMM operands W, X and dL/dY are quantized
+with their blocks along each GEMM's contraction dimension, as block-scaled GEMMs need and as
+torchao's MX training, NVIDIA's NVFP4 recipe and DeepSeek-V3 do: 1-D blocks (and
+``"channel"``) run along the format's axis for the first GEMM that uses the tensor (the
+forward for W and X, dL/dX for dL/dY) and along the other axis of the 2-D tensor for the
+second (dL/dX = G @ W re-quantizes W along its output axis; dL/dW = G^T @ X re-quantizes G and
+X along the batch axis), each from the unrounded tensor.  Tiles and per-tensor scales are
+quantized once and serve both GEMMs (a square tile is the same for W and W^T: NVFP4's 2-D
+weight scaling).  ``Policy(wgrad_hadamard=16)`` multiplies both inputs of the dL/dW GEMM by
+a random Hadamard transform along the batch axis before they are quantized (NVFP4's RHT;
+dL/dW = (HG)^T (HX) = G^T X exactly, H orthogonal).  An MMA model with a scaled operand is
+refused: block-scaled MMA (Blackwell) is not modelled yet.  Conv2d layers take scaled
+formats with ``block="tensor"`` only for W, X and dL/dY (their GEMMs are im2col products
+whose contraction axes are not a tensor axis).
+
 torch is imported only by this module and by :mod:`fmtlab.drift`.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
+import math
 import numbers
 
 import numpy as np
@@ -31,14 +51,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import _c, _torch_codec
+from . import _c, _torch_codec, _torch_scaled, codec
 from .formats import Format, amax_bias, as_format
+from .scaled import ScaledFormat, as_scaled_format, check_saturate
 
 __all__ = ["quantize", "emulate", "Policy", "TensorFormat", "EmulatedLinear", "EmulatedConv2d", "EXACT",
-           "auto_bias", "derive_seed", "as_tensor_format", "BACKENDS", "SCALINGS", "ROLES"]
+           "auto_bias", "derive_seed", "as_tensor_format", "AmaxHistory", "BACKENDS", "SCALINGS", "ROLES"]
 
 BACKENDS = ("auto", "native", "torch")
-SCALINGS = ("none", "auto")
+SCALINGS = ("none", "auto", "delayed")
 ROLES = ("weight", "activation", "output", "activation_grad", "input_grad", "weight_grad")
 _UINT64_MASK = (1 << 64) - 1
 
@@ -74,22 +95,57 @@ def _native_quantize_tensor(x: torch.Tensor, fmt: Format, request: _c.RoundingRe
     return out
 
 
-def _quantize_values(t: torch.Tensor, fmt: Format, rounding: str, saturate, seed: int, sr_bits,
+def _native_quantize_scaled(x: torch.Tensor, fmt: ScaledFormat, rounding: str, seed: int, sr_bits,
+                            sr_rule: str) -> torch.Tensor:
+    """``fmtlab.quantize`` on the tensor's numpy view (contiguous float32/float64, CPU): no copy
+    in, and the result array becomes the returned tensor (no copy out)."""
+    out = codec.quantize(x.numpy(), fmt, rounding, saturate=True, seed=seed, sr_bits=sr_bits, sr_rule=sr_rule)
+    return torch.from_numpy(out)
+
+
+def _quantize_values(t: torch.Tensor, fmt, rounding: str, saturate, seed: int, sr_bits,
                      backend: str, sr_rule: str = _c.DEFAULT_SR_RULE) -> torch.Tensor:
-    """The rounding itself, no autograd: same dtype and device as ``t``."""
+    """The rounding itself, no autograd: same dtype and device as ``t``.  ``fmt``: a Format, or
+    a ScaledFormat (its elements always saturate; ``saturate`` is then not used)."""
     compute = t.detach()
     if compute.dtype in (torch.float16, torch.bfloat16):
         compute = compute.float()  # widening is exact; the result goes back to t's dtype
     use_native = backend == "native" or (backend == "auto" and compute.device.type == "cpu")
-    if use_native:
-        if compute.device.type != "cpu":
-            raise ValueError(f"backend='native' runs on CPU tensors only; this tensor is on "
-                             f"{compute.device}; use backend='auto' or 'torch'")
+    if use_native and compute.device.type != "cpu":
+        raise ValueError(f"backend='native' runs on CPU tensors only; this tensor is on "
+                         f"{compute.device}; use backend='auto' or 'torch'")
+    if isinstance(fmt, ScaledFormat):
+        if use_native:
+            result = _native_quantize_scaled(compute.contiguous(), fmt, rounding, seed, sr_bits, sr_rule)
+        else:
+            result = _torch_scaled.quantize(compute, fmt, rounding, seed=seed,
+                                            sr_bits=0 if sr_bits is None else int(sr_bits), sr_rule=sr_rule)
+    elif use_native:
         request = _c.rounding_request(rounding, saturate, seed, sr_bits, sr_rule)
         result = _native_quantize_tensor(compute.contiguous(), fmt, request)
     else:
         result = _torch_codec.quantize(compute, fmt, rounding, saturate=saturate, seed=seed,
                                        sr_bits=0 if sr_bits is None else int(sr_bits), sr_rule=sr_rule)
+    return result if result.dtype == t.dtype else result.to(t.dtype)
+
+
+def _quantize_with_divisor(t: torch.Tensor, fmt: ScaledFormat, divisor: float, rounding: str, seed: int,
+                           sr_bits, sr_rule: str) -> torch.Tensor:
+    """A per-tensor scaled format rounded with a given scale (delayed scaling): the elements of
+    t / divisor through the C core on CPU, the torch codec elsewhere; same dtype as ``t``."""
+    compute = t.detach()
+    if compute.dtype in (torch.float16, torch.bfloat16):
+        compute = compute.float()
+    element_quantize = None
+    if compute.device.type == "cpu":
+        element_request = _c.rounding_request(rounding, True, seed, sr_bits, sr_rule)
+
+        def native_elements(quotients):
+            return _native_quantize_tensor(quotients.contiguous(), fmt.element, element_request)
+        element_quantize = native_elements
+    result = _torch_scaled.quantize_with_divisor(compute, fmt, divisor, rounding, seed=seed,
+                                                 sr_bits=0 if sr_bits is None else int(sr_bits), sr_rule=sr_rule,
+                                                 element_quantize=element_quantize)
     return result if result.dtype == t.dtype else result.to(t.dtype)
 
 
@@ -113,15 +169,24 @@ def quantize(t: torch.Tensor, fmt, rounding: str = "nearest_even", *, saturate=N
     back).  ``rounding``, ``saturate``, ``seed``, ``sr_bits`` and ``sr_rule`` mean what they mean for
     :func:`fmtlab.quantize`; element i of ``t`` in row-major order is element i of the
     stochastic generator, so the same seed gives the same bits on every backend.
+    ``fmt`` may be a scaled format (a :class:`fmtlab.scaled.ScaledFormat` or its name, e.g.
+    ``"mxfp8_e4m3"``): fake quantization in t's shape, block scales included; ``saturate``
+    must then be None, True or "sat_finite" (scaled elements always saturate).
     ``backend``: "auto" (C core for CPU tensors, pure torch elsewhere), "native" (C core,
-    CPU only) or "torch" (pure torch on any device; this is what GPUs run).
+    CPU only; a scaled format goes through :func:`fmtlab.quantize` on the tensor's numpy
+    view) or "torch" (pure torch on any device: :mod:`fmtlab._torch_codec`, and
+    :mod:`fmtlab._torch_scaled` for scaled formats; this is what GPUs run).
     The gradient passes straight through.
     """
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"t must be a torch.Tensor, got {type(t).__name__}")
     if not t.is_floating_point():
         raise TypeError(f"t has dtype {t.dtype}: quantize takes float32, float64, float16 or bfloat16")
-    fmt = as_format(fmt)
+    scaled = as_scaled_format(fmt)
+    if scaled is not None:
+        fmt, saturate = scaled, check_saturate(saturate)
+    else:
+        fmt = as_format(fmt)
     # Checked once; a fresh seed per call when none is given, as the numpy codec does.
     request = _c.rounding_request(rounding, saturate, seed, sr_bits, sr_rule)
     if backend not in BACKENDS:
@@ -154,25 +219,63 @@ class TensorFormat:
     format's bias.  A ``TensorFormat`` may be given as a format name or Format wherever one
     is expected: ``"bf16"`` means ``TensorFormat(fl.BF16)``.  ``sr_bits`` and ``sr_rule``:
     stochastic rounding with that many random bits and that rule (:mod:`fmtlab.codec`).
+
+    ``format`` may be a scaled format (:class:`fmtlab.scaled.ScaledFormat` or its name, such
+    as ``"mxfp8_e4m3"`` or ``"nvfp4"``): each tensor then gets the format's own block scales
+    (``scaling="none"``), its elements always saturate (``saturate`` None, True or
+    "sat_finite"), and ``scaling="auto"`` is refused (it chooses an element format's bias).
+    ``scaling="delayed"`` (a per-tensor scaled format: ``block="tensor"``, no tensor scale)
+    is TransformerEngine's delayed scaling: each layer keeps an :class:`AmaxHistory` of the
+    tensor's last ``amax_history`` amaxes, and the format's scale rule is applied to their
+    maximum times 2^``margin`` instead of to this tensor's own amax.  The defaults (1024, 0)
+    are those of TE's ``DelayedScaling``.
     """
 
-    format: Format
+    format: Format | ScaledFormat
     rounding: str = "nearest_even"
     saturate: bool | str | None = None
     scaling: str = "none"
     sr_bits: int | None = None
     sr_rule: str = _c.DEFAULT_SR_RULE
+    amax_history: int = 1024
+    margin: int = 0
 
     def __post_init__(self):
-        object.__setattr__(self, "format", as_format(self.format, "format"))
-        _c.rounding_request(self.rounding, self.saturate, None, self.sr_bits, self.sr_rule,
+        fmt = _any_format(self.format, "format")
+        object.__setattr__(self, "format", fmt)
+        saturate = self.saturate
+        if isinstance(fmt, ScaledFormat):
+            saturate = check_saturate(saturate)
+        _c.rounding_request(self.rounding, saturate, None, self.sr_bits, self.sr_rule,
                             draw_seed=False)  # checks only
         if self.scaling not in SCALINGS:
             raise ValueError(f"scaling={self.scaling!r} is not allowed; choose one of {', '.join(SCALINGS)}")
+        if isinstance(fmt, ScaledFormat) and self.scaling == "auto":
+            raise ValueError(f"scaling='auto' is not allowed for the scaled format {fmt}: 'auto' chooses an element "
+                             "format's bias per tensor, and a scaled format brings its own scales; allowed: 'none' "
+                             "(the format's scaling) or, for a per-tensor format, 'delayed'")
+        if self.scaling == "delayed" and not (isinstance(fmt, ScaledFormat) and fmt.block == "tensor"
+                                              and fmt.tensor_scale is None):
+            raise ValueError(f"scaling='delayed' is not allowed for {fmt}: delayed scaling replaces one per-tensor "
+                             "scale, so it needs a scaled format with block='tensor' and no tensor_scale, such as "
+                             "'fp8_tensor' or 'e5m2:block=tensor,scale=fp32,rule=amax'")
+        for name, lowest, highest in (("amax_history", 1, 1 << 20), ("margin", -126, 126)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lowest <= value <= highest:
+                raise ValueError(f"{name}={value!r} is not allowed: an int from {lowest} to {highest}")
+        if self.scaling != "delayed" and (self.amax_history, self.margin) != (1024, 0):
+            raise ValueError(f"amax_history={self.amax_history} and margin={self.margin} apply to "
+                             f"scaling='delayed' only, not scaling={self.scaling!r}")
 
-    def effective_format(self, t: torch.Tensor) -> Format:
-        """The format used for ``t`` (its bias chosen from t when scaling is "auto")."""
-        if self.scaling == "none":
+    @property
+    def is_scaled(self) -> bool:
+        """Whether the format is a scaled format (block scales of its own)."""
+        return isinstance(self.format, ScaledFormat)
+
+    def effective_format(self, t: torch.Tensor):
+        """The format used for ``t`` (its bias chosen from t when scaling is "auto"; a scaled
+        format is its own: its scales are chosen inside the rounding)."""
+        if self.scaling != "auto":
             return self.format
         absolute_max = float(t.detach().abs().max()) if t.numel() else 0.0
         return auto_bias(self.format, absolute_max)
@@ -181,20 +284,89 @@ class TensorFormat:
         parts = [str(self.format)]
         if self.rounding != "nearest_even":
             parts.append(self.rounding)
-        if self.scaling != "none":
+        if self.scaling == "delayed":
+            parts.append(f"scaling=delayed(history={self.amax_history},margin={self.margin})")
+        elif self.scaling != "none":
             parts.append(f"scaling={self.scaling}")
         if self.saturate:
             parts.append("saturate" if self.saturate is True else f"saturate={self.saturate}")
         return "/".join(parts)
 
 
+def _any_format(value, argument):
+    """A Format or a ScaledFormat from either or a name (``fl.format``'s rule: scaled names --
+    presets, or an element with scaling options -- give a ScaledFormat)."""
+    scaled = as_scaled_format(value)
+    if scaled is not None:
+        return scaled
+    if isinstance(value, (Format, str)):
+        return as_format(value, argument)
+    raise TypeError(f"{argument} must be a Format, a ScaledFormat or a format name, got {value!r} "
+                    f"({type(value).__name__})")
+
+
 def as_tensor_format(value, argument="tensor format"):
-    """None, a TensorFormat, a Format or a format name, as a TensorFormat (or None)."""
+    """None, a TensorFormat, a Format, a ScaledFormat or a format name, as a TensorFormat (or None)."""
     if value is None or isinstance(value, TensorFormat):
         return value
-    if isinstance(value, (Format, str)):
-        return TensorFormat(as_format(value, argument))
-    raise TypeError(f"{argument} must be None, a TensorFormat, a Format or a format name, got {value!r}")
+    if isinstance(value, (Format, ScaledFormat, str)):
+        return TensorFormat(_any_format(value, argument))
+    raise TypeError(f"{argument} must be None, a TensorFormat, a Format, a ScaledFormat or a format name, "
+                    f"got {value!r}")
+
+
+class AmaxHistory:
+    """Delayed scaling's state for one tensor of one layer (TransformerEngine's ``DelayedScaling``
+    with ``amax_compute_algo="max"``): the amaxes of its last ``length`` steps and the scale they give.
+
+    At training step t the tensor is rounded with the scale S_t of
+
+        A_t = max(amax_s for the last ``length`` steps s < t that rounded it) * 2^margin,
+
+    S_t being what ``fmt`` (a per-tensor ScaledFormat) computes for a tensor whose amax is A_t
+    (for ``rule="amax"``: A_t / element.max rounded to nearest-even into the scale format);
+    then amax_t = max |x| of this step's tensor is recorded.  Before the first step, and while
+    A_t is 0 or not finite (a NaN or Inf in the history), the previous scale is kept, starting
+    from S = 1 (TE's initial scale, and its ``_default_sf_compute``).  Several roundings of the
+    tensor in one step share that step's scale and record the largest of their amaxes.
+    Evaluation passes (step < 0) use the current scale and record nothing.
+
+    TE computes the multiplier max / A_t in float32 and multiplies; this divides by the scale
+    the format's rule gives (one rounding of the exact quotient), as ``fp8_tensor`` does.
+    """
+
+    def __init__(self, fmt: ScaledFormat, length: int, margin: int = 0):
+        self.format, self.length, self.margin = fmt, int(length), int(margin)
+        self.amaxes = collections.deque(maxlen=self.length)
+        self.scale = 1.0
+        self._step = None       # the step whose amax is being collected
+        self._amax = None
+
+    def scale_for(self, step: int) -> float:
+        """The scale for a rounding at ``step``: from the amaxes recorded at earlier steps."""
+        if step >= 0 and self._step is not None and step != self._step:
+            self._close()
+        return self.scale
+
+    def record(self, step: int, amax: float) -> None:
+        """Record this step's amax (the largest over roundings at the same step)."""
+        if step < 0:
+            return
+        if self._step == step:
+            self._amax = self._amax if math.isnan(self._amax) else amax if math.isnan(amax) else max(self._amax, amax)
+            return
+        if self._step is not None:
+            self._close()
+        self._step, self._amax = step, amax
+
+    def _close(self) -> None:
+        self.amaxes.append(self._amax)
+        self._step = self._amax = None
+        peak = float(np.max(np.array(self.amaxes, dtype=np.float64)))  # NaN when any is NaN
+        if math.isfinite(peak) and peak > 0:
+            target = float(np.ldexp(peak, self.margin))
+            self.scale = float(_torch_scaled.scale_from_amax(self.format, torch.tensor([target],
+                                                                                       dtype=torch.float64))[0])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,6 +379,16 @@ class Policy:
     ``forward_mma`` / ``backward_mma``: an MMA model (``fl.mma_model(...)``) for the forward
     matmul / the two backward matmuls, or None for torch's float32 matmul.
     ``seed``: base seed of the stochastic roundings inside the layers.
+    ``wgrad_hadamard``: None, or the size d (a power of two, 2..256) of the random Hadamard
+    transform applied along the batch axis to both inputs of the dL/dW GEMM before they are
+    rounded (NVFP4's RHT, Linear layers only; see the module docstring): blocks of d rows,
+    each multiplied by H_d diag(s) / sqrt(d), H_d Sylvester's Hadamard matrix and s a fixed
+    random sign vector per layer drawn from ``seed``.
+
+    A scaled format (or delayed scaling) for an operand of an MMA model -- W or X with
+    ``forward_mma``, dL/dY, W or X with ``backward_mma`` -- is refused (ValueError):
+    block-scaled MMA (Blackwell's, scales applied inside the product) is not modelled yet,
+    and dequantized block-scaled values are not values of an FP8 model's input formats.
     """
 
     weight: TensorFormat | None = None
@@ -218,18 +400,36 @@ class Policy:
     forward_mma: object = None
     backward_mma: object = None
     seed: int = 0
+    wgrad_hadamard: int | None = None
 
     def __post_init__(self):
         for role in ROLES:
             object.__setattr__(self, role, as_tensor_format(getattr(self, role), role))
         if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
             raise TypeError(f"seed must be an int, got {self.seed!r}")
+        for model_name, roles in (("forward_mma", ("weight", "activation")),
+                                  ("backward_mma", ("activation_grad", "weight", "activation"))):
+            if getattr(self, model_name) is None:
+                continue
+            for role in roles:
+                tensor_format = getattr(self, role)
+                if tensor_format is not None and tensor_format.is_scaled:
+                    raise ValueError(
+                        f"{role}={tensor_format} is not allowed with {model_name}={getattr(self, model_name)}: an "
+                        "MMA model with a block-scaled operand is not modelled yet (block-scaled MMA applies the "
+                        "scales inside the product); use an element format (scaling='auto' for per-tensor "
+                        f"scales) or {model_name}=None (the float32 matmul of the dequantized values)")
+        hadamard = self.wgrad_hadamard
+        if hadamard is not None and (isinstance(hadamard, bool) or not isinstance(hadamard, numbers.Integral)
+                                     or not 2 <= hadamard <= 256 or hadamard & (hadamard - 1)):
+            raise ValueError(f"wgrad_hadamard={hadamard!r} is not allowed: None or a power of two from 2 to 256 "
+                             "(NVFP4 uses 16)")
 
     @property
     def is_exact(self) -> bool:
         """True when nothing is rounded and the matmuls are torch's own."""
         return all(getattr(self, role) is None for role in ROLES) and self.forward_mma is None \
-            and self.backward_mma is None
+            and self.backward_mma is None and self.wgrad_hadamard is None
 
     def with_seed(self, seed: int) -> "Policy":
         return dataclasses.replace(self, seed=seed)
@@ -259,33 +459,125 @@ def _matmul(a: torch.Tensor, b: torch.Tensor, model, a_exponent: int = 0, b_expo
     return torch.from_numpy(np.ascontiguousarray(result, dtype=np.float32)).to(a.device)
 
 
+def _runs_along_an_axis(fmt) -> bool:
+    """Whether a scaled format's blocks run along one axis (1-D blocks or 'channel')."""
+    return isinstance(fmt, ScaledFormat) and (fmt.block == "channel" or isinstance(fmt.block, int))
+
+
+def _sylvester_hadamard(size: int) -> torch.Tensor:
+    """Sylvester's Hadamard matrix H_size (entries +-1; H_2k = [[H_k, H_k], [H_k, -H_k]])."""
+    matrix = torch.ones(1, 1)
+    while matrix.shape[0] < size:
+        matrix = torch.cat([torch.cat([matrix, matrix], 1), torch.cat([matrix, -matrix], 1)], 0)
+    return matrix
+
+
 class _EmulatedLayer:
-    """Shared part of the emulated layers: policy, per-call seeds, the observer hook."""
+    """Shared part of the emulated layers: policy, per-call seeds, the observer hook, and the
+    per-tensor state of delayed scaling."""
 
     def _setup(self, policy: Policy, layer_index: int, observer):
+        self._check_policy(policy)
         self.policy = policy
         self.layer_index = layer_index
         self.observer = observer
         self.calls = 0  # forward calls in training mode; part of the stochastic seeds
+        # scaling="delayed": one AmaxHistory per (role, stream, slot), started afresh with each policy
+        self.amax_histories = {}
+        self._hadamard_matrix = None
 
-    def _round(self, role: str, t: torch.Tensor, call: int) -> torch.Tensor:
-        return self._round_scaled(role, t, call)[0]
+    def _check_policy(self, policy: Policy) -> None:
+        """Refuse what this kind of layer cannot do with ``policy`` (ValueError)."""
 
-    def _round_scaled(self, role: str, t: torch.Tensor, call: int):
+    def _round(self, role: str, t: torch.Tensor, call: int, **keys) -> torch.Tensor:
+        return self._round_scaled(role, t, call, **keys)[0]
+
+    def _round_scaled(self, role: str, t: torch.Tensor, call: int, *, stream: int = 0, other_axis: bool = False,
+                      slot: str | None = None):
         """(Q_role(t), k): the rounded tensor and its per-tensor scale exponent, k = the bias
-        used minus the format's own (0 without scaling)."""
+        used minus the format's own (0 without scaling, and for scaled formats).
+
+        ``stream``: 0 for a tensor's first rounding in a call, 1 for its re-quantization for a
+        second GEMM (with its own stochastic draws and delayed-scaling history); ``other_axis``:
+        a scaled format whose blocks run along an axis uses the 2-D tensor's other axis;
+        ``slot``: which tensor of the role (the bias gradient has its own amax history).
+        """
         tensor_format = getattr(self.policy, role)
         if tensor_format is None:
             return t, 0
-        fmt = tensor_format.effective_format(t)
         seed = 0
         if tensor_format.rounding == "stochastic":
-            seed = derive_seed(self.policy.seed, self.layer_index, ROLES.index(role), call)
+            keys = (self.layer_index, ROLES.index(role), call) + ((stream,) if stream else ())
+            seed = derive_seed(self.policy.seed, *keys)
+        if tensor_format.is_scaled:
+            return self._round_block_scaled(role, t, call, tensor_format, seed, (role, stream, slot), other_axis), 0
+        fmt = tensor_format.effective_format(t)
         result = _quantize_values(t, fmt, tensor_format.rounding, tensor_format.saturate, seed,
                                   tensor_format.sr_bits, "auto", tensor_format.sr_rule)
         if self.observer is not None and call >= 0:
             self.observer(role, t, result, fmt)
         return result, fmt.bias - tensor_format.format.bias
+
+    def _round_block_scaled(self, role, t, call, tensor_format, seed, key, other_axis):
+        """Q_role(t) for a scaled format.  The observer sees the tensor in units of its scales:
+        (x / S, Q(x) / S, the element format), S each element's block scale (float64), so that
+        its counts (saturation: |x / S| > element max; underflow: Q(x) = 0) are the element
+        format's.  Q(x) / S is the rounded element exactly for power-of-two scales, and to
+        within the final rounding of element * S to t's dtype otherwise."""
+        fmt = tensor_format.format
+        if other_axis and _runs_along_an_axis(fmt):
+            fmt = fmt.replace(axis=0 if fmt.axis in (-1, 1) else -1)
+        divisor = None
+        if tensor_format.scaling == "delayed":
+            history = self.amax_histories.get(key)
+            if history is None:
+                history = self.amax_histories[key] = AmaxHistory(fmt, tensor_format.amax_history,
+                                                                 tensor_format.margin)
+            divisor = history.scale_for(call)
+            result = _quantize_with_divisor(t, fmt, divisor, tensor_format.rounding, seed, tensor_format.sr_bits,
+                                            tensor_format.sr_rule)
+            history.record(call, float(t.detach().abs().max()) if t.numel() else 0.0)
+        else:
+            result = _quantize_values(t, fmt, tensor_format.rounding, True, seed, tensor_format.sr_bits, "auto",
+                                      tensor_format.sr_rule)
+        if self.observer is not None and call >= 0:
+            scales = _torch_scaled.divisors(t, fmt) if divisor is None else divisor
+            self.observer(role, t.detach().double() / scales, result.detach().double() / scales, fmt.element)
+        return result
+
+    def _requantizes(self, role: str) -> bool:
+        """Whether the second GEMM that uses the tensor of ``role`` rounds it again from the
+        unrounded tensor (blocks along the other axis, or the random Hadamard transform)."""
+        tensor_format = getattr(self.policy, role)
+        if self.policy.wgrad_hadamard is not None and role in ("activation", "activation_grad"):
+            return True
+        return tensor_format is not None and _runs_along_an_axis(tensor_format.format)
+
+    def _hadamard(self, t: torch.Tensor) -> torch.Tensor:
+        """The random Hadamard transform along axis 0 (Policy.wgrad_hadamard): rows padded with
+        zeros to blocks of d, each block multiplied by H_d diag(s) / sqrt(d)."""
+        size = self.policy.wgrad_hadamard
+        if self._hadamard_matrix is None:
+            generator = torch.Generator().manual_seed(derive_seed(self.policy.seed, self.layer_index, len(ROLES))
+                                                      >> 1)
+            signs = torch.randint(0, 2, (size,), generator=generator).float() * 2 - 1
+            self._hadamard_matrix = _sylvester_hadamard(size) * signs / math.sqrt(size)
+        matrix = self._hadamard_matrix.to(device=t.device, dtype=t.dtype)
+        rows, columns = t.shape
+        padded = F.pad(t, (0, 0, 0, (-rows) % size))
+        return torch.matmul(matrix, padded.reshape(-1, size, columns)).reshape(-1, columns)
+
+    def _wgrad_operands(self, g2, g, g_exponent, x2, xq, x_exponent, call):
+        """((G', k_G), (X', k_X)): the inputs of dL/dW = G'^T X' -- the rounded G and X, or
+        their re-quantization along the batch axis (1-D scaled formats), after the random
+        Hadamard transform when the policy has one."""
+        if self.policy.wgrad_hadamard is not None:
+            g2, x2 = self._hadamard(g2), self._hadamard(x2)
+        gradient = (self._round_scaled("activation_grad", g2, call, stream=1, other_axis=True)
+                    if self._requantizes("activation_grad") else (g, g_exponent))
+        activation = (self._round_scaled("activation", x2, call, stream=1, other_axis=True)
+                      if self._requantizes("activation") else (xq, x_exponent))
+        return gradient, activation
 
     def _next_call(self) -> int:
         if self.training:
@@ -308,27 +600,33 @@ class _LinearFunction(torch.autograd.Function):
             if bias is not None:
                 y = y + bias
         y = layer._round("output", y, call)
-        ctx.save_for_backward(xq, wq)
+        # the unrounded X and W too when a backward GEMM re-quantizes them (see the module docstring)
+        ctx.save_for_backward(xq, wq, x2 if layer._requantizes("activation") else None,
+                              weight if layer._requantizes("weight") else None)
         ctx.layer, ctx.call, ctx.has_bias = layer, call, bias is not None
         ctx.input_shape, ctx.exponents = x.shape, (x_exponent, w_exponent)
         return y.reshape(*x.shape[:-1], y.shape[-1])
 
     @staticmethod
     def backward(ctx, grad_output):
-        xq, wq = ctx.saved_tensors
+        xq, wq, x2, weight = ctx.saved_tensors
         layer, call, model = ctx.layer, ctx.call, ctx.layer.policy.backward_mma
         x_exponent, w_exponent = ctx.exponents
-        g, g_exponent = layer._round_scaled("activation_grad", grad_output.reshape(-1, grad_output.shape[-1]),
-                                            call)
+        g2 = grad_output.reshape(-1, grad_output.shape[-1])
+        g, g_exponent = layer._round_scaled("activation_grad", g2, call)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
+            if weight is not None:  # W along its output axis, the contraction axis of G @ W
+                wq, w_exponent = layer._round_scaled("weight", weight, call, stream=1, other_axis=True)
             grad_x = _matmul(g, wq, model, g_exponent, w_exponent)
             grad_x = layer._round("input_grad", grad_x, call).reshape(ctx.input_shape)
         if ctx.needs_input_grad[1]:
+            (g_w, g_w_exponent), (x_w, x_w_exponent) = layer._wgrad_operands(g2, g, g_exponent, x2, xq, x_exponent,
+                                                                              call)
             # G^T @ X, the product torch's own Linear backward forms (so FP32 policies match it)
-            grad_w = layer._round("weight_grad", _matmul(g.t(), xq, model, g_exponent, x_exponent), call)
+            grad_w = layer._round("weight_grad", _matmul(g_w.t(), x_w, model, g_w_exponent, x_w_exponent), call)
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_b = layer._round("weight_grad", g.sum(0), call)
+            grad_b = layer._round("weight_grad", g.sum(0), call, slot="bias")
         return grad_x, grad_w, grad_b, None, None
 
 
@@ -397,7 +695,7 @@ class _Conv2dFunction(torch.autograd.Function):
         else:
             grad_w = None
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_b = layer._round("weight_grad", g.sum((0, 2, 3)), call)
+            grad_b = layer._round("weight_grad", g.sum((0, 2, 3)), call, slot="bias")
         return grad_x, grad_w, grad_b, None, None
 
 
@@ -458,6 +756,17 @@ class EmulatedConv2d(nn.Conv2d, _EmulatedLayer):
         self.train(conv.training)
         self._setup(policy, layer_index, observer)
 
+    def _check_policy(self, policy: Policy) -> None:
+        for role in ("weight", "activation", "activation_grad"):
+            tensor_format = getattr(policy, role)
+            if tensor_format is not None and tensor_format.is_scaled and tensor_format.format.block != "tensor":
+                raise ValueError(f"{role}={tensor_format} is not supported by EmulatedConv2d: the GEMMs of a "
+                                 "convolution contract over channels x kernel positions, not a tensor axis, so "
+                                 "only per-tensor scaled formats (block='tensor') are allowed for W, X and dL/dY")
+        if policy.wgrad_hadamard is not None:
+            raise ValueError(f"wgrad_hadamard={policy.wgrad_hadamard} is not supported by EmulatedConv2d; "
+                             "it applies to Linear layers only")
+
     def forward(self, x):
         if self.policy.is_exact:
             return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
@@ -469,7 +778,7 @@ class EmulatedConv2d(nn.Conv2d, _EmulatedLayer):
 
 def _policy_text(policy: Policy) -> str:
     parts = [f"{role}={getattr(policy, role)}" for role in ROLES if getattr(policy, role) is not None]
-    for name in ("forward_mma", "backward_mma"):
+    for name in ("forward_mma", "backward_mma", "wgrad_hadamard"):
         if getattr(policy, name) is not None:
             parts.append(f"{name}={getattr(policy, name)}")
     return "(" + ", ".join(parts) + ")" if parts else "exact"
@@ -482,8 +791,10 @@ def emulate(module: nn.Module, policy: Policy | None = None, *, observer=None) -
     working); the (possibly new) root module is returned.  Layers that are already
     emulated get the new policy.  ``observer``, if given, is called as
     ``observer(role, before, after, fmt)`` after every rounding inside the layers (the
-    drift counters use it).  Layers are numbered in ``module.modules()`` order; the number
-    keys their stochastic seeds.
+    drift counters use it); for a scaled format it is given the tensor in units of its
+    scales: (x / S, Q(x) / S, the element format), S each element's block scale.  Layers
+    are numbered in ``module.modules()`` order; the number keys their stochastic seeds.
+    Delayed-scaling histories start afresh with each call.
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")

@@ -24,7 +24,8 @@ __all__ = ["TASK_NAMES", "CONFIG_NAMES", "EmulatedOptimizer", "LossScaler", "Ste
 # checks that they match.
 TASK_NAMES = ("digits", "charlm")
 CONFIG_NAMES = ("fp32", "bf16_mixed", "bf16_pure_rne", "bf16_pure_sr", "fp16_mixed_noscale",
-                "fp16_mixed_dynscale", "e4m3_e5m2", "cfloat8", "h100_fp8")
+                "fp16_mixed_dynscale", "e4m3_e5m2", "cfloat8", "h100_fp8", "mxfp8", "nvfp4", "fp8_current",
+                "fp8_delayed", "fp8_block128")
 
 _FROM_OPTIMIZER = ("EmulatedOptimizer", "LossScaler", "StepReport")
 
