@@ -135,7 +135,9 @@ SWEEP_PROGRESS = r"sweep: ([1-7])/8 tasks"                              # a task
 
 def _check_partial_sweep(out, finished):
     rows = _read_csv(out / "sweep.csv")
-    assert len(rows) == finished >= 6  # the first task holds six complete groups (fp32, fp16, bf16)
+    # Exactly the complete groups the message counts.  How many there are depends on which tasks
+    # finished first (a task of CFloat8 biases completes no group alone), which load decides.
+    assert len(rows) == finished
     assert all(row["sqnr_db"] for row in rows)
     summary = (out / "summary.txt").read_text()
     assert "best bias" in summary and "normal" in summary
