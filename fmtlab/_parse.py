@@ -71,15 +71,7 @@ def _format_problem(spec: str, argument: str, scaled: bool = False) -> str:
     ``scaled``: scaled formats are allowed too, so a name or option nearer a scaled one is
     suggested as that (``mxfp8_e4m`` -> ``mxfp8_e4m3``, ``cfloat8_1_4_3:blok=32`` -> ``block=32``).
     """
-    name, colon, options = spec.strip().partition(":")
-    name = name.strip()
-    items = [piece.strip() for piece in options.split(",") if piece.strip()]
-
-    def with_name(choice):
-        return choice + colon + options
-
-    def with_item(index, item):
-        return f"{name}:" + ",".join(items[:index] + [item] + items[index + 1:])
+    name, items, with_name, with_item = _spec_parts(spec)
 
     try:
         preset = _formats.format(name)
@@ -155,10 +147,10 @@ def _scale_format_ok(value: str, allow_none: bool) -> bool:
         return False
 
 
-def _scaled_format_problem(spec: str, argument: str, error: Exception) -> str:
-    """Why ``fl.format(spec)`` refused the scaled format ``spec``, in command-line syntax:
-    the first bad name or option (with "did you mean"), else the library's reason for refusing
-    the combination (``nvfp4:rule=floor``: its tensor scale needs rule=amax)."""
+def _spec_parts(spec: str):
+    """(name, option items, with_name, with_item) of ``"NAME:opt=v,..."``: the spec cut at its
+    first colon, and two builders of the spec with its name, or one of its items, replaced (for
+    "did you mean" suggestions of the whole corrected spec)."""
     name, colon, options = spec.strip().partition(":")
     name = name.strip()
     items = [piece.strip() for piece in options.split(",") if piece.strip()]
@@ -168,6 +160,15 @@ def _scaled_format_problem(spec: str, argument: str, error: Exception) -> str:
 
     def with_item(index, item):
         return f"{name}:" + ",".join(items[:index] + [item] + items[index + 1:])
+
+    return name, items, with_name, with_item
+
+
+def _scaled_format_problem(spec: str, argument: str, error: Exception) -> str:
+    """Why ``fl.format(spec)`` refused the scaled format ``spec``, in command-line syntax:
+    the first bad name or option (with "did you mean"), else the library's reason for refusing
+    the combination (``nvfp4:rule=floor``: its tensor scale needs rule=amax)."""
+    name, items, with_name, with_item = _spec_parts(spec)
 
     if not _scaled.is_scaled_name(name):  # not a preset: then an element format
         try:
