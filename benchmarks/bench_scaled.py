@@ -1,11 +1,13 @@
 """Scaled-format throughput against fmtlab's unscaled codec and the peers (a benchmark, not a test).
 
-Quantizes 2^22 standard-normal float32 values, shaped (2^22 / 4096, 4096), to MXFP8 (E4M3),
-MXFP4 and NVFP4 and prints millions of elements per second for fmtlab's scaled quantize and
-encode, fmtlab's unscaled e4m3fn quantize (the target: a scaled quantize at least half as fast),
-torchao's to_mx and nvfp4_quantize (eager, CPU) and gfloat's quantize_block.  gfloat rounds
-one value at a time in Python, so it is timed on the first 2^--gfloat-size-log2 values only
-(its rate does not depend on the count).  Each figure is the best of --repeats runs.  Usage:
+Quantizes 2^22 standard-normal float32 values, shaped (2^22 / 4096, 4096), to every scaled
+preset (MXFP8/6/4, NVFP4 1-D and 2-D, block and per-tensor FP8) and prints millions of elements
+per second for fmtlab's scaled quantize and encode (the C hot loop, csrc/scaled.c), fmtlab's
+unscaled e4m3fn quantize (the target: a scaled quantize at least half as fast), torchao's to_mx
+and nvfp4_quantize (eager, CPU) and gfloat's quantize_block.  Stochastic rows are compared with
+the unscaled stochastic quantize too (column /mode).  gfloat rounds one value at a time in
+Python, so it is timed on the first 2^--gfloat-size-log2 values only (its rate does not depend
+on the count).  Each figure is the best of --repeats runs.  Usage:
 
     python benchmarks/bench_scaled.py [--size-log2 22] [--repeats 5] [--threads N] [--gfloat-size-log2 13]
 """
@@ -14,6 +16,7 @@ import argparse
 import numpy as np
 
 import fmtlab as fl
+from fmtlab.scaled import preset_names
 from _timing import best_time  # benchmarks/_timing.py
 
 
@@ -81,34 +84,43 @@ def main():
         except ImportError:
             pass
     repeats = args.repeats
-    rows = [("float32 copy (bandwidth ceiling)", best_rate(x.copy, count, repeats))]
+    rows = [("float32 copy (bandwidth ceiling)", best_rate(x.copy, count, repeats), None)]
     unscaled = best_rate(lambda: fl.quantize(x, fl.E4M3FN), count, repeats)
-    rows.append(("fmtlab quantize e4m3fn (unscaled)", unscaled))
-    rows.append(("fmtlab encode   e4m3fn (unscaled)", best_rate(lambda: fl.encode(x, fl.E4M3FN), count, repeats)))
-    rows.append(("fmtlab quantize e4m3fn stochastic (unscaled)",
-                 best_rate(lambda: fl.quantize(x, fl.E4M3FN, "stochastic", seed=1), count, repeats)))
-    for name in ("mxfp8_e4m3", "mxfp4", "nvfp4", "fp8_block128"):
+    unscaled_stochastic = best_rate(lambda: fl.quantize(x, fl.E4M3FN, "stochastic", seed=1), count, repeats)
+    rows.append(("fmtlab quantize e4m3fn (unscaled)", unscaled, unscaled))
+    rows.append(("fmtlab encode   e4m3fn (unscaled)", best_rate(lambda: fl.encode(x, fl.E4M3FN), count, repeats),
+                 unscaled))
+    rows.append(("fmtlab quantize e4m3fn stochastic (unscaled)", unscaled_stochastic, unscaled_stochastic))
+    quantize_rates = {}
+    for name in preset_names():
         sf = fl.scaled_format(name)
-        rows.append((f"fmtlab quantize {name}", best_rate(lambda: fl.quantize(x, sf), count, repeats)))
-        rows.append((f"fmtlab encode   {name}", best_rate(lambda: fl.encode(x, sf), count, repeats)))
-    rows.append(("fmtlab quantize mxfp8_e4m3 stochastic",
-                 best_rate(lambda: fl.quantize(x, "mxfp8_e4m3", "stochastic", seed=1), count, repeats)))
-    rows += torchao_rows(x, repeats)
-    rows += gfloat_rows(x, args.gfloat_size_log2)
-    torchao_mx = dict(rows).get("torchao to_mx mxfp8_e4m3 (floor)")
+        quantize_rates[name] = best_rate(lambda: fl.quantize(x, sf), count, repeats)
+        rows.append((f"fmtlab quantize {name}", quantize_rates[name], unscaled))
+        rows.append((f"fmtlab encode   {name}", best_rate(lambda: fl.encode(x, sf), count, repeats), unscaled))
+    for name in ("mxfp8_e4m3", "nvfp4"):
+        rate = best_rate(lambda: fl.quantize(x, name, "stochastic", seed=1), count, repeats)
+        rows.append((f"fmtlab quantize {name} stochastic", rate, unscaled_stochastic))
+    rows += [(name, rate, None) for name, rate in torchao_rows(x, repeats) + gfloat_rows(x, args.gfloat_size_log2)]
+    torchao_mx = {name: rate for name, rate, _ in rows}.get("torchao to_mx mxfp8_e4m3 (floor)")
     print(f"{count} float32 values, shape {x.shape}; fmtlab threads: {fl.get_threads()}")
-    header = f"{'operation':46s} {'Melem/s':>9s} {'/unscaled':>10s} {'/torchao':>9s}"
+    header = f"{'operation':46s} {'Melem/s':>9s} {'/unscaled':>10s} {'/mode':>6s} {'/torchao':>9s}"
     print(header)
     print("-" * len(header))
-    for name, rate in rows:
-        versus_torchao = (f"{rate / torchao_mx:9.2f}" if rate / torchao_mx >= 0.01 else f"{rate / torchao_mx:9.4f}") \
-            if torchao_mx else f"{'n/a':>9s}"
-        shown = f"{rate:9.1f}" if rate >= 10 else f"{rate:9.3f}"
-        versus_unscaled = f"{rate / unscaled:10.2f}" if rate / unscaled >= 0.01 else f"{rate / unscaled:10.5f}"
-        print(f"{name:46s} {shown} {versus_unscaled} {versus_torchao}")
-    print("/unscaled: against fmtlab's unscaled e4m3fn quantize (the target is >= 0.5 for a scaled quantize); "
-          "/torchao: against torchao's to_mx mxfp8_e4m3, same run")
 
+    def ratio(value, width):
+        return f"{value:{width}.2f}" if value >= 0.01 else f"{value:{width}.5f}"
+
+    for name, rate, same_mode in rows:
+        versus_torchao = ratio(rate / torchao_mx, 9) if torchao_mx else f"{'n/a':>9s}"
+        shown = f"{rate:9.1f}" if rate >= 10 else f"{rate:9.3f}"
+        versus_mode = ratio(rate / same_mode, 6) if same_mode else f"{'':6s}"
+        print(f"{name:46s} {shown} {ratio(rate / unscaled, 10)} {versus_mode} {versus_torchao}")
+    print("/unscaled: against fmtlab's unscaled e4m3fn nearest-even quantize; /mode: against the unscaled quantize in "
+          "the same rounding mode; /torchao: against torchao's to_mx mxfp8_e4m3, same run")
+    met = [name for name, rate in quantize_rates.items() if rate >= 0.5 * unscaled]
+    missed = [f"{name} ({rate / unscaled:.2f})" for name, rate in quantize_rates.items() if rate < 0.5 * unscaled]
+    print(f"target (a scaled quantize at least half as fast as the unscaled one): met by {', '.join(met) or 'none'}"
+          + (f"; not by {', '.join(missed)}" if missed else ""))
 
 if __name__ == "__main__":
     main()

@@ -15,6 +15,7 @@
  *   codec_fast.h/.c   the float32 block kernels and their SIMD copies, which must give
  *                     the same bits as round.h; internal
  *   codec.c           the codec's entry points and array loops
+ *   scaled.c          block-scaled formats: block amax, scales, element rounding
  *   mma.c             the tensor-core matrix multiply-accumulate
  *   random.c          the generator, exported to Python
  *   fpenv.c           the IEEE 754 default floating-point environment
@@ -42,7 +43,8 @@ enum fl_status {
     FL_ERROR_MMA_MODEL = -5,      /* fl_mma_model or the matrix sizes out of range */
     FL_ERROR_OUT_OF_MEMORY = -6,  /* a work buffer could not be allocated */
     FL_ERROR_SATURATION = -7,     /* fl_rounding.saturate is not an enum fl_saturation */
-    FL_ERROR_SR_RULE = -8         /* fl_rounding.sr_rule is not an enum fl_sr_rule */
+    FL_ERROR_SR_RULE = -8,        /* fl_rounding.sr_rule is not an enum fl_sr_rule */
+    FL_ERROR_SCALED_FORMAT = -9   /* fl_scaled_format or fl_block_layout out of range (scaled.c) */
 };
 
 enum fl_specials_policy {
@@ -155,6 +157,93 @@ int fl_quantize_f32(const float *x, int64_t n, const fl_format *format,
 int fl_quantize_f64(const double *x, int64_t n, const fl_format *format,
                     const fl_rounding *rounding, double *out,
                     int64_t index_offset, fl_stats *stats);
+
+/* ---- block-scaled formats (scaled.c; fmtlab/scaled.py states the rules) ---- */
+
+/* How a block's scale comes from its absolute maximum amax (emax: the element's largest binade). */
+enum fl_scale_rule {
+    FL_SCALE_FLOOR = 0,  /* 2^(floor(log2 amax) - emax): OCP MX v1.0 section 6.3 */
+    FL_SCALE_CEIL = 1,   /* 2^(ceil(log2 amax) - emax): torchao CEIL */
+    FL_SCALE_EVEN = 2,   /* 2^(floor(log2 RNA(amax)) - emax), amax to the element's man_bits: torchao EVEN */
+    FL_SCALE_RCEIL = 3,  /* 2^ceil(log2(amax / element_max)): NVIDIA's UE8M0 round-up, torchao RCEIL */
+    FL_SCALE_AMAX = 4    /* amax / (element_max [* tensor scale]) to nearest-even in the scale format,
+                            saturating, at least its smallest positive value: NVFP4, block FP8 */
+};
+
+/*
+ * A block-scaled format (fmtlab.scaled.ScaledFormat, flattened): an element's value is
+ * element value * S, S = the block's scale value [* the tensor scale value].  The derived
+ * numbers are passed rather than recomputed so that C and Python share one definition.
+ */
+typedef struct fl_scaled_format {
+    fl_format element;
+    fl_format scale;                  /* the block scale's format (E8M0 is exp_bits 8, man_bits 0,
+                                         bias 127, unsigned, FN, subnormals NORMAL) */
+    fl_format tensor_scale;           /* read only when has_tensor_scale */
+    int has_tensor_scale;             /* NVFP4's second level; rule FL_SCALE_AMAX only */
+    int rule;                         /* enum fl_scale_rule */
+    int power_of_two;                 /* 1 when every S is a power of two (rules FLOOR..RCEIL, or AMAX
+                                         into E8M0 without a tensor scale): x / S is exact */
+    double element_max;               /* the element's largest finite value */
+    int element_emax;                 /* exponent of the element's largest finite binade */
+    int scale_lowest_exponent;        /* 2^e is a scale value for lowest <= e <= highest ... */
+    int scale_highest_exponent;       /* ... (E8M0: -127 .. 127) */
+    double scale_max;                 /* the scale's largest finite value */
+    int tensor_scale_lowest_exponent; /* log2 of the tensor scale's smallest positive value */
+    double tensor_scale_max;          /* the tensor scale's largest finite value */
+} fl_scaled_format;
+
+/*
+ * How the blocks tile x: x is C-contiguous, viewed as outer x rows x columns, and cut into
+ * block_rows x block_columns tiles over its last two dimensions (partial tiles at the ends).
+ * fmtlab.scaled maps each block kind to this: 1-D blocks of k along the last axis are
+ * (lead, 1, n) with 1 x k tiles, along another axis (lead, n, trail) with k x 1 tiles,
+ * 2-D tiles (lead, R, C) with r x c tiles, "tensor" one tile over everything.  The scales
+ * are outer x ceil(rows / block_rows) x ceil(columns / block_columns), C order.
+ */
+typedef struct fl_block_layout {
+    int64_t outer;
+    int64_t rows;
+    int64_t columns;
+    int64_t block_rows;
+    int64_t block_columns;
+} fl_block_layout;
+
+/* Counts of one scaled conversion (fmtlab.scaled.ScaledStats). */
+typedef struct fl_scaled_stats {
+    fl_stats elements;             /* the element codec's counts over every quotient x / S */
+    int64_t blocks;
+    int64_t zero_blocks;           /* amax 0: the smallest scale */
+    int64_t nan_blocks;            /* a NaN in the block: the scale's NaN code */
+    int64_t scale_underflow;       /* wanted scale below the smallest positive scale (raised) */
+    int64_t scale_overflow;        /* wanted scale above the largest, Inf blocks included (lowered) */
+    int64_t tensor_scale_clamped;  /* 1 when the tensor scale was clamped */
+} fl_scaled_stats;
+
+/*
+ * Block-scaled encode: element codes (x's layout, code_bytes each: 1, 2 or 4), scale codes
+ * (scale_bytes each, the layout's scale order; NULL: not written) and the tensor scale's
+ * code (*tensor_scale_code, when the format has one and the pointer is not NULL).  The
+ * elements always saturate (rounding->saturate is ignored: FL_SATURATE_ON); stochastic
+ * rounding is keyed by each element's C-order index in x.  Results do not depend on the
+ * number of threads.  quantize writes decode(encode(x)) in x's type instead of codes.
+ * stats may be NULL (nothing is counted, which is faster).
+ * Return FL_OK, FL_ERROR_FORMAT, FL_ERROR_ROUNDING_MODE, FL_ERROR_SR_BITS, FL_ERROR_SATURATION,
+ * FL_ERROR_SR_RULE, FL_ERROR_CODE_BYTES, FL_ERROR_SCALED_FORMAT or FL_ERROR_OUT_OF_MEMORY
+ * (enum fl_status).
+ */
+int fl_scaled_encode_f32(const float *x, const fl_block_layout *layout, const fl_scaled_format *format,
+                         const fl_rounding *rounding, void *codes, int code_bytes, void *scales,
+                         int scale_bytes, uint32_t *tensor_scale_code, fl_scaled_stats *stats);
+int fl_scaled_encode_f64(const double *x, const fl_block_layout *layout, const fl_scaled_format *format,
+                         const fl_rounding *rounding, void *codes, int code_bytes, void *scales,
+                         int scale_bytes, uint32_t *tensor_scale_code, fl_scaled_stats *stats);
+int fl_scaled_quantize_f32(const float *x, const fl_block_layout *layout, const fl_scaled_format *format,
+                           const fl_rounding *rounding, float *out, void *scales, int scale_bytes,
+                           uint32_t *tensor_scale_code, fl_scaled_stats *stats);
+int fl_scaled_quantize_f64(const double *x, const fl_block_layout *layout, const fl_scaled_format *format,
+                           const fl_rounding *rounding, double *out, void *scales, int scale_bytes,
+                           uint32_t *tensor_scale_code, fl_scaled_stats *stats);
 
 /*
  * The counter-based generator of stochastic rounding (SplitMix64's finaliser mix64 used

@@ -11,8 +11,10 @@ Every other module reaches the C core through this one:
 * :data:`SR_RULES` -- the names of limited-precision stochastic rounding's rules, and
   :data:`SR_RULE_CODES`, their enum fl_sr_rule values;
 * :class:`RoundingRequest` -- a rounding mode, saturation, seed, ``sr_bits`` and
-  ``sr_rule``, checked once -- and the conversions of a Format, a rounding request and an
-  MMA model to their C structs (:func:`c_format`, :func:`c_rounding`, :func:`c_mma_model`);
+  ``sr_rule``, checked once -- and the conversions of a Format, a rounding request, an
+  MMA model, a block-scaled format and a block layout to their C structs (:func:`c_format`,
+  :func:`c_rounding`, :func:`c_mma_model`, :func:`c_scaled_format`, :func:`c_block_layout`);
+  :data:`SCALE_RULE_CODES`, the enum fl_scale_rule values of the scale rules;
 * :func:`check_status`, which turns each documented negative return code (enum fl_status)
   into its Python error.
 """
@@ -20,10 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import numbers
 
 import numpy as np
 
+from ._scale_rules import RULES as SCALE_RULES
 from .formats import ROUNDINGS, SATURATIONS, SPECIALS, SUBNORMALS, Format
 
 try:
@@ -38,7 +42,8 @@ except ImportError as error:  # pragma: no cover - exercised only on a broken in
 __all__ = ["ffi", "lib", "ROUNDING_CODES", "SPECIALS_CODES", "SUBNORMALS_CODES", "SATURATION_CODES",
            "C_ADDITION_CODES", "SUMMATION_CODES", "SR_RULES", "SR_RULE_CODES", "DEFAULT_SR_RULE",
            "RoundingRequest", "rounding_request", "saturation_name", "c_format", "c_rounding",
-           "c_mma_model", "check_status", "pointer", "float_entry", "mix64"]
+           "c_mma_model", "SCALE_RULE_CODES", "c_scaled_format", "c_block_layout", "check_status", "pointer",
+           "float_entry", "mix64"]
 
 # The header's enum constants are named after the Python names (FL_ROUND_NEAREST_EVEN for
 # "nearest_even", ...), so a mode added on one side only fails here, at import.
@@ -58,6 +63,8 @@ SUMMATION_CODES = {"block_fma": lib.FL_MMA_SUM_BLOCK_FMA, "pairwise": lib.FL_MMA
 # "nearest_even" its StochasticC; "nearest_odd" is gfloat's StochasticOdd.
 SR_RULES = ("truncate", "nearest_away", "nearest_even", "nearest_odd")
 SR_RULE_CODES = {name: getattr(lib, f"FL_SR_{name.upper()}") for name in SR_RULES}
+# the scale rules of fmtlab.scaled ("floor" is FL_SCALE_FLOOR, ...)
+SCALE_RULE_CODES = {name: getattr(lib, f"FL_SCALE_{name.upper()}") for name in SCALE_RULES}
 DEFAULT_SR_RULE = "truncate"
 # Names that other libraries and the P3109 report use, offered by "did you mean" only.
 _SR_RULE_ALIASES = {"a": "truncate", "stochastica": "truncate", "stochastic_a": "truncate",
@@ -142,16 +149,20 @@ def rounding_request(rounding="nearest_even", saturate=None, seed=None, sr_bits=
 
 
 # ---- structs ---------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=512)
-def c_format(fmt: Format):
-    """The ``fl_format`` struct of ``fmt`` (cached per format; the C core only reads it)."""
-    struct = ffi.new("fl_format *")
+def _fill_format(struct, fmt: Format) -> None:
     struct.exp_bits = fmt.exp_bits
     struct.man_bits = fmt.man_bits
     struct.bias = fmt.bias
     struct.is_signed = int(fmt.signed)
     struct.specials = SPECIALS_CODES[fmt.specials]
     struct.subnormals = SUBNORMALS_CODES[fmt.subnormals]
+
+
+@functools.lru_cache(maxsize=512)
+def c_format(fmt: Format):
+    """The ``fl_format`` struct of ``fmt`` (cached per format; the C core only reads it)."""
+    struct = ffi.new("fl_format *")
+    _fill_format(struct, fmt)
     return struct
 
 
@@ -189,6 +200,47 @@ def c_mma_model(model):
     struct.c_addition = C_ADDITION_CODES[model.c_addition]
     struct.promote_every = model.promote_every or 0
     struct.summation = SUMMATION_CODES[model.summation]
+    return struct
+
+
+def _highest_power_of_two_exponent(value: float) -> int:
+    """floor(log2 value) of a positive finite float, exactly (from frexp)."""
+    return math.frexp(value)[1] - 1
+
+
+@functools.lru_cache(maxsize=256)
+def c_scaled_format(scaled):
+    """The ``fl_scaled_format`` struct of a :class:`fmtlab.scaled.ScaledFormat` (cached per format).
+
+    The scale's powers of two run from 2^min_subnormal_exponent to 2^floor(log2 max) (E8M0,
+    a Format with no zero: 2^-127 .. 2^127), its largest value is ``max``; the element gives
+    ``max`` and ``emax``.  ``power_of_two`` is ``scaled.is_power_of_two``.
+    """
+    struct = ffi.new("fl_scaled_format *")
+    element, scale, tensor = scaled.element, scaled.scale, scaled.tensor_scale
+    _fill_format(struct.element, element)
+    _fill_format(struct.scale, scale)
+    struct.has_tensor_scale = int(tensor is not None)
+    if tensor is not None:
+        _fill_format(struct.tensor_scale, tensor)
+        struct.tensor_scale_lowest_exponent = tensor.min_subnormal_exponent
+        struct.tensor_scale_max = tensor.max
+    struct.rule = SCALE_RULE_CODES[scaled.rule]
+    struct.power_of_two = int(scaled.is_power_of_two)
+    struct.element_max = element.max
+    struct.element_emax = element.emax
+    struct.scale_lowest_exponent = scale.min_subnormal_exponent
+    struct.scale_highest_exponent = _highest_power_of_two_exponent(scale.max)
+    struct.scale_max = scale.max
+    return struct
+
+
+def c_block_layout(outer: int, rows: int, columns: int, block_rows: int, block_columns: int):
+    """The ``fl_block_layout`` struct: x as outer x rows x columns, cut into block_rows x
+    block_columns tiles over its last two dimensions (csrc/fmtlab.h)."""
+    struct = ffi.new("fl_block_layout *")
+    struct.outer, struct.rows, struct.columns = outer, rows, columns
+    struct.block_rows, struct.block_columns = block_rows, block_columns
     return struct
 
 

@@ -35,6 +35,12 @@ block -> the scale's NaN code, and every element of the block decodes to NaN (it
 are those of x / Inf: +-0, NaN for NaN and Inf inputs); an Inf in a block -> the largest scale,
 the Inf elements become +-max and the others x / largest scale.  Scales outside the scale
 format's range are clamped and counted (``stats=True``).
+
+Implementation: the C core (csrc/scaled.c, through :func:`encode_array` / :func:`quantize_array`)
+does every non-empty array -- block amax, scale and element rounding in one pass per block row,
+threaded, bit for bit what the numpy implementation below (``_encode_numpy``, ``_quantize_numpy``:
+numpy around the element codec) gives; that one remains the path of empty arrays and the
+reference tests/test_scaled_c.py holds the C path to.
 """
 from __future__ import annotations
 
@@ -45,8 +51,9 @@ import re
 
 import numpy as np
 
-from . import _scale_rules as rules
+from . import _c, _scale_rules as rules
 from . import codec
+from ._c import ffi, lib
 from ._choices import did_you_mean, not_allowed
 from .formats import E8M0 as _E8M0_FORMAT, Format, as_format, format as format_by_name
 
@@ -685,6 +692,11 @@ def _fast_float32_quotients(array, sf, grid, view, scales):
     if lowest < -127 or highest > 149 or sf.element.decode_dtype != np.float32 \
             or sf.element.min_subnormal_exponent + lowest < -149:
         return None
+    if scales.has_inf and sf.element.has_inf:
+        # an Inf element saturates as the quotient +-DBL_MAX (_saturate_infinities in float64);
+        # float32's max would be a different quotient, which rounds toward zero to max without
+        # an overflow in elements as wide as float32 (bf16)
+        return None
     exponents = rules.floor_log2(np.where(scales.nan, 1.0, scales.values))
     inverse = np.where(scales.nan, 0.0, np.ldexp(1.0, -exponents)).astype(np.float32)
     with np.errstate(invalid="ignore"):   # Inf * 0 in NaN blocks: NaN, as wanted
@@ -769,7 +781,89 @@ def _stats(element_stats, scales):
 
 def encode_array(array: np.ndarray, sf: ScaledFormat, request, stats: bool = False):
     """Encode a C-contiguous float32/float64 array (see the module docstring); ``request`` is a
-    checked fmtlab._c.RoundingRequest (its saturate flag is ignored: elements always saturate)."""
+    checked fmtlab._c.RoundingRequest (its saturate flag is ignored: elements always saturate).
+
+    The C core (csrc/scaled.c) does every array with at least one element; the numpy
+    implementation below (:func:`_encode_numpy`) does the empty ones, and the tests hold the
+    two to the same bits."""
+    if _c_covers(array):
+        return _run_c(array, sf, request, stats, quantize=False)
+    return _encode_numpy(array, sf, request, stats)
+
+
+def quantize_array(array: np.ndarray, sf: ScaledFormat, request, stats: bool = False):
+    """Fake-quantize a C-contiguous float32/float64 array: decode(encode(x)) in x's dtype
+    (through the C core as :func:`encode_array`; the numpy :func:`_quantize_numpy` otherwise)."""
+    if _c_covers(array):
+        return _run_c(array, sf, request, stats, quantize=True)
+    return _quantize_numpy(array, sf, request, stats)
+
+
+# ---- the C path ---------------------------------------------------------------------------------
+def _c_covers(array: np.ndarray) -> bool:
+    """Whether csrc/scaled.c takes ``array``: every non-empty one.  An empty array (which still
+    has blocks of no element for block="tensor", and shapes of zero blocks otherwise) stays on
+    the numpy path: nothing there is worth a C loop."""
+    return array.size > 0
+
+
+def _c_layout(grid: "_Grid"):
+    """The fl_block_layout of a grid: (outer, rows, columns, block_rows, block_columns) such that x,
+    C-contiguous, is outer x rows x columns cut into block_rows x block_columns tiles whose C-order
+    scales are the public scales layout (csrc/fmtlab.h)."""
+    shape = grid.shape
+    if grid.kind == "tensor":
+        columns = shape[-1] if shape else 1
+        rows = math.prod(shape[:-1]) if shape else 1
+        return 1, rows, columns, rows, columns
+    if grid.kind == "tile":
+        return math.prod(shape[:-2]), grid.rows, grid.columns, grid.r, grid.c
+    lead, trail = math.prod(shape[:grid.axis]), math.prod(shape[grid.axis + 1:])
+    if trail == 1:   # blocks along the last (non-unit) axis: 1 x k tiles of (lead, 1, n)
+        return lead, 1, grid.n, 1, grid.k
+    return lead, grid.n, trail, grid.k, 1
+
+
+def _run_c(array: np.ndarray, sf: ScaledFormat, request, stats: bool, quantize: bool):
+    """One call of fl_scaled_encode/quantize_f32/f64 (csrc/scaled.c)."""
+    grid = _Grid(array.shape, sf)
+    value_type = "float" if array.dtype == np.float32 else "double"
+    suffix = "f32" if value_type == "float" else "f64"
+    scale_dtype = _code_dtype(sf.scale)
+    scales = np.empty(grid.scales_shape, dtype=scale_dtype)
+    tensor_code = ffi.new("uint32_t *")
+    c_stats = ffi.new("fl_scaled_stats *") if stats else ffi.NULL   # no counts asked: the kernels skip them
+    arguments = (_c.pointer(array, value_type), _c.c_block_layout(*_c_layout(grid)), _c.c_scaled_format(sf),
+                 _c.c_rounding(request))
+    if quantize:
+        out = np.empty(array.shape, dtype=array.dtype)
+        status = getattr(lib, f"fl_scaled_quantize_{suffix}")(
+            *arguments, _c.pointer(out, value_type), _c.pointer(scales, "void"), scales.itemsize, tensor_code, c_stats)
+    else:
+        codes = np.empty(array.shape, dtype=sf.element.code_dtype)
+        status = getattr(lib, f"fl_scaled_encode_{suffix}")(
+            *arguments, _c.pointer(codes, "void"), codes.itemsize, _c.pointer(scales, "void"), scales.itemsize,
+            tensor_code, c_stats)
+    _c.check_status(status, "a scaled quantize" if quantize else "a scaled encode")
+    if quantize:
+        result = out
+    else:
+        tensor_scale = int(tensor_code[0]) if sf.tensor_scale is not None else None
+        result = ScaledCodes(codes, scales, tensor_scale, sf)
+    if not stats:
+        return result
+    e = c_stats.elements
+    element_stats = codec.Stats(int(e.invalid), int(e.overflow), int(e.underflow), int(e.denormal), int(e.inexact),
+                                int(array.size))
+    counts = {name: int(getattr(c_stats, name)) for name in
+              ("blocks", "zero_blocks", "nan_blocks", "scale_underflow", "scale_overflow", "tensor_scale_clamped")}
+    return result, ScaledStats(element_stats, **counts)
+
+
+# ---- the numpy path -------------------------------------------------------------------------------
+def _encode_numpy(array: np.ndarray, sf: ScaledFormat, request, stats: bool = False):
+    """encode_array in numpy around the element codec: the definition the C path is tested against,
+    and the path of empty arrays."""
     grid = _prepare(array, sf)
     view = grid.view(array)
     scales = _compute_scales(sf, grid.amax(view))
@@ -781,8 +875,8 @@ def encode_array(array: np.ndarray, sf: ScaledFormat, request, stats: bool = Fal
     return (result, _stats(element_stats, scales)) if stats else result
 
 
-def quantize_array(array: np.ndarray, sf: ScaledFormat, request, stats: bool = False):
-    """Fake-quantize a C-contiguous float32/float64 array: decode(encode(x)) in x's dtype."""
+def _quantize_numpy(array: np.ndarray, sf: ScaledFormat, request, stats: bool = False):
+    """quantize_array in numpy (see :func:`_encode_numpy`)."""
     grid = _prepare(array, sf)
     view = grid.view(array)
     scales = _compute_scales(sf, grid.amax(view))

@@ -1,0 +1,1527 @@
+/*
+ * scaled.c - block-scaled formats (OCP MX, NVFP4, block and per-tensor FP8): the hot loop.
+ *
+ * fmtlab/scaled.py states the rules and keeps a numpy implementation of them (numpy around
+ * the element codec); this file computes the same bits in C, and tests/test_scaled_c.py holds
+ * the two to each other bit for bit.  The work is cut into items -- a block row (a row of 1-D
+ * blocks, or the r rows of a row of r x c tiles), or a range of its column blocks -- and for
+ * each item:
+ *
+ *   1. amax: the largest magnitude of each block, as the integer maximum of the float bits
+ *      with the sign cleared (accumulated row by row for tiles).  Float bits order like
+ *      magnitudes and NaN bits lie above Inf's, so the same maximum says whether the block
+ *      holds a NaN or an Inf;
+ *   2. the block's scale code and value S from amax by the rule (exponents read off the bits
+ *      of amax, never a floating log2), clamped and counted as fmtlab.scaled._compute_scales
+ *      does; for rule amax the quotients amax / divisor go through the element kernel of the
+ *      scale format;
+ *   3. each element: the quotient q = x / S (for a power-of-two S, x * (1/S), exact; otherwise
+ *      one float64 division, which every deterministic mode rounds like the exact quotient:
+ *      fmtlab._scale_rules.quotient_proxy proves it), rounded to the element, saturating.
+ *
+ * Step 3 runs on chunks of CHUNK elements through one of three branch-free, vectorised kernels,
+ * which round on the grid of q's binade in integer arithmetic as round.h's encode_one does:
+ *   - float32 input and scales 2^e (|e| <= 127): the float32 kernel on x's own bits, with e
+ *     taken off the exponent field (the MX presets);
+ *   - otherwise, for elements of at most 21 fraction bits: q in float64, rounded to float32 to
+ *     odd (round_to_odd_f32: Boldo and Melquiond's rounding to odd keeps every deterministic
+ *     mode's result), then the same float32 kernel (NVFP4, block FP8, float64 input);
+ *   - wider elements: the float64 kernel on q.
+ * Each kernel flags what it does not do (NaN, Inf, quotients outside its float's normal range,
+ * negative inputs to unsigned formats, Tesla or flushed subnormals ...) and exact_element
+ * redoes those: encode_one itself on the quotient scaled.py defines.  Stochastic rounding
+ * computes each element's (N, remainder, shift) as encode_one does and takes round.h's
+ * stochastic_away, keyed by the element's global C-order index.  Every result is a function
+ * of its element, its block and the seed, so results never depend on threads or chunking.
+ *
+ * Threads: items are shared statically over the threads, each done by one thread from start
+ * to end.  With fewer items than threads (one tensor-wide block, a few large tiles) each block
+ * row is done by all threads together: partial maxima per thread, combined, then the elements
+ * split.  The kernels run in IEEE 754's default floating-point environment, entered by each
+ * thread (fl_enter_default_floating_point) as codec.c does.
+ */
+#include "round.h"
+
+#include <float.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Elements per kernel call: the kernel's buffers live on the stack. */
+#define CHUNK 256
+/* Below this many elements a parallel region costs more than it saves (as codec.c). */
+#define PARALLEL_THRESHOLD 32768
+/* Columns per piece when a block row is shared by every thread. */
+#define PIECE_COLUMNS 4096
+/* Items per thread wanted before a block row is cut into ranges of column blocks ... */
+#define ITEMS_PER_THREAD 8
+/* ... and the most elements an item has when it can be cut (a quarter of a typical L2). */
+#define ITEM_ELEMENTS 65536
+/* The widest power-of-two range a scale format may have (float64's is 2098). */
+#define MAX_POWER_RANGE 4096
+
+#if defined(__GNUC__)
+#define FL_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define FL_ALWAYS_INLINE inline
+#endif
+
+/* On x86-64 Linux with GCC the deterministic kernels and the amax loops are also compiled for
+ * AVX2 and picked when the library loads, as in codec_fast.c.  Their float operations are
+ * single IEEE operations (C99 mode: no contraction into fused multiply-adds), so both copies
+ * give the same bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define FL_SCALED_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define FL_SCALED_CLONES
+#endif
+
+#define FLOAT64_MAGNITUDE 0x7FFFFFFFFFFFFFFFLL
+#define FLOAT64_INF_BITS 0x7FF0000000000000LL
+#define FLOAT64_MIN_NORMAL_BITS 0x0010000000000000LL /* 2^-1022 */
+#define TWO_52_BITS 0x4330000000000000LL             /* 2^52 */
+
+static inline double double_of_bits(int64_t bits)
+{
+    double value;
+    memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
+static inline int64_t bits_of_double(double value)
+{
+    int64_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    return bits;
+}
+
+/* ---- the element kernels' constants ------------------------------------------------------ */
+
+/* The element format on the fast path, from its prepared_format.  A quotient q with
+ * 2^emin <= |q| < Inf has the code (bits(|q|) >> shift) - rebias before rounding (the float
+ * (exponent, mantissa) code shifted right by 52 - m, or 23 - m for float32, and rebiased),
+ * and a quotient below 2^emin the subnormal code |q| 2^(m - emin) rounded to an integer. */
+typedef struct element_constants {
+    /* the float64 kernel */
+    int64_t shift;             /* 52 - m */
+    int64_t rebias;            /* (1023 - bias) * 2^m */
+    int64_t mask;              /* 2^shift - 1: the discarded bits */
+    int64_t half;              /* 2^(shift - 1) */
+    int64_t normal_lo;         /* float64 bits of 2^emin */
+    int64_t max_code;
+    int64_t min_normal_code;   /* 2^m */
+    int64_t sign_bit;          /* 0 for unsigned formats */
+    int64_t zero_sign_bit;     /* the sign bit where the format has -0, else 0 */
+    int64_t is_signed;
+    int64_t has_negative_zero;
+    int64_t subnormals;        /* 1: IEEE subnormal results on the fast path */
+    double subnormal_factor;   /* 2^(m - emin) */
+    int64_t subnormal_exponent;       /* emin - m: a code of exponent field 0 is M * 2^this */
+    int64_t normal_exponent_offset;   /* -bias - m: field E > 0 is (2^m + M) * 2^(E + this) */
+    /* the float32 kernel (on float32 x with scales 2^e, or on round_to_odd_f32 quotients) */
+    int has_f32;
+    int32_t shift32, rebias32, max_code32;
+    uint32_t normal_lo32;      /* float32 bits of 2^emin */
+    int32_t subnormals32;
+} element_constants;
+
+/* Whether the float64 kernel applies to the format at all, and the constants of both. */
+static int prepare_element_constants(const prepared_format *p, element_constants *k)
+{
+    const int m = p->man_bits;
+    memset(k, 0, sizeof *k);
+    /* a format without zero has no fast zero results; wider mantissas do not fit the shifts */
+    if (!p->has_zero || m > 30 || p->emin - m < -1022 || p->emin > 1023)
+        return 0;
+    k->shift = 52 - m;
+    k->rebias = (int64_t)(1023 - p->bias) * ((int64_t)1 << m);
+    k->mask = ((int64_t)1 << k->shift) - 1;
+    k->half = (int64_t)1 << (k->shift - 1);
+    k->normal_lo = (int64_t)(p->emin + 1023) << 52;
+    k->max_code = p->max_code;
+    k->min_normal_code = (int64_t)1 << m;
+    k->sign_bit = p->sign_bit;
+    k->zero_sign_bit = p->has_negative_zero ? p->sign_bit : 0;
+    k->is_signed = p->is_signed;
+    k->has_negative_zero = p->has_negative_zero;
+    k->subnormal_exponent = p->emin - m;
+    k->normal_exponent_offset = -p->bias - m;
+    /* |q| * 2^(m - emin) must be exact for |q| >= 2^-1022: a factor of at least 1 */
+    k->subnormals = p->subnormals == FL_SUBNORMALS_IEEE && m - p->emin >= 0 && m - p->emin <= 1000;
+    if (k->subnormals)
+        k->subnormal_factor = ldexp(1.0, m - p->emin);
+    /* the float32 kernel: every element value exact in float32, element codes below 2^31, the
+     * values of code 1 normal float32s, and two bits to spare below the element's last one
+     * (m <= 21: round_to_odd_f32 feeds it float64 quotients rounded to float32 to odd) */
+    const int max_exponent = (int)((p->max_code >> m) - p->bias);
+    k->has_f32 = m <= 21 && p->emin >= -126 && max_exponent <= 127 && p->max_code < 0x7FFFFFFF &&
+                 p->emin - m >= -126;
+    if (k->has_f32) {
+        k->shift32 = 23 - m;
+        k->rebias32 = (127 - p->bias) * (1 << m);
+        k->max_code32 = (int32_t)p->max_code;
+        k->normal_lo32 = (uint32_t)(p->emin + 127) << 23;
+        k->subnormals32 = (int32_t)k->subnormals;
+    }
+    return 1;
+}
+
+/* ---- the element kernels -------------------------------------------------------------------- */
+
+/*
+ * Both kernels flag in slow[] every element they cannot do, leaving it to exact_element, and
+ * return the counts of the others.  They round on the grid of q's binade as encode_one does,
+ * |q| = (N + nu) 2^k, in integer arithmetic on the float bits (a: q's magnitude bits):
+ *   normal:    2^emin <= |q| < Inf: N = (a >> shift) - rebias is already the element code of
+ *              the lower neighbour (the float (exponent, mantissa) code shifted right by
+ *              shift = 52 - m, or 23 - m for float32, and rebiased);
+ *   subnormal: |q| < 2^emin with IEEE subnormals, q a normal float: the grid is 2^(emin - m);
+ *              float32: N = significand >> (shift + emin - exponent), the shift capped at 31
+ *              (every bit is then discarded, as it should); float64 (no vectorised 64-bit shift
+ *              by a variable count): N and the fraction from y = |q| 2^(m - emin), exact;
+ *   zero:      q = +-0.
+ * With v the shifted quantity and s the shift, the mode's increment added before the shift
+ * rounds: nearest-even 2^(s-1) - 1 + (N & 1), nearest-away 2^(s-1), up/down 2^s - 1 by sign;
+ * odd sets the last bit when anything was discarded.  Overflow saturates to +-max, counted
+ * (scaled elements always saturate).  Each kernel keeps all its lanes one width (64 or 32
+ * bits) and its floating-point operations unconditional, so that GCC vectorises it.
+ */
+
+typedef struct element_counts {
+    int64_t inexact, overflow, underflow, denormal, slow;
+} element_counts;
+
+/*
+ * The float64 kernel, on quotients q[t] (the caller has put NaN where q needs exact_element:
+ * a zero quotient of a nonzero x, or a subnormal x divided); values[t] = decoded value *
+ * scale[t] (the block's S, NaN in a NaN block) with want_values.
+ */
+static FL_ALWAYS_INLINE void element_chunk_f64(const int count, const double *restrict quotients,
+                                               const double *restrict scale, const int mode, const int want_values,
+                                               const int want_counts, const element_constants *restrict k,
+                                               int64_t *restrict codes,
+                                               double *restrict values, int64_t *restrict slow,
+                                               element_counts *restrict counts)
+{
+    const int64_t shift = k->shift, rebias = k->rebias, mask = k->mask, half = k->half;
+    const int64_t normal_lo = k->normal_lo;
+    const int64_t max_code = k->max_code, min_normal_code = k->min_normal_code;
+    const double subnormal_factor = k->subnormal_factor;
+    const int64_t sign_bit = k->sign_bit, zero_sign_bit = k->zero_sign_bit, is_signed = k->is_signed;
+    const int64_t has_negative_zero = k->has_negative_zero, subnormals = k->subnormals;
+    const int64_t m_bits = 52 - shift, subnormal_exponent = k->subnormal_exponent;
+    const int64_t normal_exponent_offset = k->normal_exponent_offset;
+    int64_t inexact = 0, overflow = 0, underflow = 0, denormal = 0, slow_count = 0;
+    for (int t = 0; t < count; t++) {
+        const int64_t q_bits = bits_of_double(quotients[t]);
+        const int64_t a = q_bits & FLOAT64_MAGNITUDE;
+        const int64_t negative = (int64_t)((uint64_t)q_bits >> 63);
+        const int64_t is_zero = a == 0;
+        const int64_t is_normal = (a >= normal_lo) & (a < FLOAT64_INF_BITS);
+        const int64_t is_subnormal = subnormals & (a < normal_lo) & (a >= FLOAT64_MIN_NORMAL_BITS);
+
+        /* normal results: constant shifts */
+        const int64_t lo = (a >> shift) - rebias;
+        const int64_t remainder = a & mask;
+        int64_t increment;
+        switch (mode) {
+        case FL_ROUND_NEAREST_EVEN: increment = half - 1 + (lo & 1); break;
+        case FL_ROUND_NEAREST_AWAY: increment = half; break;
+        case FL_ROUND_UP: increment = mask & (negative - 1); break;
+        case FL_ROUND_DOWN: increment = mask & (0 - negative); break;
+        default: increment = 0; break;
+        }
+        int64_t normal_code = mode == FL_ROUND_ODD ? (lo | (int64_t)(remainder != 0))
+                                                   : ((a + increment) >> shift) - rebias;
+        const int64_t saturated = normal_code > max_code;
+        normal_code = saturated ? max_code : normal_code;
+
+        /* subnormal results (GCC does not vectorise 64-bit shifts by a variable count, so not
+         * as for float32): y = |q| 2^(m - emin) is exact and below 2^m; y + 2^52 rounds it to
+         * the nearest integer, ties to even, whose bits minus those of 2^52 are that integer;
+         * the floor and the fraction y - floor are exact */
+        const double y = double_of_bits(a) * subnormal_factor;
+        const double shifted = y + 0x1p52;
+        const int64_t nearest_code = bits_of_double(shifted) - TWO_52_BITS;
+        const int64_t floor_code = nearest_code - (int64_t)(shifted - 0x1p52 > y);
+        const double fraction = y - (double_of_bits(floor_code + TWO_52_BITS) - 0x1p52);
+        const int64_t fraction_nonzero = fraction != 0.0;
+        int64_t subnormal_code;
+        switch (mode) {
+        case FL_ROUND_NEAREST_EVEN: subnormal_code = nearest_code; break;
+        case FL_ROUND_NEAREST_AWAY: /* fraction >= 1/2, on the bits (fraction >= 0): no trapping compare */
+            subnormal_code = floor_code + (int64_t)(bits_of_double(fraction) >= bits_of_double(0.5));
+            break;
+        case FL_ROUND_UP: subnormal_code = floor_code + (fraction_nonzero & (1 - negative)); break;
+        case FL_ROUND_DOWN: subnormal_code = floor_code + (fraction_nonzero & negative); break;
+        case FL_ROUND_ODD: subnormal_code = floor_code | fraction_nonzero; break;
+        default: subnormal_code = floor_code; break;
+        }
+        /* a mask select, not ?: -- GCC would move the subnormal arithmetic under a branch */
+        const int64_t magnitude_code = (normal_code & (0 - is_normal)) | (subnormal_code & (0 - is_subnormal));
+
+        const int64_t sign_allowed = is_signed | (1 - negative) | is_zero;
+        const int64_t fast = (is_zero | is_normal | is_subnormal) & sign_allowed;
+        /* the sign: the sign bit on a nonzero code, the zero's sign bit (or none) on a zero */
+        const int64_t sign_part = sign_bit & (0 - negative), zero_part = zero_sign_bit & (0 - negative);
+        codes[t] = magnitude_code | (zero_part ^ ((sign_part ^ zero_part) & (0 - (int64_t)(magnitude_code != 0))));
+        slow[t] = 1 - fast;
+        slow_count += 1 - fast;
+        if (want_counts) {
+            inexact += fast & ((is_normal & ((remainder != 0) | saturated)) | (is_subnormal & fraction_nonzero));
+            overflow += fast & is_normal & saturated;
+            underflow += fast & is_subnormal & (magnitude_code == 0);
+            denormal += fast & is_subnormal & (magnitude_code != 0) & (magnitude_code < min_normal_code);
+        }
+        if (want_values) {
+            /* the code's value as an integer significand times a power of two, both selected as
+             * integers (exponent field E = 0: M * 2^(emin - m); else (2^m + M) * 2^(E - bias - m)),
+             * then exact arithmetic: significand < 2^31 is (2^52 + significand) - 2^52 */
+            const int64_t field = magnitude_code >> m_bits, mantissa = magnitude_code & (min_normal_code - 1);
+            const int64_t significand = field == 0 ? mantissa : min_normal_code + mantissa;
+            const int64_t exponent = field == 0 ? subnormal_exponent : field + normal_exponent_offset;
+            const double magnitude_value = (double_of_bits(significand + TWO_52_BITS) - 0x1p52) *
+                                           double_of_bits((exponent + 1023) << 52);
+            const int64_t negative_value = negative & ((magnitude_code != 0) | has_negative_zero);
+            const double signed_value = double_of_bits(bits_of_double(magnitude_value) |
+                                                       (int64_t)((uint64_t)negative_value << 63));
+            values[t] = signed_value * scale[t];
+        }
+    }
+    counts->inexact += inexact;
+    counts->overflow += overflow;
+    counts->underflow += underflow;
+    counts->denormal += denormal;
+    counts->slow += slow_count;
+}
+
+/*
+ * The float32 kernel: float32 input x and a power-of-two scale 2^e with |e| <= 127, given per
+ * element as e * 2^23 (exponent_offset[t]; 0x80000000 in a NaN block, which sends every nonzero
+ * element to exact_element).  For x and q = x 2^-e both normal float32s, q's bits are x's minus
+ * e * 2^23: the whole kernel is 32-bit integer and float32 arithmetic, eight lanes to an AVX2
+ * register.  values[t] = decoded value * scale[t] (2^e, NaN in a NaN block), one float32
+ * multiplication: the correctly rounded product, as numpy's float32 path computes it.
+ */
+static FL_ALWAYS_INLINE void element_chunk_f32(const int count, const uint32_t *restrict bits,
+                                               const uint32_t *restrict exponent_offset,
+                                               const float *restrict scale, const int mode, const int want_values,
+                                               const int want_counts, const element_constants *restrict k,
+                                               uint32_t *restrict codes,
+                                               float *restrict values, uint32_t *restrict slow,
+                                               element_counts *restrict counts)
+{
+    const int32_t shift = k->shift32, rebias = k->rebias32;
+    const int32_t max_code = k->max_code32, min_normal_code = (int32_t)k->min_normal_code;
+    const uint32_t normal_lo = k->normal_lo32;
+    const int32_t normal_lo_exponent = (int32_t)(k->normal_lo32 >> 23);
+    const int32_t sign_bit = (int32_t)k->sign_bit, zero_sign_bit = (int32_t)k->zero_sign_bit;
+    const int32_t is_signed = (int32_t)k->is_signed, has_negative_zero = (int32_t)k->has_negative_zero;
+    const int32_t subnormals = k->subnormals32;
+    const int32_t m_bits = 23 - shift, subnormal_exponent = (int32_t)k->subnormal_exponent;
+    const int32_t normal_exponent_offset = (int32_t)k->normal_exponent_offset;
+    const uint32_t float_normal_span = 0x7F7FFFFFu - 0x00800000u;
+    int32_t inexact = 0, overflow = 0, underflow = 0, denormal = 0, slow_count = 0;
+    for (int t = 0; t < count; t++) {
+        const uint32_t magnitude = bits[t] & 0x7FFFFFFFu;
+        const int32_t negative = (int32_t)(bits[t] >> 31);
+        const uint32_t a = magnitude - exponent_offset[t]; /* |q|'s bits when x and q are normal */
+        const int32_t x_normal = magnitude - 0x00800000u <= float_normal_span;
+        const int32_t q_normal = a - 0x00800000u <= float_normal_span;
+        const int32_t is_zero = magnitude == 0;
+        const int32_t is_normal = x_normal & q_normal & (a >= normal_lo);
+        const int32_t is_subnormal = subnormals & x_normal & q_normal & (a < normal_lo);
+
+        const int32_t subnormal_shift = shift + normal_lo_exponent - (int32_t)(a >> 23);
+        const int32_t s = is_normal ? shift : (subnormal_shift < 31 ? subnormal_shift : 31);
+        const uint32_t v = is_normal ? a : (a & 0x007FFFFFu) | 0x00800000u;
+        const int32_t base = is_normal ? -rebias : 0;
+        const uint32_t mask = (1u << s) - 1, half = 1u << (s - 1);
+        const int32_t lo = (int32_t)(v >> s) + base;
+        const uint32_t remainder = v & mask;
+        uint32_t increment;
+        switch (mode) {
+        case FL_ROUND_NEAREST_EVEN: increment = half - 1 + (uint32_t)(lo & 1); break;
+        case FL_ROUND_NEAREST_AWAY: increment = half; break;
+        case FL_ROUND_UP: increment = mask & (uint32_t)(negative - 1); break;
+        case FL_ROUND_DOWN: increment = mask & (uint32_t)(0 - negative); break;
+        default: increment = 0; break;
+        }
+        int32_t magnitude_code = mode == FL_ROUND_ODD ? (lo | (int32_t)(remainder != 0))
+                                                      : (int32_t)((v + increment) >> s) + base;
+        const int32_t saturated = magnitude_code > max_code;
+        magnitude_code = saturated ? max_code : magnitude_code;
+        magnitude_code = is_zero ? 0 : magnitude_code;
+
+        const int32_t sign_allowed = is_signed | (1 - negative) | is_zero;
+        const int32_t fast = (is_zero | is_normal | is_subnormal) & sign_allowed;
+        const int32_t sign_part = sign_bit & (0 - negative), zero_part = zero_sign_bit & (0 - negative);
+        const int32_t nonzero_mask = 0 - (int32_t)(magnitude_code != 0);
+        codes[t] = (uint32_t)(magnitude_code | (zero_part ^ ((sign_part ^ zero_part) & nonzero_mask)));
+        slow[t] = (uint32_t)(1 - fast);
+        slow_count += 1 - fast;
+        if (want_counts) {
+            inexact += fast & ((is_normal | is_subnormal) & ((remainder != 0) | saturated));
+            overflow += fast & (is_normal | is_subnormal) & saturated;
+            underflow += fast & is_subnormal & (magnitude_code == 0);
+            denormal += fast & is_subnormal & (magnitude_code != 0) & (magnitude_code < min_normal_code);
+        }
+        if (want_values) {
+            const int32_t field = magnitude_code >> m_bits, mantissa = magnitude_code & (min_normal_code - 1);
+            const int32_t significand = field == 0 ? mantissa : min_normal_code + mantissa;
+            const int32_t exponent = field == 0 ? subnormal_exponent : field + normal_exponent_offset;
+            const int32_t power_bits = (exponent + 127) << 23;
+            float power;
+            memcpy(&power, &power_bits, sizeof power);
+            const float magnitude_value = (float)significand * power;
+            const int32_t negative_value = negative & ((magnitude_code != 0) | has_negative_zero);
+            uint32_t value_bits;
+            memcpy(&value_bits, &magnitude_value, sizeof value_bits);
+            value_bits |= (uint32_t)negative_value << 31;
+            float signed_value;
+            memcpy(&signed_value, &value_bits, sizeof signed_value);
+            values[t] = signed_value * scale[t];
+        }
+    }
+    counts->inexact += inexact;
+    counts->overflow += overflow;
+    counts->underflow += underflow;
+    counts->denormal += denormal;
+    counts->slow += slow_count;
+}
+
+/*
+ * The stochastic kernel, on float64 quotients as element_chunk_f64: the same categories, with
+ * the rounding decision of round.h's stochastic_away on the (remainder, shift) that encode_one
+ * derives for q: shift = 52 - m for a normal result, and for a subnormal one (q = S53 2^(E - 52),
+ * E < emin) the grid 2^(emin - m), shift = emin - m - E + 52.  Keyed by each element's global
+ * index first_index + t.  The generator is not vectorisable, so this one is a plain loop.
+ */
+static FL_ALWAYS_INLINE void stochastic_chunk_body(const int count, const double *restrict quotients,
+                                     const double *restrict scale,
+                                     const int want_values, const element_constants *restrict k,
+                                     const prepared_format *p, const fl_rounding *rounding, uint64_t first_index,
+                                     int64_t *restrict codes, double *restrict values, int64_t *restrict slow,
+                                     element_counts *restrict counts)
+{
+    const sr_rule_bits rule = sr_rule_bits_of(rounding->sr_rule);
+    const int sr_bits = rounding->sr_bits;
+    const uint64_t seed = rounding->seed;
+    const int64_t subnormal_grid = (int64_t)(p->emin - p->man_bits) + 52; /* shift = this - exponent */
+    int64_t lower[CHUNK], shift[CHUNK], category[CHUNK]; /* category: 0 zero or slow, 1 normal, 2 subnormal */
+    uint64_t remainder[CHUNK];
+    /* 1. the lower neighbour's code N, the discarded remainder and its shift, without branches */
+    for (int t = 0; t < count; t++) {
+        const int64_t q_bits = bits_of_double(quotients[t]);
+        const int64_t a = q_bits & FLOAT64_MAGNITUDE;
+        const int64_t negative = (int64_t)((uint64_t)q_bits >> 63);
+        const int64_t is_normal = (a >= k->normal_lo) & (a < FLOAT64_INF_BITS);
+        const int64_t is_subnormal = k->subnormals & (a < k->normal_lo) & (a >= FLOAT64_MIN_NORMAL_BITS);
+        const int64_t sign_allowed = k->is_signed | (1 - negative) | (a == 0);
+        const int64_t is_slow = ((a != 0) & ((is_normal | is_subnormal) == 0)) | (1 - sign_allowed);
+        const uint64_t significand = (uint64_t)(a & 0x000FFFFFFFFFFFFFLL) | 0x0010000000000000ULL;
+        const int64_t wide = subnormal_grid - ((a >> 52) - 1023);      /* the subnormal shift */
+        const int64_t sub_shift = wide < 63 ? wide : 63;              /* >= 64 discards every bit */
+        const uint64_t sub_units = wide < 64 ? significand >> sub_shift : 0;
+        const uint64_t sub_remainder = wide < 64 ? significand & ((1ULL << sub_shift) - 1) : significand;
+        lower[t] = is_normal ? (a >> k->shift) - k->rebias : is_subnormal ? (int64_t)sub_units : 0;
+        remainder[t] = is_normal ? (uint64_t)(a & k->mask) : is_subnormal ? sub_remainder : 0;
+        shift[t] = is_normal ? k->shift : wide;
+        category[t] = is_slow ? 0 : is_normal ? 1 : is_subnormal ? 2 : 0;
+        slow[t] = is_slow;
+    }
+    /* 2. the decisions: round.h's stochastic_away, keyed by each element's global index */
+    int64_t away[CHUNK];
+    for (int t = 0; t < count; t++)
+        away[t] = remainder[t] ? stochastic_away(remainder[t], shift[t], sr_bits, rule, seed, first_index + (uint64_t)t)
+                               : 0;
+    /* 3. codes, counts and values */
+    const int64_t max_code = k->max_code, min_normal_code = k->min_normal_code, m_bits = 52 - k->shift;
+    const int64_t sign_bit = k->sign_bit, zero_sign_bit = k->zero_sign_bit, has_negative_zero = k->has_negative_zero;
+    const int64_t subnormal_exponent = k->subnormal_exponent, normal_exponent_offset = k->normal_exponent_offset;
+    int64_t inexact = 0, overflow = 0, underflow = 0, denormal = 0, slow_count = 0;
+    for (int t = 0; t < count; t++) {
+        const int64_t negative = (int64_t)((uint64_t)bits_of_double(quotients[t]) >> 63);
+        const int64_t is_normal = category[t] == 1, is_subnormal = category[t] == 2;
+        int64_t magnitude_code = lower[t] + away[t];
+        const int64_t saturated = is_normal & (magnitude_code > max_code);
+        magnitude_code = saturated ? max_code : magnitude_code;
+        slow_count += slow[t];
+        inexact += (is_normal | is_subnormal) & ((remainder[t] != 0) | saturated);
+        overflow += saturated;
+        underflow += is_subnormal & (magnitude_code == 0);
+        denormal += is_subnormal & (magnitude_code != 0) & (magnitude_code < min_normal_code);
+        const int64_t sign_part = sign_bit & (0 - negative), zero_part = zero_sign_bit & (0 - negative);
+        codes[t] = magnitude_code | (zero_part ^ ((sign_part ^ zero_part) & (0 - (int64_t)(magnitude_code != 0))));
+        if (want_values) {
+            const int64_t field = magnitude_code >> m_bits, mantissa = magnitude_code & (min_normal_code - 1);
+            const int64_t significand = field == 0 ? mantissa : min_normal_code + mantissa;
+            const int64_t exponent = field == 0 ? subnormal_exponent : field + normal_exponent_offset;
+            const double magnitude_value = (double_of_bits(significand + TWO_52_BITS) - 0x1p52) *
+                                           double_of_bits((exponent + 1023) << 52);
+            const int64_t negative_value = negative & ((magnitude_code != 0) | has_negative_zero);
+            values[t] = double_of_bits(bits_of_double(magnitude_value) | (int64_t)((uint64_t)negative_value << 63)) *
+                        scale[t];
+        }
+    }
+    counts->inexact += inexact;
+    counts->overflow += overflow;
+    counts->underflow += underflow;
+    counts->denormal += denormal;
+    counts->slow += slow_count;
+}
+
+/* The stochastic kernel, with and without values (a constant inside). */
+static void element_chunk_stochastic(const int count, const double *restrict quotients, const double *restrict scale,
+                                     const int want_values, const element_constants *restrict k,
+                                     const prepared_format *p, const fl_rounding *rounding, uint64_t first_index,
+                                     int64_t *restrict codes, double *restrict values, int64_t *restrict slow,
+                                     element_counts *restrict counts)
+{
+    if (want_values)
+        stochastic_chunk_body(count, quotients, scale, 1, k, p, rounding, first_index, codes, values, slow, counts);
+    else
+        stochastic_chunk_body(count, quotients, scale, 0, k, p, rounding, first_index, codes, values, slow, counts);
+}
+
+typedef void (*kernel_f64)(int count, const double *restrict quotients, const double *restrict scale,
+                           const element_constants *restrict k, int64_t *restrict codes, double *restrict values,
+                           int64_t *restrict slow, element_counts *restrict counts);
+typedef void (*kernel_f32)(int count, const uint32_t *restrict bits, const uint32_t *restrict exponent_offset,
+                           const float *restrict scale, const element_constants *restrict k,
+                           uint32_t *restrict codes, float *restrict values, uint32_t *restrict slow,
+                           element_counts *restrict counts);
+
+/*
+ * Quotients for the float32 kernel: q = x * operand (1/S) or x / operand (S) in float64 (as
+ * element_chunk_f64 takes them), then rounded to float32 to odd: truncated, with the last bit
+ * set when anything was discarded.  For an element of m <= 21 fraction bits, every
+ * deterministic mode rounds RO32(q) as it rounds q (Boldo and Melquiond, "Emulation of FMA and
+ * correctly rounded sums: proved algorithms using rounding to odd", IEEE TC 2008: rounding to
+ * odd with two extra bits, then to nearest, is rounding to nearest; the directed modes and odd
+ * see the same interval between float32s and the same exactness; element subnormals lie on a
+ * coarser grid still).  Where RO32(q) would not be a normal float32 or zero, or q is zero for
+ * a nonzero x, or (dividing) x is a subnormal float64, the result is a NaN: exact_element.
+ */
+#define ROUND_TO_ODD_F32(NAME, INPUT_TYPE, QUOTIENT, SUBNORMAL_X)                                \
+    FL_SCALED_CLONES static void NAME(int count, const INPUT_TYPE *restrict x, const double *restrict operand, \
+                                      uint32_t *restrict out)                                    \
+    {                                                                                            \
+        for (int t = 0; t < count; t++) {                                                        \
+            const double xv = (double)x[t];                                                      \
+            const double q = (QUOTIENT);                                                         \
+            /* RN32(q), one float32 ulp back toward zero if that rounded away (the truncation), \
+             * then the last bit set if inexact: for 2^-126 <= |q| < 2^128 this stays normal  \
+             * (and q near 2^128, which RN32 takes to Inf, gives max with its odd last bit).   \
+             * Out of that range (q = 0 included) only x = +-0, whose q is +-0, is kept.      \
+             * 64-bit lanes throughout, narrowed once at the store. */                         \
+            const float nearest = (float)q;                                                      \
+            const double back = (double)nearest;                                                 \
+            const double magnitude = fabs(q);                                                    \
+            uint32_t nearest_bits;                                                               \
+            memcpy(&nearest_bits, &nearest, sizeof nearest_bits);                                \
+            const int64_t odd = ((int64_t)nearest_bits - (int64_t)(fabs(back) > magnitude)) |    \
+                                (int64_t)(back != q);                                            \
+            const int64_t kept = ((magnitude >= 0x1p-126) & (magnitude < 0x1p128) & ((SUBNORMAL_X) == 0)) | \
+                                 (x[t] == 0);                                                    \
+            const int64_t kept_mask = 0 - kept; /* a mask: ?: would put the arithmetic under a branch */ \
+            out[t] = (uint32_t)((odd & kept_mask) | (0x7FC00000LL & ~kept_mask));                \
+        }                                                                                        \
+    }
+ROUND_TO_ODD_F32(odd_quotients_f32_multiply, float, xv * operand[t], 0)
+ROUND_TO_ODD_F32(odd_quotients_f32_divide, float, xv / operand[t], 0)
+ROUND_TO_ODD_F32(odd_quotients_f64_multiply, double, xv * operand[t], 0)
+ROUND_TO_ODD_F32(odd_quotients_f64_divide, double, xv / operand[t], fabs(xv) < 0x1p-1022)
+
+/* The float64 kernel's quotients: q, or NaN where it is zero for a nonzero x or where
+ * SUBNORMAL_X holds (quotient_proxy would not keep it): exact_element does those. */
+#define FLOAT64_QUOTIENTS(NAME, INPUT_TYPE, QUOTIENT, SUBNORMAL_X)                               \
+    FL_SCALED_CLONES static void NAME(int count, const INPUT_TYPE *restrict x, const double *restrict operand, \
+                                      double *restrict quotients)                                \
+    {                                                                                            \
+        for (int t = 0; t < count; t++) {                                                        \
+            const double xv = (double)x[t];                                                      \
+            const double q = (QUOTIENT);                                                         \
+            const int bad = ((q == 0.0) | (SUBNORMAL_X)) & (xv != 0.0);                          \
+            quotients[t] = bad ? (double)NAN : q;                                                \
+        }                                                                                        \
+    }
+FLOAT64_QUOTIENTS(quotients_f32_multiply, float, xv * operand[t], 0)
+FLOAT64_QUOTIENTS(quotients_f32_divide, float, xv / operand[t], 0)
+FLOAT64_QUOTIENTS(quotients_f64_multiply, double, xv * operand[t], 0)
+FLOAT64_QUOTIENTS(quotients_f64_divide, double, xv / operand[t], fabs(xv) < 0x1p-1022)
+
+/* One out-of-line copy per (mode, values, counts) and kernel: all three are constants inside
+ * (the counts cost a tenth of the kernel, and most calls do not ask for them). */
+#define DEFINE_KERNELS(MODE, VALUES, COUNTS, SUFFIX)                                             \
+    FL_SCALED_CLONES static void kernel_f64_##SUFFIX(int count, const double *restrict quotients, \
+        const double *restrict scale, const element_constants *restrict k, int64_t *restrict codes, \
+        double *restrict values, int64_t *restrict slow, element_counts *restrict counts)        \
+    {                                                                                            \
+        element_chunk_f64(count, quotients, scale, MODE, VALUES, COUNTS, k, codes, values, slow, counts); \
+    }                                                                                            \
+    FL_SCALED_CLONES static void kernel_f32_##SUFFIX(int count, const uint32_t *restrict bits,   \
+        const uint32_t *restrict exponent_offset, const float *restrict scale,                   \
+        const element_constants *restrict k, uint32_t *restrict codes, float *restrict values,   \
+        uint32_t *restrict slow, element_counts *restrict counts)                                \
+    {                                                                                            \
+        element_chunk_f32(count, bits, exponent_offset, scale, MODE, VALUES, COUNTS, k, codes, values, slow, \
+                          counts);                                                               \
+    }
+#define DEFINE_MODE_KERNELS(MODE, NAME)                                                          \
+    DEFINE_KERNELS(MODE, 0, 0, NAME##_codes)                                                     \
+    DEFINE_KERNELS(MODE, 1, 0, NAME##_values)                                                    \
+    DEFINE_KERNELS(MODE, 0, 1, NAME##_codes_counted)                                             \
+    DEFINE_KERNELS(MODE, 1, 1, NAME##_values_counted)
+DEFINE_MODE_KERNELS(FL_ROUND_NEAREST_EVEN, nearest_even)
+DEFINE_MODE_KERNELS(FL_ROUND_NEAREST_AWAY, nearest_away)
+DEFINE_MODE_KERNELS(FL_ROUND_TOWARD_ZERO, toward_zero)
+DEFINE_MODE_KERNELS(FL_ROUND_UP, up)
+DEFINE_MODE_KERNELS(FL_ROUND_DOWN, down)
+DEFINE_MODE_KERNELS(FL_ROUND_ODD, odd)
+
+/* [counts][values][mode], the deterministic modes in enum fl_rounding_mode's order */
+#define KERNEL_TABLE(PREFIX, KIND)                                                               \
+    {PREFIX##nearest_even_##KIND, PREFIX##nearest_away_##KIND, PREFIX##toward_zero_##KIND,       \
+     PREFIX##up_##KIND, PREFIX##down_##KIND, PREFIX##odd_##KIND}
+static const kernel_f64 kernels_f64[2][2][6] = {
+    {KERNEL_TABLE(kernel_f64_, codes), KERNEL_TABLE(kernel_f64_, values)},
+    {KERNEL_TABLE(kernel_f64_, codes_counted), KERNEL_TABLE(kernel_f64_, values_counted)}};
+static const kernel_f32 kernels_f32[2][2][6] = {
+    {KERNEL_TABLE(kernel_f32_, codes), KERNEL_TABLE(kernel_f32_, values)},
+    {KERNEL_TABLE(kernel_f32_, codes_counted), KERNEL_TABLE(kernel_f32_, values_counted)}};
+
+/* ---- the plan of one call ----------------------------------------------------------------- */
+
+typedef struct scaled_plan {
+    prepared_format element, scale, tensor;
+    fl_rounding rounding;            /* the caller's, saturating */
+    fl_rounding scale_rounding;      /* nearest-even, saturating: how quotients become scale codes */
+    element_constants constants;
+    int use_f32;                     /* the float32 kernel on x (float32 input, power-of-two scales) */
+    int use_odd32;                   /* the float32 kernel on round_to_odd_f32 of the quotients */
+    kernel_f32 kernel32;
+    kernel_f64 kernel64;             /* the float64 kernel of the mode ... */
+    int stochastic;                  /* ... or the stochastic one; neither: exact_element alone */
+    int input_f32, want_values;
+    int rule, power_of_two, has_tensor_scale;
+    int element_emax, element_man_bits;
+    int max_exponent;                /* element_max = max_mantissa * 2^max_exponent (frexp) ... */
+    int64_t max_fraction;            /* ... max_mantissa's 52 bits below the leading one */
+    int64_t even_carry_fraction;     /* rule even: 2^52 - 2^(51 - m), the fraction of 2 - 2^-(m + 1) */
+    double element_max;
+    element_constants scale_constants; /* the scale format on the float64 kernel ... */
+    kernel_f64 scale_kernel;         /* ... nearest-even, values; NULL: round_scale alone */
+    int lowest, highest;             /* the scale's powers of two */
+    double smallest_scale, largest_scale;
+    uint32_t scale_nan_code, scale_smallest_code;
+    uint32_t power_codes[MAX_POWER_RANGE + 1]; /* code of 2^(lowest + i), power-of-two rules */
+    uint32_t zero_offsets[CHUNK];    /* the float32 kernel unscaled: offsets 0, scales 1 */
+    float ones[CHUNK];
+    double tensor_value;             /* T (1 without a tensor scale; NaN for a NaN tensor) */
+    double divisor;                  /* element_max * T: amax / divisor is a block's wanted scale */
+} scaled_plan;
+
+static const local_stats no_stats = {0, 0, 0, 0, 0};
+
+/* The code of a positive quotient (or +Inf) rounded to nearest-even into a scale format,
+ * saturating at its largest value; zero (and a result of zero) gives the smallest positive
+ * value (fmtlab.scaled._round_scale). */
+static uint32_t round_scale(const prepared_format *fmt, const fl_rounding *nearest_even, double proxy,
+                            uint32_t smallest_code)
+{
+    if (proxy == 0)
+        return smallest_code;
+    if (proxy == (double)INFINITY)
+        proxy = DBL_MAX; /* the codec keeps Inf in formats that have one, even saturating */
+    local_stats ignored = no_stats;
+    uint32_t code = encode_one(proxy, fmt, nearest_even, 0, &ignored);
+    return code == 0 ? smallest_code : code;
+}
+
+/* quotient_proxy (fmtlab._scale_rules) of a positive amax over a divisor that need not be a power
+ * of two: the float64 quotient, or 2^-1074 when it or amax is below float64's normal range. */
+static double amax_quotient_proxy(double amax, double divisor)
+{
+    double quotient = amax / divisor;
+    if (amax != 0 && (quotient < 0x1p-1022 || amax < 0x1p-1022))
+        quotient = 0x1p-1074;
+    return quotient;
+}
+
+/* The block kinds, from a block's largest magnitude. */
+enum { BLOCK_NORMAL = 0, BLOCK_ZERO = 1, BLOCK_INF = 2, BLOCK_NAN = 3 };
+
+typedef struct block_counts {
+    int64_t blocks, zero_blocks, nan_blocks, scale_underflow, scale_overflow;
+} block_counts;
+
+/* What the element loop needs of one block. */
+typedef struct block_scale {
+    double operand;            /* 1/S (power-of-two S) or S; NaN block: 0 or +Inf (q = x * 0 or x / Inf) */
+    double value;              /* S, NaN for a NaN block: decoded elements are multiplied by it */
+    uint32_t exponent_offset;  /* the float32 kernel: e * 2^23 for S = 2^e; 0x80000000 in a NaN block */
+    float value32;             /* the float32 kernel: S as a float32 (exact), NaN in a NaN block */
+    uint32_t code;             /* the scale code */
+} block_scale;
+
+static uint64_t load_amax(const scaled_plan *plan, const void *acc, int64_t i)
+{
+    return plan->input_f32 ? ((const uint32_t *)acc)[i] : ((const uint64_t *)acc)[i];
+}
+
+/* The kind and float64 value of a block maximum (magnitude bits of the input type). */
+static double amax_value(const scaled_plan *plan, uint64_t bits, int *kind)
+{
+    if (plan->input_f32) {
+        const uint32_t b = (uint32_t)bits;
+        *kind = b > 0x7F800000u ? BLOCK_NAN : b == 0x7F800000u ? BLOCK_INF : b == 0 ? BLOCK_ZERO : BLOCK_NORMAL;
+        float value;
+        memcpy(&value, &b, sizeof value);
+        return (double)value;
+    }
+    *kind = bits > 0x7FF0000000000000ULL ? BLOCK_NAN : bits == 0x7FF0000000000000ULL ? BLOCK_INF
+            : bits == 0 ? BLOCK_ZERO : BLOCK_NORMAL;
+    return double_of_bits((int64_t)bits);
+}
+
+/* The unclamped exponent of a power-of-two rule for a positive finite amax (_scale_rules.rule_exponent):
+ * with amax = mantissa 2^exponent, mantissa in [1/2, 1) (frexp), each rule compares mantissas;
+ * for a normal float64 amax they are read off its bits. */
+static int64_t rule_exponent(const scaled_plan *plan, double amax)
+{
+    const int64_t bits = bits_of_double(amax);
+    int64_t exponent; /* frexp's */
+    int64_t fraction; /* the 52 bits below the leading one: mantissa = (1 + fraction 2^-52) / 2 */
+    if (bits >= FLOAT64_MIN_NORMAL_BITS) {
+        exponent = (bits >> 52) - 1022;
+        fraction = bits & 0x000FFFFFFFFFFFFFLL;
+    } else {
+        int e;
+        const double mantissa = frexp(amax, &e);
+        exponent = e;
+        fraction = bits_of_double(2.0 * mantissa) & 0x000FFFFFFFFFFFFFLL;
+    }
+    const int64_t floor_log2 = exponent - 1;
+    switch (plan->rule) {
+    case FL_SCALE_FLOOR: return floor_log2 - plan->element_emax;
+    case FL_SCALE_CEIL: return floor_log2 + (fraction != 0) - plan->element_emax;
+    case FL_SCALE_EVEN: /* mantissa >= 1 - 2^-(m + 2), i.e. 2 mantissa >= 2 - 2^-(m + 1) */
+        return floor_log2 + (fraction >= plan->even_carry_fraction) - plan->element_emax;
+    default: /* FL_SCALE_RCEIL: mantissa > max's mantissa */
+        return exponent - plan->max_exponent + (fraction > plan->max_fraction);
+    }
+}
+
+/* 2^e as a float64, from its bits where it is normal. */
+static double power_of_two(int64_t e)
+{
+    return e >= -1022 && e <= 1023 ? double_of_bits((e + 1023) << 52) : ldexp(1.0, (int)e);
+}
+
+/*
+ * The scales of `count` blocks whose maxima (magnitude bits of the input type) are acc[0 ..
+ * count), as fmtlab.scaled._compute_scales computes them: the kind of each block, the rule's
+ * exponent clamped to the scale's powers of two (power-of-two rules), or amax / divisor rounded
+ * to nearest-even into the scale format (rule amax: the quotients of a chunk of blocks go
+ * through the float64 kernel of the scale format, the rest through round_scale).
+ */
+static void scales_of_blocks(const scaled_plan *plan, const void *acc, int64_t count, block_scale *blocks,
+                             block_counts *counts)
+{
+    /* local counts and branch-free loops: this runs once per block, up to one per 16 elements */
+    int64_t zero_blocks = 0, nan_blocks = 0, underflow = 0, overflow = 0;
+    for (int64_t start = 0; start < count; start += CHUNK) {
+        const int n = (int)(count - start < CHUNK ? count - start : CHUNK);
+        block_scale *out = blocks + start;
+        double amax[CHUNK], value[CHUNK];
+        int kind[CHUNK];
+        uint32_t code[CHUNK];
+        int64_t nan_here = 0;
+        if (plan->input_f32) {
+            const uint32_t *bits = (const uint32_t *)acc + start;
+            for (int i = 0; i < n; i++) {
+                const uint32_t b = bits[i];
+                float value32;
+                memcpy(&value32, &b, sizeof value32);
+                amax[i] = (double)value32;
+                kind[i] = b > 0x7F800000u ? BLOCK_NAN : b == 0x7F800000u ? BLOCK_INF
+                          : b == 0 ? BLOCK_ZERO : BLOCK_NORMAL;
+            }
+        } else {
+            const uint64_t *bits = (const uint64_t *)acc + start;
+            for (int i = 0; i < n; i++)
+                amax[i] = amax_value(plan, bits[i], &kind[i]);
+        }
+        for (int i = 0; i < n; i++) {
+            zero_blocks += kind[i] == BLOCK_ZERO;
+            nan_here += kind[i] == BLOCK_NAN;
+        }
+        nan_blocks += nan_here;
+        if (plan->rule != FL_SCALE_AMAX) {
+            for (int i = 0; i < n; i++) {
+                int64_t exponent = plan->lowest;
+                if (kind[i] == BLOCK_NORMAL) {
+                    exponent = rule_exponent(plan, amax[i]);
+                    underflow += exponent < plan->lowest;
+                    overflow += exponent > plan->highest;
+                } else if (kind[i] == BLOCK_INF) {
+                    exponent = plan->highest;
+                    overflow++;
+                }
+                exponent = exponent < plan->lowest ? plan->lowest : exponent > plan->highest ? plan->highest : exponent;
+                code[i] = plan->power_codes[exponent - plan->lowest];
+                value[i] = power_of_two(exponent);
+            }
+        } else {
+            double proxy[CHUNK], ones[CHUNK], decoded[CHUNK];
+            int64_t codes64[CHUNK], slow[CHUNK];
+            if (plan->tensor_value != plan->tensor_value) {
+                /* a NaN tensor scale: every block is NaN; the wanted scales count as 0 (scaled.py) */
+                for (int i = 0; i < n; i++) {
+                    underflow += kind[i] == BLOCK_NORMAL;
+                    overflow += kind[i] == BLOCK_INF;
+                    kind[i] = BLOCK_NAN;
+                    proxy[i] = 0;
+                }
+                nan_here = n;
+            } else {
+                const double divisor = plan->divisor, smallest = plan->smallest_scale, largest = plan->largest_scale;
+                for (int i = 0; i < n; i++) {
+                    /* amax_quotient_proxy, written out: the quotient, 2^-1074 where it or amax is
+                     * below float64's normal range; Inf for an Inf block, 0 for the others */
+                    const double quotient = amax[i] / divisor;
+                    const int tiny = (quotient < 0x1p-1022) | (amax[i] < 0x1p-1022);
+                    const int normal = kind[i] == BLOCK_NORMAL, infinite = kind[i] == BLOCK_INF;
+                    const double wanted = tiny ? 0x1p-1074 : quotient;
+                    proxy[i] = normal ? wanted : infinite ? (double)INFINITY : 0.0;
+                    underflow += normal & (wanted < smallest);
+                    overflow += (normal & (wanted > largest)) | infinite;
+                }
+            }
+            for (int i = 0; i < n; i++)
+                ones[i] = 1.0;
+            element_counts ignored = {0, 0, 0, 0, 0};
+            if (plan->scale_kernel) {
+                plan->scale_kernel(n, proxy, ones, &plan->scale_constants, codes64, decoded, slow, &ignored);
+            } else {
+                for (int i = 0; i < n; i++)
+                    slow[i] = 1;
+                ignored.slow = n;
+            }
+            const uint32_t smallest_code = plan->scale_smallest_code;
+            for (int i = 0; i < n; i++) { /* zero: the smallest positive scale */
+                const int zero = codes64[i] == 0;
+                code[i] = zero ? smallest_code : (uint32_t)codes64[i];
+                value[i] = zero ? plan->smallest_scale : decoded[i];
+            }
+            for (int i = 0; ignored.slow && i < n; i++) {
+                if (slow[i]) {
+                    code[i] = round_scale(&plan->scale, &plan->scale_rounding, proxy[i], smallest_code);
+                    value[i] = decode_one(code[i], &plan->scale);
+                }
+            }
+            if (plan->has_tensor_scale)
+                for (int i = 0; i < n; i++)
+                    value[i] *= plan->tensor_value;
+        }
+        for (int i = 0; i < n; i++) {
+            out[i].code = code[i];
+            out[i].value = value[i];
+            out[i].value32 = (float)value[i];
+            out[i].exponent_offset = 0;
+            out[i].operand = value[i];
+        }
+        if (plan->power_of_two) {
+            for (int i = 0; i < n; i++) { /* value = 2^e: 1/value is exact */
+                const int64_t e = (bits_of_double(value[i]) >> 52) - 1023;
+                out[i].operand = value[i] < 0x1p-1022 ? 1.0 / value[i] : power_of_two(-e);
+                if (plan->use_f32) /* |e| <= 127 */
+                    out[i].exponent_offset = (uint32_t)e << 23;
+            }
+        }
+        for (int i = 0; nan_here && i < n; i++) {
+            if (kind[i] == BLOCK_NAN) {
+                out[i].code = plan->scale_nan_code;
+                out[i].value = (double)NAN;
+                out[i].operand = plan->power_of_two ? 0.0 : (double)INFINITY;
+                out[i].exponent_offset = 0x80000000u;
+                out[i].value32 = NAN;
+            }
+        }
+    }
+    counts->blocks += count;
+    counts->zero_blocks += zero_blocks;
+    counts->nan_blocks += nan_blocks;
+    counts->scale_underflow += underflow;
+    counts->scale_overflow += overflow;
+}
+
+/* ---- elements the kernel does not do ---------------------------------------------------- */
+
+/* The element code of x in a block whose operand is `operand`, by scaled.py's definition:
+ * NaN block: the code of x * 0; else q = quotient_proxy(x, S) -- +-2^-1074 for a nonzero x
+ * whose quotient (or, dividing by a non-power of two, x itself) is below float64's normal
+ * range -- with an Inf quotient saturated to +-DBL_MAX where the element has an Inf (the
+ * element codec keeps Inf there even when saturating), then encode_one. */
+static uint32_t exact_element(const scaled_plan *plan, double x, double operand, uint64_t index, local_stats *stats)
+{
+    const int divide = !plan->power_of_two;
+    double q;
+    if (divide ? operand == (double)INFINITY : operand == 0.0) {
+        q = x * 0.0;
+    } else {
+        q = divide ? x / operand : x * operand;
+        if (x != 0 && (fabs(q) < 0x1p-1022 || (divide && fabs(x) < 0x1p-1022)))
+            q = copysign(0x1p-1074, x);
+        if (isinf(q) && plan->element.has_inf)
+            q = copysign(DBL_MAX, q);
+    }
+    return encode_one(q, &plan->element, &plan->rounding, index, stats);
+}
+
+/* ---- thread-local work -------------------------------------------------------------------- */
+
+typedef struct thread_counts {
+    local_stats elements;
+    block_counts blocks;
+} thread_counts;
+
+static void add_counts(thread_counts *total, const thread_counts *part)
+{
+    total->elements.invalid += part->elements.invalid;
+    total->elements.overflow += part->elements.overflow;
+    total->elements.underflow += part->elements.underflow;
+    total->elements.denormal += part->elements.denormal;
+    total->elements.inexact += part->elements.inexact;
+    total->blocks.blocks += part->blocks.blocks;
+    total->blocks.zero_blocks += part->blocks.zero_blocks;
+    total->blocks.nan_blocks += part->blocks.nan_blocks;
+    total->blocks.scale_underflow += part->blocks.scale_underflow;
+    total->blocks.scale_overflow += part->blocks.scale_overflow;
+}
+
+static inline void store_code(void *codes, int code_bytes, int64_t i, uint32_t code)
+{
+    if (code_bytes == 1)
+        ((uint8_t *)codes)[i] = (uint8_t)code;
+    else if (code_bytes == 2)
+        ((uint16_t *)codes)[i] = (uint16_t)code;
+    else
+        ((uint32_t *)codes)[i] = code;
+}
+
+/* Where one call writes (codes or values, and the scales). */
+typedef struct scaled_output {
+    void *codes;
+    int code_bytes;
+    void *values;       /* float or double, as the input */
+    void *scales;
+    int scale_bytes;
+} scaled_output;
+
+/* Store count codes (as code_bytes each) or values at element `first` of the output. */
+static void store_codes(const scaled_output *output, int64_t first, int count, const uint32_t *codes32,
+                        const int64_t *codes64)
+{
+    if (output->code_bytes == 1) {
+        uint8_t *out = (uint8_t *)output->codes + first;
+        if (codes32)
+            for (int t = 0; t < count; t++)
+                out[t] = (uint8_t)codes32[t];
+        else
+            for (int t = 0; t < count; t++)
+                out[t] = (uint8_t)codes64[t];
+    } else if (output->code_bytes == 2) {
+        uint16_t *out = (uint16_t *)output->codes + first;
+        if (codes32)
+            for (int t = 0; t < count; t++)
+                out[t] = (uint16_t)codes32[t];
+        else
+            for (int t = 0; t < count; t++)
+                out[t] = (uint16_t)codes64[t];
+    } else {
+        uint32_t *out = (uint32_t *)output->codes + first;
+        if (codes32)
+            memcpy(out, codes32, (size_t)count * sizeof *out);
+        else
+            for (int t = 0; t < count; t++)
+                out[t] = (uint32_t)codes64[t];
+    }
+}
+
+/* The blocks' entries repeated over their columns: for t < count, column start + t lies in
+ * column block b = (start + t) / block_columns, whose scale is blocks[b - first_block]. */
+#define FILL_PER_ELEMENT(ASSIGNMENTS)                                                            \
+    {                                                                                            \
+        const int64_t first_column_block = start / block_columns;                               \
+        const block_scale *block = &blocks[first_column_block - first_block];                    \
+        int64_t end_column = (first_column_block + 1) * block_columns - start;                   \
+        for (int t = 0; t < count; block++, end_column += block_columns) {                       \
+            const int end = (int)(end_column < count ? end_column : count);                      \
+            for (; t < end; t++) {                                                               \
+                ASSIGNMENTS;                                                                     \
+            }                                                                                    \
+        }                                                                                        \
+    }
+
+/*
+ * The elements [j0, j1) of the row that starts at element `row_start` of x (its global index):
+ * blocks[b - first_block] is the scale of column block b (block_columns wide).  Chunks of CHUNK
+ * elements go through one of the kernels; the elements it flags through exact_element.
+ */
+FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x, int64_t row_start, int64_t j0,
+                                         int64_t j1, int64_t block_columns, const block_scale *blocks,
+                                         int64_t first_block, const scaled_output *output, thread_counts *counts)
+{
+    const element_constants *k = &plan->constants;
+    const int input_f32 = plan->input_f32, divide = !plan->power_of_two, want_values = plan->want_values;
+    for (int64_t start = j0; start < j1; start += CHUNK) {
+        const int count = (int)(j1 - start < CHUNK ? j1 - start : CHUNK);
+        const int64_t first = row_start + start;
+        const float *input32 = (const float *)x + first;
+        const double *input64 = (const double *)x + first;
+        element_counts fast = {0, 0, 0, 0, 0};
+        if (plan->use_f32) {
+            /* float32 x, S = 2^e: the kernel shifts x's exponent by e */
+            uint32_t offsets[CHUNK], codes[CHUNK], slow[CHUNK];
+            float scale[CHUNK], values[CHUNK];
+            FILL_PER_ELEMENT(offsets[t] = block->exponent_offset; scale[t] = block->value32)
+            plan->kernel32(count, (const uint32_t *)(const void *)input32, offsets, scale, k, codes, values, slow,
+                           &fast);
+            for (int t = 0; fast.slow && t < count; t++) {
+                if (!slow[t])
+                    continue;
+                const double value = (double)scale[t], operand = value != value ? 0.0 : 1.0 / value;
+                codes[t] = exact_element(plan, (double)input32[t], operand, (uint64_t)(first + t), &counts->elements);
+                if (want_values)
+                    values[t] = (float)(decode_one(codes[t], &plan->element) * value);
+            }
+            if (want_values)
+                memcpy((float *)output->values + first, values, (size_t)count * sizeof(float));
+            else
+                store_codes(output, first, count, codes, NULL);
+        } else if (plan->use_odd32) {
+            /* the quotients rounded to float32 to odd, then the float32 kernel unscaled; a value
+             * is the element's value (exact in float32) times S in float64 */
+            double operand[CHUNK], scale[CHUNK];
+            uint32_t odd[CHUNK], codes[CHUNK], slow[CHUNK];
+            float values[CHUNK];
+            FILL_PER_ELEMENT(operand[t] = block->operand; scale[t] = block->value)
+            if (input_f32)
+                (divide ? odd_quotients_f32_divide : odd_quotients_f32_multiply)(count, input32, operand, odd);
+            else
+                (divide ? odd_quotients_f64_divide : odd_quotients_f64_multiply)(count, input64, operand, odd);
+            plan->kernel32(count, odd, plan->zero_offsets, plan->ones, k, codes, values, slow, &fast);
+            if (want_values) {
+                if (input_f32) {
+                    float *out = (float *)output->values + first;
+                    for (int t = 0; t < count; t++)
+                        out[t] = (float)((double)values[t] * scale[t]);
+                } else {
+                    double *out = (double *)output->values + first;
+                    for (int t = 0; t < count; t++)
+                        out[t] = (double)values[t] * scale[t];
+                }
+            }
+            for (int t = 0; fast.slow && t < count; t++) {
+                if (!slow[t])
+                    continue;
+                const double xv = input_f32 ? (double)input32[t] : input64[t];
+                codes[t] = exact_element(plan, xv, operand[t], (uint64_t)(first + t), &counts->elements);
+                if (want_values) {
+                    const double value = decode_one(codes[t], &plan->element) * scale[t];
+                    if (input_f32)
+                        ((float *)output->values)[first + t] = (float)value;
+                    else
+                        ((double *)output->values)[first + t] = value;
+                }
+            }
+            if (!want_values)
+                store_codes(output, first, count, codes, NULL);
+        } else {
+            double operand[CHUNK], scale[CHUNK], quotients[CHUNK], values[CHUNK];
+            int64_t codes[CHUNK], slow[CHUNK];
+            FILL_PER_ELEMENT(operand[t] = block->operand; scale[t] = block->value)
+            if (input_f32)
+                (divide ? quotients_f32_divide : quotients_f32_multiply)(count, input32, operand, quotients);
+            else
+                (divide ? quotients_f64_divide : quotients_f64_multiply)(count, input64, operand, quotients);
+            if (plan->kernel64) {
+                plan->kernel64(count, quotients, scale, k, codes, values, slow, &fast);
+            } else if (plan->stochastic) {
+                element_chunk_stochastic(count, quotients, scale, want_values, k, &plan->element, &plan->rounding,
+                                         (uint64_t)first, codes, values, slow, &fast);
+            } else {
+                for (int t = 0; t < count; t++)
+                    slow[t] = 1;
+                fast.slow = count;
+            }
+            for (int t = 0; fast.slow && t < count; t++) {
+                if (!slow[t])
+                    continue;
+                const double xv = input_f32 ? (double)input32[t] : input64[t];
+                codes[t] = exact_element(plan, xv, operand[t], (uint64_t)(first + t), &counts->elements);
+                if (want_values)
+                    values[t] = decode_one((uint32_t)codes[t], &plan->element) * scale[t];
+            }
+            if (want_values) {
+                if (input_f32) {
+                    float *out = (float *)output->values + first;
+                    for (int t = 0; t < count; t++)
+                        out[t] = (float)values[t];
+                } else {
+                    memcpy((double *)output->values + first, values, (size_t)count * sizeof(double));
+                }
+            } else {
+                store_codes(output, first, count, NULL, codes);
+            }
+        }
+        counts->elements.inexact += fast.inexact;
+        counts->elements.overflow += fast.overflow;
+        counts->elements.underflow += fast.underflow;
+        counts->elements.denormal += fast.denormal;
+    }
+}
+
+/* ---- block maxima ----------------------------------------------------------------------- */
+
+/* acc[b - first_block] = max(acc, |x| bits) over columns [j0, j1) of a row, for each column
+ * block b (block_columns wide) that the range touches.  Integer maxima of the magnitude bits:
+ * they order like the magnitudes, and every NaN lies above +Inf. */
+#define DEFINE_AMAX(NAME, TYPE, BITS, MAGNITUDE)                                                 \
+    FL_SCALED_CLONES static void NAME(const TYPE *restrict row, int64_t j0, int64_t j1,          \
+                                      int64_t block_columns, BITS *restrict acc, int64_t first_block) \
+    {                                                                                            \
+        const BITS *restrict bits = (const BITS *)(const void *)row;                             \
+        if (block_columns == 1) {                                                                \
+            BITS *restrict target = acc + (j0 - first_block);                                    \
+            const BITS *restrict source = bits + j0;                                             \
+            for (int64_t j = 0; j < j1 - j0; j++) {                                              \
+                const BITS magnitude = source[j] & MAGNITUDE;                                    \
+                target[j] = magnitude > target[j] ? magnitude : target[j];                       \
+            }                                                                                    \
+            return;                                                                              \
+        }                                                                                        \
+        for (int64_t j = j0; j < j1;) {                                                          \
+            const int64_t b = j / block_columns;                                                 \
+            const int64_t block_end = (b + 1) * block_columns < j1 ? (b + 1) * block_columns : j1; \
+            BITS largest = acc[b - first_block];                                                 \
+            for (int64_t i = j; i < block_end; i++) {                                            \
+                const BITS magnitude = bits[i] & MAGNITUDE;                                      \
+                largest = magnitude > largest ? magnitude : largest;                             \
+            }                                                                                    \
+            acc[b - first_block] = largest;                                                      \
+            j = block_end;                                                                       \
+        }                                                                                        \
+    }
+DEFINE_AMAX(amax_f32, float, uint32_t, 0x7FFFFFFFu)
+DEFINE_AMAX(amax_f64, double, uint64_t, 0x7FFFFFFFFFFFFFFFULL)
+
+/* The largest magnitude bits of n values (the tensor's amax). */
+FL_SCALED_CLONES static uint64_t largest_magnitude_f32(const uint32_t *restrict bits, int64_t n)
+{
+    uint32_t largest = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const uint32_t magnitude = bits[i] & 0x7FFFFFFFu;
+        largest = magnitude > largest ? magnitude : largest;
+    }
+    return largest;
+}
+
+FL_SCALED_CLONES static uint64_t largest_magnitude_f64(const uint64_t *restrict bits, int64_t n)
+{
+    uint64_t largest = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const uint64_t magnitude = bits[i] & 0x7FFFFFFFFFFFFFFFULL;
+        largest = magnitude > largest ? magnitude : largest;
+    }
+    return largest;
+}
+
+/* Block maxima are kept as uint64 magnitude bits of the input type. */
+static void accumulate_amax(const scaled_plan *plan, const void *x, int64_t row_start, int64_t j0, int64_t j1,
+                            int64_t block_columns, void *acc, int64_t first_block)
+{
+    if (plan->input_f32)
+        amax_f32((const float *)x + row_start, j0, j1, block_columns, (uint32_t *)acc, first_block);
+    else
+        amax_f64((const double *)x + row_start, j0, j1, block_columns, (uint64_t *)acc, first_block);
+}
+
+static void store_scale(const scaled_output *output, int64_t index, uint32_t code)
+{
+    if (output->scales)
+        store_code(output->scales, output->scale_bytes, index, code);
+}
+
+/* ---- the call ------------------------------------------------------------------------------ */
+
+static int valid_bytes(int bytes) { return bytes == 1 || bytes == 2 || bytes == 4; }
+
+/* Check the parameters and fill *plan (except the tensor scale). */
+static int prepare_plan(const fl_scaled_format *format, const fl_rounding *rounding, int input_f32,
+                        int want_values, int want_counts, scaled_plan *plan)
+{
+    int status;
+    if ((status = fl_prepare_format(&format->element, &plan->element)) ||
+        (status = fl_prepare_format(&format->scale, &plan->scale)))
+        return status;
+    if (format->has_tensor_scale && (status = fl_prepare_format(&format->tensor_scale, &plan->tensor)))
+        return status;
+    if ((status = fl_check_rounding(rounding)))
+        return status;
+    if (format->rule < FL_SCALE_FLOOR || format->rule > FL_SCALE_AMAX ||
+        (format->has_tensor_scale && format->rule != FL_SCALE_AMAX) ||
+        format->scale_lowest_exponent > format->scale_highest_exponent ||
+        (int64_t)format->scale_highest_exponent - format->scale_lowest_exponent > MAX_POWER_RANGE ||
+        format->scale_lowest_exponent < -1100 || format->scale_highest_exponent > 1100 ||
+        !(format->element_max > 0) || !(format->scale_max > 0) ||
+        (format->has_tensor_scale && !(format->tensor_scale_max > 0)) ||
+        (format->rule != FL_SCALE_AMAX && !format->power_of_two) ||
+        !plan->scale.has_nan || (format->has_tensor_scale && !plan->tensor.has_nan))
+        return FL_ERROR_SCALED_FORMAT;
+    plan->rounding = *rounding;
+    plan->rounding.saturate = FL_SATURATE_ON;
+    memset(&plan->scale_rounding, 0, sizeof plan->scale_rounding);
+    plan->scale_rounding.mode = FL_ROUND_NEAREST_EVEN;
+    plan->scale_rounding.saturate = FL_SATURATE_ON;
+    plan->input_f32 = input_f32;
+    plan->want_values = want_values;
+    plan->rule = format->rule;
+    plan->power_of_two = format->power_of_two != 0;
+    plan->has_tensor_scale = format->has_tensor_scale != 0;
+    plan->element_emax = format->element_emax;
+    plan->element_man_bits = format->element.man_bits;
+    plan->element_max = format->element_max;
+    const double max_mantissa = frexp(format->element_max, &plan->max_exponent);
+    plan->max_fraction = bits_of_double(2.0 * max_mantissa) & 0x000FFFFFFFFFFFFFLL;
+    plan->even_carry_fraction = format->element.man_bits > 51 ? 0x000FFFFFFFFFFFFFLL + 1
+                                : ((int64_t)1 << 52) - ((int64_t)1 << (51 - format->element.man_bits));
+    plan->lowest = format->scale_lowest_exponent;
+    plan->highest = format->scale_highest_exponent;
+    plan->smallest_scale = ldexp(1.0, plan->lowest);
+    plan->largest_scale = format->scale_max;
+    local_stats ignored = no_stats;
+    plan->scale_nan_code = encode_one((double)NAN, &plan->scale, &plan->scale_rounding, 0, &ignored);
+    plan->scale_smallest_code = encode_one(plan->smallest_scale, &plan->scale, &plan->scale_rounding, 0, &ignored);
+    if (plan->rule != FL_SCALE_AMAX)
+        for (int e = plan->lowest; e <= plan->highest; e++)
+            plan->power_codes[e - plan->lowest] =
+                encode_one(ldexp(1.0, e), &plan->scale, &plan->scale_rounding, 0, &ignored);
+    plan->tensor_value = 1.0;
+    plan->divisor = plan->element_max;
+    for (int t = 0; t < CHUNK; t++) {
+        plan->zero_offsets[t] = 0;
+        plan->ones[t] = 1.0f;
+    }
+    plan->scale_kernel = NULL;
+    if (prepare_element_constants(&plan->scale, &plan->scale_constants))
+        plan->scale_kernel = kernels_f64[0][1][FL_ROUND_NEAREST_EVEN];
+    plan->use_f32 = 0;
+    plan->use_odd32 = 0;
+    plan->kernel32 = NULL;
+    plan->kernel64 = NULL;
+    plan->stochastic = 0;
+    if (prepare_element_constants(&plan->element, &plan->constants)) {
+        if (rounding->mode == FL_ROUND_STOCHASTIC) {
+            plan->stochastic = 1;
+        } else {
+            plan->kernel64 = kernels_f64[want_counts][want_values][rounding->mode];
+            plan->kernel32 = kernels_f32[want_counts][want_values][rounding->mode];
+            /* float32 input and scales 2^e, |e| <= 127: the float32 kernel on x's own bits */
+            plan->use_f32 = input_f32 && plan->power_of_two && plan->constants.has_f32 && plan->lowest >= -127 &&
+                            plan->highest <= 127;
+            /* otherwise, where the element allows: on the quotients rounded to float32 to odd */
+            plan->use_odd32 = !plan->use_f32 && plan->constants.has_f32;
+        }
+    }
+    return FL_OK;
+}
+
+/* The tensor scale T = amax_tensor / (element_max * scale_max) to nearest-even into its format
+ * (fmtlab.scaled._tensor_scale): its code, and plan->tensor_value and divisor. */
+static uint32_t prepare_tensor_scale(scaled_plan *plan, const fl_scaled_format *format, double amax_tensor,
+                                     int64_t *clamped)
+{
+    *clamped = 0;
+    local_stats ignored = no_stats;
+    if (amax_tensor != amax_tensor) {
+        plan->tensor_value = (double)NAN;
+        plan->divisor = (double)NAN;
+        return encode_one((double)NAN, &plan->tensor, &plan->scale_rounding, 0, &ignored);
+    }
+    const double smallest = ldexp(1.0, format->tensor_scale_lowest_exponent);
+    const uint32_t smallest_code = encode_one(smallest, &plan->tensor, &plan->scale_rounding, 0, &ignored);
+    const double proxy = amax_quotient_proxy(amax_tensor, format->element_max * format->scale_max);
+    const uint32_t code = round_scale(&plan->tensor, &plan->scale_rounding, proxy, smallest_code);
+    *clamped = proxy > format->tensor_scale_max || (0 < proxy && proxy < smallest) || amax_tensor == (double)INFINITY;
+    plan->tensor_value = decode_one(code, &plan->tensor);
+    plan->divisor = plan->element_max * plan->tensor_value;
+    return code;
+}
+
+static int scaled_run(const void *x, int input_f32, const fl_block_layout *layout, const fl_scaled_format *format,
+                      const fl_rounding *rounding, const scaled_output *output, uint32_t *tensor_scale_code,
+                      fl_scaled_stats *stats)
+{
+    const int64_t outer = layout->outer, rows = layout->rows, columns = layout->columns;
+    const int64_t block_rows = layout->block_rows, block_columns = layout->block_columns;
+    if (outer < 0 || rows < 0 || columns < 0 || block_rows < 1 || block_columns < 1)
+        return FL_ERROR_SCALED_FORMAT;
+    if ((!output->values && !valid_bytes(output->code_bytes)) || (output->scales && !valid_bytes(output->scale_bytes)))
+        return FL_ERROR_CODE_BYTES;
+    scaled_plan *plan = malloc(sizeof *plan);
+    if (!plan)
+        return FL_ERROR_OUT_OF_MEMORY;
+    int status = prepare_plan(format, rounding, input_f32, output->values != NULL, stats != NULL, plan);
+    if (status) {
+        free(plan);
+        return status;
+    }
+    const int64_t row_blocks = (rows + block_rows - 1) / block_rows;
+    const int64_t column_blocks = (columns + block_columns - 1) / block_columns;
+    const int64_t units = outer * row_blocks;
+    const int64_t total = outer * rows * columns;
+    int threads = total >= PARALLEL_THRESHOLD ? fl_max_threads() : 1;
+    if (threads < 1)
+        threads = 1;
+    thread_counts counts;
+    memset(&counts, 0, sizeof counts);
+    int64_t tensor_clamped = 0;
+    int failed = 0;
+
+    const size_t amax_bytes = input_f32 ? sizeof(uint32_t) : sizeof(uint64_t);
+    /* items: a block row, or a range of its column blocks when there are few block rows */
+    int64_t range = column_blocks;
+    const int64_t wanted_items = (int64_t)threads * ITEMS_PER_THREAD;
+    if (threads > 1 && units < wanted_items && column_blocks > 1) {
+        const int64_t per_unit = (wanted_items + units - 1) / units;
+        range = (column_blocks + per_unit - 1) / per_unit;
+        if (range < 1)
+            range = 1;
+    }
+    /* and at most ITEM_ELEMENTS elements (at least one block): an item's elements stay in
+     * cache between its amax pass and its element pass */
+    const int64_t block_elements = block_columns * (rows < block_rows ? rows : block_rows);
+    if (range > 1 && range * block_elements > ITEM_ELEMENTS)
+        range = ITEM_ELEMENTS / block_elements > 1 ? ITEM_ELEMENTS / block_elements : 1;
+    const int64_t ranges = column_blocks ? (column_blocks + range - 1) / range : 0;
+    const int64_t items = units * ranges;
+
+    /* With a tensor scale, the block maxima are needed before any block scale: in one pass over x
+     * they are stored (when every thread works on whole items), their maximum is the tensor's
+     * amax, and the element pass reads them back; otherwise the tensor's amax is a pass of its own. */
+    const int whole_items = threads == 1 || items >= threads;
+    char *stored = NULL;
+    if (plan->has_tensor_scale) {
+        uint64_t largest = 0;
+        const int64_t block_count = units * column_blocks;
+        if (whole_items && block_count > 0)
+            stored = calloc((size_t)block_count, amax_bytes);
+        if (stored) {
+            _Pragma("omp parallel for schedule(static) num_threads(threads) if(threads > 1)")
+            for (int64_t item = 0; item < items; item++) {
+                const int64_t unit = item / ranges, first_block = (item % ranges) * range;
+                const int64_t last_block = first_block + range < column_blocks ? first_block + range : column_blocks;
+                const int64_t l = unit / row_blocks, i0 = (unit % row_blocks) * block_rows;
+                const int64_t i1 = i0 + block_rows < rows ? i0 + block_rows : rows;
+                const int64_t j0 = first_block * block_columns;
+                const int64_t j1 = last_block * block_columns < columns ? last_block * block_columns : columns;
+                char *acc = stored + (size_t)(unit * column_blocks + first_block) * amax_bytes;
+                for (int64_t i = i0; i < i1; i++)
+                    accumulate_amax(plan, x, (l * rows + i) * columns, j0, j1, block_columns, acc, first_block);
+            }
+            largest = input_f32 ? largest_magnitude_f32((const uint32_t *)(const void *)stored, block_count)
+                                : largest_magnitude_f64((const uint64_t *)(const void *)stored, block_count);
+        } else {
+            /* the largest magnitude bits of all of x, a slice per thread */
+            const int64_t slices = threads > 1 ? (int64_t)threads * 4 : 1;
+            _Pragma("omp parallel for schedule(static) num_threads(threads) reduction(max:largest) if(threads > 1)")
+            for (int64_t slice = 0; slice < slices; slice++) {
+                const int64_t begin = total / slices * slice + (slice < total % slices ? slice : total % slices);
+                const int64_t end = begin + total / slices + (slice < total % slices);
+                const uint64_t part = input_f32 ? largest_magnitude_f32((const uint32_t *)x + begin, end - begin)
+                                                : largest_magnitude_f64((const uint64_t *)x + begin, end - begin);
+                largest = part > largest ? part : largest;
+            }
+        }
+        fl_floating_point_state environment;
+        fl_enter_default_floating_point(&environment);
+        int kind;
+        const double amax_tensor = amax_value(plan, largest, &kind);
+        const uint32_t code = prepare_tensor_scale(plan, format, kind == BLOCK_NAN ? (double)NAN : amax_tensor,
+                                                   &tensor_clamped);
+        fl_leave_default_floating_point(&environment);
+        if (tensor_scale_code)
+            *tensor_scale_code = code;
+    }
+
+    if (whole_items) {
+        _Pragma("omp parallel num_threads(threads) if(threads > 1)")
+        {
+            fl_floating_point_state environment;
+            fl_enter_default_floating_point(&environment);
+            thread_counts local;
+            memset(&local, 0, sizeof local);
+            void *acc = malloc((size_t)(range ? range : 1) * amax_bytes);
+            block_scale *blocks = malloc((size_t)(range ? range : 1) * sizeof *blocks);
+            if (!acc || !blocks) {
+                _Pragma("omp atomic write")
+                failed = 1;
+            }
+            _Pragma("omp for schedule(static)")
+            for (int64_t item = 0; item < items; item++) {
+                if (!acc || !blocks)
+                    continue;
+                const int64_t unit = item / ranges, first_block = (item % ranges) * range;
+                const int64_t last_block = first_block + range < column_blocks ? first_block + range : column_blocks;
+                const int64_t l = unit / row_blocks, row_block = unit % row_blocks;
+                const int64_t i0 = row_block * block_rows;
+                const int64_t i1 = i0 + block_rows < rows ? i0 + block_rows : rows;
+                const int64_t j0 = first_block * block_columns;
+                const int64_t j1 = last_block * block_columns < columns ? last_block * block_columns : columns;
+                const void *maxima = acc;
+                if (stored) {
+                    maxima = stored + (size_t)(unit * column_blocks + first_block) * amax_bytes;
+                } else {
+                    memset(acc, 0, (size_t)(last_block - first_block) * amax_bytes);
+                    for (int64_t i = i0; i < i1; i++)
+                        accumulate_amax(plan, x, (l * rows + i) * columns, j0, j1, block_columns, acc, first_block);
+                }
+                scales_of_blocks(plan, maxima, last_block - first_block, blocks, &local.blocks);
+                for (int64_t b = first_block; b < last_block; b++)
+                    store_scale(output, unit * column_blocks + b, blocks[b - first_block].code);
+                for (int64_t i = i0; i < i1; i++)
+                    encode_span(plan, x, (l * rows + i) * columns, j0, j1, block_columns, blocks, first_block,
+                                output, &local);
+            }
+            free(acc);
+            free(blocks);
+            fl_leave_default_floating_point(&environment);
+            _Pragma("omp critical(fl_scaled_counts)")
+            add_counts(&counts, &local);
+        }
+    } else {
+        /* Few items: every thread works on each block row.  Pieces are (row, range of at most
+         * PIECE_COLUMNS columns); each thread keeps its own maxima, which are then combined. */
+        const int64_t column_pieces = (columns + PIECE_COLUMNS - 1) / PIECE_COLUMNS;
+        void *partial = calloc((size_t)threads * (size_t)column_blocks, amax_bytes);
+        block_scale *blocks = malloc((size_t)column_blocks * sizeof *blocks);
+        if (!partial || !blocks)
+            failed = 1;
+        for (int64_t unit = 0; unit < units && !failed; unit++) {
+            const int64_t l = unit / row_blocks, row_block = unit % row_blocks;
+            const int64_t i0 = row_block * block_rows;
+            const int64_t i1 = i0 + block_rows < rows ? i0 + block_rows : rows;
+            const int64_t pieces = (i1 - i0) * column_pieces;
+            memset(partial, 0, (size_t)threads * (size_t)column_blocks * amax_bytes);
+            _Pragma("omp parallel num_threads(threads)")
+            {
+                fl_floating_point_state environment;
+                fl_enter_default_floating_point(&environment);
+                thread_counts local;
+                memset(&local, 0, sizeof local);
+                int thread = 0;
+#ifdef _OPENMP
+                thread = omp_get_thread_num();
+#endif
+                char *mine = (char *)partial + (size_t)thread * (size_t)column_blocks * amax_bytes;
+                _Pragma("omp for schedule(static)")
+                for (int64_t piece = 0; piece < pieces; piece++) {
+                    const int64_t i = i0 + piece / column_pieces, j0 = (piece % column_pieces) * PIECE_COLUMNS;
+                    const int64_t j1 = j0 + PIECE_COLUMNS < columns ? j0 + PIECE_COLUMNS : columns;
+                    accumulate_amax(plan, x, (l * rows + i) * columns, j0, j1, block_columns, mine, 0);
+                }
+                /* the maxima combined into thread 0's row: each block is read and written by one
+                 * iteration only */
+                _Pragma("omp for schedule(static)")
+                for (int64_t b = 0; b < column_blocks; b++) {
+                    uint64_t largest = 0;
+                    for (int t = 0; t < threads; t++) {
+                        const char *theirs = (const char *)partial + (size_t)t * (size_t)column_blocks * amax_bytes;
+                        const uint64_t candidate = load_amax(plan, theirs, b);
+                        largest = candidate > largest ? candidate : largest;
+                    }
+                    if (input_f32)
+                        ((uint32_t *)partial)[b] = (uint32_t)largest;
+                    else
+                        ((uint64_t *)partial)[b] = largest;
+                }
+                const int64_t block_chunks = (column_blocks + CHUNK - 1) / CHUNK;
+                _Pragma("omp for schedule(static)")
+                for (int64_t chunk = 0; chunk < block_chunks; chunk++) {
+                    const int64_t b0 = chunk * CHUNK, b1 = b0 + CHUNK < column_blocks ? b0 + CHUNK : column_blocks;
+                    scales_of_blocks(plan, (const char *)partial + (size_t)b0 * amax_bytes, b1 - b0, blocks + b0,
+                                     &local.blocks);
+                    for (int64_t b = b0; b < b1; b++)
+                        store_scale(output, unit * column_blocks + b, blocks[b].code);
+                }
+                _Pragma("omp for schedule(static)")
+                for (int64_t piece = 0; piece < pieces; piece++) {
+                    const int64_t i = i0 + piece / column_pieces, j0 = (piece % column_pieces) * PIECE_COLUMNS;
+                    const int64_t j1 = j0 + PIECE_COLUMNS < columns ? j0 + PIECE_COLUMNS : columns;
+                    encode_span(plan, x, (l * rows + i) * columns, j0, j1, block_columns, blocks, 0, output, &local);
+                }
+                fl_leave_default_floating_point(&environment);
+                _Pragma("omp critical(fl_scaled_counts)")
+                add_counts(&counts, &local);
+            }
+        }
+        free(partial);
+        free(blocks);
+    }
+    free(stored);
+    free(plan);
+    if (failed)
+        return FL_ERROR_OUT_OF_MEMORY;
+    if (stats) {
+        stats->elements.invalid = counts.elements.invalid;
+        stats->elements.overflow = counts.elements.overflow;
+        stats->elements.underflow = counts.elements.underflow;
+        stats->elements.denormal = counts.elements.denormal;
+        stats->elements.inexact = counts.elements.inexact;
+        stats->blocks = counts.blocks.blocks;
+        stats->zero_blocks = counts.blocks.zero_blocks;
+        stats->nan_blocks = counts.blocks.nan_blocks;
+        stats->scale_underflow = counts.blocks.scale_underflow;
+        stats->scale_overflow = counts.blocks.scale_overflow;
+        stats->tensor_scale_clamped = tensor_clamped;
+    }
+    return FL_OK;
+}
+
+int fl_scaled_encode_f32(const float *x, const fl_block_layout *layout, const fl_scaled_format *format,
+                         const fl_rounding *rounding, void *codes, int code_bytes, void *scales,
+                         int scale_bytes, uint32_t *tensor_scale_code, fl_scaled_stats *stats)
+{
+    scaled_output output = {codes, code_bytes, NULL, scales, scale_bytes};
+    return scaled_run(x, 1, layout, format, rounding, &output, tensor_scale_code, stats);
+}
+
+int fl_scaled_encode_f64(const double *x, const fl_block_layout *layout, const fl_scaled_format *format,
+                         const fl_rounding *rounding, void *codes, int code_bytes, void *scales,
+                         int scale_bytes, uint32_t *tensor_scale_code, fl_scaled_stats *stats)
+{
+    scaled_output output = {codes, code_bytes, NULL, scales, scale_bytes};
+    return scaled_run(x, 0, layout, format, rounding, &output, tensor_scale_code, stats);
+}
+
+int fl_scaled_quantize_f32(const float *x, const fl_block_layout *layout, const fl_scaled_format *format,
+                           const fl_rounding *rounding, float *out, void *scales, int scale_bytes,
+                           uint32_t *tensor_scale_code, fl_scaled_stats *stats)
+{
+    scaled_output output = {NULL, 4, out, scales, scale_bytes};
+    return scaled_run(x, 1, layout, format, rounding, &output, tensor_scale_code, stats);
+}
+
+int fl_scaled_quantize_f64(const double *x, const fl_block_layout *layout, const fl_scaled_format *format,
+                           const fl_rounding *rounding, double *out, void *scales, int scale_bytes,
+                           uint32_t *tensor_scale_code, fl_scaled_stats *stats)
+{
+    scaled_output output = {NULL, 4, out, scales, scale_bytes};
+    return scaled_run(x, 0, layout, format, rounding, &output, tensor_scale_code, stats);
+}
