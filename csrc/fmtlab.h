@@ -186,6 +186,15 @@ typedef struct fl_scaled_format {
                                          into E8M0 without a tensor scale): x / S is exact */
     double element_max;               /* the element's largest finite value */
     int element_emax;                 /* exponent of the element's largest finite binade */
+    int element_man_bits;             /* fraction bits of that binade (rule EVEN): element.man_bits,
+                                         except integer elements (fmtlab/integers.py) */
+    int element_integer;              /* 1: an integer element: element is the float format it
+                                         rounds on, a zero result is +0 (integers have no -0) */
+    int64_t element_positive_max_code; /* the largest magnitude codes a positive and a negative */
+    int64_t element_negative_max_code; /* element may take, each at most element's max code: both
+                                          that code, except integer elements, whose element is the
+                                          one-exponent-bit float format they round on and whose
+                                          two's complement range is 2^(N-1) - 1 up, 2^(N-1) down */
     int scale_lowest_exponent;        /* 2^e is a scale value for lowest <= e <= highest ... */
     int scale_highest_exponent;       /* ... (E8M0: -127 .. 127) */
     double scale_max;                 /* the scale's largest finite value */

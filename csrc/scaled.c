@@ -112,6 +112,8 @@ typedef struct element_constants {
     int64_t half;              /* 2^(shift - 1) */
     int64_t normal_lo;         /* float64 bits of 2^emin */
     int64_t max_code;
+    int64_t positive_max_code; /* the largest magnitude code by sign (max_code but for integers) */
+    int64_t negative_max_code;
     int64_t min_normal_code;   /* 2^m */
     int64_t sign_bit;          /* 0 for unsigned formats */
     int64_t zero_sign_bit;     /* the sign bit where the format has -0, else 0 */
@@ -123,7 +125,7 @@ typedef struct element_constants {
     int64_t normal_exponent_offset;   /* -bias - m: field E > 0 is (2^m + M) * 2^(E + this) */
     /* the float32 kernel (on float32 x with scales 2^e, or on round_to_odd_f32 quotients) */
     int has_f32;
-    int32_t shift32, rebias32, max_code32;
+    int32_t shift32, rebias32, max_code32, positive_max_code32, negative_max_code32;
     uint32_t normal_lo32;      /* float32 bits of 2^emin */
     int32_t subnormals32;
 } element_constants;
@@ -142,6 +144,8 @@ static int prepare_element_constants(const prepared_format *p, element_constants
     k->half = (int64_t)1 << (k->shift - 1);
     k->normal_lo = (int64_t)(p->emin + 1023) << 52;
     k->max_code = p->max_code;
+    k->positive_max_code = p->max_code;
+    k->negative_max_code = p->max_code;
     k->min_normal_code = (int64_t)1 << m;
     k->sign_bit = p->sign_bit;
     k->zero_sign_bit = p->has_negative_zero ? p->sign_bit : 0;
@@ -163,6 +167,8 @@ static int prepare_element_constants(const prepared_format *p, element_constants
         k->shift32 = 23 - m;
         k->rebias32 = (127 - p->bias) * (1 << m);
         k->max_code32 = (int32_t)p->max_code;
+        k->positive_max_code32 = (int32_t)p->max_code;
+        k->negative_max_code32 = (int32_t)p->max_code;
         k->normal_lo32 = (uint32_t)(p->emin + 127) << 23;
         k->subnormals32 = (int32_t)k->subnormals;
     }
@@ -209,6 +215,7 @@ static FL_ALWAYS_INLINE void element_chunk_f64(const int count, const double *re
     const int64_t shift = k->shift, rebias = k->rebias, mask = k->mask, half = k->half;
     const int64_t normal_lo = k->normal_lo;
     const int64_t max_code = k->max_code, min_normal_code = k->min_normal_code;
+    const int64_t positive_max_code = k->positive_max_code, negative_max_code = k->negative_max_code;
     const double subnormal_factor = k->subnormal_factor;
     const int64_t sign_bit = k->sign_bit, zero_sign_bit = k->zero_sign_bit, is_signed = k->is_signed;
     const int64_t has_negative_zero = k->has_negative_zero, subnormals = k->subnormals;
@@ -261,7 +268,11 @@ static FL_ALWAYS_INLINE void element_chunk_f64(const int count, const double *re
         default: subnormal_code = floor_code; break;
         }
         /* a mask select, not ?: -- GCC would move the subnormal arithmetic under a branch */
-        const int64_t magnitude_code = (normal_code & (0 - is_normal)) | (subnormal_code & (0 - is_subnormal));
+        int64_t magnitude_code = (normal_code & (0 - is_normal)) | (subnormal_code & (0 - is_subnormal));
+        /* the limit by sign: max_code but for integer elements (never passed otherwise) */
+        const int64_t limit = negative ? negative_max_code : positive_max_code;
+        const int64_t clamped = magnitude_code > limit;
+        magnitude_code = clamped ? limit : magnitude_code;
 
         const int64_t sign_allowed = is_signed | (1 - negative) | is_zero;
         const int64_t fast = (is_zero | is_normal | is_subnormal) & sign_allowed;
@@ -271,8 +282,9 @@ static FL_ALWAYS_INLINE void element_chunk_f64(const int count, const double *re
         slow[t] = 1 - fast;
         slow_count += 1 - fast;
         if (want_counts) {
-            inexact += fast & ((is_normal & ((remainder != 0) | saturated)) | (is_subnormal & fraction_nonzero));
-            overflow += fast & is_normal & saturated;
+            inexact += fast & ((is_normal & ((remainder != 0) | saturated)) | (is_subnormal & fraction_nonzero) |
+                               clamped);
+            overflow += fast & ((is_normal & saturated) | clamped);
             underflow += fast & is_subnormal & (magnitude_code == 0);
             denormal += fast & is_subnormal & (magnitude_code != 0) & (magnitude_code < min_normal_code);
         }
@@ -315,7 +327,8 @@ static FL_ALWAYS_INLINE void element_chunk_f32(const int count, const uint32_t *
                                                element_counts *restrict counts)
 {
     const int32_t shift = k->shift32, rebias = k->rebias32;
-    const int32_t max_code = k->max_code32, min_normal_code = (int32_t)k->min_normal_code;
+    const int32_t positive_max_code = k->positive_max_code32, negative_max_code = k->negative_max_code32;
+    const int32_t min_normal_code = (int32_t)k->min_normal_code;
     const uint32_t normal_lo = k->normal_lo32;
     const int32_t normal_lo_exponent = (int32_t)(k->normal_lo32 >> 23);
     const int32_t sign_bit = (int32_t)k->sign_bit, zero_sign_bit = (int32_t)k->zero_sign_bit;
@@ -352,6 +365,8 @@ static FL_ALWAYS_INLINE void element_chunk_f32(const int count, const uint32_t *
         }
         int32_t magnitude_code = mode == FL_ROUND_ODD ? (lo | (int32_t)(remainder != 0))
                                                       : (int32_t)((v + increment) >> s) + base;
+        /* saturate to the largest code of the sign (max_code but for integer elements) */
+        const int32_t max_code = negative ? negative_max_code : positive_max_code;
         const int32_t saturated = magnitude_code > max_code;
         magnitude_code = saturated ? max_code : magnitude_code;
         magnitude_code = is_zero ? 0 : magnitude_code;
@@ -439,7 +454,7 @@ static FL_ALWAYS_INLINE void stochastic_chunk_body(const int count, const double
         away[t] = remainder[t] ? stochastic_away(remainder[t], shift[t], sr_bits, rule, seed, first_index + (uint64_t)t)
                                : 0;
     /* 3. codes, counts and values */
-    const int64_t max_code = k->max_code, min_normal_code = k->min_normal_code, m_bits = 52 - k->shift;
+    const int64_t min_normal_code = k->min_normal_code, m_bits = 52 - k->shift;
     const int64_t sign_bit = k->sign_bit, zero_sign_bit = k->zero_sign_bit, has_negative_zero = k->has_negative_zero;
     const int64_t subnormal_exponent = k->subnormal_exponent, normal_exponent_offset = k->normal_exponent_offset;
     int64_t inexact = 0, overflow = 0, underflow = 0, denormal = 0, slow_count = 0;
@@ -447,8 +462,11 @@ static FL_ALWAYS_INLINE void stochastic_chunk_body(const int count, const double
         const int64_t negative = (int64_t)((uint64_t)bits_of_double(quotients[t]) >> 63);
         const int64_t is_normal = category[t] == 1, is_subnormal = category[t] == 2;
         int64_t magnitude_code = lower[t] + away[t];
-        const int64_t saturated = is_normal & (magnitude_code > max_code);
-        magnitude_code = saturated ? max_code : magnitude_code;
+        /* the largest code of the sign: max_code but for integer elements, whose limit a
+         * subnormal result may pass too */
+        const int64_t limit = negative ? k->negative_max_code : k->positive_max_code;
+        const int64_t saturated = (is_normal | is_subnormal) & (magnitude_code > limit);
+        magnitude_code = saturated ? limit : magnitude_code;
         slow_count += slow[t];
         inexact += (is_normal | is_subnormal) & ((remainder[t] != 0) | saturated);
         overflow += saturated;
@@ -609,6 +627,7 @@ typedef struct scaled_plan {
     int input_f32, want_values;
     int rule, power_of_two, has_tensor_scale;
     int element_emax, element_man_bits;
+    int integer;                     /* an integer element: limits by sign, no -0 */
     int max_exponent;                /* element_max = max_mantissa * 2^max_exponent (frexp) ... */
     int64_t max_fraction;            /* ... max_mantissa's 52 bits below the leading one */
     int64_t even_carry_fraction;     /* rule even: 2^52 - 2^(51 - m), the fraction of 2 - 2^-(m + 1) */
@@ -880,7 +899,24 @@ static uint32_t exact_element(const scaled_plan *plan, double x, double operand,
         if (isinf(q) && plan->element.has_inf)
             q = copysign(DBL_MAX, q);
     }
-    return encode_one(q, &plan->element, &plan->rounding, index, stats);
+    if (!plan->integer)
+        return encode_one(q, &plan->element, &plan->rounding, index, stats);
+    /* an integer element: encode_one on its float format, then the limit of the sign; a finite
+     * input the limit changes is an overflow and inexact, counted once (encode_one counts those
+     * it saturated itself) */
+    const int64_t overflow_before = stats->overflow, inexact_before = stats->inexact;
+    const uint32_t code = encode_one(q, &plan->element, &plan->rounding, index, stats);
+    const uint32_t sign = code & (uint32_t)plan->element.sign_bit, magnitude = code & ~sign;
+    if (magnitude == 0)
+        return 0;  /* the float format's -0 is the integer 0 */
+    const int64_t limit = sign ? plan->constants.negative_max_code : plan->constants.positive_max_code;
+    if ((int64_t)magnitude <= limit)
+        return code;
+    if (isfinite(q)) {  /* encode_one counted +-Inf as an overflow already, and a NaN is none */
+        stats->overflow = overflow_before + 1;
+        stats->inexact = inexact_before + 1;
+    }
+    return sign | (uint32_t)limit;
 }
 
 /* ---- thread-local work -------------------------------------------------------------------- */
@@ -1182,7 +1218,12 @@ static int prepare_plan(const fl_scaled_format *format, const fl_rounding *round
         !(format->element_max > 0) || !(format->scale_max > 0) ||
         (format->has_tensor_scale && !(format->tensor_scale_max > 0)) ||
         (format->rule != FL_SCALE_AMAX && !format->power_of_two) ||
-        !plan->scale.has_nan || (format->has_tensor_scale && !plan->tensor.has_nan))
+        !plan->scale.has_nan || (format->has_tensor_scale && !plan->tensor.has_nan) ||
+        format->element_man_bits < 0 || format->element_man_bits > format->element.man_bits ||
+        format->element_positive_max_code < 0 || format->element_positive_max_code > plan->element.max_code ||
+        format->element_negative_max_code < 0 || format->element_negative_max_code > plan->element.max_code ||
+        (!format->element_integer && (format->element_positive_max_code != plan->element.max_code ||
+                                      format->element_negative_max_code != plan->element.max_code)))
         return FL_ERROR_SCALED_FORMAT;
     plan->rounding = *rounding;
     plan->rounding.saturate = FL_SATURATE_ON;
@@ -1195,12 +1236,12 @@ static int prepare_plan(const fl_scaled_format *format, const fl_rounding *round
     plan->power_of_two = format->power_of_two != 0;
     plan->has_tensor_scale = format->has_tensor_scale != 0;
     plan->element_emax = format->element_emax;
-    plan->element_man_bits = format->element.man_bits;
+    plan->element_man_bits = format->element_man_bits;
     plan->element_max = format->element_max;
     const double max_mantissa = frexp(format->element_max, &plan->max_exponent);
     plan->max_fraction = bits_of_double(2.0 * max_mantissa) & 0x000FFFFFFFFFFFFFLL;
-    plan->even_carry_fraction = format->element.man_bits > 51 ? 0x000FFFFFFFFFFFFFLL + 1
-                                : ((int64_t)1 << 52) - ((int64_t)1 << (51 - format->element.man_bits));
+    plan->even_carry_fraction = format->element_man_bits > 51 ? 0x000FFFFFFFFFFFFFLL + 1
+                                : ((int64_t)1 << 52) - ((int64_t)1 << (51 - format->element_man_bits));
     plan->lowest = format->scale_lowest_exponent;
     plan->highest = format->scale_highest_exponent;
     plan->smallest_scale = ldexp(1.0, plan->lowest);
@@ -1226,7 +1267,18 @@ static int prepare_plan(const fl_scaled_format *format, const fl_rounding *round
     plan->kernel32 = NULL;
     plan->kernel64 = NULL;
     plan->stochastic = 0;
-    if (prepare_element_constants(&plan->element, &plan->constants)) {
+    plan->integer = format->element_integer != 0;
+    const int fast_element = prepare_element_constants(&plan->element, &plan->constants);
+    if (plan->integer) {  /* a zero result is +0: no sign on the code, nor on the value */
+        plan->constants.zero_sign_bit = 0;
+        plan->constants.has_negative_zero = 0;
+    }
+    /* the limits by sign, read by exact_element too (the constants are zero without a kernel) */
+    plan->constants.positive_max_code = format->element_positive_max_code;
+    plan->constants.negative_max_code = format->element_negative_max_code;
+    plan->constants.positive_max_code32 = (int32_t)format->element_positive_max_code;
+    plan->constants.negative_max_code32 = (int32_t)format->element_negative_max_code;
+    if (fast_element) {
         if (rounding->mode == FL_ROUND_STOCHASTIC) {
             plan->stochastic = 1;
         } else {

@@ -29,6 +29,7 @@ import numpy as np
 
 from ._scale_rules import RULES as SCALE_RULES
 from .formats import ROUNDINGS, SATURATIONS, SPECIALS, SUBNORMALS, Format
+from .integers import IntFormat
 
 try:
     from ._native import ffi, lib
@@ -160,7 +161,14 @@ def _fill_format(struct, fmt: Format) -> None:
 
 @functools.lru_cache(maxsize=512)
 def c_format(fmt: Format):
-    """The ``fl_format`` struct of ``fmt`` (cached per format; the C core only reads it)."""
+    """The ``fl_format`` struct of ``fmt`` (cached per format; the C core only reads it).
+
+    An integer format is refused: its codes are two's complement and its range may be
+    asymmetric, which the C codec does not know; callers round on its ``rounding_format``
+    (fmtlab._integer_codec), so that nothing takes the float reading of it by accident."""
+    if isinstance(fmt, IntFormat):
+        raise TypeError(f"{fmt} is an integer format: round on its rounding_format ({fmt.rounding_format}) "
+                        "and clamp, as fmtlab._integer_codec does")
     struct = ffi.new("fl_format *")
     _fill_format(struct, fmt)
     return struct
@@ -214,11 +222,22 @@ def c_scaled_format(scaled):
 
     The scale's powers of two run from 2^min_subnormal_exponent to 2^floor(log2 max) (E8M0,
     a Format with no zero: 2^-127 .. 2^127), its largest value is ``max``; the element gives
-    ``max`` and ``emax``.  ``power_of_two`` is ``scaled.is_power_of_two``.
+    ``max``, ``emax`` and ``man_bits``.  ``power_of_two`` is ``scaled.is_power_of_two``.  An
+    integer element is passed as its ``rounding_format`` with the limits of its range.
     """
     struct = ffi.new("fl_scaled_format *")
     element, scale, tensor = scaled.element, scaled.scale, scaled.tensor_scale
-    _fill_format(struct.element, element)
+    if isinstance(element, IntFormat):
+        # the C core rounds on the integer format's float format and applies the limits by sign
+        # (two's complement: one step further down); its codes are then sign-magnitude
+        _fill_format(struct.element, element.rounding_format)
+        struct.element_positive_max_code = element.max_integer
+        struct.element_negative_max_code = -element.lowest_rounded_integer
+        struct.element_integer = 1
+    else:
+        _fill_format(struct.element, element)
+        struct.element_positive_max_code = struct.element_negative_max_code = element.max_magnitude_code
+    struct.element_man_bits = element.man_bits
     _fill_format(struct.scale, scale)
     struct.has_tensor_scale = int(tensor is not None)
     if tensor is not None:

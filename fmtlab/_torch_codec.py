@@ -36,6 +36,7 @@ import torch
 
 from . import _c
 from .formats import SATURATIONS, Format
+from .integers import IntFormat
 
 __all__ = ["quantize", "random_word"]
 
@@ -200,7 +201,12 @@ def quantize(x: torch.Tensor, fmt: Format, rounding: str = "nearest_even", *, sa
     False, True or a P3109 mode (``"sat_finite"``, ``"sat_propagate"``, ``"sat_none"``),
     ``sr_rule`` one of ``fmtlab._c.SR_RULES``.
     Element i of ``x`` (in row-major order) is element ``index_offset + i`` of the generator.
+    An integer format rounds on its ``rounding_format`` and clamps (fmtlab.integers).
     """
+    if isinstance(fmt, IntFormat):
+        rounded = quantize(x, fmt.rounding_format, rounding, saturate=saturate, seed=seed, sr_bits=sr_bits,
+                           sr_rule=sr_rule, index_offset=index_offset)
+        return rounded.clamp(fmt.min, fmt.max) + 0.0  # + 0.0: the float format's -0 is the integer 0
     if x.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"x has dtype {x.dtype}: the torch codec takes float32 or float64")
     if rounding not in _c.ROUNDING_CODES:  # the branches below would read an unknown mode as stochastic

@@ -67,6 +67,7 @@ from . import _c
 from ._c import ffi, lib
 from ._dtypes import is_narrow_float, native_byte_order, widen_narrow_float
 from .formats import Format, as_format, ml_dtypes_presets
+from .integers import IntFormat
 
 __all__ = ["encode", "decode", "quantize", "to_ml_dtypes", "Stats", "set_threads", "get_threads"]
 
@@ -127,6 +128,12 @@ def _scaled():
     return scaled
 
 
+def _integer_codec():
+    """fmtlab._integer_codec, imported on first use: it builds on this module."""
+    from . import _integer_codec
+    return _integer_codec
+
+
 def _scaled_or_none(fmt):
     """The ScaledFormat ``fmt`` is or names, or None for an element format (the common case: a
     Format is recognised without importing fmtlab.scaled)."""
@@ -165,6 +172,8 @@ def encode(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bits
         request = _scaled_request(rounding, saturate, seed, sr_bits, sr_rule)
         return _scaled().encode_array(array, scaled, request, stats)
     fmt = as_format(fmt)
+    if isinstance(fmt, IntFormat):
+        return _integer_codec().encode(x, fmt, rounding, saturate, seed, sr_bits, sr_rule, stats)
     c_rounding = _c.c_rounding(_c.rounding_request(rounding, saturate, seed, sr_bits, sr_rule))
     array, scalar = _as_float_array(x)
     codes = np.empty(array.shape, dtype=fmt.code_dtype)
@@ -202,6 +211,9 @@ def decode(codes, fmt=None):
         raise ValueError(f"codes has the value {bad}, outside the {fmt.bits}-bit codes of {fmt} "
                          f"(0..{(1 << fmt.bits) - 1})")
     array = np.ascontiguousarray(array.astype(fmt.code_dtype, copy=False)).reshape(array.shape)
+    if isinstance(fmt, IntFormat):
+        out = _integer_codec().decode(array, fmt)
+        return out[()] if scalar else out
     out = np.empty(array.shape, dtype=fmt.decode_dtype)
     function, value_type = _c.float_entry("decode", out.dtype)
     _c.check_status(function(_c.pointer(array, "void"), array.itemsize, array.size, _c.c_format(fmt),
@@ -233,6 +245,8 @@ def quantize(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bi
         out = out[()] if scalar else out
         return (out, result[1]) if stats else out
     fmt = as_format(fmt)
+    if isinstance(fmt, IntFormat):
+        return _integer_codec().quantize(x, fmt, rounding, saturate, seed, sr_bits, sr_rule, stats)
     c_rounding = _c.c_rounding(_c.rounding_request(rounding, saturate, seed, sr_bits, sr_rule))
     array, scalar = _as_float_array(x)
     original_dtype = np.asarray(x).dtype

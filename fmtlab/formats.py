@@ -547,7 +547,7 @@ def format(name, **overrides) -> Format:  # noqa: A001 - the public name the des
     cfloat8_1_4_3(bias=10)
     """
     if isinstance(name, Format):
-        return dataclasses.replace(name, **overrides) if overrides else name
+        return name.replace(**overrides) if overrides else name
     if not isinstance(name, str):
         raise TypeError(f"format name must be a str or a Format, got {name!r} ({type(name).__name__})")
     text = name.strip()
@@ -562,12 +562,15 @@ def format(name, **overrides) -> Format:  # noqa: A001 - the public name the des
                 raise ValueError(f"format option {key!r} given twice in {name!r}")
             overrides[key] = int(value) if re.fullmatch(r"[+-]?\d+", value) else value
     key = _ALIASES.get(text.lower(), text.lower())
+    from . import integers  # integer formats build on Format
+    if integers.is_integer_name(key):
+        return integers.integer_format_from_name(key, overrides)
     preset = _PRESETS.get(key) or _p3109_from_name(key)
     if preset is None:
         from ._choices import did_you_mean
         raise ValueError(f"format name {name!r} is unknown{did_you_mean(text, list(_PRESETS) + list(_ALIASES))}; "
                          f"choose one of {', '.join(_PRESETS)}, p3109_KpP[_unsigned][_finite] for any P3109 "
-                         "format, or build a custom fl.Format(exp_bits, man_bits, bias, ...)")
+                         "format, intN or uintN for an integer format, or build a custom fl.Format(exp_bits, man_bits, bias, ...)")
     key = preset.name
     for option, value in overrides.items():
         if option == "bias":
@@ -600,6 +603,11 @@ def as_format(value, argument: str = "fmt") -> Format:
     raise TypeError(f"{argument} must be a Format or a format name, got {value!r} ({type(value).__name__})")
 
 
+def _is_integer(fmt) -> bool:
+    from .integers import IntFormat
+    return isinstance(fmt, IntFormat)
+
+
 # ---- spec strings: a format without its bias -------------------------------------------------
 _CUSTOM_SPEC = re.compile(r"Format\(exp_bits=(\d+), man_bits=(\d+), signed=(True|False), "
                           r"specials='(\w+)', subnormals='(\w+)'\)")
@@ -611,6 +619,8 @@ def format_spec(fmt: Format) -> str:
     Custom formats (no preset name) give their ``repr`` with ``bias`` left out.  Sweep
     records carry this string and the bias separately; :func:`format_from_spec` inverts it.
     """
+    if _is_integer(fmt):
+        return fmt.name  # its name carries every option; the bias follows from them
     if fmt.name is None:
         return (f"Format(exp_bits={fmt.exp_bits}, man_bits={fmt.man_bits}, signed={fmt.signed}, "
                 f"specials={fmt.specials!r}, subnormals={fmt.subnormals!r})")

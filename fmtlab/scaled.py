@@ -56,6 +56,7 @@ from . import codec
 from ._c import ffi, lib
 from ._choices import did_you_mean, not_allowed
 from .formats import E8M0 as _E8M0_FORMAT, Format, as_format, format as format_by_name
+from .integers import IntFormat
 
 __all__ = ["ScaledFormat", "ScaledCodes", "ScaledStats", "scaled_format", "any_format", "as_scaled_format", "preset_names",
            "is_scaled_name", "encode_array", "quantize_array", "decode_codes", "check_saturate", "RULES",
@@ -92,6 +93,8 @@ def _format_name(fmt: Format) -> str | None:
         return "e8m0"
     if fmt.name is None:
         return None
+    if isinstance(fmt, IntFormat):
+        return fmt.name  # it carries its options
     preset = format_by_name(fmt.name)
     changes = [f"{field}={getattr(fmt, field)}" for field in ("bias", "subnormals")
                if getattr(fmt, field) != getattr(preset, field)]
@@ -250,6 +253,10 @@ class ScaledFormat:
         tensor_scale = None if self.tensor_scale is None or (
             isinstance(self.tensor_scale, str) and self.tensor_scale.strip().lower() == "none") \
             else _scale_by_name(self.tensor_scale, "tensor_scale")
+        for argument, value in (("scale", scale), ("tensor_scale", tensor_scale)):
+            if isinstance(value, IntFormat):
+                raise ValueError(f"{argument}={value} is not allowed: a scale format needs a NaN code (for NaN "
+                                 "blocks) and a float's range; use e8m0, e4m3fn, bf16, fp32, ...")
         object.__setattr__(self, "element", element)
         object.__setattr__(self, "scale", scale)
         object.__setattr__(self, "tensor_scale", tensor_scale)
@@ -370,10 +377,14 @@ _PRESETS = {f.name: f for f in [
     _preset("fp8_block128", "e4m3fn", "fp32", 128, "amax"),
     _preset("fp8_block128x128", "e4m3fn", "fp32", (128, 128), "amax"),
     _preset("fp8_tensor", "e4m3fn", "fp32", "tensor", "amax"),
+    # OCP MX v1.0 section 5.3.3: int8 elements with an implicit 2^-6 (values -2 .. 1 63/64)
+    _preset("mxint8", "int8:step_exponent=-6", "e8m0", 32, "floor"),
 ]}
 _ALIASES = {"mxfp8": "mxfp8_e4m3", "mxfp6": "mxfp6_e2m3", "mxfp4_e2m1": "mxfp4"}
-#: option keys that make a string a scaled format; the element's own keys are bias and subnormals
+#: option keys that make a string a scaled format ...
 _SCALED_KEYS = ("block", "scale", "rule", "axis", "tensor_scale")
+#: ... and the element's own (float formats: bias, subnormals; integers: symmetric, step_exponent)
+_ELEMENT_KEYS = ("bias", "subnormals", "symmetric", "step_exponent")
 
 
 def preset_names() -> tuple[str, ...]:
@@ -444,25 +455,26 @@ def scaled_format(name, **overrides) -> ScaledFormat:
             fields["axis"] = int(value)
         elif key in ("scale", "rule", "tensor_scale"):
             fields[key] = value
-        elif key in ("bias", "subnormals"):
+        elif key in _ELEMENT_KEYS:
             element_options[key] = value
         else:
-            allowed = list(_SCALED_KEYS) + ["bias", "subnormals"]
+            allowed = list(_SCALED_KEYS) + list(_ELEMENT_KEYS)
             raise ValueError(f"format option {key!r} in {name!r} is unknown{did_you_mean(key, allowed)}; "
                              f"allowed: {', '.join(allowed)}")
     for key, value in overrides.items():
-        if key in ("bias", "subnormals"):
+        if key in _ELEMENT_KEYS:
             element_options[key] = value
         elif key in _SCALED_KEYS or key == "element":
             fields[key] = value
         else:
             raise ValueError(f"scaled format override {key!r} is unknown; allowed: element, "
-                             f"{', '.join(_SCALED_KEYS)}, bias, subnormals")
+                             f"{', '.join(_SCALED_KEYS)}, {', '.join(_ELEMENT_KEYS)}")
     key = _ALIASES.get(base.lower(), base.lower())
     if key in _PRESETS:
         preset = _PRESETS[key]
         if element_options:
-            spec = preset.element.name + ":" + ",".join(f"{k}={v}" for k, v in element_options.items())
+            joiner = "," if ":" in preset.element.name else ":"
+            spec = preset.element.name + joiner + ",".join(f"{k}={v}" for k, v in element_options.items())
             fields.setdefault("element", format_by_name(spec))
         return dataclasses.replace(preset, **fields) if fields else preset
     if not fields:
@@ -840,7 +852,10 @@ def _run_c(array: np.ndarray, sf: ScaledFormat, request, stats: bool, quantize: 
         status = getattr(lib, f"fl_scaled_quantize_{suffix}")(
             *arguments, _c.pointer(out, value_type), _c.pointer(scales, "void"), scales.itemsize, tensor_code, c_stats)
     else:
-        codes = np.empty(array.shape, dtype=sf.element.code_dtype)
+        integer = isinstance(sf.element, IntFormat)
+        # an integer element's codes come back sign-magnitude, in its rounding format
+        c_element = sf.element.rounding_format if integer else sf.element
+        codes = np.empty(array.shape, dtype=c_element.code_dtype)
         status = getattr(lib, f"fl_scaled_encode_{suffix}")(
             *arguments, _c.pointer(codes, "void"), codes.itemsize, _c.pointer(scales, "void"), scales.itemsize,
             tensor_code, c_stats)
@@ -849,11 +864,15 @@ def _run_c(array: np.ndarray, sf: ScaledFormat, request, stats: bool, quantize: 
         result = out
     else:
         tensor_scale = int(tensor_code[0]) if sf.tensor_scale is not None else None
+        if integer:
+            codes = sf.element.codes_of_sign_magnitude(codes)
         result = ScaledCodes(codes, scales, tensor_scale, sf)
     if not stats:
         return result
     e = c_stats.elements
-    element_stats = codec.Stats(int(e.invalid), int(e.overflow), int(e.underflow), int(e.denormal), int(e.inexact),
+    # an integer element has no subnormals: the float format it rounds on counts them
+    denormal = 0 if isinstance(sf.element, IntFormat) else int(e.denormal)
+    element_stats = codec.Stats(int(e.invalid), int(e.overflow), int(e.underflow), denormal, int(e.inexact),
                                 int(array.size))
     counts = {name: int(getattr(c_stats, name)) for name in
               ("blocks", "zero_blocks", "nan_blocks", "scale_underflow", "scale_overflow", "tensor_scale_clamped")}

@@ -53,6 +53,7 @@ from torch.nn import functional as F
 
 from . import _c, _torch_codec, _torch_scaled, codec
 from .formats import Format, amax_bias, as_format
+from .integers import IntFormat
 from .scaled import ScaledFormat, as_scaled_format, check_saturate
 
 __all__ = ["quantize", "emulate", "Policy", "TensorFormat", "EmulatedLinear", "EmulatedConv2d", "EXACT",
@@ -120,6 +121,10 @@ def _quantize_values(t: torch.Tensor, fmt, rounding: str, saturate, seed: int, s
         else:
             result = _torch_scaled.quantize(compute, fmt, rounding, seed=seed,
                                             sr_bits=0 if sr_bits is None else int(sr_bits), sr_rule=sr_rule)
+    elif use_native and isinstance(fmt, IntFormat):
+        # integers: the codec's own path (their float format in C, then the clamp), on the numpy view
+        result = torch.from_numpy(codec.quantize(compute.contiguous().numpy(), fmt, rounding, saturate=saturate,
+                                                 seed=seed, sr_bits=sr_bits, sr_rule=sr_rule))
     elif use_native:
         request = _c.rounding_request(rounding, saturate, seed, sr_bits, sr_rule)
         result = _native_quantize_tensor(compute.contiguous(), fmt, request)

@@ -480,7 +480,7 @@ GFLOAT_MODES = {"nearest_even": "TiesToEven", "nearest_away": "TiesToAway", "tow
                 "up": "TowardPositive", "down": "TowardNegative"}
 GFLOAT_FORMATS = {"mxfp8_e4m3": "format_info_mxfp8_e4m3", "mxfp8_e5m2": "format_info_mxfp8_e5m2",
                   "mxfp6_e2m3": "format_info_mxfp6_e2m3", "mxfp6_e3m2": "format_info_mxfp6_e3m2",
-                  "mxfp4": "format_info_mxfp4_e2m1"}
+                  "mxfp4": "format_info_mxfp4_e2m1", "mxint8": "format_info_mxint8"}
 
 
 @pytest.mark.parametrize("mode", list(GFLOAT_MODES))
