@@ -174,6 +174,26 @@ def test_formats_values_of_an_8_bit_format(capsys):
     assert set(rule) == {"-", " "} and row.split()[:6] == ["e2m1fn", "1/2/1", "1", "finite", "ieee", "6"]
 
 
+def test_formats_describes_integer_and_scaled_formats(capsys):
+    status, out, err = run_cli(capsys, "formats", "int8:step_exponent=-6", "--values")
+    assert status == 0 and err == ""
+    header, _, row = out.splitlines()[:3]
+    assert header.split() == ["format", "bits", "signed", "min", "max", "step", "ml_dtype"]
+    assert row.split() == ["int8:step_exponent=-6", "8", "yes", "-2", "1.98438", "0.015625", "-"]
+    assert "\nint8:step_exponent=-6: 256 distinct finite values\n-2 -1.98438 " in out
+    status, out, err = run_cli(capsys, "formats", "nvfp4")
+    assert status == 0 and err == ""
+    header, _, row = out.splitlines()
+    assert header.split()[:5] == ["format", "element", "scale", "block", "rule"]
+    # E2M1 elements, an E4M3 scale per 16 (4 + 8/16 bits a value), an FP32 tensor scale
+    assert row.split() == ["nvfp4", "e2m1fn", "e4m3fn", "16", "amax", "fp32", "4.5", "6", "0.00195..448"]
+    status, out, err = run_cli(capsys, "formats")
+    assert status == 0 and err == ""
+    assert "\nmxint8 " in out and "\nint4 " in out and "\nfp8_block128x128 " in out
+    status, out, err = run_cli(capsys, "formats", "mxfp4", "--values")
+    assert (status, out) == (2, "") and "mxfp4 is a scaled format" in err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["sweep", "--bias", "70"], f"fmtlab sweep: error: --bias 70 is not allowed; allowed: {BIASES_ALLOWED}"),
     (["sweep", "--rounding", "rne"],
