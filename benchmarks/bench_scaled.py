@@ -91,6 +91,10 @@ def main():
     rows.append(("fmtlab encode   e4m3fn (unscaled)", best_rate(lambda: fl.encode(x, fl.E4M3FN), count, repeats),
                  unscaled))
     rows.append(("fmtlab quantize e4m3fn stochastic (unscaled)", unscaled_stochastic, unscaled_stochastic))
+    # integers round on their float format and clamp (fmtlab.integers): mxint8's unscaled peer
+    int8_scaled = x * np.float32(64.0)
+    rows.append(("fmtlab quantize int8 (unscaled)", best_rate(lambda: fl.quantize(int8_scaled, fl.INT8), count,
+                                                              repeats), unscaled))
     quantize_rates = {}
     for name in preset_names():
         sf = fl.scaled_format(name)
