@@ -37,7 +37,7 @@ import torch
 
 from . import _scale_rules as rules
 from . import _torch_codec
-from .formats import E8M0, FP32, Format
+from .formats import E8M0, FP32, Format, amax_bias
 
 __all__ = ["quantize", "quantize_with_divisor", "divisors", "scale_from_amax"]
 
@@ -275,6 +275,8 @@ def quantize(x: torch.Tensor, sf, rounding: str = "nearest_even", *, seed: int =
     """
     output_dtype = x.dtype
     x64 = _as_float64(x)
+    if sf.rule == "bias":
+        return _quantize_bias_rule(x64, sf, rounding, seed, sr_bits, sr_rule).to(output_dtype)
     if x64.numel() == 0:
         _Blocks(x64.shape, sf)
         return x64.to(output_dtype)
@@ -287,6 +289,16 @@ def quantize(x: torch.Tensor, sf, rounding: str = "nearest_even", *, seed: int =
     elements = _elements(blocks.unview(quotients), sf, rounding, seed, sr_bits, sr_rule, element_quantize)
     values = blocks.view(elements) * blocks.per_block(scales)
     return blocks.unview(values).to(output_dtype)
+
+
+def _quantize_bias_rule(x64, sf, rounding, seed, sr_bits, sr_rule):
+    """Rule "bias" (fmtlab.scaled.tensor_bias): the element at the bias fmtlab.formats.amax_bias
+    picks for the largest finite magnitude (0 without one), then the element's own rounding."""
+    magnitudes = x64.abs()
+    finite = magnitudes[torch.isfinite(magnitudes)]
+    amax = float(finite.max()) if finite.numel() else 0.0
+    element = sf.element.replace(bias=amax_bias(sf.element, amax))
+    return _torch_codec.quantize(x64, element, rounding, saturate=True, seed=seed, sr_bits=sr_bits, sr_rule=sr_rule)
 
 
 def quantize_with_divisor(x: torch.Tensor, sf, divisor: float, rounding: str = "nearest_even", *, seed: int = 0,

@@ -15,7 +15,9 @@ of the element format's largest binade):
 * ``rceil``: 2^ceil(log2(amax / element.max)), the smallest power of two with
   amax / scale <= element.max -- NVIDIA's round-up conversion to UE8M0, torchao's RCEIL;
 * ``amax``: amax / element.max rounded to nearest-even into the scale format, saturating and
-  raised to its smallest positive value -- NVFP4, DeepSeek-V3's block FP8, per-tensor FP8.
+  raised to its smallest positive value -- NVFP4, DeepSeek-V3's block FP8, per-tensor FP8;
+* ``bias``: per tensor, the bias fmtlab.formats.amax_bias picks for a configurable element
+  (Tesla CFloat8, SHP), kept as the scale code -- ``"cfloat8_1_4_3:bias=auto"``.
 
 The exponents are computed exactly from the bits (fmtlab._scale_rules) and clamped to the powers of two
 the scale format has (E8M0: 2^-127 .. 2^127).  With a ``tensor_scale`` (NVFP4's second level)
@@ -62,7 +64,13 @@ __all__ = ["ScaledFormat", "ScaledCodes", "ScaledStats", "scaled_format", "any_f
            "is_scaled_name", "encode_array", "quantize_array", "decode_codes", "check_saturate", "RULES",
            "BLOCK_WORDS", "E8M0"]
 
-RULES = rules.RULES
+#: the scale rules: those of fmtlab._scale_rules (computed in C), and "bias" (below)
+RULES = rules.RULES + ("bias",)
+#: rule "bias": the per-tensor bias of a configurable element (Tesla CFloat8, SHP) as its scale,
+#: chosen by fmtlab.formats.amax_bias, the sweep's amax rule; the scale code is the bias, a 6-bit
+#: unsigned integer as Tesla stores it (written ``cfloat8_1_4_3:bias=auto``)
+BIAS_RULE = "bias"
+BIAS_SCALE = IntFormat(6, signed=False)
 #: the block sizes given by a word
 BLOCK_WORDS = ("tensor", "channel")
 
@@ -82,6 +90,8 @@ def _scale_by_name(value, argument):
     """A scale, element or tensor-scale format from a Format or a name ("e8m0" included)."""
     if isinstance(value, str) and value.strip().lower() in ("e8m0", "float8_e8m0fnu", "ue8m0"):
         return E8M0
+    if isinstance(value, str) and value.strip().lower() == "uint6":
+        return BIAS_SCALE
     if isinstance(value, ScaledFormat):
         raise TypeError(f"{argument} must be an element Format, got the scaled format {value}")
     return as_format(value, argument)
@@ -231,7 +241,9 @@ class ScaledFormat:
         a pair (r, c) (r x c tiles over the last two axes), ``"tensor"`` (one scale) or
         ``"channel"`` (one block per slice along ``axis``: a whole row of a (out, in) weight
         for axis=-1, i.e. one scale per output channel).
-    rule : ``"floor"``, ``"ceil"``, ``"even"``, ``"rceil"`` or ``"amax"``.
+    rule : ``"floor"``, ``"ceil"``, ``"even"``, ``"rceil"``, ``"amax"``, or ``"bias"`` (the per-tensor
+        bias of a configurable element, scale ``uint6``: ``"cfloat8_1_4_3:bias=auto"``, see
+        :func:`tensor_bias`).
     axis : the axis 1-D blocks and channels run along (default the last).
     tensor_scale : None, or the Format of NVFP4's second-level per-tensor scale (``"amax"`` only).
     name : the preset name, used only for printing.
@@ -253,16 +265,19 @@ class ScaledFormat:
         tensor_scale = None if self.tensor_scale is None or (
             isinstance(self.tensor_scale, str) and self.tensor_scale.strip().lower() == "none") \
             else _scale_by_name(self.tensor_scale, "tensor_scale")
+        if not isinstance(self.rule, str) or self.rule not in RULES:
+            raise ValueError(not_allowed("rule", self.rule, ", ".join(RULES), RULES))
         for argument, value in (("scale", scale), ("tensor_scale", tensor_scale)):
-            if isinstance(value, IntFormat):
+            if isinstance(value, IntFormat) and not (self.rule == BIAS_RULE and argument == "scale"):
                 raise ValueError(f"{argument}={value} is not allowed: a scale format needs a NaN code (for NaN "
                                  "blocks) and a float's range; use e8m0, e4m3fn, bf16, fp32, ...")
         object.__setattr__(self, "element", element)
         object.__setattr__(self, "scale", scale)
         object.__setattr__(self, "tensor_scale", tensor_scale)
         object.__setattr__(self, "block", _check_block(self.block))
-        if not isinstance(self.rule, str) or self.rule not in RULES:
-            raise ValueError(not_allowed("rule", self.rule, ", ".join(RULES), RULES))
+        if self.rule == BIAS_RULE:
+            self._check_bias_rule()
+            return
         if isinstance(self.axis, bool) or not isinstance(self.axis, numbers.Integral):
             raise TypeError(f"axis must be an int, got {self.axis!r} ({type(self.axis).__name__})")
         object.__setattr__(self, "axis", int(self.axis))
@@ -283,6 +298,24 @@ class ScaledFormat:
             if self.block == "tensor":
                 raise ValueError("tensor_scale is not allowed with block='tensor': the block scale already is one")
         self._check_float64_room()
+
+    def _check_bias_rule(self):
+        """Rule "bias": one bias per tensor for an element whose bias is configurable, kept in
+        :data:`BIAS_SCALE` (the bias register), no tensor scale, no axis."""
+        from .formats import bias_range, is_configurable
+
+        if not is_configurable(self.element):
+            raise ValueError(f"rule='bias' is not allowed for element={self.element}: its bias is fixed; the "
+                             "formats with a configurable bias are cfloat8_1_4_3, cfloat8_1_5_2, shp")
+        if self.block != "tensor":
+            raise ValueError(f"rule='bias' is not allowed with block={self.block!r}: the bias is one per tensor "
+                             "(block='tensor')")
+        allowed = bias_range(self.element)
+        if self.scale != BIAS_SCALE or allowed.stop - 1 > BIAS_SCALE.max_integer:
+            raise ValueError(f"rule='bias' keeps the bias as its scale code: scale must be uint6, not "
+                             f"{self.scale}")
+        if self.tensor_scale is not None or self.axis != -1:
+            raise ValueError("rule='bias' takes no tensor_scale and no axis")
 
     def _check_float64_room(self):
         """Every value element * scale [* tensor scale] must be a normal float64, and each rounded
@@ -316,7 +349,8 @@ class ScaledFormat:
     @property
     def is_power_of_two(self) -> bool:
         """Whether every block scale is a power of two (an exact shift of the elements)."""
-        return self.rule in rules.POWER_OF_TWO_RULES or (_is_e8m0(self.scale) and self.tensor_scale is None)
+        return (self.rule in rules.POWER_OF_TWO_RULES or self.rule == BIAS_RULE
+                or (_is_e8m0(self.scale) and self.tensor_scale is None))
 
     def scales_shape(self, shape) -> tuple:
         """Shape of the scales of an array of ``shape``: for 1-D blocks of k along axis a,
@@ -337,6 +371,9 @@ class ScaledFormat:
         return options
 
     def __str__(self) -> str:
+        if self.rule == BIAS_RULE:
+            element_name = _format_name(self.element)
+            return element_name + ("," if ":" in element_name else ":") + "bias=auto"
         options = self._options()
         if self.name is not None and self.name in _PRESETS:
             preset_options = _PRESETS[self.name]._options()
@@ -412,7 +449,9 @@ def is_scaled_name(text: str) -> bool:
     except ValueError:
         return False
     key = base.lower()
-    return key in _PRESETS or key in _ALIASES or any(option in _SCALED_KEYS for option, _ in options)
+    return key in _PRESETS or key in _ALIASES or any(option in _SCALED_KEYS or (option == "bias" and
+                                                                                value.strip().lower() == "auto")
+                                                     for option, value in options)
 
 
 def _parse_block(value: str, text: str):
@@ -469,6 +508,15 @@ def scaled_format(name, **overrides) -> ScaledFormat:
         else:
             raise ValueError(f"scaled format override {key!r} is unknown; allowed: element, "
                              f"{', '.join(_SCALED_KEYS)}, {', '.join(_ELEMENT_KEYS)}")
+    if isinstance(element_options.get("bias"), str) and element_options["bias"].strip().lower() == "auto":
+        # the per-tensor bias as the scale: rule "bias" (fmtlab.formats.amax_bias)
+        del element_options["bias"]
+        for key, wanted in (("block", "tensor"), ("rule", BIAS_RULE)):
+            if key in fields and fields[key] != wanted:
+                raise ValueError(f"format {name!r}: bias=auto is one bias per tensor (block=tensor, rule=bias); "
+                                 f"{key}={fields[key]} is not allowed with it")
+            fields[key] = wanted
+        fields.setdefault("scale", BIAS_SCALE)
     key = _ALIASES.get(base.lower(), base.lower())
     if key in _PRESETS:
         preset = _PRESETS[key]
@@ -798,6 +846,8 @@ def encode_array(array: np.ndarray, sf: ScaledFormat, request, stats: bool = Fal
     The C core (csrc/scaled.c) does every array with at least one element; the numpy
     implementation below (:func:`_encode_numpy`) does the empty ones, and the tests hold the
     two to the same bits."""
+    if sf.rule == BIAS_RULE:
+        return _bias_rule(array, sf, request, stats, quantize=False)
     if _c_covers(array):
         return _run_c(array, sf, request, stats, quantize=False)
     return _encode_numpy(array, sf, request, stats)
@@ -806,9 +856,47 @@ def encode_array(array: np.ndarray, sf: ScaledFormat, request, stats: bool = Fal
 def quantize_array(array: np.ndarray, sf: ScaledFormat, request, stats: bool = False):
     """Fake-quantize a C-contiguous float32/float64 array: decode(encode(x)) in x's dtype
     (through the C core as :func:`encode_array`; the numpy :func:`_quantize_numpy` otherwise)."""
+    if sf.rule == BIAS_RULE:
+        return _bias_rule(array, sf, request, stats, quantize=True)
     if _c_covers(array):
         return _run_c(array, sf, request, stats, quantize=True)
     return _quantize_numpy(array, sf, request, stats)
+
+
+# ---- rule "bias": the per-tensor bias of a configurable element ------------------------------------
+def tensor_bias(array: np.ndarray, sf: ScaledFormat) -> tuple[int, ScaledStats]:
+    """The bias rule "bias" gives ``array`` and its block counts (no element counts yet).
+
+    bias = fmtlab.formats.amax_bias(element, amax), amax = max |x| over the finite elements (0
+    when there are none): the sweep's amax rule, so ``cfloat8_1_4_3:bias=auto`` is the sweep's
+    "rule bias".  NaN and Inf elements do not make the scale NaN (a bias has none): they round as
+    the element format rounds them (CFloat8: +-max, NaN +max).  scale_underflow: the bias was
+    lowered to the top of its range, a larger one would fit amax too; scale_overflow: amax
+    exceeds the largest value at the smallest bias (it saturates).
+    """
+    from .formats import amax_bias, bias_range
+
+    element = sf.element
+    with np.errstate(invalid="ignore"):
+        magnitudes = np.abs(array)
+    amax = float(np.max(magnitudes, where=np.isfinite(magnitudes), initial=0.0))
+    bias = amax_bias(element, amax)
+    allowed = bias_range(element)
+    underflow = int(amax > 0 and bias == allowed.stop - 1 and amax <= element.replace(bias=bias).max / 2)
+    overflow = int(amax > element.replace(bias=allowed.start).max)
+    counts = ScaledStats(codec.Stats(), blocks=1, zero_blocks=int(amax == 0), scale_underflow=underflow,
+                         scale_overflow=overflow)
+    return bias, counts
+
+
+def _bias_rule(array, sf, request, stats, quantize):
+    bias, counts = tensor_bias(array, sf)
+    element = sf.element.replace(bias=bias)
+    function = codec.quantize if quantize else codec.encode
+    result, element_stats = function(array, element, stats=True, **_element_request(request))
+    if not quantize:
+        result = ScaledCodes(result, np.array(bias, dtype=BIAS_SCALE.code_dtype), None, sf)
+    return (result, dataclasses.replace(counts, elements=element_stats)) if stats else result
 
 
 # ---- the C path ---------------------------------------------------------------------------------
@@ -931,6 +1019,11 @@ def decode_codes(result: ScaledCodes, fmt=None) -> np.ndarray:
         if wanted is None or wanted != sf:
             raise ValueError(f"fmt={fmt} does not match the format these codes were encoded with ({sf})")
     codes = np.asarray(result.codes)
+    if sf.rule == BIAS_RULE:
+        bias = np.asarray(result.scales)
+        if bias.shape != () or not int(bias) in range(0, BIAS_SCALE.max_integer + 1):
+            raise ValueError(f"scales must be the one bias of the tensor (0-d, 0..63) for {sf}, got {result.scales!r}")
+        return codec.decode(codes, sf.element.replace(bias=int(bias))).astype(np.float64)
     grid = _Grid(codes.shape, sf)
     scales = np.asarray(result.scales)
     if scales.shape != grid.scales_shape:

@@ -351,7 +351,7 @@ def test_cli_skips_tiles_on_1d_tensors_with_a_note(tmp_path, capsys):
      "--block 16x16 applies to none of the formats: mxfp8_e4m3: it has 1-D blocks of 32, and tiles (RxC) replace "
      "only tiles; cfloat8_1_4_3 is not a scaled format"),
     (["--formats", "bf16", "--block", "32"], "--block 32 applies to none of the formats: bf16 is not a scaled format"),
-    (["--rule", "flor"], "--rule flor is not allowed (did you mean 'floor'?); allowed: floor, ceil, even, rceil, amax "
+    (["--rule", "flor"], "--rule flor is not allowed (did you mean 'floor'?); allowed: floor, ceil, even, rceil, amax, bias "
                          "(comma-separated)"),
     (["--formats", "nvfp4", "--rule", "floor"],
      "--rule floor applies to none of the formats: nvfp4: its tensor scale (NVFP4's second level) needs rule amax "
