@@ -201,6 +201,26 @@ typedef struct element_counts {
 } element_counts;
 
 /*
+ * The value of an element's magnitude code with its sign, for the float64 and stochastic kernels:
+ * an integer significand times a power of two, both selected as integers (exponent field E = 0:
+ * M * 2^(emin - m); else (2^m + M) * 2^(E - bias - m)), then exact arithmetic: a significand
+ * below 2^31 is (2^52 + significand) - 2^52.  A zero keeps its sign only where the format has -0.
+ */
+static FL_ALWAYS_INLINE double element_value_f64(const int64_t magnitude_code, const int64_t negative,
+                                                 const int64_t m_bits, const int64_t min_normal_code,
+                                                 const int64_t subnormal_exponent,
+                                                 const int64_t normal_exponent_offset, const int64_t has_negative_zero)
+{
+    const int64_t field = magnitude_code >> m_bits, mantissa = magnitude_code & (min_normal_code - 1);
+    const int64_t significand = field == 0 ? mantissa : min_normal_code + mantissa;
+    const int64_t exponent = field == 0 ? subnormal_exponent : field + normal_exponent_offset;
+    const double magnitude_value = (double_of_bits(significand + TWO_52_BITS) - 0x1p52) *
+                                   double_of_bits((exponent + 1023) << 52);
+    const int64_t negative_value = negative & ((magnitude_code != 0) | has_negative_zero);
+    return double_of_bits(bits_of_double(magnitude_value) | (int64_t)((uint64_t)negative_value << 63));
+}
+
+/*
  * The float64 kernel, on quotients q[t] (the caller has put NaN where q needs exact_element:
  * a zero quotient of a nonzero x, or a subnormal x divided); values[t] = decoded value *
  * scale[t] (the block's S, NaN in a NaN block) with want_values.
@@ -288,20 +308,9 @@ static FL_ALWAYS_INLINE void element_chunk_f64(const int count, const double *re
             underflow += fast & is_subnormal & (magnitude_code == 0);
             denormal += fast & is_subnormal & (magnitude_code != 0) & (magnitude_code < min_normal_code);
         }
-        if (want_values) {
-            /* the code's value as an integer significand times a power of two, both selected as
-             * integers (exponent field E = 0: M * 2^(emin - m); else (2^m + M) * 2^(E - bias - m)),
-             * then exact arithmetic: significand < 2^31 is (2^52 + significand) - 2^52 */
-            const int64_t field = magnitude_code >> m_bits, mantissa = magnitude_code & (min_normal_code - 1);
-            const int64_t significand = field == 0 ? mantissa : min_normal_code + mantissa;
-            const int64_t exponent = field == 0 ? subnormal_exponent : field + normal_exponent_offset;
-            const double magnitude_value = (double_of_bits(significand + TWO_52_BITS) - 0x1p52) *
-                                           double_of_bits((exponent + 1023) << 52);
-            const int64_t negative_value = negative & ((magnitude_code != 0) | has_negative_zero);
-            const double signed_value = double_of_bits(bits_of_double(magnitude_value) |
-                                                       (int64_t)((uint64_t)negative_value << 63));
-            values[t] = signed_value * scale[t];
-        }
+        if (want_values)
+            values[t] = element_value_f64(magnitude_code, negative, m_bits, min_normal_code, subnormal_exponent,
+                                          normal_exponent_offset, has_negative_zero) * scale[t];
     }
     counts->inexact += inexact;
     counts->overflow += overflow;
@@ -474,16 +483,9 @@ static FL_ALWAYS_INLINE void stochastic_chunk_body(const int count, const double
         denormal += is_subnormal & (magnitude_code != 0) & (magnitude_code < min_normal_code);
         const int64_t sign_part = sign_bit & (0 - negative), zero_part = zero_sign_bit & (0 - negative);
         codes[t] = magnitude_code | (zero_part ^ ((sign_part ^ zero_part) & (0 - (int64_t)(magnitude_code != 0))));
-        if (want_values) {
-            const int64_t field = magnitude_code >> m_bits, mantissa = magnitude_code & (min_normal_code - 1);
-            const int64_t significand = field == 0 ? mantissa : min_normal_code + mantissa;
-            const int64_t exponent = field == 0 ? subnormal_exponent : field + normal_exponent_offset;
-            const double magnitude_value = (double_of_bits(significand + TWO_52_BITS) - 0x1p52) *
-                                           double_of_bits((exponent + 1023) << 52);
-            const int64_t negative_value = negative & ((magnitude_code != 0) | has_negative_zero);
-            values[t] = double_of_bits(bits_of_double(magnitude_value) | (int64_t)((uint64_t)negative_value << 63)) *
-                        scale[t];
-        }
+        if (want_values)
+            values[t] = element_value_f64(magnitude_code, negative, m_bits, min_normal_code, subnormal_exponent,
+                                          normal_exponent_offset, has_negative_zero) * scale[t];
     }
     counts->inexact += inexact;
     counts->overflow += overflow;
