@@ -457,11 +457,30 @@ static FL_ALWAYS_INLINE void stochastic_chunk_body(const int count, const double
         category[t] = is_slow ? 0 : is_normal ? 1 : is_subnormal ? 2 : 0;
         slow[t] = is_slow;
     }
-    /* 2. the decisions: round.h's stochastic_away, keyed by each element's global index */
+    /* 2. the decisions: round.h's stochastic_away, keyed by each element's global index.  Exact
+     * stochastic rounding (sr_bits 0) with shift <= 64 -- every normal result and most subnormal
+     * ones -- is its first draw alone, U < nu: the draws' words come from one vectorisable loop
+     * (the stream key of draw 0 taken once, as fl_random_word_inline computes it), and only
+     * wider shifts call stochastic_away, which draws the same words itself. */
     int64_t away[CHUNK];
-    for (int t = 0; t < count; t++)
-        away[t] = remainder[t] ? stochastic_away(remainder[t], shift[t], sr_bits, rule, seed, first_index + (uint64_t)t)
-                               : 0;
+    if (sr_bits == 0) {
+        uint64_t words[CHUNK];
+        const uint64_t key = fl_stream_key_inline(seed, 0);
+        for (int t = 0; t < count; t++)
+            words[t] = fl_mix64_inline(key + (first_index + (uint64_t)t) * 0x9E3779B97F4A7C15ULL);
+        for (int t = 0; t < count; t++) {
+            const uint64_t threshold = shift[t] >= 64 ? remainder[t] : remainder[t] << (64 - shift[t]);
+            away[t] = words[t] < threshold;
+        }
+        for (int t = 0; t < count; t++)
+            if (remainder[t] && shift[t] > 64)
+                away[t] = stochastic_away(remainder[t], shift[t], 0, rule, seed, first_index + (uint64_t)t);
+    } else {
+        for (int t = 0; t < count; t++)
+            away[t] = remainder[t] ? stochastic_away(remainder[t], shift[t], sr_bits, rule, seed,
+                                                     first_index + (uint64_t)t)
+                                   : 0;
+    }
     /* 3. codes, counts and values */
     const int64_t min_normal_code = k->min_normal_code, m_bits = 52 - k->shift;
     const int64_t sign_bit = k->sign_bit, zero_sign_bit = k->zero_sign_bit, has_negative_zero = k->has_negative_zero;
