@@ -188,8 +188,9 @@ typedef struct fl_scaled_format {
     int element_emax;                 /* exponent of the element's largest finite binade */
     int element_man_bits;             /* fraction bits of that binade (rule EVEN): element.man_bits,
                                          except integer elements (fmtlab/integers.py) */
-    int element_integer;              /* 1: an integer element: element is the float format it
-                                         rounds on, a zero result is +0 (integers have no -0) */
+    int element_integer;              /* 0, or the width N of an integer element: element is the
+                                         float format it rounds on, a zero result is +0 (integers
+                                         have no -0), codes are N-bit two's complement */
     int64_t element_positive_max_code; /* the largest magnitude codes a positive and a negative */
     int64_t element_negative_max_code; /* element may take, each at most element's max code: both
                                           that code, except integer elements, whose element is the

@@ -648,7 +648,8 @@ typedef struct scaled_plan {
     int input_f32, want_values;
     int rule, power_of_two, has_tensor_scale;
     int element_emax, element_man_bits;
-    int integer;                     /* an integer element: limits by sign, no -0 */
+    int integer;                     /* an integer element: limits by sign, no -0 ... */
+    uint32_t integer_mask;           /* ... and codes 2^N - 1 masked two's complement */
     int max_exponent;                /* element_max = max_mantissa * 2^max_exponent (frexp) ... */
     int64_t max_fraction;            /* ... max_mantissa's 52 bits below the leading one */
     int64_t even_carry_fraction;     /* rule even: 2^52 - 2^(51 - m), the fraction of 2 - 2^-(m + 1) */
@@ -980,6 +981,26 @@ typedef struct scaled_output {
     int scale_bytes;
 } scaled_output;
 
+/* Integer elements: the float format's sign-magnitude codes become the integers' N-bit two's
+ * complement (fmtlab/integers.py: -M is 2^N - M); an unsigned integer's codes already are. */
+static void twos_complement_codes(const scaled_plan *plan, int count, uint32_t *codes32, int64_t *codes64)
+{
+    const uint32_t sign = plan->element.sign_bit, mask = plan->integer_mask;
+    if (!sign)
+        return;
+    if (codes32) {
+        for (int t = 0; t < count; t++) {
+            const uint32_t magnitude = codes32[t] & (sign - 1);
+            codes32[t] = (codes32[t] & sign) ? (0u - magnitude) & mask : magnitude;
+        }
+    } else {
+        for (int t = 0; t < count; t++) {
+            const uint32_t code = (uint32_t)codes64[t], magnitude = code & (sign - 1);
+            codes64[t] = (code & sign) ? (0u - magnitude) & mask : magnitude;
+        }
+    }
+}
+
 /* Store count codes (as code_bytes each) or values at element `first` of the output. */
 static void store_codes(const scaled_output *output, int64_t first, int count, const uint32_t *codes32,
                         const int64_t *codes64)
@@ -1008,6 +1029,15 @@ static void store_codes(const scaled_output *output, int64_t first, int count, c
             for (int t = 0; t < count; t++)
                 out[t] = (uint32_t)codes64[t];
     }
+}
+
+/* store_codes of the element codes, two's complement for an integer element. */
+static void store_element_codes(const scaled_plan *plan, const scaled_output *output, int64_t first, int count,
+                                uint32_t *codes32, int64_t *codes64)
+{
+    if (plan->integer)
+        twos_complement_codes(plan, count, codes32, codes64);
+    store_codes(output, first, count, codes32, codes64);
 }
 
 /* The blocks' entries repeated over their columns: for t < count, column start + t lies in
@@ -1060,7 +1090,7 @@ FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x,
             if (want_values)
                 memcpy((float *)output->values + first, values, (size_t)count * sizeof(float));
             else
-                store_codes(output, first, count, codes, NULL);
+                store_element_codes(plan, output, first, count, codes, NULL);
         } else if (plan->use_odd32) {
             /* the quotients rounded to float32 to odd, then the float32 kernel unscaled; a value
              * is the element's value (exact in float32) times S in float64 */
@@ -1098,7 +1128,7 @@ FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x,
                 }
             }
             if (!want_values)
-                store_codes(output, first, count, codes, NULL);
+                store_element_codes(plan, output, first, count, codes, NULL);
         } else {
             double operand[CHUNK], scale[CHUNK], quotients[CHUNK], values[CHUNK];
             int64_t codes[CHUNK], slow[CHUNK];
@@ -1134,7 +1164,7 @@ FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x,
                     memcpy((double *)output->values + first, values, (size_t)count * sizeof(double));
                 }
             } else {
-                store_codes(output, first, count, NULL, codes);
+                store_element_codes(plan, output, first, count, NULL, codes);
             }
         }
         counts->elements.inexact += fast.inexact;
@@ -1243,6 +1273,7 @@ static int prepare_plan(const fl_scaled_format *format, const fl_rounding *round
         format->element_man_bits < 0 || format->element_man_bits > format->element.man_bits ||
         format->element_positive_max_code < 0 || format->element_positive_max_code > plan->element.max_code ||
         format->element_negative_max_code < 0 || format->element_negative_max_code > plan->element.max_code ||
+        format->element_integer < 0 || format->element_integer > 32 ||
         (!format->element_integer && (format->element_positive_max_code != plan->element.max_code ||
                                       format->element_negative_max_code != plan->element.max_code)))
         return FL_ERROR_SCALED_FORMAT;
@@ -1289,6 +1320,7 @@ static int prepare_plan(const fl_scaled_format *format, const fl_rounding *round
     plan->kernel64 = NULL;
     plan->stochastic = 0;
     plan->integer = format->element_integer != 0;
+    plan->integer_mask = plan->integer ? (uint32_t)(((uint64_t)1 << format->element_integer) - 1) : 0;
     const int fast_element = prepare_element_constants(&plan->element, &plan->constants);
     if (plan->integer) {  /* a zero result is +0: no sign on the code, nor on the value */
         plan->constants.zero_sign_bit = 0;

@@ -233,7 +233,7 @@ def c_scaled_format(scaled):
         _fill_format(struct.element, element.rounding_format)
         struct.element_positive_max_code = element.max_integer
         struct.element_negative_max_code = -element.lowest_rounded_integer
-        struct.element_integer = 1
+        struct.element_integer = element.bits
     else:
         _fill_format(struct.element, element)
         struct.element_positive_max_code = struct.element_negative_max_code = element.max_magnitude_code

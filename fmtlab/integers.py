@@ -153,15 +153,6 @@ class IntFormat(Format):
             k = np.where(k >= (1 << (self.bits - 1)), k - (1 << self.bits), k)
         return k
 
-    def codes_of_sign_magnitude(self, codes) -> np.ndarray:
-        """The codes of the integers that codes of :attr:`rounding_format` (sign-magnitude) stand for."""
-        grid = self.rounding_format
-        k = np.asarray(codes).astype(np.int64)
-        if grid.signed:
-            width = grid.exp_bits + grid.man_bits
-            k = np.where(k >> width, -(k & ((1 << width) - 1)), k)
-        return self.codes_of_integers(k)
-
     def codes_of_integers(self, integers) -> np.ndarray:
         """The codes (:attr:`code_dtype`) of an array of integers k in range."""
         return (np.asarray(integers, dtype=np.int64) & ((1 << self.bits) - 1)).astype(self.code_dtype)

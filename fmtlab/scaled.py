@@ -940,10 +940,7 @@ def _run_c(array: np.ndarray, sf: ScaledFormat, request, stats: bool, quantize: 
         status = getattr(lib, f"fl_scaled_quantize_{suffix}")(
             *arguments, _c.pointer(out, value_type), _c.pointer(scales, "void"), scales.itemsize, tensor_code, c_stats)
     else:
-        integer = isinstance(sf.element, IntFormat)
-        # an integer element's codes come back sign-magnitude, in its rounding format
-        c_element = sf.element.rounding_format if integer else sf.element
-        codes = np.empty(array.shape, dtype=c_element.code_dtype)
+        codes = np.empty(array.shape, dtype=sf.element.code_dtype)
         status = getattr(lib, f"fl_scaled_encode_{suffix}")(
             *arguments, _c.pointer(codes, "void"), codes.itemsize, _c.pointer(scales, "void"), scales.itemsize,
             tensor_code, c_stats)
@@ -952,8 +949,6 @@ def _run_c(array: np.ndarray, sf: ScaledFormat, request, stats: bool, quantize: 
         result = out
     else:
         tensor_scale = int(tensor_code[0]) if sf.tensor_scale is not None else None
-        if integer:
-            codes = sf.element.codes_of_sign_magnitude(codes)
         result = ScaledCodes(codes, scales, tensor_scale, sf)
     if not stats:
         return result
