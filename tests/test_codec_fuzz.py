@@ -224,6 +224,13 @@ def stochastic_probability(value, fmt, keywords):
     bits by the rule (the reference itself does the truncate rule), except in the Tesla gap, whose
     nu the reference gives to 32 bits only (then the truncate rule alone is checked exactly)."""
     bits, rule = keywords.get("sr_bits"), keywords.get("sr_rule", "truncate")
+    if (keywords["saturate"] == "sat_none" and not fmt.signed and not fmt.has_zero and np.isfinite(value)
+            and value < 0 and -Fraction(float(value)) < Fraction(fmt.exact_value(0))):
+        # below the smallest value of an unsigned format without zero: the reference's stochastic
+        # shortcut rounds these toward zero, but SatNone's rule depends on the mode, and Stochastic
+        # is neither TowardZero nor TowardPositive: the nearest modes' answer (NaN), as in P3109 4.7.5
+        code = reference_round(value, fmt, "nearest_even", "sat_none")
+        return code, code, Fraction(0)
     if bits is None or rule == "truncate" or fmt.subnormals == "tesla":
         toward, away, probability = reference_stochastic_probability(value, fmt, bits, keywords["saturate"])
         if bits is not None and rule != "truncate":  # Tesla: a rule rounds nu up by at most one step
