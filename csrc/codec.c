@@ -1,7 +1,7 @@
 /*
  * codec.c - the entry points of encode, decode and quantize, and their array loops.
  *
- * Each element's result is defined by round.h (encode_one, decode_one); float32 input goes
+ * Each element's result is defined by round.h (encode_one, decode_one_signed_nan); float32 input goes
  * through codec_fast.c's blocks first, which hand back the elements they cannot do exactly.
  * The loops here split arrays over OpenMP threads, set the IEEE default floating-point
  * environment around every block, sum the exception counts, and store the results.
@@ -54,7 +54,7 @@ static void store_stats(fl_stats *stats, int64_t invalid, int64_t overflow, int6
 #define EXACT_ELEMENT(LOAD, OUTPUT_STATEMENT)                                                    \
     {                                                                                            \
         local_stats s = {0, 0, 0, 0, 0};                                                         \
-        uint32_t code = encode_one((double)(LOAD), &p, rounding, (uint64_t)(index_offset + i), &s); \
+        uint32_t code = encode_one((double)(LOAD), &p, rounding, (uint64_t)index_offset + (uint64_t)i, &s); \
         OUTPUT_STATEMENT;                                                                        \
         invalid += s.invalid;                                                                    \
         overflow += s.overflow;                                                                  \
@@ -76,21 +76,31 @@ static void store_stats(fl_stats *stats, int64_t invalid, int64_t overflow, int6
         fl_leave_default_floating_point(&environment);                                           \
     }
 
+/* The arrays of one call: n >= 0, and both pointers set when there are elements. */
+static int check_arrays(const void *input, const void *output, int64_t n)
+{
+    if (n < 0 || (n > 0 && (!input || !output)))
+        return FL_ERROR_ARGUMENT;
+    return FL_OK;
+}
+
 /* Shared start of the encode/quantize entry points: check the parameters, zero the counts,
  * choose the thread count. */
-#define CODEC_PROLOGUE                                                                           \
+#define CODEC_PROLOGUE(OUTPUT_POINTER)                                                                        \
     prepared_format p;                                                                           \
     int status = fl_prepare_format(format, &p);                                                  \
     if (status)                                                                                  \
         return status;                                                                           \
     if ((status = fl_check_rounding(rounding)))                                                  \
         return status;                                                                           \
+    if ((status = check_arrays(x, OUTPUT_POINTER, n)))                                           \
+        return status;                                                                           \
     int64_t invalid = 0, overflow = 0, underflow = 0, denormal = 0, inexact = 0;                 \
     int threads = n >= PARALLEL_THRESHOLD ? fl_max_threads() : 1;                                \
     (void)threads;
 
-#define CODEC_LOOP(INPUT_TYPE, OUTPUT_STATEMENT)                                                 \
-    CODEC_PROLOGUE                                                                               \
+#define CODEC_LOOP(INPUT_TYPE, OUTPUT_POINTER, OUTPUT_STATEMENT)                                              \
+    CODEC_PROLOGUE(OUTPUT_POINTER)                                                               \
     GENERIC_ENCODE_LOOP(((const INPUT_TYPE *)x)[i], OUTPUT_STATEMENT)                            \
     store_stats(stats, invalid, overflow, underflow, denormal, inexact);                         \
     return FL_OK;
@@ -106,7 +116,7 @@ static void store_stats(fl_stats *stats, int64_t invalid, int64_t overflow, int6
         fl_floating_point_state environment;                                                     \
         fl_enter_default_floating_point(&environment);                                           \
         fast_block_result block = fl_fast_f32_block(&fast, block_bits, count, (OUTPUT) + block_start, \
-                                                    is_slow, index_offset + block_start);        \
+                                                    is_slow, (uint64_t)index_offset + (uint64_t)block_start); \
         inexact += block.inexact;                                                                \
         overflow += block.overflow;                                                              \
         underflow += block.underflow;                                                            \
@@ -131,8 +141,8 @@ static void store_stats(fl_stats *stats, int64_t invalid, int64_t overflow, int6
     }
 
 /* The float32 entry points: the fast blocks when the format has them, else encode_one alone. */
-#define FAST_F32_CODEC(KIND, OUTPUT, OUTPUT_STATEMENT)                                           \
-    CODEC_PROLOGUE                                                                               \
+#define FAST_F32_CODEC(KIND, OUTPUT, OUTPUT_STATEMENT)                                        \
+    CODEC_PROLOGUE(OUTPUT)                                                                       \
     prepared_fast_f32 fast;                                                                      \
     if (fl_prepare_fast_f32(&p, rounding, KIND, &fast)) {                                        \
         FAST_F32_BLOCK_LOOP(OUTPUT, OUTPUT_STATEMENT)                                            \
@@ -162,19 +172,19 @@ int fl_encode_f64(const double *x, int64_t n, const fl_format *format, const fl_
 {
     if (!valid_code_bytes(code_bytes))
         return FL_ERROR_CODE_BYTES;
-    CODEC_LOOP(double, store_code(codes, code_bytes, i, code))
+    CODEC_LOOP(double, codes, store_code(codes, code_bytes, i, code))
 }
 
 int fl_quantize_f32(const float *x, int64_t n, const fl_format *format, const fl_rounding *rounding,
                     float *out, int64_t index_offset, fl_stats *stats)
 {
-    FAST_F32_CODEC(OUT_VALUES_F32, (uint32_t *)(void *)out, out[i] = (float)decode_one(code, &p))
+    FAST_F32_CODEC(OUT_VALUES_F32, (uint32_t *)(void *)out, out[i] = (float)decode_one_signed_nan(code, &p))
 }
 
 int fl_quantize_f64(const double *x, int64_t n, const fl_format *format, const fl_rounding *rounding,
                     double *out, int64_t index_offset, fl_stats *stats)
 {
-    CODEC_LOOP(double, out[i] = decode_one(code, &p))
+    CODEC_LOOP(double, out, out[i] = decode_one_signed_nan(code, &p))
 }
 
 /* Formats of 16 bits or fewer decode large arrays through a table of every code's value. */
@@ -185,6 +195,8 @@ int fl_quantize_f64(const double *x, int64_t n, const fl_format *format, const f
     int status = fl_prepare_format(format, &p);                                                  \
     if (status)                                                                                  \
         return status;                                                                           \
+    if ((status = check_arrays(codes, out, n)))                                                  \
+        return status;                                                                           \
     int threads = n >= PARALLEL_THRESHOLD ? fl_max_threads() : 1;                                \
     (void)threads;                                                                               \
     const int bits = format->exp_bits + format->man_bits + (format->is_signed ? 1 : 0);          \
@@ -194,7 +206,7 @@ int fl_quantize_f64(const double *x, int64_t n, const fl_format *format, const f
             fl_floating_point_state environment;                                                 \
             fl_enter_default_floating_point(&environment);                                       \
             for (uint32_t code = 0; code < (1u << bits); code++)                                 \
-                table[code] = (OUTPUT_TYPE)decode_one(code, &p);                                 \
+                table[code] = (OUTPUT_TYPE)decode_one_signed_nan(code, &p);                                 \
             fl_leave_default_floating_point(&environment);                                       \
             const uint32_t code_mask = (1u << bits) - 1;                                         \
             _Pragma("omp parallel for schedule(static) num_threads(threads) if(threads > 1)")      \
@@ -210,7 +222,7 @@ int fl_quantize_f64(const double *x, int64_t n, const fl_format *format, const f
         fl_floating_point_state environment;                                                     \
         fl_enter_default_floating_point(&environment);                                           \
         for (int64_t i = block_start; i < block_end; i++)                                        \
-            out[i] = (OUTPUT_TYPE)decode_one(load_code(codes, code_bytes, i), &p);               \
+            out[i] = (OUTPUT_TYPE)decode_one_signed_nan(load_code(codes, code_bytes, i), &p);               \
         fl_leave_default_floating_point(&environment);                                           \
     }                                                                                            \
     return FL_OK;

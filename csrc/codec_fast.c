@@ -36,7 +36,7 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
                                                 void *restrict out, const int out_kind,
                                                 uint8_t *restrict is_slow,
                                                 uint32_t lo, uint32_t span, int shift, uint32_t sign_bit,
-                                                int32_t rebias, int32_t max_code, const int mode,
+                                                uint32_t rebias, int32_t max_code, const int mode,
                                                 const uint32_t *restrict random_top, fast_stochastic_bits sr,
                                                 uint32_t zero_below, int32_t saturating,
                                                 uint32_t zero_sign_bit, int32_t subnormals_enabled,
@@ -54,9 +54,13 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
     const uint32_t zero_sign_f32 = zero_sign_bit ? 0x80000000u : 0u;
     int32_t fast_count = 0, inexact = 0, overflow = 0, underflow = 0, denormal = 0;
     const int32_t min_normal_code = (int32_t)1 << (shift > 23 ? 0 : 23 - shift); /* 2^m */
+    /* Lane arithmetic is unsigned (wrapping) and converted to int32 only to compare: lanes
+     * outside the fast range compute garbage that is masked off, and must not overflow a
+     * signed type.  For lanes inside it fl_prepare_fast_f32 proved every code to lie in
+     * 0..INT32_MAX, so there the conversions are exact. */
     for (int i = 0; i < count; i++) {
         const uint32_t magnitude = bits[i] & 0x7FFFFFFFu, negative = bits[i] >> 31;
-        const int32_t lo_code = (int32_t)(magnitude >> shift) - rebias;
+        const int32_t lo_code = (int32_t)((magnitude >> shift) - rebias);
         const uint32_t remainder = magnitude & mask;
         uint32_t increment;
         switch (mode) {
@@ -83,9 +87,9 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
                 const uint32_t k = f + (h & sr.rule.rounds & (sr.rule.ties_away | sticky | (f ^ sr.rule.ties_odd)));
                 away = (random_top[i] > sr.full_mask - k) | (k > sr.full_mask); /* R + k >= 2^N */
             }
-            code = lo_code + away;
+            code = (int32_t)((uint32_t)lo_code + (uint32_t)away);
         } else
-            code = (int32_t)((magnitude + increment) >> shift) - rebias;
+            code = (int32_t)(((magnitude + increment) >> shift) - rebias);
         /* For unsigned formats range_mask keeps the sign bit, so negative inputs fall
          * outside [lo, lo + span] and go to encode_one (they are invalid there). */
         const uint32_t range_value = bits[i] & range_mask;
@@ -100,7 +104,11 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
          * below 2^m, so its integer part t and fraction f decide the code */
         float magnitude_value;
         memcpy(&magnitude_value, &magnitude, sizeof magnitude_value);
-        const float y = magnitude_value * subnormal_scale_1 * subnormal_scale_2;
+        const float scaled = magnitude_value * subnormal_scale_1 * subnormal_scale_2;
+        /* clamped so that the conversion below is defined in every lane (Inf, NaN and large
+         * inputs scale beyond int32; NaN compares false and gives 2^24); subnormal lanes
+         * have y < 2^m <= 2^22 and keep their value */
+        const float y = scaled < 16777216.0f ? scaled : 16777216.0f;
         const int32_t t = (int32_t)y;
         const float fraction = y - (float)t;
         const int32_t subnormal_inexact = fraction != 0.0f;
@@ -147,7 +155,7 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
             float subnormal_value = (float)subnormal_code * (1.0f / subnormal_scale_1) * (1.0f / subnormal_scale_2);
             uint32_t subnormal_bits;
             memcpy(&subnormal_bits, &subnormal_value, sizeof subnormal_bits);
-            const uint32_t normal_bits = ((uint32_t)(code + rebias) << shift) & 0x7FFFFFFFu;
+            const uint32_t normal_bits = (((uint32_t)code + rebias) << shift) & 0x7FFFFFFFu;
             const uint32_t magnitude_bits = (subnormal_bits & subnormal_mask) | (normal_bits & ~subnormal_mask);
             ((uint32_t *)out)[i] = ((zero_sign_f32 & sign_mask) & tiny_mask) |
                                    ((magnitude_bits | (negative << 31)) & ~tiny_mask);
@@ -172,7 +180,7 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
 #define DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, FULL, NAME, ATTRIBUTES)                            \
     ATTRIBUTES static fast_block_result NAME(                                                    \
         const uint32_t *restrict bits, int count, void *restrict out, uint8_t *restrict is_slow, \
-        const prepared_fast_f32 *fast, int64_t first_index)                                      \
+        const prepared_fast_f32 *fast, uint64_t first_index)                                     \
     {                                                                                            \
         uint32_t random_top[FAST_IS_STOCHASTIC(MODE) ? FAST_BLOCK : 1];                          \
         random_top[0] = 0; /* read only by the stochastic modes, which fill the block */         \
@@ -181,7 +189,7 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
             const int top_bits = MODE == FAST_STOCHASTIC_BITS ? fast->sr_bits : fast->shift;     \
             const uint64_t seed = fast->seed;                                                    \
             for (int i = 0; i < count; i++) {                                                    \
-                const uint64_t word = fl_random_word_inline(seed, (uint64_t)(first_index + i), 0); \
+                const uint64_t word = fl_random_word_inline(seed, first_index + (uint64_t)i, 0); \
                 random_top[i] = (uint32_t)(word >> (64 - top_bits));                             \
             }                                                                                    \
         }                                                                                        \
@@ -189,8 +197,8 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
                               : (MODE == FL_ROUND_NEAREST_EVEN || MODE == FL_ROUND_NEAREST_AWAY) \
                                     ? fast->zero_below_nearest : 0u;                             \
         return fast_block_body(bits, count, out, KIND, is_slow, fast->lo, fast->hi - fast->lo,   \
-                               fast->shift, fast->sign_bit, (int32_t)fast->rebias,               \
-                               (int32_t)fast->max_code, MODE, random_top, fast->sr,               \
+                               fast->shift, fast->sign_bit, fast->rebias_bits,                   \
+                               fast->max_code_lanes, MODE, random_top, fast->sr,                 \
                                zero_below,                                                       \
                                fast->saturating, fast->zero_sign_bit, fast->subnormals,          \
                                fast->subnormal_scale_1, fast->subnormal_scale_2, FULL);          \
@@ -236,27 +244,56 @@ DEFINE_FAST_BLOCKS(OUT_VALUES_F32, )
 int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, int out_kind,
                         prepared_fast_f32 *fast)
 {
+    /* The range reasoning is done here once, in 64 bits, from the format's limits: the
+     * kernels may only see inputs for which their 32-bit lanes are exact. */
     const int m = p->man_bits;
     memset(fast, 0, sizeof *fast);
-    fast->shift = 23 - m;
-    fast->rebias = (int64_t)(127 - p->bias) * ((int64_t)1 << m);
-    if (!(fast->shift > 0 && fast->shift < 32 && p->emin <= 127))
+    /* the format's normal binades must overlap float32's, with fewer fraction bits */
+    if (m > 22 || p->emin > 127)
         return 0;
-    int low_exponent = p->emin > -126 ? p->emin : -126;
+    fast->shift = 23 - m;
+    const int64_t mask = ((int64_t)1 << fast->shift) - 1;
+    /* bias is bounded by fl_prepare_format (|bias| < 2^12), so this is exact in 64 bits */
+    fast->rebias = (int64_t)(127 - (int64_t)p->bias) * ((int64_t)1 << m);
+    const int low_exponent = p->emin > -126 ? p->emin : -126;
     fast->lo = (uint32_t)(low_exponent + 127) << 23;
-    fast->hi = 0x7F7FFFFFu;
-    /* the largest finite value, as float32 bits (every float32 when max exceeds FLT_MAX) */
-    int max_exponent = (int)((p->max_code >> m) - p->bias);
-    if (max_exponent > 127) {
-        fast->no_overflow_hi = 0x7F7FFFFFu;
+    /* The largest code a lane computes from bits b is ((b + mask) >> shift) - rebias (the
+     * increment of every mode is at most mask, and odd and stochastic add 1 only to a
+     * nonzero remainder), increasing in b.  The fast range stops where that would pass
+     * INT32_MAX: code(lo) = (max(emin, -126) + bias) << m >= 0 is the smallest, so every
+     * code of the range, and then rebias, fits an int32. */
+    const int64_t limit = (int64_t)INT32_MAX + fast->rebias + 1; /* (b + mask) >> shift < limit */
+    if (limit <= 0)
+        return 0;
+    const int64_t bound = (limit << fast->shift) - 1 - mask;
+    const int64_t hi = bound < 0x7F7FFFFF ? bound : 0x7F7FFFFF;
+    if (hi < (int64_t)fast->lo)
+        return 0;
+    fast->hi = (uint32_t)hi;
+    fast->rebias_bits = (uint32_t)(int32_t)fast->rebias; /* two's complement, for unsigned lanes */
+    /* Codes above INT32_MAX cannot come from the range: the lanes compare with the smaller of
+     * the two, which then never saturates (correctly: no lane reaches max_code). */
+    fast->max_code_lanes = p->max_code < INT32_MAX ? (int32_t)p->max_code : INT32_MAX;
+    /* the float32 bits of max where it is a float32 normal in the range (for the outlier count
+     * and for float32 outputs of saturated lanes) */
+    const int64_t max_bits = (p->max_code + fast->rebias) * ((int64_t)1 << fast->shift);
+    int saturated_value_exact = 1;
+    if (max_bits >= hi) {
+        fast->no_overflow_hi = fast->hi;
+    } else if (max_bits >= (int64_t)fast->lo) {
+        fast->no_overflow_hi = (uint32_t)max_bits;
     } else {
-        uint32_t max_mantissa = (uint32_t)(p->max_code & ((1 << m) - 1));
-        fast->no_overflow_hi = ((uint32_t)(max_exponent + 127) << 23) | (max_mantissa << fast->shift);
+        /* every input of the range overflows (max < lo): the full kernel for every block, and
+         * float32 outputs take saturated lanes to encode_one (max may be no float32 normal) */
+        fast->always_full = 1;
+        fast->no_overflow_hi = fast->lo;
+        saturated_value_exact = 0;
     }
     fast->sign_bit = p->sign_bit;
-    fast->max_code = p->max_code;
     fast->zero_sign_bit = p->has_negative_zero ? p->sign_bit : 0u;
-    if (p->subnormals == FL_SUBNORMALS_IEEE && p->emin >= -126 && m >= 1) {
+    /* |x| * 2^(m - emin) is exact in float32 for every float32 below 2^emin only when the
+     * scale is at least 1 (a smaller one pushes the smallest inputs below 2^-149) */
+    if (p->subnormals == FL_SUBNORMALS_IEEE && p->emin >= -126 && p->emin <= m && m >= 1) {
         int scale_exponent = m - p->emin;
         int first = scale_exponent > 100 ? 100 : scale_exponent;
         fast->subnormals = 1;
@@ -285,6 +322,8 @@ int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, i
     fast->saturating = saturation == FL_SATURATE_ON || saturation == FL_SATURATE_SAT_FINITE ||
                        saturation == FL_SATURATE_SAT_PROPAGATE || (saturation == FL_SATURATE_SAT_NONE && !p->has_inf) ||
                        (saturation == FL_SATURATE_OFF && p->specials == FL_SPECIALS_FINITE);
+    if (out_kind == OUT_VALUES_F32 && !saturated_value_exact)
+        fast->saturating = 0;
     fast->seed = rounding->seed;
     fast->sr_bits = rounding->sr_bits;
     if (rounding->sr_bits > 0) {
@@ -310,7 +349,7 @@ int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, i
 #define LEAN_OUTLIER_LIMIT 16
 
 fast_block_result fl_fast_f32_block(const prepared_fast_f32 *fast, const uint32_t *bits, int count,
-                                    void *out, uint8_t *is_slow, int64_t first_index)
+                                    void *out, uint8_t *is_slow, uint64_t first_index)
 {
     /* count the elements outside [min_normal, max]: few of them go to encode_one after the
      * lean kernel, many make the full kernel worth its extra work */
@@ -319,6 +358,6 @@ fast_block_result fl_fast_f32_block(const prepared_fast_f32 *fast, const uint32_
     int32_t outliers = 0;
     for (int j = 0; j < count; j++)
         outliers += ((bits[j] & range_mask) - lo) > span;
-    const fast_block_kernel kernel = outliers <= LEAN_OUTLIER_LIMIT ? fast->lean : fast->full;
+    const fast_block_kernel kernel = outliers <= LEAN_OUTLIER_LIMIT && !fast->always_full ? fast->lean : fast->full;
     return kernel(bits, count, out, is_slow, fast, first_index);
 }

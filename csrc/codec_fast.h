@@ -45,18 +45,20 @@ typedef struct fast_stochastic_bits {
 /* One compiled kernel: a (rounding mode, output kind) pair, lean or full (codec_fast.c). */
 typedef fast_block_result (*fast_block_kernel)(const uint32_t *restrict bits, int count,
                                                void *restrict out, uint8_t *restrict is_slow,
-                                               const prepared_fast_f32 *fast, int64_t first_index);
+                                               const prepared_fast_f32 *fast, uint64_t first_index);
 
 /* The constants of one call's fast path, derived by fl_prepare_fast_f32. */
 struct prepared_fast_f32 {
     /* float32 inputs whose bits lie in [lo, hi] are normal in both float32 and the format,
      * so rounding is an integer add and shift on the bits */
-    int shift;                /* 23 - man_bits */
+    int shift;                /* 23 - man_bits, 1..23 */
     int64_t rebias;           /* float32 (E, M) code minus format code: (127 - bias) << m */
-    uint32_t lo, hi;
-    uint32_t no_overflow_hi;  /* float32 bits of max: inputs up to it cannot overflow */
+    uint32_t rebias_bits;     /* rebias as the lanes use it: an int32, two's complement */
+    uint32_t lo, hi;          /* hi <= FLT_MAX, and lower where codes would pass INT32_MAX */
+    uint32_t no_overflow_hi;  /* float32 bits of max (at most hi): inputs up to it cannot overflow */
+    int always_full;          /* max < lo: every input of the range overflows */
     uint32_t sign_bit;        /* the format's; 0 for unsigned formats */
-    int64_t max_code;
+    int32_t max_code_lanes;   /* min(max_code, INT32_MAX): what the 32-bit lanes compare with */
     uint32_t zero_sign_bit;   /* the sign bit when the format has -0, else 0 */
     /* float32 inputs whose magnitude bits are below these round to zero in the nearest
      * modes / toward zero (0: no such shortcut) */
@@ -86,6 +88,6 @@ int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, i
  * output element and first_index is the global index of bits[0] (the stochastic key).
  */
 fast_block_result fl_fast_f32_block(const prepared_fast_f32 *fast, const uint32_t *bits, int count,
-                                    void *out, uint8_t *is_slow, int64_t first_index);
+                                    void *out, uint8_t *is_slow, uint64_t first_index);
 
 #endif

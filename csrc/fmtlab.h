@@ -44,8 +44,13 @@ enum fl_status {
     FL_ERROR_OUT_OF_MEMORY = -6,  /* a work buffer could not be allocated */
     FL_ERROR_SATURATION = -7,     /* fl_rounding.saturate is not an enum fl_saturation */
     FL_ERROR_SR_RULE = -8,        /* fl_rounding.sr_rule is not an enum fl_sr_rule */
-    FL_ERROR_SCALED_FORMAT = -9   /* fl_scaled_format or fl_block_layout out of range (scaled.c) */
+    FL_ERROR_SCALED_FORMAT = -9,  /* fl_scaled_format or fl_block_layout out of range (scaled.c) */
+    FL_ERROR_ARGUMENT = -10       /* a negative element count, a NULL array with elements, or a
+                                     thread count outside 0..FL_MAX_THREADS */
 };
+
+/* The most threads fl_set_threads takes (fmtlab.codec.MAX_THREADS may be lower: 64 per CPU). */
+#define FL_MAX_THREADS 4096
 
 enum fl_specials_policy {
     FL_SPECIALS_IEEE = 0,    /* Inf = E all ones, M = 0; NaN = E all ones, M != 0 */
@@ -106,8 +111,10 @@ enum fl_sr_rule {
 
 typedef struct fl_format {
     int exp_bits;     /* width of the exponent field, >= 1 */
-    int man_bits;     /* width of the stored mantissa field, >= 0 */
-    int bias;         /* normal value = 2^(E - bias) * 1.M */
+    int man_bits;     /* width of the stored mantissa field, >= 0 (sign + exp + man <= 32 bits) */
+    int bias;         /* normal value = 2^(E - bias) * 1.M; every finite value must be exact in
+                         float64: emax <= 1023 and the smallest positive value >= 2^-1074
+                         (fmtlab.Format's rule), else FL_ERROR_FORMAT */
     int is_signed;    /* 1 when the code has a sign bit (its top bit) */
     int specials;     /* enum fl_specials_policy */
     int subnormals;   /* enum fl_subnormals_policy */
@@ -136,10 +143,15 @@ typedef struct fl_stats {
 /*
  * Element-wise conversion of n contiguous values.  codes has code_bytes
  * (1, 2 or 4) bytes per element.  index_offset is the global index of x[0]:
- * the stochastic generator is keyed by (seed, index), so results do not
- * depend on how an array is split into calls or threads.
+ * the stochastic generator is keyed by (seed, index), index = (index_offset + i)
+ * modulo 2^64, so results do not depend on how an array is split into calls or threads.
+ * stats may be NULL.  Every parameter is checked (a NULL format or rounding is
+ * FL_ERROR_FORMAT or FL_ERROR_ROUNDING_MODE; n < 0, or a NULL array with n > 0,
+ * FL_ERROR_ARGUMENT); nothing is written unless the call returns FL_OK.
  * Return FL_OK, FL_ERROR_FORMAT, FL_ERROR_ROUNDING_MODE, FL_ERROR_SR_BITS,
- * FL_ERROR_SATURATION, FL_ERROR_SR_RULE or FL_ERROR_CODE_BYTES (enum fl_status).
+ * FL_ERROR_SATURATION, FL_ERROR_SR_RULE, FL_ERROR_CODE_BYTES or FL_ERROR_ARGUMENT
+ * (enum fl_status).  Decode returns FL_OK, FL_ERROR_FORMAT, FL_ERROR_CODE_BYTES or
+ * FL_ERROR_ARGUMENT; it reads only the format's bits of each code.
  */
 int fl_encode_f32(const float *x, int64_t n, const fl_format *format,
                   const fl_rounding *rounding, void *codes, int code_bytes,
@@ -268,8 +280,9 @@ uint64_t fl_random_word(uint64_t seed, uint64_t index, uint64_t draw);
 
 /* Number of threads the OpenMP runtime would use (1 without OpenMP). */
 int fl_max_threads(void);
-/* Set the number of threads fmtlab's loops use; 0 restores the default. */
-void fl_set_threads(int threads);
+/* Set the number of threads fmtlab's loops use; 0 restores the default.  FL_OK, or
+ * FL_ERROR_ARGUMENT (nothing changed) outside 0..FL_MAX_THREADS. */
+int fl_set_threads(int threads);
 
 /* ---- matrix multiply-accumulate (mma.c) ---- */
 

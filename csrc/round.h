@@ -453,4 +453,17 @@ static inline double decode_one(uint32_t code, const prepared_format *p)
     return negative ? -value : value;
 }
 
+/* decode_one with the codec's one rule for a NaN's sign (docs/formats.md): where the format has
+ * NaN codes of both signs (ieee and fn, signed) the NaN keeps its code's sign, as encode keeps
+ * the input's; a format with a single NaN code (fnuz, p3109, unsigned) gives +NaN.  (decode_one
+ * itself gives +NaN for every NaN code: the block-scaled formats, scaled.c, define their NaN
+ * blocks' values with it.) */
+static inline double decode_one_signed_nan(uint32_t code, const prepared_format *p)
+{
+    const double value = decode_one(code, p);
+    if (value != value && (code & p->sign_bit) && p->nan_negative != p->nan_positive)
+        return copysign((double)NAN, -1.0);
+    return value;
+}
+
 #endif

@@ -21,4 +21,12 @@ int fl_max_threads(void)
 #endif
 }
 
-void fl_set_threads(int threads) { requested_threads = threads > 0 ? threads : 0; }
+int fl_set_threads(int threads)
+{
+    /* a bound, because the OpenMP runtime aborts the process (libgomp: "Thread creation
+     * failed") or crashes when asked for tens of thousands of threads */
+    if (threads < 0 || threads > FL_MAX_THREADS)
+        return FL_ERROR_ARGUMENT;
+    requested_threads = threads;
+    return FL_OK;
+}

@@ -424,5 +424,9 @@ def quantize(x: torch.Tensor, fmt: Format, rounding: str = "nearest_even", *, sa
         else:
             signed_result = torch.where(to_nan, full(code_zero_value), signed_result)
             result_is_nan = result_is_nan & ~negative_input
-    signed_result = torch.where(result_is_nan, torch.full_like(magnitude, math.nan), signed_result)
+    # a NaN keeps its sign where the format has NaN codes of both signs (docs/formats.md, issue 11);
+    # a zero input of a format without zero gives the positive NaN
+    signed_nans = fmt.signed and fmt.specials in ("ieee", "fn")
+    nan = torch.where(negative & ~is_zero & signed_nans, full(-math.nan), full(math.nan))
+    signed_result = torch.where(result_is_nan, nan, signed_result)
     return signed_result.to(output_dtype).reshape(x.shape)

@@ -60,16 +60,21 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import os
 
 import numpy as np
 
 from . import _c
 from ._c import ffi, lib
-from ._dtypes import is_narrow_float, native_byte_order, widen_narrow_float
+from ._dtypes import as_float_input, is_narrow_float
 from .formats import Format, as_format, ml_dtypes_presets
 from .integers import IntFormat
 
-__all__ = ["encode", "decode", "quantize", "to_ml_dtypes", "Stats", "set_threads", "get_threads"]
+__all__ = ["encode", "decode", "quantize", "to_ml_dtypes", "Stats", "set_threads", "get_threads", "MAX_THREADS"]
+
+#: The most threads :func:`set_threads` takes: 64 per CPU, at most the C core's FL_MAX_THREADS (4096).
+#: The OpenMP runtime kills the process when it cannot create the threads it is asked for.
+MAX_THREADS = min(int(lib.FL_MAX_THREADS), 64 * (os.cpu_count() or 1))
 
 
 @dataclasses.dataclass
@@ -87,13 +92,18 @@ class Stats:
 
 
 def set_threads(threads: int | None = None) -> None:
-    """Number of threads the C loops use (None: the OpenMP default). Results never depend on it."""
+    """Number of threads the C loops use (None: the OpenMP default). Results never depend on it.
+
+    ``threads`` is an int from 1 to :data:`MAX_THREADS` (64 per CPU, at most 4096); anything else
+    is a ValueError and changes nothing.
+    """
     if threads is None:
-        lib.fl_set_threads(0)
+        _c.check_status(lib.fl_set_threads(0), "set_threads")
         return
-    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
-        raise ValueError(f"threads={threads!r} is not allowed: a positive int, or None for the default")
-    lib.fl_set_threads(int(threads))
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or not 1 <= threads <= MAX_THREADS:
+        raise ValueError(f"threads={threads!r} is not allowed: an int from 1 to {MAX_THREADS} (64 per CPU, "
+                         f"at most {int(lib.FL_MAX_THREADS)}), or None for the default")
+    _c.check_status(lib.fl_set_threads(int(threads)), "set_threads")
 
 
 def get_threads() -> int:
@@ -102,22 +112,9 @@ def get_threads() -> int:
 
 
 def _as_float_array(x, argument="x"):
-    """Return (contiguous float32/float64 array, was_scalar)."""
-    scalar = np.ndim(x) == 0 and not isinstance(x, np.ndarray)
-    array = np.asarray(x)
-    if array.dtype.kind == "f":
-        array = native_byte_order(array)
-    if is_narrow_float(array.dtype):
-        array = widen_narrow_float(array)  # float16 and ml_dtypes floats widen exactly to float32
-    elif array.dtype.kind != "f" or array.dtype.itemsize > 8:
-        if scalar and array.dtype.kind in "iub":
-            array = array.astype(np.float64)  # a Python int scalar: exact if it fits float64
-            if isinstance(x, numbers.Integral) and int(array) != x:
-                raise ValueError(f"{argument}={x!r} is not exactly representable as float64")
-        else:
-            raise TypeError(f"{argument} has dtype {array.dtype}: fmtlab takes float arrays (float32, "
-                            "float64, or float16/ml_dtypes floats which widen exactly); convert integers "
-                            "explicitly")
+    """Return (contiguous float32/float64 array, was_scalar): the shared coercion
+    (fmtlab._dtypes.as_float_input: byte order, narrow floats, exact ints, bools refused)."""
+    array, scalar = as_float_input(x, argument)
     # ascontiguousarray makes 0-d arrays 1-d; keep the caller's shape.
     return np.ascontiguousarray(array).reshape(array.shape), scalar
 
@@ -185,9 +182,25 @@ def encode(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bits
     return (result, _stats_from(c_stats, array.size)) if stats else result
 
 
+def _as_code_array(codes, fmt):
+    """(array, was_scalar) of decode's codes: integers of either byte order; a Python int of any
+    size is checked against the format's codes first (beyond int64 numpy would make it an object);
+    bools are TypeError, as in encode and quantize."""
+    if isinstance(codes, (bool, np.bool_)) or (isinstance(codes, np.ndarray) and codes.dtype.kind == "b"):
+        raise TypeError(f"codes={codes!r} is a bool: codes are unsigned integers ({fmt.code_dtype} for {fmt})")
+    if isinstance(codes, numbers.Integral) and not isinstance(codes, np.generic):
+        if not 0 <= int(codes) < 1 << fmt.bits:
+            raise ValueError(f"codes has the value {int(codes)}, outside the {fmt.bits}-bit codes of {fmt} "
+                             f"(0..{(1 << fmt.bits) - 1})")
+        return np.array(int(codes), dtype=fmt.code_dtype), True
+    return np.asarray(codes), np.ndim(codes) == 0 and not isinstance(codes, np.ndarray)
+
+
 def decode(codes, fmt=None):
     """Values of ``codes`` in ``fmt``: float32 when every value of the format is exact in float32
-    (``fmt.decode_dtype``), else float64.  Codes wider than the format raise ValueError.
+    (its largest value and its smallest step, 2^-149 or above: fmtlab._dtypes.exact_in_float32),
+    else float64.  Codes wider than the format raise ValueError.  A NaN code of a format with
+    NaN codes of both signs (ieee, fn) gives a NaN of the code's sign, else +NaN.
 
     For a scaled format, ``codes`` is the :class:`fmtlab.scaled.ScaledCodes` that :func:`encode`
     returned (``fmt`` may then be left out); the values are float64, exact.
@@ -201,8 +214,7 @@ def decode(codes, fmt=None):
         raise TypeError(f"fmt={fmt} is a scaled format: decode the ScaledCodes that fl.encode returned for it "
                         "(it carries the scales), not bare element codes")
     fmt = as_format(fmt)
-    scalar = np.ndim(codes) == 0 and not isinstance(codes, np.ndarray)
-    array = np.asarray(codes)
+    array, scalar = _as_code_array(codes, fmt)
     if array.dtype.kind not in "ui":
         raise TypeError(f"codes has dtype {array.dtype}: codes are unsigned integers "
                         f"({fmt.code_dtype} for {fmt})")

@@ -269,9 +269,9 @@ class Format:
 
     @property
     def decode_dtype(self) -> np.dtype:
-        """float32 when every value is exact in float32, else float64."""
-        fits = (self.man_bits <= 23 and self.emax <= 127 and self.min_subnormal_exponent >= -149)
-        return np.dtype(np.float32 if fits else np.float64)
+        """float32 when every value is exact in float32 (fmtlab._dtypes.exact_in_float32), else float64."""
+        from ._dtypes import exact_in_float32
+        return np.dtype(np.float32 if exact_in_float32(self) else np.float64)
 
     def values(self) -> np.ndarray:
         """Every code's value as float64, indexed by code (formats of 16 bits or fewer).

@@ -157,3 +157,25 @@ def test_big_endian_matmul_operands():
     a = np.array([[1.0, 2.5]], dtype=">f4")
     b = np.array([[2.0], [4.0]], dtype=">f4")
     assert fl.matmul(a, b, model=model)[0, 0] == 12.0
+
+
+# ---- the sanitizer build switch (build_native.py, .ci/run) -------------------------------------------
+@pytest.mark.parametrize("value, sanitized", [("1", True), ("", False)])
+def test_the_sanitizer_switch_adds_the_flags(value, sanitized):
+    """FMTLAB_SANITIZE=1 compiles and links with ASan + UBSan (no recovery, no -fwrapv), apart
+    from the normal build's work folder; without it the normal flags."""
+    import os
+    import subprocess
+    import sys
+    root = pathlib.Path(__file__).resolve().parents[1]
+    program = ("import build_native as b; print(b._compile_args); print(b._link_args); "
+               "print(b.SANITIZE)")
+    environment = dict(os.environ, FMTLAB_SANITIZE=value)
+    output = subprocess.run([sys.executable, "-c", program], cwd=root, env=environment, capture_output=True,
+                            text=True, check=True).stdout.splitlines()
+    compile_args, link_args = eval(output[0]), eval(output[1])  # noqa: S307 - lists printed by our own script
+    wanted = ["-fsanitize=address,undefined,float-cast-overflow", "-fno-sanitize-recover=all"]
+    assert all(flag in compile_args for flag in wanted) == sanitized
+    assert all(flag in link_args for flag in wanted) == sanitized
+    assert ("-fno-wrapv" in compile_args) == sanitized
+    assert output[2] == str(sanitized)

@@ -32,7 +32,10 @@ BIG_BLOCKS = (300, 5000)
 
 
 def bits(values: np.ndarray) -> np.ndarray:
-    """The raw bits of a float array (NaN payloads and signs of zero included)."""
+    """The raw bits of a float array (NaN payloads and signs of zero included; a NaN's sign is
+    not: the element codec keeps a NaN's sign (issue 11), and the value of a NaN block is then a
+    NaN times a NaN, whose sign depends on the operand order numpy and C happen to use)."""
+    values = np.where(np.isnan(values), np.abs(values), values).astype(values.dtype, copy=False)
     return values.view(np.uint32 if values.dtype == np.float32 else np.uint64)
 
 

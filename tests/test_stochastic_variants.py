@@ -528,7 +528,11 @@ def test_the_default_rule_keeps_todays_bits(explicit):
             values = x * 2.0**-14 if name == "tesla" else x
             for bits in (None, 1, 3, 8, 13, 32):
                 digest.update(fl.encode(values, fmt, "stochastic", seed=2718, sr_bits=bits, **keywords).tobytes())
-                digest.update(fl.quantize(values, fmt, "stochastic", seed=2718, sr_bits=bits, **keywords).tobytes())
+                quantized = fl.quantize(values, fmt, "stochastic", seed=2718, sr_bits=bits, **keywords)
+                # the digest predates the one NaN-sign rule (issue 11): quantize then gave +NaN for a
+                # negative NaN code (e4m3fn's overflows), so NaNs are compared without their sign here
+                # (tests/test_codec_regressions.py checks the signs)
+                digest.update(np.where(np.isnan(quantized), np.abs(quantized), quantized).tobytes())
     assert digest.hexdigest() == TODAYS_DIGEST
 
 
