@@ -358,7 +358,9 @@ static FL_ALWAYS_INLINE void element_chunk_f32(const int count, const uint32_t *
         const int32_t is_subnormal = subnormals & x_normal & q_normal & (a < normal_lo);
 
         const int32_t subnormal_shift = shift + normal_lo_exponent - (int32_t)(a >> 23);
-        const int32_t s = is_normal ? shift : (subnormal_shift < 31 ? subnormal_shift : 31);
+        /* clamped to 1..31 in every lane: lanes that are neither normal nor subnormal (their
+         * result is not used) would otherwise shift by a negative count, undefined in C */
+        const int32_t s = is_normal ? shift : (subnormal_shift < 1 ? 1 : subnormal_shift < 31 ? subnormal_shift : 31);
         const uint32_t v = is_normal ? a : (a & 0x007FFFFFu) | 0x00800000u;
         const int32_t base = is_normal ? -rebias : 0;
         const uint32_t mask = (1u << s) - 1, half = 1u << (s - 1);

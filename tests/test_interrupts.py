@@ -140,7 +140,10 @@ def _check_partial_sweep(out, finished):
     assert len(rows) == finished
     assert all(row["sqnr_db"] for row in rows)
     summary = (out / "summary.txt").read_text()
-    assert "best bias" in summary and "normal" in summary
+    assert "best bias" in summary
+    # a summary row for each complete group; none when only partial groups had finished
+    rows_shown = [line for line in summary.splitlines() if line.split()[:1] in (["normal"], ["lognormal"])]
+    assert bool(rows_shown) == (finished > 0)
 
 
 def test_ctrl_c_stops_a_sweep_at_once_and_writes_what_finished(tmp_path):
