@@ -450,7 +450,9 @@ static FL_ALWAYS_INLINE void stochastic_chunk_body(const int count, const double
         const int64_t is_slow = ((a != 0) & ((is_normal | is_subnormal) == 0)) | (1 - sign_allowed);
         const uint64_t significand = (uint64_t)(a & 0x000FFFFFFFFFFFFFLL) | 0x0010000000000000ULL;
         const int64_t wide = subnormal_grid - ((a >> 52) - 1023);      /* the subnormal shift */
-        const int64_t sub_shift = wide < 63 ? wide : 63;              /* >= 64 discards every bit */
+        /* >= 64 discards every bit; below 0 only in lanes that are not subnormal (unused there,
+         * clamped so that no lane shifts by a negative count) */
+        const int64_t sub_shift = wide < 0 ? 0 : wide < 63 ? wide : 63;
         const uint64_t sub_units = wide < 64 ? significand >> sub_shift : 0;
         const uint64_t sub_remainder = wide < 64 ? significand & ((1ULL << sub_shift) - 1) : significand;
         lower[t] = is_normal ? (a >> k->shift) - k->rebias : is_subnormal ? (int64_t)sub_units : 0;
@@ -471,7 +473,9 @@ static FL_ALWAYS_INLINE void stochastic_chunk_body(const int count, const double
         for (int t = 0; t < count; t++)
             words[t] = fl_mix64_inline(key + (first_index + (uint64_t)t) * 0x9E3779B97F4A7C15ULL);
         for (int t = 0; t < count; t++) {
-            const uint64_t threshold = shift[t] >= 64 ? remainder[t] : remainder[t] << (64 - shift[t]);
+            /* lanes without a remainder (zero, slow) may carry any shift: threshold 0 */
+            const int64_t bits = shift[t] < 1 ? 64 : shift[t] > 64 ? 0 : 64 - shift[t];
+            const uint64_t threshold = bits == 64 ? 0 : remainder[t] << bits;
             away[t] = words[t] < threshold;
         }
         for (int t = 0; t < count; t++)
