@@ -1,7 +1,8 @@
 """``fmtlab mma``: list the tensor-core models, or check them against measured GPU outputs.
 
 ``fmtlab mma list`` prints every preset with its parameters.  ``fmtlab mma check`` runs each
-preset on the dot products measured on real GPUs (:mod:`fmtlab.mma_validation`) and prints
+preset on the dot products measured on real GPUs (:mod:`fmtlab.mma_validation`; the data ship
+with fmtlab, ``--data DIR`` checks a directory of GPU-INPUT.npz files instead) and prints
 how many results are bit-identical; it exits 1 when a known configuration does not match.
 """
 from __future__ import annotations
@@ -19,8 +20,8 @@ def configure(parser):
     subparsers.add_parser("list", help="every preset model and its parameters (the default)")
     check = subparsers.add_parser("check", help="bit-exact match counts against measured GPU outputs")
     check.add_argument("--data", default=None, metavar="DIR",
-                       help="directory of the measured GPU-INPUT.npz files, e.g. H100-fp16.npz "
-                            "(default ../shared/tc-validation beside the checkout)")
+                       help="directory of measured GPU-INPUT.npz files, e.g. H100-fp16.npz "
+                            "(default: the measurements shipped with fmtlab)")
 
 
 def _show(value):
@@ -45,16 +46,17 @@ def run_list() -> int:
 
 
 def _cases(data):
-    """The validation cases of ``--data`` (None: the default directory), checked in --data's terms."""
-    from .mma_validation import default_data_dir, measured_files, validation_cases
+    """The validation cases of ``--data`` (None: the measurements shipped with fmtlab), checked in --data's terms."""
+    from .mma_validation import BUNDLED, measured_files, validation_cases
 
-    data_dir = pathlib.Path(data) if data else default_data_dir()
-    shown = data if data else f"{data_dir} (the default)"
+    if not data:
+        return BUNDLED, validation_cases()
+    data_dir = pathlib.Path(data)
     if not data_dir.is_dir():
-        raise FileNotFoundError(f"--data {shown} is not a directory; allowed: a directory of the measured "
+        raise FileNotFoundError(f"--data {data} is not a directory; allowed: a directory of the measured "
                                 "GPU-INPUT.npz files (e.g. H100-fp16.npz), such as ../shared/tc-validation")
     if not measured_files(data_dir):
-        raise FileNotFoundError(f"--data {shown} has no GPU-INPUT.npz files; allowed: a directory of the "
+        raise FileNotFoundError(f"--data {data} has no GPU-INPUT.npz files; allowed: a directory of the "
                                 "measured files, such as H100-fp16.npz or B200-e4m3.npz "
                                 "(GPU a preset GPU name, INPUT fp16, bf16, tf32, e4m3 or e5m2)")
     return data_dir, validation_cases(data_dir)
