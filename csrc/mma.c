@@ -163,9 +163,20 @@ static int prepare_model(const fl_mma_model *model, int64_t k, prepared_model *p
         (model->out_rounding != FL_ROUND_TOWARD_ZERO && model->out_rounding != FL_ROUND_NEAREST_EVEN) ||
         model->acc_frac_bits < -1 || model->acc_frac_bits > 23 ||
         (model->use_exp_floor && (model->exp_floor < -400 || model->exp_floor > 400)) ||
-        (model->c_addition != FL_MMA_C_FUSED && model->c_addition != FL_MMA_C_SEPARATE) ||
+        (model->c_addition != FL_MMA_C_FUSED && model->c_addition != FL_MMA_C_SEPARATE &&
+         model->c_addition != FL_MMA_C_LATE) ||
         (model->summation != FL_MMA_SUM_BLOCK_FMA && model->summation != FL_MMA_SUM_PAIRWISE) ||
+        (model->grouping != FL_MMA_GROUP_NONE && model->grouping != FL_MMA_GROUP_ODD_EVEN) ||
+        (model->flush_outputs != 0 && model->flush_outputs != 1) ||
+        (model->positive_zero != 0 && model->positive_zero != 1) ||
         model->c_emin < -149)
+        return FL_ERROR_MMA_MODEL;
+    /* The late addition keeps the product sum exact in a double: (block) terms below 2^(F + 2). */
+    if ((model->c_addition == FL_MMA_C_LATE &&
+         (model->frac_bits < 0 || model->frac_bits > 30 || model->block <= 0 || model->block > (1 << 20) ||
+          model->promote_every != 0 || model->acc_frac_bits >= 0)) ||
+        (model->grouping != FL_MMA_GROUP_NONE && model->c_addition != FL_MMA_C_LATE) ||
+        (model->flush_outputs && model->summation != FL_MMA_SUM_PAIRWISE))
         return FL_ERROR_MMA_MODEL;
     if (model->promote_every > 0 && model->block > 0 && model->promote_every % model->block != 0)
         return FL_ERROR_MMA_MODEL;
@@ -189,7 +200,8 @@ static int prepare_model(const fl_mma_model *model, int64_t k, prepared_model *p
     /* (block + 1) terms below 2^(F + 2) each: exact in a double while the total is <= 2^53. */
     if (model->frac_bits >= 0 && model->frac_bits <= 48) {
         double bound = (double)(p->block + 1) * pow2(model->frac_bits + 2);
-        p->fast = bound <= pow2(53);
+        /* The late addition and the +0 rule are done by the definition only (chain_step_general). */
+        p->fast = bound <= pow2(53) && model->c_addition != FL_MMA_C_LATE && !model->positive_zero;
         /* Each cut product is at most 2^(F+2) - 1 in magnitude: runs of int32_run of them sum in
          * int32, and the runs are added in double (exact, the total being below 2^53). */
         p->fast_int32 = model->frac_bits <= 28;
@@ -457,15 +469,105 @@ static double add_nearest_even(double x, double y, const fl_mma_format *format, 
     return result == 0.0 ? copysign(0.0, hi) : result;
 }
 
+/*
+ * One block of c_addition = LATE (AMD CDNA3; docs/tensor-cores.md §1, "late"), by the definition:
+ *   1. special values as everywhere (NaN, Inf * 0, Inf - Inf: NaN; else an Inf wins); then a
+ *      product of magnitude >= 2^128 counts as an Inf of its sign (both signs: NaN);
+ *   2. the products of a group are cut toward zero to F fraction bits below the group's largest
+ *      exponent T and summed exactly.  One group, or (FL_MMA_GROUP_ODD_EVEN) the even- and the
+ *      odd-indexed products apart, whose sums are then each rounded down (floor) to F fraction
+ *      bits below T = the larger of the two T and added;
+ *   3. J = max(T, e_c), e_c being c's exponent (at least c_emin; c = 0 counts as c_emin);
+ *   4. the product sum is rounded down to a multiple of 2^(J - 31) and c to one of 2^(J - 24)
+ *      (odd-even grouping: a c below 2^(J - 25) is dropped instead), the two are added exactly
+ *      and the sum is rounded once to the output format.
+ * Every quantity is exact in a double: F <= 30 and block <= 2^20 (prepare_model) keep the
+ * product sum below 2^53 units of its last place, and the scalings are powers of two.
+ */
+static double block_late(const float *a, const float *b, int64_t b_stride, const int16_t *ae, const int16_t *be,
+                         int64_t n, double c, int c_emin, const prepared_model *p)
+{
+    const fl_mma_model *model = &p->model;
+    int any_nan = isnan(c), positive_inf = c == INFINITY, negative_inf = c == -INFINITY;
+    int all_negative_zero = c == 0.0 && signbit(c);
+    for (int64_t q = 0; q < n; q++) {
+        double x = a[q], y = b[q * b_stride];
+        if (isnan(x) || isnan(y))
+            any_nan = 1;
+        else if (isinf(x) || isinf(y)) {
+            if (x == 0.0 || y == 0.0)
+                any_nan = 1;
+            else if ((signbit(x) != 0) != (signbit(y) != 0))
+                negative_inf = 1;
+            else
+                positive_inf = 1;
+        } else if (x * y != 0.0 || (signbit(x) != 0) == (signbit(y) != 0))
+            all_negative_zero = 0;
+    }
+    if (any_nan || (positive_inf && negative_inf))
+        return p->out_nan;
+    if (positive_inf || negative_inf)
+        return positive_inf ? INFINITY : -INFINITY;
+    const double overflow = pow2(128);
+    int over_positive = 0, over_negative = 0;
+    for (int64_t q = 0; q < n; q++) {
+        double product = (double)a[q] * b[q * b_stride]; /* exact */
+        over_positive |= product >= overflow;
+        over_negative |= product <= -overflow;
+    }
+    if (over_positive && over_negative)
+        return p->out_nan;
+    if (over_positive || over_negative)
+        return over_positive ? INFINITY : -INFINITY;
+    const int frac_bits = model->frac_bits, groups = model->grouping == FL_MMA_GROUP_ODD_EVEN ? 2 : 1;
+    int group_top[2] = {ZERO_EXPONENT, ZERO_EXPONENT};
+    double group_sum[2] = {0.0, 0.0};
+    for (int64_t q = 0; q < n; q++) {
+        double product = (double)a[q] * b[q * b_stride];
+        int e = ae[q] + be[q * b_stride];
+        if (product != 0.0 && e > group_top[q % groups])
+            group_top[q % groups] = e;
+    }
+    for (int64_t q = 0; q < n; q++) {
+        double product = (double)a[q] * b[q * b_stride];
+        int g = (int)(q % groups);
+        if (product != 0.0)
+            group_sum[g] += cut_toward_zero(product, pow2(frac_bits - group_top[g]), pow2(group_top[g] - frac_bits));
+    }
+    int top = group_top[0] > group_top[1] ? group_top[0] : group_top[1];
+    double sum = group_sum[0];
+    if (groups == 2 && top > NO_TERM_EXPONENT) {
+        sum = 0.0;
+        for (int g = 0; g < 2; g++)
+            sum += floor(group_sum[g] * pow2(frac_bits - top)) * pow2(top - frac_bits);
+    }
+    int c_exponent = c != 0.0 ? alignment_exponent(c, c_emin) : c_emin;
+    int joint = top > c_exponent ? top : c_exponent;
+    double products = floor(sum * pow2(31 - joint)) * pow2(joint - 31);
+    double addend = 0.0;
+    if (c != 0.0 && !(groups == 2 && c_exponent < joint - 25))
+        addend = floor(c * pow2(24 - joint)) * pow2(joint - 24);
+    double total = products + addend;
+    if (total == 0.0)
+        return all_negative_zero ? -0.0 : 0.0;
+    return round_to_format(total, &model->out, p->out_max, p->nearest_even);
+}
+
 /* One chain step by the definition: block [k0, k0 + n) of output (i, j) from the running c. */
 static double chain_step_general(const float *a, const float *b, int64_t b_stride, const int16_t *ae,
                                  const int16_t *be, int64_t n, double c, int c_emin,
                                  const prepared_model *p, superacc *acc)
 {
-    if (p->model.c_addition == FL_MMA_C_FUSED)
-        return block_general(a, b, b_stride, ae, be, n, c, c_emin, 1, p, acc);
-    double products = block_general(a, b, b_stride, ae, be, n, 0.0, c_emin, 0, p, acc);
-    return add_nearest_even(c, products, &p->model.out, p->out_max, p->out_nan);
+    double result;
+    if (p->model.c_addition == FL_MMA_C_LATE)
+        result = block_late(a, b, b_stride, ae, be, n, c, c_emin, p);
+    else if (p->model.c_addition == FL_MMA_C_FUSED)
+        result = block_general(a, b, b_stride, ae, be, n, c, c_emin, 1, p, acc);
+    else
+        result = add_nearest_even(c, block_general(a, b, b_stride, ae, be, n, 0.0, c_emin, 0, p, acc),
+                                  &p->model.out, p->out_max, p->out_nan);
+    /* MMA-Sim's rule for the sign of an exact zero: always +0 (positive_zero) */
+    return p->model.positive_zero && result == 0.0 ? 0.0 : result;
 }
 
 /* ---- the fast path: a strip of LANES outputs, one block at a time --------------- */
@@ -1053,23 +1155,36 @@ static void block_fma_tile(const operands *ops, const float *c, float *d, int64_
             d[i * n + j0 + w] = isnan(promoted[i - i0][w]) ? nan : promoted[i - i0][w];
 }
 
+/* x, or a zero of its sign when flushing and x is a float32 subnormal (AMD CDNA2's outputs). */
+static inline float flushed(float x, int flush)
+{
+    return flush && fabsf(x) < 1.17549435e-38f ? x * 0.0f : x;
+}
+
 /* Pairwise float32 sum of x[0..count), splitting at count / 2 (the definition of fp32_pairwise). */
-static float pairwise_sum(const float *x, int64_t count)
+static float pairwise_sum(const float *x, int64_t count, int flush)
 {
     if (count == 1)
         return x[0];
     int64_t half = count / 2;
-    return pairwise_sum(x, half) + pairwise_sum(x + half, count - half);
+    return flushed(pairwise_sum(x, half, flush) + pairwise_sum(x + half, count - half, flush), flush);
 }
 
-/* fp32_pairwise for one output: products rounded to float32, summed pairwise, then + c. */
+/* Pairwise summation for one output: products rounded to float32; for each block (all of K
+ * when block = 0) in increasing k, c = c + the pairwise sum of the block's products. */
 static float pairwise_element(const operands *ops, int64_t i, int64_t j, float c, float *scratch,
                               const prepared_model *p)
 {
     const float *a = ops->a + i * ops->k, *b = ops->b + j;
-    for (int64_t q = 0; q < ops->k; q++)
-        scratch[q] = (float)((double)a[q] * b[q * ops->ldb]); /* one rounding: the double product is exact */
-    float sum = ops->k > 0 ? pairwise_sum(scratch, ops->k) + c : c;
+    const int flush = p->model.flush_outputs;
+    for (int64_t q = 0; q < ops->k; q++) /* one rounding: the double product is exact */
+        scratch[q] = flushed((float)((double)a[q] * b[q * ops->ldb]), flush);
+    int64_t block = p->model.block > 0 ? p->model.block : (ops->k > 0 ? ops->k : 1);
+    float sum = c;
+    for (int64_t k0 = 0; k0 < ops->k; k0 += block)
+        sum = flushed(sum + pairwise_sum(scratch + k0, k0 + block < ops->k ? block : ops->k - k0, flush), flush);
+    if (p->model.positive_zero && sum == 0.0f)
+        sum = 0.0f;
     return isnan(sum) ? (float)p->out_nan : sum;
 }
 

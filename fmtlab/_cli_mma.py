@@ -34,9 +34,13 @@ def run_list() -> int:
     rows = []
     for model in mma_models():
         formats = str(model.a_format) if model.a_format == model.b_format else f"{model.a_format} x {model.b_format}"
-        block = "pairwise" if model.summation == "pairwise" else ("K" if model.block is None else model.block)
-        rows.append((model.name, formats, block, _show(model.frac_bits), str(model.out_format), model.out_rounding,
-                     _show(model.acc_frac_bits), _show(model.exp_floor), model.c_addition, model.note))
+        block = "K" if model.block is None else str(model.block)
+        if model.summation == "pairwise":
+            block = "pairwise" if model.block is None else f"pairwise/{model.block}"
+        rounding = model.out_rounding + (", ftz" if model.flush_inputs or model.flush_outputs else "")
+        c_addition = model.c_addition + (", odd/even" if model.product_grouping == "odd_even" else "")
+        rows.append((model.name, formats, block, _show(model.frac_bits), str(model.out_format), rounding,
+                     _show(model.acc_frac_bits), _show(model.exp_floor), c_addition, model.note))
     print(render_table(_LIST_HEADER, rows, right=(2, 3, 6, 7)))
     print('\nNVIDIA calls e4m3fn "E4M3" (--models h100:e4m3 is read as h100:e4m3fn); fmtlab\'s e4m3 is the '
           "IEEE-like format with infinities (max 240), which no tensor core takes.\n"

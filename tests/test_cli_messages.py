@@ -25,7 +25,7 @@ FORMATS_ALLOWED = ("fp32, tf32, fp16, bf16, cfloat8_1_4_3, cfloat8_1_5_2, shp, u
 BIASES_ALLOWED = "all, auto, or biases 0..63 as a list such as 5,7,10-14"
 ROUNDINGS_ALLOWED = "nearest_even, nearest_away, toward_zero, up, down, odd, stochastic (comma-separated)"
 GPUS_ALLOWED = ("GPU:INPUT[:OUT][:promote=N] with GPU one of v100, t4, a100, a2, a30, ada, l40s, h100, h200, "
-                "b200, or fp32_fma, fp32_pairwise, exact[:INPUT]")
+                "b200, mi100, mi250x, mi300x, or fp32_fma, fp32_pairwise, exact[:INPUT]")
 CONFIGS_ALLOWED = ("all, or a comma-separated list of fp32, bf16_mixed, bf16_pure_rne, bf16_pure_sr, "
                    "fp16_mixed_noscale, fp16_mixed_dynscale, e4m3_e5m2, cfloat8, h100_fp8, mxfp8, nvfp4, fp8_current, "
                    "fp8_delayed, fp8_block128")
