@@ -78,3 +78,30 @@ def test_the_recorded_search(input_name, best, best_parameters):
     assert best - preset == 1  # one vector better than the preset: not a model, so the preset stays
     # c fused into the block (the published model and MMA-Sim's, block 32, F = 13 or 25) is far worse
     assert max(count for values, count in counts.items() if values[3] == "fused") < preset - 500
+
+
+@pytest.mark.parametrize("input_name, best", [("e4m3fn", 3134), ("e5m2", 3366)])
+def test_the_fp32_output_model_with_c_rounded_to_fp16_does_not_fit(input_name, best):
+    # The Hopper FP32-output path (block 32, F = 13-25, toward zero, with or without the 13-bit
+    # cut, c fused as FP16) followed by one rounding to FP16.
+    case = OPEN[("h100", input_name)]
+    data = case.arrays()
+    a, b, c = (data[key].view(np.float32) for key in ("a", "b", "c"))
+    measured = data["d_fp16"]
+    counts = []
+    for frac_bits, acc_frac_bits in itertools.product((13, 14, 16, 25), (None, 13, 10)):
+        model = fl.MMAModel(input_name, block=32, frac_bits=frac_bits, out_format="fp32", out_rounding="toward_zero",
+                            acc_frac_bits=acc_frac_bits, c_format="fp16")
+        wide = fl.matmul(a[:, None, :], b[:, :, None], c[:, None, None], model=model)[:, 0, 0]
+        counts.append(int(np.count_nonzero(fl.quantize(wide, "fp16").astype(np.float32).view(np.uint32) == measured)))
+    assert max(counts) == best
+
+
+@pytest.mark.parametrize("input_name, best", [("e4m3fn", 3571), ("e5m2", 3759)])
+def test_c_given_as_fp32_fits_worse_than_fp16(input_name, best):
+    case = OPEN[("h100", input_name)]
+    counts = [match_count(case, fl.MMAModel(input_name, block=32, frac_bits=frac_bits, out_format="fp16",
+                                            out_rounding=rounding, c_format="fp32", c_addition=c_addition))[0]
+              for frac_bits, rounding, c_addition in itertools.product(
+                  (None, 13, 25), ("nearest_even", "toward_zero"), ("fused", "separate"))]
+    assert max(counts) == best
