@@ -7,7 +7,10 @@ the tests (tests/mma_reference.py) on a small size, to show what the C kernel re
 Each figure is the best of --repeats runs, wall clock, with fmtlab's and BLAS's default
 threads.  Usage:
 
-    python benchmarks/bench_mma.py [--sizes 512,1024] [--repeats 3] [--threads N]
+    python benchmarks/bench_mma.py [--sizes 512,1024] [--repeats 3] [--threads N] [--other-size 256]
+
+The fast-path presets (--models) are timed at every size; the models computed by the definition
+per element (FP8 with FP16 output, the AMD presets: --other-models) at --other-size only.
 """
 import argparse
 import os
@@ -20,6 +23,9 @@ import fmtlab as fl
 from _timing import best_time  # benchmarks/_timing.py
 
 MODELS = ("h100-fp16-fp32", "h100-e4m3fn-fp32")
+# Models off the fast path (the definition per output element): timed at --other-size only.
+OTHER_MODELS = ("h100-e4m3fn-fp16", "mi100-fp16-fp32", "mi250x-fp16-fp32", "mi300x-fp16-fp32",
+                "mi300x-e4m3fnuz-fp32")
 
 
 def operands(model, size, seed=0):
@@ -37,6 +43,9 @@ def main():
     parser.add_argument("--reference-size", type=int, default=24,
                         help="n of the exact reference's n x n x n product (it is slow)")
     parser.add_argument("--threads", type=int, default=None, help="threads for fmtlab (default: all)")
+    parser.add_argument("--other-models", default=",".join(OTHER_MODELS),
+                        help="comma-separated preset names timed at --other-size ('' for none)")
+    parser.add_argument("--other-size", type=int, default=256)
     args = parser.parse_args()
     fl.set_threads(args.threads)
     models = [fl.mma_model(name) for name in args.models.split(",")]
@@ -44,14 +53,15 @@ def main():
     print(f"fmtlab {fl.__version__}, {os.cpu_count()} CPUs, fmtlab threads: "
           f"{args.threads or 'default'}; best of {args.repeats}, wall clock\n")
     rows = [("n x n x n", "model", "fmtlab ms", "numpy f32 ms", "ratio", "G products/s")]
-    for size in sizes:
-        for model in models:
-            a, b = operands(model, size)
-            fl.matmul(a[:16], b, model=model)  # load the extension, warm the caches
-            ours = best_time(lambda: fl.matmul(a, b, model=model), args.repeats)
-            blas = best_time(lambda: a @ b, max(args.repeats, 5))
-            rows.append((f"{size}", model.name, f"{ours * 1e3:.1f}", f"{blas * 1e3:.2f}",
-                         f"{ours / blas:.1f}x", f"{size ** 3 / ours / 1e9:.2f}"))
+    others = [fl.mma_model(name) for name in args.other_models.split(",") if name]
+    runs = [(size, model) for size in sizes for model in models] + [(args.other_size, model) for model in others]
+    for size, model in runs:
+        a, b = operands(model, size)
+        fl.matmul(a[:16], b, model=model)  # load the extension, warm the caches
+        ours = best_time(lambda: fl.matmul(a, b, model=model), args.repeats)
+        blas = best_time(lambda: a @ b, max(args.repeats, 5))
+        rows.append((f"{size}", model.name, f"{ours * 1e3:.1f}", f"{blas * 1e3:.2f}",
+                     f"{ours / blas:.1f}x", f"{size ** 3 / ours / 1e9:.2f}"))
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
     try:
         import mma_reference

@@ -289,13 +289,25 @@ int fl_set_threads(int threads);
 /* How c enters a block (docs/tensor-cores.md, "c_addition"). */
 enum fl_mma_c_addition {
     FL_MMA_C_FUSED = 0,     /* c is one more term of the block: aligned, cut and summed with the products */
-    FL_MMA_C_SEPARATE = 1   /* the block sums the products alone and rounds them; c is then added
+    FL_MMA_C_SEPARATE = 1,  /* the block sums the products alone and rounds them; c is then added
                                by a separate adder that rounds to nearest-even (B200 FP8) */
+    FL_MMA_C_LATE = 2       /* AMD CDNA3: the exact sum of the cut products and c are aligned to the
+                               larger of their exponents and rounded down (toward -Inf), the sum to
+                               31 and c to 24 fraction bits, then added and rounded once */
+};
+
+/* How the products of a block are grouped before they are summed (c_addition = LATE only). */
+enum fl_mma_grouping {
+    FL_MMA_GROUP_NONE = 0,     /* one group: every product is aligned to the block's largest */
+    FL_MMA_GROUP_ODD_EVEN = 1  /* AMD CDNA3 FP8: even- and odd-indexed products summed apart, each
+                                  aligned to its own largest exponent, then joined (rounded down) */
 };
 
 enum fl_mma_summation {
     FL_MMA_SUM_BLOCK_FMA = 0,  /* a chain of block fused multiply-adds over K (tensor cores) */
-    FL_MMA_SUM_PAIRWISE = 1    /* float32 products, pairwise float32 sum, then + c (fp32_pairwise) */
+    FL_MMA_SUM_PAIRWISE = 1    /* float32 products, pairwise float32 sum of each block (all of K when
+                                  block = 0), each added to the running float32 c (fp32_pairwise,
+                                  AMD CDNA1/CDNA2) */
 };
 
 /* A binary format whose every value is exact in float32 (fp32, fp16, bf16, e4m3fn, ...). */
@@ -327,6 +339,11 @@ typedef struct fl_mma_model {
     int promote_every;   /* 0, or: every this many elements of K the partial sum (a chain started
                             from c = 0) is added to a float32 accumulator, rounding to nearest-even */
     int summation;       /* enum fl_mma_summation */
+    int grouping;        /* enum fl_mma_grouping */
+    int flush_outputs;   /* 1 (pairwise only): every float32 product, partial sum and running c
+                            below 2^-126 becomes a zero of its sign (AMD CDNA2) */
+    int positive_zero;   /* 1: an exact zero block result is +0 (MMA-Sim); 0: IEEE 754's rule,
+                            -0 only when every term is -0 */
 } fl_mma_model;
 
 /*

@@ -41,6 +41,11 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+/* AVX2 and AVX-512 copies of the product loops, chosen at run time (prepared_model.simd). */
+#define FL_MMA_WIDE_SIMD 1
+#endif
 
 /* Exponent given to zero (and non-finite) inputs: the sum of two stays far below any real
  * product exponent (>= -300) and still fits in int16_t, so it never wins the maximum. */
@@ -147,7 +152,30 @@ typedef struct prepared_model {
     int fma_equivalent;      /* 1: a block of one product is one float32 fused multiply-add */
     int float_products;      /* 1: every product and its scaled cut are exact in float32 */
     int out_is_float32;      /* 1: the output format is float32 itself */
+    int simd;                /* SIMD_SSE2, SIMD_AVX2 or SIMD_AVX512: which product loops run */
 } prepared_model;
+
+enum { SIMD_SSE2 = 0, SIMD_AVX2 = 1, SIMD_AVX512 = 2 };
+
+/* The widest product loops this CPU runs; FMTLAB_MMA_SIMD=sse2|avx2 asks for a narrower one
+ * (the tests use it to check that every copy gives the same bits). */
+static int simd_level(void)
+{
+    int level = SIMD_SSE2;
+#ifdef FL_MMA_WIDE_SIMD
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2"))
+        level = SIMD_AVX2;
+    if (__builtin_cpu_supports("avx512f"))
+        level = SIMD_AVX512;
+    const char *asked = getenv("FMTLAB_MMA_SIMD");
+    if (asked && strcmp(asked, "sse2") == 0)
+        level = SIMD_SSE2;
+    else if (asked && strcmp(asked, "avx2") == 0 && level > SIMD_AVX2)
+        level = SIMD_AVX2;
+#endif
+    return level;
+}
 
 static int valid_format(const fl_mma_format *format)
 {
@@ -163,9 +191,20 @@ static int prepare_model(const fl_mma_model *model, int64_t k, prepared_model *p
         (model->out_rounding != FL_ROUND_TOWARD_ZERO && model->out_rounding != FL_ROUND_NEAREST_EVEN) ||
         model->acc_frac_bits < -1 || model->acc_frac_bits > 23 ||
         (model->use_exp_floor && (model->exp_floor < -400 || model->exp_floor > 400)) ||
-        (model->c_addition != FL_MMA_C_FUSED && model->c_addition != FL_MMA_C_SEPARATE) ||
+        (model->c_addition != FL_MMA_C_FUSED && model->c_addition != FL_MMA_C_SEPARATE &&
+         model->c_addition != FL_MMA_C_LATE) ||
         (model->summation != FL_MMA_SUM_BLOCK_FMA && model->summation != FL_MMA_SUM_PAIRWISE) ||
+        (model->grouping != FL_MMA_GROUP_NONE && model->grouping != FL_MMA_GROUP_ODD_EVEN) ||
+        (model->flush_outputs != 0 && model->flush_outputs != 1) ||
+        (model->positive_zero != 0 && model->positive_zero != 1) ||
         model->c_emin < -149)
+        return FL_ERROR_MMA_MODEL;
+    /* The late addition keeps the product sum exact in a double: (block) terms below 2^(F + 2). */
+    if ((model->c_addition == FL_MMA_C_LATE &&
+         (model->frac_bits < 0 || model->frac_bits > 30 || model->block <= 0 || model->block > (1 << 20) ||
+          model->promote_every != 0 || model->acc_frac_bits >= 0)) ||
+        (model->grouping != FL_MMA_GROUP_NONE && model->c_addition != FL_MMA_C_LATE) ||
+        (model->flush_outputs && model->summation != FL_MMA_SUM_PAIRWISE))
         return FL_ERROR_MMA_MODEL;
     if (model->promote_every > 0 && model->block > 0 && model->promote_every % model->block != 0)
         return FL_ERROR_MMA_MODEL;
@@ -189,7 +228,8 @@ static int prepare_model(const fl_mma_model *model, int64_t k, prepared_model *p
     /* (block + 1) terms below 2^(F + 2) each: exact in a double while the total is <= 2^53. */
     if (model->frac_bits >= 0 && model->frac_bits <= 48) {
         double bound = (double)(p->block + 1) * pow2(model->frac_bits + 2);
-        p->fast = bound <= pow2(53);
+        /* The late addition and the +0 rule are done by the definition only (chain_step_general). */
+        p->fast = bound <= pow2(53) && model->c_addition != FL_MMA_C_LATE && !model->positive_zero;
         /* Each cut product is at most 2^(F+2) - 1 in magnitude: runs of int32_run of them sum in
          * int32, and the runs are added in double (exact, the total being below 2^53). */
         p->fast_int32 = model->frac_bits <= 28;
@@ -201,6 +241,7 @@ static int prepare_model(const fl_mma_model *model, int64_t k, prepared_model *p
     p->float_products = p->fast_int32 && model->a.man_bits + model->b.man_bits + 2 <= 24 &&
                         model->a.min_exponent + model->b.min_exponent >= -126 &&
                         model->a.emax + model->b.emax + 2 <= 127;
+    p->simd = simd_level();
     p->out_is_float32 = model->out.man_bits == 23 && model->out.emin == -126 && model->out.emax == 127;
     p->fma_equivalent = model->frac_bits < 0 && model->out.man_bits == 23 && model->out.emin == -126 &&
                         model->out.emax == 127 && p->nearest_even && p->acc.man_bits == 23 &&
@@ -457,15 +498,105 @@ static double add_nearest_even(double x, double y, const fl_mma_format *format, 
     return result == 0.0 ? copysign(0.0, hi) : result;
 }
 
+/*
+ * One block of c_addition = LATE (AMD CDNA3; docs/tensor-cores.md §1, "late"), by the definition:
+ *   1. special values as everywhere (NaN, Inf * 0, Inf - Inf: NaN; else an Inf wins); then a
+ *      product of magnitude >= 2^128 counts as an Inf of its sign (both signs: NaN);
+ *   2. the products of a group are cut toward zero to F fraction bits below the group's largest
+ *      exponent T and summed exactly.  One group, or (FL_MMA_GROUP_ODD_EVEN) the even- and the
+ *      odd-indexed products apart, whose sums are then each rounded down (floor) to F fraction
+ *      bits below T = the larger of the two T and added;
+ *   3. J = max(T, e_c), e_c being c's exponent (at least c_emin; c = 0 counts as c_emin);
+ *   4. the product sum is rounded down to a multiple of 2^(J - 31) and c to one of 2^(J - 24)
+ *      (odd-even grouping: a c below 2^(J - 25) is dropped instead), the two are added exactly
+ *      and the sum is rounded once to the output format.
+ * Every quantity is exact in a double: F <= 30 and block <= 2^20 (prepare_model) keep the
+ * product sum below 2^53 units of its last place, and the scalings are powers of two.
+ */
+static double block_late(const float *a, const float *b, int64_t b_stride, const int16_t *ae, const int16_t *be,
+                         int64_t n, double c, int c_emin, const prepared_model *p)
+{
+    const fl_mma_model *model = &p->model;
+    int any_nan = isnan(c), positive_inf = c == INFINITY, negative_inf = c == -INFINITY;
+    int all_negative_zero = c == 0.0 && signbit(c);
+    for (int64_t q = 0; q < n; q++) {
+        double x = a[q], y = b[q * b_stride];
+        if (isnan(x) || isnan(y))
+            any_nan = 1;
+        else if (isinf(x) || isinf(y)) {
+            if (x == 0.0 || y == 0.0)
+                any_nan = 1;
+            else if ((signbit(x) != 0) != (signbit(y) != 0))
+                negative_inf = 1;
+            else
+                positive_inf = 1;
+        } else if (x * y != 0.0 || (signbit(x) != 0) == (signbit(y) != 0))
+            all_negative_zero = 0;
+    }
+    if (any_nan || (positive_inf && negative_inf))
+        return p->out_nan;
+    if (positive_inf || negative_inf)
+        return positive_inf ? INFINITY : -INFINITY;
+    const double overflow = pow2(128);
+    int over_positive = 0, over_negative = 0;
+    for (int64_t q = 0; q < n; q++) {
+        double product = (double)a[q] * b[q * b_stride]; /* exact */
+        over_positive |= product >= overflow;
+        over_negative |= product <= -overflow;
+    }
+    if (over_positive && over_negative)
+        return p->out_nan;
+    if (over_positive || over_negative)
+        return over_positive ? INFINITY : -INFINITY;
+    const int frac_bits = model->frac_bits, groups = model->grouping == FL_MMA_GROUP_ODD_EVEN ? 2 : 1;
+    int group_top[2] = {ZERO_EXPONENT, ZERO_EXPONENT};
+    double group_sum[2] = {0.0, 0.0};
+    for (int64_t q = 0; q < n; q++) {
+        double product = (double)a[q] * b[q * b_stride];
+        int e = ae[q] + be[q * b_stride];
+        if (product != 0.0 && e > group_top[q % groups])
+            group_top[q % groups] = e;
+    }
+    for (int64_t q = 0; q < n; q++) {
+        double product = (double)a[q] * b[q * b_stride];
+        int g = (int)(q % groups);
+        if (product != 0.0)
+            group_sum[g] += cut_toward_zero(product, pow2(frac_bits - group_top[g]), pow2(group_top[g] - frac_bits));
+    }
+    int top = group_top[0] > group_top[1] ? group_top[0] : group_top[1];
+    double sum = group_sum[0];
+    if (groups == 2 && top > NO_TERM_EXPONENT) {
+        sum = 0.0;
+        for (int g = 0; g < 2; g++)
+            sum += floor(group_sum[g] * pow2(frac_bits - top)) * pow2(top - frac_bits);
+    }
+    int c_exponent = c != 0.0 ? alignment_exponent(c, c_emin) : c_emin;
+    int joint = top > c_exponent ? top : c_exponent;
+    double products = floor(sum * pow2(31 - joint)) * pow2(joint - 31);
+    double addend = 0.0;
+    if (c != 0.0 && !(groups == 2 && c_exponent < joint - 25))
+        addend = floor(c * pow2(24 - joint)) * pow2(joint - 24);
+    double total = products + addend;
+    if (total == 0.0)
+        return all_negative_zero ? -0.0 : 0.0;
+    return round_to_format(total, &model->out, p->out_max, p->nearest_even);
+}
+
 /* One chain step by the definition: block [k0, k0 + n) of output (i, j) from the running c. */
 static double chain_step_general(const float *a, const float *b, int64_t b_stride, const int16_t *ae,
                                  const int16_t *be, int64_t n, double c, int c_emin,
                                  const prepared_model *p, superacc *acc)
 {
-    if (p->model.c_addition == FL_MMA_C_FUSED)
-        return block_general(a, b, b_stride, ae, be, n, c, c_emin, 1, p, acc);
-    double products = block_general(a, b, b_stride, ae, be, n, 0.0, c_emin, 0, p, acc);
-    return add_nearest_even(c, products, &p->model.out, p->out_max, p->out_nan);
+    double result;
+    if (p->model.c_addition == FL_MMA_C_LATE)
+        result = block_late(a, b, b_stride, ae, be, n, c, c_emin, p);
+    else if (p->model.c_addition == FL_MMA_C_FUSED)
+        result = block_general(a, b, b_stride, ae, be, n, c, c_emin, 1, p, acc);
+    else
+        result = add_nearest_even(c, block_general(a, b, b_stride, ae, be, n, 0.0, c_emin, 0, p, acc),
+                                  &p->model.out, p->out_max, p->out_nan);
+    /* MMA-Sim's rule for the sign of an exact zero: always +0 (positive_zero) */
+    return p->model.positive_zero && result == 0.0 ? 0.0 : result;
 }
 
 /* ---- the fast path: a strip of LANES outputs, one block at a time --------------- */
@@ -611,6 +742,178 @@ static inline void strip_products_double(const float *restrict a, const float *r
 #endif
 }
 
+#ifdef FL_MMA_WIDE_SIMD
+/*
+ * The same loops, eight or sixteen lanes to an instruction.  Each lane does exactly the
+ * operations of the SSE2 and plain C loops (a float or double multiply by a[q], one by the
+ * power-of-two scale, a truncating conversion, an int32 addition; the int32 run sums added in
+ * double), so the bits are the same; only the width differs.
+ */
+__attribute__((target("avx2"))) static void strip_largest_avx2(const int16_t *restrict ae,
+                                                               const int16_t *restrict be, int64_t ldb,
+                                                               int64_t count, int16_t largest[LANES])
+{
+    __m256i top = _mm256_set1_epi16((int16_t)(2 * ZERO_EXPONENT));
+    for (int64_t q = 0; q < count; q++)
+        top = _mm256_max_epi16(top, _mm256_add_epi16(_mm256_set1_epi16(ae[q]),
+                                                     _mm256_loadu_si256((const __m256i *)(be + q * ldb))));
+    _mm256_storeu_si256((__m256i *)largest, top);
+}
+
+__attribute__((target("avx2"))) static void strip_products_float_avx2(const float *restrict a,
+                                                                      const float *restrict b, int64_t ldb,
+                                                                      int64_t count, int64_t run,
+                                                                      const float scale[LANES], double total[LANES])
+{
+    const __m256 scale0 = _mm256_loadu_ps(scale), scale1 = _mm256_loadu_ps(scale + 8);
+    __m256d t[4];
+    for (int v = 0; v < 4; v++)
+        t[v] = _mm256_setzero_pd();
+    for (int64_t start = 0; start < count; start += run) {
+        int64_t end = start + run < count ? start + run : count;
+        __m256i sum0 = _mm256_setzero_si256(), sum1 = sum0;
+        for (int64_t q = start; q < end; q++) {
+            const __m256 x = _mm256_set1_ps(a[q]);
+            const float *row = b + q * ldb;
+            sum0 = _mm256_add_epi32(sum0, _mm256_cvttps_epi32(_mm256_mul_ps(_mm256_mul_ps(x, _mm256_loadu_ps(row)),
+                                                                            scale0)));
+            sum1 = _mm256_add_epi32(sum1, _mm256_cvttps_epi32(_mm256_mul_ps(
+                                              _mm256_mul_ps(x, _mm256_loadu_ps(row + 8)), scale1)));
+        }
+        t[0] = _mm256_add_pd(t[0], _mm256_cvtepi32_pd(_mm256_castsi256_si128(sum0)));
+        t[1] = _mm256_add_pd(t[1], _mm256_cvtepi32_pd(_mm256_extracti128_si256(sum0, 1)));
+        t[2] = _mm256_add_pd(t[2], _mm256_cvtepi32_pd(_mm256_castsi256_si128(sum1)));
+        t[3] = _mm256_add_pd(t[3], _mm256_cvtepi32_pd(_mm256_extracti128_si256(sum1, 1)));
+    }
+    for (int v = 0; v < 4; v++)
+        _mm256_storeu_pd(total + 4 * v, t[v]);
+}
+
+__attribute__((target("avx2"))) static void strip_products_double_avx2(const float *restrict a,
+                                                                       const float *restrict b, int64_t ldb,
+                                                                       int64_t count, int64_t run,
+                                                                       const double scale[LANES],
+                                                                       double total[LANES])
+{
+    __m256d s[4], t[4];
+    for (int v = 0; v < 4; v++) {
+        s[v] = _mm256_loadu_pd(scale + 4 * v);
+        t[v] = _mm256_setzero_pd();
+    }
+    for (int64_t start = 0; start < count; start += run) {
+        int64_t end = start + run < count ? start + run : count;
+        __m128i sum[4];
+        for (int v = 0; v < 4; v++)
+            sum[v] = _mm_setzero_si128();
+        for (int64_t q = start; q < end; q++) {
+            const __m256d x = _mm256_set1_pd((double)a[q]);
+            const float *row = b + q * ldb;
+            for (int v = 0; v < 4; v++)
+                sum[v] = _mm_add_epi32(sum[v], _mm256_cvttpd_epi32(_mm256_mul_pd(
+                                                   _mm256_mul_pd(x, _mm256_cvtps_pd(_mm_loadu_ps(row + 4 * v))), s[v])));
+        }
+        for (int v = 0; v < 4; v++)
+            t[v] = _mm256_add_pd(t[v], _mm256_cvtepi32_pd(sum[v]));
+    }
+    for (int v = 0; v < 4; v++)
+        _mm256_storeu_pd(total + 4 * v, t[v]);
+}
+
+__attribute__((target("avx512f"))) static void strip_products_float_avx512(const float *restrict a,
+                                                                           const float *restrict b, int64_t ldb,
+                                                                           int64_t count, int64_t run,
+                                                                           const float scale[LANES],
+                                                                           double total[LANES])
+{
+    const __m512 scale_all = _mm512_loadu_ps(scale);
+    __m512d low = _mm512_setzero_pd(), high = low;
+    for (int64_t start = 0; start < count; start += run) {
+        int64_t end = start + run < count ? start + run : count;
+        __m512i sum = _mm512_setzero_si512();
+        for (int64_t q = start; q < end; q++)
+            sum = _mm512_add_epi32(sum, _mm512_cvttps_epi32(_mm512_mul_ps(
+                                            _mm512_mul_ps(_mm512_set1_ps(a[q]), _mm512_loadu_ps(b + q * ldb)), scale_all)));
+        low = _mm512_add_pd(low, _mm512_cvtepi32_pd(_mm512_castsi512_si256(sum)));
+        high = _mm512_add_pd(high, _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(sum, 1)));
+    }
+    _mm512_storeu_pd(total, low);
+    _mm512_storeu_pd(total + 8, high);
+}
+
+__attribute__((target("avx512f"))) static void strip_products_double_avx512(const float *restrict a,
+                                                                            const float *restrict b, int64_t ldb,
+                                                                            int64_t count, int64_t run,
+                                                                            const double scale[LANES],
+                                                                            double total[LANES])
+{
+    const __m512d scale_low = _mm512_loadu_pd(scale), scale_high = _mm512_loadu_pd(scale + 8);
+    __m512d low = _mm512_setzero_pd(), high = low;
+    for (int64_t start = 0; start < count; start += run) {
+        int64_t end = start + run < count ? start + run : count;
+        __m256i sum_low = _mm256_setzero_si256(), sum_high = sum_low;
+        for (int64_t q = start; q < end; q++) {
+            const __m512d x = _mm512_set1_pd((double)a[q]);
+            const float *row = b + q * ldb;
+            sum_low = _mm256_add_epi32(sum_low, _mm512_cvttpd_epi32(_mm512_mul_pd(
+                                                    _mm512_mul_pd(x, _mm512_cvtps_pd(_mm256_loadu_ps(row))), scale_low)));
+            sum_high = _mm256_add_epi32(sum_high, _mm512_cvttpd_epi32(_mm512_mul_pd(
+                                                      _mm512_mul_pd(x, _mm512_cvtps_pd(_mm256_loadu_ps(row + 8))),
+                                                      scale_high)));
+        }
+        low = _mm512_add_pd(low, _mm512_cvtepi32_pd(sum_low));
+        high = _mm512_add_pd(high, _mm512_cvtepi32_pd(sum_high));
+    }
+    _mm512_storeu_pd(total, low);
+    _mm512_storeu_pd(total + 8, high);
+}
+#endif
+
+/* The product loops and the exponent maximum at the widest SIMD the model was prepared for. */
+static inline void strip_largest_any(const prepared_model *p, const int16_t *ae, const int16_t *be, int64_t ldb,
+                                     int64_t count, int16_t largest[LANES])
+{
+#ifdef FL_MMA_WIDE_SIMD
+    if (p->simd >= SIMD_AVX2) {
+        strip_largest_avx2(ae, be, ldb, count, largest);
+        return;
+    }
+#endif
+    (void)p;
+    strip_largest(ae, be, ldb, count, largest);
+}
+
+static inline void strip_products_float_any(const prepared_model *p, const float *a, const float *b, int64_t ldb,
+                                            int64_t count, const float scale[LANES], double total[LANES])
+{
+#ifdef FL_MMA_WIDE_SIMD
+    if (p->simd == SIMD_AVX512) {
+        strip_products_float_avx512(a, b, ldb, count, p->int32_run, scale, total);
+        return;
+    }
+    if (p->simd == SIMD_AVX2) {
+        strip_products_float_avx2(a, b, ldb, count, p->int32_run, scale, total);
+        return;
+    }
+#endif
+    strip_products_float(a, b, ldb, count, p->int32_run, scale, total);
+}
+
+static inline void strip_products_double_any(const prepared_model *p, const float *a, const float *b, int64_t ldb,
+                                             int64_t count, const double scale[LANES], double total[LANES])
+{
+#ifdef FL_MMA_WIDE_SIMD
+    if (p->simd == SIMD_AVX512) {
+        strip_products_double_avx512(a, b, ldb, count, p->int32_run, scale, total);
+        return;
+    }
+    if (p->simd == SIMD_AVX2) {
+        strip_products_double_avx2(a, b, ldb, count, p->int32_run, scale, total);
+        return;
+    }
+#endif
+    strip_products_double(a, b, ldb, count, p->int32_run, scale, total);
+}
+
 static inline void strip_products_wide(const float *restrict a, const float *restrict b, int64_t ldb,
                                        int64_t count, const double scale[LANES], int64_t sum[LANES])
 {
@@ -655,7 +958,7 @@ static void strip_block(const operands *ops, int64_t i, int64_t j0, int64_t k0, 
     uint32_t c_bits[LANES];
     int32_t top[LANES], general[LANES];
     double total[LANES];
-    strip_largest(ae, be, ops->ldb, count, largest);
+    strip_largest_any(p, ae, be, ops->ldb, count, largest);
     memcpy(c_bits, chain, sizeof c_bits);
 
     /* M of each lane: the largest product exponent, c's (when fused and nonzero), the floor. */
@@ -679,7 +982,7 @@ static void strip_block(const operands *ops, int64_t i, int64_t j0, int64_t k0, 
             scale_bits[w] = general[w] ? 0u : (uint32_t)biased << 23;
         }
         memcpy(scale, scale_bits, sizeof scale);
-        strip_products_float(a, b, ops->ldb, count, p->int32_run, scale, total);
+        strip_products_float_any(p, a, b, ops->ldb, count, scale, total);
         for (int w = 0; w < LANES; w++)
             c_value[w] = fused && !general[w] ? chain[w] : 0.0f;
         for (int w = 0; w < LANES; w++)
@@ -693,7 +996,7 @@ static void strip_block(const operands *ops, int64_t i, int64_t j0, int64_t k0, 
             scale_bits[w] = general[w] ? 0u : (uint64_t)(frac_bits - top[w] + 1023) << 52;
         memcpy(scale, scale_bits, sizeof scale);
         if (p->fast_int32) {
-            strip_products_double(a, b, ops->ldb, count, p->int32_run, scale, total);
+            strip_products_double_any(p, a, b, ops->ldb, count, scale, total);
         } else {
             int64_t sum[LANES];
             strip_products_wide(a, b, ops->ldb, count, scale, sum);
@@ -779,7 +1082,7 @@ static void strip_block_sse2(const operands *ops, int64_t i, int64_t j0, int64_t
     const int fused = p->model.c_addition == FL_MMA_C_FUSED, frac_bits = p->model.frac_bits;
     const __m128i zero = _mm_setzero_si128(), fused_mask = _mm_set1_epi32(fused ? -1 : 0);
     int16_t largest[LANES];
-    strip_largest(ae, be, ops->ldb, count, largest);
+    strip_largest_any(p, ae, be, ops->ldb, count, largest);
     __m128i largest_low = _mm_loadu_si128((const __m128i *)largest);
     __m128i largest_high = _mm_loadu_si128((const __m128i *)(largest + 8));
     __m128i top[4], general[4];
@@ -820,9 +1123,9 @@ static void strip_block_sse2(const operands *ops, int64_t i, int64_t j0, int64_t
         float scale_array[LANES];
         for (int v = 0; v < 4; v++)
             _mm_storeu_ps(scale_array + 4 * v, scale[v]);
-        strip_products_float(a, b, ops->ldb, count, p->int32_run, scale_array, sum);
+        strip_products_float_any(p, a, b, ops->ldb, count, scale_array, sum);
     } else {
-        strip_products_double(a, b, ops->ldb, count, p->int32_run, scale_double, sum);
+        strip_products_double_any(p, a, b, ops->ldb, count, scale_double, sum);
     }
     /* total * 2^(M - F), rounded on its bits, as in strip_block */
     const int drop = 52 - p->model.out.man_bits, acc_drop = 52 - p->acc.man_bits;
@@ -895,6 +1198,122 @@ static void strip_block_sse2(const operands *ops, int64_t i, int64_t j0, int64_t
             __m128 is_nan = _mm_cmpunord_ps(sum, sum);
             _mm_storeu_ps(chain + 4 * v, _mm_or_ps(_mm_and_ps(is_nan, nan), _mm_andnot_ps(is_nan, sum)));
         }
+        return;
+    }
+    for (int w = 0; w < active; w++)
+        chain[w] = (float)add_nearest_even(c_saved[w], result[w], &p->model.out, p->out_max, p->out_nan);
+}
+#endif
+
+
+#ifdef FL_MMA_WIDE_SIMD
+/*
+ * strip_block_sse2 with sixteen lanes to an instruction: the same steps, lane for lane, on one
+ * AVX-512 register of int32 or float and two of double, with the flags as mask registers.
+ */
+__attribute__((target("avx512f"))) static void strip_block_avx512(const operands *ops, int64_t i, int64_t j0,
+                                                                  int64_t k0, int64_t count, int active,
+                                                                  float chain[LANES], int c_emin,
+                                                                  const prepared_model *p, superacc *acc)
+{
+    const float *a = ops->a + i * ops->k + k0;
+    const int16_t *ae = ops->a_exponents + i * ops->k + k0;
+    const float *b = ops->b + k0 * ops->ldb + j0;
+    const int16_t *be = ops->b_exponents + k0 * ops->ldb + j0;
+    const int fused = p->model.c_addition == FL_MMA_C_FUSED, frac_bits = p->model.frac_bits;
+    int16_t largest[LANES];
+    strip_largest_avx2(ae, be, ops->ldb, count, largest);
+    __m512i t = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)largest));
+    /* M, the flags and the scale 2^(F - M), as in strip_block */
+    const __m512i c_bits = _mm512_loadu_si512((const void *)chain);
+    const __m512i field = _mm512_and_si512(_mm512_srli_epi32(c_bits, 23), _mm512_set1_epi32(0xFF));
+    const __m512i c_exponent = _mm512_max_epi32(_mm512_sub_epi32(field, _mm512_set1_epi32(127)),
+                                                _mm512_set1_epi32(c_emin));
+    const __mmask16 c_nonzero = fused ? _mm512_test_epi32_mask(c_bits, _mm512_set1_epi32(0x7FFFFFFF)) : 0;
+    t = _mm512_mask_max_epi32(t, c_nonzero, t, c_exponent);
+    __mmask16 flag = _mm512_cmplt_epi32_mask(t, _mm512_set1_epi32(NO_TERM_EXPONENT + 1));
+    if (fused)
+        flag |= _mm512_cmpeq_epi32_mask(field, _mm512_set1_epi32(255));
+    if (p->model.use_exp_floor)
+        t = _mm512_max_epi32(t, _mm512_set1_epi32(p->model.exp_floor));
+    const __m512i biased = _mm512_sub_epi32(_mm512_set1_epi32(frac_bits + 127), t);
+    if (p->float_products) /* the scale must be a float32 */
+        flag |= _mm512_cmplt_epi32_mask(biased, _mm512_set1_epi32(1)) |
+                _mm512_cmpgt_epi32_mask(biased, _mm512_set1_epi32(254));
+    const __m512i biased_double = _mm512_maskz_sub_epi32((__mmask16)~flag, _mm512_set1_epi32(frac_bits + 1023), t);
+    const __m512d scale_low = _mm512_castsi512_pd(
+        _mm512_slli_epi64(_mm512_cvtepu32_epi64(_mm512_castsi512_si256(biased_double)), 52));
+    const __m512d scale_high = _mm512_castsi512_pd(
+        _mm512_slli_epi64(_mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(biased_double, 1)), 52));
+    double sum[LANES];
+    if (p->float_products) {
+        float scale_array[LANES];
+        _mm512_storeu_si512((void *)scale_array, _mm512_maskz_slli_epi32((__mmask16)~flag, biased, 23));
+        strip_products_float_avx512(a, b, ops->ldb, count, p->int32_run, scale_array, sum);
+    } else {
+        double scale_double[LANES];
+        _mm512_storeu_pd(scale_double, scale_low);
+        _mm512_storeu_pd(scale_double + 8, scale_high);
+        strip_products_double_avx512(a, b, ops->ldb, count, p->int32_run, scale_double, sum);
+    }
+    /* total * 2^(M - F), rounded on its bits, as in strip_block */
+    const int drop = 52 - p->model.out.man_bits, acc_drop = 52 - p->acc.man_bits;
+    const __m128i drop_count = _mm_cvtsi32_si128(drop);
+    const __m512i mask = _mm512_set1_epi64((long long)((1ull << drop) - 1));
+    const __m512i cut_mask = _mm512_set1_epi64((long long)(((1ull << drop) - 1) | ((1ull << acc_drop) - 1)));
+    const __m512i acc_mask = _mm512_set1_epi64((long long)((1ull << acc_drop) - 1));
+    const __m512i half = _mm512_set1_epi64((long long)(((1ull << drop) - 1) >> 1)), one = _mm512_set1_epi64(1);
+    const __m512i abs_mask = _mm512_set1_epi64(0x7FFFFFFFFFFFFFFFll);
+    const __m512d min_normal = _mm512_set1_pd(pow2(p->model.out.emin)), max = _mm512_set1_pd(p->out_max);
+    const int cut_after = p->nearest_even && acc_drop > drop;
+    float result[LANES], c_saved[LANES];
+    memcpy(c_saved, chain, sizeof c_saved);
+    const __m512i c_value = _mm512_maskz_mov_epi32(fused ? (__mmask16)~flag : 0, c_bits);
+    /* c * 2^(F - M) < 2^(F + 1) <= 2^30: exact in double, and its cut fits an int32 */
+    const __m256i c_cut[2] = {
+        _mm512_cvttpd_epi32(_mm512_mul_pd(_mm512_cvtps_pd(_mm256_castsi256_ps(_mm512_castsi512_si256(c_value))),
+                                          scale_low)),
+        _mm512_cvttpd_epi32(_mm512_mul_pd(_mm512_cvtps_pd(_mm256_castsi256_ps(_mm512_extracti64x4_epi64(c_value, 1))),
+                                          scale_high))};
+    const __m512i unscale_exponent = _mm512_mask_blend_epi32(
+        flag, _mm512_add_epi32(t, _mm512_set1_epi32(1023 - frac_bits)), _mm512_set1_epi32(1023));
+    int flag_bits = flag;
+    for (int half_index = 0; half_index < 2; half_index++) {
+        __m512d total = _mm512_add_pd(_mm512_loadu_pd(sum + 8 * half_index), _mm512_cvtepi32_pd(c_cut[half_index]));
+        __m256i exponent32 = half_index ? _mm512_extracti64x4_epi64(unscale_exponent, 1)
+                                        : _mm512_castsi512_si256(unscale_exponent);
+        __m512d value = _mm512_mul_pd(total, _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_cvtepu32_epi64(exponent32), 52)));
+        __m512i bits = _mm512_castpd_si512(value);
+        if (p->nearest_even)
+            bits = _mm512_andnot_si512(mask, _mm512_add_epi64(bits, _mm512_add_epi64(half, _mm512_and_si512(
+                                                                                _mm512_srl_epi64(bits, drop_count), one))));
+        else
+            bits = _mm512_andnot_si512(cut_mask, bits);
+        if (cut_after)
+            bits = _mm512_andnot_si512(acc_mask, bits);
+        /* zero, subnormal (both below min_normal) and overflowing results: block_general */
+        __m512d magnitude = _mm512_castsi512_pd(_mm512_and_si512(_mm512_castpd_si512(value), abs_mask));
+        int out_of_range = _mm512_cmp_pd_mask(magnitude, min_normal, _CMP_LT_OQ) |
+                           _mm512_cmp_pd_mask(magnitude, max, _CMP_GT_OQ);
+        flag_bits |= out_of_range << (8 * half_index);
+        _mm256_storeu_ps((fused ? chain : result) + 8 * half_index, _mm512_cvtpd_ps(_mm512_castsi512_pd(bits)));
+    }
+    flag_bits &= (int)((1u << active) - 1u); /* padding lanes are never looked at */
+    if (fused) {
+        for (int w = 0; flag_bits; w++, flag_bits >>= 1)
+            if (flag_bits & 1)
+                chain[w] = (float)block_general(a, b + w, ops->ldb, ae, be + w, count, c_saved[w], c_emin, 1, p,
+                                                acc);
+        return;
+    }
+    for (int w = 0; flag_bits; w++, flag_bits >>= 1)
+        if (flag_bits & 1)
+            result[w] = (float)block_general(a, b + w, ops->ldb, ae, be + w, count, 0.0, c_emin, 0, p, acc);
+    if (p->out_is_float32) {
+        /* the separate adder for float32 output is a float32 addition; its NaN becomes the canonical one */
+        const __m512 sum_value = _mm512_add_ps(_mm512_loadu_ps(c_saved), _mm512_loadu_ps(result));
+        const __mmask16 is_nan = _mm512_cmp_ps_mask(sum_value, sum_value, _CMP_UNORD_Q);
+        _mm512_storeu_ps(chain, _mm512_mask_blend_ps(is_nan, sum_value, _mm512_set1_ps((float)p->out_nan)));
         return;
     }
     for (int w = 0; w < active; w++)
@@ -1019,6 +1438,11 @@ static void block_fma_tile(const operands *ops, const float *c, float *d, int64_
             int c_emin = (k0 == 0 && !promote) ? p->model.c_emin : p->model.out.emin;
             for (int64_t i = i0; i < i1; i++) {
                 if (fast_tile) {
+#ifdef FL_MMA_WIDE_SIMD
+                    if (p->fast_int32 && p->simd == SIMD_AVX512)
+                        strip_block_avx512(ops, i, j0, k0, count, active, chain[i - i0], c_emin, p, acc);
+                    else
+#endif
 #ifdef __SSE2__
                     if (p->fast_int32)
                         strip_block_sse2(ops, i, j0, k0, count, active, chain[i - i0], c_emin, p, acc);
@@ -1053,23 +1477,36 @@ static void block_fma_tile(const operands *ops, const float *c, float *d, int64_
             d[i * n + j0 + w] = isnan(promoted[i - i0][w]) ? nan : promoted[i - i0][w];
 }
 
+/* x, or a zero of its sign when flushing and x is a float32 subnormal (AMD CDNA2's outputs). */
+static inline float flushed(float x, int flush)
+{
+    return flush && fabsf(x) < 1.17549435e-38f ? x * 0.0f : x;
+}
+
 /* Pairwise float32 sum of x[0..count), splitting at count / 2 (the definition of fp32_pairwise). */
-static float pairwise_sum(const float *x, int64_t count)
+static float pairwise_sum(const float *x, int64_t count, int flush)
 {
     if (count == 1)
         return x[0];
     int64_t half = count / 2;
-    return pairwise_sum(x, half) + pairwise_sum(x + half, count - half);
+    return flushed(pairwise_sum(x, half, flush) + pairwise_sum(x + half, count - half, flush), flush);
 }
 
-/* fp32_pairwise for one output: products rounded to float32, summed pairwise, then + c. */
+/* Pairwise summation for one output: products rounded to float32; for each block (all of K
+ * when block = 0) in increasing k, c = c + the pairwise sum of the block's products. */
 static float pairwise_element(const operands *ops, int64_t i, int64_t j, float c, float *scratch,
                               const prepared_model *p)
 {
     const float *a = ops->a + i * ops->k, *b = ops->b + j;
-    for (int64_t q = 0; q < ops->k; q++)
-        scratch[q] = (float)((double)a[q] * b[q * ops->ldb]); /* one rounding: the double product is exact */
-    float sum = ops->k > 0 ? pairwise_sum(scratch, ops->k) + c : c;
+    const int flush = p->model.flush_outputs;
+    for (int64_t q = 0; q < ops->k; q++) /* one rounding: the double product is exact */
+        scratch[q] = flushed((float)((double)a[q] * b[q * ops->ldb]), flush);
+    int64_t block = p->model.block > 0 ? p->model.block : (ops->k > 0 ? ops->k : 1);
+    float sum = c;
+    for (int64_t k0 = 0; k0 < ops->k; k0 += block)
+        sum = flushed(sum + pairwise_sum(scratch + k0, k0 + block < ops->k ? block : ops->k - k0, flush), flush);
+    if (p->model.positive_zero && sum == 0.0f)
+        sum = 0.0f;
     return isnan(sum) ? (float)p->out_nan : sum;
 }
 

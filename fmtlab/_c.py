@@ -7,7 +7,7 @@ Every other module reaches the C core through this one:
 * the enum values, read from the header through cffi (``lib.FL_ROUND_NEAREST_EVEN`` ...),
   never typed out again in Python: :data:`ROUNDING_CODES`, :data:`SPECIALS_CODES`,
   :data:`SUBNORMALS_CODES`, :data:`SATURATION_CODES`, :data:`C_ADDITION_CODES`,
-  :data:`SUMMATION_CODES`;
+  :data:`GROUPING_CODES`, :data:`SUMMATION_CODES`;
 * :data:`SR_RULES` -- the names of limited-precision stochastic rounding's rules, and
   :data:`SR_RULE_CODES`, their enum fl_sr_rule values;
 * :class:`RoundingRequest` -- a rounding mode, saturation, seed, ``sr_bits`` and
@@ -41,7 +41,7 @@ except ImportError as error:  # pragma: no cover - exercised only on a broken in
     ) from error
 
 __all__ = ["ffi", "lib", "ROUNDING_CODES", "SPECIALS_CODES", "SUBNORMALS_CODES", "SATURATION_CODES",
-           "C_ADDITION_CODES", "SUMMATION_CODES", "SR_RULES", "SR_RULE_CODES", "DEFAULT_SR_RULE",
+           "C_ADDITION_CODES", "GROUPING_CODES", "SUMMATION_CODES", "SR_RULES", "SR_RULE_CODES", "DEFAULT_SR_RULE",
            "RoundingRequest", "rounding_request", "saturation_name", "c_format", "c_rounding",
            "c_mma_model", "SCALE_RULE_CODES", "c_scaled_format", "c_block_layout", "check_status", "pointer",
            "float_entry", "mix64"]
@@ -55,7 +55,8 @@ SUBNORMALS_CODES = {name: getattr(lib, f"FL_SUBNORMALS_{name.upper()}") for name
 # ("sat_finite" is FL_SATURATE_SAT_FINITE, ...).
 SATURATION_CODES = {False: lib.FL_SATURATE_OFF, True: lib.FL_SATURATE_ON,
                     **{name: getattr(lib, f"FL_SATURATE_{name.upper()}") for name in SATURATIONS}}
-C_ADDITION_CODES = {"fused": lib.FL_MMA_C_FUSED, "separate": lib.FL_MMA_C_SEPARATE}
+C_ADDITION_CODES = {"fused": lib.FL_MMA_C_FUSED, "separate": lib.FL_MMA_C_SEPARATE, "late": lib.FL_MMA_C_LATE}
+GROUPING_CODES = {"none": lib.FL_MMA_GROUP_NONE, "odd_even": lib.FL_MMA_GROUP_ODD_EVEN}
 SUMMATION_CODES = {"block_fma": lib.FL_MMA_SUM_BLOCK_FMA, "pairwise": lib.FL_MMA_SUM_PAIRWISE}
 
 # How stochastic rounding with sr_bits=N brings the discarded fraction nu to N bits before
@@ -208,6 +209,9 @@ def c_mma_model(model):
     struct.c_addition = C_ADDITION_CODES[model.c_addition]
     struct.promote_every = model.promote_every or 0
     struct.summation = SUMMATION_CODES[model.summation]
+    struct.grouping = GROUPING_CODES[model.product_grouping]
+    struct.flush_outputs = int(model.flush_outputs)
+    struct.positive_zero = int(model.zero_sign == "positive")
     return struct
 
 

@@ -1,7 +1,8 @@
 """``fmtlab mma``: list the tensor-core models, or check them against measured GPU outputs.
 
 ``fmtlab mma list`` prints every preset with its parameters.  ``fmtlab mma check`` runs each
-preset on the dot products measured on real GPUs (:mod:`fmtlab.mma_validation`) and prints
+preset on the dot products measured on real GPUs (:mod:`fmtlab.mma_validation`; the data ship
+with fmtlab, ``--data DIR`` checks a directory of GPU-INPUT.npz files instead) and prints
 how many results are bit-identical; it exits 1 when a known configuration does not match.
 """
 from __future__ import annotations
@@ -19,8 +20,8 @@ def configure(parser):
     subparsers.add_parser("list", help="every preset model and its parameters (the default)")
     check = subparsers.add_parser("check", help="bit-exact match counts against measured GPU outputs")
     check.add_argument("--data", default=None, metavar="DIR",
-                       help="directory of the measured GPU-INPUT.npz files, e.g. H100-fp16.npz "
-                            "(default ../shared/tc-validation beside the checkout)")
+                       help="directory of measured GPU-INPUT.npz files, e.g. H100-fp16.npz "
+                            "(default: the measurements shipped with fmtlab)")
 
 
 def _show(value):
@@ -33,9 +34,13 @@ def run_list() -> int:
     rows = []
     for model in mma_models():
         formats = str(model.a_format) if model.a_format == model.b_format else f"{model.a_format} x {model.b_format}"
-        block = "pairwise" if model.summation == "pairwise" else ("K" if model.block is None else model.block)
-        rows.append((model.name, formats, block, _show(model.frac_bits), str(model.out_format), model.out_rounding,
-                     _show(model.acc_frac_bits), _show(model.exp_floor), model.c_addition, model.note))
+        block = "K" if model.block is None else str(model.block)
+        if model.summation == "pairwise":
+            block = "pairwise" if model.block is None else f"pairwise/{model.block}"
+        rounding = model.out_rounding + (", ftz" if model.flush_inputs or model.flush_outputs else "")
+        c_addition = model.c_addition + (", odd/even" if model.product_grouping == "odd_even" else "")
+        rows.append((model.name, formats, block, _show(model.frac_bits), str(model.out_format), rounding,
+                     _show(model.acc_frac_bits), _show(model.exp_floor), c_addition, model.note))
     print(render_table(_LIST_HEADER, rows, right=(2, 3, 6, 7)))
     print('\nNVIDIA calls e4m3fn "E4M3" (--models h100:e4m3 is read as h100:e4m3fn); fmtlab\'s e4m3 is the '
           "IEEE-like format with infinities (max 240), which no tensor core takes.\n"
@@ -45,16 +50,17 @@ def run_list() -> int:
 
 
 def _cases(data):
-    """The validation cases of ``--data`` (None: the default directory), checked in --data's terms."""
-    from .mma_validation import default_data_dir, measured_files, validation_cases
+    """The validation cases of ``--data`` (None: the measurements shipped with fmtlab), checked in --data's terms."""
+    from .mma_validation import BUNDLED, measured_files, validation_cases
 
-    data_dir = pathlib.Path(data) if data else default_data_dir()
-    shown = data if data else f"{data_dir} (the default)"
+    if not data:
+        return BUNDLED, validation_cases()
+    data_dir = pathlib.Path(data)
     if not data_dir.is_dir():
-        raise FileNotFoundError(f"--data {shown} is not a directory; allowed: a directory of the measured "
+        raise FileNotFoundError(f"--data {data} is not a directory; allowed: a directory of the measured "
                                 "GPU-INPUT.npz files (e.g. H100-fp16.npz), such as ../shared/tc-validation")
     if not measured_files(data_dir):
-        raise FileNotFoundError(f"--data {shown} has no GPU-INPUT.npz files; allowed: a directory of the "
+        raise FileNotFoundError(f"--data {data} has no GPU-INPUT.npz files; allowed: a directory of the "
                                 "measured files, such as H100-fp16.npz or B200-e4m3.npz "
                                 "(GPU a preset GPU name, INPUT fp16, bf16, tf32, e4m3 or e5m2)")
     return data_dir, validation_cases(data_dir)

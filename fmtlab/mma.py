@@ -24,8 +24,20 @@ products of a block without c, then adds c with one more rounding to nearest-eve
 (B200 FP8).  ``promote_every=P`` restarts the chain from c = 0 every P elements of K
 and adds each partial result to a true float32 accumulator (nearest-even) that
 starts at C: the DeepSeek-V3 / CUTLASS fix for the 13-bit FP8 accumulator.
-``summation="pairwise"`` is the one model that is not a block chain: each product
-rounded to float32, a pairwise float32 sum (split at half), then + c.
+``summation="pairwise"`` is the one model that is not a block chain of step 4-5: each
+product rounded to float32; for each block (all of K with ``block=None``) c = c + the
+pairwise float32 sum of its products (split at half), nearest-even throughout; with
+``flush_outputs`` every float32 product, partial sum and c below 2^-126 becomes a zero of its
+sign (AMD CDNA1 and CDNA2 matrix cores, the latter flushing).  ``flush_inputs`` first sets
+every element of A, B and C below the smallest normal of its format (zeros included) to +0.
+``c_addition="late"`` (AMD CDNA3) cuts and sums the products as in steps 3-5 but without c
+(``product_grouping="odd_even"``: the even- and odd-indexed products apart, each aligned to
+its own largest exponent T_g, each sum then rounded down to F bits below the larger T and
+added); with J = max(T, e_c) (c = 0 counting as exponent e_min of its format) the product sum
+is rounded down (toward -Inf) to a multiple of 2^(J - 31) and c to one of 2^(J - 24) (odd-even:
+a c below 2^(J - 25) is dropped), the two are added exactly and rounded once to
+``out_format``; a product of magnitude >= 2^128 counts as an Inf.  ``zero_sign="positive"``
+makes every exact zero block result +0 (MMA-Sim's convention) instead of IEEE 754's rule.
 """
 from __future__ import annotations
 
@@ -37,13 +49,16 @@ import numpy as np
 
 from . import _c
 from ._dtypes import is_narrow_float, native_byte_order
-from .formats import Format, FP32, FP16, BF16, TF32, E4M3FN, E5M2, as_format
+from .formats import Format, FP32, FP16, BF16, TF32, E4M3FN, E5M2, E4M3FNUZ, E5M2FNUZ, as_format
 
-__all__ = ["MMAModel", "mma_model", "mma_models", "matmul", "OUT_ROUNDINGS", "C_ADDITIONS", "SUMMATIONS"]
+__all__ = ["MMAModel", "mma_model", "mma_models", "matmul", "OUT_ROUNDINGS", "C_ADDITIONS", "SUMMATIONS",
+           "PRODUCT_GROUPINGS", "ZERO_SIGNS"]
 
 OUT_ROUNDINGS = ("toward_zero", "nearest_even")
 C_ADDITIONS = tuple(_c.C_ADDITION_CODES)
 SUMMATIONS = tuple(_c.SUMMATION_CODES)
+PRODUCT_GROUPINGS = tuple(_c.GROUPING_CODES)
+ZERO_SIGNS = ("ieee", "positive")
 
 
 def _as_model_format(value, argument, *, needs_inf=False):
@@ -89,10 +104,17 @@ class MMAModel:
         FP8 paths of Ada and Hopper), or None.
     exp_floor : lower limit L of the alignment exponent M, or None.
     c_format : format C is rounded to (nearest-even) before the first block; None: out_format.
-    c_addition : "fused" (c is a term of the block) or "separate" (added after, nearest-even).
+    c_addition : "fused" (c is a term of the block), "separate" (added after, nearest-even) or
+        "late" (AMD CDNA3: added after, both rounded down first; module docstring).
     promote_every : add the partial result to a float32 accumulator every this many elements
         of K (a multiple of block), or None.
-    summation : "block_fma" (the chain above) or "pairwise" (float32 products, pairwise sum).
+    summation : "block_fma" (the chain above) or "pairwise" (float32 products, pairwise sum
+        of each block, block=None: all of K).
+    product_grouping : "none" or "odd_even" (with c_addition="late" only).
+    flush_inputs : A, B and C elements below their format's smallest normal become +0 first.
+    flush_outputs : (pairwise only) float32 products, partial sums and c below 2^-126 become
+        zeros of their sign.
+    zero_sign : "ieee" (an exact zero is -0 only when every term is -0) or "positive" (+0).
     name : a label (presets: "gpu-input-out"); note : where the parameters come from.
     """
 
@@ -108,6 +130,10 @@ class MMAModel:
     c_addition: str = "fused"
     promote_every: int | None = None
     summation: str = "block_fma"
+    product_grouping: str = "none"
+    flush_inputs: bool = False
+    flush_outputs: bool = False
+    zero_sign: str = "ieee"
     name: str | None = dataclasses.field(default=None, compare=False)
     note: str = dataclasses.field(default="", compare=False, repr=False)
 
@@ -127,6 +153,31 @@ class MMAModel:
         _choice(self.c_addition, "c_addition", C_ADDITIONS)
         set_field("promote_every", _optional_int(self.promote_every, "promote_every", 1, 1 << 30))
         _choice(self.summation, "summation", SUMMATIONS)
+        _choice(self.product_grouping, "product_grouping", PRODUCT_GROUPINGS)
+        _choice(self.zero_sign, "zero_sign", ZERO_SIGNS)
+        for flag in ("flush_inputs", "flush_outputs"):
+            if not isinstance(getattr(self, flag), (bool, np.bool_)):
+                raise TypeError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
+            set_field(flag, bool(getattr(self, flag)))
+        if self.flush_outputs and self.summation != "pairwise":
+            raise ValueError("flush_outputs=True is not allowed with summation="
+                             f"{self.summation!r}: it flushes the float32 partial sums of summation='pairwise'")
+        if self.product_grouping != "none" and self.c_addition != "late":
+            raise ValueError(f"product_grouping={self.product_grouping!r} is not allowed with c_addition="
+                             f"{self.c_addition!r}: it is part of c_addition='late' (AMD CDNA3 FP8)")
+        if self.c_addition == "late":
+            problems = []
+            if self.frac_bits is None or self.frac_bits > 30:
+                problems.append(f"frac_bits={self.frac_bits!r} (need an int from 0 to 30)")
+            if self.block is None or self.block > 1 << 20:
+                problems.append(f"block={self.block!r} (need an int from 1 to {1 << 20})")
+            for key in ("acc_frac_bits", "promote_every"):
+                if getattr(self, key) is not None:
+                    problems.append(f"{key}={getattr(self, key)!r} (need None)")
+            if self.summation != "block_fma":
+                problems.append(f"summation={self.summation!r} (need 'block_fma')")
+            if problems:
+                raise ValueError("c_addition='late' is not allowed with " + ", ".join(problems))
         if self.promote_every is not None:
             if self.block is not None and self.promote_every % self.block:
                 raise ValueError(f"promote_every={self.promote_every} is not allowed with block={self.block}: "
@@ -135,13 +186,14 @@ class MMAModel:
                 raise ValueError(f"promote_every={self.promote_every} needs out_format=fp32 (the promoted "
                                  f"accumulator is float32), got out_format={self.out_format}")
         if self.summation == "pairwise":
-            defaults = dict(block=None, frac_bits=None, acc_frac_bits=None, exp_floor=None,
+            defaults = dict(frac_bits=None, acc_frac_bits=None, exp_floor=None,
                             c_addition="fused", promote_every=None)
             changed = [f"{key}={getattr(self, key)!r}" for key, value in defaults.items()
                        if getattr(self, key) != value]
             if changed or self.out_format != FP32 or self.out_rounding != "nearest_even":
                 raise ValueError("summation='pairwise' is float32 arithmetic: it needs out_format=fp32, "
-                                 "out_rounding='nearest_even' and no block parameters, got "
+                                 "out_rounding='nearest_even' and no alignment parameters (block is "
+                                 "allowed), got "
                                  f"out_format={self.out_format}, out_rounding={self.out_rounding!r}"
                                  + (", " + ", ".join(changed) if changed else ""))
 
@@ -156,7 +208,8 @@ class MMAModel:
 
 # ---- presets -------------------------------------------------------------------------------------
 
-_INPUT_FORMATS = {"fp16": FP16, "bf16": BF16, "tf32": TF32, "e4m3fn": E4M3FN, "e5m2": E5M2}
+_INPUT_FORMATS = {"fp16": FP16, "bf16": BF16, "tf32": TF32, "e4m3fn": E4M3FN, "e5m2": E5M2,
+                  "e4m3fnuz": E4M3FNUZ, "e5m2fnuz": E5M2FNUZ}
 # NVIDIA's documents call OCP's e4m3fn "E4M3"; fl.format("e4m3") is the IEEE-like format (max 240),
 # which no tensor core takes, so mma_model reads "e4m3" as e4m3fn and always prints e4m3fn.
 _INPUT_ALIASES = {"e4m3": "e4m3fn"}
@@ -182,6 +235,34 @@ _ARCHITECTURES = {
 _GPUS = {"v100": "volta", "t4": "turing", "a100": "ampere", "a2": "ampere", "a30": "ampere",
          "ada": "ada", "l40s": "ada", "h100": "hopper", "h200": "hopper", "b200": "blackwell"}
 _REFERENCES = ("fp32_fma", "fp32_pairwise", "exact")
+
+# AMD CDNA matrix cores (docs/tensor-cores.md §3, "AMD"): FP32 output only.  Per architecture,
+# {input: MMAModel parameters} and the source followed.
+_AMD_CDNA1 = dict(frac_bits=None, out_rounding="nearest_even")  # an exact block sum with c, one RNE
+_AMD_CDNA2 = dict(summation="pairwise", out_rounding="nearest_even", flush_inputs=True, flush_outputs=True)
+_AMD_CDNA3 = dict(frac_bits=24, out_rounding="nearest_even", c_addition="late")
+_AMD_ARCHITECTURES = {
+    "cdna1": dict(inputs={"fp16": dict(_AMD_CDNA1, block=4), "bf16": dict(_AMD_CDNA1, block=2)},
+                  note="MATLAB-tensor-core MI100MC (exact block of 4, bf16 2); not measured here"),
+    "cdna2": dict(inputs={"fp16": dict(_AMD_CDNA2, block=4), "bf16": dict(_AMD_CDNA2, block=4)},
+                  note="MMA-Sim CDNA2 (pairwise, subnormals flushed; bf16 = the _1k instructions)"),
+    "cdna3": dict(inputs={"fp16": dict(_AMD_CDNA3, block=8), "bf16": dict(_AMD_CDNA3, block=8),
+                          "e4m3fnuz": dict(_AMD_CDNA3, block=16, product_grouping="odd_even"),
+                          "e5m2fnuz": dict(_AMD_CDNA3, block=16, product_grouping="odd_even")},
+                  note="MMA-Sim CDNA3 (= MATLAB-tensor-core's removed MI300MC)"),
+}
+_AMD_GPUS = {"mi100": "cdna1", "mi250x": "cdna2", "mi300x": "cdna3"}
+
+
+def _amd_model(gpu, input_name, out):
+    table = _AMD_ARCHITECTURES[_AMD_GPUS[gpu]]
+    if input_name not in table["inputs"]:
+        raise ValueError(f"input={input_name!r} is not available on {gpu}; it has {', '.join(table['inputs'])}")
+    if out != "fp32":
+        raise ValueError(f"out={out!r} is not available for {gpu}: its matrix-core models give FP32 output "
+                         "only; use out='fp32'")
+    return MMAModel(_INPUT_FORMATS[input_name], out_format=FP32, name=f"{gpu}-{input_name}-fp32", note=table["note"],
+                    **table["inputs"][input_name])
 
 # Where each preset's parameters come from (docs/tensor-cores.md has the full story).
 _NOTES = {
@@ -239,9 +320,11 @@ def _reference_model(kind, input_format, out):
 def mma_model(gpu, input=None, out="fp32") -> MMAModel:  # noqa: A002 - the public keyword the design uses
     """The preset model of ``gpu`` for ``input`` with ``out`` ("fp32" or "fp16") output.
 
-    gpu: v100, t4, a100, a2, a30, ada, l40s, h100, h200, b200 (case-insensitive), or a
+    gpu: v100, t4, a100, a2, a30, ada, l40s, h100, h200, b200, the AMD mi100 (CDNA1),
+    mi250x (CDNA2), mi300x (CDNA3) (case-insensitive), or a
     reference model: "fp32_fma", "fp32_pairwise", "exact" (then ``input`` is any format
-    exact in float32, default fp32).  input: fp16, bf16, tf32, e4m3fn, e5m2 (``"e4m3"``,
+    exact in float32, default fp32).  input: fp16, bf16, tf32, e4m3fn, e5m2, and on CDNA3
+    e4m3fnuz, e5m2fnuz (AMD presets give FP32 output only) (``"e4m3"``,
     NVIDIA's name for OCP's e4m3fn, is read as e4m3fn; models always print e4m3fn).
     A full preset name such as "h100-e4m3fn-fp32" (see :func:`mma_models`) also works.
 
@@ -265,13 +348,14 @@ def mma_model(gpu, input=None, out="fp32") -> MMAModel:  # noqa: A002 - the publ
             name = _INPUT_ALIASES.get(input.strip().lower(), input.strip().lower())
             input = _INPUT_FORMATS.get(name, input)  # e4m3 means NVIDIA's e4m3fn here too
         return _reference_model(key, _as_model_format(input, "input"), out)
-    if key not in _GPUS:
+    if key not in _GPUS and key not in _AMD_GPUS:
         from ._choices import did_you_mean
-        raise ValueError(f"gpu={gpu!r} is unknown{did_you_mean(key, list(_GPUS) + list(_REFERENCES))}; "
-                         f"choose one of {', '.join(_GPUS)}, or a reference model: {', '.join(_REFERENCES)}")
+        known = list(_GPUS) + list(_AMD_GPUS)
+        raise ValueError(f"gpu={gpu!r} is unknown{did_you_mean(key, known + list(_REFERENCES))}; "
+                         f"choose one of {', '.join(known)}, or a reference model: {', '.join(_REFERENCES)}")
+    inputs = (_ARCHITECTURES[_GPUS[key]] if key in _GPUS else _AMD_ARCHITECTURES[_AMD_GPUS[key]])["inputs"]
     if input is None:
-        raise ValueError(f"input is required for gpu={gpu!r}; choose one of "
-                         f"{', '.join(_ARCHITECTURES[_GPUS[key]]['inputs'])}")
+        raise ValueError(f"input is required for gpu={gpu!r}; choose one of {', '.join(inputs)}")
     if not isinstance(input, str):
         raise TypeError(f"input must be a str, got {input!r} ({type(input).__name__})")
     input_name = _INPUT_ALIASES.get(input.strip().lower(), input.strip().lower())
@@ -279,6 +363,8 @@ def mma_model(gpu, input=None, out="fp32") -> MMAModel:  # noqa: A002 - the publ
         from ._choices import did_you_mean
         raise ValueError(f"input={input!r} is unknown{did_you_mean(input_name, _INPUT_FORMATS)}; "
                          f"choose one of {', '.join(_INPUT_FORMATS)}")
+    if key in _AMD_GPUS:
+        return _amd_model(key, input_name, out)
     return _gpu_model(key, input_name, out)
 
 
@@ -292,6 +378,8 @@ def mma_models() -> tuple[MMAModel, ...]:
             models.append(_gpu_model(gpu, input_name, "fp32"))
             if input_name in table["fp16_out"]:
                 models.append(_gpu_model(gpu, input_name, "fp16"))
+    for gpu, architecture in _AMD_GPUS.items():
+        models += [_amd_model(gpu, input_name, "fp32") for input_name in _AMD_ARCHITECTURES[architecture]["inputs"]]
     models += [mma_model(kind) for kind in _REFERENCES] + [mma_model("exact", out="fp16")]
     return tuple(models)
 
@@ -375,10 +463,18 @@ def matmul(A, B, C=None, *, model, round_inputs=False):
         except ValueError:
             raise ValueError(f"C.shape={c.shape} does not broadcast to the result's shape {result_shape}") from None
         c_full = _checked_or_rounded(c, model.c_format, "C", True).reshape(full_shape)
+    if model.flush_inputs:
+        a32, b32 = _flush_to_zero(a32, model.a_format), _flush_to_zero(b32, model.b_format)
+        c_full = None if c_full is None else _flush_to_zero(c_full, model.c_format)
     d = np.empty(full_shape, dtype=np.float32)
     if d.size:
         _run_kernel(a32, b32, c_full, d, batch_shape, m, n, k, model)
     return d.reshape(result_shape)
+
+
+def _flush_to_zero(x, fmt):
+    """x with every element below fmt's smallest normal 2^emin in magnitude (zeros too) set to +0."""
+    return np.where(np.abs(x) < np.float32(2.0 ** fmt.emin), np.float32(0.0), x).astype(np.float32)
 
 
 def _batch_offsets(operand_batch_shape, batch_shape, matrix_size):

@@ -120,6 +120,83 @@ def block(a, b, c, include_c, model, c_emin):
     return result
 
 
+def special_value(a, b, c):
+    """The NaN and Inf rules of every block: any NaN or Inf * 0 -> NaN; +Inf and -Inf -> NaN;
+    else the Inf; None when every input is finite."""
+    infinities = set()
+    any_nan = math.isnan(c)
+    if math.isinf(c):
+        infinities.add(c > 0)
+    for x, y in zip(a, b):
+        if math.isnan(x) or math.isnan(y):
+            any_nan = True
+        elif math.isinf(x) or math.isinf(y):
+            if x == 0 or y == 0:
+                any_nan = True
+            else:
+                infinities.add((x > 0) == (y > 0))
+    if any_nan or len(infinities) == 2:
+        return NAN
+    if infinities:
+        return INF if infinities.pop() else -INF
+    return None
+
+
+def block_late(a, b, c, model, c_emin):
+    """One block of c_addition="late" (AMD CDNA3) by its definition (fmtlab/mma.py's docstring):
+    the products cut and summed without c (two parity groups with product_grouping="odd_even"),
+    then the sum rounded down to 31 and c to 24 fraction bits below J = max(T, e_c), added, and
+    rounded once."""
+    a = [float(x) for x in a]
+    b = [float(y) for y in b]
+    special = special_value(a, b, c)
+    if special is not None:
+        return special
+    products = [Fraction(x) * Fraction(y) for x, y in zip(a, b)]
+    overflow = [p > 0 for p in products if abs(p) >= pow2(128)]
+    if overflow:
+        return NAN if len(set(overflow)) == 2 else (INF if overflow[0] else -INF)
+    all_negative_zero = c == 0 and math.copysign(1, c) < 0 and all(
+        p == 0 and math.copysign(1, x) * math.copysign(1, y) < 0 for p, x, y in zip(products, a, b))
+    groups = 2 if model.product_grouping == "odd_even" else 1
+    F = model.frac_bits
+    tops, sums = [None] * groups, [Fraction(0)] * groups
+    for q, (p, x, y) in enumerate(zip(products, a, b)):
+        if p != 0:
+            e = alignment_exponent(x, model.a_format.emin) + alignment_exponent(y, model.b_format.emin)
+            g = q % groups
+            tops[g] = e if tops[g] is None else max(tops[g], e)
+    for q, p in enumerate(products):
+        if p != 0:
+            quantum = pow2(tops[q % groups] - F)
+            sums[q % groups] += int(p / quantum) * quantum  # int() truncates toward zero
+    present = [t for t in tops if t is not None]
+    top = max(present) if present else None
+    if top is None:
+        total_products = Fraction(0)
+    elif groups == 2:
+        quantum = pow2(top - F)
+        total_products = sum(math.floor(s / quantum) * quantum for s in sums)
+    else:
+        total_products = sums[0]
+    e_c = alignment_exponent(c, c_emin) if c != 0 else c_emin
+    joint = e_c if top is None else max(top, e_c)
+    products_down = math.floor(total_products / pow2(joint - 31)) * pow2(joint - 31)
+    if c == 0 or (groups == 2 and e_c < joint - 25):
+        c_down = Fraction(0)
+    else:
+        c_down = math.floor(Fraction(c) / pow2(joint - 24)) * pow2(joint - 24)
+    total = products_down + c_down
+    if total == 0:
+        return -0.0 if all_negative_zero else 0.0
+    return round_to(total, model.out_format, model.out_rounding)
+
+
+def flush_input(x: float, fmt) -> float:
+    """flush_inputs: below fmt's smallest normal 2^emin (zeros too) becomes +0."""
+    return 0.0 if abs(x) < 2.0 ** fmt.emin else x
+
+
 def add_nearest_even(x: float, y: float, fmt) -> float:
     """x + y rounded once to fmt with nearest-even (the separate adder, the promotion add)."""
     if math.isnan(x) or math.isnan(y) or (math.isinf(x) and math.isinf(y) and x != y):
@@ -136,20 +213,34 @@ def dot(a, b, c, model) -> float:
     """One output element: sum_k a[k] b[k] + c under ``model``."""
     from fmtlab.formats import FP32
     k = len(a)
+    if model.flush_inputs:
+        a = [flush_input(float(x), model.a_format) for x in a]
+        b = [flush_input(float(y), model.b_format) for y in b]
+    positive_zero = model.zero_sign == "positive"
     if model.summation == "pairwise":
+        def out(x):  # flush_outputs: a float32 below 2^-126 becomes a zero of its sign
+            x = np.float32(x)
+            return np.float32(x * 0) if model.flush_outputs and abs(x) < 2.0 ** -126 else x
+
         with np.errstate(all="ignore"):  # overflow to inf is the intended float32 behaviour
-            products = [np.float32(np.float64(x) * np.float64(y)) for x, y in zip(a, b)]
+            products = [out(np.float64(x) * np.float64(y)) for x, y in zip(a, b)]
 
         def pairwise(values):
             if len(values) == 1:
                 return values[0]
             half = len(values) // 2
-            return np.float32(pairwise(values[:half]) + pairwise(values[half:]))
+            return out(np.float32(pairwise(values[:half]) + pairwise(values[half:])))
 
+        total = np.float32(flush_input(float(c), FP32) if model.flush_inputs else c)
+        size = model.block or max(k, 1)
         with np.errstate(all="ignore"):
-            total = np.float32(pairwise(products) + np.float32(c)) if k else np.float32(c)
-        return float(total)
+            for start in range(0, k, size):
+                total = out(np.float32(total + pairwise(products[start:start + size])))
+        total = float(total)
+        return 0.0 if positive_zero and total == 0 else total
     c = round_to(Fraction(c), model.c_format, "nearest_even") if math.isfinite(c) and c != 0 else float(c)
+    if model.flush_inputs:
+        c = flush_input(c, model.c_format)
     block_size = model.block or model.promote_every or max(k, 1)
     chunk = model.promote_every or max(k, 1)
     promoted = c
@@ -162,11 +253,15 @@ def dot(a, b, c, model) -> float:
             c_emin = model.c_format.emin if first else model.out_format.emin
             if math.isnan(chain):
                 continue
-            if model.c_addition == "fused":
+            if model.c_addition == "late":
+                chain = block_late(a[start:end], b[start:end], chain, model, c_emin)
+            elif model.c_addition == "fused":
                 chain = block(a[start:end], b[start:end], chain, True, model, c_emin)
             else:
                 products = block(a[start:end], b[start:end], 0.0, False, model, c_emin)
                 chain = add_nearest_even(chain, products, model.out_format)
+            if positive_zero and chain == 0:
+                chain = 0.0
         promoted = add_nearest_even(promoted, chain, FP32) if model.promote_every else chain
     return promoted
 

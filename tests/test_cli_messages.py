@@ -15,7 +15,6 @@ from fmtlab._parse import parse_biases, parse_formats, parse_mma_model, parse_ro
 from fmtlab.drift.configs import parse_configs
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "tc-validation"
 
 FORMATS_ALLOWED = ("fp32, tf32, fp16, bf16, cfloat8_1_4_3, cfloat8_1_5_2, shp, uhp, e4m3fn, e5m2, e4m3fnuz, "
                    "e5m2fnuz, e4m3b11fnuz, e4m3, e3m4, e2m3fn, e3m2fn, e2m1fn, e8m0, p3109_8p1, p3109_8p1_unsigned, "
@@ -25,7 +24,7 @@ FORMATS_ALLOWED = ("fp32, tf32, fp16, bf16, cfloat8_1_4_3, cfloat8_1_5_2, shp, u
 BIASES_ALLOWED = "all, auto, or biases 0..63 as a list such as 5,7,10-14"
 ROUNDINGS_ALLOWED = "nearest_even, nearest_away, toward_zero, up, down, odd, stochastic (comma-separated)"
 GPUS_ALLOWED = ("GPU:INPUT[:OUT][:promote=N] with GPU one of v100, t4, a100, a2, a30, ada, l40s, h100, h200, "
-                "b200, or fp32_fma, fp32_pairwise, exact[:INPUT]")
+                "b200, mi100, mi250x, mi300x, or fp32_fma, fp32_pairwise, exact[:INPUT]")
 CONFIGS_ALLOWED = ("all, or a comma-separated list of fp32, bf16_mixed, bf16_pure_rne, bf16_pure_sr, "
                    "fp16_mixed_noscale, fp16_mixed_dynscale, e4m3_e5m2, cfloat8, h100_fp8, mxfp8, nvfp4, fp8_current, "
                    "fp8_delayed, fp8_block128")
@@ -258,9 +257,9 @@ def test_mma_check_with_a_missing_directory_names_data(capsys, tmp_path):
                    "the measured GPU-INPUT.npz files (e.g. H100-fp16.npz), such as ../shared/tc-validation\n")
 
 
-@pytest.mark.skipif(not (DATA / "V100-fp16.npz").is_file(), reason=f"GPU validation data not found at {DATA}")
 def test_mma_check_on_one_measured_file(capsys, tmp_path):
-    (tmp_path / "V100-fp16.npz").symlink_to(DATA / "V100-fp16.npz")
+    from fmtlab.mma_validation import write_measured_files
+    write_measured_files(tmp_path, ["V100-fp16"])  # the bundled data as a GPU-INPUT.npz file
     status, out, err = run_cli(capsys, "mma", "check", "--data", str(tmp_path))
     assert (status, err) == (0, "")
     rows = [line.split() for line in out.splitlines()[2:4]]

@@ -1,22 +1,22 @@
 """fmtlab's MMA presets against dot products measured on real GPU tensor cores.
 
-The data (../shared/tc-validation beside the checkout, docs/tensor-cores.md §4) holds 5000
+The data (shipped inside fmtlab, fmtlab/data/tc_validation, docs/tensor-cores.md §6) holds 5000
 dot products per GPU, input type and output type.  Every configuration whose model is known
 must be reproduced bit for bit; the open ones (FP8 with FP16 output on H100/H200/B200) have
 their counts pinned as lower bounds, so that they are reported and cannot silently get worse.
 """
+import dataclasses
+import hashlib
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import fmtlab as fl
-from fmtlab.mma_validation import match_count, validation_cases
+from fmtlab.mma_validation import bundled_sources, match_count, validation_cases, write_measured_files
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "tc-validation"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"GPU validation data not found at {DATA} "
-                                "(expected ../shared/tc-validation beside the checkout)")
-
-CASES = validation_cases(DATA) if DATA.is_dir() else []
+CASES = validation_cases()
 KNOWN = [case for case in CASES if case.known]
 OPEN = [case for case in CASES if not case.known]
 
@@ -39,7 +39,7 @@ def test_the_data_set_is_complete():
 def test_the_files_use_nvidia_names_and_the_cases_fmtlab_names():
     # The files say "e4m3" (NVIDIA's name); the cases and presets say e4m3fn, the format's real name.
     case = _case("h100", "e4m3fn", "fp32")
-    assert case.path.name == "H100-e4m3.npz" and case.label == "H100-e4m3 -> fp32" and case.zero_c
+    assert case.source == "H100-e4m3" and case.label == "H100-e4m3 -> fp32" and case.zero_c
     assert {case.input for case in CASES} == {"fp16", "bf16", "tf32", "e4m3fn", "e5m2"}
     assert fl.mma_model(case.gpu, case.input, case.out).name == "h100-e4m3fn-fp32"
     assert {(case.gpu, case.input) for case in OPEN} == set(OPEN_LOWER_BOUNDS)
@@ -94,5 +94,49 @@ def test_b200_fp8_needs_c_added_after_the_products(input_name):
 def test_hopper_fp8_fp32_data_was_taken_with_c_zero():
     # The files store a c, but wgmma ran with c = 0: with the stored c nothing matches.
     case = _case("h100", "e4m3fn", "fp32")
-    with_c = type(case)(case.path, case.gpu, case.input, case.out, zero_c=False)
+    with_c = dataclasses.replace(case, zero_c=False)
     assert match_count(with_c)[0] < 100
+
+
+# ---- the bundled data ------------------------------------------------------------------------------
+
+BUNDLE = Path(fl.__file__).resolve().parent / "data" / "tc_validation"
+# SHA-256 of index.json as built from ../shared/tc-validation by make_bundle.py: the per-array digests
+# it records (of the original files' bytes) are what the loaded arrays are checked against below.
+INDEX_SHA256 = "78160c059d9c6f207783cc53f488f80acbeb18958d3c2623247dd3e126710173"
+
+
+def test_the_bundle_index_is_the_one_built_from_the_original_files():
+    assert hashlib.sha256((BUNDLE / "index.json").read_bytes()).hexdigest() == INDEX_SHA256
+
+
+def test_every_bundled_array_has_its_recorded_digest_and_shape():
+    index = json.loads((BUNDLE / "index.json").read_text())["configurations"]
+    assert bundled_sources() == sorted(index) and len(index) == 32
+    for case in CASES:
+        arrays = case.arrays()
+        assert set(arrays) == set(index[case.source])
+        for field, array in arrays.items():
+            assert array.dtype == np.uint32 and list(array.shape) == index[case.source][field]["shape"]
+            assert hashlib.sha256(array.tobytes()).hexdigest() == index[case.source][field]["sha256"]
+            assert array.shape[0] == 5000
+
+
+def test_the_licence_and_attribution_travel_with_the_data():
+    licence = (BUNDLE / "LICENCE").read_text()
+    assert "BSD 2-Clause License" in licence and "Faizan A. Khattak and Mantas Mikaitis" in licence
+    assert "MATLAB-tensor-core" in (BUNDLE / "README.md").read_text()
+
+
+def test_a_directory_written_from_the_bundle_checks_the_same(tmp_path):
+    written = write_measured_files(tmp_path, ["V100-fp16", "B200-e5m2"])
+    assert [path.name for path in written] == ["V100-fp16.npz", "B200-e5m2.npz"]
+    from_files = validation_cases(tmp_path)
+    assert [case.label for case in from_files] == ["B200-e5m2 -> fp32", "B200-e5m2 -> fp16",
+                                                   "V100-fp16 -> fp32", "V100-fp16 -> fp16"]
+    for case in from_files:
+        bundled = _case(case.gpu, case.input, case.out)
+        assert case.data_dir == tmp_path and bundled.data_dir is None
+        assert match_count(case) == match_count(bundled)
+    with pytest.raises(ValueError, match="'H900-fp16', which is not a bundled configuration"):
+        write_measured_files(tmp_path, ["H900-fp16"])
