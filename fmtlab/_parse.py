@@ -17,6 +17,7 @@ import numbers
 import re
 
 from . import formats as _formats
+from . import integers as _integers
 from . import scaled as _scaled
 from ._choices import closest, did_you_mean, is_flag, not_allowed
 from .formats import Format, ROUNDINGS, SUBNORMALS, TESLA_BIAS_RANGE
@@ -72,6 +73,12 @@ def _format_problem(spec: str, argument: str, scaled: bool = False) -> str:
     suggested as that (``mxfp8_e4m`` -> ``mxfp8_e4m3``, ``cfloat8_1_4_3:blok=32`` -> ``block=32``).
     """
     name, items, with_name, with_item = _spec_parts(spec)
+    if _integers.is_integer_name(name):
+        try:
+            _formats.format(spec)
+        except (ValueError, TypeError) as error:
+            return _flag_message(argument, spec, "", f"intN (2..24 bits) or uintN (1..24), options symmetric=true "
+                                                     f"and step_exponent=S ({error})")
 
     try:
         preset = _formats.format(name)

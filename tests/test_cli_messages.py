@@ -173,6 +173,19 @@ def test_formats_values_of_an_8_bit_format(capsys):
     assert set(rule) == {"-", " "} and row.split()[:6] == ["e2m1fn", "1/2/1", "1", "finite", "ieee", "6"]
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["sweep", "--formats", "int99"], "fmtlab sweep: error: --formats int99 is not allowed; allowed: intN (2..24 bits) or "
+     "uintN (1..24), options symmetric=true and step_exponent=S (bits=99 is not allowed for a signed integer "
+     "format: 2..24)"),
+    (["formats", "int8:step=3"], "fmtlab formats: error: format 'int8:step=3' is not allowed; allowed: intN (2..24 "
+     "bits) or uintN (1..24), options symmetric=true and step_exponent=S (format option 'step' is unknown for the "
+     "integer format int8; allowed: symmetric, step_exponent)"),
+])
+def test_integer_format_errors_say_what_is_allowed(capsys, argv, message):
+    status, out, err = run_cli(capsys, *argv)
+    assert (status, out, err) == (2, "", message + "\n")
+
+
 def test_formats_describes_integer_and_scaled_formats(capsys):
     status, out, err = run_cli(capsys, "formats", "int8:step_exponent=-6", "--values")
     assert status == 0 and err == ""
