@@ -1,0 +1,203 @@
+"""Checkpoint-scale sweeps: tensors cut into row ranges merge exactly; lazy file inputs.
+
+Every result must be the same, bit for bit, whatever the chunk size, the job count or the
+input's form (in memory, .npy, .safetensors, a sharded index): the statistics of the pieces
+merge exactly and stochastic rounding draws at global indices.
+"""
+import fractions
+import json
+import math
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import fmtlab as fl
+from fmtlab._inputs import tensor_sources
+from fmtlab.sweep import SUM_BLOCK, block_partials, sweep
+
+
+def _data():
+    rng = np.random.default_rng(11)
+    wide = (rng.standard_normal((300, 37)) * np.exp(rng.uniform(-6, 6, (300, 37)))).astype(np.float32)
+    wide[5, 3], wide[120, 0], wide[299, 36] = np.nan, np.inf, -np.inf
+    line = rng.laplace(0, 0.02, 5000).astype(np.float32)
+    return {"wide": wide, "line": line}
+
+
+ARGUMENTS = dict(formats=["bf16", "cfloat8_1_4_3", "cfloat8_1_5_2:subnormals=tesla", "fp16"], biases=[3, 7, 12],
+                 roundings=["nearest_even", "stochastic"], seed=5)
+
+
+@pytest.fixture(scope="module")
+def whole():
+    return sweep(_data(), jobs=1, chunk=1 << 30, **ARGUMENTS)
+
+
+@pytest.mark.parametrize("chunk", [7, 4096, 5000])
+def test_chunked_equals_whole_bit_for_bit(whole, chunk):
+    chunked = sweep(_data(), jobs=1, chunk=chunk, **ARGUMENTS)
+    assert chunked.to_csv() == whole.to_csv()
+    assert chunked == whole
+
+
+def test_one_row_per_task_equals_whole_bit_for_bit(whole):
+    """chunk=1: every task one row of 37 elements (a row is never split), 300 pieces merged."""
+    chunked = sweep({"wide": _data()["wide"]}, jobs=1, chunk=1, **ARGUMENTS)
+    assert list(chunked) == [r for r in whole if r.tensor == "wide"]
+
+
+def test_two_jobs_and_a_thread_executor_equal_the_inline_run(whole):
+    import concurrent.futures
+
+    assert sweep(_data(), jobs=2, chunk=500, **ARGUMENTS).to_csv() == whole.to_csv()
+    with concurrent.futures.ThreadPoolExecutor(2) as executor:
+        assert sweep(_data(), executor=executor, chunk=37 * 7, **ARGUMENTS).to_csv() == whole.to_csv()
+
+
+def test_stochastic_rounding_of_a_piece_is_that_of_the_whole_tensor(whole):
+    """The stochastic records agree with fl.quantize of the whole tensor (exact rational reference
+    for the SQNR over the finite values): the pieces drew at their global indices."""
+    x = _data()["line"]
+    fmt = fl.format("cfloat8_1_4_3", bias=7)
+    q = fl.quantize(x, fmt, "stochastic", seed=5).astype(np.float64)
+    signal = sum(fractions.Fraction(float(v)) ** 2 for v in x.astype(np.float64))
+    noise = sum((fractions.Fraction(float(a)) - fractions.Fraction(float(b))) ** 2
+                for a, b in zip(q, x.astype(np.float64)))
+    expected = 10 * math.log10(signal / noise)
+    for chunk in (7, 1 << 30):
+        record = next(r for r in sweep({"line": x}, "cfloat8_1_4_3", [7], "stochastic", seed=5, jobs=1, chunk=chunk)
+                      if r.bias == 7)
+        assert record.sqnr_db == pytest.approx(expected, rel=1e-13)
+        assert record.rmse == pytest.approx(math.sqrt(float(noise) / x.size), rel=1e-13)
+
+
+def test_non_finite_inputs_are_left_out_in_every_piece(whole):
+    records = [r for r in whole if r.tensor == "wide" and r.format == "fp16" and r.rounding == "nearest_even"]
+    assert records[0].nan_input_frac == 1 / (300 * 37) and records[0].inf_input_frac == 2 / (300 * 37)
+    x = _data()["wide"].astype(np.float64).reshape(-1)
+    finite = np.isfinite(x)
+    q = fl.quantize(x, fl.FP16).astype(np.float64)
+    valid = finite & np.isfinite(q)
+    signal = math.fsum(v * v for v in x[valid])
+    noise = math.fsum(float(fractions.Fraction(a) - fractions.Fraction(b)) ** 2 for a, b in zip(q[valid], x[valid]))
+    assert records[0].sqnr_db == pytest.approx(10 * math.log10(signal / noise), rel=1e-12)
+
+
+def test_block_partials_cover_every_element_once():
+    terms = np.arange(1.0, 10_001.0)
+    total = terms.size
+    for cut in (1, 7, SUM_BLOCK - 1, SUM_BLOCK, SUM_BLOCK + 3, total):
+        blocks, parts = {}, {}
+        for start in range(0, total, cut):
+            partial = block_partials(start, terms[start:start + cut], total)
+            assert not set(partial["blocks"]) & set(blocks)
+            blocks.update(partial["blocks"])
+            for block, (count, items) in partial["parts"].items():
+                assert count == sum(item.size for _start, item in items)
+                parts.setdefault(block, []).extend(items)
+        covered = sum(SUM_BLOCK if b < total // SUM_BLOCK else total % SUM_BLOCK for b in blocks)
+        covered += sum(item.size for items in parts.values() for _s, item in items)
+        assert covered == total
+        assert sum(blocks.values()) + sum(item.sum() for items in parts.values() for _s, item in items) \
+            == total * (total + 1) / 2
+
+
+# ---- lazy file inputs ----------------------------------------------------------------------------------
+def _save_safetensors(path, tensors):
+    from safetensors.numpy import save_file
+
+    save_file(tensors, str(path))
+
+
+def test_safetensors_bf16_shards_and_index_equal_the_in_memory_sweep(tmp_path):
+    rng = np.random.default_rng(3)
+    q_proj = rng.standard_normal((64, 48)).astype(ml_dtypes.bfloat16)
+    mlp = (rng.standard_normal((96, 40)) * 0.05).astype(ml_dtypes.bfloat16)
+    norm = rng.uniform(0.5, 1.5, 40).astype(np.float32)
+    from safetensors.torch import save_file
+    import torch
+
+    save_file({"layers.0.attn.q_proj.weight": torch.from_numpy(q_proj.view(np.uint16).astype(np.int16)).view(torch.bfloat16),
+               "layers.0.norm.weight": torch.from_numpy(norm)}, str(tmp_path / "model-00001-of-00002.safetensors"))
+    save_file({"layers.0.mlp.up_proj.weight": torch.from_numpy(mlp.view(np.uint16).astype(np.int16)).view(torch.bfloat16),
+               "step": torch.tensor([3])}, str(tmp_path / "model-00002-of-00002.safetensors"))
+    index = {"metadata": {"total_size": 0}, "weight_map": {
+        "layers.0.attn.q_proj.weight": "model-00001-of-00002.safetensors",
+        "layers.0.norm.weight": "model-00001-of-00002.safetensors",
+        "layers.0.mlp.up_proj.weight": "model-00002-of-00002.safetensors", "step": "model-00002-of-00002.safetensors"}}
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
+    in_memory = {"layers.0.attn.q_proj.weight": q_proj.astype(np.float32), "layers.0.norm.weight": norm,
+                 "layers.0.mlp.up_proj.weight": mlp.astype(np.float32)}
+    expected = sweep(in_memory, jobs=1, **ARGUMENTS)
+    from_index = sweep(tmp_path / "model.safetensors.index.json", jobs=1, chunk=100, **ARGUMENTS)
+    assert sorted(from_index, key=_key) == sorted(expected, key=_key)
+    from_directory = sweep(tmp_path, jobs=2, chunk=333, **ARGUMENTS)
+    assert sorted(from_directory, key=_key) == sorted(expected, key=_key)
+    picked = sweep(tmp_path, "bf16", jobs=1, include="*proj*", exclude="*mlp*")
+    assert {r.tensor for r in picked} == {"layers.0.attn.q_proj.weight"}
+
+
+def _key(record):
+    return (record.tensor, record.format, record.rounding, record.bias)
+
+
+def test_npy_is_memory_mapped_and_fortran_order_reads_in_c_order(tmp_path):
+    values = np.random.default_rng(2).standard_normal((50, 30))
+    np.save(tmp_path / "c.npy", values)
+    np.save(tmp_path / "f.npy", np.asfortranarray(values))
+    expected = sweep({"x": values}, ["bf16", "cfloat8_1_4_3"], [7], jobs=1)
+    for name in ("c", "f"):
+        got = sweep(tmp_path / f"{name}.npy", ["bf16", "cfloat8_1_4_3"], [7], jobs=1, chunk=90)
+        assert [r.as_dict() | {"tensor": "x"} for r in got] == [r.as_dict() for r in expected]
+
+
+def test_npz_members_stored_and_compressed_read_by_rows(tmp_path):
+    values = np.random.default_rng(4).standard_normal((40, 25)).astype(np.float32)
+    np.savez(tmp_path / "stored.npz", w=values, ids=np.arange(3))
+    np.savez_compressed(tmp_path / "packed.npz", w=values)
+    expected = sweep({"w": values}, "bf16", jobs=1)
+    for name in ("stored", "packed"):
+        sources = tensor_sources(tmp_path / f"{name}.npz")
+        assert [s.name for s in sources] == ["w"]
+        assert sweep(tmp_path / f"{name}.npz", "bf16", jobs=1, chunk=50) == expected
+
+
+def test_npz_whose_header_declares_more_than_the_entry_holds_is_refused_before_unpacking(tmp_path):
+    import zipfile
+
+    header = np.lib.format  # a member whose .npy header claims 2^28 float32 values but holds 16 bytes
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        import io
+
+        buffer = io.BytesIO()
+        header.write_array_header_1_0(buffer, {"descr": "<f4", "fortran_order": False, "shape": (1 << 28,)})
+        archive.writestr("w.npy", buffer.getvalue() + b"\0" * 16)
+    with pytest.raises(ValueError, match=r"bomb.npz' is not a readable .npz archive: member 'w' declares "
+                                         r"1073741824 bytes of data but its zip entry holds 16"):
+        tensor_sources(tmp_path / "bomb.npz")
+
+
+def test_input_errors_name_the_input(tmp_path):
+    with pytest.raises(FileNotFoundError, match="input 'nowhere' does not exist"):
+        tensor_sources("nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="is a directory with no tensor file"):
+        tensor_sources(tmp_path / "empty")
+    (tmp_path / "m.safetensors.index.json").write_text(json.dumps({"weight_map": {"a": "gone.safetensors"}}))
+    with pytest.raises(FileNotFoundError, match="names the shard 'gone.safetensors', which does not exist"):
+        tensor_sources(tmp_path / "m.safetensors.index.json")
+    (tmp_path / "bad.index.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="is not a readable checkpoint index"):
+        tensor_sources(tmp_path / "bad.index.json")
+    np.save(tmp_path / "a.npy", np.ones(3, np.float32))
+    with pytest.raises(ValueError, match=r"no non-empty floating-point tensor matching include zz\*"):
+        tensor_sources(tmp_path / "a.npy", include="zz*")
+    with pytest.raises(ValueError, match="chunk=0 is not allowed: a positive int"):
+        sweep(np.ones(3), "bf16", chunk=0)
+
+
+def test_the_same_name_in_two_files_gets_the_file_stem(tmp_path):
+    np.savez(tmp_path / "one.npz", w=np.ones(3, np.float32))
+    np.savez(tmp_path / "two.npz", w=np.full(3, 2.0, np.float32), v=np.ones(2, np.float32))
+    assert [s.name for s in tensor_sources(tmp_path)] == ["one/w", "two/w", "v"]
