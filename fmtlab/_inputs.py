@@ -445,13 +445,14 @@ def _glob_list(patterns, argument):
 
 
 def tensor_sources(inputs, *, include=None, exclude=None, skipped=None, include_argument="include",
-                   exclude_argument="exclude", input_argument="input") -> list:
+                   exclude_argument="exclude", input_argument="input file") -> list:
     """The tensors a sweep reads, as :class:`TensorSource` objects, without reading their data.
 
     ``inputs``: an array, a torch tensor, a dict name -> array (held in memory), or a path or a
     list of paths, each a tensor file (.npy, .npz, .pt/.pth, .safetensors), a directory (its
     tensor files, sorted by name, not recursive) or a sharded checkpoint's index
-    (``*.index.json``: the shards its ``weight_map`` names).  Tensor names are the files' own;
+    (``*.index.json``: the shards its ``weight_map`` names), or a list of TensorSource objects
+    (as this function returns them).  Tensor names are the files' own;
     a tensor name found in two files gets the file's stem as a prefix (``stem/name``) in both.
     ``include`` / ``exclude``: glob patterns (``fnmatch``, e.g. ``"*.attn.*"``; a list or a
     comma-separated string) on those names: a tensor is kept when it matches some include
@@ -460,8 +461,10 @@ def tensor_sources(inputs, *, include=None, exclude=None, skipped=None, include_
     """
     includes = _glob_list(include, include_argument)
     excludes = _glob_list(exclude, exclude_argument)
-    found = []  # (file stem or None, name, source)
-    if isinstance(inputs, (str, os.PathLike)) or (isinstance(inputs, (list, tuple)) and inputs
+    found = []  # (file stem or None, source)
+    if isinstance(inputs, (list, tuple)) and inputs and all(isinstance(item, TensorSource) for item in inputs):
+        found = [(None, source) for source in inputs]  # already resolved (names final)
+    elif isinstance(inputs, (str, os.PathLike)) or (isinstance(inputs, (list, tuple)) and inputs
                                                    and all(isinstance(item, (str, os.PathLike)) for item in inputs)):
         paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
         files = []

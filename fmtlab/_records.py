@@ -12,13 +12,15 @@ import dataclasses
 import io
 import json
 import math
+import os
 
-from ._files import write_text
+from ._files import atomic_path, write_text
 from ._table import render_table
 from .formats import format_from_spec, is_configurable
 from .scaled import any_format
 
-__all__ = ["RecordList", "SweepRecord", "SweepResult", "COLUMNS", "SUMMARY_LEGEND", "format_family"]
+__all__ = ["RecordList", "SweepRecord", "SweepResult", "COLUMNS", "SUMMARY_LEGEND", "format_family",
+           "CsvAppender", "read_records_csv"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +96,27 @@ class RecordList(list):
         if path is not None:
             write_text(path, text)
         return text
+
+    def to_parquet(self, path) -> None:
+        """A Parquet file of the records (the CSV's columns, typed: str, int64, float64, bool),
+        written atomically; needs pyarrow (ImportError saying so otherwise)."""
+        try:
+            import pyarrow
+            import pyarrow.parquet
+        except ImportError:
+            raise ImportError("writing Parquet needs pyarrow, which is not installed (pip install pyarrow)") from None
+        rows = [record.as_dict() for record in self]
+        table = pyarrow.table({column: [row[column] for row in rows] for column in self.columns})
+        with atomic_path(path) as temporary:
+            pyarrow.parquet.write_table(table, str(temporary))
+
+    def to_pandas(self):
+        """The records as a ``pandas.DataFrame`` (one row per record, the CSV's columns); needs pandas."""
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError("to_pandas() needs pandas, which is not installed (pip install pandas)") from None
+        return pandas.DataFrame([record.as_dict() for record in self], columns=list(self.columns))
 
     def to_json(self, path=None) -> str:
         """JSON list of records; non-finite floats as the strings "inf", "-inf", "nan"."""
@@ -241,3 +264,80 @@ def _json_value(value):
     if isinstance(value, float) and not math.isfinite(value):
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     return value
+
+
+# ---- rows as they come, and read back -------------------------------------------------------------
+class CsvAppender:
+    """Whole CSV rows appended to a file as results arrive, each batch flushed to the OS.
+
+    ``CsvAppender(path, columns, keep=n)`` keeps the file's first ``n`` bytes (a resumed run's
+    valid rows, see :func:`read_records_csv`) or, with ``keep=None``, starts the file anew with
+    its header.  A batch is written with one ``write`` of whole lines, so a process killed in
+    between leaves at most one torn last line, which the reader drops.
+    """
+
+    def __init__(self, path, columns, keep=None):
+        self.columns = tuple(columns)
+        if keep is None:
+            self.handle = open(path, "w", newline="")
+            self.handle.write(",".join(self.columns) + "\n")
+        else:
+            self.handle = open(path, "r+", newline="")
+            self.handle.truncate(keep)
+            self.handle.seek(keep)
+        self.handle.flush()
+
+    def append(self, records) -> None:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self.columns, lineterminator="\n")
+        for record in records:
+            writer.writerow(record.as_dict())
+        self.handle.write(buffer.getvalue())
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def _parser(kind):
+    if kind is bool or kind == "bool":
+        return lambda text: {"True": True, "False": False}[text]
+    if kind is int or kind == "int":
+        return int
+    if kind is float or kind == "float":
+        return float
+    return str
+
+
+def read_records_csv(path, record_type=SweepRecord):
+    """The records of a CSV written by :meth:`RecordList.to_csv` or :class:`CsvAppender`, and how
+    many bytes of it are whole, valid rows: ``(records, valid_bytes, dropped)``.  A last line
+    without its newline or with a wrong number of fields (a run killed while writing) is
+    dropped, and counted in ``dropped``; a bad header or a bad row before the last is a
+    ValueError naming the file and the line."""
+    fields = dataclasses.fields(record_type)
+    parsers = [_parser(field.type) for field in fields]
+    names = tuple(field.name for field in fields)
+    with open(path, newline="") as handle:
+        text = handle.read()
+    lines = text.split("\n")
+    if lines[0].split(",") != list(names):
+        raise ValueError(f"{str(path)!r} is not a sweep.csv of this fmtlab (its header differs)")
+    torn = lines[-1] != ""  # text not ending in a newline: the last line is cut
+    body = lines[1:-1]
+    records, valid_bytes, dropped = [], len(lines[0]) + 1, int(torn)
+    for number, line in enumerate(body, start=2):
+        try:
+            values = next(csv.reader([line]))
+            if len(values) != len(names):
+                raise ValueError(f"{len(values)} fields, not {len(names)}")
+            record = record_type(**{name: parse(value) for name, parse, value in zip(names, parsers, values)})
+        except (ValueError, KeyError) as error:
+            if number == len(body) + 1 and not torn:
+                dropped += 1
+                break
+            raise ValueError(f"{str(path)!r} line {number} is not a sweep row ({error})") from None
+        records.append(record)
+        valid_bytes += len(line.encode()) + 1
+    return records, valid_bytes, dropped

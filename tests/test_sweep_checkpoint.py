@@ -179,7 +179,7 @@ def test_npz_whose_header_declares_more_than_the_entry_holds_is_refused_before_u
 
 
 def test_input_errors_name_the_input(tmp_path):
-    with pytest.raises(FileNotFoundError, match="input 'nowhere' does not exist"):
+    with pytest.raises(FileNotFoundError, match="input file 'nowhere' does not exist"):
         tensor_sources("nowhere")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="is a directory with no tensor file"):
