@@ -109,10 +109,10 @@ def dask_client(address: str, workers: int):
                          "(pip install 'dask[distributed]')") from None
     if address == "local":
         cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                           dashboard_address=None)
+                                           dashboard_address=":0")
         return distributed.Client(cluster), cluster
     try:
-        return distributed.Client(address, timeout=10), None
+        return distributed.Client(address, timeout=5), None
     except (OSError, TimeoutError, ValueError) as error:
         raise ValueError(f"--dask {address!r}: no Dask scheduler answers there ({type(error).__name__}: "
                          f"{' '.join(str(error).split())}); give local or a scheduler address such as "
