@@ -580,18 +580,26 @@ def evaluate_piece(piece, items, seed: int, scale_exponent: int = 0, threads=Non
     if threads is not None:
         set_threads(threads)
     x = piece.read()
-    base = _PieceInput(x, piece.offset, piece.total, scale_exponent)
-    results = []
-    for fmt, rounding, bias in items:
+    results = [None] * len(items)
+    element = []
+    for index, (fmt, rounding, bias) in enumerate(items):
         if isinstance(fmt, ScaledFormat):
-            shaped = x.reshape(piece.shape)
-            results.append({"final": scaled_metrics(shaped, fmt, rounding, seed)})
-            continue
-        biased = fmt.replace(bias=bias) if bias != fmt.bias else fmt
-        # A format not exact in float32 gets float64 input, so its values are not re-rounded.
-        source = x if biased.decode_dtype == x.dtype else base.x
-        quantized = _quantize_at(source, biased, rounding, seed, piece.offset)
-        results.append(piece_statistics(base, quantized, biased))
+            results[index] = {"final": scaled_metrics(x.reshape(piece.shape), fmt, rounding, seed)}
+        else:
+            element.append((index, fmt.replace(bias=bias) if bias != fmt.bias else fmt, rounding))
+    # The piece in sub-blocks of SUB_BLOCK elements (aligned on the tensor's index, so at multiples
+    # of SUM_BLOCK): the float64 temporaries of the statistics take a few MB whatever the chunk,
+    # and the sub-blocks' statistics merge exactly like the pieces'.
+    stop = piece.offset + x.size
+    boundaries = [piece.offset] + list(range((piece.offset // SUB_BLOCK + 1) * SUB_BLOCK, stop, SUB_BLOCK)) + [stop]
+    for low, high in zip(boundaries[:-1], boundaries[1:]):
+        sub = x[low - piece.offset:high - piece.offset]
+        base = _PieceInput(sub, low, piece.total, scale_exponent)
+        for index, fmt, rounding in element:
+            # A format not exact in float32 gets float64 input, so its values are not re-rounded.
+            source = sub if fmt.decode_dtype == sub.dtype else base.x
+            statistics = piece_statistics(base, _quantize_at(source, fmt, rounding, seed, low), fmt)
+            results[index] = statistics if results[index] is None else _merge(results[index], statistics)
     return results
 
 
@@ -619,6 +627,7 @@ def _quantize_at(x, fmt, rounding, seed, offset):
 # those blocks from their parts, in index order, before summing them.  So a tensor's sums are the
 # same, bit for bit, for any cut into pieces, any job count and any executor.
 SUM_BLOCK = 1 << 12
+SUB_BLOCK = 1 << 18  # elements a task evaluates at a time (a multiple of SUM_BLOCK)
 _SAFE_EXPONENT = 480  # amax within 2^-480..2^480: squares need no scaling
 
 

@@ -201,3 +201,19 @@ def test_the_same_name_in_two_files_gets_the_file_stem(tmp_path):
     np.savez(tmp_path / "one.npz", w=np.ones(3, np.float32))
     np.savez(tmp_path / "two.npz", w=np.full(3, 2.0, np.float32), v=np.ones(2, np.float32))
     assert [s.name for s in tensor_sources(tmp_path)] == ["one/w", "two/w", "v"]
+
+
+def test_sub_blocks_inside_a_task_merge_exactly():
+    """A task evaluates its piece in sub-blocks of SUB_BLOCK values: a tensor of several
+    sub-blocks, cut at a chunk that is no multiple of anything, equals the whole-tensor run."""
+    from fmtlab.sweep import SUB_BLOCK
+
+    x = {"long": np.random.default_rng(9).standard_normal(2 * SUB_BLOCK + 12_345).astype(np.float32)}
+    arguments = dict(formats=["cfloat8_1_4_3", "bf16"], biases=[6], roundings=["stochastic", "nearest_even"], seed=1)
+    whole = sweep(x, jobs=1, chunk=1 << 30, **arguments)
+    assert sweep(x, jobs=1, chunk=100_003, **arguments).to_csv() == whole.to_csv()
+    record = next(r for r in whole if r.format == "cfloat8_1_4_3" and r.rounding == "stochastic" and r.bias == 6)
+    q = fl.quantize(x["long"], fl.format("cfloat8_1_4_3", bias=6), "stochastic", seed=1).astype(np.float64)
+    x64 = x["long"].astype(np.float64)
+    assert record.sqnr_db == pytest.approx(10 * math.log10(math.fsum(x64 * x64) / math.fsum((q - x64) ** 2)),
+                                           rel=1e-12)
