@@ -93,9 +93,9 @@ def check_run_arguments(seed, jobs, executor) -> None:
 
 
 def is_dask_client(executor) -> bool:
-    """Whether ``executor`` is a Dask ``distributed.Client`` (recognised without importing distributed)."""
-    return type(executor).__module__.startswith("distributed") and hasattr(executor, "get_executor") \
-        and hasattr(executor, "scheduler_info")
+    """Whether ``executor`` is a Dask ``distributed.Client``, recognised (without importing
+    distributed) as what the tasks need of one: a ``get_executor()`` that gives an Executor."""
+    return not isinstance(executor, concurrent.futures.Executor) and callable(getattr(executor, "get_executor", None))
 
 
 def dask_client(address: str, workers: int):
