@@ -217,3 +217,40 @@ def test_sub_blocks_inside_a_task_merge_exactly():
     x64 = x["long"].astype(np.float64)
     assert record.sqnr_db == pytest.approx(10 * math.log10(math.fsum(x64 * x64) / math.fsum((q - x64) ** 2)),
                                            rel=1e-12)
+
+
+# ---- a real published checkpoint ----------------------------------------------------------------------
+def _silero_checkpoint():
+    silero_vad = pytest.importorskip("silero_vad", reason="the silero-vad package (pip install silero-vad) ships "
+                                                          "the published weights this test reads")
+    import importlib.resources
+
+    return importlib.resources.files(silero_vad) / "data" / "silero_vad_16k.safetensors"
+
+
+def test_a_real_published_checkpoint_silero_vad():
+    """silero-vad's shipped weights (15 float32 tensors): the names are the checkpoint's own, the
+    SQNRs agree with an exact rational reference, and the figures docs/sweep.md quotes hold."""
+    path = _silero_checkpoint()
+    result = sweep(str(path), ["bf16", "e4m3fn", "cfloat8_1_4_3"], "all", jobs=1)
+    rows = {(row["tensor"], row["format"]): row for row in result.summary()}
+    assert len({tensor for tensor, _format in rows}) == 15 and ("lstm_cell.weight_ih", "bf16") in rows
+    from safetensors.numpy import load_file
+
+    weights = load_file(str(path))["lstm_cell.weight_ih"].astype(np.float64).reshape(-1)
+    q = fl.quantize(weights, fl.E4M3FN).astype(np.float64)
+    signal = sum(fractions.Fraction(v) ** 2 for v in weights)
+    noise = sum((fractions.Fraction(a) - fractions.Fraction(b)) ** 2 for a, b in zip(q, weights))
+    assert rows[("lstm_cell.weight_ih", "e4m3fn")]["best_sqnr_db"] == pytest.approx(
+        10 * math.log10(signal / noise), rel=1e-13)
+    # The table of docs/sweep.md ("A real checkpoint"), to 2 decimals.
+    quoted = {("lstm_cell.weight_ih", "bf16"): (55.66, None), ("lstm_cell.weight_ih", "e4m3fn"): (31.51, None),
+              ("lstm_cell.weight_ih", "cfloat8_1_4_3"): (31.51, 14), ("conv4.weight", "e4m3fn"): (32.55, None),
+              ("conv4.weight", "cfloat8_1_4_3"): (32.57, 10), ("stft_conv.weight", "cfloat8_1_4_3"): (32.42, 15)}
+    for key, (sqnr, bias) in quoted.items():
+        assert round(rows[key]["best_sqnr_db"], 2) == sqnr, key
+        if bias is not None:
+            assert rows[key]["best_bias"] == rows[key]["rule_bias"] == bias, key
+    assert round(100 * rows[("conv4.weight", "e4m3fn")]["underflow_frac"], 2) == 8.01
+    assert round(100 * rows[("conv4.weight", "cfloat8_1_4_3")]["underflow_frac"], 2) == 1.01
+    assert sweep(str(path), ["bf16", "e4m3fn", "cfloat8_1_4_3"], "all", jobs=2, chunk=1000) == result
