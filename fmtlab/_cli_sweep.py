@@ -374,15 +374,26 @@ def run(args) -> int:
         kept.update((record.tensor, record.format, record.rounding, record.bias) for record in fresh)
 
     display = progress_display("sweep", unit="tasks", quiet=args.quiet)
-    client = cluster = None
+    dask = []  # the client and cluster of --dask, closed before the last line is printed
+
+    def close_dask():
+        import logging
+
+        logging.getLogger("distributed").setLevel(logging.ERROR)  # no warnings about cancelled tasks
+        while dask:
+            dask.pop().close()
+
+    client = None
     try:
         if args.dask:
             client, cluster = dask_client(args.dask, jobs)
+            dask.extend(part for part in (cluster, client) if part is not None)
         result = sweep(sources, formats, biases, roundings, seed=args.seed, jobs=args.jobs, progress=display.set,
                        on_note=_note, chunk=chunk, executor=client, on_records=on_records, done=done)
     except (Interrupted, WorkerDied) as stopped:
         display.close()
         appender.close()
+        close_dask()
         # Keep what finished: the complete (tensor, format, rounding) groups; no plots (they take seconds).
         stopped.partial.to_csv(csv_path)
         write_text(out / "summary.txt", stopped.partial.summary_table() + "\n\n" + SUMMARY_LEGEND + "\n\n"
@@ -392,10 +403,7 @@ def run(args) -> int:
     finally:
         display.close()
         appender.close()
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
+        close_dask()
 
     note = _nonfinite_note(result)
     if note:

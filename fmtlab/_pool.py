@@ -115,10 +115,24 @@ def dask_client(address: str, workers: int):
         # temporaries, then ran 2.5 times slower (measured).  Its other settings stay.
         environment = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
         environment.pop("MALLOC_TRIM_THRESHOLD_", None)
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": environment}):
-            cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                               dashboard_address=":0")
-        return distributed.Client(cluster), cluster
+        # The workers do not log: a Ctrl-C or a stop cancels their tasks and closes the scheduler
+        # under them, which Dask reports as warnings and errors (with tracebacks) on the terminal
+        # after fmtlab's own one line.  What fails in a task still reaches this process (its
+        # exception, or KilledWorker for a worker that keeps dying).
+        environment["DASK_LOGGING__DISTRIBUTED"] = "critical"
+        # SIGINT ignored while the worker processes start (they keep it ignored, as fmtlab's own
+        # workers do): Ctrl-C at a terminal, sent to the whole process group, reaches only this
+        # process, which stops the run; no worker prints a traceback.
+        cluster = None
+        try:
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": environment}), _sigint_ignored():
+                cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                   dashboard_address=":0")
+            return distributed.Client(cluster), cluster
+        except BaseException:  # a Ctrl-C while it started (raised when SIGINT is unblocked): close it
+            if cluster is not None:
+                cluster.close()
+            raise
     try:
         return distributed.Client(address, timeout=5), None
     except (OSError, TimeoutError, ValueError) as error:
@@ -450,10 +464,56 @@ def _worker_died(pool, worker, results, labels):
                       results, [labels[index]])
 
 
+def _unfinished_died(error, results, labels):
+    unfinished = [labels[index] for index, result in enumerate(results) if result is None]
+    shown = ", ".join(unfinished[:4]) + (f" and {len(unfinished) - 4} more" if len(unfinished) > 4 else "")
+    return WorkerDied(f"the executor's workers died ({type(error).__name__}) with {shown} unfinished; "
+                      f"{len(results) - len(unfinished)} of {len(results)} tasks had finished", results, unfinished)
+
+
+def _run_on_dask(function, arguments, client, results, labels, units, report, on_result):
+    """The tasks as Dask futures of ``client`` (pure=False: each runs, even two with equal
+    arguments); on Ctrl-C or an error the unfinished ones are cancelled on the cluster."""
+    import distributed
+
+    futures = {client.submit(function, *args, threads=1, pure=False): index for index, args in enumerate(arguments)}
+    not_done = set(futures)
+    try:
+        while not_done:
+            try:
+                done, not_done = distributed.wait(not_done, timeout=_WAIT_SECONDS, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                continue
+            for future in done:
+                index = futures[future]
+                if future.status == "error":
+                    error = future.exception()
+                    if type(error).__name__ == "KilledWorker":  # the task's workers died, each time
+                        raise _unfinished_died(error, results, labels)
+                    raise error
+                if future.status == "cancelled":
+                    raise WorkerDied(f"{labels[index]} was cancelled on the Dask cluster; "
+                                     f"{sum(r is not None for r in results)} of {len(results)} tasks had finished",
+                                     results, [labels[index]])
+                results[index] = future.result()
+                if on_result is not None:
+                    on_result(index, results[index])
+            if done and report is not None:
+                report(sum(units[index] for index, result in enumerate(results) if result is not None))
+    except KeyboardInterrupt:
+        client.cancel(list(not_done))
+        raise Interrupted(results) from None
+    except BaseException:
+        client.cancel(list(not_done))
+        raise
+    return results
+
+
 def _run_on_executor(function, arguments, executor, results, labels, units, report, on_result):
     if is_dask_client(executor):
-        # The Client's own Executor face: its futures are concurrent.futures ones.  pure=False:
-        # each task runs, even two with equal arguments (their results are not shared by key).
+        if callable(getattr(executor, "submit", None)) and callable(getattr(executor, "cancel", None)):
+            return _run_on_dask(function, arguments, executor, results, labels, units, report, on_result)
+        # Another client-like object: its Executor face (concurrent.futures futures).
         executor = executor.get_executor(pure=False)
     futures = {executor.submit(function, *args, threads=1): index for index, args in enumerate(arguments)}
     try:
@@ -475,12 +535,7 @@ def _run_on_executor(function, arguments, executor, results, labels, units, repo
                             error, concurrent.futures.BrokenExecutor):
                         raise
                     # A broken executor, or Dask's KilledWorker (the task's workers died, each time)
-                    unfinished = [labels[index] for index, result in enumerate(results) if result is None]
-                    shown = ", ".join(unfinished[:4]) + (f" and {len(unfinished) - 4} more" if len(unfinished) > 4
-                                                         else "")
-                    raise WorkerDied(f"the executor's workers died ({type(error).__name__}) with {shown} "
-                                     f"unfinished; {len(results) - len(unfinished)} of {len(results)} tasks "
-                                     "had finished", results, unfinished) from None
+                    raise _unfinished_died(error, results, labels) from None
             if done and report is not None:
                 report(sum(units[index] for index, result in enumerate(results) if result is not None))
     except KeyboardInterrupt:

@@ -69,3 +69,66 @@ def test_a_scheduler_that_is_not_there_is_a_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("fmtlab sweep: error: --dask 'tcp://127.0.0.1:1': no Dask scheduler answers there")
     assert err.count("\n") == 1
+
+
+def test_a_killed_dask_worker_has_its_tasks_rerun_and_the_result_is_unchanged(client, inputs):
+    """Dask reruns the tasks of a worker that dies (SIGKILL) on another one: the sweep still
+    completes, with the inline results."""
+    import os
+    import signal
+    import threading
+
+    inline = sweep(inputs, jobs=1, **ARGUMENTS)
+    pids = sorted(client.run(os.getpid).values())
+    killer = threading.Timer(1.5, lambda: os.kill(pids[0], signal.SIGKILL))
+    killer.start()
+    try:
+        result = sweep(inputs, executor=client, chunk=640, **ARGUMENTS)
+    finally:
+        killer.cancel()
+    assert result.to_csv() == inline.to_csv()
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts it, for the tests after this one
+
+
+def test_ctrl_c_on_a_local_cluster_exits_130_with_one_clean_line_and_resumes(tmp_path):
+    import os
+    import pathlib
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    rng = np.random.default_rng(6)
+    (tmp_path / "big").mkdir()
+    for index in range(8):  # a run of about 20 s on two cores, to stop in the middle
+        np.save(tmp_path / "big" / f"layer{index}.npy", rng.standard_normal((300, 200)).astype(np.float32))
+    common = ["sweep", "--input", str(tmp_path / "big"), "--formats", "bf16,cfloat8_1_4_3,cfloat8_1_5_2", "--bias", "all",
+              "--rounding", "nearest_even,stochastic", "--no-plots", "--chunk", "2000"]
+    out = tmp_path / "stopped"
+    process = subprocess.Popen([sys.executable, "-m", "fmtlab", *common, "--dask", "local", "--jobs", "2",
+                                "--out", str(out)], cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True, env={**os.environ, "PYTHONPATH": str(root)})
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 120
+    # The first pass (amax) is over when its progress reaches 100%: the evaluation is running.
+    while not any("100%" in line for line in lines) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    time.sleep(1)
+    assert process.poll() is None, lines
+    os.killpg(process.pid, signal.SIGINT)
+    stopped_at = time.monotonic()
+    process.wait(timeout=60)
+    reader.join(10)
+    err = "".join(lines)
+    assert process.returncode == 130, err
+    assert time.monotonic() - stopped_at < 15
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("fmtlab sweep: interrupted: ") and lines[-1].endswith(f"written to {out}/"), err
+    assert "Traceback" not in err and "WARNING" not in err and "Error" not in err, err
+    assert cli.main([*common, "--jobs", "1", "--out", str(out), "--resume", "--quiet"]) == 0
+    assert cli.main([*common, "--jobs", "1", "--out", str(tmp_path / "whole"), "--quiet"]) == 0
+    assert (out / "sweep.csv").read_text() == (tmp_path / "whole" / "sweep.csv").read_text()
