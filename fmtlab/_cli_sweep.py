@@ -311,7 +311,7 @@ def run(args) -> int:
     from ._pool import Interrupted, WorkerDied, available_cpus, dask_client
     from ._progress import progress_display
     from ._files import output_directory
-    from ._records import COLUMNS, SUMMARY_LEGEND, CsvAppender
+    from ._records import COLUMNS, SUMMARY_LEGEND, CsvAppender, layer_kind
     from .scaled import ScaledFormat
     from .sweep import DEFAULT_CHUNK, scaled_variants, sweep
 
@@ -410,6 +410,9 @@ def run(args) -> int:
         print(note, file=sys.stderr)
     result.to_csv(csv_path)  # the whole result in its canonical order, atomically over the streamed rows
     table = result.summary_table()
+    if any(layer_kind(source.name) != "other" for source in sources):  # a model's checkpoint
+        table += ("\n\nper layer kind (mean SQNR: weighted by values, at each tensor's best bias):\n"
+                  + result.layer_table())
     write_text(out / "summary.txt", table + "\n\n" + SUMMARY_LEGEND + "\n\n" + _provenance(arguments) + "\n")
     written = [csv_path, out / "summary.txt"]
     if args.parquet:

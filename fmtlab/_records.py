@@ -20,7 +20,7 @@ from .formats import format_from_spec, is_configurable
 from .scaled import any_format
 
 __all__ = ["RecordList", "SweepRecord", "SweepResult", "COLUMNS", "SUMMARY_LEGEND", "format_family",
-           "CsvAppender", "read_records_csv"]
+           "CsvAppender", "read_records_csv", "layer_kind", "LAYER_KINDS"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,6 +165,44 @@ class SweepResult(RecordList):
                          "nonfinite_input_frac": best.nan_input_frac + best.inf_input_frac})
         return rows
 
+    def layer_summary(self) -> list[dict]:
+        """One dict per (layer kind, format, rounding) (:func:`layer_kind` of the tensor names):
+        ``tensors``, ``values`` (their total n), ``mean_sqnr_db`` = sum(n_t * SQNR_t) / sum(n_t)
+        over the tensors' best-bias SQNRs (NaN if any is NaN; +inf if any is +inf), and the worst
+        tensor (``worst_tensor``, ``worst_sqnr_db``: the lowest SQNR, NaN counting lowest)."""
+        groups = {}
+        for row, n in self._summary_with_n():
+            groups.setdefault((layer_kind(row["tensor"]), row["format"], row["rounding"]), []).append((row, n))
+        order = {kind: index for index, kind in enumerate(LAYER_KINDS)}
+        rows = []
+        for (kind, spec, rounding), members in sorted(groups.items(), key=lambda item: order[item[0][0]]):
+            values = sum(n for _row, n in members)
+            sqnrs = [row["best_sqnr_db"] for row, _n in members]
+            if any(math.isnan(value) for value in sqnrs):
+                mean = math.nan
+            elif any(value == math.inf for value in sqnrs):
+                mean = math.inf
+            else:
+                mean = math.fsum(row["best_sqnr_db"] * n for row, n in members) / values
+            worst = min(members, key=lambda member: _sortable(member[0]["best_sqnr_db"]))[0]
+            rows.append({"kind": kind, "format": spec, "rounding": rounding, "tensors": len(members),
+                         "values": values, "mean_sqnr_db": mean, "worst_tensor": worst["tensor"],
+                         "worst_sqnr_db": worst["best_sqnr_db"]})
+        return rows
+
+    def _summary_with_n(self):
+        n_of = {record.tensor: record.n for record in self}
+        return [(row, n_of[row["tensor"]]) for row in self.summary()]
+
+    def layer_table(self) -> str:
+        """:meth:`layer_summary` as an aligned text table."""
+        header = ("layer kind", "format", "rounding", "tensors", "values", "mean SQNR dB", "worst tensor",
+                  "worst SQNR dB")
+        lines = [(row["kind"], row["format"], row["rounding"], str(row["tensors"]), f"{row['values']:,}",
+                  _decibels(row["mean_sqnr_db"]), row["worst_tensor"], _decibels(row["worst_sqnr_db"]))
+                 for row in self.layer_summary()]
+        return render_table(header, lines, right=(3, 4, 5, 7))
+
     def summary_table(self) -> str:
         """The summary as an aligned text table (its columns are explained by ``SUMMARY_LEGEND``),
         followed, when the sweep has scaled formats, by :meth:`scaling_comparison`'s lines."""
@@ -214,6 +252,47 @@ class SweepResult(RecordList):
                                  f"{_decibels(row['best_sqnr_db'])} dB)")
             lines.append(f"{tensor}, {rounding}: " + "; ".join(parts))
         return lines
+
+
+LAYER_KINDS = ("attention.q", "attention.k", "attention.v", "attention.o", "attention.qkv", "mlp", "embedding",
+               "norm", "other")
+_NORM = {"norm", "ln", "ln1", "ln2", "ln_1", "ln_2", "ln_f", "layernorm", "rmsnorm"}
+_EMBEDDING = {"wte", "wpe", "embeddings", "embedding", "embed", "lm_head", "tok_embeddings", "word_embeddings"}
+_ATTENTION = {"attn", "attention", "self_attn", "self_attention", "cross_attn", "mixer"}
+_ATTENTION_PARTS = {"q": {"q_proj", "query", "wq", "q"}, "k": {"k_proj", "key", "wk", "k"},
+                    "v": {"v_proj", "value", "wv", "v"}, "o": {"o_proj", "out_proj", "wo", "c_proj", "dense", "o"},
+                    "qkv": {"qkv_proj", "c_attn", "query_key_value", "qkv", "wqkv", "in_proj"}}
+_MLP = {"mlp", "ffn", "feed_forward", "feedforward", "fc1", "fc2", "up_proj", "down_proj", "gate_proj", "c_fc",
+        "w1", "w2", "w3", "intermediate", "experts"}
+
+
+def layer_kind(name: str) -> str:
+    """The kind of layer a tensor belongs to, from the usual checkpoint naming (one of
+    ``LAYER_KINDS``), by the dot-separated parts of its name, lower-cased, first match wins:
+
+    * ``norm``: a part containing "norm", or ln, ln_1, ln_2, ln_f (GPT-2);
+    * ``embedding``: a part containing "embed", or wte, wpe, lm_head;
+    * ``attention.q``/``k``/``v``/``o``: q_proj, k_proj, v_proj, o_proj (Llama), query, key,
+      value (BERT), wq, wk, wv, wo, out_proj, and c_proj or dense inside an attention block
+      (attn, attention, self_attn, ...); ``attention.qkv``: fused projections (c_attn,
+      query_key_value, qkv_proj, in_proj);
+    * ``mlp``: mlp, ffn, feed_forward, fc1, fc2, up_proj, down_proj, gate_proj, c_fc, w1-w3, experts;
+    * ``other``: anything else.
+    """
+    parts = [part for part in name.lower().replace("/", ".").split(".") if part]
+    if any("norm" in part or part in _NORM for part in parts):
+        return "norm"
+    if any("embed" in part or part in _EMBEDDING for part in parts):
+        return "embedding"
+    in_attention = any(part in _ATTENTION for part in parts)
+    for kind in ("qkv", "q", "k", "v", "o"):
+        names = _ATTENTION_PARTS[kind]
+        short = {"q", "k", "v", "o", "c_proj", "dense"}  # ambiguous outside an attention block
+        if any(part in names and (in_attention or part not in short) for part in parts):
+            return f"attention.{kind}"
+    if any(part in _MLP for part in parts):
+        return "mlp"
+    return "other"
 
 
 def format_family(spec: str) -> str:
