@@ -254,3 +254,26 @@ def test_a_real_published_checkpoint_silero_vad():
     assert round(100 * rows[("conv4.weight", "e4m3fn")]["underflow_frac"], 2) == 8.01
     assert round(100 * rows[("conv4.weight", "cfloat8_1_4_3")]["underflow_frac"], 2) == 1.01
     assert sweep(str(path), ["bf16", "e4m3fn", "cfloat8_1_4_3"], "all", jobs=2, chunk=1000) == result
+
+
+def test_memory_follows_the_chunk_not_the_file(tmp_path):
+    """Traced peak allocations of an inline sweep of .npy files: about the same for a file twice
+    as large, below the file's own size, and growing with the chunk by a few bytes per value."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    for rows in (1024, 2048):  # 16 and 32 MB of float32
+        np.save(tmp_path / f"x{rows}.npy", rng.standard_normal((rows, 4096)).astype(np.float32))
+
+    def peak(path, chunk):
+        tracemalloc.start()
+        try:
+            sweep(path, ["bf16", "cfloat8_1_4_3"], "auto", ["nearest_even", "stochastic"], jobs=1, chunk=chunk)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    small, large = peak(tmp_path / "x1024.npy", 1 << 20), peak(tmp_path / "x2048.npy", 1 << 20)
+    assert large < 1.15 * small and large < (tmp_path / "x2048.npy").stat().st_size
+    bigger_chunk = peak(tmp_path / "x2048.npy", 1 << 22)
+    assert bigger_chunk - large < 8 * 4 * ((1 << 22) - (1 << 20))  # under 8 float32 copies of the extra rows
