@@ -379,7 +379,9 @@ def run(args) -> int:
     def close_dask():
         import logging
 
-        logging.getLogger("distributed").setLevel(logging.ERROR)  # no warnings about cancelled tasks
+        # Closing stops the scheduler under cancelled tasks, which it logs (even as CRITICAL, with a
+        # traceback) after the run's own last line: it has nothing to say any more.
+        logging.getLogger("distributed").setLevel(logging.CRITICAL + 1)
         while dask:
             dask.pop().close()
 

@@ -80,6 +80,9 @@ def run(args) -> int:
     dask = []  # --dask: the client and cluster, closed before the last line
 
     def close_dask():
+        import logging
+
+        logging.getLogger("distributed").setLevel(logging.CRITICAL + 1)  # the scheduler's close, after our line
         while dask:
             dask.pop().close()
 
