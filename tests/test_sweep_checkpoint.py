@@ -277,3 +277,11 @@ def test_memory_follows_the_chunk_not_the_file(tmp_path):
     assert large < 1.15 * small and large < (tmp_path / "x2048.npy").stat().st_size
     bigger_chunk = peak(tmp_path / "x2048.npy", 1 << 22)
     assert bigger_chunk - large < 8 * 4 * ((1 << 22) - (1 << 20))  # under 8 float32 copies of the extra rows
+
+
+def test_a_pytorch_checkpoint_is_read_by_rows_through_torch_mmap(tmp_path):
+    torch = pytest.importorskip("torch", reason="reading .pt files needs PyTorch")
+    weight = torch.randn(90, 20, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
+    torch.save({"model": {"layer.weight": weight, "step": torch.tensor(3)}}, tmp_path / "ckpt.pt")
+    expected = sweep({"model.layer.weight": weight.float().numpy()}, ["bf16", "cfloat8_1_4_3"], [5, 9], jobs=1)
+    assert sweep(tmp_path / "ckpt.pt", ["bf16", "cfloat8_1_4_3"], [5, 9], jobs=1, chunk=333) == expected
