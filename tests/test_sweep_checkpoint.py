@@ -285,3 +285,14 @@ def test_a_pytorch_checkpoint_is_read_by_rows_through_torch_mmap(tmp_path):
     torch.save({"model": {"layer.weight": weight, "step": torch.tensor(3)}}, tmp_path / "ckpt.pt")
     expected = sweep({"model.layer.weight": weight.float().numpy()}, ["bf16", "cfloat8_1_4_3"], [5, 9], jobs=1)
     assert sweep(tmp_path / "ckpt.pt", ["bf16", "cfloat8_1_4_3"], [5, 9], jobs=1, chunk=333) == expected
+
+
+def test_scaled_formats_of_a_chunked_file_take_the_whole_tensor(tmp_path):
+    """Scaled formats (block scales, NVFP4's tensor scale) are evaluated on the whole tensor even
+    when the element formats' rows are cut into chunks: the same records as in memory."""
+    x = np.random.default_rng(0).standard_normal((64, 96)).astype(np.float32)
+    np.save(tmp_path / "w.npy", x)
+    arguments = dict(formats="mxfp8_e4m3,nvfp4,cfloat8_1_4_3", biases="auto", roundings="nearest_even,stochastic")
+    expected = sweep({"w": x}, jobs=1, **arguments)
+    assert sweep(tmp_path / "w.npy", jobs=2, chunk=500, **arguments) == expected
+    assert {r.format.split(":")[0] for r in expected} == {"mxfp8_e4m3", "nvfp4", "cfloat8_1_4_3"}
