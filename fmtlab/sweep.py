@@ -75,6 +75,7 @@ Worker processes re-import the main module; scripts must guard their entry point
 """
 from __future__ import annotations
 
+import fractions
 import math
 import warnings
 
@@ -515,6 +516,12 @@ def _row_ranges(source, chunk: int) -> list:
     """The (start, stop) row ranges a tensor is cut into: whole rows, at most ``chunk`` elements
     each (one row when a row alone is larger)."""
     rows_per_task = max(1, chunk // source.row_size)
+    # Where the chunk allows it, whole multiples of SUM_BLOCK elements per task: then no sum
+    # block is split between two tasks and a task returns no part-block terms (at most 2 x 4096
+    # floats per sum and evaluation otherwise).  The results are the same either way.
+    aligned = SUM_BLOCK // math.gcd(source.row_size, SUM_BLOCK)  # rows per multiple of SUM_BLOCK
+    if rows_per_task >= aligned:
+        rows_per_task -= rows_per_task % aligned
     return [(start, min(source.rows, start + rows_per_task)) for start in range(0, source.rows, rows_per_task)]
 
 
@@ -621,24 +628,42 @@ def _quantize_at(x, fmt, rounding, seed, offset):
 # Sums that do not depend on the cut.  Every sum over a tensor (x^2, e^2, e over V, with zeros for
 # the elements outside V) is taken over fixed blocks of SUM_BLOCK elements aligned at multiples of
 # SUM_BLOCK of the tensor's flat (C-order) index: each block is summed by numpy in one call over
-# exactly its elements, and the block sums are added with math.fsum (correctly rounded, so their
-# order does not matter).  A piece returns the sums of the blocks it holds whole and the terms of
-# the blocks it holds in part (at most two, each under SUM_BLOCK terms); merging pieces completes
-# those blocks from their parts, in index order, before summing them.  So a tensor's sums are the
-# same, bit for bit, for any cut into pieces, any job count and any executor.
+# exactly its elements, and the block sums are added exactly (as the integer sum * 2^1074: every
+# float64 is an integer multiple of 2^-1074) and rounded once to float64 at the end, the result
+# math.fsum would give, whatever their order.  A piece returns the exact sum of the blocks it
+# holds whole and the terms of the blocks it holds in part (at most two, each under SUM_BLOCK
+# terms; none when the cut falls on block boundaries, as the sweep's do where the chunk allows);
+# merging pieces completes those blocks from their parts, in index order, before adding them.
+# So a tensor's sums are the same, bit for bit, for any cut into pieces, any job count and any
+# executor, and the parent keeps one integer per sum, not one float per block.
 SUM_BLOCK = 1 << 12
 SUB_BLOCK = 1 << 18  # elements a task evaluates at a time (a multiple of SUM_BLOCK)
 _SAFE_EXPONENT = 480  # amax within 2^-480..2^480: squares need no scaling
+_EXACT_SHIFT = 1074   # 2^-1074, the smallest float64 step: value * 2^1074 is an integer
+
+
+def _add_exact(partials: dict, block_sums) -> None:
+    """Add float64 block sums to ``partials``' exact integer (non-finite ones to its float ``special``)."""
+    exact = partials["exact"]
+    for value in block_sums:
+        if math.isfinite(value):
+            numerator, denominator = value.as_integer_ratio()  # denominator: a power of two <= 2^1074
+            exact += numerator << (_EXACT_SHIFT - (denominator.bit_length() - 1))
+        else:
+            partials["special"] += value
+    partials["exact"] = exact
 
 
 def block_partials(offset: int, terms: np.ndarray, total: int) -> dict:
     """The part of a block sum that a piece of ``terms`` (elements offset .. offset + len - 1 of
-    a tensor of ``total`` elements) holds: ``{"blocks": {block index: sum}, "parts": {block
+    a tensor of ``total`` elements) holds: ``{"exact": the sum of the blocks it holds whole, as an
+    int times 2^-1074, "special": their non-finite sums added (0.0 if none), "parts": {block
     index: [count, [(start, terms), ...]]}}``."""
     stop = offset + terms.size
     first_whole = -(-offset // SUM_BLOCK)  # the first block that starts inside the piece
     last_whole = stop // SUM_BLOCK if stop < total else -(-total // SUM_BLOCK)
-    blocks, parts = {}, {}
+    partials = {"exact": 0, "special": 0.0, "parts": {}}
+    parts = partials["parts"]
 
     def part(low, high):
         parts[low // SUM_BLOCK] = [high - low, [(low, terms[low - offset:high - offset].copy())]]
@@ -646,28 +671,28 @@ def block_partials(offset: int, terms: np.ndarray, total: int) -> dict:
     if first_whole >= last_whole:  # no whole block: the piece is a part of one block, or of two
         for block in range(offset // SUM_BLOCK, (stop - 1) // SUM_BLOCK + 1):
             part(max(offset, block * SUM_BLOCK), min(stop, (block + 1) * SUM_BLOCK))
-        return {"blocks": blocks, "parts": parts}
+        return partials
     if first_whole * SUM_BLOCK > offset:
         part(offset, first_whole * SUM_BLOCK)
     full = (min(last_whole * SUM_BLOCK, total) - first_whole * SUM_BLOCK) // SUM_BLOCK
     if full:
         start = first_whole * SUM_BLOCK - offset
-        sums = terms[start:start + full * SUM_BLOCK].reshape(full, SUM_BLOCK).sum(axis=1)
-        blocks.update(zip(range(first_whole, first_whole + full), sums.tolist()))
+        _add_exact(partials, terms[start:start + full * SUM_BLOCK].reshape(full, SUM_BLOCK).sum(axis=1).tolist())
     covered = (first_whole + full) * SUM_BLOCK
     if covered < stop:
         if stop == total:  # the tensor's last (short) block, held whole
-            blocks[covered // SUM_BLOCK] = float(terms[covered - offset:].sum())
+            _add_exact(partials, [float(terms[covered - offset:].sum())])
         else:
             part(covered, stop)
-    return {"blocks": blocks, "parts": parts}
+    return partials
 
 
 def _merge_partials(first: dict, second: dict, total: int) -> dict:
     """``first`` with ``second`` merged in (``first`` is updated): a block whose parts now cover
     it is summed from them in index order, as one piece holding it whole would have."""
-    blocks, parts = first["blocks"], first["parts"]
-    blocks.update(second["blocks"])
+    first["exact"] += second["exact"]
+    first["special"] += second["special"]
+    parts = first["parts"]
     for block, (count, items) in second["parts"].items():
         if block in parts:
             parts[block][0] += count
@@ -676,21 +701,26 @@ def _merge_partials(first: dict, second: dict, total: int) -> dict:
             parts[block] = [count, list(items)]
         if parts[block][0] == min(SUM_BLOCK, total - block * SUM_BLOCK):
             ordered = sorted(parts.pop(block)[1], key=lambda item: item[0])
-            blocks[block] = float(np.concatenate([terms for _start, terms in ordered]).sum())
+            _add_exact(first, [float(np.concatenate([terms for _start, terms in ordered]).sum())])
     return first
 
 
 def _partials_sum(partials: dict) -> float:
-    """The sum of a tensor's complete block partials: math.fsum of the block sums (correctly
-    rounded, whatever their order)."""
+    """The sum of a tensor's complete block partials: the exact sum of its block sums rounded
+    once to float64 (what math.fsum gives); a non-finite block sum (inf, NaN) decides it."""
     if partials["parts"]:
         raise RuntimeError("a sum was read before all of its pieces were merged")
-    return math.fsum(partials["blocks"].values())
+    if partials["special"] != 0 or math.isnan(partials["special"]):
+        return partials["special"]
+    try:
+        return float(fractions.Fraction(partials["exact"], 1 << _EXACT_SHIFT))
+    except OverflowError:
+        return math.inf if partials["exact"] > 0 else -math.inf
 
 
 def _copied(partials: dict) -> dict:
     """A copy that merging may update (the containers, not the term arrays, which stay unchanged)."""
-    return {"blocks": dict(partials["blocks"]),
+    return {"exact": partials["exact"], "special": partials["special"],
             "parts": {block: [count, list(items)] for block, (count, items) in partials["parts"].items()}}
 
 

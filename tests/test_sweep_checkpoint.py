@@ -85,22 +85,35 @@ def test_non_finite_inputs_are_left_out_in_every_piece(whole):
 
 
 def test_block_partials_cover_every_element_once():
+    """Cut anywhere, the pieces' whole blocks and part-block terms add up to the whole sum exactly."""
     terms = np.arange(1.0, 10_001.0)
     total = terms.size
     for cut in (1, 7, SUM_BLOCK - 1, SUM_BLOCK, SUM_BLOCK + 3, total):
-        blocks, parts = {}, {}
+        exact, counted, parts = 0, 0, {}
         for start in range(0, total, cut):
             partial = block_partials(start, terms[start:start + cut], total)
-            assert not set(partial["blocks"]) & set(blocks)
-            blocks.update(partial["blocks"])
+            assert partial["special"] == 0.0
+            exact += partial["exact"]
             for block, (count, items) in partial["parts"].items():
                 assert count == sum(item.size for _start, item in items)
                 parts.setdefault(block, []).extend(items)
-        covered = sum(SUM_BLOCK if b < total // SUM_BLOCK else total % SUM_BLOCK for b in blocks)
-        covered += sum(item.size for items in parts.values() for _s, item in items)
-        assert covered == total
-        assert sum(blocks.values()) + sum(item.sum() for items in parts.values() for _s, item in items) \
-            == total * (total + 1) / 2
+        whole_blocks = exact / 2 ** 1074  # exact is the int sum * 2^1074 of the whole blocks
+        part_terms = [item for items in parts.values() for _start, item in items]
+        assert whole_blocks + sum(item.sum() for item in part_terms) == total * (total + 1) / 2
+        counted = sum(item.size for item in part_terms)
+        assert (cut % SUM_BLOCK == 0 or cut == total) == (counted == 0)
+
+
+def test_the_exact_sum_of_block_sums_is_math_fsum():
+    """Adding the block sums exactly and rounding once is math.fsum's result (correct rounding)."""
+    from fmtlab.sweep import _add_exact, _partials_sum
+
+    rng = np.random.default_rng(2)
+    values = (rng.standard_normal(5000) * np.exp(rng.uniform(-700, 700, 5000))).tolist() + [5e-324, -1e300, 1e300]
+    partials = {"exact": 0, "special": 0.0, "parts": {}}
+    _add_exact(partials, values)
+    assert _partials_sum(partials) == math.fsum(values)
+    assert fractions.Fraction(partials["exact"], 2 ** 1074) == sum(fractions.Fraction(v) for v in values)
 
 
 # ---- lazy file inputs ----------------------------------------------------------------------------------
