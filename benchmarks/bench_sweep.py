@@ -2,7 +2,8 @@
 
 Prints, for a standard-normal float32 tensor of 2^--size-log2 values:
 
-* one sweep evaluation (fl.quantize + the ten metrics of docs/sweep.md) per format, against
+* one sweep evaluation (``fmtlab.sweep.evaluate_piece``: the quantize at the piece's index
+  offset + the mergeable statistics of docs/sweep.md's metrics) per format, against
   the peer a user would write by hand: ml_dtypes ``astype`` round trip + numpy SQNR only;
 * the default ``fmtlab sweep`` job (524 evaluations, no plots) inline (--jobs 1) and on
   every available CPU (fmtlab's own worker processes, ``fmtlab._pool``; their start-up is
@@ -37,8 +38,8 @@ import numpy as np
 import fmtlab as fl
 from fmtlab._inputs import synthetic
 from fmtlab._pool import available_cpus
-from fmtlab.metrics import PreparedInput, error_metrics
-from fmtlab.sweep import sweep
+from fmtlab._inputs import tensor_sources
+from fmtlab.sweep import evaluate_piece, sweep
 from _timing import best_time  # benchmarks/_timing.py
 
 
@@ -160,14 +161,14 @@ def main():
         return
     count = 1 << args.size_log2
     x = synthetic("normal", count)
-    prepared = PreparedInput(x)
     fl.set_threads(1)
     print(f"one evaluation of {count} values, one thread (ms; lower is better)")
     print(f"{'format':16s} {'fmtlab':>10s} {'peer':>10s} {'fmtlab/peer':>12s}   peer = ml_dtypes astype + numpy SQNR")
     for name, peer_dtype in (("e4m3fn", ml_dtypes.float8_e4m3fn), ("bf16", ml_dtypes.bfloat16),
                              ("cfloat8_1_4_3", None)):
         fmt = fl.format(name)
-        ours = best_time(lambda: error_metrics(prepared, fl.quantize(x, fmt), fmt), args.repeats)
+        piece = tensor_sources({"x": x})[0].piece(0, count)
+        ours = best_time(lambda: evaluate_piece(piece, [(fmt, "nearest_even", fmt.bias)], 0), args.repeats)
         peer = best_time(lambda: peer_sqnr(x, peer_dtype), args.repeats) if peer_dtype else None
         ratio = f"{ours / peer:12.2f}" if peer else f"{'(no peer)':>12s}"
         print(f"{name:16s} {ours * 1e3:10.2f} {peer * 1e3 if peer else float('nan'):10.2f} {ratio}")
