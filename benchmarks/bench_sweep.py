@@ -2,17 +2,35 @@
 
 Prints, for a standard-normal float32 tensor of 2^--size-log2 values:
 
-* one sweep evaluation (fl.quantize + the ten metrics of docs/sweep.md) per format, against
+* one sweep evaluation (``fmtlab.sweep.evaluate_piece``: the quantize at the piece's index
+  offset + the mergeable statistics of docs/sweep.md's metrics) per format, against
   the peer a user would write by hand: ml_dtypes ``astype`` round trip + numpy SQNR only;
 * the default ``fmtlab sweep`` job (524 evaluations, no plots) inline (--jobs 1) and on
   every available CPU (fmtlab's own worker processes, ``fmtlab._pool``; their start-up is
   included), and the speed-up.
 
-Each figure is the best of --repeats runs.  Usage:
+Each figure is the best of --repeats runs.
+
+``--checkpoint 64,256,600``: checkpoint-scale sweeps instead.  For each size (MB) a BF16
+.safetensors checkpoint is written (rows of 4096 values; tensors of 1/2, 1/4, 1/8, 1/8 of the
+file, so the largest is half of it) and ``fmtlab sweep --formats e4m3fn,bf16 --bias auto
+--rounding nearest_even`` is run on it as a command (default --chunk) inline, with 2 jobs and
+on a Dask LocalCluster of 2 workers, recording wall time and the peak RSS of the whole process
+tree (sampled every 20 ms, workers, scheduler and nannies included), next to the peer a user
+would write by hand (each tensor memory-mapped, widened whole to float32, ml_dtypes e4m3fn
+round trip, numpy SQNR; run for sizes up to --peer-limit MB).  Usage:
 
     python benchmarks/bench_sweep.py [--size-log2 18] [--repeats 3]
+    python benchmarks/bench_sweep.py --checkpoint 64,256,600 [--dir /tmp/fmtlab-bench]
 """
 import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
 
 import ml_dtypes
 import numpy as np
@@ -20,8 +38,8 @@ import numpy as np
 import fmtlab as fl
 from fmtlab._inputs import synthetic
 from fmtlab._pool import available_cpus
-from fmtlab.metrics import PreparedInput, error_metrics
-from fmtlab.sweep import sweep
+from fmtlab._inputs import tensor_sources
+from fmtlab.sweep import evaluate_piece, sweep
 from _timing import best_time  # benchmarks/_timing.py
 
 
@@ -31,21 +49,126 @@ def peer_sqnr(x, dtype):
     return 10 * np.log10(np.square(x64).sum() / np.square(q - x64).sum())
 
 
+ROW = 4096  # values per row of the benchmark checkpoints
+PEER = """
+import sys, json, struct, numpy as np, ml_dtypes
+path = sys.argv[1]
+with open(path, "rb") as f:
+    (n,) = struct.unpack("<Q", f.read(8)); header = json.loads(f.read(n))
+for name, info in header.items():
+    b, e = info["data_offsets"]
+    x = np.memmap(path, dtype=ml_dtypes.bfloat16, mode="r", offset=8 + n + b, shape=tuple(info["shape"]))
+    x = np.asarray(x, dtype=np.float32)
+    q = x.astype(ml_dtypes.float8_e4m3fn).astype(np.float64)
+    x64 = x.astype(np.float64)
+    print(name, 10 * np.log10(np.square(x64).sum() / np.square(q - x64).sum()))
+"""
+
+
+def write_checkpoint(path, megabytes):
+    """A BF16 .safetensors file of about ``megabytes`` MB, written a block of rows at a time."""
+    rows_total = max(8, megabytes * 1_000_000 // (2 * ROW))
+    shares = {"model.embed_tokens.weight": 4, "layers.0.mlp.up_proj.weight": 2,
+              "layers.0.self_attn.q_proj.weight": 1, "layers.0.self_attn.k_proj.weight": 1}
+    header, offset, layout = {}, 0, []
+    for name, share in shares.items():
+        rows = max(1, rows_total * share // 8)
+        header[name] = {"dtype": "BF16", "shape": [rows, ROW], "data_offsets": [offset, offset + rows * ROW * 2]}
+        offset += rows * ROW * 2
+        layout.append((name, rows))
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    rng = np.random.default_rng(0)
+    with open(path, "wb") as handle:
+        handle.write(len(text).to_bytes(8, "little") + text)
+        for index, (_name, rows) in enumerate(layout):
+            for start in range(0, rows, 2048):
+                count = min(2048, rows - start)
+                block = rng.standard_normal((count, ROW), dtype=np.float32) * 0.02 * (index + 1)
+                handle.write(block.astype(ml_dtypes.bfloat16).tobytes())
+    return max(rows for _name, rows in layout) * ROW * 2
+
+
+def tree_peak(command, env=None):
+    """(seconds, peak RSS in bytes of the process and all its descendants, exit status)."""
+    import psutil
+
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    root = psutil.Process(process.pid)
+    peak = 0
+    while process.poll() is None:
+        total = 0
+        try:
+            for member in [root, *root.children(recursive=True)]:
+                try:
+                    total += member.memory_info().rss
+                except psutil.Error:
+                    pass
+        except psutil.Error:
+            pass
+        peak = max(peak, total)
+        time.sleep(0.02)
+    seconds = time.perf_counter() - start
+    if process.returncode:
+        print(process.stderr.read().decode()[-2000:], file=sys.stderr)
+    return seconds, peak, process.returncode
+
+
+def checkpoint_benchmark(sizes, directory, peer_limit):
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[1])}
+    print("checkpoint sweeps: fmtlab sweep --formats e4m3fn,bf16 --bias auto --rounding nearest_even "
+          "(default --chunk), BF16 .safetensors")
+    print(f"{'file MB':>8s} {'largest MB':>10s} {'run':>14s} {'time s':>8s} {'peak RSS MB':>12s} "
+          f"{'RSS/file':>9s} {'time/peer':>10s}")
+    for megabytes in sizes:
+        path = directory / f"bench-{megabytes}MB.safetensors"
+        largest = write_checkpoint(path, megabytes)
+        size = path.stat().st_size
+        peer_time = None
+        runs = []
+        if megabytes <= peer_limit:
+            seconds, peak, _status = tree_peak([sys.executable, "-c", PEER, str(path)], env)
+            peer_time = seconds
+            runs.append(("peer (numpy)", seconds, peak))
+        for label, extra in (("inline", ["--jobs", "1"]), ("2 jobs", ["--jobs", "2"]),
+                             ("dask, 2 workers", ["--dask", "local", "--jobs", "2"])):
+            with tempfile.TemporaryDirectory(dir=directory) as out:
+                command = [sys.executable, "-m", "fmtlab", "sweep", "--input", str(path), "--formats", "e4m3fn,bf16",
+                           "--bias", "auto", "--rounding", "nearest_even", "--no-plots", "--quiet", "--out", out,
+                           *extra]
+                seconds, peak, status = tree_peak(command, env)
+            runs.append((label if status == 0 else f"{label} (failed)", seconds, peak))
+        for label, seconds, peak in runs:
+            ratio = f"{seconds / peer_time:10.2f}" if peer_time else f"{'-':>10s}"
+            print(f"{size / 1e6:8.0f} {largest / 1e6:10.0f} {label:>14s} {seconds:8.1f} {peak / 1e6:12.0f} "
+                  f"{peak / size:9.2f} {ratio}", flush=True)
+        path.unlink()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-log2", type=int, default=18)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--checkpoint", default=None, help="checkpoint sizes in MB, e.g. 64,256,600")
+    parser.add_argument("--dir", default=tempfile.gettempdir() + "/fmtlab-bench")
+    parser.add_argument("--peer-limit", type=int, default=256, help="largest size (MB) the peer runs on")
     args = parser.parse_args()
+    if args.checkpoint:
+        checkpoint_benchmark([int(part) for part in args.checkpoint.split(",")], args.dir, args.peer_limit)
+        return
     count = 1 << args.size_log2
     x = synthetic("normal", count)
-    prepared = PreparedInput(x)
     fl.set_threads(1)
     print(f"one evaluation of {count} values, one thread (ms; lower is better)")
     print(f"{'format':16s} {'fmtlab':>10s} {'peer':>10s} {'fmtlab/peer':>12s}   peer = ml_dtypes astype + numpy SQNR")
     for name, peer_dtype in (("e4m3fn", ml_dtypes.float8_e4m3fn), ("bf16", ml_dtypes.bfloat16),
                              ("cfloat8_1_4_3", None)):
         fmt = fl.format(name)
-        ours = best_time(lambda: error_metrics(prepared, fl.quantize(x, fmt), fmt), args.repeats)
+        piece = tensor_sources({"x": x})[0].piece(0, count)
+        ours = best_time(lambda: evaluate_piece(piece, [(fmt, "nearest_even", fmt.bias)], 0), args.repeats)
         peer = best_time(lambda: peer_sqnr(x, peer_dtype), args.repeats) if peer_dtype else None
         ratio = f"{ours / peer:12.2f}" if peer else f"{'(no peer)':>12s}"
         print(f"{name:16s} {ours * 1e3:10.2f} {peer * 1e3 if peer else float('nan'):10.2f} {ratio}")

@@ -43,9 +43,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      "  fmtlab sweep --input model.safetensors --formats bf16,cfloat8_1_4_3 --bias all\n"
                      "Metric definitions and the bias rule: docs/sweep.md")
     source = parser.add_argument_group("inputs (default: --dist normal,lognormal)")
-    source.add_argument("--input", action="append", metavar="FILE",
-                        help="a .npy, .npz, .pt/.pth or .safetensors file; every floating-point tensor in it "
-                             "is swept (repeatable)")
+    source.add_argument("--input", action="append", metavar="PATH",
+                        help="a .npy, .npz, .pt/.pth or .safetensors file, a directory of them, or a sharded "
+                             "checkpoint's *.index.json; every floating-point tensor in it is swept, read a chunk "
+                             "at a time (repeatable)")
+    source.add_argument("--include", action="append", metavar="GLOB",
+                        help="sweep only the input tensors whose name matches one of these patterns, e.g. "
+                             "'*.q_proj.*,*.k_proj.*' (repeatable)")
+    source.add_argument("--exclude", action="append", metavar="GLOB",
+                        help="leave out the input tensors whose name matches one of these patterns (repeatable)")
     source.add_argument("--dist", action="append", metavar="NAME",
                         help=f"synthetic distribution(s), comma-separated: {', '.join(DISTRIBUTIONS)}")
     source.add_argument("--size", type=positive_int, default=DEFAULT_SIZE, metavar="N",
@@ -71,27 +77,43 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="seed of the synthetic data and of stochastic rounding (default 0)")
     parser.add_argument("--jobs", type=positive_int, default=None, metavar="N",
                         help="worker processes (default: the CPUs this process may use; 1 runs in this process)")
+    parser.add_argument("--chunk", type=positive_int, default=None, metavar="N",
+                        help="elements per task of a large tensor, cut by whole rows (default 4194304); the "
+                             "results do not depend on it, the memory does")
+    parser.add_argument("--dask", default=None, metavar="local|ADDRESS",
+                        help="run the tasks on Dask: local (a LocalCluster of --jobs worker processes) or a "
+                             "scheduler address such as tcp://host:8786")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out: keep its finished rows of sweep.csv, compute the rest "
+                             "(refused if the arguments differ)")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                         help=f"output directory for sweep.csv, summary.txt and the plots (default ./{DEFAULT_OUT})")
     parser.add_argument("--no-plots", action="store_true", help="write the CSV and summary only")
+    parser.add_argument("--parquet", action="store_true",
+                        help="also write DIR/sweep.parquet (the CSV's rows, typed columns; needs pyarrow)")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress and no summary table (the final line and errors still print)")
 
 
-def _tensors(args):
-    """The tensors the arguments name, and a list of (name, reason) skipped from files."""
-    from ._inputs import load_file, synthetic
+def _sources(args):
+    """The tensors the arguments name (TensorSource objects: files are not read here), and a
+    list of (name, reason) skipped from files."""
+    from ._inputs import synthetic, tensor_sources
 
-    tensors, skipped = {}, []
-    files = args.input or []
-    for path in files:
-        loaded = load_file(path, skipped)
-        prefix = f"{pathlib.Path(path).stem}/" if len(files) > 1 else ""
-        tensors.update({prefix + name: array for name, array in loaded.items()})
+    skipped = []
+    sources = []
+    if args.input:
+        sources = tensor_sources(args.input, include=args.include, exclude=args.exclude, skipped=skipped,
+                                 include_argument="--include", exclude_argument="--exclude",
+                                 input_argument="input file")
+    names = {source.name for source in sources}
+    synthetic_tensors = {}
     for distribution in _distributions(args):
-        name = distribution if distribution not in tensors else f"synthetic/{distribution}"
-        tensors[name] = synthetic(distribution, args.size, args.scale, args.seed)
-    return tensors, skipped
+        name = distribution if distribution not in names else f"synthetic/{distribution}"
+        synthetic_tensors[name] = synthetic(distribution, args.size, args.scale, args.seed)
+    if synthetic_tensors:
+        sources += tensor_sources(synthetic_tensors)
+    return sources, skipped
 
 
 def _distributions(args) -> list:
@@ -159,18 +181,44 @@ def _bytes(count: int) -> str:
     return f"{count} bytes"
 
 
-def _nonfinite_note(tensors) -> str | None:
-    """One line naming the tensors that hold NaN or Inf, and how the sweep treats them."""
-    import numpy as np
+def check_input_memory(sources, chunk: int, workers: int, available=None, *, scaled: bool = False) -> None:
+    """A ValueError naming --chunk (or the tensor) when the evaluation of the file tensors would
+    not fit in memory: each of ``workers`` processes holds one chunk (about
+    ``_WORKER_BYTES_PER_VALUE`` bytes per value; a scaled format takes the whole tensor, at
+    ``_SCALED_WORKER_BYTES_PER_VALUE``).  In-memory tensors are checked by check_synthetic_memory."""
+    files = [source for source in sources if source.kind != "array"]
+    if not files:
+        return
+    available = available_memory() if available is None else available
+    if available is None:
+        return
+    largest_piece = max(min(source.size, max(chunk, source.row_size)) for source in files)
+    needed = workers * largest_piece * _WORKER_BYTES_PER_VALUE
+    if needed > available:
+        raise ValueError(f"--chunk {chunk} needs about {_bytes(needed)} ({workers} process(es) evaluating pieces "
+                         f"of up to {largest_piece:,} values at about {_WORKER_BYTES_PER_VALUE} bytes per value), "
+                         f"but {_bytes(available)} of memory is available; give a smaller --chunk or --jobs")
+    if scaled:
+        biggest = max(files, key=lambda source: source.size)
+        needed = min(workers, len(files)) * biggest.size * _SCALED_WORKER_BYTES_PER_VALUE
+        if needed > available:
+            raise ValueError(f"the scaled formats take whole tensors, and {biggest.name!r} ({biggest.size:,} values) "
+                             f"needs about {_bytes(needed)} in {min(workers, len(files))} process(es), but "
+                             f"{_bytes(available)} of memory is available; leave the largest tensors out with "
+                             "--exclude, or give --jobs 1")
 
-    found = []
-    for name, array in tensors.items():
-        finite = np.isfinite(array)
-        if finite.all():
+
+def _nonfinite_note(result) -> str | None:
+    """One line naming the tensors that hold NaN or Inf (from the records' input fractions),
+    and how the sweep treats them."""
+    found, seen = [], set()
+    for record in result:
+        if record.tensor in seen:
             continue
-        nans = int(np.count_nonzero(np.isnan(array)))
-        found.append(f"{name} ({nans} NaN, {array.size - int(np.count_nonzero(finite)) - nans} Inf "
-                     f"of {array.size:,})")
+        seen.add(record.tensor)
+        nans, infs = round(record.nan_input_frac * record.n), round(record.inf_input_frac * record.n)
+        if nans or infs:
+            found.append(f"{record.tensor} ({nans} NaN, {infs} Inf of {record.n:,})")
     if not found:
         return None
     shown = ", ".join(found[:6]) + (f" and {len(found) - 6} more" if len(found) > 6 else "")
@@ -183,14 +231,89 @@ def _note(line: str) -> None:
     print(f"fmtlab sweep: note: {line}", file=sys.stderr)
 
 
+RUN_FILE = "sweep.run.json"
+
+
+def _run_arguments(args, formats, roundings, sources) -> dict:
+    """What decides a sweep's results (the --resume check): every argument but --jobs, --chunk,
+    --dask, --out, --quiet and --no-plots, which change how it runs, not what it computes; the
+    input files by path, size and SHA-256."""
+    from ._inputs import file_digest
+
+    files = sorted({source.path for source in sources if source.path is not None})
+    return {"formats": [str(fmt) for fmt in formats], "bias": args.bias, "rounding": list(roundings),
+            "block": args.block, "rule": args.rule, "seed": args.seed,
+            "dist": _distributions(args), "size": args.size if _distributions(args) else None,
+            "scale": args.scale if _distributions(args) else None,
+            "include": args.include, "exclude": args.exclude,
+            "inputs": [{"path": str(pathlib.Path(path).resolve()), "bytes": os.path.getsize(path),
+                        "sha256": file_digest(path)} for path in files]}
+
+
+def _resume(out, arguments):
+    """The records a --resume run keeps, and the byte length of sweep.csv's valid rows."""
+    import json
+
+    from ._records import read_records_csv
+
+    run_file = out / RUN_FILE
+    if not run_file.exists() or not (out / "sweep.csv").exists():
+        raise ValueError(f"--resume: {str(out)!r} holds no earlier sweep ({RUN_FILE} and sweep.csv); "
+                         "run without --resume to start one")
+    try:
+        earlier = json.loads(run_file.read_text())["arguments"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"--resume: {str(run_file)!r} cannot be read ({error})") from None
+    if earlier != arguments:
+        differing = [key for key in sorted(set(earlier) | set(arguments)) if earlier.get(key) != arguments.get(key)]
+        shown = "; ".join(f"{key}: was {earlier.get(key)!r}, now {arguments.get(key)!r}" for key in differing[:4])
+        raise ValueError(f"--resume: the arguments differ from those of the run in {str(out)!r} ({shown}); "
+                         "give the same arguments, or another --out (or leave out --resume to start over)")
+    records, valid_bytes, dropped = read_records_csv(out / "sweep.csv")
+    return records, valid_bytes, dropped
+
+
+def _provenance(arguments) -> str:
+    import datetime
+
+    from . import __version__
+
+    lines = ["provenance:", f"  command: fmtlab sweep {' '.join(sys.argv[2:]) if sys.argv[1:2] == ['sweep'] else ''}".rstrip(),
+             f"  fmtlab {__version__}, written {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M:%S} UTC"]
+    for entry in arguments["inputs"]:
+        lines.append(f"  input {entry['path']}: {entry['bytes']:,} bytes, sha256 {entry['sha256']}")
+    if arguments["dist"]:
+        lines.append(f"  synthetic: {', '.join(arguments['dist'])}, {arguments['size']:,} values each, "
+                     f"scale {arguments['scale']}, seed {arguments['seed']}")
+    return "\n".join(lines)
+
+
+def _histogram_tensors(sources, chunk):
+    """The tensors the log2 histogram draws: the in-memory ones and the file tensors of at most
+    ``chunk`` values (read here, one chunk of memory each at most; larger ones are left out)."""
+    from .plots import MAX_PANELS
+
+    shown, left_out = {}, []
+    for source in sources:
+        if len(shown) >= MAX_PANELS:
+            break
+        if source.kind == "array" or source.size <= chunk:
+            shown[source.name] = source.piece(0, source.rows).read().reshape(source.shape)
+        else:
+            left_out.append(source.name)
+    return shown, left_out
+
+
 def run(args) -> int:
+    import json
+
     from ._parse import parse_biases, parse_blocks, parse_formats, parse_roundings, parse_rules
-    from ._pool import Interrupted, WorkerDied, available_cpus
+    from ._pool import Interrupted, WorkerDied, available_cpus, dask_client
     from ._progress import progress_display
     from ._files import output_directory
-    from ._records import SUMMARY_LEGEND
+    from ._records import COLUMNS, SUMMARY_LEGEND, CsvAppender, layer_kind
     from .scaled import ScaledFormat
-    from .sweep import scaled_variants, sweep
+    from .sweep import DEFAULT_CHUNK, scaled_variants, sweep
 
     started = time.monotonic()
     # Check every argument before any work is done.
@@ -202,49 +325,101 @@ def run(args) -> int:
     formats, notes = scaled_variants(given, blocks, rules, block_argument="--block", rule_argument="--rule")
     scaled = any(isinstance(fmt, ScaledFormat) for fmt in formats)
     _distributions(args)
+    if args.parquet:
+        try:
+            import pyarrow  # noqa: F401  (checked before any work)
+        except ImportError:
+            raise ValueError("--parquet needs pyarrow, which is not installed (pip install pyarrow)") from None
     out = output_directory(args.out, "--out")
     jobs = args.jobs or available_cpus()
+    chunk = args.chunk or DEFAULT_CHUNK
     check_synthetic_memory(args, jobs, scaled=scaled)
-    tensors, skipped = _tensors(args)
+    sources, skipped = _sources(args)
+    check_input_memory(sources, chunk, jobs, scaled=scaled)
+    arguments = _run_arguments(args, formats, roundings, sources)
+    done, keep, dropped = (None, None, 0)
+    if args.resume:
+        done, keep, dropped = _resume(out, arguments)
 
-    total_values = sum(array.size for array in tensors.values())
+    total_values = sum(source.size for source in sources)
     if not args.quiet:
-        described = ", ".join(f"{name} ({array.size:,} values)" for name, array in list(tensors.items())[:6])
-        more = f" and {len(tensors) - 6} more" if len(tensors) > 6 else ""
-        print(f"fmtlab sweep: {len(tensors)} tensor(s): {described}{more}")
+        described = ", ".join(f"{source.name} ({source.size:,} values)" for source in sources[:6])
+        more = f" and {len(sources) - 6} more" if len(sources) > 6 else ""
+        print(f"fmtlab sweep: {len(sources)} tensor(s): {described}{more}")
         axes = "".join(f"; {name} {value}" for name, value in (("blocks", args.block), ("rules", args.rule))
                        if value is not None)
         variants = f" ({len(formats)} with the block and rule axes)" if len(formats) != len(given) else ""
+        where = f"dask {args.dask}" if args.dask else f"jobs {jobs}"
         print(f"  formats {', '.join(str(fmt) for fmt in given)}{variants}; biases {args.bias}{axes}; "
-              f"rounding {', '.join(roundings)}; seed {args.seed}; jobs {jobs}")
+              f"rounding {', '.join(roundings)}; seed {args.seed}; {where}")
         if skipped:
             print(f"  skipped {len(skipped)} tensor(s) that are not floating point or are empty: "
                   + ", ".join(name for name, _reason in skipped[:8]) + (" ..." if len(skipped) > 8 else ""))
+        if args.resume:
+            print(f"  resuming: {len(done)} finished rows kept from {out / 'sweep.csv'}"
+                  + (f" ({dropped} torn or partial last line dropped)" if dropped else ""))
         sys.stdout.flush()
     for line in notes:
         _note(line)
-    note = _nonfinite_note(tensors)
-    if note:
-        print(note, file=sys.stderr)
+
+    write_text(out / RUN_FILE, json.dumps({"arguments": arguments}, indent=1) + "\n")
+    csv_path = out / "sweep.csv"
+    appender = CsvAppender(csv_path, COLUMNS, keep=keep)
+    kept = {(record.tensor, record.format, record.rounding, record.bias) for record in done or ()}
+
+    def on_records(records):  # whole rows of each finished tensor, flushed as it finishes
+        fresh = [record for record in records if (record.tensor, record.format, record.rounding, record.bias)
+                 not in kept]
+        appender.append(fresh)
+        kept.update((record.tensor, record.format, record.rounding, record.bias) for record in fresh)
 
     display = progress_display("sweep", unit="tasks", quiet=args.quiet)
+    dask = []  # the client and cluster of --dask, closed before the last line is printed
+
+    def close_dask():
+        import logging
+
+        # Closing stops the scheduler under cancelled tasks, which it logs (even as CRITICAL, with a
+        # traceback) after the run's own last line: it has nothing to say any more.
+        logging.getLogger("distributed").setLevel(logging.CRITICAL + 1)
+        while dask:
+            dask.pop().close()
+
+    client = None
     try:
-        result = sweep(tensors, formats, biases, roundings, seed=args.seed, jobs=args.jobs, progress=display.set,
-                       on_note=_note)
+        if args.dask:
+            client, cluster = dask_client(args.dask, jobs)
+            dask.extend(part for part in (cluster, client) if part is not None)
+        result = sweep(sources, formats, biases, roundings, seed=args.seed, jobs=args.jobs, progress=display.set,
+                       on_note=_note, chunk=chunk, executor=client, on_records=on_records, done=done)
     except (Interrupted, WorkerDied) as stopped:
         display.close()
+        appender.close()
+        close_dask()
         # Keep what finished: the complete (tensor, format, rounding) groups; no plots (they take seconds).
-        stopped.partial.to_csv(out / "sweep.csv")
-        write_text(out / "summary.txt", stopped.partial.summary_table() + "\n\n" + SUMMARY_LEGEND + "\n")
-        kept = f"{len(stopped.partial)} of {stopped.planned} results finished and were written to {out}/"
-        return report_stop("sweep", stopped, kept)
-    display.close()
+        stopped.partial.to_csv(csv_path)
+        write_text(out / "summary.txt", stopped.partial.summary_table() + "\n\n" + SUMMARY_LEGEND + "\n\n"
+                   + _provenance(arguments) + "\n")
+        kept_line = f"{len(stopped.partial)} of {stopped.planned} results finished and were written to {out}/"
+        return report_stop("sweep", stopped, kept_line)
+    finally:
+        display.close()
+        appender.close()
+        close_dask()
 
-    csv_path = out / "sweep.csv"
-    result.to_csv(csv_path)
+    note = _nonfinite_note(result)
+    if note:
+        print(note, file=sys.stderr)
+    result.to_csv(csv_path)  # the whole result in its canonical order, atomically over the streamed rows
     table = result.summary_table()
-    write_text(out / "summary.txt", table + "\n\n" + SUMMARY_LEGEND + "\n")
+    if any(layer_kind(source.name) != "other" for source in sources):  # a model's checkpoint
+        table += ("\n\nper layer kind (mean SQNR: weighted by values, at each tensor's best bias):\n"
+                  + result.layer_table())
+    write_text(out / "summary.txt", table + "\n\n" + SUMMARY_LEGEND + "\n\n" + _provenance(arguments) + "\n")
     written = [csv_path, out / "summary.txt"]
+    if args.parquet:
+        result.to_parquet(out / "sweep.parquet")
+        written.append(out / "sweep.parquet")
     if not args.no_plots:
         from .plots import plot_log2_histogram, plot_sqnr_vs_bias, plot_sqnr_vs_block
 
@@ -252,7 +427,12 @@ def run(args) -> int:
             written.append(plot_sqnr_vs_bias(result, out / "sqnr_vs_bias.png"))
         if any(record.is_scaled for record in result):
             written.append(plot_sqnr_vs_block(result, out / "sqnr_vs_block.png"))
-        written.append(plot_log2_histogram(tensors, result, out / "log2_histogram.png"))
+        shown, left_out = _histogram_tensors(sources, chunk)
+        if shown:
+            written.append(plot_log2_histogram(shown, result, out / "log2_histogram.png"))
+        if left_out:
+            _note(f"log2_histogram.png leaves out {len(left_out)} tensor(s) larger than --chunk {chunk} "
+                  f"(they are never read whole): {', '.join(left_out[:4])}{' ...' if len(left_out) > 4 else ''}")
     if not args.quiet:
         print()
         print(table)

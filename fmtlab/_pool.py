@@ -57,7 +57,7 @@ import traceback
 
 from .codec import get_threads, set_threads
 
-__all__ = ["available_cpus", "check_run_arguments", "plan", "run_tasks", "report_progress", "start_method", "Interrupted",
+__all__ = ["available_cpus", "check_run_arguments", "is_dask_client", "dask_client", "plan", "run_tasks", "report_progress", "start_method", "Interrupted",
            "WorkerDied", "INLINE_WORK"]
 
 INLINE_WORK = 1 << 22       # element evaluations below which jobs=None runs inline
@@ -87,8 +87,58 @@ def check_run_arguments(seed, jobs, executor) -> None:
         raise ValueError(f"seed={seed!r} is not allowed: a non-negative int")
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, numbers.Integral) or jobs < 1):
         raise ValueError(f"jobs={jobs!r} is not allowed: a positive int, or None for every available CPU")
-    if executor is not None and not isinstance(executor, concurrent.futures.Executor):
-        raise TypeError(f"executor={executor!r} is not allowed: a concurrent.futures.Executor or None")
+    if executor is not None and not isinstance(executor, concurrent.futures.Executor) and not is_dask_client(executor):
+        raise TypeError(f"executor={executor!r} is not allowed: a concurrent.futures.Executor, a "
+                        "distributed.Client, or None")
+
+
+def is_dask_client(executor) -> bool:
+    """Whether ``executor`` is a Dask ``distributed.Client``, recognised (without importing
+    distributed) as what the tasks need of one: a ``get_executor()`` that gives an Executor."""
+    return not isinstance(executor, concurrent.futures.Executor) and callable(getattr(executor, "get_executor", None))
+
+
+def dask_client(address: str, workers: int):
+    """A ``distributed.Client`` for ``--dask``: ``"local"`` starts a LocalCluster of ``workers``
+    processes with one thread each (the tasks run the C loops on one thread), anything else is
+    a scheduler address (``tcp://host:8786``).  Returns (client, cluster or None); close both."""
+    try:
+        import distributed
+    except ImportError:
+        raise ValueError("--dask needs Dask's distributed package, which is not installed "
+                         "(pip install 'dask[distributed]')") from None
+    if address == "local":
+        import dask
+
+        # Dask starts its workers with MALLOC_TRIM_THRESHOLD_=65536, which makes glibc hand every
+        # freed temporary back to the OS: a sweep task, which makes many MB-sized numpy
+        # temporaries, then ran 2.5 times slower (measured).  Its other settings stay.
+        environment = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
+        environment.pop("MALLOC_TRIM_THRESHOLD_", None)
+        # The workers do not log: a Ctrl-C or a stop cancels their tasks and closes the scheduler
+        # under them, which Dask reports as warnings and errors (with tracebacks) on the terminal
+        # after fmtlab's own one line.  What fails in a task still reaches this process (its
+        # exception, or KilledWorker for a worker that keeps dying).
+        environment["DASK_LOGGING__DISTRIBUTED"] = "critical"
+        # SIGINT ignored while the worker processes start (they keep it ignored, as fmtlab's own
+        # workers do): Ctrl-C at a terminal, sent to the whole process group, reaches only this
+        # process, which stops the run; no worker prints a traceback.
+        cluster = None
+        try:
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": environment}), _sigint_ignored():
+                cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                   dashboard_address=":0")
+            return distributed.Client(cluster), cluster
+        except BaseException:  # a Ctrl-C while it started (raised when SIGINT is unblocked): close it
+            if cluster is not None:
+                cluster.close()
+            raise
+    try:
+        return distributed.Client(address, timeout=5), None
+    except (OSError, TimeoutError, ValueError) as error:
+        raise ValueError(f"--dask {address!r}: no Dask scheduler answers there ({type(error).__name__}: "
+                         f"{' '.join(str(error).split())}); give local or a scheduler address such as "
+                         "tcp://host:8786") from None
 
 
 def plan(executor, jobs, work):
@@ -332,7 +382,7 @@ class _Pool:
                 process.close()
 
 
-def _run_on_workers(function, arguments, workers, results, labels, units, report, preload):
+def _run_on_workers(function, arguments, workers, results, labels, units, report, preload, on_result):
     """The parent's loop: hand tasks to idle workers, collect messages, watch for deaths."""
     pending = collections.deque(range(len(arguments)))
     partial = {}  # task index -> units its running task has reported
@@ -378,6 +428,8 @@ def _run_on_workers(function, arguments, workers, results, labels, units, report
                         partial.pop(message[1], None)
                         del pool.running[worker]
                         changed = True
+                        if on_result is not None:
+                            on_result(message[1], message[2])
                     elif kind == "error":  # the task raised: raise it here, with the worker's traceback
                         error = message[2]
                         error.__cause__ = _RemoteTraceback(message[3])
@@ -412,7 +464,57 @@ def _worker_died(pool, worker, results, labels):
                       results, [labels[index]])
 
 
-def _run_on_executor(function, arguments, executor, results, labels, units, report):
+def _unfinished_died(error, results, labels):
+    unfinished = [labels[index] for index, result in enumerate(results) if result is None]
+    shown = ", ".join(unfinished[:4]) + (f" and {len(unfinished) - 4} more" if len(unfinished) > 4 else "")
+    return WorkerDied(f"the executor's workers died ({type(error).__name__}) with {shown} unfinished; "
+                      f"{len(results) - len(unfinished)} of {len(results)} tasks had finished", results, unfinished)
+
+
+def _run_on_dask(function, arguments, client, results, labels, units, report, on_result):
+    """The tasks as Dask futures of ``client`` (pure=False: each runs, even two with equal
+    arguments); on Ctrl-C or an error the unfinished ones are cancelled on the cluster."""
+    import distributed
+
+    futures = {client.submit(function, *args, threads=1, pure=False): index for index, args in enumerate(arguments)}
+    not_done = set(futures)
+    try:
+        while not_done:
+            try:
+                done, not_done = distributed.wait(not_done, timeout=_WAIT_SECONDS, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                continue
+            for future in done:
+                index = futures[future]
+                if future.status == "error":
+                    error = future.exception()
+                    if type(error).__name__ == "KilledWorker":  # the task's workers died, each time
+                        raise _unfinished_died(error, results, labels)
+                    raise error
+                if future.status == "cancelled":
+                    raise WorkerDied(f"{labels[index]} was cancelled on the Dask cluster; "
+                                     f"{sum(r is not None for r in results)} of {len(results)} tasks had finished",
+                                     results, [labels[index]])
+                results[index] = future.result()
+                if on_result is not None:
+                    on_result(index, results[index])
+            if done and report is not None:
+                report(sum(units[index] for index, result in enumerate(results) if result is not None))
+    except KeyboardInterrupt:
+        client.cancel(list(not_done))
+        raise Interrupted(results) from None
+    except BaseException:
+        client.cancel(list(not_done))
+        raise
+    return results
+
+
+def _run_on_executor(function, arguments, executor, results, labels, units, report, on_result):
+    if is_dask_client(executor):
+        if callable(getattr(executor, "submit", None)) and callable(getattr(executor, "cancel", None)):
+            return _run_on_dask(function, arguments, executor, results, labels, units, report, on_result)
+        # Another client-like object: its Executor face (concurrent.futures futures).
+        executor = executor.get_executor(pure=False)
     futures = {executor.submit(function, *args, threads=1): index for index, args in enumerate(arguments)}
     try:
         not_done = set(futures)
@@ -422,13 +524,18 @@ def _run_on_executor(function, arguments, executor, results, labels, units, repo
             for future in done:
                 try:
                     results[futures[future]] = future.result()
-                except concurrent.futures.BrokenExecutor as error:
-                    unfinished = [labels[index] for index, result in enumerate(results) if result is None]
-                    shown = ", ".join(unfinished[:4]) + (f" and {len(unfinished) - 4} more" if len(unfinished) > 4
-                                                         else "")
-                    raise WorkerDied(f"the executor's workers died ({type(error).__name__}) with {shown} "
-                                     f"unfinished; {len(results) - len(unfinished)} of {len(results)} tasks "
-                                     "had finished", results, unfinished) from None
+                    if on_result is not None:
+                        on_result(futures[future], results[futures[future]])
+                except concurrent.futures.CancelledError:
+                    raise WorkerDied(f"{labels[futures[future]]} was cancelled by the executor; "
+                                     f"{sum(r is not None for r in results)} of {len(results)} tasks had finished",
+                                     results, [labels[futures[future]]]) from None
+                except Exception as error:
+                    if type(error).__name__ != "KilledWorker" and not isinstance(
+                            error, concurrent.futures.BrokenExecutor):
+                        raise
+                    # A broken executor, or Dask's KilledWorker (the task's workers died, each time)
+                    raise _unfinished_died(error, results, labels) from None
             if done and report is not None:
                 report(sum(units[index] for index, result in enumerate(results) if result is not None))
     except KeyboardInterrupt:
@@ -443,7 +550,7 @@ def _run_on_executor(function, arguments, executor, results, labels, units, repo
 
 
 def run_tasks(function, arguments, executor=None, inline=False, workers=1, progress=None, *, labels=None,
-              units=None, preload=()) -> list:
+              units=None, preload=(), on_result=None) -> list:
     """``[function(*args, threads=1) for args in arguments]``, in order, run inline (this
     process's thread setting is restored afterwards), on ``executor``, or on ``workers``
     worker processes made here (see the module docstring).
@@ -453,6 +560,9 @@ def run_tasks(function, arguments, executor=None, inline=False, workers=1, progr
     training steps) ``total = sum(units)`` and a running task's :func:`report_progress`
     calls count too (inline and on the workers made here; another executor reports finished
     tasks only).  ``labels`` names the tasks in messages (default "task 0", "task 1", ...).
+    ``on_result(index, result)`` is called in this process as each task's result arrives (in
+    the order they finish), so that a caller can keep finished work as it comes.
+    ``executor`` may be a ``distributed.Client`` (run through ``client.get_executor()``).
     ``preload``: modules for the forkserver to import before it forks the workers (torch for
     the drift runs: imported once instead of once per worker).
 
@@ -474,13 +584,13 @@ def run_tasks(function, arguments, executor=None, inline=False, workers=1, progr
     if not arguments:
         return results
     if inline:
-        return _run_inline(function, arguments, results, units, report)
+        return _run_inline(function, arguments, results, units, report, on_result)
     if executor is not None:
-        return _run_on_executor(function, arguments, executor, results, labels, units, report)
-    return _run_on_workers(function, arguments, workers, results, labels, units, report, tuple(preload))
+        return _run_on_executor(function, arguments, executor, results, labels, units, report, on_result)
+    return _run_on_workers(function, arguments, workers, results, labels, units, report, tuple(preload), on_result)
 
 
-def _run_inline(function, arguments, results, units, report):
+def _run_inline(function, arguments, results, units, report, on_result):
     global _reporter
     previous = get_threads()
     done = 0
@@ -499,6 +609,8 @@ def _run_inline(function, arguments, results, units, report):
             finally:
                 _reporter = None
             done += units[index]
+            if on_result is not None:
+                on_result(index, results[index])
             if report is not None:
                 report(done)
     except KeyboardInterrupt:

@@ -9,8 +9,9 @@
 ``fmtlab drift`` show:
 
 * ``quiet``: nothing;
-* the stream is a terminal: :class:`ProgressBar`, one line redrawn in place (done/total,
-  percent, elapsed time, an estimate of the time left);
+* the stream is a terminal: :class:`TqdmBar` where ``tqdm`` is installed (one line redrawn in
+  place by tqdm: done/total, percent, elapsed time, rate, an estimate of the time left), else
+  :class:`ProgressBar`, the same line drawn here;
 * otherwise (a log file, a pipe, CI): :class:`ProgressLog`, a plain line at the start, at
   most one every ``interval`` seconds (10) after it, and one at 100%, e.g.
   ``drift: 1200/27000 steps (4%), 00:45 elapsed, eta 16:00``.
@@ -24,7 +25,7 @@ from __future__ import annotations
 import sys
 import time
 
-__all__ = ["ProgressBar", "ProgressLog", "progress_display"]
+__all__ = ["ProgressBar", "ProgressLog", "TqdmBar", "progress_display"]
 
 
 def _clock(seconds: float) -> str:
@@ -147,6 +148,44 @@ class ProgressBar(_Progress):
             self._drawn = False
 
 
+class TqdmBar(ProgressBar):
+    """A :class:`ProgressBar` drawn by ``tqdm``: ``label [bar] done/total unit percent elapsed
+    eta remaining rate``.  The counts are this object's (``set`` and ``update`` as for every
+    display); tqdm draws them, at most every ``interval`` seconds, after ``delay``."""
+
+    def __init__(self, total: int, label: str = "", *, unit: str = "", stream=None, enabled: bool | None = None,
+                 delay: float = 0.5, interval: float = 0.1, width: int = 30):
+        super().__init__(total, label, unit=unit, stream=stream, enabled=enabled, delay=delay, interval=interval,
+                         width=width)
+        self._bar = None
+
+    def _draw(self, now: float) -> None:
+        import tqdm
+
+        if self._bar is None:
+            unit = f" {self.unit}" if self.unit else ""
+            self._bar = tqdm.tqdm(total=self.total, file=self.stream, leave=True, mininterval=0, delay=0,
+                                  ascii=" #", dynamic_ncols=False,
+                                  bar_format=f"{self.label} [{{bar:{self.width}}}] {{n}}/{{total}}{unit} "
+                                             "{percentage:3.0f}% {elapsed} eta {remaining} {rate_fmt}",
+                                  unit=self.unit or "it")
+        self._bar.total = self.total
+        self._bar.n = self.done
+        self._bar.refresh()
+        self._last_draw = now
+        self._drawn_done = self.done
+        self._drawn = True
+
+    def close(self) -> None:
+        """Finish the line (only if something was drawn)."""
+        if self._bar is not None:
+            if self._drawn_done != self.done:
+                self._draw(time.monotonic())
+            self._bar.close()
+            self._bar = None
+            self._drawn = False
+
+
 class ProgressLog(_Progress):
     """Progress as plain lines for streams that are not terminals (logs, pipes).
 
@@ -201,5 +240,9 @@ def progress_display(label: str, *, unit: str = "", quiet: bool = False, stream=
         return ProgressBar(0, label, unit=unit, stream=stream, enabled=False)
     isatty = getattr(stream, "isatty", None)
     if isatty is not None and isatty():
-        return ProgressBar(0, label, unit=unit, stream=stream, enabled=True, delay=delay)
+        try:
+            import tqdm  # noqa: F401  (the bar of a terminal where it is installed)
+        except ImportError:
+            return ProgressBar(0, label, unit=unit, stream=stream, enabled=True, delay=delay)
+        return TqdmBar(0, label, unit=unit, stream=stream, enabled=True, delay=delay)
     return ProgressLog(0, label, unit=unit, stream=stream, delay=delay, interval=interval)

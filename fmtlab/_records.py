@@ -12,13 +12,15 @@ import dataclasses
 import io
 import json
 import math
+import os
 
-from ._files import write_text
+from ._files import atomic_path, write_text
 from ._table import render_table
 from .formats import format_from_spec, is_configurable
 from .scaled import any_format
 
-__all__ = ["RecordList", "SweepRecord", "SweepResult", "COLUMNS", "SUMMARY_LEGEND", "format_family"]
+__all__ = ["RecordList", "SweepRecord", "SweepResult", "COLUMNS", "SUMMARY_LEGEND", "format_family",
+           "CsvAppender", "read_records_csv", "layer_kind", "LAYER_KINDS"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +97,27 @@ class RecordList(list):
             write_text(path, text)
         return text
 
+    def to_parquet(self, path) -> None:
+        """A Parquet file of the records (the CSV's columns, typed: str, int64, float64, bool),
+        written atomically; needs pyarrow (ImportError saying so otherwise)."""
+        try:
+            import pyarrow
+            import pyarrow.parquet
+        except ImportError:
+            raise ImportError("writing Parquet needs pyarrow, which is not installed (pip install pyarrow)") from None
+        rows = [record.as_dict() for record in self]
+        table = pyarrow.table({column: [row[column] for row in rows] for column in self.columns})
+        with atomic_path(path) as temporary:
+            pyarrow.parquet.write_table(table, str(temporary))
+
+    def to_pandas(self):
+        """The records as a ``pandas.DataFrame`` (one row per record, the CSV's columns); needs pandas."""
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError("to_pandas() needs pandas, which is not installed (pip install pandas)") from None
+        return pandas.DataFrame([record.as_dict() for record in self], columns=list(self.columns))
+
     def to_json(self, path=None) -> str:
         """JSON list of records; non-finite floats as the strings "inf", "-inf", "nan"."""
         rows = [{key: _json_value(value) for key, value in record.as_dict().items()} for record in self]
@@ -141,6 +164,44 @@ class SweepResult(RecordList):
                          "nonfinite_frac": best.nan_frac + best.inf_frac,
                          "nonfinite_input_frac": best.nan_input_frac + best.inf_input_frac})
         return rows
+
+    def layer_summary(self) -> list[dict]:
+        """One dict per (layer kind, format, rounding) (:func:`layer_kind` of the tensor names):
+        ``tensors``, ``values`` (their total n), ``mean_sqnr_db`` = sum(n_t * SQNR_t) / sum(n_t)
+        over the tensors' best-bias SQNRs (NaN if any is NaN; +inf if any is +inf), and the worst
+        tensor (``worst_tensor``, ``worst_sqnr_db``: the lowest SQNR, NaN counting lowest)."""
+        groups = {}
+        for row, n in self._summary_with_n():
+            groups.setdefault((layer_kind(row["tensor"]), row["format"], row["rounding"]), []).append((row, n))
+        order = {kind: index for index, kind in enumerate(LAYER_KINDS)}
+        rows = []
+        for (kind, spec, rounding), members in sorted(groups.items(), key=lambda item: order[item[0][0]]):
+            values = sum(n for _row, n in members)
+            sqnrs = [row["best_sqnr_db"] for row, _n in members]
+            if any(math.isnan(value) for value in sqnrs):
+                mean = math.nan
+            elif any(value == math.inf for value in sqnrs):
+                mean = math.inf
+            else:
+                mean = math.fsum(row["best_sqnr_db"] * n for row, n in members) / values
+            worst = min(members, key=lambda member: _sortable(member[0]["best_sqnr_db"]))[0]
+            rows.append({"kind": kind, "format": spec, "rounding": rounding, "tensors": len(members),
+                         "values": values, "mean_sqnr_db": mean, "worst_tensor": worst["tensor"],
+                         "worst_sqnr_db": worst["best_sqnr_db"]})
+        return rows
+
+    def _summary_with_n(self):
+        n_of = {record.tensor: record.n for record in self}
+        return [(row, n_of[row["tensor"]]) for row in self.summary()]
+
+    def layer_table(self) -> str:
+        """:meth:`layer_summary` as an aligned text table."""
+        header = ("layer kind", "format", "rounding", "tensors", "values", "mean SQNR dB", "worst tensor",
+                  "worst SQNR dB")
+        lines = [(row["kind"], row["format"], row["rounding"], str(row["tensors"]), f"{row['values']:,}",
+                  _decibels(row["mean_sqnr_db"]), row["worst_tensor"], _decibels(row["worst_sqnr_db"]))
+                 for row in self.layer_summary()]
+        return render_table(header, lines, right=(3, 4, 5, 7))
 
     def summary_table(self) -> str:
         """The summary as an aligned text table (its columns are explained by ``SUMMARY_LEGEND``),
@@ -193,6 +254,47 @@ class SweepResult(RecordList):
         return lines
 
 
+LAYER_KINDS = ("attention.q", "attention.k", "attention.v", "attention.o", "attention.qkv", "mlp", "embedding",
+               "norm", "other")
+_NORM = {"norm", "ln", "ln1", "ln2", "ln_1", "ln_2", "ln_f", "layernorm", "rmsnorm"}
+_EMBEDDING = {"wte", "wpe", "embeddings", "embedding", "embed", "lm_head", "tok_embeddings", "word_embeddings"}
+_ATTENTION = {"attn", "attention", "self_attn", "self_attention", "cross_attn", "mixer"}
+_ATTENTION_PARTS = {"q": {"q_proj", "query", "wq", "q"}, "k": {"k_proj", "key", "wk", "k"},
+                    "v": {"v_proj", "value", "wv", "v"}, "o": {"o_proj", "out_proj", "wo", "c_proj", "dense", "o"},
+                    "qkv": {"qkv_proj", "c_attn", "query_key_value", "qkv", "wqkv", "in_proj"}}
+_MLP = {"mlp", "ffn", "feed_forward", "feedforward", "fc1", "fc2", "up_proj", "down_proj", "gate_proj", "c_fc",
+        "w1", "w2", "w3", "intermediate", "experts"}
+
+
+def layer_kind(name: str) -> str:
+    """The kind of layer a tensor belongs to, from the usual checkpoint naming (one of
+    ``LAYER_KINDS``), by the dot-separated parts of its name, lower-cased, first match wins:
+
+    * ``norm``: a part containing "norm", or ln, ln_1, ln_2, ln_f (GPT-2);
+    * ``embedding``: a part containing "embed", or wte, wpe, lm_head;
+    * ``attention.q``/``k``/``v``/``o``: q_proj, k_proj, v_proj, o_proj (Llama), query, key,
+      value (BERT), wq, wk, wv, wo, out_proj, and c_proj or dense inside an attention block
+      (attn, attention, self_attn, ...); ``attention.qkv``: fused projections (c_attn,
+      query_key_value, qkv_proj, in_proj);
+    * ``mlp``: mlp, ffn, feed_forward, fc1, fc2, up_proj, down_proj, gate_proj, c_fc, w1-w3, experts;
+    * ``other``: anything else.
+    """
+    parts = [part for part in name.lower().replace("/", ".").split(".") if part]
+    if any("norm" in part or part in _NORM for part in parts):
+        return "norm"
+    if any("embed" in part or part in _EMBEDDING for part in parts):
+        return "embedding"
+    in_attention = any(part in _ATTENTION for part in parts)
+    for kind in ("qkv", "q", "k", "v", "o"):
+        names = _ATTENTION_PARTS[kind]
+        short = {"q", "k", "v", "o", "c_proj", "dense"}  # ambiguous outside an attention block
+        if any(part in names and (in_attention or part not in short) for part in parts):
+            return f"attention.{kind}"
+    if any(part in _MLP for part in parts):
+        return "mlp"
+    return "other"
+
+
 def format_family(spec: str) -> str:
     """A scaled format's spec without its block and rule options: what a sweep over blocks and
     rules keeps fixed (``"mxfp8_e4m3:block=16,rule=rceil"`` -> ``"mxfp8_e4m3"``,
@@ -241,3 +343,80 @@ def _json_value(value):
     if isinstance(value, float) and not math.isfinite(value):
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     return value
+
+
+# ---- rows as they come, and read back -------------------------------------------------------------
+class CsvAppender:
+    """Whole CSV rows appended to a file as results arrive, each batch flushed to the OS.
+
+    ``CsvAppender(path, columns, keep=n)`` keeps the file's first ``n`` bytes (a resumed run's
+    valid rows, see :func:`read_records_csv`) or, with ``keep=None``, starts the file anew with
+    its header.  A batch is written with one ``write`` of whole lines, so a process killed in
+    between leaves at most one torn last line, which the reader drops.
+    """
+
+    def __init__(self, path, columns, keep=None):
+        self.columns = tuple(columns)
+        if keep is None:
+            self.handle = open(path, "w", newline="")
+            self.handle.write(",".join(self.columns) + "\n")
+        else:
+            self.handle = open(path, "r+", newline="")
+            self.handle.truncate(keep)
+            self.handle.seek(keep)
+        self.handle.flush()
+
+    def append(self, records) -> None:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self.columns, lineterminator="\n")
+        for record in records:
+            writer.writerow(record.as_dict())
+        self.handle.write(buffer.getvalue())
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def _parser(kind):
+    if kind is bool or kind == "bool":
+        return lambda text: {"True": True, "False": False}[text]
+    if kind is int or kind == "int":
+        return int
+    if kind is float or kind == "float":
+        return float
+    return str
+
+
+def read_records_csv(path, record_type=SweepRecord):
+    """The records of a CSV written by :meth:`RecordList.to_csv` or :class:`CsvAppender`, and how
+    many bytes of it are whole, valid rows: ``(records, valid_bytes, dropped)``.  A last line
+    without its newline or with a wrong number of fields (a run killed while writing) is
+    dropped, and counted in ``dropped``; a bad header or a bad row before the last is a
+    ValueError naming the file and the line."""
+    fields = dataclasses.fields(record_type)
+    parsers = [_parser(field.type) for field in fields]
+    names = tuple(field.name for field in fields)
+    with open(path, newline="") as handle:
+        text = handle.read()
+    lines = text.split("\n")
+    if lines[0].split(",") != list(names):
+        raise ValueError(f"{str(path)!r} is not a sweep.csv of this fmtlab (its header differs)")
+    torn = lines[-1] != ""  # text not ending in a newline: the last line is cut
+    body = lines[1:-1]
+    records, valid_bytes, dropped = [], len(lines[0]) + 1, int(torn)
+    for number, line in enumerate(body, start=2):
+        try:
+            values = next(csv.reader([line]))
+            if len(values) != len(names):
+                raise ValueError(f"{len(values)} fields, not {len(names)}")
+            record = record_type(**{name: parse(value) for name, parse, value in zip(names, parsers, values)})
+        except (ValueError, KeyError) as error:
+            if number == len(body) + 1 and not torn:
+                dropped += 1
+                break
+            raise ValueError(f"{str(path)!r} line {number} is not a sweep row ({error})") from None
+        records.append(record)
+        valid_bytes += len(line.encode()) + 1
+    return records, valid_bytes, dropped

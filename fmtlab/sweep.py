@@ -75,6 +75,7 @@ Worker processes re-import the main module; scripts must guard their entry point
 """
 from __future__ import annotations
 
+import fractions
 import math
 import warnings
 
@@ -86,10 +87,12 @@ from ._pool import Interrupted, WorkerDied, check_run_arguments, plan, run_tasks
 from ._records import SweepRecord, SweepResult, format_family
 from .codec import decode, encode, quantize, set_threads
 from .formats import TESLA_BIAS_RANGE, amax_bias, format_spec, is_configurable
-from .metrics import PreparedInput, error_metrics
+from .metrics import METRIC_NAMES, PreparedInput, error_metrics, sqnr_db
 from .scaled import ScaledFormat
 
-__all__ = ["sweep", "evaluate", "rule_bias", "best_bias", "biases_to_evaluate", "scaled_variants",
+__all__ = ["sweep", "evaluate", "evaluate_piece", "scan_piece", "piece_statistics", "final_metrics", "block_partials",
+           "tensor_scale_exponent", "SUM_BLOCK",
+           "DEFAULT_CHUNK", "rule_bias", "best_bias", "biases_to_evaluate", "scaled_variants",
            "record_format", "scaled_metrics"]
 
 
@@ -341,14 +344,20 @@ def _shape_problem(fmt: ScaledFormat, shape) -> str | None:
     return None
 
 
+DEFAULT_CHUNK = 1 << 22  # elements per task of a large tensor (4M: 8 MB of BF16, 16 MB as float32)
+
+
 def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=0, executor=None, *,
-          jobs=None, progress=None, blocks=None, rules=None, on_note=None) -> SweepResult:
+          jobs=None, progress=None, blocks=None, rules=None, on_note=None, chunk=DEFAULT_CHUNK, include=None,
+          exclude=None, on_records=None, done=None) -> SweepResult:
     """Quantize tensors to every (format, bias, rounding) and measure the error.
 
     Parameters
     ----------
-    tensors : an array, a dict name -> array, or a path to a .npy/.npz/.pt/.pth/.safetensors
-        file (every floating-point tensor in it).
+    tensors : an array, a dict name -> array, or a path (or a list of paths) to a
+        .npy/.npz/.pt/.pth/.safetensors file, a directory of them, or a sharded checkpoint's
+        ``*.index.json`` (every floating-point tensor in them; see
+        :func:`fmtlab._inputs.tensor_sources`).  Files are read lazily, a task's rows at a time.
     formats : a format name, a Format, a ScaledFormat, a list of them, or a comma-separated
         string (None: fp32, fp16, bf16, cfloat8_1_4_3, cfloat8_1_5_2).  Scaled names such as
         "mxfp8_e4m3", "nvfp4", "e4m3fn:block=64,scale=e8m0" give scaled formats.
@@ -356,11 +365,13 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
         module docstring); scaled formats are evaluated at their element's bias.
     roundings : rounding modes (names from ``fl.ROUNDINGS``).
     seed : the stochastic-rounding seed (an int >= 0).
-    executor : a ``concurrent.futures.Executor`` to run the tasks on; None uses ``jobs``.
+    executor : a ``concurrent.futures.Executor`` or a ``distributed.Client`` to run the tasks
+        on; None uses ``jobs``.
     jobs : worker processes when no executor is given (None: the CPUs available,
         ``fmtlab._pool.available_cpus()``, inline for small sweeps; 1: inline).
     progress : a callable ``progress(done, total)`` called at the start (done = 0) and as
-        tasks finish (total = the number of tasks).
+        tasks finish (total = the number of tasks).  File inputs first take a reading pass
+        (the tensors' amax), reported the same way before the evaluation's own calls.
     blocks : None, or block sizes to evaluate every scaled format at: ints (1-D blocks),
         (rows, columns) pairs or "RxC" strings (tiles), "channel", "tensor", or a string
         "16,32,16x16" (see :func:`scaled_variants` for which format takes which).
@@ -369,14 +380,23 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
     on_note : a callable ``on_note(line)`` for each combination the sweep skips (a block or
         rule a format does not take, a tensor a format cannot block); None: each is a
         ``UserWarning``.  The notes are also in the result's ``notes``.
+    chunk : elements per task of a large tensor (an int >= 1): a tensor is cut into ranges of
+        whole rows (its first axis) of at most ``chunk`` elements (one row when a row is
+        larger), evaluated apart and merged exactly (see docs/sweep.md): the results do not
+        depend on it.  Scaled formats are evaluated on whole tensors.
+    include, exclude : glob patterns on tensor names (a list or a comma-separated string).
+    on_records : a callable ``on_records(records)`` called in this process with the records
+        of each tensor as soon as all of them are known (a list of :class:`SweepRecord`).
+    done : records of an earlier run of the same sweep (e.g. read back from its CSV): each
+        (tensor, format, rounding) group whose records are all there is taken from them
+        instead of being computed again.
 
     Returns a :class:`SweepResult` (a list of :class:`SweepRecord`).  Raises
     ``fmtlab._pool.Interrupted`` on Ctrl-C and ``fmtlab._pool.WorkerDied`` when a worker
     process dies, each with ``.partial``: the SweepResult of the groups that had finished.
     """
-    from ._inputs import tensor_dict
+    from ._inputs import tensor_sources
 
-    tensors = tensor_dict(tensors)
     fmts = parse_formats(formats)
     bias_choice = parse_biases(biases)
     modes = parse_roundings(roundings)
@@ -384,16 +404,22 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
     check_run_arguments(seed, jobs, executor)
     if on_note is not None and not callable(on_note):
         raise TypeError(f"on_note={on_note!r} is not allowed: a callable on_note(line), or None for warnings")
+    if on_records is not None and not callable(on_records):
+        raise TypeError(f"on_records={on_records!r} is not allowed: a callable on_records(records), or None")
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk={chunk!r} is not allowed: a positive int (elements per task)")
+    sources = {source.name: source for source in tensor_sources(tensors, include=include, exclude=exclude)}
 
-    # Groups: one per (tensor, format spec, rounding), each with the biases to evaluate.
-    amaxes = {name: _finite_amax(array) for name, array in tensors.items()}
+    # Pass 1: each tensor's amax (in-memory tensors here; files on the workers, a chunk at a time).
+    scans = _scan(sources, chunk, executor, jobs, progress)
+    amaxes = {name: scan["amax"] for name, scan in scans.items()}
     groups = {}
     unblockable = {}  # scaled format spec -> {problem: [tensor names]}
-    for name, array in tensors.items():
+    for name, source in sources.items():
         for fmt in fmts:
             spec = record_format(fmt)
             if isinstance(fmt, ScaledFormat):
-                problem = _shape_problem(fmt, array.shape)
+                problem = _shape_problem(fmt, source.shape)
                 if problem is not None:
                     unblockable.setdefault(spec, {}).setdefault(problem, []).append(name)
                     continue
@@ -416,49 +442,429 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
             warnings.warn(note, UserWarning, stacklevel=2)
         else:
             on_note(note)
+    reused = _reusable(groups, done)
 
-    # Tasks: each tensor's evaluations cut into pieces of at most `chunk`, so that a tensor
-    # travels to a worker as few times as possible while every worker gets several tasks.
-    evaluations = {name: [(key, bias) for key, group in groups.items() if key[0] == name
-                          for bias in sorted(group["biases"])] for name in tensors}
-    total = sum(len(items) for items in evaluations.values())
-    work = sum(len(items) * tensors[name].size for name, items in evaluations.items())
+    # Tasks: (tensor rows, evaluations).  A tensor of one chunk has its evaluations cut into pieces
+    # (so that a small sweep still spreads over the workers); a larger one is cut into row ranges,
+    # each evaluated at every (format, rounding, bias) with its data read once.  Scaled formats
+    # take the whole tensor (their blocks and tensor scales span rows).
+    evaluations = {name: [(key, bias) for key, group in groups.items() if key[0] == name and key not in reused
+                          for bias in sorted(group["biases"])] for name in sources}
+    total = sum(len(group["biases"]) for group in groups.values())
+    work = sum(len(items) * sources[name].size for name, items in evaluations.items())
     inline, workers = plan(executor, jobs, work)
-    # Inline: about 32 tasks, for a progress bar that moves; else about 4 per worker.
-    chunk = max(1, math.ceil(total / (32 if inline else 4 * workers)))
-    pieces, arguments, labels = [], [], []
+    per_task = max(1, math.ceil(sum(len(items) for items in evaluations.values()) / (32 if inline else 4 * workers)))
+    tasks, arguments, labels = [], [], []  # tasks[i] = (tensor name, [(key, bias), ...], whole tensor?)
     for name, items in evaluations.items():
-        for start in range(0, len(items), chunk):
-            piece = items[start:start + chunk]
-            pieces.append(piece)
-            arguments.append((tensors[name], [(groups[key]["format"], key[2], bias) for key, bias in piece],
-                              int(seed)))
-            labels.append(f"tensor {name!r} (evaluations {start + 1}-{start + len(piece)} of {len(items)})")
+        source = sources[name]
+        element = [item for item in items if not isinstance(groups[item[0]]["format"], ScaledFormat)]
+        scaled = [item for item in items if isinstance(groups[item[0]]["format"], ScaledFormat)]
+        ranges = _row_ranges(source, chunk)
+        if len(ranges) == 1:
+            cuts = [(items[start:start + per_task], ranges[0], f"evaluations {start + 1}-"
+                     f"{min(len(items), start + per_task)} of {len(items)}") for start in range(0, len(items), per_task)]
+        else:
+            cuts = [(element, (start, stop), f"rows {start}-{stop - 1} of {source.rows}, {len(element)} evaluations")
+                    for start, stop in ranges if element]
+            cuts += [(scaled[start:start + per_task], (0, source.rows), f"scaled evaluations {start + 1}-"
+                      f"{min(len(scaled), start + per_task)} of {len(scaled)}") for start in range(0, len(scaled), per_task)]
+        for piece_items, (start, stop), what in cuts:
+            tasks.append((name, piece_items, (start, stop) == (0, source.rows)))
+            arguments.append((source.piece(start, stop), [(groups[key]["format"], key[2], bias)
+                                                          for key, bias in piece_items], int(seed),
+                              tensor_scale_exponent(amaxes[name])))
+            labels.append(f"tensor {name!r} ({what})")
+
+    merged = {}  # (key, bias) -> merged statistics (or final metrics of a scaled format)
+    pieces_left = {}  # (key, bias) -> tasks of it not merged yet; complete at 0
+    remaining = {}  # tensor name -> tasks left
+    for name, piece_items, _whole in tasks:
+        remaining[name] = remaining.get(name, 0) + 1
+        for item in piece_items:
+            pieces_left[item] = pieces_left.get(item, 0) + 1
+
+    def finished(index, result):
+        name, piece_items, _whole = tasks[index]
+        for item, statistics in zip(piece_items, result):
+            merged[item] = statistics if item not in merged else _merge(merged[item], statistics)
+            pieces_left[item] -= 1
+        remaining[name] -= 1
+        if remaining[name] == 0 and on_records is not None:
+            on_records(_records(groups, _complete(merged, pieces_left), sources, amaxes, int(seed), reused,
+                                names={name}))
+
+    if on_records is not None:
+        for name in sources:
+            if name not in remaining:  # every group reused
+                on_records(_records(groups, merged, sources, amaxes, int(seed), reused, names={name}))
     try:
-        results = run_tasks(evaluate, arguments, executor, inline, workers, progress, labels=labels,
-                            preload=("fmtlab",))
+        run_tasks(evaluate_piece, arguments, executor, inline, workers, progress, labels=labels,
+                  preload=("fmtlab",), on_result=finished)
     except (Interrupted, WorkerDied) as stopped:
-        stopped.partial = _records(groups, pieces, stopped.results, tensors, amaxes, int(seed), notes)
+        stopped.partial = _records(groups, _complete(merged, pieces_left), sources, amaxes, int(seed), reused, notes)
         stopped.planned = total
         raise
-    return _records(groups, pieces, results, tensors, amaxes, int(seed), notes)
+    return _records(groups, merged, sources, amaxes, int(seed), reused, notes)
 
 
-def _records(groups, pieces, results, tensors, amaxes, seed, notes=()) -> SweepResult:
-    """The records of every group all of whose evaluations are in ``results`` (None: a task
-    that did not finish)."""
-    outcomes = {key: [] for key in groups}
-    for piece, metrics_list in zip(pieces, results):
-        if metrics_list is None:
+def _complete(merged, pieces_left) -> dict:
+    """The merged statistics of the evaluations all of whose pieces have been merged."""
+    return {item: statistics for item, statistics in merged.items() if pieces_left[item] == 0}
+
+
+def _row_ranges(source, chunk: int) -> list:
+    """The (start, stop) row ranges a tensor is cut into: whole rows, at most ``chunk`` elements
+    each (one row when a row alone is larger)."""
+    rows_per_task = max(1, chunk // source.row_size)
+    # Where the chunk allows it, whole multiples of SUM_BLOCK elements per task: then no sum
+    # block is split between two tasks and a task returns no part-block terms (at most 2 x 4096
+    # floats per sum and evaluation otherwise).  The results are the same either way.
+    aligned = SUM_BLOCK // math.gcd(source.row_size, SUM_BLOCK)  # rows per multiple of SUM_BLOCK
+    if rows_per_task >= aligned:
+        rows_per_task -= rows_per_task % aligned
+    return [(start, min(source.rows, start + rows_per_task)) for start in range(0, source.rows, rows_per_task)]
+
+
+def _reusable(groups, done) -> dict:
+    """key -> {bias: record} of the groups whose every evaluation is among the ``done`` records."""
+    if done is None:
+        return {}
+    found = {}
+    for record in done:
+        if not isinstance(record, SweepRecord):
+            raise TypeError(f"done holds {type(record).__name__}: records of an earlier sweep (SweepRecord)")
+        found.setdefault((record.tensor, record.format, record.rounding), {})[record.bias] = record
+    return {key: found[key] for key, group in groups.items()
+            if key in found and set(found[key]) == group["biases"]
+            and all(record.rule_bias == group["rule"] for record in found[key].values())}
+
+
+def _scan(sources, chunk, executor, jobs, progress) -> dict:
+    """name -> {"amax"}: every tensor's largest finite magnitude (NaN without a finite element);
+    in-memory tensors here, file tensors a chunk per task."""
+    scans, arguments, owners = {}, [], []
+    for name, source in sources.items():
+        if source.kind == "array":
+            scans[name] = scan_piece(source.piece(0, source.rows))
             continue
-        for (key, bias), metrics in zip(piece, metrics_list):
-            outcomes[key].append((bias, metrics))
+        for start, stop in _row_ranges(source, chunk):
+            arguments.append((source.piece(start, stop),))
+            owners.append(name)
+    if arguments:
+        inline, workers = plan(executor, jobs, sum(sources[name].size for name in set(owners)))
+        results = run_tasks(scan_piece, arguments, executor, inline, workers, progress,
+                            labels=[f"reading tensor {name!r}" for name in owners], preload=("fmtlab",))
+        for name, result in zip(owners, results):
+            scans[name] = result if name not in scans else {"amax": _max_amax(scans[name]["amax"], result["amax"])}
+    return scans
+
+
+def _max_amax(first: float, second: float) -> float:
+    if math.isnan(first):
+        return second
+    if math.isnan(second):
+        return first
+    return max(first, second)
+
+
+def scan_piece(piece, threads=None) -> dict:
+    """The first pass over a tensor's rows: ``{"amax": max |x| over the finite values}`` (NaN
+    when there is none); maxima merge exactly, so the tensor's amax is the max over its pieces."""
+    return {"amax": _finite_amax(piece.read())}
+
+
+# ---- the work on a piece of a tensor -------------------------------------------------------------
+def evaluate_piece(piece, items, seed: int, scale_exponent: int = 0, threads=None) -> list:
+    """Statistics of the rows ``piece`` (a :class:`fmtlab._inputs.TensorPiece`) quantized to each
+    (fmt, rounding, bias) of ``items``: the unit of work a sweep sends to its executor.
+
+    For an element format the result is the piece's mergeable statistics (:func:`piece_statistics`:
+    block partials of its sums, counts and maxima), with stochastic rounding drawn at the elements'
+    global indices (the piece's offset), so that merging the pieces of a tensor gives exactly
+    the statistics of the whole; for a ScaledFormat (whose piece is the whole tensor) the final
+    metrics of :func:`scaled_metrics` under the key ``"final"``.
+    """
+    if threads is not None:
+        set_threads(threads)
+    x = piece.read()
+    results = [None] * len(items)
+    element = []
+    for index, (fmt, rounding, bias) in enumerate(items):
+        if isinstance(fmt, ScaledFormat):
+            results[index] = {"final": scaled_metrics(x.reshape(piece.shape), fmt, rounding, seed)}
+        else:
+            element.append((index, fmt.replace(bias=bias) if bias != fmt.bias else fmt, rounding))
+    # The piece in sub-blocks of SUB_BLOCK elements (aligned on the tensor's index, so at multiples
+    # of SUM_BLOCK): the float64 temporaries of the statistics take a few MB whatever the chunk,
+    # and the sub-blocks' statistics merge exactly like the pieces'.
+    stop = piece.offset + x.size
+    boundaries = [piece.offset] + list(range((piece.offset // SUB_BLOCK + 1) * SUB_BLOCK, stop, SUB_BLOCK)) + [stop]
+    for low, high in zip(boundaries[:-1], boundaries[1:]):
+        sub = x[low - piece.offset:high - piece.offset]
+        base = _PieceInput(sub, low, piece.total, scale_exponent)
+        for index, fmt, rounding in element:
+            # A format not exact in float32 gets float64 input, so its values are not re-rounded.
+            source = sub if fmt.decode_dtype == sub.dtype else base.x
+            statistics = piece_statistics(base, _quantize_at(source, fmt, rounding, seed, low), fmt)
+            results[index] = statistics if results[index] is None else _merge(results[index], statistics)
+    return results
+
+
+def _quantize_at(x, fmt, rounding, seed, offset):
+    """``fl.quantize(whole, fmt, rounding, seed=seed)`` restricted to ``x = whole[offset:offset + n]``:
+    the C quantize with the elements' global index offset (stochastic rounding draws its random
+    bits from (seed, global index), so a piece rounds as it does inside the whole tensor)."""
+    from . import _c
+
+    request = _c.rounding_request(rounding, None, seed)
+    out = np.empty_like(x)
+    stats = _c.ffi.new("fl_stats *")
+    function, value_type = _c.float_entry("quantize", x.dtype)
+    _c.check_status(function(_c.pointer(x, value_type), x.size, _c.c_format(fmt), _c.c_rounding(request),
+                             _c.pointer(out, value_type), int(offset), stats), "quantize")
+    return out
+
+
+# Sums that do not depend on the cut.  Every sum over a tensor (x^2, e^2, e over V, with zeros for
+# the elements outside V) is taken over fixed blocks of SUM_BLOCK elements aligned at multiples of
+# SUM_BLOCK of the tensor's flat (C-order) index: each block is summed by numpy in one call over
+# exactly its elements, and the block sums are added exactly (as the integer sum * 2^1074: every
+# float64 is an integer multiple of 2^-1074) and rounded once to float64 at the end, the result
+# math.fsum would give, whatever their order.  A piece returns the exact sum of the blocks it
+# holds whole and the terms of the blocks it holds in part (at most two, each under SUM_BLOCK
+# terms; none when the cut falls on block boundaries, as the sweep's do where the chunk allows);
+# merging pieces completes those blocks from their parts, in index order, before adding them.
+# So a tensor's sums are the same, bit for bit, for any cut into pieces, any job count and any
+# executor, and the parent keeps one integer per sum, not one float per block.
+SUM_BLOCK = 1 << 12
+SUB_BLOCK = 1 << 18  # elements a task evaluates at a time (a multiple of SUM_BLOCK)
+_SAFE_EXPONENT = 480  # amax within 2^-480..2^480: squares need no scaling
+_EXACT_SHIFT = 1074   # 2^-1074, the smallest float64 step: value * 2^1074 is an integer
+
+
+def _add_exact(partials: dict, block_sums) -> None:
+    """Add float64 block sums to ``partials``' exact integer (non-finite ones to its float ``special``)."""
+    exact = partials["exact"]
+    for value in block_sums:
+        if math.isfinite(value):
+            numerator, denominator = value.as_integer_ratio()  # denominator: a power of two <= 2^1074
+            exact += numerator << (_EXACT_SHIFT - (denominator.bit_length() - 1))
+        else:
+            partials["special"] += value
+    partials["exact"] = exact
+
+
+def block_partials(offset: int, terms: np.ndarray, total: int) -> dict:
+    """The part of a block sum that a piece of ``terms`` (elements offset .. offset + len - 1 of
+    a tensor of ``total`` elements) holds: ``{"exact": the sum of the blocks it holds whole, as an
+    int times 2^-1074, "special": their non-finite sums added (0.0 if none), "parts": {block
+    index: [count, [(start, terms), ...]]}}``."""
+    stop = offset + terms.size
+    first_whole = -(-offset // SUM_BLOCK)  # the first block that starts inside the piece
+    last_whole = stop // SUM_BLOCK if stop < total else -(-total // SUM_BLOCK)
+    partials = {"exact": 0, "special": 0.0, "parts": {}}
+    parts = partials["parts"]
+
+    def part(low, high):
+        parts[low // SUM_BLOCK] = [high - low, [(low, terms[low - offset:high - offset].copy())]]
+
+    if first_whole >= last_whole:  # no whole block: the piece is a part of one block, or of two
+        for block in range(offset // SUM_BLOCK, (stop - 1) // SUM_BLOCK + 1):
+            part(max(offset, block * SUM_BLOCK), min(stop, (block + 1) * SUM_BLOCK))
+        return partials
+    if first_whole * SUM_BLOCK > offset:
+        part(offset, first_whole * SUM_BLOCK)
+    full = (min(last_whole * SUM_BLOCK, total) - first_whole * SUM_BLOCK) // SUM_BLOCK
+    if full:
+        start = first_whole * SUM_BLOCK - offset
+        _add_exact(partials, terms[start:start + full * SUM_BLOCK].reshape(full, SUM_BLOCK).sum(axis=1).tolist())
+    covered = (first_whole + full) * SUM_BLOCK
+    if covered < stop:
+        if stop == total:  # the tensor's last (short) block, held whole
+            _add_exact(partials, [float(terms[covered - offset:].sum())])
+        else:
+            part(covered, stop)
+    return partials
+
+
+def _merge_partials(first: dict, second: dict, total: int) -> dict:
+    """``first`` with ``second`` merged in (``first`` is updated): a block whose parts now cover
+    it is summed from them in index order, as one piece holding it whole would have."""
+    first["exact"] += second["exact"]
+    first["special"] += second["special"]
+    parts = first["parts"]
+    for block, (count, items) in second["parts"].items():
+        if block in parts:
+            parts[block][0] += count
+            parts[block][1].extend(items)
+        else:
+            parts[block] = [count, list(items)]
+        if parts[block][0] == min(SUM_BLOCK, total - block * SUM_BLOCK):
+            ordered = sorted(parts.pop(block)[1], key=lambda item: item[0])
+            _add_exact(first, [float(np.concatenate([terms for _start, terms in ordered]).sum())])
+    return first
+
+
+def _partials_sum(partials: dict) -> float:
+    """The sum of a tensor's complete block partials: the exact sum of its block sums rounded
+    once to float64 (what math.fsum gives); a non-finite block sum (inf, NaN) decides it."""
+    if partials["parts"]:
+        raise RuntimeError("a sum was read before all of its pieces were merged")
+    if partials["special"] != 0 or math.isnan(partials["special"]):
+        return partials["special"]
+    try:
+        return float(fractions.Fraction(partials["exact"], 1 << _EXACT_SHIFT))
+    except OverflowError:
+        return math.inf if partials["exact"] > 0 else -math.inf
+
+
+def _copied(partials: dict) -> dict:
+    """A copy that merging may update (the containers, not the term arrays, which stay unchanged)."""
+    return {"exact": partials["exact"], "special": partials["special"],
+            "parts": {block: [count, list(items)] for block, (count, items) in partials["parts"].items()}}
+
+
+def tensor_scale_exponent(amax: float) -> int:
+    """The power of two by which a tensor's x and q are divided (exactly) before their squares
+    are summed: 0 when amax is within 2^-480..2^480 (or 0 or NaN), else amax's exponent, so that
+    no square overflows and no significant one underflows."""
+    if not math.isfinite(amax) or amax == 0 or 2.0 ** -_SAFE_EXPONENT < amax < 2.0 ** _SAFE_EXPONENT:
+        return 0
+    return math.frexp(amax)[1]
+
+
+class _PieceInput:
+    """A piece of a tensor read once as float64, with what every format's statistics reuse."""
+
+    def __init__(self, x, offset, total, scale_exponent=0):
+        self.x = x.astype(np.float64)
+        self.offset, self.total, self.scale_exponent = offset, total, scale_exponent
+        self.n = self.x.size
+        self.abs_x = np.abs(self.x)
+        self.finite = np.isfinite(self.x)
+        self.all_finite = bool(self.finite.all())
+        self.zeros = self.n - int(np.count_nonzero(self.x))
+        self.nan_inputs = 0 if self.all_finite else int(np.count_nonzero(np.isnan(self.x)))
+        self.inf_inputs = self.n - int(np.count_nonzero(self.finite)) - self.nan_inputs
+        self.scaled_x = self.x if not scale_exponent else np.ldexp(self.x, -scale_exponent)
+        self._signal = None
+
+    def signal(self) -> dict:
+        """The block partials of x^2 over the finite inputs."""
+        if self._signal is None:
+            self._signal = self.partials(self._masked(np.square(self.scaled_x), self.finite))
+        return self._signal
+
+    def _masked(self, terms, valid):
+        return terms if valid is None or self.all_finite and valid is self.finite else np.where(valid, terms, 0.0)
+
+    def partials(self, terms) -> dict:
+        return block_partials(self.offset, terms, self.total)
+
+
+def piece_statistics(base, q, fmt) -> dict:
+    """The mergeable statistics of a piece ``base`` (its inputs) quantized to ``q`` in ``fmt``:
+    counts (n, |V|, zeros in and out, overflow, below normal, NaN and Inf in and out), the
+    block partials (:func:`block_partials`) of the sums over V of x^2, e^2 and e (zeros outside
+    V), and the maxima of |e| and |e| / |x| over V.  :func:`final_metrics` turns the merged
+    statistics of a tensor's pieces into its metrics."""
+    q64 = q.astype(np.float64, copy=False)
+    q_finite = np.isfinite(q64)
+    all_q_finite = bool(q_finite.all())
+    statistics = {"n": base.n, "total": base.total, "scale_exponent": base.scale_exponent,
+                  "zeros_in": base.zeros, "nan_in": base.nan_inputs, "inf_in": base.inf_inputs,
+                  "overflow": int(np.count_nonzero(base.abs_x > fmt.max)),
+                  "zeros_out": int(np.count_nonzero(q == 0)),
+                  "below_normal": int(np.count_nonzero(np.abs(q) < fmt.min_normal))}
+    if all_q_finite:
+        statistics.update(nan_out=0, inf_out=0)
+        valid = None if base.all_finite else base.finite
+        signal = _copied(base.signal())  # shared by the piece's formats; each merges its own
+    else:
+        nan_out = int(np.count_nonzero(np.isnan(q64)))
+        statistics.update(nan_out=nan_out, inf_out=base.n - int(np.count_nonzero(q_finite)) - nan_out)
+        valid = base.finite & q_finite
+        signal = base.partials(np.where(valid, np.square(base.scaled_x), 0.0))
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled_q = q64 if not base.scale_exponent else np.ldexp(q64, -base.scale_exponent)
+        error = scaled_q - base.scaled_x
+        if valid is not None:
+            error = np.where(valid, error, 0.0)
+        abs_error = np.abs(error) if not base.scale_exponent else np.abs(np.ldexp(error, base.scale_exponent))
+        nonzero = base.abs_x != 0
+        relative = np.divide(abs_error, base.abs_x, out=np.zeros_like(abs_error),
+                             where=nonzero if valid is None else nonzero & valid)
+    count = base.n if valid is None else int(np.count_nonzero(valid))
+    statistics.update(valid=count, signal=signal, error_energy=base.partials(np.square(error)),
+                      error_sum=base.partials(error), max_abs=float(abs_error.max()) if count else 0.0,
+                      max_rel=float(relative.max()) if count else 0.0)
+    return statistics
+
+
+_MAXIMA = ("max_abs", "max_rel")
+_PARTIALS = ("signal", "error_energy", "error_sum")
+_SAME = ("total", "scale_exponent")
+
+
+def _merge(first: dict, second: dict) -> dict:
+    """Statistics of two pieces together: counts add, maxima take the max, block partials merge."""
+    if "final" in first:
+        raise RuntimeError("a scaled format's metrics come from one whole-tensor piece")
+    merged = {}
+    for key, value in first.items():
+        if key in _MAXIMA:
+            merged[key] = max(value, second[key])
+        elif key in _PARTIALS:
+            merged[key] = _merge_partials(value, second[key], first["total"])
+        elif key in _SAME:
+            merged[key] = value
+        else:
+            merged[key] = value + second[key]
+    return merged
+
+
+def final_metrics(statistics: dict) -> dict:
+    """The metrics of :mod:`fmtlab.metrics` (``METRIC_NAMES``) from a tensor's merged statistics:
+    the same definitions, with the sums S = sum_V x^2, E = sum_V e^2, D = sum_V e taken over the
+    fixed blocks of :data:`SUM_BLOCK` elements (see :func:`block_partials`)."""
+    n, valid = statistics["n"], statistics["valid"]
+    result = {"overflow_frac": statistics["overflow"] / n,
+              "underflow_frac": (statistics["zeros_out"] - statistics["zeros_in"]) / n,
+              "subnormal_frac": (statistics["below_normal"] - statistics["zeros_out"]) / n,
+              "nan_frac": statistics["nan_out"] / n, "inf_frac": statistics["inf_out"] / n,
+              "nan_input_frac": statistics["nan_in"] / n, "inf_input_frac": statistics["inf_in"] / n}
+    if valid == 0:
+        result.update(sqnr_db=math.nan, rmse=math.nan, max_abs_err=math.nan, max_rel_err=math.nan, mean_err=math.nan)
+    else:
+        scale = statistics["scale_exponent"]
+        signal = _partials_sum(statistics["signal"])
+        error = _partials_sum(statistics["error_energy"])
+        result.update(sqnr_db=sqnr_db(signal, error), rmse=math.ldexp(math.sqrt(error / valid), scale),
+                      max_abs_err=statistics["max_abs"], max_rel_err=statistics["max_rel"],
+                      mean_err=math.ldexp(_partials_sum(statistics["error_sum"]) / valid, scale))
+    return {name: result[name] for name in METRIC_NAMES}
+
+
+def _records(groups, merged, sources, amaxes, seed, reused, notes=(), names=None) -> SweepResult:
+    """The records of every group (of the tensors in ``names``; None: all) whose evaluations are
+    all in ``merged`` (complete: every piece of the tensor merged) or reused from a resumed run."""
     records = []
     for key, group in groups.items():
-        if len(outcomes[key]) != len(group["biases"]):
-            continue  # part of the group did not run
         name, spec, rounding = key
-        rows = sorted(outcomes[key], key=lambda item: item[0])
+        if names is not None and name not in names:
+            continue
+        if key in reused:
+            records.extend(reused[key][bias] for bias in sorted(group["biases"]))
+            continue
+        if not all((key, bias) in merged for bias in group["biases"]):
+            continue  # part of the group did not run
+        rows = []
+        for bias in sorted(group["biases"]):
+            statistics = merged[(key, bias)]
+            metrics = dict(statistics["final"]) if "final" in statistics else final_metrics(statistics)
+            if "final" not in statistics:
+                metrics.update(scales=0, bits_per_value=float(group["format"].bits))
+            rows.append((bias, metrics))
         best = best_bias(rows, group["rule"])
         sqnr_by_bias = {bias: metrics["sqnr_db"] for bias, metrics in rows}
         best_sqnr, rule_sqnr = sqnr_by_bias[best], sqnr_by_bias[group["rule"]]
@@ -469,7 +875,7 @@ def _records(groups, pieces, results, tensors, amaxes, seed, notes=()) -> SweepR
         for bias, metrics in rows:
             records.append(SweepRecord(
                 tensor=name, format=spec, bias=bias, rounding=rounding, seed=seed,
-                n=int(tensors[name].size), amax=amaxes[name], **metrics, rule_bias=group["rule"],
+                n=int(sources[name].size), amax=amaxes[name], **metrics, rule_bias=group["rule"],
                 best_bias=best, is_rule_bias=bias == group["rule"], is_best_bias=bias == best,
                 sqnr_gap_db=gap, block=block_text(fmt.block) if scaled else "", rule=fmt.rule if scaled else ""))
     return SweepResult(records, notes=notes)

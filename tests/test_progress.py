@@ -116,3 +116,25 @@ def test_progress_display_chooses_by_stream_and_quiet(clock):
     silent.set(1, 2)
     silent.close()
     assert silent_stream.getvalue() == ""
+
+
+def test_a_terminal_gets_tqdm_with_rate_and_eta(clock):
+    from fmtlab._progress import TqdmBar
+
+    terminal = Terminal()
+    bar = progress_display("sweep", unit="tasks", stream=terminal, delay=0)
+    assert isinstance(bar, TqdmBar)
+    bar.set(0, 4)
+    bar.set(1, 4)
+    bar.close()
+    text = terminal.getvalue()
+    assert "sweep [" in text and "1/4 tasks  25%" in text and "eta" in text and "tasks/s" in text
+    assert text.endswith("\n")
+
+
+def test_without_tqdm_a_terminal_gets_the_own_bar(clock, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    bar = progress_display("sweep", unit="tasks", stream=Terminal(), delay=0)
+    assert type(bar) is ProgressBar and bar.enabled

@@ -179,3 +179,107 @@ def test_help_lists_the_block_and_rule_axes(capsys):
         run_cli("--help")
     out = capsys.readouterr().out
     assert "--block LIST" in out and "--rule LIST" in out and "16x16 (tiles)" in out
+
+
+# ---- checkpoints: directories, patterns, chunks, Parquet, provenance, layer kinds ------------------------
+def _checkpoint(directory):
+    rng = np.random.default_rng(12)
+    directory.mkdir()
+    np.savez(directory / "shard1.npz", **{"model.layers.0.self_attn.q_proj.weight": rng.standard_normal((64, 32)).astype(np.float32),
+                                         "model.layers.0.mlp.up_proj.weight": 0.1 * rng.standard_normal((48, 32)).astype(np.float32)})
+    np.savez(directory / "shard2.npz", **{"model.norm.weight": rng.uniform(0.5, 2, 32).astype(np.float32),
+                                         "model.embed_tokens.weight": rng.standard_normal((100, 32)).astype(np.float32)})
+    return directory
+
+
+def test_a_checkpoint_directory_with_patterns_chunks_parquet_and_provenance(tmp_path, capsys):
+    import hashlib
+
+    pyarrow_parquet = pytest.importorskip("pyarrow.parquet", reason="--parquet needs pyarrow (a test dependency)")
+    inputs = _checkpoint(tmp_path / "ckpt")
+    out = tmp_path / "out"
+    assert run_cli("--input", str(inputs), "--exclude", "*embed*", "--formats", "bf16,cfloat8_1_4_3", "--bias", "auto",
+                   "--rounding", "nearest_even", "--chunk", "100", "--parquet", "--jobs", "1", "--no-plots",
+                   "--out", str(out)) == 0
+    rows = list(csv.DictReader(io.StringIO((out / "sweep.csv").read_text())))
+    assert {row["tensor"] for row in rows} == {"model.layers.0.self_attn.q_proj.weight",
+                                               "model.layers.0.mlp.up_proj.weight", "model.norm.weight"}
+    table = pyarrow_parquet.read_table(out / "sweep.parquet")
+    assert table.column_names == list(rows[0]) and table.num_rows == len(rows)
+    assert [str(value) for value in table.column("sqnr_db").to_pylist()] == [row["sqnr_db"] for row in rows]
+    summary = (out / "summary.txt").read_text()
+    for shard in ("shard1.npz", "shard2.npz"):
+        digest = hashlib.sha256((inputs / shard).read_bytes()).hexdigest()
+        assert f"{shard}: {(inputs / shard).stat().st_size:,} bytes, sha256 {digest}" in summary
+    assert "fmtlab 0.1.0, written " in summary and "per layer kind" in summary
+    kinds = [line.split()[0] for line in summary.split("per layer kind")[1].splitlines()[3:] if line.strip()]
+    assert kinds[:6] == ["attention.q", "attention.q", "mlp", "mlp", "norm", "norm"]
+    # chunked (100 values per task) = one task per tensor
+    assert run_cli("--input", str(inputs), "--exclude", "*embed*", "--formats", "bf16,cfloat8_1_4_3", "--bias", "auto",
+                   "--rounding", "nearest_even", "--jobs", "1", "--no-plots", "--quiet", "--out", str(tmp_path / "b")) == 0
+    assert (tmp_path / "b" / "sweep.csv").read_text() == (out / "sweep.csv").read_text()
+
+
+def test_a_chunk_that_does_not_fit_in_memory_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    from fmtlab import _cli_sweep
+
+    inputs = _checkpoint(tmp_path / "ckpt")
+    monkeypatch.setattr(_cli_sweep, "available_memory", lambda: 100_000)
+    assert run_cli("--input", str(inputs), "--chunk", "2048", "--jobs", "2", "--out", str(tmp_path / "out")) == 2
+    err = capsys.readouterr().err
+    # The largest piece: 2048 values (embed_tokens, 3200 values in rows of 32, cut at --chunk 2048).
+    assert err == ("fmtlab sweep: error: --chunk 2048 needs about 168.0 KiB (2 process(es) evaluating pieces of up to "
+                   "2,048 values at about 42 bytes per value), but 97.7 KiB of memory is available; give a smaller "
+                   "--chunk or --jobs\n")
+    assert not (tmp_path / "out" / "sweep.csv").exists()
+
+
+def test_parquet_without_pyarrow_is_refused_up_front(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    assert run_cli("--size", "100", "--parquet", "--out", str(tmp_path)) == 2
+    assert capsys.readouterr().err == ("fmtlab sweep: error: --parquet needs pyarrow, which is not installed "
+                                       "(pip install pyarrow)\n")
+
+
+@pytest.mark.parametrize("name, kind", [
+    ("model.layers.0.self_attn.q_proj.weight", "attention.q"), ("model.layers.0.self_attn.k_proj.weight", "attention.k"),
+    ("model.layers.0.self_attn.v_proj.weight", "attention.v"), ("model.layers.0.self_attn.o_proj.weight", "attention.o"),
+    ("h.0.attn.c_attn.weight", "attention.qkv"), ("h.0.attn.c_proj.weight", "attention.o"),
+    ("h.0.mlp.c_proj.weight", "mlp"), ("model.layers.3.mlp.gate_proj.weight", "mlp"),
+    ("encoder.layer.0.attention.self.query.weight", "attention.q"),
+    ("encoder.layer.0.attention.output.dense.weight", "attention.o"), ("model.embed_tokens.weight", "embedding"),
+    ("transformer.wte.weight", "embedding"), ("lm_head.weight", "embedding"), ("h.0.ln_1.weight", "norm"),
+    ("model.layers.0.input_layernorm.weight", "norm"), ("conv1.weight", "other"), ("dense.weight", "other"),
+])
+def test_layer_kinds_from_the_usual_names(name, kind):
+    from fmtlab._records import layer_kind
+
+    assert layer_kind(name) == kind
+
+
+def test_layer_summary_weights_each_tensor_by_its_values():
+    from fmtlab.sweep import sweep
+
+    rng = np.random.default_rng(3)
+    tensors = {"a.self_attn.q_proj.weight": rng.standard_normal(300).astype(np.float32),
+               "b.self_attn.q_proj.weight": (rng.standard_normal(100) * 1e-3).astype(np.float32),
+               "a.mlp.fc1.weight": rng.standard_normal(50).astype(np.float32)}
+    result = sweep(tensors, ["cfloat8_1_4_3"], "all", jobs=1)
+    best = {r.tensor: r.sqnr_db for r in result if r.is_best_bias}
+    rows = {row["kind"]: row for row in result.layer_summary()}
+    assert rows["attention.q"]["tensors"] == 2 and rows["attention.q"]["values"] == 400
+    assert rows["attention.q"]["mean_sqnr_db"] == pytest.approx(
+        (300 * best["a.self_attn.q_proj.weight"] + 100 * best["b.self_attn.q_proj.weight"]) / 400, rel=1e-15)
+    worst = min(("a.self_attn.q_proj.weight", "b.self_attn.q_proj.weight"), key=best.get)
+    assert rows["attention.q"]["worst_tensor"] == worst
+    assert rows["mlp"]["mean_sqnr_db"] == best["a.mlp.fc1.weight"]
+    assert "attention.q" in result.layer_table()
+
+
+def test_to_pandas_says_what_to_install(monkeypatch):
+    from fmtlab.sweep import sweep
+
+    result = sweep(np.ones(4, np.float32), "bf16", jobs=1)
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(ImportError, match=r"to_pandas\(\) needs pandas, which is not installed \(pip install pandas\)"):
+        result.to_pandas()

@@ -1,7 +1,7 @@
 """``fmtlab drift``: training-loss drift of emulated number formats against an FP32 baseline.
 
     fmtlab drift [--task digits|charlm] [--configs LIST] [--steps N] [--seeds N] [--quick]
-                 [--out DIR] [--jobs N] [--eval-every N] [--no-plots] [--quiet]
+                 [--out DIR] [--jobs N] [--dask local|ADDRESS] [--eval-every N] [--no-plots] [--quiet]
 
 ``--quick`` is the digits task, every configuration, 3 seeds and the task's short run
 length; options given explicitly override it.  The FP32 baseline is always run (the drift
@@ -41,6 +41,9 @@ def configure(parser) -> None:
                         help=f"output directory (default: ./{DEFAULT_OUT})")
     parser.add_argument("--jobs", type=positive_int, default=None,
                         help="worker processes (default: the CPUs available); results do not depend on it")
+    parser.add_argument("--dask", default=None, metavar="local|ADDRESS",
+                        help="run the (configuration, seed) runs on Dask: local (a LocalCluster of --jobs "
+                             "workers) or a scheduler address such as tcp://host:8786")
     parser.add_argument("--eval-every", type=positive_int, default=None,
                         help="steps between evaluations of the loss (default: the task's)")
     parser.add_argument("--no-plots", action="store_true", help="do not draw loss.png and delta.png")
@@ -49,7 +52,7 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    from .._pool import Interrupted, WorkerDied, available_cpus
+    from .._pool import Interrupted, WorkerDied, available_cpus, dask_client
     from .._progress import progress_display
     from .._files import output_directory
     from .configs import parse_configs
@@ -74,15 +77,31 @@ def run(args) -> int:
     start = time.perf_counter()
     # delay=0: the first line shows at once, before the workers have taken a step.
     display = progress_display("drift", unit="steps", quiet=args.quiet, delay=0)
+    dask = []  # --dask: the client and cluster, closed before the last line
+
+    def close_dask():
+        import logging
+
+        logging.getLogger("distributed").setLevel(logging.CRITICAL + 1)  # the scheduler's close, after our line
+        while dask:
+            dask.pop().close()
+
     try:
+        client = None
+        if args.dask:
+            client, cluster = dask_client(args.dask, jobs)
+            dask.extend(part for part in (cluster, client) if part is not None)
         results = run_experiment(task_name, config_names, seeds, steps, eval_every, jobs=jobs,
-                                 progress=display.set)
+                                 progress=display.set, executor=client)
     except (Interrupted, WorkerDied) as stopped:
         display.close()
+        close_dask()
         write_outputs(out, stopped.partial, summarize(stopped.partial, config_names))
         kept = (f"{len(stopped.partial)} of {stopped.planned} runs finished and were written to {out}/ "
                 "(drift.csv, summary.csv)")
         return report_stop("drift", stopped, kept)
+    finally:
+        close_dask()
     display.close()
     rows = summarize(results, config_names)
     write_outputs(out, results, rows)

@@ -121,11 +121,13 @@ def train(task_name: str, config_name: str, seed: int, steps: int, eval_every: i
 
 
 def run_experiment(task_name: str, config_names, seeds, steps: int, eval_every: int, *, jobs: int | None = 1,
-                   progress=None) -> list[RunResult]:
+                   progress=None, executor=None) -> list[RunResult]:
     """Every (configuration, seed) run, in (configuration, seed) order whatever order they
     finish in.
 
     ``jobs``: worker processes (None: every available CPU); 1 runs in this process.
+    ``executor``: a ``distributed.Client`` or a ``concurrent.futures.Executor`` to run the runs
+    on instead (through the same pool helper; progress then counts finished runs' steps).
     ``progress(done, total)``, if given, is called as training steps are taken, with
     total = runs x steps (a run that diverges counts its remaining steps when it stops).
     Raises ``fmtlab._pool.Interrupted`` (Ctrl-C) or ``fmtlab._pool.WorkerDied`` with
@@ -135,7 +137,7 @@ def run_experiment(task_name: str, config_names, seeds, steps: int, eval_every: 
     # The slow tensor-core runs first, so that they do not finish last on their own.
     order = sorted(range(len(work)), key=lambda i: CONFIGS[work[i][1]].mma_gpu is None)
     jobs = available_cpus() if jobs is None else jobs
-    inline = jobs <= 1 or len(work) <= 1
+    inline = executor is None and (jobs <= 1 or len(work) <= 1)
 
     def in_work_order(results):
         ordered = [None] * len(work)
@@ -144,7 +146,7 @@ def run_experiment(task_name: str, config_names, seeds, steps: int, eval_every: 
         return ordered
 
     try:
-        results = run_tasks(train, [work[i] for i in order], inline=inline, workers=jobs, progress=progress,
+        results = run_tasks(train, [work[i] for i in order], executor, inline=inline, workers=jobs, progress=progress,
                             labels=[f"{work[i][1]} seed {work[i][2]}" for i in order],
                             units=[steps] * len(work), preload=_PRELOAD)
     except (Interrupted, WorkerDied) as stopped:
