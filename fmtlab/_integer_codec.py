@@ -36,10 +36,10 @@ def _counts(stats: codec.Stats, clamped: int, clamped_exact: int) -> codec.Stats
                                denormal=0)
 
 
-def quantize(x, fmt: IntFormat, rounding, saturate, seed, sr_bits, sr_rule, want_stats):
+def quantize(x, fmt: IntFormat, rounding, saturate, seed, sr_bits, sr_rule, want_stats, index_offset=0):
     grid = fmt.rounding_format
     out, stats = codec.quantize(x, grid, rounding, saturate=saturate, seed=seed, sr_bits=sr_bits, sr_rule=sr_rule,
-                                stats=True)
+                                stats=True, index_offset=index_offset)
     scalar = np.ndim(out) == 0
     values = np.atleast_1d(np.asarray(out))
     if fmt.signed:
@@ -61,10 +61,10 @@ def quantize(x, fmt: IntFormat, rounding, saturate, seed, sr_bits, sr_rule, want
     return (result, _counts(stats, clamped_count, clamped_exact)) if want_stats else result
 
 
-def encode(x, fmt: IntFormat, rounding, saturate, seed, sr_bits, sr_rule, want_stats):
+def encode(x, fmt: IntFormat, rounding, saturate, seed, sr_bits, sr_rule, want_stats, index_offset=0):
     grid = fmt.rounding_format
     grid_codes, stats = codec.encode(x, grid, rounding, saturate=saturate, seed=seed, sr_bits=sr_bits,
-                                     sr_rule=sr_rule, stats=True)
+                                     sr_rule=sr_rule, stats=True, index_offset=index_offset)
     scalar = np.ndim(grid_codes) == 0
     k = _sign_magnitude_integers(np.atleast_1d(np.asarray(grid_codes)), grid)
     clamped_count = clamped_exact = 0

@@ -17,6 +17,7 @@ import os
 from ._files import atomic_path, write_text
 from ._table import render_table
 from .formats import format_from_spec, is_configurable
+from .integers import is_integer_name
 from .scaled import any_format
 
 __all__ = ["RecordList", "SweepRecord", "SweepResult", "COLUMNS", "SUMMARY_LEGEND", "format_family",
@@ -211,10 +212,11 @@ class SweepResult(RecordList):
         lines = []
         for row in self.summary():
             fixed = not row["configurable"]
-            scaled = row["scaled"]
+            # scaled formats have their scales, integers a step, not a bias: "-"
+            no_bias = row["scaled"] or is_integer_name(row["format"].partition(":")[0])
             lines.append((row["tensor"], row["format"], row["rounding"], f"{row['bits_per_value']:.5g}",
-                          "-" if scaled else str(row["biases_evaluated"]),
-                          "-" if scaled else str(row["best_bias"]), _decibels(row["best_sqnr_db"]),
+                          "-" if no_bias else str(row["biases_evaluated"]),
+                          "-" if no_bias else str(row["best_bias"]), _decibels(row["best_sqnr_db"]),
                           "-" if fixed else str(row["rule_bias"]),
                           "-" if fixed else _decibels(row["rule_sqnr_db"]),
                           "-" if fixed else _decibels(row["sqnr_gap_db"]),

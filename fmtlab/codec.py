@@ -125,6 +125,21 @@ def _scaled():
     return scaled
 
 
+def _checked_offset(index_offset) -> int:
+    """``index_offset`` checked: an int, 0 <= offset < 2^63."""
+    if isinstance(index_offset, bool) or not isinstance(index_offset, numbers.Integral):
+        raise TypeError(f"index_offset must be an int, got {index_offset!r} ({type(index_offset).__name__})")
+    if not 0 <= index_offset < 1 << 63:
+        raise ValueError(f"index_offset={index_offset} is not allowed: 0 <= index_offset < 2^63")
+    return int(index_offset)
+
+
+def _no_offset_for_scaled(index_offset, scaled):
+    if index_offset:
+        raise ValueError(f"index_offset={index_offset} is not allowed for the scaled format {scaled}: its blocks "
+                         "need the whole array (and stochastic rounding keys each element by its index in it)")
+
+
 def _integer_codec():
     """fmtlab._integer_codec, imported on first use: it builds on this module."""
     from . import _integer_codec
@@ -150,34 +165,39 @@ def _stats_from(c_stats, total):
 
 
 def encode(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bits=None, sr_rule="truncate",
-           stats=False):
+           stats=False, index_offset=0):
     """Round x to ``fmt`` and return its codes (uint8, uint16 or uint32 by the format's width).
 
     ``x``: float32 or float64 array (any shape and strides) or a Python float;
     float16 and ml_dtypes arrays are widened exactly first.  ``stats=True`` also
     returns a :class:`Stats`.  See the module docstring for the rounding rules
     (``sr_bits`` and ``sr_rule``: stochastic rounding with N random bits).
+    ``index_offset``: the index of x's first element (C order) in a larger array that x is a
+    piece of: stochastic rounding draws from (seed, index), so a piece rounds as it does inside
+    the whole (element formats only).
 
     ``fmt`` may be a scaled format (a :class:`fmtlab.scaled.ScaledFormat` or its name, e.g.
     ``"mxfp8_e4m3"``): the result is then a :class:`fmtlab.scaled.ScaledCodes` (element codes,
     scale codes, tensor scale), ``stats=True`` adds a :class:`fmtlab.scaled.ScaledStats`, and
     ``saturate`` must be None or True (scaled elements always saturate).
     """
+    index_offset = _checked_offset(index_offset)
     scaled = _scaled_or_none(fmt)
     if scaled is not None:
+        _no_offset_for_scaled(index_offset, scaled)
         array, _ = _as_float_array(x)
         request = _scaled_request(rounding, saturate, seed, sr_bits, sr_rule)
         return _scaled().encode_array(array, scaled, request, stats)
     fmt = as_format(fmt)
     if isinstance(fmt, IntFormat):
-        return _integer_codec().encode(x, fmt, rounding, saturate, seed, sr_bits, sr_rule, stats)
+        return _integer_codec().encode(x, fmt, rounding, saturate, seed, sr_bits, sr_rule, stats, index_offset)
     c_rounding = _c.c_rounding(_c.rounding_request(rounding, saturate, seed, sr_bits, sr_rule))
     array, scalar = _as_float_array(x)
     codes = np.empty(array.shape, dtype=fmt.code_dtype)
     c_stats = ffi.new("fl_stats *")
     function, value_type = _c.float_entry("encode", array.dtype)
     _c.check_status(function(_c.pointer(array, value_type), array.size, _c.c_format(fmt), c_rounding,
-                             _c.pointer(codes, "void"), codes.itemsize, 0, c_stats), "encode")
+                             _c.pointer(codes, "void"), codes.itemsize, index_offset, c_stats), "encode")
     result = codes[()] if scalar else codes
     return (result, _stats_from(c_stats, array.size)) if stats else result
 
@@ -234,7 +254,7 @@ def decode(codes, fmt=None):
 
 
 def quantize(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bits=None, sr_rule="truncate",
-             stats=False):
+             stats=False, index_offset=0):
     """Round x to ``fmt`` and return the rounded values in x's own dtype (float32 or float64).
 
     Equivalent to ``decode(encode(x, ...), fmt).astype(x.dtype)`` but fused in C.  For a
@@ -243,10 +263,12 @@ def quantize(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bi
     to avoid that.
 
     For a scaled format (see :func:`encode`) the result is decode(encode(x)) in x's dtype, with
-    x's shape: fake quantization, block scales included.
+    x's shape: fake quantization, block scales included.  ``index_offset``: as for :func:`encode`.
     """
+    index_offset = _checked_offset(index_offset)
     scaled = _scaled_or_none(fmt)
     if scaled is not None:
+        _no_offset_for_scaled(index_offset, scaled)
         array, scalar = _as_float_array(x)
         request = _scaled_request(rounding, saturate, seed, sr_bits, sr_rule)
         result = _scaled().quantize_array(array, scaled, request, stats)
@@ -258,7 +280,7 @@ def quantize(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bi
         return (out, result[1]) if stats else out
     fmt = as_format(fmt)
     if isinstance(fmt, IntFormat):
-        return _integer_codec().quantize(x, fmt, rounding, saturate, seed, sr_bits, sr_rule, stats)
+        return _integer_codec().quantize(x, fmt, rounding, saturate, seed, sr_bits, sr_rule, stats, index_offset)
     c_rounding = _c.c_rounding(_c.rounding_request(rounding, saturate, seed, sr_bits, sr_rule))
     array, scalar = _as_float_array(x)
     original_dtype = np.asarray(x).dtype
@@ -268,7 +290,7 @@ def quantize(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bi
     c_stats = ffi.new("fl_stats *")
     function, value_type = _c.float_entry("quantize", array.dtype)
     _c.check_status(function(_c.pointer(array, value_type), array.size, _c.c_format(fmt), c_rounding,
-                             _c.pointer(out, value_type), 0, c_stats), "quantize")
+                             _c.pointer(out, value_type), index_offset, c_stats), "quantize")
     if original_dtype != out.dtype and is_narrow_float(original_dtype):
         out = out.astype(original_dtype)  # float16/ml_dtypes input: back to its own dtype
     result = out[()] if scalar else out

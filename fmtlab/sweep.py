@@ -612,17 +612,9 @@ def evaluate_piece(piece, items, seed: int, scale_exponent: int = 0, threads=Non
 
 def _quantize_at(x, fmt, rounding, seed, offset):
     """``fl.quantize(whole, fmt, rounding, seed=seed)`` restricted to ``x = whole[offset:offset + n]``:
-    the C quantize with the elements' global index offset (stochastic rounding draws its random
-    bits from (seed, global index), so a piece rounds as it does inside the whole tensor)."""
-    from . import _c
-
-    request = _c.rounding_request(rounding, None, seed)
-    out = np.empty_like(x)
-    stats = _c.ffi.new("fl_stats *")
-    function, value_type = _c.float_entry("quantize", x.dtype)
-    _c.check_status(function(_c.pointer(x, value_type), x.size, _c.c_format(fmt), _c.c_rounding(request),
-                             _c.pointer(out, value_type), int(offset), stats), "quantize")
-    return out
+    the codec with the elements' global index offset (stochastic rounding draws its random bits
+    from (seed, global index), so a piece rounds as it does inside the whole tensor)."""
+    return quantize(x, fmt, rounding, seed=seed, index_offset=int(offset))
 
 
 # Sums that do not depend on the cut.  Every sum over a tensor (x^2, e^2, e over V, with zeros for

@@ -364,3 +364,46 @@ def test_the_float_core_refuses_an_integer_format_it_would_misread():
 
     with pytest.raises(TypeError, match="integer format"):
         _c.c_format(fl.INT8)
+
+
+@pytest.mark.parametrize("name", ["int8", "e4m3fn", "cfloat8_1_4_3:bias=20"])
+def test_index_offset_makes_a_piece_round_as_inside_the_whole(name):
+    x = np.random.default_rng(9).normal(0, 30 if name == "int8" else 1e-3, 10_000).astype(np.float32)
+    whole_values = fl.quantize(x, name, "stochastic", seed=5)
+    whole_codes = fl.encode(x, name, "stochastic", seed=5)
+    for start in (0, 1, 4097, 9999):
+        piece = x[start:]
+        assert np.array_equal(fl.quantize(piece, name, "stochastic", seed=5, index_offset=start), whole_values[start:])
+        assert np.array_equal(fl.encode(piece, name, "stochastic", seed=5, index_offset=start), whole_codes[start:])
+    assert not np.array_equal(fl.quantize(x[1:], name, "stochastic", seed=5), whole_values[1:])
+
+
+def test_index_offset_errors():
+    with pytest.raises(TypeError, match="index_offset must be an int"):
+        fl.quantize(np.ones(3), "int8", index_offset=1.5)
+    with pytest.raises(ValueError, match="0 <= index_offset < 2\\^63"):
+        fl.encode(np.ones(3), "e4m3fn", index_offset=-1)
+    with pytest.raises(ValueError, match="not allowed for the scaled format mxfp4"):
+        fl.quantize(np.ones((1, 32)), "mxfp4", index_offset=32)
+
+
+def test_a_sweep_takes_integer_formats_and_shows_no_bias(tmp_path):
+    from fmtlab import cli
+
+    out = tmp_path / "sweep"
+    assert cli.main(["sweep", "--formats", "int8,int4:step_exponent=-4,mxint8", "--size", "4096", "--quiet",
+                     "--no-plots", "--out", str(out)]) == 0
+    rows = [line.split() for line in (out / "summary.txt").read_text().splitlines()
+            if line.split()[:1] in (["normal"], ["lognormal"])]
+    assert {row[1] for row in rows} == {"int8", "int4:step_exponent=-4", "mxint8"}
+    for row in rows:
+        assert row[4:6] == ["-", "-"], row   # biases, best bias: an integer has a step, not a bias
+    # mxint8 (a scale per 32) beats both fixed-step integers; int4 with a step of 2^-4 (max 7/16)
+    # saturates much of the sweep's data (its overflow column), int8 with a step of 1 flushes it
+    sqnr = {(row[0], row[1], row[2]): float(row[6]) for row in rows}
+    overflow = {(row[0], row[1], row[2]): float(row[10]) for row in rows}
+    for dist in ("normal", "lognormal"):
+        key = (dist, "mxint8", "nearest_even")
+        assert sqnr[key] > sqnr[(dist, "int8", "nearest_even")] + 15
+        assert sqnr[key] > sqnr[(dist, "int4:step_exponent=-4", "nearest_even")] + 15
+        assert overflow[(dist, "int4:step_exponent=-4", "nearest_even")] > 50

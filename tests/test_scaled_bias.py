@@ -65,7 +65,9 @@ def test_the_sweeps_rule_bias_is_the_same_rule():
         rule = next(r for r in rows if r.format == "cfloat8_1_4_3" and r.is_rule_bias)
         auto = next(r for r in rows if r.format == "cfloat8_1_4_3:bias=auto")
         assert int(fl.encode(x, "cfloat8_1_4_3:bias=auto").scales) == rule.bias == reference_bias("cfloat8_1_4_3", x)
-        assert auto.sqnr_db == rule.sqnr_db and auto.bits_per_value == 8 + 6 / x.size
+        # the same quantized values; the sums behind SQNR run in different orders (element formats:
+        # exact block sums; scaled formats: numpy's), so equal to rounding
+        assert auto.sqnr_db == pytest.approx(rule.sqnr_db, rel=1e-12) and auto.bits_per_value == 8 + 6 / x.size
 
 
 def test_block_counts():
