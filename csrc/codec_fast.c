@@ -12,11 +12,15 @@
  *
  * Two kernels per (rounding mode, output kind): the lean one handles normal results only;
  * the full one also handles in-lane saturation, inputs certain to round to zero, and ieee
- * subnormal results of the deterministic modes.  A pre-scan of each block picks one.
+ * subnormal results of the deterministic modes.  The lean one runs first; a block it leaves
+ * many elements of is redone by the full one (fl_fast_f32_block).
  * Stochastic rounding has two such pairs: exact probability (sr_bits = 0) and sr_bits >= 1
  * (every sr_rule, by per-call masks); one loop for both ran the exact case about 30% slower.
  */
 #include "codec_fast.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 /* The body must be inlined into each (mode, kind, full) copy so that those are constants
  * in it; compilers that decline to inline it still compute the same results, slower. */
@@ -165,14 +169,18 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
     return result;
 }
 
-/* On x86-64 Linux with GCC the lean kernels of the deterministic modes that write codes are
- * also compiled for AVX2, and the copy to run is picked when the library loads (an ifunc).
- * They use integer operations only, so both copies give the same bits.  (For the stochastic
- * generator and for float32 outputs the AVX2 copies measured slower, so those have one.) */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define FL_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+/* Explicit SIMD copies, chosen when the library loads (fl_codec_simd_level): on x86-64 with GCC
+ * or clang every kernel is also compiled for AVX2 and for AVX-512 (F, DQ, BW, VL: the 64-bit
+ * multiplies of the stochastic generator vectorise only with AVX-512DQ's vpmullq).  All copies run
+ * the same C in the default floating-point environment, with no fused or reassociated float
+ * arithmetic (no -ffast-math; -std=c99 keeps -ffp-contract=off), so every copy gives the same bits; the
+ * portable copy stays and can be forced with FMTLAB_SIMD=portable (tested on its own). */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define FL_X86_SIMD 1
+#define FL_TARGET_AVX2 __attribute__((target("avx2")))
+#define FL_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl")))
 #else
-#define FL_SIMD_CLONES
+#define FL_X86_SIMD 0
 #endif
 
 /* One out-of-line copy per (mode, output kind, lean or full): all three are constants
@@ -203,27 +211,91 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
                                fast->saturating, fast->zero_sign_bit, fast->subnormals,          \
                                fast->subnormal_scale_1, fast->subnormal_scale_2, FULL);          \
     }
-#define DEFINE_FAST_BLOCK(MODE, KIND, CLONES)                                                    \
+#if FL_X86_SIMD
+/* (the names are pasted by the caller: MODE may be the macro FAST_STOCHASTIC_BITS, which
+ * expands here) */
+#define DEFINE_SIMD_BLOCKS(MODE, KIND, FULL_AVX2, LEAN_AVX2, FULL_AVX512, LEAN_AVX512)           \
+    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 1, FULL_AVX2, FL_TARGET_AVX2)                          \
+    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 0, LEAN_AVX2, FL_TARGET_AVX2)                          \
+    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 1, FULL_AVX512, FL_TARGET_AVX512)                      \
+    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 0, LEAN_AVX512, FL_TARGET_AVX512)
+#else
+#define DEFINE_SIMD_BLOCKS(MODE, KIND, FULL_AVX2, LEAN_AVX2, FULL_AVX512, LEAN_AVX512)
+#endif
+#define DEFINE_FAST_BLOCK(MODE, KIND)                                                            \
     DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 1, full_block_##MODE##_##KIND, )                       \
-    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 0, lean_block_##MODE##_##KIND, CLONES)
-#define DEFINE_FAST_BLOCKS(KIND, CLONES)                                                         \
-    DEFINE_FAST_BLOCK(FL_ROUND_NEAREST_EVEN, KIND, CLONES)                                       \
-    DEFINE_FAST_BLOCK(FL_ROUND_NEAREST_AWAY, KIND, CLONES)                                       \
-    DEFINE_FAST_BLOCK(FL_ROUND_TOWARD_ZERO, KIND, CLONES)                                        \
-    DEFINE_FAST_BLOCK(FL_ROUND_UP, KIND, CLONES)                                                 \
-    DEFINE_FAST_BLOCK(FL_ROUND_DOWN, KIND, CLONES)                                               \
-    DEFINE_FAST_BLOCK(FL_ROUND_ODD, KIND, CLONES)                                                \
-    DEFINE_FAST_BLOCK(FL_ROUND_STOCHASTIC, KIND, )                                               \
-    DEFINE_FAST_BLOCK(FAST_STOCHASTIC_BITS, KIND, )
-DEFINE_FAST_BLOCKS(OUT_CODES_1, FL_SIMD_CLONES)
-DEFINE_FAST_BLOCKS(OUT_CODES_2, FL_SIMD_CLONES)
-DEFINE_FAST_BLOCKS(OUT_CODES_4, FL_SIMD_CLONES)
-DEFINE_FAST_BLOCKS(OUT_VALUES_F32, )
+    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 0, lean_block_##MODE##_##KIND, )                       \
+    DEFINE_SIMD_BLOCKS(MODE, KIND, full_avx2_##MODE##_##KIND, lean_avx2_##MODE##_##KIND,         \
+                       full_avx512_##MODE##_##KIND, lean_avx512_##MODE##_##KIND)
+#define DEFINE_FAST_BLOCKS(KIND)                                                                 \
+    DEFINE_FAST_BLOCK(FL_ROUND_NEAREST_EVEN, KIND)                                               \
+    DEFINE_FAST_BLOCK(FL_ROUND_NEAREST_AWAY, KIND)                                               \
+    DEFINE_FAST_BLOCK(FL_ROUND_TOWARD_ZERO, KIND)                                                \
+    DEFINE_FAST_BLOCK(FL_ROUND_UP, KIND)                                                         \
+    DEFINE_FAST_BLOCK(FL_ROUND_DOWN, KIND)                                                       \
+    DEFINE_FAST_BLOCK(FL_ROUND_ODD, KIND)                                                        \
+    DEFINE_FAST_BLOCK(FL_ROUND_STOCHASTIC, KIND)                                                 \
+    DEFINE_FAST_BLOCK(FAST_STOCHASTIC_BITS, KIND)
+DEFINE_FAST_BLOCKS(OUT_CODES_1)
+DEFINE_FAST_BLOCKS(OUT_CODES_2)
+DEFINE_FAST_BLOCKS(OUT_CODES_4)
+DEFINE_FAST_BLOCKS(OUT_VALUES_F32)
+
+/* ---- which copy runs ---------------------------------------------------------------------- */
+
+static int simd_level = -1;
+
+/* The best copy the CPU runs (2 AVX-512, 1 AVX2, 0 portable), lowered by FMTLAB_SIMD
+ * ("portable", "avx2"; anything else leaves the CPU's best). */
+static int detect_simd_level(void)
+{
+    int level = 0;
+#if FL_X86_SIMD
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2"))
+        level = 1;
+    if (level && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+        level = 2;
+#endif
+    const char *wanted = getenv("FMTLAB_SIMD");
+    if (wanted && strcmp(wanted, "portable") == 0)
+        level = 0;
+    else if (wanted && strcmp(wanted, "avx2") == 0 && level > 1)
+        level = 1;
+    return level;
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+/* when the library loads, so that every thread sees the level without a race */
+__attribute__((constructor)) static void choose_simd_level(void) { simd_level = detect_simd_level(); }
+#endif
+
+int fl_codec_simd_level(void)
+{
+    if (simd_level < 0) /* compilers without constructors: the first call (same value every time) */
+        simd_level = detect_simd_level();
+    return simd_level;
+}
 
 /* The pair of kernels for one (mode, output kind). */
+#if FL_X86_SIMD
+#define SELECT_KERNELS(MODE, KIND)                                                               \
+    if (level == 2) {                                                                            \
+        fast->lean = lean_avx512_##MODE##_##KIND;                                                \
+        fast->full = full_avx512_##MODE##_##KIND;                                                \
+    } else if (level == 1) {                                                                     \
+        fast->lean = lean_avx2_##MODE##_##KIND;                                                  \
+        fast->full = full_avx2_##MODE##_##KIND;                                                  \
+    } else {                                                                                     \
+        fast->lean = lean_block_##MODE##_##KIND;                                                 \
+        fast->full = full_block_##MODE##_##KIND;                                                 \
+    }
+#else
 #define SELECT_KERNELS(MODE, KIND)                                                               \
     fast->lean = lean_block_##MODE##_##KIND;                                                     \
     fast->full = full_block_##MODE##_##KIND;
+#endif
 #define SELECT_MODE_KERNELS(KIND)                                                                \
     switch (rounding->mode) {                                                                    \
     case FL_ROUND_NEAREST_EVEN: SELECT_KERNELS(FL_ROUND_NEAREST_EVEN, KIND) break;               \
@@ -336,6 +408,8 @@ int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, i
         fast->sr.full_mask = (uint32_t)(((uint64_t)1 << n) - 1);
         fast->sr.rule = sr_rule_bits_of(rounding->sr_rule);
     }
+    const int level = fl_codec_simd_level();
+    (void)level;
     switch (out_kind) {
     case OUT_CODES_1: SELECT_MODE_KERNELS(OUT_CODES_1) break;
     case OUT_CODES_2: SELECT_MODE_KERNELS(OUT_CODES_2) break;
@@ -345,19 +419,21 @@ int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, i
     return 1;
 }
 
-/* A block with at most this many elements outside the normal range takes the lean kernel. */
+/* A block whose lean run leaves more than this many elements to encode_one is redone by the
+ * full kernel (while it is still in the L1 cache). */
 #define LEAN_OUTLIER_LIMIT 16
 
 fast_block_result fl_fast_f32_block(const prepared_fast_f32 *fast, const uint32_t *bits, int count,
                                     void *out, uint8_t *is_slow, uint64_t first_index)
 {
-    /* count the elements outside [min_normal, max]: few of them go to encode_one after the
-     * lean kernel, many make the full kernel worth its extra work */
-    const uint32_t range_mask = fast->sign_bit ? 0x7FFFFFFFu : 0xFFFFFFFFu;
-    const uint32_t lo = fast->lo, span = fast->no_overflow_hi - fast->lo;
-    int32_t outliers = 0;
-    for (int j = 0; j < count; j++)
-        outliers += ((bits[j] & range_mask) - lo) > span;
-    const fast_block_kernel kernel = outliers <= LEAN_OUTLIER_LIMIT && !fast->always_full ? fast->lean : fast->full;
-    return kernel(bits, count, out, is_slow, fast, first_index);
+    /* One pass in the common case: the lean kernel, which flags what it cannot do; only a block
+     * with many such elements (saturation, zeros, subnormal results) takes the full kernel too,
+     * which rewrites every output and flag.  Both kernels keep the contract, so the choice
+     * changes the speed only. */
+    if (fast->always_full)
+        return fast->full(bits, count, out, is_slow, fast, first_index);
+    const fast_block_result lean = fast->lean(bits, count, out, is_slow, fast, first_index);
+    if (lean.slow <= LEAN_OUTLIER_LIMIT)
+        return lean;
+    return fast->full(bits, count, out, is_slow, fast, first_index);
 }

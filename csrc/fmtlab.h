@@ -268,6 +268,11 @@ int fl_scaled_quantize_f64(const double *x, const fl_block_layout *layout, const
 uint64_t fl_mix64(uint64_t z);
 uint64_t fl_random_word(uint64_t seed, uint64_t index, uint64_t draw);
 
+/* The codec's float32 kernels in use, chosen when the library loads: 2 AVX-512, 1 AVX2, 0 the
+ * portable C (the environment variable FMTLAB_SIMD=portable or =avx2 lowers the CPU's best).
+ * Every copy gives the same bits. */
+int fl_codec_simd_level(void);
+
 /* Number of threads the OpenMP runtime would use (1 without OpenMP). */
 int fl_max_threads(void);
 /* Set the number of threads fmtlab's loops use; 0 restores the default.  FL_OK, or
