@@ -41,7 +41,8 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
                                                 uint8_t *restrict is_slow,
                                                 uint32_t lo, uint32_t span, int shift, uint32_t sign_bit,
                                                 uint32_t rebias, int32_t max_code, const int mode,
-                                                const uint32_t *restrict random_top, fast_stochastic_bits sr,
+                                                uint64_t stream_key, uint64_t first_index, int top_bits,
+                                                fast_stochastic_bits sr,
                                                 uint32_t zero_below, int32_t saturating,
                                                 uint32_t zero_sign_bit, int32_t subnormals_enabled,
                                                 float subnormal_scale_1, float subnormal_scale_2,
@@ -78,18 +79,21 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
         if (mode == FL_ROUND_ODD) {
             code = lo_code | (int32_t)(remainder != 0);
         } else if (FAST_IS_STOCHASTIC(mode)) {
-            /* the same decisions as stochastic_away; random_top holds the top bits of
-             * each element's first draw (shift bits when exact, sr_bits otherwise) */
+            /* the same decisions as stochastic_away on the top bits of the element's first
+             * draw (shift bits when exact, sr_bits otherwise), generated here in the lane:
+             * fl_random_word_inline(seed, index, 0) = mix64(stream key + index * golden) */
+            const uint64_t word = fl_mix64_inline(stream_key + (first_index + (uint64_t)i) * 0x9E3779B97F4A7C15ULL);
+            const uint32_t random_top = (uint32_t)(word >> (64 - top_bits));
             int32_t away;
             if (mode == FL_ROUND_STOCHASTIC) {
-                away = random_top[i] < remainder;
+                away = random_top < remainder;
             } else {
                 /* k = nu * 2^N brought to an integer by the rule (codec_fast.h); k <= 2^N */
                 const uint32_t f = (remainder << sr.up) >> sr.down;
                 const uint32_t h = (remainder >> sr.half_shift) & sr.half_mask;
                 const uint32_t sticky = (remainder & sr.sticky_mask) != 0;
                 const uint32_t k = f + (h & sr.rule.rounds & (sr.rule.ties_away | sticky | (f ^ sr.rule.ties_odd)));
-                away = (random_top[i] > sr.full_mask - k) | (k > sr.full_mask); /* R + k >= 2^N */
+                away = (random_top > sr.full_mask - k) | (k > sr.full_mask); /* R + k >= 2^N */
             }
             code = (int32_t)((uint32_t)lo_code + (uint32_t)away);
         } else
@@ -190,23 +194,17 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
         const uint32_t *restrict bits, int count, void *restrict out, uint8_t *restrict is_slow, \
         const prepared_fast_f32 *fast, uint64_t first_index)                                     \
     {                                                                                            \
-        uint32_t random_top[FAST_IS_STOCHASTIC(MODE) ? FAST_BLOCK : 1];                          \
-        random_top[0] = 0; /* read only by the stochastic modes, which fill the block */         \
-        if (FAST_IS_STOCHASTIC(MODE)) {                                                          \
-            /* the top bits of each element's first draw, as stochastic_away takes them */       \
-            const int top_bits = MODE == FAST_STOCHASTIC_BITS ? fast->sr_bits : fast->shift;     \
-            const uint64_t seed = fast->seed;                                                    \
-            for (int i = 0; i < count; i++) {                                                    \
-                const uint64_t word = fl_random_word_inline(seed, first_index + (uint64_t)i, 0); \
-                random_top[i] = (uint32_t)(word >> (64 - top_bits));                             \
-            }                                                                                    \
-        }                                                                                        \
+        /* the generator's stream key of draw 0 (fmtlab.h), once per block; the lanes mix      \
+         * each element's index with it */                                                       \
+        const uint64_t stream_key = FAST_IS_STOCHASTIC(MODE) ? fl_stream_key_inline(fast->seed, 0) : 0; \
+        const int top_bits = MODE == FAST_STOCHASTIC_BITS ? fast->sr_bits : fast->shift;         \
         uint32_t zero_below = MODE == FL_ROUND_TOWARD_ZERO ? fast->zero_below_toward_zero        \
                               : (MODE == FL_ROUND_NEAREST_EVEN || MODE == FL_ROUND_NEAREST_AWAY) \
                                     ? fast->zero_below_nearest : 0u;                             \
         return fast_block_body(bits, count, out, KIND, is_slow, fast->lo, fast->hi - fast->lo,   \
                                fast->shift, fast->sign_bit, fast->rebias_bits,                   \
-                               fast->max_code_lanes, MODE, random_top, fast->sr,                 \
+                               fast->max_code_lanes, MODE, stream_key, first_index, top_bits,    \
+                               fast->sr,                                                         \
                                zero_below,                                                       \
                                fast->saturating, fast->zero_sign_bit, fast->subnormals,          \
                                fast->subnormal_scale_1, fast->subnormal_scale_2, FULL);          \
