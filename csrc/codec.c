@@ -115,12 +115,14 @@ static int check_arrays(const void *input, const void *output, int64_t n)
         const int64_t chunk_end = chunk_start + ENVIRONMENT_BLOCK < n ? chunk_start + ENVIRONMENT_BLOCK : n; \
         fl_floating_point_state environment;                                                     \
         fl_enter_default_floating_point(&environment);                                           \
+        int full_hint = 0; /* the kernel choice's state (fl_fast_f32_block): speed only */       \
         for (int64_t block_start = chunk_start; block_start < chunk_end; block_start += FAST_BLOCK) { \
             const int count = (int)(block_start + FAST_BLOCK < chunk_end ? FAST_BLOCK : chunk_end - block_start); \
             uint8_t is_slow[FAST_BLOCK];                                                         \
             const uint32_t *block_bits = (const uint32_t *)(const void *)(x + block_start);      \
             fast_block_result block = fl_fast_f32_block(&fast, block_bits, count, (OUTPUT) + block_start, \
-                                                        is_slow, (uint64_t)index_offset + (uint64_t)block_start); \
+                                                        is_slow, (uint64_t)index_offset + (uint64_t)block_start, \
+                                                        &full_hint);                             \
             inexact += block.inexact;                                                            \
             overflow += block.overflow;                                                          \
             underflow += block.underflow;                                                        \

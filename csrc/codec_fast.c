@@ -113,10 +113,16 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
         float magnitude_value;
         memcpy(&magnitude_value, &magnitude, sizeof magnitude_value);
         const float scaled = magnitude_value * subnormal_scale_1 * subnormal_scale_2;
-        /* clamped so that the conversion below is defined in every lane (Inf, NaN and large
-         * inputs scale beyond int32; NaN compares false and gives 2^24); subnormal lanes
-         * have y < 2^m <= 2^22 and keep their value */
-        const float y = scaled < 16777216.0f ? scaled : 16777216.0f;
+        /* clamped to 2^24 so that the conversion below is defined in every lane (Inf, NaN and
+         * large inputs scale beyond int32); subnormal lanes have y < 2^m <= 2^22 and keep their
+         * value.  On the bits: y >= 0 (or a positive NaN), so its bits are ordered like its
+         * values and an integer minimum clamps it (a float compare here keeps GCC's vectoriser
+         * away, as -ftrapping-math forbids if-converting it) */
+        uint32_t scaled_bits;
+        memcpy(&scaled_bits, &scaled, sizeof scaled_bits);
+        const uint32_t y_bits = scaled_bits < 0x4B800000u ? scaled_bits : 0x4B800000u; /* 2^24 */
+        float y;
+        memcpy(&y, &y_bits, sizeof y);
         const int32_t t = (int32_t)y;
         const float fraction = y - (float)t;
         const int32_t subnormal_inexact = fraction != 0.0f;
@@ -406,6 +412,10 @@ int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, i
         fast->sr.full_mask = (uint32_t)(((uint64_t)1 << n) - 1);
         fast->sr.rule = sr_rule_bits_of(rounding->sr_rule);
     }
+    /* The full kernel of the deterministic modes also does subnormal results and the zero
+     * shortcut, so it pays from a few leftovers on; the stochastic full kernel adds only
+     * in-lane saturation (subnormal results stay exact, on encode_one). */
+    fast->lean_limit = rounding->mode == FL_ROUND_STOCHASTIC ? 16 : 4;
     const int level = fl_codec_simd_level();
     (void)level;
     switch (out_kind) {
@@ -417,21 +427,27 @@ int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, i
     return 1;
 }
 
-/* A block whose lean run leaves more than this many elements to encode_one is redone by the
- * full kernel (while it is still in the L1 cache). */
-#define LEAN_OUTLIER_LIMIT 16
+/* A block whose lean run leaves more than fast->lean_limit elements to encode_one is redone by
+ * the full kernel (while it is still in the L1 cache); the next FULL_RUN blocks then take the
+ * full kernel directly, since neighbouring blocks tend to be alike (saturating sweeps, e4m3fn's
+ * subnormal range), before the lean kernel is tried again. */
+#define FULL_RUN 8
 
 fast_block_result fl_fast_f32_block(const prepared_fast_f32 *fast, const uint32_t *bits, int count,
-                                    void *out, uint8_t *is_slow, uint64_t first_index)
+                                    void *out, uint8_t *is_slow, uint64_t first_index, int *full_hint)
 {
-    /* One pass in the common case: the lean kernel, which flags what it cannot do; only a block
-     * with many such elements (saturation, zeros, subnormal results) takes the full kernel too,
-     * which rewrites every output and flag.  Both kernels keep the contract, so the choice
-     * changes the speed only. */
+    /* One pass per block: the lean kernel, which flags what it cannot do, unless the previous
+     * blocks needed the full one; both kernels keep the contract (codec_fast.h), so which one
+     * runs changes the speed only, never a result. */
     if (fast->always_full)
         return fast->full(bits, count, out, is_slow, fast, first_index);
+    if (*full_hint > 0) {
+        --*full_hint;
+        return fast->full(bits, count, out, is_slow, fast, first_index);
+    }
     const fast_block_result lean = fast->lean(bits, count, out, is_slow, fast, first_index);
-    if (lean.slow <= LEAN_OUTLIER_LIMIT)
+    if (lean.slow <= fast->lean_limit)
         return lean;
+    *full_hint = FULL_RUN;
     return fast->full(bits, count, out, is_slow, fast, first_index);
 }
