@@ -148,13 +148,18 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
         const int32_t zero_result = tiny | (subnormal & (subnormal_code == 0));
         const uint32_t tiny_mask = 0u - (uint32_t)zero_result;
         const int32_t nonzero = magnitude != 0;
-        const int32_t fast = (in_range & (code <= max_code)) | tiny | subnormal;
+        /* a subnormal result may round up to min_normal's code 2^m, which can lie above
+         * max_code (unsigned P3109 e1m1: max is the subnormal 1): encode_one decides those */
+        const int32_t subnormal_fast = subnormal & (code <= max_code);
+        const int32_t fast = (in_range & (code <= max_code)) | tiny | subnormal_fast;
         is_slow[i] = (uint8_t)(1 - fast);
         fast_count += fast;
-        inexact += (fast & in_range & ((remainder != 0) | saturated)) | (tiny & nonzero) | (subnormal & subnormal_inexact);
+        /* counts of the lanes done here only (the flagged ones are counted by encode_one) */
+        inexact += (fast & in_range & ((remainder != 0) | saturated)) | (tiny & nonzero) |
+                   (subnormal_fast & subnormal_inexact);
         overflow += saturated;
-        underflow += zero_result & nonzero;
-        denormal += subnormal & (subnormal_code != 0) & (subnormal_code < min_normal_code);
+        underflow += (tiny | (subnormal_fast & (subnormal_code == 0))) & nonzero;
+        denormal += subnormal_fast & (subnormal_code != 0) & (subnormal_code < min_normal_code);
         const uint32_t sign_mask = 0u - negative;
         const uint32_t result = ((zero_sign_bit & sign_mask) & tiny_mask) |
                                 (((uint32_t)code | (sign_bit & sign_mask)) & ~tiny_mask);

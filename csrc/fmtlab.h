@@ -113,8 +113,9 @@ typedef struct fl_format {
     int exp_bits;     /* width of the exponent field, >= 1 */
     int man_bits;     /* width of the stored mantissa field, >= 0 (sign + exp + man <= 32 bits) */
     int bias;         /* normal value = 2^(E - bias) * 1.M; every finite value must be exact in
-                         float64: emax <= 1023 and the smallest positive value >= 2^-1074
-                         (fmtlab.Format's rule), else FL_ERROR_FORMAT */
+                         float64: emax <= 1023 and the smallest step (the subnormals', or
+                         2^(emin - man_bits) in the lowest normal binade) >= 2^-1074, else
+                         FL_ERROR_FORMAT */
     int is_signed;    /* 1 when the code has a sign bit (its top bit) */
     int specials;     /* enum fl_specials_policy */
     int subnormals;   /* enum fl_subnormals_policy */
