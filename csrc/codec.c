@@ -106,35 +106,42 @@ static int check_arrays(const void *input, const void *output, int64_t n)
     return FL_OK;
 
 /* float32 input in blocks: codec_fast.c converts each block and flags the elements it cannot
- * do exactly; they are redone here by encode_one (SLOW_STATEMENT stores element i's code). */
+ * do exactly; they are redone here by encode_one (SLOW_STATEMENT stores element i's code).  The
+ * floating-point environment is switched once per ENVIRONMENT_BLOCK (8 fast blocks), whose
+ * start is a multiple of FAST_BLOCK, so the blocks are those of one pass over the array. */
 #define FAST_F32_BLOCK_LOOP(OUTPUT, SLOW_STATEMENT)                                              \
     _Pragma("omp parallel for schedule(static) num_threads(threads) firstprivate(p, fast) reduction(+:invalid,overflow,underflow,denormal,inexact) if(threads > 1)") \
-    for (int64_t block_start = 0; block_start < n; block_start += FAST_BLOCK) {                  \
-        const int count = (int)(block_start + FAST_BLOCK < n ? FAST_BLOCK : n - block_start);    \
-        uint8_t is_slow[FAST_BLOCK];                                                             \
-        const uint32_t *block_bits = (const uint32_t *)(const void *)(x + block_start);          \
+    for (int64_t chunk_start = 0; chunk_start < n; chunk_start += ENVIRONMENT_BLOCK) {           \
+        const int64_t chunk_end = chunk_start + ENVIRONMENT_BLOCK < n ? chunk_start + ENVIRONMENT_BLOCK : n; \
         fl_floating_point_state environment;                                                     \
         fl_enter_default_floating_point(&environment);                                           \
-        fast_block_result block = fl_fast_f32_block(&fast, block_bits, count, (OUTPUT) + block_start, \
-                                                    is_slow, (uint64_t)index_offset + (uint64_t)block_start); \
-        inexact += block.inexact;                                                                \
-        overflow += block.overflow;                                                              \
-        underflow += block.underflow;                                                            \
-        denormal += block.denormal;                                                              \
-        if (block.slow) {                                                                        \
-            for (int j = 0; j < count; j++) {                                                    \
-                if ((j & 7) == 0 && j + 8 <= count) {                                            \
-                    uint64_t eight_flags;                                                        \
-                    memcpy(&eight_flags, is_slow + j, sizeof eight_flags);                       \
-                    if (!eight_flags) {                                                          \
-                        j += 7;                                                                  \
-                        continue;                                                                \
+        int full_hint = 0; /* the kernel choice's state (fl_fast_f32_block): speed only */       \
+        for (int64_t block_start = chunk_start; block_start < chunk_end; block_start += FAST_BLOCK) { \
+            const int count = (int)(block_start + FAST_BLOCK < chunk_end ? FAST_BLOCK : chunk_end - block_start); \
+            uint8_t is_slow[FAST_BLOCK];                                                         \
+            const uint32_t *block_bits = (const uint32_t *)(const void *)(x + block_start);      \
+            fast_block_result block = fl_fast_f32_block(&fast, block_bits, count, (OUTPUT) + block_start, \
+                                                        is_slow, (uint64_t)index_offset + (uint64_t)block_start, \
+                                                        &full_hint);                             \
+            inexact += block.inexact;                                                            \
+            overflow += block.overflow;                                                          \
+            underflow += block.underflow;                                                        \
+            denormal += block.denormal;                                                          \
+            if (block.slow) {                                                                    \
+                for (int j = 0; j < count; j++) {                                                \
+                    if ((j & 7) == 0 && j + 8 <= count) {                                        \
+                        uint64_t eight_flags;                                                    \
+                        memcpy(&eight_flags, is_slow + j, sizeof eight_flags);                   \
+                        if (!eight_flags) {                                                      \
+                            j += 7;                                                              \
+                            continue;                                                            \
+                        }                                                                        \
                     }                                                                            \
+                    if (!is_slow[j])                                                             \
+                        continue;                                                                \
+                    const int64_t i = block_start + j;                                           \
+                    EXACT_ELEMENT(x[i], SLOW_STATEMENT)                                          \
                 }                                                                                \
-                if (!is_slow[j])                                                                 \
-                    continue;                                                                    \
-                const int64_t i = block_start + j;                                               \
-                EXACT_ELEMENT(x[i], SLOW_STATEMENT)                                              \
             }                                                                                    \
         }                                                                                        \
         fl_leave_default_floating_point(&environment);                                           \

@@ -12,11 +12,15 @@
  *
  * Two kernels per (rounding mode, output kind): the lean one handles normal results only;
  * the full one also handles in-lane saturation, inputs certain to round to zero, and ieee
- * subnormal results of the deterministic modes.  A pre-scan of each block picks one.
+ * subnormal results of the deterministic modes.  The lean one runs first; a block it leaves
+ * many elements of is redone by the full one (fl_fast_f32_block).
  * Stochastic rounding has two such pairs: exact probability (sr_bits = 0) and sr_bits >= 1
  * (every sr_rule, by per-call masks); one loop for both ran the exact case about 30% slower.
  */
 #include "codec_fast.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 /* The body must be inlined into each (mode, kind, full) copy so that those are constants
  * in it; compilers that decline to inline it still compute the same results, slower. */
@@ -37,7 +41,8 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
                                                 uint8_t *restrict is_slow,
                                                 uint32_t lo, uint32_t span, int shift, uint32_t sign_bit,
                                                 uint32_t rebias, int32_t max_code, const int mode,
-                                                const uint32_t *restrict random_top, fast_stochastic_bits sr,
+                                                uint64_t stream_key, uint64_t first_index, int top_bits,
+                                                fast_stochastic_bits sr,
                                                 uint32_t zero_below, int32_t saturating,
                                                 uint32_t zero_sign_bit, int32_t subnormals_enabled,
                                                 float subnormal_scale_1, float subnormal_scale_2,
@@ -74,18 +79,21 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
         if (mode == FL_ROUND_ODD) {
             code = lo_code | (int32_t)(remainder != 0);
         } else if (FAST_IS_STOCHASTIC(mode)) {
-            /* the same decisions as stochastic_away; random_top holds the top bits of
-             * each element's first draw (shift bits when exact, sr_bits otherwise) */
+            /* the same decisions as stochastic_away on the top bits of the element's first
+             * draw (shift bits when exact, sr_bits otherwise), generated here in the lane:
+             * fl_random_word_inline(seed, index, 0) = mix64(stream key + index * golden) */
+            const uint64_t word = fl_mix64_inline(stream_key + (first_index + (uint64_t)i) * 0x9E3779B97F4A7C15ULL);
+            const uint32_t random_top = (uint32_t)(word >> (64 - top_bits));
             int32_t away;
             if (mode == FL_ROUND_STOCHASTIC) {
-                away = random_top[i] < remainder;
+                away = random_top < remainder;
             } else {
                 /* k = nu * 2^N brought to an integer by the rule (codec_fast.h); k <= 2^N */
                 const uint32_t f = (remainder << sr.up) >> sr.down;
                 const uint32_t h = (remainder >> sr.half_shift) & sr.half_mask;
                 const uint32_t sticky = (remainder & sr.sticky_mask) != 0;
                 const uint32_t k = f + (h & sr.rule.rounds & (sr.rule.ties_away | sticky | (f ^ sr.rule.ties_odd)));
-                away = (random_top[i] > sr.full_mask - k) | (k > sr.full_mask); /* R + k >= 2^N */
+                away = (random_top > sr.full_mask - k) | (k > sr.full_mask); /* R + k >= 2^N */
             }
             code = (int32_t)((uint32_t)lo_code + (uint32_t)away);
         } else
@@ -105,10 +113,16 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
         float magnitude_value;
         memcpy(&magnitude_value, &magnitude, sizeof magnitude_value);
         const float scaled = magnitude_value * subnormal_scale_1 * subnormal_scale_2;
-        /* clamped so that the conversion below is defined in every lane (Inf, NaN and large
-         * inputs scale beyond int32; NaN compares false and gives 2^24); subnormal lanes
-         * have y < 2^m <= 2^22 and keep their value */
-        const float y = scaled < 16777216.0f ? scaled : 16777216.0f;
+        /* clamped to 2^24 so that the conversion below is defined in every lane (Inf, NaN and
+         * large inputs scale beyond int32); subnormal lanes have y < 2^m <= 2^22 and keep their
+         * value.  On the bits: y >= 0 (or a positive NaN), so its bits are ordered like its
+         * values and an integer minimum clamps it (a float compare here keeps GCC's vectoriser
+         * away, as -ftrapping-math forbids if-converting it) */
+        uint32_t scaled_bits;
+        memcpy(&scaled_bits, &scaled, sizeof scaled_bits);
+        const uint32_t y_bits = scaled_bits < 0x4B800000u ? scaled_bits : 0x4B800000u; /* 2^24 */
+        float y;
+        memcpy(&y, &y_bits, sizeof y);
         const int32_t t = (int32_t)y;
         const float fraction = y - (float)t;
         const int32_t subnormal_inexact = fraction != 0.0f;
@@ -134,13 +148,18 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
         const int32_t zero_result = tiny | (subnormal & (subnormal_code == 0));
         const uint32_t tiny_mask = 0u - (uint32_t)zero_result;
         const int32_t nonzero = magnitude != 0;
-        const int32_t fast = (in_range & (code <= max_code)) | tiny | subnormal;
+        /* a subnormal result may round up to min_normal's code 2^m, which can lie above
+         * max_code (unsigned P3109 e1m1: max is the subnormal 1): encode_one decides those */
+        const int32_t subnormal_fast = subnormal & (code <= max_code);
+        const int32_t fast = (in_range & (code <= max_code)) | tiny | subnormal_fast;
         is_slow[i] = (uint8_t)(1 - fast);
         fast_count += fast;
-        inexact += (fast & in_range & ((remainder != 0) | saturated)) | (tiny & nonzero) | (subnormal & subnormal_inexact);
+        /* counts of the lanes done here only (the flagged ones are counted by encode_one) */
+        inexact += (fast & in_range & ((remainder != 0) | saturated)) | (tiny & nonzero) |
+                   (subnormal_fast & subnormal_inexact);
         overflow += saturated;
-        underflow += zero_result & nonzero;
-        denormal += subnormal & (subnormal_code != 0) & (subnormal_code < min_normal_code);
+        underflow += (tiny | (subnormal_fast & (subnormal_code == 0))) & nonzero;
+        denormal += subnormal_fast & (subnormal_code != 0) & (subnormal_code < min_normal_code);
         const uint32_t sign_mask = 0u - negative;
         const uint32_t result = ((zero_sign_bit & sign_mask) & tiny_mask) |
                                 (((uint32_t)code | (sign_bit & sign_mask)) & ~tiny_mask);
@@ -165,14 +184,18 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
     return result;
 }
 
-/* On x86-64 Linux with GCC the lean kernels of the deterministic modes that write codes are
- * also compiled for AVX2, and the copy to run is picked when the library loads (an ifunc).
- * They use integer operations only, so both copies give the same bits.  (For the stochastic
- * generator and for float32 outputs the AVX2 copies measured slower, so those have one.) */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define FL_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+/* Explicit SIMD copies, chosen when the library loads (fl_codec_simd_level): on x86-64 with GCC
+ * or clang every kernel is also compiled for AVX2 and for AVX-512 (F, DQ, BW, VL: the 64-bit
+ * multiplies of the stochastic generator vectorise only with AVX-512DQ's vpmullq).  All copies run
+ * the same C in the default floating-point environment, with no fused or reassociated float
+ * arithmetic (no -ffast-math; -std=c99 keeps -ffp-contract=off), so every copy gives the same bits; the
+ * portable copy stays and can be forced with FMTLAB_SIMD=portable (tested on its own). */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define FL_X86_SIMD 1
+#define FL_TARGET_AVX2 __attribute__((target("avx2")))
+#define FL_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl")))
 #else
-#define FL_SIMD_CLONES
+#define FL_X86_SIMD 0
 #endif
 
 /* One out-of-line copy per (mode, output kind, lean or full): all three are constants
@@ -182,48 +205,106 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
         const uint32_t *restrict bits, int count, void *restrict out, uint8_t *restrict is_slow, \
         const prepared_fast_f32 *fast, uint64_t first_index)                                     \
     {                                                                                            \
-        uint32_t random_top[FAST_IS_STOCHASTIC(MODE) ? FAST_BLOCK : 1];                          \
-        random_top[0] = 0; /* read only by the stochastic modes, which fill the block */         \
-        if (FAST_IS_STOCHASTIC(MODE)) {                                                          \
-            /* the top bits of each element's first draw, as stochastic_away takes them */       \
-            const int top_bits = MODE == FAST_STOCHASTIC_BITS ? fast->sr_bits : fast->shift;     \
-            const uint64_t seed = fast->seed;                                                    \
-            for (int i = 0; i < count; i++) {                                                    \
-                const uint64_t word = fl_random_word_inline(seed, first_index + (uint64_t)i, 0); \
-                random_top[i] = (uint32_t)(word >> (64 - top_bits));                             \
-            }                                                                                    \
-        }                                                                                        \
+        /* the generator's stream key of draw 0 (fmtlab.h), once per block; the lanes mix      \
+         * each element's index with it */                                                       \
+        const uint64_t stream_key = FAST_IS_STOCHASTIC(MODE) ? fl_stream_key_inline(fast->seed, 0) : 0; \
+        const int top_bits = MODE == FAST_STOCHASTIC_BITS ? fast->sr_bits : fast->shift;         \
         uint32_t zero_below = MODE == FL_ROUND_TOWARD_ZERO ? fast->zero_below_toward_zero        \
                               : (MODE == FL_ROUND_NEAREST_EVEN || MODE == FL_ROUND_NEAREST_AWAY) \
                                     ? fast->zero_below_nearest : 0u;                             \
         return fast_block_body(bits, count, out, KIND, is_slow, fast->lo, fast->hi - fast->lo,   \
                                fast->shift, fast->sign_bit, fast->rebias_bits,                   \
-                               fast->max_code_lanes, MODE, random_top, fast->sr,                 \
+                               fast->max_code_lanes, MODE, stream_key, first_index, top_bits,    \
+                               fast->sr,                                                         \
                                zero_below,                                                       \
                                fast->saturating, fast->zero_sign_bit, fast->subnormals,          \
                                fast->subnormal_scale_1, fast->subnormal_scale_2, FULL);          \
     }
-#define DEFINE_FAST_BLOCK(MODE, KIND, CLONES)                                                    \
+#if FL_X86_SIMD
+/* (the names are pasted by the caller: MODE may be the macro FAST_STOCHASTIC_BITS, which
+ * expands here) */
+#define DEFINE_SIMD_BLOCKS(MODE, KIND, FULL_AVX2, LEAN_AVX2, FULL_AVX512, LEAN_AVX512)           \
+    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 1, FULL_AVX2, FL_TARGET_AVX2)                          \
+    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 0, LEAN_AVX2, FL_TARGET_AVX2)                          \
+    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 1, FULL_AVX512, FL_TARGET_AVX512)                      \
+    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 0, LEAN_AVX512, FL_TARGET_AVX512)
+#else
+#define DEFINE_SIMD_BLOCKS(MODE, KIND, FULL_AVX2, LEAN_AVX2, FULL_AVX512, LEAN_AVX512)
+#endif
+#define DEFINE_FAST_BLOCK(MODE, KIND)                                                            \
     DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 1, full_block_##MODE##_##KIND, )                       \
-    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 0, lean_block_##MODE##_##KIND, CLONES)
-#define DEFINE_FAST_BLOCKS(KIND, CLONES)                                                         \
-    DEFINE_FAST_BLOCK(FL_ROUND_NEAREST_EVEN, KIND, CLONES)                                       \
-    DEFINE_FAST_BLOCK(FL_ROUND_NEAREST_AWAY, KIND, CLONES)                                       \
-    DEFINE_FAST_BLOCK(FL_ROUND_TOWARD_ZERO, KIND, CLONES)                                        \
-    DEFINE_FAST_BLOCK(FL_ROUND_UP, KIND, CLONES)                                                 \
-    DEFINE_FAST_BLOCK(FL_ROUND_DOWN, KIND, CLONES)                                               \
-    DEFINE_FAST_BLOCK(FL_ROUND_ODD, KIND, CLONES)                                                \
-    DEFINE_FAST_BLOCK(FL_ROUND_STOCHASTIC, KIND, )                                               \
-    DEFINE_FAST_BLOCK(FAST_STOCHASTIC_BITS, KIND, )
-DEFINE_FAST_BLOCKS(OUT_CODES_1, FL_SIMD_CLONES)
-DEFINE_FAST_BLOCKS(OUT_CODES_2, FL_SIMD_CLONES)
-DEFINE_FAST_BLOCKS(OUT_CODES_4, FL_SIMD_CLONES)
-DEFINE_FAST_BLOCKS(OUT_VALUES_F32, )
+    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 0, lean_block_##MODE##_##KIND, )                       \
+    DEFINE_SIMD_BLOCKS(MODE, KIND, full_avx2_##MODE##_##KIND, lean_avx2_##MODE##_##KIND,         \
+                       full_avx512_##MODE##_##KIND, lean_avx512_##MODE##_##KIND)
+#define DEFINE_FAST_BLOCKS(KIND)                                                                 \
+    DEFINE_FAST_BLOCK(FL_ROUND_NEAREST_EVEN, KIND)                                               \
+    DEFINE_FAST_BLOCK(FL_ROUND_NEAREST_AWAY, KIND)                                               \
+    DEFINE_FAST_BLOCK(FL_ROUND_TOWARD_ZERO, KIND)                                                \
+    DEFINE_FAST_BLOCK(FL_ROUND_UP, KIND)                                                         \
+    DEFINE_FAST_BLOCK(FL_ROUND_DOWN, KIND)                                                       \
+    DEFINE_FAST_BLOCK(FL_ROUND_ODD, KIND)                                                        \
+    DEFINE_FAST_BLOCK(FL_ROUND_STOCHASTIC, KIND)                                                 \
+    DEFINE_FAST_BLOCK(FAST_STOCHASTIC_BITS, KIND)
+DEFINE_FAST_BLOCKS(OUT_CODES_1)
+DEFINE_FAST_BLOCKS(OUT_CODES_2)
+DEFINE_FAST_BLOCKS(OUT_CODES_4)
+DEFINE_FAST_BLOCKS(OUT_VALUES_F32)
+
+/* ---- which copy runs ---------------------------------------------------------------------- */
+
+static int simd_level = -1;
+
+/* The best copy the CPU runs (2 AVX-512, 1 AVX2, 0 portable), lowered by FMTLAB_SIMD
+ * ("portable", "avx2"; anything else leaves the CPU's best). */
+static int detect_simd_level(void)
+{
+    int level = 0;
+#if FL_X86_SIMD
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2"))
+        level = 1;
+    if (level && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+        level = 2;
+#endif
+    const char *wanted = getenv("FMTLAB_SIMD");
+    if (wanted && strcmp(wanted, "portable") == 0)
+        level = 0;
+    else if (wanted && strcmp(wanted, "avx2") == 0 && level > 1)
+        level = 1;
+    return level;
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+/* when the library loads, so that every thread sees the level without a race */
+__attribute__((constructor)) static void choose_simd_level(void) { simd_level = detect_simd_level(); }
+#endif
+
+int fl_codec_simd_level(void)
+{
+    if (simd_level < 0) /* compilers without constructors: the first call (same value every time) */
+        simd_level = detect_simd_level();
+    return simd_level;
+}
 
 /* The pair of kernels for one (mode, output kind). */
+#if FL_X86_SIMD
+#define SELECT_KERNELS(MODE, KIND)                                                               \
+    if (level == 2) {                                                                            \
+        fast->lean = lean_avx512_##MODE##_##KIND;                                                \
+        fast->full = full_avx512_##MODE##_##KIND;                                                \
+    } else if (level == 1) {                                                                     \
+        fast->lean = lean_avx2_##MODE##_##KIND;                                                  \
+        fast->full = full_avx2_##MODE##_##KIND;                                                  \
+    } else {                                                                                     \
+        fast->lean = lean_block_##MODE##_##KIND;                                                 \
+        fast->full = full_block_##MODE##_##KIND;                                                 \
+    }
+#else
 #define SELECT_KERNELS(MODE, KIND)                                                               \
     fast->lean = lean_block_##MODE##_##KIND;                                                     \
     fast->full = full_block_##MODE##_##KIND;
+#endif
 #define SELECT_MODE_KERNELS(KIND)                                                                \
     switch (rounding->mode) {                                                                    \
     case FL_ROUND_NEAREST_EVEN: SELECT_KERNELS(FL_ROUND_NEAREST_EVEN, KIND) break;               \
@@ -336,6 +417,12 @@ int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, i
         fast->sr.full_mask = (uint32_t)(((uint64_t)1 << n) - 1);
         fast->sr.rule = sr_rule_bits_of(rounding->sr_rule);
     }
+    /* The full kernel of the deterministic modes also does subnormal results and the zero
+     * shortcut, so it pays from a few leftovers on; the stochastic full kernel adds only
+     * in-lane saturation (subnormal results stay exact, on encode_one). */
+    fast->lean_limit = rounding->mode == FL_ROUND_STOCHASTIC ? 16 : 4;
+    const int level = fl_codec_simd_level();
+    (void)level;
     switch (out_kind) {
     case OUT_CODES_1: SELECT_MODE_KERNELS(OUT_CODES_1) break;
     case OUT_CODES_2: SELECT_MODE_KERNELS(OUT_CODES_2) break;
@@ -345,19 +432,27 @@ int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, i
     return 1;
 }
 
-/* A block with at most this many elements outside the normal range takes the lean kernel. */
-#define LEAN_OUTLIER_LIMIT 16
+/* A block whose lean run leaves more than fast->lean_limit elements to encode_one is redone by
+ * the full kernel (while it is still in the L1 cache); the next FULL_RUN blocks then take the
+ * full kernel directly, since neighbouring blocks tend to be alike (saturating sweeps, e4m3fn's
+ * subnormal range), before the lean kernel is tried again. */
+#define FULL_RUN 8
 
 fast_block_result fl_fast_f32_block(const prepared_fast_f32 *fast, const uint32_t *bits, int count,
-                                    void *out, uint8_t *is_slow, uint64_t first_index)
+                                    void *out, uint8_t *is_slow, uint64_t first_index, int *full_hint)
 {
-    /* count the elements outside [min_normal, max]: few of them go to encode_one after the
-     * lean kernel, many make the full kernel worth its extra work */
-    const uint32_t range_mask = fast->sign_bit ? 0x7FFFFFFFu : 0xFFFFFFFFu;
-    const uint32_t lo = fast->lo, span = fast->no_overflow_hi - fast->lo;
-    int32_t outliers = 0;
-    for (int j = 0; j < count; j++)
-        outliers += ((bits[j] & range_mask) - lo) > span;
-    const fast_block_kernel kernel = outliers <= LEAN_OUTLIER_LIMIT && !fast->always_full ? fast->lean : fast->full;
-    return kernel(bits, count, out, is_slow, fast, first_index);
+    /* One pass per block: the lean kernel, which flags what it cannot do, unless the previous
+     * blocks needed the full one; both kernels keep the contract (codec_fast.h), so which one
+     * runs changes the speed only, never a result. */
+    if (fast->always_full)
+        return fast->full(bits, count, out, is_slow, fast, first_index);
+    if (*full_hint > 0) {
+        --*full_hint;
+        return fast->full(bits, count, out, is_slow, fast, first_index);
+    }
+    const fast_block_result lean = fast->lean(bits, count, out, is_slow, fast, first_index);
+    if (lean.slow <= fast->lean_limit)
+        return lean;
+    *full_hint = FULL_RUN;
+    return fast->full(bits, count, out, is_slow, fast, first_index);
 }

@@ -57,6 +57,7 @@ struct prepared_fast_f32 {
     uint32_t lo, hi;          /* hi <= FLT_MAX, and lower where codes would pass INT32_MAX */
     uint32_t no_overflow_hi;  /* float32 bits of max (at most hi): inputs up to it cannot overflow */
     int always_full;          /* max < lo: every input of the range overflows */
+    int lean_limit;           /* a lean block leaving more elements than this is redone by the full kernel */
     uint32_t sign_bit;        /* the format's; 0 for unsigned formats */
     int32_t max_code_lanes;   /* min(max_code, INT32_MAX): what the 32-bit lanes compare with */
     uint32_t zero_sign_bit;   /* the sign bit when the format has -0, else 0 */
@@ -86,8 +87,10 @@ int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, i
 /*
  * Convert count <= FAST_BLOCK float32 values, given as bits; out points to the block's first
  * output element and first_index is the global index of bits[0] (the stochastic key).
+ * *full_hint is the caller's per-thread state of the kernel choice (start it at 0); it changes
+ * which kernel runs, never a result.
  */
 fast_block_result fl_fast_f32_block(const prepared_fast_f32 *fast, const uint32_t *bits, int count,
-                                    void *out, uint8_t *is_slow, uint64_t first_index);
+                                    void *out, uint8_t *is_slow, uint64_t first_index, int *full_hint);
 
 #endif

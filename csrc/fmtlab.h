@@ -113,8 +113,9 @@ typedef struct fl_format {
     int exp_bits;     /* width of the exponent field, >= 1 */
     int man_bits;     /* width of the stored mantissa field, >= 0 (sign + exp + man <= 32 bits) */
     int bias;         /* normal value = 2^(E - bias) * 1.M; every finite value must be exact in
-                         float64: emax <= 1023 and the smallest positive value >= 2^-1074
-                         (fmtlab.Format's rule), else FL_ERROR_FORMAT */
+                         float64: emax <= 1023 and the smallest step (the subnormals', or
+                         2^(emin - man_bits) in the lowest normal binade) >= 2^-1074, else
+                         FL_ERROR_FORMAT */
     int is_signed;    /* 1 when the code has a sign bit (its top bit) */
     int specials;     /* enum fl_specials_policy */
     int subnormals;   /* enum fl_subnormals_policy */
@@ -277,6 +278,11 @@ int fl_scaled_quantize_f64(const double *x, const fl_block_layout *layout, const
  */
 uint64_t fl_mix64(uint64_t z);
 uint64_t fl_random_word(uint64_t seed, uint64_t index, uint64_t draw);
+
+/* The codec's float32 kernels in use, chosen when the library loads: 2 AVX-512, 1 AVX2, 0 the
+ * portable C (the environment variable FMTLAB_SIMD=portable or =avx2 lowers the CPU's best).
+ * Every copy gives the same bits. */
+int fl_codec_simd_level(void);
 
 /* Number of threads the OpenMP runtime would use (1 without OpenMP). */
 int fl_max_threads(void);

@@ -34,17 +34,20 @@ int fl_prepare_format(const fl_format *format, prepared_format *p)
     if (format->subnormals == FL_SUBNORMALS_NORMAL &&
         (format->specials == FL_SPECIALS_FNUZ || (format->specials == FL_SPECIALS_P3109 && format->is_signed)))
         return FL_ERROR_FORMAT;
-    /* Every finite value must be exact in float64 (fmtlab.Format's rule): emax <= 1023 and the
-     * smallest positive value at least 2^-1074.  This also bounds every exponent and code the
-     * conversions compute (in 64 bits) from the bias, whatever int a C caller passes. */
+    /* Every finite value must be exact in float64: emax <= 1023 and the smallest step at least
+     * 2^-1074 (fmtlab.Format checks the smallest positive value, which is the same except for
+     * formats without subnormals, whose lowest binade has steps of 2^(emin - m)).  This also
+     * bounds every exponent and code the conversions compute (in 64 bits) from the bias,
+     * whatever int a C caller passes. */
     {
         const int64_t bias = format->bias, has_zero = format->subnormals != FL_SUBNORMALS_NORMAL;
         const int64_t emin = (has_zero ? 1 : 0) - bias;
         const int64_t emax = (largest_finite_code(e, m, format->is_signed != 0, format->specials) >> m) - bias;
-        int64_t smallest = emin; /* log2 of the smallest positive value */
-        if (m > 0 && format->subnormals == FL_SUBNORMALS_IEEE)
-            smallest = emin - m;
-        else if (m > 0 && format->subnormals == FL_SUBNORMALS_TESLA)
+        /* the smallest step: 2^(emin - m) in the lowest normal binade, and below it the
+         * subnormals' (Tesla's sit one binade lower); without subnormals ("none", "normal") the
+         * lowest binade's step matters on its own */
+        int64_t smallest = emin - m;
+        if (m > 0 && format->subnormals == FL_SUBNORMALS_TESLA)
             smallest = -bias - m;
         if (emax > 1023 || smallest < -1074)
             return FL_ERROR_FORMAT;

@@ -90,6 +90,40 @@ def test_negative_bias_subnormals_are_not_scaled_out_of_float32(mode):
     assert_matches_reference(np.concatenate([x[:100], np.ones(412, np.float32)]), fmt, mode)
 
 
+def test_unsigned_p3109_subnormal_rounding_up_past_max_is_not_fast():
+    """Unsigned P3109 e1m1: max is the subnormal 1 and code 2 (min normal's) is +Inf; 1.77 rounds
+    up past max, which the subnormal kernel took for a fast result (code 2 = +Inf instead of the
+    overflow rule's answer).  Found by the fuzz test with FMTLAB_FUZZ_SEED=1."""
+    fmt = fl.Format(1, 1, 0, signed=False, specials="p3109")
+    assert fmt.max == 1.0
+    x = np.concatenate([np.full(100, 1.7664583, np.float32), np.linspace(0, 1.9, 412, dtype=np.float32)])
+    for mode in ("nearest_even", "nearest_away", "up", "odd", "toward_zero", "down"):
+        for saturate in (False, True, "sat_finite", "sat_propagate", "sat_none"):
+            assert_matches_reference(x, fmt, mode, saturate)
+            # and the counts: those lanes were counted inexact twice (kernel and encode_one)
+            _, stats32 = fl.encode(x, fmt, mode, saturate=saturate, stats=True)
+            _, stats64 = fl.encode(x.astype(np.float64), fmt, mode, saturate=saturate, stats=True)
+            assert stats32 == stats64, (mode, saturate, stats32, stats64)
+
+
+def test_a_format_whose_lowest_binade_is_finer_than_float64_is_never_decoded_wrong():
+    """e1m25 fn, subnormals='none', bias 1063: min normal 2^-1062 but steps of 2^-1087, below
+    float64's 2^-1074, so its values are not float64 values and decode returned rounded ones.  The
+    C core refuses such formats (FL_ERROR_FORMAT); fmtlab.Format checks only the smallest positive
+    value (2^-1062) and accepts it, so the call fails instead of answering wrong (a ValueError once
+    formats.py checks the step as the C core does)."""
+    fmt = fl.Format(1, 25, 1063, specials="fn", subnormals="none")
+    assert _c_encode(np.ones(2, np.float32), _struct(1, 25, 1063, 1, 1, 2))[0] == _c.lib.FL_ERROR_FORMAT
+    with pytest.raises((ValueError, RuntimeError)):
+        fl.decode(np.array([(1 << 25) + 3], np.uint32), fmt)
+    with pytest.raises((ValueError, RuntimeError)):
+        fl.encode(np.ones(3), fmt)
+    # one bias lower the steps are 2^-1074 and every value is a float64
+    ok = fl.Format(1, 25, 1050, specials="fn", subnormals="none")
+    value = fl.decode(np.array([(1 << 25) + 3], np.uint32), ok)[0]
+    assert Fraction(float(value)) == reference_value(ok, (1 << 25) + 3)
+
+
 # ---- C entry points check every parameter --------------------------------------------------------
 
 def _c_encode(x, fmt_struct, rounding=None, n=None, index_offset=0, code_bytes=4):
