@@ -451,6 +451,9 @@ def mma_model(gpu, input=None, out="fp32") -> MMAModel:  # noqa: A002 - the publ
     if not isinstance(input, str):
         raise TypeError(f"input must be a str, got {input!r} ({type(input).__name__})")
     input_name = _INPUT_ALIASES.get(input.strip().lower(), input.strip().lower())
+    if input_name in _BLOCK_SCALED:
+        raise ValueError(f"input={input!r} is not available on {gpu}: block-scaled MMA is modelled on "
+                         f"{', '.join(_BLOCK_SCALED_GPUS)}; {gpu} has {', '.join(inputs)}")
     if input_name not in _INPUT_FORMATS:
         from ._choices import did_you_mean
         known = list(_INPUT_FORMATS) + list(_BLOCK_SCALED)

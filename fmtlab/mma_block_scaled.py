@@ -24,7 +24,7 @@ row scale S_a and B's column scale S_b of the scale block holding element k:
 Special values: a NaN element or scale, Inf * 0, or +Inf and -Inf give the canonical NaN;
 otherwise an Inf gives Inf; overflow gives Inf; an exact zero is -0 only when every term is -0.
 With a tensor scale (NVFP4's second level, which the tensor core never sees) the MMA runs with
-c = 0 and an epilogue gives D = RN(RN(alpha * acc) + C), alpha = RN(t_a t_b), float32.
+c = 0 and an epilogue gives D = RN(RN(alpha * acc) + C), alpha = RN(t_a t_b), float32 (C = None: +0).
 """
 from __future__ import annotations
 
@@ -213,8 +213,7 @@ def block_scaled_matmul(qa, qb, C, model):
     if alpha is not None:
         with np.errstate(all="ignore"):
             d = (alpha * d).astype(np.float32)
-            if c_given is not None:
-                d = (d + c_given).astype(np.float32)
+            d = (d + (np.zeros((m, n), np.float32) if c_given is None else c_given)).astype(np.float32)
     d = np.array(d, dtype=np.float32)
     d.view(np.uint32)[np.isnan(d)] = _CANONICAL_NAN
     return d
