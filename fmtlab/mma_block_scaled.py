@@ -119,6 +119,40 @@ def _round_toward_zero_f32(total, exponent):
     return np.where(np.abs(exact) >= 2.0 ** 128, np.copysign(np.float32(np.inf), exact), nearest).astype(np.float32)
 
 
+def _run_c(model, a, b, sa, sb, c, m, n, k):
+    """The C kernel (csrc/mma_block_scaled.c) on the decoded integers."""
+    from . import _c
+
+    element = model.a_format
+    grouped = model.group_sum is not None
+    keep = []
+
+    def ints(array, c_type="int32_t"):
+        array = np.ascontiguousarray(array, dtype=np.int32 if c_type == "int32_t" else np.uint8)
+        keep.append(array)
+        return _c.ffi.cast(c_type + " *", _c.pointer(array, "void"))
+
+    def element_arrays(values, sig, exp):
+        flags = np.where(np.isnan(values), 1, np.where(np.isinf(values), 2, 0)) | (np.signbit(values) << 2)
+        return ints(sig), ints(exp - element.emin if grouped else exp), ints(flags, "uint8_t")
+
+    struct = _c.ffi.new("fl_mma_block_scaled *")
+    struct.m, struct.n, struct.k = m, n, k
+    struct.block, struct.scale_block, struct.group_sum = model.block, model.scale_block, model.group_sum or 0
+    struct.scale_blocks = sa[0].shape[1]
+    struct.frac_bits = model.frac_bits
+    struct.value_offset = (2 * element.emin if grouped else 0) - 2 * element.man_bits - sa[3] - sb[3]
+    struct.a_sig, struct.a_exp, struct.a_flags = element_arrays(*a)
+    struct.b_sig, struct.b_exp, struct.b_flags = element_arrays(*(x.T for x in b))
+    struct.sa_sig, struct.sa_exp, struct.sa_nan = ints(sa[1]), ints(sa[2]), ints(np.isnan(sa[0]), "uint8_t")
+    struct.sb_sig, struct.sb_exp, struct.sb_nan = ints(sb[1].T), ints(sb[2].T), ints(np.isnan(sb[0].T), "uint8_t")
+    d = np.empty((m, n), np.float32)
+    c_pointer = _c.ffi.NULL if c is None else _c.pointer(c, "float")
+    status = _c.lib.fl_mma_block_scaled_f32(struct, c_pointer, _c.pointer(d, "float"))
+    _c.check_status(status, f"block-scaled matmul (m={m}, n={n}, k={k}, model {model})")
+    return d
+
+
 def _cut(values, shift):
     """values * 2^shift cut toward zero (int64 values, int64 shifts)."""
     left = np.clip(shift, 0, 62)
@@ -128,8 +162,13 @@ def _cut(values, shift):
     return np.where(values < 0, -cut, cut)
 
 
-def block_scaled_matmul(qa, qb, C, model):
-    """D = A B + C of the block-scaled ``model`` (module docstring); float32, m x n."""
+def block_scaled_matmul(qa, qb, C, model, *, implementation="c"):
+    """D = A B + C of the block-scaled ``model`` (module docstring); float32, m x n.
+
+    implementation: "c" (csrc/mma_block_scaled.c, threaded) or "numpy" (this file, the
+    vectorised definition the C kernel is tested against)."""
+    if implementation not in ("c", "numpy"):
+        raise ValueError(f"implementation={implementation!r} is not allowed; choose 'c' or 'numpy'")
     check_operand(qa, "A", model, 1)
     check_operand(qb, "B", model, 0)
     m, k = qa.codes.shape
@@ -146,22 +185,26 @@ def block_scaled_matmul(qa, qb, C, model):
     b_sig = np.where(np.signbit(b_values), -b_sig, b_sig)
     sa_value, sa_sig, sa_exp, sa_bits = scale_values_and_exponents(qa.scales, model.scale_format)
     sb_value, sb_sig, sb_exp, sb_bits = scale_values_and_exponents(qb.scales, model.scale_format)
-    scale_of_k = np.arange(k) // model.scale_block
-    # per element k: the scale of its block, for A (m x K) and B (K x n)
-    sa_value, sa_sig, sa_exp = (x[:, scale_of_k] for x in (sa_value, sa_sig, sa_exp))
-    sb_value, sb_sig, sb_exp = (x[scale_of_k, :] for x in (sb_value, sb_sig, sb_exp))
     alpha = None
     ta, tb = _tensor_scale_value(qa), _tensor_scale_value(qb)
     if ta is not None or tb is not None:
         alpha = np.float32(np.float32(1.0 if ta is None else ta) * np.float32(1.0 if tb is None else tb))
-    c = np.zeros((m, n), np.float32)
     c_given = None
     if C is not None:
         from .codec import quantize
         c_given = np.ascontiguousarray(quantize(np.broadcast_to(np.asarray(C, dtype=np.float64), (m, n)),
                                                 FP32, "nearest_even"), dtype=np.float32)
-        if alpha is None:
-            c = c_given.copy()
+    if implementation == "c" and m * n:
+        d = _run_c(model, (a_values, a_sig, a_exp), (b_values, b_sig, b_exp), (sa_value, sa_sig, sa_exp, sa_bits),
+                   (sb_value, sb_sig, sb_exp, sb_bits), None if alpha is not None else c_given, m, n, k)
+        return _epilogue(d, alpha, c_given, m, n)
+    scale_of_k = np.arange(k) // model.scale_block
+    # per element k: the scale of its block, for A (m x K) and B (K x n)
+    sa_value, sa_sig, sa_exp = (x[:, scale_of_k] for x in (sa_value, sa_sig, sa_exp))
+    sb_value, sb_sig, sb_exp = (x[scale_of_k, :] for x in (sb_value, sb_sig, sb_exp))
+    c = np.zeros((m, n), np.float32)
+    if c_given is not None and alpha is None:
+        c = c_given.copy()
     man = element.man_bits
     F = model.frac_bits
     for start in range(0, k, model.block):
@@ -209,7 +252,11 @@ def block_scaled_matmul(qa, qb, C, model):
         result = np.where(negative, np.float32(-np.inf), result)
         result = np.where(nan | (positive & negative), np.float32(np.nan), result).astype(np.float32)
         c = result
-    d = c
+    return _epilogue(c, alpha, c_given, m, n)
+
+
+def _epilogue(d, alpha, c_given, m, n):
+    """NVFP4's tensor scales: RN(RN(alpha d) + C); every NaN made canonical."""
     if alpha is not None:
         with np.errstate(all="ignore"):
             d = (alpha * d).astype(np.float32)

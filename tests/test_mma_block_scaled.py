@@ -188,8 +188,8 @@ def test_ue4m3_sign_bit_ignored_and_zero_scale():
 
 
 def test_e8m0_extremes():
-    """2^127 * 2^127 * 448 * 448 overflows float32 to Inf; 2^-127 * 2^-127 * 1 is below float32's
-    subnormals and gives +0 (-0 never: the product is not a zero)."""
+    """2^127 * 2^127 * 448 * 448 overflows float32 to Inf; -1 * 1 * 2^-127 * 2^-127 is below
+    float32's subnormals and rounds toward zero to -0 (a nonzero sum keeps its sign)."""
     model = fl.mma_model("b200", "mxfp8_e4m3")
     big, one = e4m3_code(448.0), e4m3_code(1.0)
     qa, qb = operands("mxfp8_e4m3", [[big]], [[254]], [[big]], [[254]])
@@ -197,6 +197,52 @@ def test_e8m0_extremes():
     qa, qb = operands("mxfp8_e4m3", [[e4m3_code(-1.0)]], [[0]], [[one]], [[0]])
     d = fl.matmul(qa, qb, model=model)[0, 0]
     assert d == 0 and math.copysign(1, d) < 0  # the tiny negative product rounds to -0
+
+
+def test_zero_products_do_not_set_the_alignment_exponent():
+    """Where fmtlab departs from MMA-Sim (docs §9): zero elements with scales 2^127 do not raise M,
+    so c = 2^100 survives (MMA-Sim's exponent -126 + 8 + 254 = 136 for the zero product would cut
+    it to 0).  For the FP4 kinds, an infinite c gives Inf (MMA-Sim fails on it)."""
+    model = fl.mma_model("b200", "mxfp8_e4m3")
+    qa, qb = operands("mxfp8_e4m3", [[0]], [[254]], [[e4m3_code(448.0)]], [[254]])
+    assert fl.matmul(qa, qb, np.float32([[2.0 ** 100]]), model=model)[0, 0] == 2.0 ** 100
+    qa, qb = operands("mxfp4", [[0b0010]], [[127]], [[0b0010]], [[127]])
+    assert fl.matmul(qa, qb, np.float32([[-np.inf]]), model=fl.mma_model("b200", "mxfp4"))[0, 0] == -np.inf
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_c_kernel_matches_numpy_path(name, data):
+    """The C kernel (csrc/mma_block_scaled.c) and the numpy path give the same bits."""
+    from fmtlab.mma_block_scaled import block_scaled_matmul
+    qa, qb, C, model = data.draw(problems(name, data.draw(st.booleans())))
+    c_kernel = block_scaled_matmul(qa, qb, C, model)
+    numpy_path = block_scaled_matmul(qa, qb, C, model, implementation="numpy")
+    assert np.array_equal(c_kernel.view(np.uint32), numpy_path.view(np.uint32))
+
+
+@pytest.mark.parametrize("name", ["mxfp8_e4m3", "nvfp4"])
+def test_threads_do_not_change_bits(name):
+    """Above the parallel threshold (m n K >= 65536) one and two threads give the same bits,
+    equal to the numpy path's."""
+    from fmtlab.mma_block_scaled import block_scaled_matmul
+    rng = np.random.default_rng(3)
+    A = (rng.standard_normal((48, 200)) * np.exp2(rng.integers(-20, 20, (48, 200)))).astype(np.float32)
+    B = rng.standard_normal((200, 40)).astype(np.float32)
+    model = fl.mma_model("b200", name)
+    qa, qb = fl.encode(A, fl.format(name)), fl.encode(B, fl.format(name + ":axis=0"))
+    before = fl.get_threads()
+    try:
+        fl.set_threads(1)
+        one = fl.matmul(qa, qb, model=model)
+        fl.set_threads(2)
+        two = fl.matmul(qa, qb, model=model)
+    finally:
+        fl.set_threads(before)
+    assert np.array_equal(one.view(np.uint32), two.view(np.uint32))
+    assert np.array_equal(one.view(np.uint32), block_scaled_matmul(qa, qb, None, model, implementation="numpy")
+                          .view(np.uint32))
 
 
 def test_negative_zero_rule():
@@ -244,6 +290,9 @@ def test_bad_operands():
         fl.matmul(fl.encode(A, fl.format("mxfp8_e4m3:scale=e4m3fn,rule=amax")), qb, model=model)
     with pytest.raises(ValueError, match="K must agree"):
         fl.matmul(qa, fl.encode(B[:32], fl.format("mxfp8_e4m3:axis=0")), model=model)
+    with pytest.raises(ValueError, match="implementation='fortran' is not allowed"):
+        from fmtlab.mma_block_scaled import block_scaled_matmul
+        block_scaled_matmul(qa, qb, None, model, implementation="fortran")
     with pytest.raises(ValueError, match="2-D operands"):
         fl.matmul(fl.encode(A[0], fl.format("mxfp8_e4m3")), qb, model=model)
 
