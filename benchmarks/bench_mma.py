@@ -10,7 +10,9 @@ threads.  Usage:
     python benchmarks/bench_mma.py [--sizes 512,1024] [--repeats 3] [--threads N] [--other-size 256]
 
 The fast-path presets (--models) are timed at every size; the models computed by the definition
-per element (FP8 with FP16 output, the AMD presets: --other-models) at --other-size only.
+per element (FP8 with FP16 output, the AMD presets: --other-models) at --other-size only, and
+the Blackwell block-scaled presets (--block-scaled-models, operands fl.encode'd with blocks along
+K; their numpy peer multiplies the decoded float32 values) at --block-scaled-size.
 """
 import argparse
 import os
@@ -24,6 +26,9 @@ from _timing import best_time  # benchmarks/_timing.py
 
 MODELS = ("h100-fp16-fp32", "h100-e4m3fn-fp32")
 # Models off the fast path (the definition per output element): timed at --other-size only.
+# Blackwell block-scaled presets (ScaledCodes operands; numpy path): timed at --block-scaled-size.
+BLOCK_SCALED_MODELS = ("b200-mxfp8_e4m3-fp32", "b200-mxfp8_e5m2-fp32", "b200-mxfp6_e2m3-fp32", "b200-mxfp4-fp32",
+                       "b200-nvfp4-fp32")
 OTHER_MODELS = ("h100-e4m3fn-fp16", "mi100-fp16-fp32", "mi250x-fp16-fp32", "mi300x-fp16-fp32",
                 "mi300x-e4m3fnuz-fp32")
 
@@ -46,6 +51,9 @@ def main():
     parser.add_argument("--other-models", default=",".join(OTHER_MODELS),
                         help="comma-separated preset names timed at --other-size ('' for none)")
     parser.add_argument("--other-size", type=int, default=256)
+    parser.add_argument("--block-scaled-models", default=",".join(BLOCK_SCALED_MODELS),
+                        help="comma-separated block-scaled preset names ('' for none)")
+    parser.add_argument("--block-scaled-size", type=int, default=256)
     args = parser.parse_args()
     fl.set_threads(args.threads)
     models = [fl.mma_model(name) for name in args.models.split(",")]
@@ -59,6 +67,18 @@ def main():
         a, b = operands(model, size)
         fl.matmul(a[:16], b, model=model)  # load the extension, warm the caches
         ours = best_time(lambda: fl.matmul(a, b, model=model), args.repeats)
+        blas = best_time(lambda: a @ b, max(args.repeats, 5))
+        rows.append((f"{size}", model.name, f"{ours * 1e3:.1f}", f"{blas * 1e3:.2f}",
+                     f"{ours / blas:.1f}x", f"{size ** 3 / ours / 1e9:.2f}"))
+    for name in filter(None, args.block_scaled_models.split(",")):
+        model = fl.mma_model(name)
+        size = args.block_scaled_size
+        element = name.split("-")[1]
+        rng = np.random.default_rng(0)
+        qa = fl.encode(rng.standard_normal((size, size)).astype(np.float32), fl.format(element))
+        qb = fl.encode(rng.standard_normal((size, size)).astype(np.float32), fl.format(element + ":axis=0"))
+        a, b = fl.decode(qa).astype(np.float32), fl.decode(qb).astype(np.float32)
+        ours = best_time(lambda: fl.matmul(qa, qb, model=model), args.repeats)
         blas = best_time(lambda: a @ b, max(args.repeats, 5))
         rows.append((f"{size}", model.name, f"{ours * 1e3:.1f}", f"{blas * 1e3:.2f}",
                      f"{ours / blas:.1f}x", f"{size ** 3 / ours / 1e9:.2f}"))

@@ -364,6 +364,32 @@ int fl_mma_matmul_f32(const float *a, const float *b, const float *c, float *d,
                       const int64_t *a_offsets, const int64_t *b_offsets, const int64_t *c_offsets,
                       const fl_mma_model *model);
 
+/*
+ * Blackwell block-scaled MMA (mma_block_scaled.c; fmtlab/mma_block_scaled.py prepares the
+ * arrays and states the maths).  A is m x k, B is given transposed (n x k); per element:
+ * significand (signed), exponent (group_sum 0: the alignment exponent; else the shift of the
+ * product inside its group) and flags (bits 0-1: 0 finite, 1 NaN, 2 Inf; bit 2: negative);
+ * per scale block (m x scale_blocks, n x scale_blocks): significand, exponent E(S), NaN flag.
+ * A term's value is its integer times 2^(alignment exponent + value_offset).
+ */
+typedef struct fl_mma_block_scaled {
+    int64_t m, n, k;
+    int64_t block;        /* elements of K per instruction block */
+    int64_t scale_block;  /* elements per scale */
+    int64_t scale_blocks; /* scales per row of A / column of B */
+    int64_t group_sum;    /* 0: products aligned one by one; G: exact sums of G products */
+    int64_t frac_bits;    /* F */
+    int64_t value_offset;
+    const int32_t *a_sig, *a_exp, *b_sig, *b_exp;
+    const uint8_t *a_flags, *b_flags;
+    const int32_t *sa_sig, *sa_exp, *sb_sig, *sb_exp;
+    const uint8_t *sa_nan, *sb_nan;
+} fl_mma_block_scaled;
+
+/* D (m x n float32) of the block-scaled model; c may be NULL (C = +0).  FL_OK,
+ * FL_ERROR_MMA_MODEL or FL_ERROR_OUT_OF_MEMORY. */
+int fl_mma_block_scaled_f32(const fl_mma_block_scaled *p, const float *c, float *d);
+
 /* CDEF END */
 
 /* ---- internal to the C core (not part of the Python interface) ---- */

@@ -51,7 +51,7 @@ from . import _c
 from ._dtypes import is_narrow_float, native_byte_order
 from .formats import Format, FP32, FP16, BF16, TF32, E4M3FN, E5M2, E4M3FNUZ, E5M2FNUZ, as_format
 
-__all__ = ["MMAModel", "mma_model", "mma_models", "matmul", "OUT_ROUNDINGS", "C_ADDITIONS", "SUMMATIONS",
+__all__ = ["MMAModel", "mma_model", "mma_models", "mma_block_scaled_models", "matmul", "OUT_ROUNDINGS", "C_ADDITIONS", "SUMMATIONS",
            "PRODUCT_GROUPINGS", "ZERO_SIGNS"]
 
 OUT_ROUNDINGS = ("toward_zero", "nearest_even")
@@ -115,6 +115,11 @@ class MMAModel:
     flush_outputs : (pairwise only) float32 products, partial sums and c below 2^-126 become
         zeros of their sign.
     zero_sign : "ieee" (an exact zero is -0 only when every term is -0) or "positive" (+0).
+    scale_format : None, or the block scale of a block-scaled model (e8m0, or e4m3fn read as
+        PTX's unsigned ue4m3); its operands are ScaledCodes (fmtlab/mma_block_scaled.py).
+    scale_block : elements of K per scale (32 MX, 16 NVFP4), with scale_format only.
+    group_sum : None, or G: products summed exactly in groups of G and aligned by the scale
+        exponents (kind::mxf4 / mxf4nvf4, G = 16), with scale_format only.
     name : a label (presets: "gpu-input-out"); note : where the parameters come from.
     """
 
@@ -134,6 +139,9 @@ class MMAModel:
     flush_inputs: bool = False
     flush_outputs: bool = False
     zero_sign: str = "ieee"
+    scale_format: Format | None = None
+    scale_block: int | None = None
+    group_sum: int | None = None
     name: str | None = dataclasses.field(default=None, compare=False)
     note: str = dataclasses.field(default="", compare=False, repr=False)
 
@@ -178,6 +186,7 @@ class MMAModel:
                 problems.append(f"summation={self.summation!r} (need 'block_fma')")
             if problems:
                 raise ValueError("c_addition='late' is not allowed with " + ", ".join(problems))
+        self._check_block_scaled()
         if self.promote_every is not None:
             if self.block is not None and self.promote_every % self.block:
                 raise ValueError(f"promote_every={self.promote_every} is not allowed with block={self.block}: "
@@ -196,6 +205,50 @@ class MMAModel:
                                  "allowed), got "
                                  f"out_format={self.out_format}, out_rounding={self.out_rounding!r}"
                                  + (", " + ", ".join(changed) if changed else ""))
+
+    def _check_block_scaled(self):
+        set_field = lambda field, value: object.__setattr__(self, field, value)  # noqa: E731
+        set_field("scale_block", _optional_int(self.scale_block, "scale_block", 1, 1 << 20))
+        set_field("group_sum", _optional_int(self.group_sum, "group_sum", 1, 1 << 20))
+        if self.scale_format is None:
+            for key in ("scale_block", "group_sum"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"{key}={getattr(self, key)!r} is not allowed without scale_format "
+                                     "(it belongs to a block-scaled model)")
+            return
+        from .formats import E8M0
+        scale = as_format(self.scale_format, "scale_format")
+        if scale not in (E8M0, E4M3FN):
+            raise ValueError(f"scale_format={scale} is not allowed: tensor-core block scales are e8m0 (ue8m0) "
+                             "or e4m3fn (read as ue4m3)")
+        set_field("scale_format", scale)
+        problems = []
+        if self.scale_block is None:
+            problems.append("scale_block=None (need the elements per scale)")
+        if self.block is None or (self.scale_block and self.block % self.scale_block
+                                  and self.scale_block % self.block):
+            problems.append(f"block={self.block!r} (need an int; block and scale_block must divide one another)")
+        if self.frac_bits is None or self.frac_bits > 40:
+            problems.append(f"frac_bits={self.frac_bits!r} (need an int from 0 to 40)")
+        if self.group_sum is not None and (self.block is None or self.block % self.group_sum
+                                           or (self.scale_block or 1) % self.group_sum):
+            problems.append(f"group_sum={self.group_sum} (need a divisor of block and scale_block)")
+        if self.b_format != self.a_format:
+            problems.append(f"b_format={self.b_format} (need a_format)")
+        if self.out_format != FP32 or self.out_rounding != "toward_zero" or self.c_format != FP32:
+            problems.append("out_format/c_format/out_rounding (need fp32, fp32, 'toward_zero')")
+        for key, default in (("acc_frac_bits", None), ("exp_floor", None), ("c_addition", "fused"),
+                             ("promote_every", None), ("summation", "block_fma"), ("flush_inputs", False),
+                             ("zero_sign", "ieee")):
+            if getattr(self, key) != default:
+                problems.append(f"{key}={getattr(self, key)!r} (need {default!r})")
+        if problems:
+            raise ValueError(f"scale_format={scale} (a block-scaled model) is not allowed with " + ", ".join(problems))
+
+    @property
+    def is_block_scaled(self) -> bool:
+        """Whether the model takes block-scaled operands (ScaledCodes)."""
+        return self.scale_format is not None
 
     def replace(self, **changes) -> "MMAModel":
         """A copy with some parameters changed (the name is dropped unless given)."""
@@ -301,6 +354,41 @@ def _gpu_model(gpu, input_name, out):
     return MMAModel(**parameters)
 
 
+# Blackwell block-scaled MMA (tcgen05.mma kind::mxf8f6f4 / mxf4 / mxf4nvf4), FP32 output only, after
+# MMA-Sim (arXiv 2511.10909; microsoft/MMA-Sim, mmasim/simulator/nv_ptx.py tcgen05mma_block_scale and
+# arithmetic.py): K = 32 per instruction with 25 fraction bits (mxf8f6f4), K = 64 with 35 and exact
+# sums of 16 products aligned by the scale exponents (mxf4, mxf4nvf4).  {input: (element, scale,
+# scale block, instruction K, F, group sum)}; docs/tensor-cores.md §9.
+_BLOCK_SCALED = {
+    "mxfp8_e4m3": ("e4m3fn", "e8m0", 32, 32, 25, None),
+    "mxfp8_e5m2": ("e5m2", "e8m0", 32, 32, 25, None),
+    "mxfp6_e2m3": ("e2m3fn", "e8m0", 32, 32, 25, None),
+    "mxfp4": ("e2m1fn", "e8m0", 32, 64, 35, 16),
+    "nvfp4": ("e2m1fn", "e4m3fn", 16, 64, 35, 16),
+}
+_BLOCK_SCALED_KINDS = {"mxfp8_e4m3": "mxf8f6f4", "mxfp8_e5m2": "mxf8f6f4", "mxfp6_e2m3": "mxf8f6f4",
+                       "mxfp4": "mxf4", "nvfp4": "mxf4nvf4"}
+_BLOCK_SCALED_GPUS = ("b200",)
+
+
+def _block_scaled_model(gpu, input_name, out):
+    if out != "fp32":
+        raise ValueError(f"out={out!r} is not available for {gpu} with block-scaled input {input_name!r}: "
+                         "tcgen05 block-scaled MMA accumulates in FP32; use out='fp32'")
+    from .formats import format as format_by_name
+    element, scale, scale_block, block, frac_bits, group_sum = _BLOCK_SCALED[input_name]
+    return MMAModel(format_by_name(element), block=block, frac_bits=frac_bits, out_format=FP32,
+                    out_rounding="toward_zero", scale_format=format_by_name(scale), scale_block=scale_block,
+                    group_sum=group_sum, name=f"{gpu}-{input_name}-fp32",
+                    note=f"MMA-Sim tcgen05 kind::{_BLOCK_SCALED_KINDS[input_name]} (not measured here)")
+
+
+def mma_block_scaled_models() -> tuple[MMAModel, ...]:
+    """The block-scaled presets (operands: ScaledCodes), apart from :func:`mma_models`, whose
+    models take float arrays."""
+    return tuple(_block_scaled_model(gpu, name, "fp32") for gpu in _BLOCK_SCALED_GPUS for name in _BLOCK_SCALED)
+
+
 def _reference_model(kind, input_format, out):
     out_format = FP32 if out == "fp32" else FP16
     name = kind if input_format == FP32 and out == "fp32" else f"{kind}-{input_format}-{out}"
@@ -354,15 +442,23 @@ def mma_model(gpu, input=None, out="fp32") -> MMAModel:  # noqa: A002 - the publ
         raise ValueError(f"gpu={gpu!r} is unknown{did_you_mean(key, known + list(_REFERENCES))}; "
                          f"choose one of {', '.join(known)}, or a reference model: {', '.join(_REFERENCES)}")
     inputs = (_ARCHITECTURES[_GPUS[key]] if key in _GPUS else _AMD_ARCHITECTURES[_AMD_GPUS[key]])["inputs"]
+    if key in _BLOCK_SCALED_GPUS:
+        inputs = list(inputs) + list(_BLOCK_SCALED)
+        if isinstance(input, str) and input.strip().lower() in _BLOCK_SCALED:
+            return _block_scaled_model(key, input.strip().lower(), out)
     if input is None:
         raise ValueError(f"input is required for gpu={gpu!r}; choose one of {', '.join(inputs)}")
     if not isinstance(input, str):
         raise TypeError(f"input must be a str, got {input!r} ({type(input).__name__})")
     input_name = _INPUT_ALIASES.get(input.strip().lower(), input.strip().lower())
+    if input_name in _BLOCK_SCALED:
+        raise ValueError(f"input={input!r} is not available on {gpu}: block-scaled MMA is modelled on "
+                         f"{', '.join(_BLOCK_SCALED_GPUS)}; {gpu} has {', '.join(inputs)}")
     if input_name not in _INPUT_FORMATS:
         from ._choices import did_you_mean
-        raise ValueError(f"input={input!r} is unknown{did_you_mean(input_name, _INPUT_FORMATS)}; "
-                         f"choose one of {', '.join(_INPUT_FORMATS)}")
+        known = list(_INPUT_FORMATS) + list(_BLOCK_SCALED)
+        raise ValueError(f"input={input!r} is unknown{did_you_mean(input_name, known)}; "
+                         f"choose one of {', '.join(known)}")
     if key in _AMD_GPUS:
         return _amd_model(key, input_name, out)
     return _gpu_model(key, input_name, out)
@@ -434,6 +530,14 @@ def matmul(A, B, C=None, *, model, round_inputs=False):
         raise TypeError(f"model must be an MMAModel (fl.mma_model(...)) or a preset name, got {model!r}")
     if not isinstance(round_inputs, (bool, np.bool_)):
         raise TypeError(f"round_inputs must be True or False, got {round_inputs!r}")
+    from .scaled import ScaledCodes
+    if model.is_block_scaled or isinstance(A, ScaledCodes) or isinstance(B, ScaledCodes):
+        if not model.is_block_scaled:
+            which = "A" if isinstance(A, ScaledCodes) else "B"
+            raise TypeError(f"{which} is a ScaledCodes (block-scaled operand), but model {model} takes float "
+                            "arrays; use a block-scaled model such as fl.mma_model('b200', 'mxfp8_e4m3')")
+        from .mma_block_scaled import block_scaled_matmul
+        return block_scaled_matmul(A, B, None if C is None else _as_float_operand(C, "C"), model)
     a = _as_float_operand(A, "A")
     b = _as_float_operand(B, "B")
     if a.ndim == 0 or b.ndim == 0:

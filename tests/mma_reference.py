@@ -284,3 +284,86 @@ def canonical_nan_bits(fmt) -> int:
     if fmt.man_bits == 0:
         return 0x7FC00000
     return 0x7F800000 | (((1 << fmt.man_bits) - 1) << (23 - fmt.man_bits))
+
+
+# ---- Blackwell block-scaled MMA (fmtlab/mma_block_scaled.py's docstring, docs/tensor-cores.md §9) ----
+
+def scale_exponent(s: float, scale_emin: int) -> int:
+    """E(S): floor(log2 S), at least the scale format's e_min; a zero scale counts as -126."""
+    return -126 if s == 0 else max(floor_log2(Fraction(s)), scale_emin)
+
+
+def block_scaled_block(a, b, sa, sb, c, model, scale_emin):
+    """One instruction block: a, b element values, sa, sb the block scale of each element k
+    (floats), c a float32 value; the model's rules, in Fractions."""
+    from fmtlab.formats import FP32
+    # specials: a NaN element or scale, Inf * 0, +Inf with -Inf
+    infinities = set()
+    any_nan = math.isnan(c)
+    if math.isinf(c):
+        infinities.add(c > 0)
+    for x, y, s, t in zip(a, b, sa, sb):
+        if any(math.isnan(v) for v in (x, y, s, t)):
+            any_nan = True
+        elif math.isinf(x) or math.isinf(y):
+            if x == 0 or y == 0 or s == 0 or t == 0:
+                any_nan = True
+            else:
+                infinities.add((x > 0) == (y > 0))
+    if any_nan or len(infinities) == 2:
+        return NAN
+    if infinities:
+        return INF if infinities.pop() else -INF
+    F = model.frac_bits
+    emin = model.a_format.emin
+    terms = []  # (exact value, alignment exponent)
+    if model.group_sum is None:
+        for x, y, s, t in zip(a, b, sa, sb):
+            if x != 0 and y != 0 and s != 0 and t != 0:
+                exponent = (alignment_exponent(x, emin) + alignment_exponent(y, emin)
+                            + scale_exponent(s, scale_emin) + scale_exponent(t, scale_emin))
+                terms.append((Fraction(x) * Fraction(y) * Fraction(s) * Fraction(t), exponent))
+        if c != 0:
+            terms.append((Fraction(c), alignment_exponent(c, FP32.emin)))
+    else:
+        g = model.group_sum
+        for start in range(0, len(a), g):
+            group = sum((Fraction(x) * Fraction(y) for x, y in zip(a[start:start + g], b[start:start + g])),
+                        Fraction(0))
+            s, t = sa[start], sb[start]
+            terms.append((group * Fraction(s) * Fraction(t),
+                          scale_exponent(s, scale_emin) + scale_exponent(t, scale_emin)))
+        terms.append((Fraction(c), alignment_exponent(c, FP32.emin) if c != 0 else FP32.emin))
+    all_negative_zero = c == 0 and math.copysign(1, c) < 0 and all(
+        (x == 0 or y == 0) and math.copysign(1, x) * math.copysign(1, y) < 0 for x, y in zip(a, b))
+    if not terms:
+        return -0.0 if all_negative_zero else 0.0
+    top = max(exponent for _, exponent in terms)
+    quantum = pow2(top - F)
+    total = sum(int(value / quantum) * quantum for value, _ in terms)  # int() truncates toward zero
+    if total == 0:
+        return -0.0 if all_negative_zero else 0.0
+    return round_to(total, FP32, "toward_zero")
+
+
+def block_scaled_dot(a, b, sa, sb, c, model, tensor_scales=None):
+    """One output element of a block-scaled model: a, b element values over K, sa, sb the block
+    scale of each k, c the addend; tensor_scales=(t_a, t_b) runs the NVFP4 epilogue
+    RN(RN(alpha acc) + c), alpha = RN(t_a t_b)."""
+    from fmtlab.formats import FP32
+    c = round_to(Fraction(c), FP32, "nearest_even") if math.isfinite(c) and c != 0 else float(c)
+    scale_emin = model.scale_format.emin
+    chain = 0.0 if tensor_scales is not None else c
+    for start in range(0, len(a), model.block):
+        end = start + model.block
+        chain = block_scaled_block(a[start:end], b[start:end], sa[start:end], sb[start:end], chain, model,
+                                   scale_emin)
+    if tensor_scales is None:
+        return chain
+    alpha = round_to(Fraction(tensor_scales[0]) * Fraction(tensor_scales[1]), FP32, "nearest_even")
+    if math.isfinite(chain):
+        scaled = round_to(Fraction(alpha) * Fraction(chain), FP32, "nearest_even") if chain != 0 \
+            else math.copysign(0.0, chain) * math.copysign(1.0, alpha)
+    else:
+        scaled = chain * alpha
+    return add_nearest_even(scaled, c, FP32)

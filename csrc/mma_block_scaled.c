@@ -1,0 +1,177 @@
+/*
+ * Blackwell block-scaled MMA (tcgen05 kind::mxf8f6f4 / mxf4 / mxf4nvf4): the C kernel of
+ * fmtlab/mma_block_scaled.py, whose docstring and docs/tensor-cores.md §9 give the maths.
+ *
+ * fmtlab/mma_block_scaled.py decodes the ScaledCodes into small integers first (element
+ * significands and exponents, scale significands and exponents, special flags), so this file
+ * only does the integer block arithmetic: every cut term is an int64 (|term| < 2^48, the sum
+ * < 2^53, exact in a double), and each output element is computed by one thread from its first
+ * block to its last, so the thread count cannot change a bit.
+ */
+#include "fmtlab.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define BS_PARALLEL_THRESHOLD 65536
+#define BS_NO_EXPONENT (-1000000)
+
+/* v * 2^shift cut toward zero. */
+static int64_t cut_toward_zero(int64_t v, int64_t shift)
+{
+    if (v == 0)
+        return 0;
+    uint64_t magnitude = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    if (shift >= 0)
+        magnitude <<= (shift > 62 ? 62 : shift);
+    else
+        magnitude = -shift > 63 ? 0 : magnitude >> -shift;
+    return v < 0 ? -(int64_t)magnitude : (int64_t)magnitude;
+}
+
+/* float32 of total * 2^exponent rounded toward zero (|total| < 2^53); +-Inf from 2^128. */
+static float round_toward_zero_f32(int64_t total, int64_t exponent)
+{
+    double exact = ldexp((double)total, (int)(exponent < -2000 ? -2000 : exponent > 2000 ? 2000 : exponent));
+    if (fabs(exact) >= 0x1p128)
+        return exact > 0 ? INFINITY : -INFINITY;
+    float nearest = (float)exact;
+    if (fabs((double)nearest) > fabs(exact))
+        nearest = nextafterf(nearest, 0.0f);
+    return nearest;
+}
+
+static float canonical_nan_f32(void)
+{
+    union { uint32_t bits; float value; } nan = { 0x7FFFFFFFu };
+    return nan.value;
+}
+
+/* One output element: the chain of instruction blocks over K (see the file comment). */
+static float block_scaled_element(const fl_mma_block_scaled *p, int64_t i, int64_t j, float c, int64_t *terms,
+                                  int64_t *exponents)
+{
+    const int64_t k = p->k, nb = p->scale_blocks, G = p->group_sum;
+    const int32_t *a_sig = p->a_sig + i * k, *a_exp = p->a_exp + i * k;
+    const int32_t *b_sig = p->b_sig + j * k, *b_exp = p->b_exp + j * k;
+    const uint8_t *a_flag = p->a_flags + i * k, *b_flag = p->b_flags + j * k;
+    const int32_t *sa_sig = p->sa_sig + i * nb, *sa_exp = p->sa_exp + i * nb;
+    const int32_t *sb_sig = p->sb_sig + j * nb, *sb_exp = p->sb_exp + j * nb;
+    const uint8_t *sa_nan = p->sa_nan + i * nb, *sb_nan = p->sb_nan + j * nb;
+    for (int64_t start = 0; start < k; start += p->block) {
+        int64_t end = start + p->block < k ? start + p->block : k;
+        /* specials: NaN element or scale, Inf * 0, +Inf with -Inf */
+        int nan = isnan(c), positive = c == INFINITY, negative = c == -INFINITY;
+        int all_negative_zero = c == 0 && signbit(c);
+        for (int64_t q = start; q < end; q++) {
+            int64_t s = q / p->scale_block;
+            int fa = a_flag[q] & 3, fb = b_flag[q] & 3;
+            int product_negative = ((a_flag[q] ^ b_flag[q]) >> 2) & 1;
+            if (fa == 1 || fb == 1 || sa_nan[s] || sb_nan[s])
+                nan = 1;
+            else if (fa == 2 || fb == 2) {
+                int zero = (fa != 2 && a_sig[q] == 0) || (fb != 2 && b_sig[q] == 0) || sa_sig[s] == 0 || sb_sig[s] == 0;
+                if (zero)
+                    nan = 1;
+                else if (product_negative)
+                    negative = 1;
+                else
+                    positive = 1;
+            }
+            if ((int64_t)a_sig[q] * b_sig[q] != 0 || fa || fb || !product_negative)
+                all_negative_zero = 0;
+        }
+        if (nan || (positive && negative)) {
+            c = canonical_nan_f32();
+            continue;
+        }
+        if (positive || negative) {
+            c = positive ? INFINITY : -INFINITY;
+            continue;
+        }
+        /* the terms and their alignment exponents */
+        int64_t count = 0, top = BS_NO_EXPONENT;
+        if (G == 0) {
+            for (int64_t q = start; q < end; q++) {
+                int64_t s = q / p->scale_block;
+                int64_t product = (int64_t)a_sig[q] * b_sig[q] * sa_sig[s] * sb_sig[s];
+                if (product == 0)
+                    continue;
+                int64_t align = (int64_t)a_exp[q] + b_exp[q] + sa_exp[s] + sb_exp[s];
+                terms[count] = product;
+                exponents[count++] = align;
+                if (align > top)
+                    top = align;
+            }
+        } else {
+            for (int64_t g = start; g < end; g += G) {
+                int64_t g_end = g + G < end ? g + G : end, s = g / p->scale_block, sum = 0;
+                for (int64_t q = g; q < g_end; q++)
+                    sum += ((int64_t)a_sig[q] * b_sig[q]) << (a_exp[q] + b_exp[q]);
+                int64_t align = (int64_t)sa_exp[s] + sb_exp[s];
+                terms[count] = sum * sa_sig[s] * sb_sig[s];
+                exponents[count++] = align;
+                if (align > top)
+                    top = align;
+            }
+        }
+        int64_t c_sig = 0, c_align = -126;
+        if (c != 0) {
+            int e;
+            double fraction = frexp((double)c, &e);
+            c_align = e - 1 < -126 ? -126 : e - 1;
+            c_sig = (int64_t)ldexp(fraction, e - (int)c_align + 23);  /* exact: c is a float32 */
+        }
+        if ((c != 0 || G != 0) && c_align > top)
+            top = c_align;
+        int64_t total = 0;
+        if (top != BS_NO_EXPONENT) {
+            int64_t quantum = top - p->frac_bits;
+            for (int64_t t = 0; t < count; t++) {
+                int64_t value_exponent = (G == 0 ? exponents[t] : exponents[t]) + p->value_offset;
+                total += cut_toward_zero(terms[t], value_exponent - quantum);
+            }
+            total += cut_toward_zero(c_sig, c_align - 23 - quantum);
+        }
+        if (total == 0)
+            c = all_negative_zero ? -0.0f : 0.0f;
+        else
+            c = round_toward_zero_f32(total, top - p->frac_bits);
+    }
+    return c;
+}
+
+int fl_mma_block_scaled_f32(const fl_mma_block_scaled *p, const float *c, float *d)
+{
+    if (p->m < 0 || p->n < 0 || p->k < 0 || p->block < 1 || p->scale_block < 1 || p->group_sum < 0 ||
+        p->frac_bits < 0 || p->frac_bits > 40 || (p->group_sum && p->block % p->group_sum))
+        return FL_ERROR_MMA_MODEL;
+    const int64_t m = p->m, n = p->n;
+    double work = (double)m * (double)n * (double)(p->k > 0 ? p->k : 1);
+    int threads = work >= BS_PARALLEL_THRESHOLD ? fl_max_threads() : 1;
+    (void)threads; /* used only by the OpenMP pragma */
+    int status = FL_OK;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        fl_floating_point_state state;
+        fl_enter_default_floating_point(&state);
+        int64_t *terms = malloc((size_t)p->block * 2 * sizeof(int64_t));
+        if (!terms) {
+#pragma omp atomic write
+            status = FL_ERROR_OUT_OF_MEMORY;
+        }
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n && terms; j++)
+                d[i * n + j] = block_scaled_element(p, i, j, c ? c[i * n + j] : 0.0f, terms, terms + p->block);
+        free(terms);
+        fl_leave_default_floating_point(&state);
+    }
+    return status;
+}
