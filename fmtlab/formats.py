@@ -117,12 +117,15 @@ class Format:
             raise ValueError(f"subnormals='normal' (no zero) is not allowed with specials={self.specials!r}"
                              f"{' and signed=True' if self.specials == 'p3109' else ''}: its NaN is the "
                              "negative-zero code, which a format without zero does not have")
-        # Every finite value must be exact in float64: that is what the C core computes in.
-        if self.emax > 1023 or self.min_subnormal_exponent < -1074:
+        # Every finite value must be exact in float64: that is what the C core computes in.  The
+        # smallest step is that of the lowest binade, 2^(emin - man_bits), where there are no
+        # subnormals below it (subnormals "none" or "normal").
+        lowest_step = min(self.min_subnormal_exponent, self.emin - self.man_bits)
+        if self.emax > 1023 or lowest_step < -1074:
             raise ValueError(
-                f"exp_bits={self.exp_bits} with bias={self.bias} spans 2^{self.min_subnormal_exponent}"
-                f"..2^{self.emax}; fmtlab needs every value to be exact in float64 "
-                "(exponents -1074..1023)")
+                f"exp_bits={self.exp_bits} with bias={self.bias} spans 2^{lowest_step}"
+                f"..2^{self.emax} (its smallest step .. its largest binade); fmtlab needs every value to be "
+                "exact in float64 (exponents -1074..1023)")
 
     # ---- sizes -------------------------------------------------------------
     @property
@@ -644,8 +647,10 @@ def bias_range(fmt: Format) -> range:
     field), otherwise every bias that keeps all of the format's values exact in float64."""
     if is_configurable(fmt):
         return TESLA_BIAS_RANGE
-    # bias b shifts every exponent by fmt.bias - b: emax(b) <= 1023, min exponent(b) >= -1074
-    return range(fmt.emax_field - 1023, fmt.bias + fmt.min_subnormal_exponent + 1074 + 1)
+    # bias b shifts every exponent by fmt.bias - b: emax(b) <= 1023, smallest step(b) >= -1074 (the
+    # step of the lowest binade, 2^(emin - man_bits), is the smaller one without subnormals)
+    lowest_step = min(fmt.min_subnormal_exponent, fmt.emin - fmt.man_bits)
+    return range(fmt.emax_field - 1023, fmt.bias + lowest_step + 1074 + 1)
 
 
 def amax_bias(fmt: Format, amax: float) -> int:
