@@ -230,6 +230,8 @@ class MMAModel:
             problems.append(f"block={self.block!r} (need an int; block and scale_block must divide one another)")
         if self.frac_bits is None or self.frac_bits > 40:
             problems.append(f"frac_bits={self.frac_bits!r} (need an int from 0 to 40)")
+        if self.group_sum is None and scale != E8M0:
+            problems.append("group_sum=None with a ue4m3 scale (kind::mxf8f6f4 takes ue8m0 scales only)")
         if self.group_sum is not None and (self.block is None or self.block % self.group_sum
                                            or (self.scale_block or 1) % self.group_sum):
             problems.append(f"group_sum={self.group_sum} (need a divisor of block and scale_block)")

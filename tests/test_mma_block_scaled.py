@@ -302,5 +302,7 @@ def test_model_parameter_checks():
         fl.MMAModel(fl.E4M3FN, block=32, frac_bits=25, scale_block=16)
     with pytest.raises(ValueError, match="scale_format=bf16 is not allowed"):
         fl.MMAModel(fl.E4M3FN, block=32, frac_bits=25, scale_format=fl.BF16, scale_block=32)
+    with pytest.raises(ValueError, match="kind::mxf8f6f4 takes ue8m0 scales only"):
+        fl.MMAModel(fl.E4M3FN, block=32, frac_bits=25, scale_format=fl.E4M3FN, scale_block=16)
     with pytest.raises(ValueError, match="frac_bits=None"):
         fl.MMAModel(fl.E4M3FN, block=32, scale_format="e8m0", scale_block=32)
