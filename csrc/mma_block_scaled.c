@@ -22,17 +22,16 @@
 #define BS_PARALLEL_THRESHOLD 65536
 #define BS_NO_EXPONENT (-1000000)
 
-/* v * 2^shift cut toward zero. */
-static int64_t cut_toward_zero(int64_t v, int64_t shift)
+/* v * 2^shift cut toward zero; branch-free (the signs and shifts of the terms are random, and
+ * mispredicted branches cost more than the arithmetic). */
+static inline int64_t cut_toward_zero(int64_t v, int64_t shift)
 {
-    if (v == 0)
-        return 0;
-    uint64_t magnitude = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    if (shift >= 0)
-        magnitude <<= (shift > 62 ? 62 : shift);
-    else
-        magnitude = -shift > 63 ? 0 : magnitude >> -shift;
-    return v < 0 ? -(int64_t)magnitude : (int64_t)magnitude;
+    uint64_t mask = (uint64_t)(v >> 63); /* all ones for v < 0 */
+    uint64_t magnitude = ((uint64_t)v ^ mask) - mask;
+    int64_t left = shift < 0 ? 0 : shift > 62 ? 62 : shift;
+    int64_t right = shift > 0 ? 0 : -shift > 63 ? 63 : -shift;
+    magnitude = (magnitude << left) >> right;
+    return (int64_t)((magnitude ^ mask) - mask);
 }
 
 /* float32 of total * 2^exponent rounded toward zero (|total| < 2^53); +-Inf from 2^128. */
