@@ -38,6 +38,8 @@ is rounded down (toward -Inf) to a multiple of 2^(J - 31) and c to one of 2^(J -
 a c below 2^(J - 25) is dropped), the two are added exactly and rounded once to
 ``out_format``; a product of magnitude >= 2^128 counts as an Inf.  ``zero_sign="positive"``
 makes every exact zero block result +0 (MMA-Sim's convention) instead of IEEE 754's rule.
+``scale_format`` makes a block-scaled model (Blackwell tcgen05 kind::mxf8f6f4 / mxf4 / mxf4nvf4),
+whose operands are ScaledCodes; fmtlab/mma_block_scaled.py states its maths.
 """
 from __future__ import annotations
 
@@ -525,6 +527,12 @@ def matmul(A, B, C=None, *, model, round_inputs=False):
     nearest-even, as the hardware is given it.  ``model`` is an :class:`MMAModel` or a
     preset name ("h100-fp16-fp32").  The threads of fl.set_threads() split the output
     into tiles; the result never depends on their number.
+
+    With a block-scaled model (``model.is_block_scaled``: fl.mma_model("b200", "mxfp8_e4m3"),
+    ..., "nvfp4"), A and B are the :class:`fmtlab.ScaledCodes` of ``fl.encode``: A (m x K) with
+    blocks along its last axis, B (K x n) along its first (``"mxfp8_e4m3:axis=0"``), element
+    format, scale format and block size those of the model; the maths is in
+    fmtlab/mma_block_scaled.py.  ``round_inputs`` does not apply to them.
     """
     if isinstance(model, str):
         model = mma_model(model)
