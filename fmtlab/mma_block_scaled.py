@@ -207,8 +207,12 @@ def block_scaled_matmul(qa, qb, C, model, *, implementation="c"):
     c_given = None
     if C is not None:
         from .codec import quantize
-        c_given = np.ascontiguousarray(quantize(np.broadcast_to(np.asarray(C, dtype=np.float64), (m, n)),
-                                                FP32, "nearest_even"), dtype=np.float32)
+        try:
+            c_full = np.broadcast_to(np.asarray(C, dtype=np.float64), (m, n))
+        except ValueError:
+            raise ValueError(f"C.shape={np.shape(C)} does not broadcast to the result's shape {(m, n)}") from None
+        c_full = quantize(c_full, FP32, "nearest_even")
+        c_given = np.ascontiguousarray(c_full, dtype=np.float32)
     if implementation == "c" and m * n:
         d = _run_c(model, (a_values, a_sig, a_exp), (b_values, b_sig, b_exp), (sa_value, sa_sig, sa_exp, sa_bits),
                    (sb_value, sb_sig, sb_exp, sb_bits), None if alpha is not None else c_given, m, n, k)

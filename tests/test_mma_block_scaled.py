@@ -293,6 +293,12 @@ def test_bad_operands():
     with pytest.raises(ValueError, match="implementation='fortran' is not allowed"):
         from fmtlab.mma_block_scaled import block_scaled_matmul
         block_scaled_matmul(qa, qb, None, model, implementation="fortran")
+    with pytest.raises(ValueError, match=r"C.shape=\(3, 4\) does not broadcast to the result's shape \(4, 3\)"):
+        fl.matmul(qa, qb, np.zeros((3, 4), np.float32), model=model)
+    with pytest.raises(TypeError, match="C has dtype int64"):
+        fl.matmul(qa, qb, np.zeros((4, 3), np.int64), model=model)
+    row = fl.matmul(qa, qb, np.ones(3, np.float32), model=model)       # C broadcasts
+    assert np.array_equal(row, fl.matmul(qa, qb, np.ones((4, 3), np.float32), model=model))
     with pytest.raises(ValueError, match="2-D operands"):
         fl.matmul(fl.encode(A[0], fl.format("mxfp8_e4m3")), qb, model=model)
 
