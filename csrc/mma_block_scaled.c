@@ -20,6 +20,13 @@
 #endif
 
 #define BS_PARALLEL_THRESHOLD 65536
+/* An AVX2 clone of the per-element loop, picked at load time (64-bit variable shifts exist from
+ * AVX2 on); the arithmetic is integer and exact, so both clones give the same bits. */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__SANITIZE_ADDRESS__)
+#define BS_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define BS_CLONES
+#endif
 #define BS_NO_EXPONENT (-1000000)
 
 /* v * 2^shift cut toward zero; branch-free (the signs and shifts of the terms are random, and
@@ -81,7 +88,7 @@ static int block_special(const fl_mma_block_scaled *p, const uint8_t *a_flag, co
 /* One output element: the chain of instruction blocks over K (see the file comment).  With
  * group_sum 0 the element arrays already hold the scales (significand and exponent folded in
  * by fmtlab/mma_block_scaled.py). */
-static float block_scaled_element(const fl_mma_block_scaled *p, int64_t i, int64_t j, float c, int64_t *terms,
+BS_CLONES static float block_scaled_element(const fl_mma_block_scaled *p, int64_t i, int64_t j, float c, int64_t *terms,
                                   int64_t *exponents)
 {
     const int64_t k = p->k, nb = p->scale_blocks, G = p->group_sum, blocks = p->instruction_blocks;
