@@ -16,7 +16,7 @@ import fmtlab as fl
 from fmtlab.mma import mma_block_scaled_models
 import mma_reference as reference
 
-PRESETS = {model.name.split("-")[1]: model for model in mma_block_scaled_models()}
+PRESETS = {model.name.split("-")[1]: model for model in mma_block_scaled_models() if model.name.startswith("b200")}
 ELEMENT_DTYPES = {"e4m3fn": ml_dtypes.float8_e4m3fn, "e5m2": ml_dtypes.float8_e5m2,
                   "e2m3fn": ml_dtypes.float6_e2m3fn, "e2m1fn": ml_dtypes.float4_e2m1fn}
 CODE_COUNTS = {"e4m3fn": 256, "e5m2": 256, "e2m3fn": 64, "e2m1fn": 16}
@@ -265,6 +265,21 @@ def test_presets():
         fl.mma_model("b200", "mxfp4", out="fp16")
     with pytest.raises(ValueError, match="input='mxfp8_e4m3' is not available on h100"):
         fl.mma_model("h100", "mxfp8_e4m3")
+
+
+def test_consumer_blackwell():
+    """sm_120 (RTX 5090, RTX PRO 6000): MMA-Sim's 'RTX Blackwell' mma_block_scale has the tcgen05
+    arithmetic, so the presets equal b200's apart from the name; no other inputs there."""
+    for gpu in ("rtx5090", "rtx_pro_6000"):
+        for name in PRESETS:
+            model = fl.mma_model(gpu, name)
+            assert model == fl.mma_model("b200", name) and model.name == f"{gpu}-{name}-fp32"
+        assert fl.mma_model(f"{gpu}-nvfp4-fp32") == fl.mma_model("b200", "nvfp4")
+        with pytest.raises(ValueError, match=f"input='fp16' is not available on {gpu}"):
+            fl.mma_model(gpu, "fp16")
+    assert len(mma_block_scaled_models()) == 15
+    with pytest.raises(ValueError, match="rtx5090"):
+        fl.mma_model("rtx5000", "nvfp4")
 
 
 def test_bad_operands():
