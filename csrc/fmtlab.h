@@ -370,7 +370,10 @@ int fl_mma_matmul_f32(const float *a, const float *b, const float *c, float *d,
  * significand (signed), exponent (group_sum 0: the alignment exponent; else the shift of the
  * product inside its group) and flags (bits 0-1: 0 finite, 1 NaN, 2 Inf; bit 2: negative);
  * per scale block (m x scale_blocks, n x scale_blocks): significand, exponent E(S), NaN flag.
- * A term's value is its integer times 2^(alignment exponent + value_offset).
+ * A term's value is its integer times 2^(alignment exponent + value_offset).  With group_sum 0
+ * the element significands and exponents already include their block's scale.  Per instruction
+ * block (m x instruction_blocks, n x instruction_blocks): whether it holds a NaN or Inf element
+ * or a NaN scale.
  */
 typedef struct fl_mma_block_scaled {
     int64_t m, n, k;
@@ -384,6 +387,8 @@ typedef struct fl_mma_block_scaled {
     const uint8_t *a_flags, *b_flags;
     const int32_t *sa_sig, *sa_exp, *sb_sig, *sb_exp;
     const uint8_t *sa_nan, *sb_nan;
+    int64_t instruction_blocks;
+    const uint8_t *a_block_special, *b_block_special;
 } fl_mma_block_scaled;
 
 /* D (m x n float32) of the block-scaled model; c may be NULL (C = +0).  FL_OK,

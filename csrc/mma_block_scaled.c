@@ -20,19 +20,25 @@
 #endif
 
 #define BS_PARALLEL_THRESHOLD 65536
+/* An AVX2 clone of the per-element loop, picked at load time (64-bit variable shifts exist from
+ * AVX2 on); the arithmetic is integer and exact, so both clones give the same bits. */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__SANITIZE_ADDRESS__)
+#define BS_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define BS_CLONES
+#endif
 #define BS_NO_EXPONENT (-1000000)
 
-/* v * 2^shift cut toward zero. */
-static int64_t cut_toward_zero(int64_t v, int64_t shift)
+/* v * 2^shift cut toward zero; branch-free (the signs and shifts of the terms are random, and
+ * mispredicted branches cost more than the arithmetic). */
+static inline int64_t cut_toward_zero(int64_t v, int64_t shift)
 {
-    if (v == 0)
-        return 0;
-    uint64_t magnitude = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    if (shift >= 0)
-        magnitude <<= (shift > 62 ? 62 : shift);
-    else
-        magnitude = -shift > 63 ? 0 : magnitude >> -shift;
-    return v < 0 ? -(int64_t)magnitude : (int64_t)magnitude;
+    uint64_t mask = (uint64_t)(v >> 63); /* all ones for v < 0 */
+    uint64_t magnitude = ((uint64_t)v ^ mask) - mask;
+    int64_t left = shift < 0 ? 0 : shift > 62 ? 62 : shift;
+    int64_t right = shift > 0 ? 0 : -shift > 63 ? 63 : -shift;
+    magnitude = (magnitude << left) >> right;
+    return (int64_t)((magnitude ^ mask) - mask);
 }
 
 /* float32 of total * 2^exponent rounded toward zero (|total| < 2^53); +-Inf from 2^128. */
@@ -53,61 +59,65 @@ static float canonical_nan_f32(void)
     return nan.value;
 }
 
-/* One output element: the chain of instruction blocks over K (see the file comment). */
-static float block_scaled_element(const fl_mma_block_scaled *p, int64_t i, int64_t j, float c, int64_t *terms,
+/* The special values of one block (NaN element or scale, Inf * 0, +Inf with -Inf): 1 NaN,
+ * 2 +Inf, 3 -Inf, 0 none. */
+static int block_special(const fl_mma_block_scaled *p, const uint8_t *a_flag, const uint8_t *b_flag,
+                         const int32_t *a_sig, const int32_t *b_sig, const int32_t *sa_sig, const int32_t *sb_sig,
+                         const uint8_t *sa_nan, const uint8_t *sb_nan, int64_t start, int64_t end, float c)
+{
+    int nan = isnan(c), positive = c == INFINITY, negative = c == -INFINITY;
+    for (int64_t q = start; q < end; q++) {
+        int64_t s = q / p->scale_block;
+        int fa = a_flag[q] & 3, fb = b_flag[q] & 3;
+        if (fa == 1 || fb == 1 || sa_nan[s] || sb_nan[s])
+            nan = 1;
+        else if (fa == 2 || fb == 2) {
+            if ((fa != 2 && a_sig[q] == 0) || (fb != 2 && b_sig[q] == 0) || sa_sig[s] == 0 || sb_sig[s] == 0)
+                nan = 1;
+            else if (((a_flag[q] ^ b_flag[q]) >> 2) & 1)
+                negative = 1;
+            else
+                positive = 1;
+        }
+    }
+    if (nan || (positive && negative))
+        return 1;
+    return positive ? 2 : negative ? 3 : 0;
+}
+
+/* One output element: the chain of instruction blocks over K (see the file comment).  With
+ * group_sum 0 the element arrays already hold the scales (significand and exponent folded in
+ * by fmtlab/mma_block_scaled.py). */
+BS_CLONES static float block_scaled_element(const fl_mma_block_scaled *p, int64_t i, int64_t j, float c, int64_t *terms,
                                   int64_t *exponents)
 {
-    const int64_t k = p->k, nb = p->scale_blocks, G = p->group_sum;
+    const int64_t k = p->k, nb = p->scale_blocks, G = p->group_sum, blocks = p->instruction_blocks;
     const int32_t *a_sig = p->a_sig + i * k, *a_exp = p->a_exp + i * k;
     const int32_t *b_sig = p->b_sig + j * k, *b_exp = p->b_exp + j * k;
     const uint8_t *a_flag = p->a_flags + i * k, *b_flag = p->b_flags + j * k;
     const int32_t *sa_sig = p->sa_sig + i * nb, *sa_exp = p->sa_exp + i * nb;
     const int32_t *sb_sig = p->sb_sig + j * nb, *sb_exp = p->sb_exp + j * nb;
     const uint8_t *sa_nan = p->sa_nan + i * nb, *sb_nan = p->sb_nan + j * nb;
-    for (int64_t start = 0; start < k; start += p->block) {
+    const uint8_t *a_block = p->a_block_special + i * blocks, *b_block = p->b_block_special + j * blocks;
+    for (int64_t start = 0, index = 0; start < k; start += p->block, index++) {
         int64_t end = start + p->block < k ? start + p->block : k;
-        /* specials: NaN element or scale, Inf * 0, +Inf with -Inf */
-        int nan = isnan(c), positive = c == INFINITY, negative = c == -INFINITY;
-        int all_negative_zero = c == 0 && signbit(c);
-        for (int64_t q = start; q < end; q++) {
-            int64_t s = q / p->scale_block;
-            int fa = a_flag[q] & 3, fb = b_flag[q] & 3;
-            int product_negative = ((a_flag[q] ^ b_flag[q]) >> 2) & 1;
-            if (fa == 1 || fb == 1 || sa_nan[s] || sb_nan[s])
-                nan = 1;
-            else if (fa == 2 || fb == 2) {
-                int zero = (fa != 2 && a_sig[q] == 0) || (fb != 2 && b_sig[q] == 0) || sa_sig[s] == 0 || sb_sig[s] == 0;
-                if (zero)
-                    nan = 1;
-                else if (product_negative)
-                    negative = 1;
-                else
-                    positive = 1;
+        if (a_block[index] | b_block[index] | !isfinite(c)) {
+            int special = block_special(p, a_flag, b_flag, a_sig, b_sig, sa_sig, sb_sig, sa_nan, sb_nan, start,
+                                        end, c);
+            if (special) {
+                c = special == 1 ? canonical_nan_f32() : special == 2 ? INFINITY : -INFINITY;
+                continue;
             }
-            if ((int64_t)a_sig[q] * b_sig[q] != 0 || fa || fb || !product_negative)
-                all_negative_zero = 0;
-        }
-        if (nan || (positive && negative)) {
-            c = canonical_nan_f32();
-            continue;
-        }
-        if (positive || negative) {
-            c = positive ? INFINITY : -INFINITY;
-            continue;
         }
         /* the terms and their alignment exponents */
         int64_t count = 0, top = BS_NO_EXPONENT;
         if (G == 0) {
             for (int64_t q = start; q < end; q++) {
-                int64_t s = q / p->scale_block;
-                int64_t product = (int64_t)a_sig[q] * b_sig[q] * sa_sig[s] * sb_sig[s];
-                if (product == 0)
-                    continue;
-                int64_t align = (int64_t)a_exp[q] + b_exp[q] + sa_exp[s] + sb_exp[s];
+                int64_t product = (int64_t)a_sig[q] * b_sig[q];
+                int64_t align = product ? (int64_t)a_exp[q] + b_exp[q] : BS_NO_EXPONENT;
                 terms[count] = product;
                 exponents[count++] = align;
-                if (align > top)
-                    top = align;
+                top = align > top ? align : top;
             }
         } else {
             for (int64_t g = start; g < end; g += G) {
@@ -117,8 +127,7 @@ static float block_scaled_element(const fl_mma_block_scaled *p, int64_t i, int64
                 int64_t align = (int64_t)sa_exp[s] + sb_exp[s];
                 terms[count] = sum * sa_sig[s] * sb_sig[s];
                 exponents[count++] = align;
-                if (align > top)
-                    top = align;
+                top = align > top ? align : top;
             }
         }
         int64_t c_sig = 0, c_align = -126;
@@ -126,23 +135,28 @@ static float block_scaled_element(const fl_mma_block_scaled *p, int64_t i, int64
             int e;
             double fraction = frexp((double)c, &e);
             c_align = e - 1 < -126 ? -126 : e - 1;
-            c_sig = (int64_t)ldexp(fraction, e - (int)c_align + 23);  /* exact: c is a float32 */
+            c_sig = (int64_t)ldexp(fraction, e - (int)c_align + 23); /* exact: c is a float32 */
         }
         if ((c != 0 || G != 0) && c_align > top)
             top = c_align;
         int64_t total = 0;
         if (top != BS_NO_EXPONENT) {
-            int64_t quantum = top - p->frac_bits;
-            for (int64_t t = 0; t < count; t++) {
-                int64_t value_exponent = (G == 0 ? exponents[t] : exponents[t]) + p->value_offset;
-                total += cut_toward_zero(terms[t], value_exponent - quantum);
-            }
-            total += cut_toward_zero(c_sig, c_align - 23 - quantum);
+            int64_t quantum = top - p->frac_bits - p->value_offset;
+            for (int64_t t = 0; t < count; t++)
+                total += cut_toward_zero(terms[t], exponents[t] - quantum);
+            total += cut_toward_zero(c_sig, c_align - 23 - (top - p->frac_bits));
         }
-        if (total == 0)
-            c = all_negative_zero ? -0.0f : 0.0f;
-        else
+        if (total != 0) {
             c = round_toward_zero_f32(total, top - p->frac_bits);
+            continue;
+        }
+        /* an exact zero is -0 only when every term is -0 */
+        int all_negative_zero = c == 0 && signbit(c);
+        for (int64_t q = start; q < end && all_negative_zero; q++)
+            if ((int64_t)a_sig[q] * b_sig[q] != 0 || (a_flag[q] & 3) || (b_flag[q] & 3) ||
+                !(((a_flag[q] ^ b_flag[q]) >> 2) & 1))
+                all_negative_zero = 0;
+        c = all_negative_zero ? -0.0f : 0.0f;
     }
     return c;
 }

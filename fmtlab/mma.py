@@ -38,6 +38,8 @@ is rounded down (toward -Inf) to a multiple of 2^(J - 31) and c to one of 2^(J -
 a c below 2^(J - 25) is dropped), the two are added exactly and rounded once to
 ``out_format``; a product of magnitude >= 2^128 counts as an Inf.  ``zero_sign="positive"``
 makes every exact zero block result +0 (MMA-Sim's convention) instead of IEEE 754's rule.
+``scale_format`` makes a block-scaled model (Blackwell tcgen05 kind::mxf8f6f4 / mxf4 / mxf4nvf4),
+whose operands are ScaledCodes; fmtlab/mma_block_scaled.py states its maths.
 """
 from __future__ import annotations
 
@@ -230,6 +232,8 @@ class MMAModel:
             problems.append(f"block={self.block!r} (need an int; block and scale_block must divide one another)")
         if self.frac_bits is None or self.frac_bits > 40:
             problems.append(f"frac_bits={self.frac_bits!r} (need an int from 0 to 40)")
+        if self.group_sum is None and scale != E8M0:
+            problems.append("group_sum=None with a ue4m3 scale (kind::mxf8f6f4 takes ue8m0 scales only)")
         if self.group_sum is not None and (self.block is None or self.block % self.group_sum
                                            or (self.scale_block or 1) % self.group_sum):
             problems.append(f"group_sum={self.group_sum} (need a divisor of block and scale_block)")
@@ -368,7 +372,9 @@ _BLOCK_SCALED = {
 }
 _BLOCK_SCALED_KINDS = {"mxfp8_e4m3": "mxf8f6f4", "mxfp8_e5m2": "mxf8f6f4", "mxfp6_e2m3": "mxf8f6f4",
                        "mxfp4": "mxf4", "nvfp4": "mxf4nvf4"}
-_BLOCK_SCALED_GPUS = ("b200",)
+# The consumer Blackwell (sm_120) has the block-scaled kinds on mma.sync only; MMA-Sim's
+# "RTX Blackwell" mma_block_scale class gives it the same arithmetic as tcgen05 (nv_ptx.py).
+_BLOCK_SCALED_GPUS = ("b200", "rtx5090", "rtx_pro_6000")
 
 
 def _block_scaled_model(gpu, input_name, out):
@@ -380,7 +386,8 @@ def _block_scaled_model(gpu, input_name, out):
     return MMAModel(format_by_name(element), block=block, frac_bits=frac_bits, out_format=FP32,
                     out_rounding="toward_zero", scale_format=format_by_name(scale), scale_block=scale_block,
                     group_sum=group_sum, name=f"{gpu}-{input_name}-fp32",
-                    note=f"MMA-Sim tcgen05 kind::{_BLOCK_SCALED_KINDS[input_name]} (not measured here)")
+                    note=f"MMA-Sim {'tcgen05' if gpu == 'b200' else 'RTX Blackwell mma.sync'} "
+                         f"kind::{_BLOCK_SCALED_KINDS[input_name]} (not measured here)")
 
 
 def mma_block_scaled_models() -> tuple[MMAModel, ...]:
@@ -436,12 +443,13 @@ def mma_model(gpu, input=None, out="fp32") -> MMAModel:  # noqa: A002 - the publ
             name = _INPUT_ALIASES.get(input.strip().lower(), input.strip().lower())
             input = _INPUT_FORMATS.get(name, input)  # e4m3 means NVIDIA's e4m3fn here too
         return _reference_model(key, _as_model_format(input, "input"), out)
-    if key not in _GPUS and key not in _AMD_GPUS:
+    if key not in _GPUS and key not in _AMD_GPUS and key not in _BLOCK_SCALED_GPUS:
         from ._choices import did_you_mean
-        known = list(_GPUS) + list(_AMD_GPUS)
+        known = list(_GPUS) + list(_AMD_GPUS) + [g for g in _BLOCK_SCALED_GPUS if g not in _GPUS]
         raise ValueError(f"gpu={gpu!r} is unknown{did_you_mean(key, known + list(_REFERENCES))}; "
                          f"choose one of {', '.join(known)}, or a reference model: {', '.join(_REFERENCES)}")
-    inputs = (_ARCHITECTURES[_GPUS[key]] if key in _GPUS else _AMD_ARCHITECTURES[_AMD_GPUS[key]])["inputs"]
+    inputs = (_ARCHITECTURES[_GPUS[key]]["inputs"] if key in _GPUS else
+              _AMD_ARCHITECTURES[_AMD_GPUS[key]]["inputs"] if key in _AMD_GPUS else {})
     if key in _BLOCK_SCALED_GPUS:
         inputs = list(inputs) + list(_BLOCK_SCALED)
         if isinstance(input, str) and input.strip().lower() in _BLOCK_SCALED:
@@ -461,6 +469,10 @@ def mma_model(gpu, input=None, out="fp32") -> MMAModel:  # noqa: A002 - the publ
                          f"choose one of {', '.join(known)}")
     if key in _AMD_GPUS:
         return _amd_model(key, input_name, out)
+    if key not in _GPUS:
+        raise ValueError(f"input={input!r} is not available on {gpu}: its models are the block-scaled ones "
+                         f"(mma.sync kind::mxf8f6f4 / mxf4nvf4, MMA-Sim 'RTX Blackwell'); choose one of "
+                         f"{', '.join(inputs)}")
     return _gpu_model(key, input_name, out)
 
 
@@ -523,6 +535,12 @@ def matmul(A, B, C=None, *, model, round_inputs=False):
     nearest-even, as the hardware is given it.  ``model`` is an :class:`MMAModel` or a
     preset name ("h100-fp16-fp32").  The threads of fl.set_threads() split the output
     into tiles; the result never depends on their number.
+
+    With a block-scaled model (``model.is_block_scaled``: fl.mma_model("b200", "mxfp8_e4m3"),
+    ..., "nvfp4"), A and B are the :class:`fmtlab.ScaledCodes` of ``fl.encode``: A (m x K) with
+    blocks along its last axis, B (K x n) along its first (``"mxfp8_e4m3:axis=0"``), element
+    format, scale format and block size those of the model; the maths is in
+    fmtlab/mma_block_scaled.py.  ``round_inputs`` does not apply to them.
     """
     if isinstance(model, str):
         model = mma_model(model)

@@ -132,20 +132,35 @@ def _run_c(model, a, b, sa, sb, c, m, n, k):
         keep.append(array)
         return _c.ffi.cast(c_type + " *", _c.pointer(array, "void"))
 
-    def element_arrays(values, sig, exp):
-        flags = np.where(np.isnan(values), 1, np.where(np.isinf(values), 2, 0)) | (np.signbit(values) << 2)
-        return ints(sig), ints(exp - element.emin if grouped else exp), ints(flags, "uint8_t")
+    scale_of_k = np.arange(k) // model.scale_block
+    blocks = -(-k // model.block)
+
+    def element_arrays(values, sig, exp, scale):
+        """Significands, exponents, flags and per-instruction-block specials of one operand (rows
+        along K); with group_sum None the (E8M0) scale is folded into each element."""
+        scale_value, scale_sig, scale_exp = (x[:, scale_of_k] for x in scale[:3])
+        if grouped:
+            exp = exp - element.emin
+        else:
+            sig, exp = sig * scale_sig, exp + scale_exp
+        flags = np.where(np.isnan(values), 1, np.where(np.isinf(values), 2, 0))
+        special = (flags != 0) | np.isnan(scale_value)
+        special = np.pad(special, ((0, 0), (0, blocks * model.block - k))).reshape(len(values), blocks, model.block)
+        flags = flags | (np.signbit(values) << 2)
+        return ints(sig), ints(exp), ints(flags, "uint8_t"), ints(special.any(axis=2), "uint8_t")
 
     struct = _c.ffi.new("fl_mma_block_scaled *")
     struct.m, struct.n, struct.k = m, n, k
     struct.block, struct.scale_block, struct.group_sum = model.block, model.scale_block, model.group_sum or 0
     struct.scale_blocks = sa[0].shape[1]
+    struct.instruction_blocks = blocks
     struct.frac_bits = model.frac_bits
     struct.value_offset = (2 * element.emin if grouped else 0) - 2 * element.man_bits - sa[3] - sb[3]
-    struct.a_sig, struct.a_exp, struct.a_flags = element_arrays(*a)
-    struct.b_sig, struct.b_exp, struct.b_flags = element_arrays(*(x.T for x in b))
+    struct.a_sig, struct.a_exp, struct.a_flags, struct.a_block_special = element_arrays(*a, sa)
+    sb_t = tuple(x.T for x in sb[:3])
+    struct.b_sig, struct.b_exp, struct.b_flags, struct.b_block_special = element_arrays(*(x.T for x in b), sb_t)
     struct.sa_sig, struct.sa_exp, struct.sa_nan = ints(sa[1]), ints(sa[2]), ints(np.isnan(sa[0]), "uint8_t")
-    struct.sb_sig, struct.sb_exp, struct.sb_nan = ints(sb[1].T), ints(sb[2].T), ints(np.isnan(sb[0].T), "uint8_t")
+    struct.sb_sig, struct.sb_exp, struct.sb_nan = ints(sb_t[1]), ints(sb_t[2]), ints(np.isnan(sb_t[0]), "uint8_t")
     d = np.empty((m, n), np.float32)
     c_pointer = _c.ffi.NULL if c is None else _c.pointer(c, "float")
     status = _c.lib.fl_mma_block_scaled_f32(struct, c_pointer, _c.pointer(d, "float"))
@@ -192,8 +207,12 @@ def block_scaled_matmul(qa, qb, C, model, *, implementation="c"):
     c_given = None
     if C is not None:
         from .codec import quantize
-        c_given = np.ascontiguousarray(quantize(np.broadcast_to(np.asarray(C, dtype=np.float64), (m, n)),
-                                                FP32, "nearest_even"), dtype=np.float32)
+        try:
+            c_full = np.broadcast_to(np.asarray(C, dtype=np.float64), (m, n))
+        except ValueError:
+            raise ValueError(f"C.shape={np.shape(C)} does not broadcast to the result's shape {(m, n)}") from None
+        c_full = quantize(c_full, FP32, "nearest_even")
+        c_given = np.ascontiguousarray(c_full, dtype=np.float32)
     if implementation == "c" and m * n:
         d = _run_c(model, (a_values, a_sig, a_exp), (b_values, b_sig, b_exp), (sa_value, sa_sig, sa_exp, sa_bits),
                    (sb_value, sb_sig, sb_exp, sb_bits), None if alpha is not None else c_given, m, n, k)

@@ -16,7 +16,7 @@ import fmtlab as fl
 from fmtlab.mma import mma_block_scaled_models
 import mma_reference as reference
 
-PRESETS = {model.name.split("-")[1]: model for model in mma_block_scaled_models()}
+PRESETS = {model.name.split("-")[1]: model for model in mma_block_scaled_models() if model.name.startswith("b200")}
 ELEMENT_DTYPES = {"e4m3fn": ml_dtypes.float8_e4m3fn, "e5m2": ml_dtypes.float8_e5m2,
                   "e2m3fn": ml_dtypes.float6_e2m3fn, "e2m1fn": ml_dtypes.float4_e2m1fn}
 CODE_COUNTS = {"e4m3fn": 256, "e5m2": 256, "e2m3fn": 64, "e2m1fn": 16}
@@ -267,6 +267,21 @@ def test_presets():
         fl.mma_model("h100", "mxfp8_e4m3")
 
 
+def test_consumer_blackwell():
+    """sm_120 (RTX 5090, RTX PRO 6000): MMA-Sim's 'RTX Blackwell' mma_block_scale has the tcgen05
+    arithmetic, so the presets equal b200's apart from the name; no other inputs there."""
+    for gpu in ("rtx5090", "rtx_pro_6000"):
+        for name in PRESETS:
+            model = fl.mma_model(gpu, name)
+            assert model == fl.mma_model("b200", name) and model.name == f"{gpu}-{name}-fp32"
+        assert fl.mma_model(f"{gpu}-nvfp4-fp32") == fl.mma_model("b200", "nvfp4")
+        with pytest.raises(ValueError, match=f"input='fp16' is not available on {gpu}"):
+            fl.mma_model(gpu, "fp16")
+    assert len(mma_block_scaled_models()) == 15
+    with pytest.raises(ValueError, match="rtx5090"):
+        fl.mma_model("rtx5000", "nvfp4")
+
+
 def test_bad_operands():
     model = fl.mma_model("b200", "mxfp8_e4m3")
     rng = np.random.default_rng(1)
@@ -293,6 +308,12 @@ def test_bad_operands():
     with pytest.raises(ValueError, match="implementation='fortran' is not allowed"):
         from fmtlab.mma_block_scaled import block_scaled_matmul
         block_scaled_matmul(qa, qb, None, model, implementation="fortran")
+    with pytest.raises(ValueError, match=r"C.shape=\(3, 4\) does not broadcast to the result's shape \(4, 3\)"):
+        fl.matmul(qa, qb, np.zeros((3, 4), np.float32), model=model)
+    with pytest.raises(TypeError, match="C has dtype int64"):
+        fl.matmul(qa, qb, np.zeros((4, 3), np.int64), model=model)
+    row = fl.matmul(qa, qb, np.ones(3, np.float32), model=model)       # C broadcasts
+    assert np.array_equal(row, fl.matmul(qa, qb, np.ones((4, 3), np.float32), model=model))
     with pytest.raises(ValueError, match="2-D operands"):
         fl.matmul(fl.encode(A[0], fl.format("mxfp8_e4m3")), qb, model=model)
 
@@ -302,5 +323,7 @@ def test_model_parameter_checks():
         fl.MMAModel(fl.E4M3FN, block=32, frac_bits=25, scale_block=16)
     with pytest.raises(ValueError, match="scale_format=bf16 is not allowed"):
         fl.MMAModel(fl.E4M3FN, block=32, frac_bits=25, scale_format=fl.BF16, scale_block=32)
+    with pytest.raises(ValueError, match="kind::mxf8f6f4 takes ue8m0 scales only"):
+        fl.MMAModel(fl.E4M3FN, block=32, frac_bits=25, scale_format=fl.E4M3FN, scale_block=16)
     with pytest.raises(ValueError, match="frac_bits=None"):
         fl.MMAModel(fl.E4M3FN, block=32, scale_format="e8m0", scale_block=32)
