@@ -86,7 +86,7 @@ static int check_arrays(const void *input, const void *output, int64_t n)
 
 /* Shared start of the encode/quantize entry points: check the parameters, zero the counts,
  * choose the thread count. */
-#define CODEC_PROLOGUE(OUTPUT_POINTER)                                                                        \
+#define CODEC_PROLOGUE(OUTPUT_POINTER)                                                           \
     prepared_format p;                                                                           \
     int status = fl_prepare_format(format, &p);                                                  \
     if (status)                                                                                  \
@@ -99,7 +99,7 @@ static int check_arrays(const void *input, const void *output, int64_t n)
     int threads = n >= PARALLEL_THRESHOLD ? fl_max_threads() : 1;                                \
     (void)threads;
 
-#define CODEC_LOOP(INPUT_TYPE, OUTPUT_POINTER, OUTPUT_STATEMENT)                                              \
+#define CODEC_LOOP(INPUT_TYPE, OUTPUT_POINTER, OUTPUT_STATEMENT)                                 \
     CODEC_PROLOGUE(OUTPUT_POINTER)                                                               \
     GENERIC_ENCODE_LOOP(((const INPUT_TYPE *)x)[i], OUTPUT_STATEMENT)                            \
     store_stats(stats, invalid, overflow, underflow, denormal, inexact);                         \
@@ -148,7 +148,7 @@ static int check_arrays(const void *input, const void *output, int64_t n)
     }
 
 /* The float32 entry points: the fast blocks when the format has them, else encode_one alone. */
-#define FAST_F32_CODEC(KIND, OUTPUT, OUTPUT_STATEMENT)                                        \
+#define FAST_F32_CODEC(KIND, OUTPUT, OUTPUT_STATEMENT)                                           \
     CODEC_PROLOGUE(OUTPUT)                                                                       \
     prepared_fast_f32 fast;                                                                      \
     if (fl_prepare_fast_f32(&p, rounding, KIND, &fast)) {                                        \
