@@ -11,7 +11,7 @@ from .integers import IntFormat, INT8, INT4, INT2, UINT8, UINT4, UINT2  # noqa: 
 from .codec import encode, decode, quantize, to_ml_dtypes, Stats, set_threads, get_threads  # noqa: F401
 from .scaled import ScaledFormat, ScaledCodes, ScaledStats, scaled_format  # noqa: F401
 from .scaled import any_format as format  # noqa: F401  (fl.format: element and scaled formats by name)
-from .mma import MMAModel, mma_model, mma_models, matmul  # noqa: F401
+from .mma import MMAModel, mma_model, mma_models, mma_block_scaled_models, matmul  # noqa: F401
 # Imported last and by name: the package attribute `sweep` must be the function, not the
 # submodule fmtlab.sweep (the import system binds the submodule first, this rebinds it).
 from .sweep import sweep  # noqa: F401,E402
@@ -24,5 +24,5 @@ __all__ = ["Format", "format", "preset_names", "ROUNDINGS", "FP32", "TF32", "FP1
            "E2M3FN", "E3M2FN", "E2M1FN", "E8M0", "IntFormat", "INT8", "INT4", "INT2", "UINT8", "UINT4", "UINT2",
            "SATURATIONS", "encode", "decode", "quantize", "to_ml_dtypes", "Stats", "set_threads",
            "get_threads", "ScaledFormat", "ScaledCodes", "ScaledStats", "scaled_format", "MMAModel", "mma_model",
-           "mma_models", "matmul", "sweep", "sweep_mma", "__version__"]
+           "mma_models", "mma_block_scaled_models", "matmul", "sweep", "sweep_mma", "__version__"]
 
