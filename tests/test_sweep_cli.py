@@ -276,6 +276,20 @@ def test_layer_summary_weights_each_tensor_by_its_values():
     assert "attention.q" in result.layer_table()
 
 
+def test_to_pandas_has_one_row_per_record_and_the_csv_columns(tmp_path):
+    import pandas
+
+    from fmtlab.sweep import sweep
+
+    x = np.random.default_rng(3).standard_normal(512).astype(np.float32)
+    result = sweep({"w": x}, ["bf16", "cfloat8_1_4_3"], biases=[5, 7], jobs=1)
+    frame = result.to_pandas()
+    assert isinstance(frame, pandas.DataFrame) and list(frame.columns) == list(result.columns)
+    assert len(frame) == len(result) == 4   # bf16, and cfloat8 at 5, 7 and its rule bias (always evaluated)
+    assert frame["sqnr_db"].tolist() == [record.sqnr_db for record in result]
+    assert frame["bias"].tolist() == [record.bias for record in result]
+
+
 def test_to_pandas_says_what_to_install(monkeypatch):
     from fmtlab.sweep import sweep
 
