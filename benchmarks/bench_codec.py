@@ -25,13 +25,8 @@ from _timing import best_time  # benchmarks/_timing.py
 SIMD_NAMES = {0: "portable C", 1: "AVX2", 2: "AVX-512"}
 
 
-def best_cpu_time(function, repeats):
-    best = float("inf")
-    for _ in range(max(1, repeats)):
-        start = time.thread_time()
-        function()
-        best = min(best, time.thread_time() - start)
-    return best
+def best_time_cpu(function, repeats):
+    return best_time(function, repeats, clock=time.thread_time)
 
 
 def main():
@@ -43,7 +38,7 @@ def main():
     parser.add_argument("--cpu-time", action="store_true", help="one thread, timed by its CPU time")
     args = parser.parse_args()
     threads = 1 if args.cpu_time else args.threads
-    timer = best_cpu_time if args.cpu_time else best_time
+    timer = best_time_cpu if args.cpu_time else best_time
     count = 1 << args.size_log2
     x = np.random.default_rng(0).standard_normal(count).astype(np.float32)
     fl.set_threads(threads)
