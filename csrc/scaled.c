@@ -520,7 +520,7 @@ static FL_ALWAYS_INLINE void stochastic_chunk_body(const int count, const double
 }
 
 /* The stochastic kernel, with and without values (a constant inside). */
-static void element_chunk_stochastic(const int count, const double *restrict quotients, const double *restrict scale,
+FL_SCALED_CLONES static void element_chunk_stochastic(const int count, const double *restrict quotients, const double *restrict scale,
                                      const int want_values, const element_constants *restrict k,
                                      const prepared_format *p, const fl_rounding *rounding, uint64_t first_index,
                                      int64_t *restrict codes, double *restrict values, int64_t *restrict slow,
