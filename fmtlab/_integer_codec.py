@@ -19,13 +19,34 @@ from .integers import IntFormat
 __all__ = ["encode", "quantize", "decode"]
 
 
-def _sign_magnitude_integers(codes: np.ndarray, grid) -> np.ndarray:
-    """The integers k of the rounding format's sign-magnitude codes (its values are k 2^s)."""
-    k = codes.astype(np.int64)
-    if grid.signed:
-        width = grid.exp_bits + grid.man_bits
-        k = np.where(k >> width, -(k & ((1 << width) - 1)), k)
-    return k
+def _twos_complement(codes: np.ndarray, fmt: IntFormat, source, want_counts: bool):
+    """The integer codes of the rounding format's sign-magnitude codes, in their own unsigned dtype
+    (a few passes, no int64 temporaries): a negative magnitude M becomes 2^N - M; with the two's
+    complement range the magnitudes are limited first, 2^(N-1) - 1 up and 2^(N-1) down.  Returns
+    (codes, clamped, clamped_exact): the counts of :func:`_counts` (0 unless ``want_counts``)."""
+    grid = fmt.rounding_format
+    if not grid.signed:
+        return codes.astype(fmt.code_dtype), 0, 0
+    width = grid.exp_bits + grid.man_bits
+    negative = codes >= codes.dtype.type(1 << width)
+    magnitude = codes & codes.dtype.type((1 << width) - 1)
+    clamped = clamped_exact = 0
+    if fmt.clamps:
+        limit = negative.view(np.uint8).astype(codes.dtype)
+        limit += codes.dtype.type(fmt.max_integer)       # 2^(N-1) - 1 up, 2^(N-1) down
+        if want_counts:
+            over = (magnitude > limit) & ~np.isnan(source)
+            clamped = np.count_nonzero(over)
+            k = np.where(negative, -magnitude.astype(np.float64), magnitude.astype(np.float64))
+            clamped_exact = np.count_nonzero(over & (np.ldexp(k, fmt.step_exponent) == source))
+        np.minimum(magnitude, limit, out=magnitude)
+    # -M in two's complement is (M xor all ones) + 1: with s = 1 for a negative element and 0 else,
+    # ((M xor -s) + s) mod 2^N -- branch-free ufuncs (np.where is many times slower here); the
+    # unsigned arithmetic wraps modulo the dtype's 2^width, a multiple of 2^N
+    sign = negative.view(np.uint8).astype(codes.dtype)
+    result = (magnitude ^ np.negative(sign)) + sign
+    result &= codes.dtype.type((1 << fmt.bits) - 1)
+    return result.astype(fmt.code_dtype), clamped, clamped_exact
 
 
 def _counts(stats: codec.Stats, clamped: int, clamped_exact: int) -> codec.Stats:
@@ -38,49 +59,44 @@ def _counts(stats: codec.Stats, clamped: int, clamped_exact: int) -> codec.Stats
 
 def quantize(x, fmt: IntFormat, rounding, saturate, seed, sr_bits, sr_rule, want_stats, index_offset=0):
     grid = fmt.rounding_format
-    out, stats = codec.quantize(x, grid, rounding, saturate=saturate, seed=seed, sr_bits=sr_bits, sr_rule=sr_rule,
-                                stats=True, index_offset=index_offset)
+    out = codec.quantize(x, grid, rounding, saturate=saturate, seed=seed, sr_bits=sr_bits, sr_rule=sr_rule,
+                         stats=want_stats, index_offset=index_offset)
+    out, stats = out if want_stats else (out, None)
     scalar = np.ndim(out) == 0
     values = np.atleast_1d(np.asarray(out))
-    if fmt.signed:
-        np.add(values, 0.0, out=values)  # the rounding format's -0 is the integer 0: +0
-    if not fmt.clamps:
-        result = values[0] if scalar else values
-        return (result, dataclasses.replace(stats, denormal=0)) if want_stats else result
-    high, low = values > fmt.max, values < fmt.min
-    if want_stats:
+    if fmt.clamps and not want_stats:
+        np.clip(values, fmt.min, fmt.max, out=values)  # one pass; the counts need the masks below
+    elif fmt.clamps:
+        high, low = values > fmt.max, values < fmt.min
         # a NaN gives +max without being an overflow (invalid, as in the float codec)
         source = np.broadcast_to(np.asarray(x, dtype=np.float64), values.shape)
         clamped = (high | low) & ~np.isnan(source)
         # exact on the rounding format but clamped: the input itself was outside [min, max]
         clamped_exact = np.count_nonzero(clamped & (values.astype(np.float64) == source))
-        clamped_count = np.count_nonzero(clamped)
-    values[high] = fmt.max
-    values[low] = fmt.min
+        stats = _counts(stats, np.count_nonzero(clamped), clamped_exact)
+        values[high] = fmt.max
+        values[low] = fmt.min
+    elif want_stats:
+        stats = dataclasses.replace(stats, denormal=0)
+    if fmt.signed:
+        np.add(values, 0.0, out=values)  # the rounding format's -0 is the integer 0: +0
     result = values[0] if scalar else values
-    return (result, _counts(stats, clamped_count, clamped_exact)) if want_stats else result
+    return (result, stats) if want_stats else result
 
 
 def encode(x, fmt: IntFormat, rounding, saturate, seed, sr_bits, sr_rule, want_stats, index_offset=0):
     grid = fmt.rounding_format
-    grid_codes, stats = codec.encode(x, grid, rounding, saturate=saturate, seed=seed, sr_bits=sr_bits,
-                                     sr_rule=sr_rule, stats=True, index_offset=index_offset)
+    result = codec.encode(x, grid, rounding, saturate=saturate, seed=seed, sr_bits=sr_bits, sr_rule=sr_rule,
+                          stats=want_stats, index_offset=index_offset)
+    grid_codes, stats = result if want_stats else (result, None)
     scalar = np.ndim(grid_codes) == 0
-    k = _sign_magnitude_integers(np.atleast_1d(np.asarray(grid_codes)), grid)
-    clamped_count = clamped_exact = 0
-    if fmt.clamps:
-        high, low = k > fmt.max_integer, k < fmt.min_integer
-        if want_stats:
-            source = np.broadcast_to(np.asarray(x, dtype=np.float64), k.shape)
-            clamped = (high | low) & ~np.isnan(source)
-            clamped_exact = np.count_nonzero(clamped & (np.ldexp(k.astype(np.float64), fmt.step_exponent) == source))
-            clamped_count = np.count_nonzero(clamped)
-        k = np.clip(k, fmt.min_integer, fmt.max_integer)
-    codes = fmt.codes_of_integers(k)
+    grid_codes = np.atleast_1d(np.asarray(grid_codes))
+    source = np.broadcast_to(np.asarray(x, dtype=np.float64), grid_codes.shape) if want_stats else None
+    codes, clamped, clamped_exact = _twos_complement(grid_codes, fmt, source, want_stats)
     result = codes[0] if scalar else codes
     if not want_stats:
         return result
-    stats = _counts(stats, clamped_count, clamped_exact) if fmt.clamps else dataclasses.replace(stats, denormal=0)
+    stats = _counts(stats, clamped, clamped_exact) if fmt.clamps else dataclasses.replace(stats, denormal=0)
     return result, stats
 
 
