@@ -88,7 +88,7 @@ from ._records import SweepRecord, SweepResult, format_family
 from .codec import decode, encode, quantize, set_threads
 from .formats import TESLA_BIAS_RANGE, amax_bias, format_spec, is_configurable
 from .metrics import METRIC_NAMES, PreparedInput, error_metrics, sqnr_db
-from .scaled import ScaledFormat
+from .scaled import BIAS_RULE, ScaledFormat
 
 __all__ = ["sweep", "evaluate", "evaluate_piece", "scan_piece", "piece_statistics", "final_metrics", "block_partials",
            "tensor_scale_exponent", "SUM_BLOCK",
@@ -276,6 +276,18 @@ def scaled_variants(formats, blocks=None, rules=None, *, block_argument="blocks"
                 reasons.append(f"{record_format(fmt)} is not a scaled format")
             continue
         spec = str(fmt)
+        if fmt.rule == BIAS_RULE and (blocks or rules):
+            # the per-tensor bias (cfloat8_1_4_3:bias=auto) takes no other block or rule: one note
+            why = "its bias is one per tensor (block tensor, rule bias)"
+            for reasons in list(block_reasons.values()) + list(rule_reasons.values()):
+                reasons.append(f"{spec}: {why}")
+            given = [(block_argument, blocks), (rule_argument, rules)]
+            shown = " and ".join(_shown(argument, values) for argument, values in given if values)
+            notes.append(f"{shown} skipped for {spec}: {why}")
+            used_blocks.add(fmt.block)
+            used_rules.add(fmt.rule)
+            expanded.append(fmt)
+            continue
         block_choices = [fmt.block]
         if blocks:
             taken = [block for block in blocks if _family(block) == _family(fmt.block)]

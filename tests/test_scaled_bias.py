@@ -111,3 +111,16 @@ def test_fmtlab_torch_on_both_backends(mode):
     for backend in ("native", "torch"):
         got = ft.quantize(x, "cfloat8_1_4_3:bias=auto", mode, backend=backend, seed=2)
         assert torch.equal(got.view(torch.int32), want), backend
+
+
+def test_block_and_rule_axes_skip_it_with_one_note():
+    from fmtlab.sweep import scaled_variants
+
+    formats = [fl.format("cfloat8_1_4_3:bias=auto"), fl.format("mxfp8_e4m3")]
+    variants, notes = scaled_variants(formats, blocks=[16, 32], rules=["floor", "rceil"],
+                                      block_argument="--block", rule_argument="--rule")
+    assert fl.format("cfloat8_1_4_3:bias=auto") in variants and len(variants) == 1 + 4
+    assert notes == ["--block 16,32 and --rule floor,rceil skipped for cfloat8_1_4_3:bias=auto: its bias is one "
+                     "per tensor (block tensor, rule bias)"]
+    with pytest.raises(ValueError, match="its bias is one per tensor"):
+        scaled_variants(formats[:1], blocks=[16], block_argument="--block")
