@@ -14,25 +14,6 @@
 /* Below this many elements a parallel region costs more than it saves. */
 #define PARALLEL_THRESHOLD 32768
 
-static inline void store_code(void *codes, int code_bytes, int64_t i, uint32_t code)
-{
-    if (code_bytes == 1)
-        ((uint8_t *)codes)[i] = (uint8_t)code;
-    else if (code_bytes == 2)
-        ((uint16_t *)codes)[i] = (uint16_t)code;
-    else
-        ((uint32_t *)codes)[i] = code;
-}
-
-static inline uint32_t load_code(const void *codes, int code_bytes, int64_t i)
-{
-    if (code_bytes == 1)
-        return ((const uint8_t *)codes)[i];
-    if (code_bytes == 2)
-        return ((const uint16_t *)codes)[i];
-    return ((const uint32_t *)codes)[i];
-}
-
 static void store_stats(fl_stats *stats, int64_t invalid, int64_t overflow, int64_t underflow,
                       int64_t denormal, int64_t inexact)
 {
@@ -179,7 +160,7 @@ int fl_encode_f64(const double *x, int64_t n, const fl_format *format, const fl_
 {
     if (!valid_code_bytes(code_bytes))
         return FL_ERROR_CODE_BYTES;
-    CODEC_LOOP(double, codes, store_code(codes, code_bytes, i, code))
+    CODEC_LOOP(double, codes, fl_store_code(codes, code_bytes, i, code))
 }
 
 int fl_quantize_f32(const float *x, int64_t n, const fl_format *format, const fl_rounding *rounding,
@@ -218,7 +199,7 @@ int fl_quantize_f64(const double *x, int64_t n, const fl_format *format, const f
             const uint32_t code_mask = (1u << bits) - 1;                                         \
             _Pragma("omp parallel for schedule(static) num_threads(threads) if(threads > 1)")      \
             for (int64_t i = 0; i < n; i++)                                                      \
-                out[i] = table[load_code(codes, code_bytes, i) & code_mask];                     \
+                out[i] = table[fl_load_code(codes, code_bytes, i) & code_mask];                  \
             free(table);                                                                         \
             return FL_OK;                                                                        \
         }                                                                                        \
@@ -229,7 +210,7 @@ int fl_quantize_f64(const double *x, int64_t n, const fl_format *format, const f
         fl_floating_point_state environment;                                                     \
         fl_enter_default_floating_point(&environment);                                           \
         for (int64_t i = block_start; i < block_end; i++)                                        \
-            out[i] = (OUTPUT_TYPE)decode_one_signed_nan(load_code(codes, code_bytes, i), &p);               \
+            out[i] = (OUTPUT_TYPE)decode_one_signed_nan(fl_load_code(codes, code_bytes, i), &p); \
         fl_leave_default_floating_point(&environment);                                           \
     }                                                                                            \
     return FL_OK;

@@ -399,6 +399,26 @@ int fl_mma_block_scaled_f32(const fl_mma_block_scaled *p, const float *c, float 
 
 /* ---- internal to the C core (not part of the Python interface) ---- */
 
+/* One code of a code array of code_bytes (1, 2 or 4) bytes per element (codec.c, scaled.c). */
+static inline void fl_store_code(void *codes, int code_bytes, int64_t i, uint32_t code)
+{
+    if (code_bytes == 1)
+        ((uint8_t *)codes)[i] = (uint8_t)code;
+    else if (code_bytes == 2)
+        ((uint16_t *)codes)[i] = (uint16_t)code;
+    else
+        ((uint32_t *)codes)[i] = code;
+}
+
+static inline uint32_t fl_load_code(const void *codes, int code_bytes, int64_t i)
+{
+    if (code_bytes == 1)
+        return ((const uint8_t *)codes)[i];
+    if (code_bytes == 2)
+        return ((const uint16_t *)codes)[i];
+    return ((const uint32_t *)codes)[i];
+}
+
 /*
  * The counter-based generator, defined once here so that the codec's loops inline it;
  * fl_mix64 and fl_random_word (random.c) export the same functions.  It is a pure function

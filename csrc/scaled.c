@@ -968,16 +968,6 @@ static void add_counts(thread_counts *total, const thread_counts *part)
     total->blocks.scale_overflow += part->blocks.scale_overflow;
 }
 
-static inline void store_code(void *codes, int code_bytes, int64_t i, uint32_t code)
-{
-    if (code_bytes == 1)
-        ((uint8_t *)codes)[i] = (uint8_t)code;
-    else if (code_bytes == 2)
-        ((uint16_t *)codes)[i] = (uint16_t)code;
-    else
-        ((uint32_t *)codes)[i] = code;
-}
-
 /* Where one call writes (codes or values, and the scales). */
 typedef struct scaled_output {
     void *codes;
@@ -1248,7 +1238,7 @@ static void accumulate_amax(const scaled_plan *plan, const void *x, int64_t row_
 static void store_scale(const scaled_output *output, int64_t index, uint32_t code)
 {
     if (output->scales)
-        store_code(output->scales, output->scale_bytes, index, code);
+        fl_store_code(output->scales, output->scale_bytes, index, code);
 }
 
 /* ---- the call ------------------------------------------------------------------------------ */

@@ -49,10 +49,12 @@ def _twos_complement(codes: np.ndarray, fmt: IntFormat, source, want_counts: boo
     return result.astype(fmt.code_dtype), clamped, clamped_exact
 
 
-def _counts(stats: codec.Stats, clamped: int, clamped_exact: int) -> codec.Stats:
-    """The float codec's counts over the rounding format, for the integer range: clamped elements
-    are overflows (those the rounding format already saturated among them) and inexact (those it
-    left exact are added); integers have no subnormals."""
+def _counts(stats: codec.Stats, fmt: IntFormat, clamped: int = 0, clamped_exact: int = 0) -> codec.Stats:
+    """The float codec's counts over the rounding format, for the integer range: integers have no
+    subnormals; with the two's complement clamp, the clamped elements are the overflows (those
+    the rounding format already saturated among them) and inexact (those it left exact added)."""
+    if not fmt.clamps:
+        return dataclasses.replace(stats, denormal=0)
     return dataclasses.replace(stats, overflow=int(clamped), inexact=stats.inexact + int(clamped_exact),
                                denormal=0)
 
@@ -73,11 +75,11 @@ def quantize(x, fmt: IntFormat, rounding, saturate, seed, sr_bits, sr_rule, want
         clamped = (high | low) & ~np.isnan(source)
         # exact on the rounding format but clamped: the input itself was outside [min, max]
         clamped_exact = np.count_nonzero(clamped & (values.astype(np.float64) == source))
-        stats = _counts(stats, np.count_nonzero(clamped), clamped_exact)
+        stats = _counts(stats, fmt, np.count_nonzero(clamped), clamped_exact)
         values[high] = fmt.max
         values[low] = fmt.min
     elif want_stats:
-        stats = dataclasses.replace(stats, denormal=0)
+        stats = _counts(stats, fmt)
     if fmt.signed:
         np.add(values, 0.0, out=values)  # the rounding format's -0 is the integer 0: +0
     result = values[0] if scalar else values
@@ -96,8 +98,7 @@ def encode(x, fmt: IntFormat, rounding, saturate, seed, sr_bits, sr_rule, want_s
     result = codes[0] if scalar else codes
     if not want_stats:
         return result
-    stats = _counts(stats, clamped, clamped_exact) if fmt.clamps else dataclasses.replace(stats, denormal=0)
-    return result, stats
+    return result, _counts(stats, fmt, clamped, clamped_exact)
 
 
 def decode(codes: np.ndarray, fmt: IntFormat) -> np.ndarray:
