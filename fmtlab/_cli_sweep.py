@@ -3,7 +3,9 @@
 ``fmtlab sweep`` with no arguments sweeps normal and lognormal data over FP32, FP16, BF16,
 CFloat8 1-4-3 and 1-5-2 (every bias 0..63) with nearest-even and stochastic rounding,
 prints the summary table and writes DIR/sweep.csv, DIR/summary.txt and the plots
-DIR/sqnr_vs_bias.png and DIR/log2_histogram.png (DIR = --out, default ./fmtlab-sweep).
+DIR/sqnr_vs_bias.png and DIR/log2_histogram.png, and the run's page DIR/report.html (with
+DIR/provenance.json and DIR/histograms.json, which it is built from; not with --no-report)
+(DIR = --out, default ./fmtlab-sweep).
 Scaled formats (``--formats mxfp8_e4m3,nvfp4``) are swept over ``--block`` and ``--rule``
 (:func:`fmtlab.sweep.scaled_variants`) and drawn in DIR/sqnr_vs_block.png; what a format
 does not take is said in one note line each on stderr.
@@ -89,6 +91,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                         help=f"output directory for sweep.csv, summary.txt and the plots (default ./{DEFAULT_OUT})")
     parser.add_argument("--no-plots", action="store_true", help="write the CSV and summary only")
+    parser.add_argument("--no-report", action="store_true",
+                        help="do not write DIR/report.html, the run's page (nor histograms.json, which it needs)")
     parser.add_argument("--parquet", action="store_true",
                         help="also write DIR/sweep.parquet (the CSV's rows, typed columns; needs pyarrow)")
     parser.add_argument("--quiet", action="store_true",
@@ -363,6 +367,10 @@ def run(args) -> int:
         _note(line)
 
     write_text(out / RUN_FILE, json.dumps({"arguments": arguments}, indent=1) + "\n")
+    if not args.no_report:
+        from .report import start_run
+
+        start_run(out, getattr(args, "_argv", None), arguments["inputs"])
     csv_path = out / "sweep.csv"
     appender = CsvAppender(csv_path, COLUMNS, keep=keep)
     kept = {(record.tensor, record.format, record.rounding, record.bias) for record in done or ()}
@@ -433,6 +441,10 @@ def run(args) -> int:
         if left_out:
             _note(f"log2_histogram.png leaves out {len(left_out)} tensor(s) larger than --chunk {chunk} "
                   f"(they are never read whole): {', '.join(left_out[:4])}{' ...' if len(left_out) > 4 else ''}")
+    if not args.no_report:
+        from .report import finish_sweep
+
+        written.append(finish_sweep(out, sources, chunk, quiet=args.quiet))
     if not args.quiet:
         print()
         print(table)

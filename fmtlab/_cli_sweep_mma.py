@@ -1,7 +1,8 @@
 """``fmtlab sweep-mma``: the command-line face of :mod:`fmtlab.sweep_mma`.
 
-Writes DIR/sweep_mma.csv, DIR/summary.txt and DIR/mma_error_vs_k.png (DIR = --out,
-default ./fmtlab-sweep-mma) and prints the relative error per model and K.
+Writes DIR/sweep_mma.csv, DIR/summary.txt, DIR/mma_error_vs_k.png and the run's page
+DIR/report.html with DIR/provenance.json (not with --no-report) (DIR = --out, default
+./fmtlab-sweep-mma) and prints the relative error per model and K.
 
 Every flag (each model of --models included) and DIR are checked before any work.  Ctrl-C
 writes the finished results and exits with status 130; a dead worker is named in one line,
@@ -45,6 +46,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                         help=f"output directory for sweep_mma.csv and the plot (default ./{DEFAULT_OUT})")
     parser.add_argument("--no-plots", action="store_true", help="write the CSV and summary only")
+    parser.add_argument("--no-report", action="store_true", help="do not write DIR/report.html, the run's page")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress and no table (the final line and errors still print)")
 
@@ -77,6 +79,12 @@ def run(args) -> int:
     distributions = [check_distribution(name, "--dist") for name in split_list(args.dist)] or None
     out = output_directory(args.out, "--out")
 
+    if not args.no_report:
+        from .report import start_run
+
+        start_run(out, getattr(args, "_argv", None),
+                  synthetic=f"synthetic {', '.join(distributions or ('normal', 'lognormal'))} matrices, "
+                            f"m {args.m}, n {args.n}, scale {args.scale}, seed {args.seed}")
     display = progress_display("sweep-mma", unit="tasks", quiet=args.quiet)
     try:
         result = sweep_mma(models, ks, distributions, m=args.m, n=args.n, scale=args.scale, seed=args.seed,
@@ -97,6 +105,10 @@ def run(args) -> int:
         from .plots import plot_mma_error_vs_k
 
         written.append(plot_mma_error_vs_k(result, out / "mma_error_vs_k.png"))
+    if not args.no_report:
+        from .report import finish_run
+
+        written.append(finish_run(out))
     if not args.quiet:
         print(table)
         print()

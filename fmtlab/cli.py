@@ -35,6 +35,7 @@ SUBCOMMANDS = {
     "sweep-mma": ("fmtlab._cli_sweep_mma", "error of emulated tensor-core matmuls as K grows"),
     "mma": ("fmtlab._cli_mma", "list the tensor-core models, or check them against measured GPU data"),
     "drift": ("fmtlab.drift.cli", "training-loss drift of emulated formats against an FP32 baseline"),
+    "report": ("fmtlab._cli_report", "rebuild report.html, the page of a finished run, from its output folder"),
 }
 
 
@@ -88,6 +89,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0
     module = importlib.import_module(args._module)
+    args._argv = argv  # the command line as given, for the run's provenance
     prefix = f"fmtlab {args.command}"
     try:
         status = int(module.run(args) or 0)

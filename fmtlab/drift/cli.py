@@ -5,8 +5,8 @@
 
 ``--quick`` is the digits task, every configuration, 3 seeds and the task's short run
 length; options given explicitly override it.  The FP32 baseline is always run (the drift
-is measured against it).  Writes DIR/drift.csv, DIR/summary.csv, DIR/loss.png and
-DIR/delta.png (DIR = --out, default ./fmtlab-drift, checked and created before any work),
+is measured against it).  Writes DIR/drift.csv, DIR/summary.csv, DIR/loss.png,
+DIR/delta.png and the run's page DIR/report.html (not with --no-report) (DIR = --out, default ./fmtlab-drift, checked and created before any work),
 and prints the summary table with the meaning of its columns.
 
 Progress is counted in training steps, reported by the workers as they take them: a bar on
@@ -47,6 +47,7 @@ def configure(parser) -> None:
     parser.add_argument("--eval-every", type=positive_int, default=None,
                         help="steps between evaluations of the loss (default: the task's)")
     parser.add_argument("--no-plots", action="store_true", help="do not draw loss.png and delta.png")
+    parser.add_argument("--no-report", action="store_true", help="do not write DIR/report.html, the run's page")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress and no summary table (the final line and errors still print)")
 
@@ -74,6 +75,12 @@ def run(args) -> int:
     if not args.quiet:
         print(f"fmtlab drift: task {task_name}, {len(config_names)} configurations x {len(seeds)} seeds, "
               f"{steps} steps, {jobs} jobs", file=sys.stderr)
+    if not args.no_report:
+        from ..report import start_run
+
+        start_run(out, getattr(args, "_argv", None),
+                  synthetic=f"task {task_name}: configurations {', '.join(config_names)}; seeds "
+                            f"{seeds[0]}..{seeds[-1]}; {steps} steps, evaluated every {eval_every}")
     start = time.perf_counter()
     # delay=0: the first line shows at once, before the workers have taken a step.
     display = progress_display("drift", unit="steps", quiet=args.quiet, delay=0)
@@ -108,11 +115,15 @@ def run(args) -> int:
     if not args.no_plots:
         from .plots import plot
         plot(results, config_names, out, task_name)
+    if not args.no_report:
+        from ..report import finish_run
+
+        finish_run(out)
     elapsed = time.perf_counter() - start
     if not args.quiet:
         print(format_table(rows))
         print()
     print(f"{task_name}: {steps} steps, seeds {seeds[0]}..{seeds[-1]}, {elapsed:.0f} s; "
           f"written to {out}/ (drift.csv, summary.csv"
-          f"{', loss.png, delta.png' if not args.no_plots else ''})")
+          f"{', loss.png, delta.png' if not args.no_plots else ''}{', report.html' if not args.no_report else ''})")
     return 0

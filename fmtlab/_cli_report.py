@@ -1,0 +1,25 @@
+"""``fmtlab report DIR``: (re)build DIR/report.html from a finished run's output folder.
+
+DIR is the ``--out`` folder of ``fmtlab sweep`` (sweep.csv), ``fmtlab sweep-mma``
+(sweep_mma.csv) or ``fmtlab drift`` (drift.csv); the page is described in docs/sweep.md
+("Report") and docs/drift.md ("Report").
+"""
+from __future__ import annotations
+
+import time
+
+__all__ = ["configure", "run"]
+
+
+def configure(parser) -> None:
+    parser.add_argument("directory", metavar="DIR",
+                        help="the output folder of a finished fmtlab sweep, sweep-mma or drift run")
+
+
+def run(args) -> int:
+    from .report import build_report
+
+    started = time.perf_counter()
+    path = build_report(args.directory, "DIR")
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB) in {time.perf_counter() - started:.1f} s")
+    return 0

@@ -1,0 +1,96 @@
+"""Histograms of log2|x| per tensor, for the report's per-tensor detail.
+
+Bins are the integer binades: bin e holds the finite nonzero x with 2^e <= |x| < 2^(e+1),
+i.e. e = floor(log2|x|), computed exactly from the binary exponent (``np.frexp`` gives
+|x| = m * 2^k with 0.5 <= m < 1, so floor(log2|x|) = k - 1; subnormals included).  Zeros and
+non-finite values are counted apart.  A tensor is read a piece of whole rows at a time (at
+most ``chunk`` values), so memory follows the chunk, not the tensor; the counts are sums, so
+they do not depend on the chunk.
+
+``histograms.json`` (:data:`HISTOGRAM_FILE`) holds ``{"tensors": {name: histogram}}`` with
+each histogram ``{"low": e_min, "counts": [c_emin, ..., c_emax], "zeros": z, "nonfinite": k,
+"n": n}`` (``low`` None and ``counts`` empty when no value is finite and nonzero).
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from .._files import write_text
+
+__all__ = ["HISTOGRAM_FILE", "log2_histogram", "merge_histograms", "tensor_histograms", "write_histograms",
+           "read_histograms"]
+
+HISTOGRAM_FILE = "histograms.json"
+_OFFSET = 1100  # float64 binades run from -1074 (the smallest subnormal) to 1023
+
+
+def log2_histogram(values) -> dict:
+    """The histogram of floor(log2|x|) over the finite nonzero values of ``values`` (see the
+    module docstring for the layout)."""
+    x = np.asarray(values).reshape(-1)
+    if x.dtype.kind != "f":
+        x = x.astype(np.float64)
+    finite = np.isfinite(x)
+    nonzero = finite & (x != 0)
+    _mantissa, exponent = np.frexp(x[nonzero])
+    counts = np.bincount(exponent.astype(np.int64) - 1 + _OFFSET, minlength=1)
+    used = np.flatnonzero(counts)
+    histogram = {"low": None, "counts": [], "zeros": int(np.count_nonzero(finite & (x == 0))),
+                 "nonfinite": int(x.size - np.count_nonzero(finite)), "n": int(x.size)}
+    if used.size:
+        histogram["low"] = int(used[0]) - _OFFSET
+        histogram["counts"] = [int(count) for count in counts[used[0]:used[-1] + 1]]
+    return histogram
+
+
+def merge_histograms(first: dict, second: dict) -> dict:
+    """The histogram of two pieces' values together (counts added bin by bin)."""
+    merged = {key: first[key] + second[key] for key in ("zeros", "nonfinite", "n")}
+    parts = [histogram for histogram in (first, second) if histogram["counts"]]
+    if not parts:
+        return dict(merged, low=None, counts=[])
+    low = min(histogram["low"] for histogram in parts)
+    high = max(histogram["low"] + len(histogram["counts"]) for histogram in parts)
+    counts = [0] * (high - low)
+    for histogram in parts:
+        for index, count in enumerate(histogram["counts"]):
+            counts[histogram["low"] - low + index] += count
+    return dict(merged, low=low, counts=counts)
+
+
+def tensor_histograms(sources, chunk: int, progress=None) -> dict:
+    """``{name: histogram}`` for each ``fmtlab._inputs.TensorSource``, read ``chunk`` values (whole
+    rows, at least one) at a time; ``progress(done, total)`` is called with the values read."""
+    total = sum(source.size for source in sources)
+    done = 0
+    histograms = {}
+    for source in sources:
+        rows_per_piece = max(1, chunk // max(1, source.row_size))
+        histogram = log2_histogram(np.zeros(0))
+        for start in range(0, source.rows, rows_per_piece):
+            stop = min(source.rows, start + rows_per_piece)
+            values = source.piece(start, stop).read()
+            histogram = merge_histograms(histogram, log2_histogram(values))
+            done += values.size
+            if progress is not None:
+                progress(done, total)
+        histograms[source.name] = histogram
+    return histograms
+
+
+def write_histograms(path, histograms: dict):
+    """Write ``histograms`` as ``{"tensors": histograms}`` JSON, atomically; return the path."""
+    return write_text(path, json.dumps({"tensors": histograms}, separators=(",", ":")) + "\n")
+
+
+def read_histograms(path) -> dict:
+    """The ``{name: histogram}`` of a histograms.json; {} when the file does not exist."""
+    try:
+        with open(path) as handle:
+            return json.load(handle)["tensors"]
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{str(path)!r} is not a histograms file of fmtlab ({error})") from None
