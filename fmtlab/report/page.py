@@ -94,12 +94,22 @@ def json_script(data) -> markupsafe.Markup:
 
 def sqnr_colour(value: float, low: float, high: float) -> str:
     """The heatmap colour of an SQNR of ``value`` dB on a scale from ``low`` to ``high`` dB
-    (viridis; clamped at both ends): ``#rrggbb``.  +inf (exact) is white, NaN grey."""
+    (viridis in 256 steps; clamped at both ends): ``#rrggbb``.  +inf (exact) is white, NaN grey."""
     if math.isnan(value):
         return "#9e9e9e"
     if value == math.inf:
         return "#ffffff"
-    import matplotlib
-
     position = 0.0 if high <= low else min(1.0, max(0.0, (value - low) / (high - low)))
-    return matplotlib.colors.to_hex(matplotlib.colormaps[SQNR_COLOUR_MAP](position))
+    return _colour_table()[int(round(position * 255))]
+
+
+_COLOURS = []
+
+
+def _colour_table() -> list:
+    if not _COLOURS:
+        import matplotlib
+
+        colour_map = matplotlib.colormaps[SQNR_COLOUR_MAP]
+        _COLOURS.extend(matplotlib.colors.to_hex(colour_map(index / 255)) for index in range(256))
+    return _COLOURS

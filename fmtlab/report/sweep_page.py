@@ -22,6 +22,7 @@ What is computed here (the page's script only draws it):
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import math
 import pathlib
@@ -36,6 +37,11 @@ from .provenance import read_provenance
 __all__ = ["sweep_page", "sweep_context", "layer_depth", "tensor_order", "UNDERFLOW_MARK"]
 
 UNDERFLOW_MARK = 0.01  # underflow fraction from which a heatmap cell is marked ▼
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _kind(name: str) -> str:
+    return layer_kind(name)
 
 
 def layer_depth(name: str):
@@ -56,7 +62,7 @@ def tensor_order(names) -> list:
 
     def key(name):
         depth = layer_depth(name)
-        return (kind_index[layer_kind(name)], -1 if depth is None else depth, _natural(name))
+        return (kind_index[_kind(name)], -1 if depth is None else depth, _natural(name))
 
     return sorted(names, key=key)
 
@@ -77,6 +83,17 @@ def _format_range(spec: str, bias: int):
     if not all(isinstance(value, float) or isinstance(value, int) for value in values) or min(values) <= 0:
         return None
     return [round(math.log2(value), 4) for value in values]
+
+
+def _compact_curve(points) -> dict:
+    """SQNR against bias for the page's script: ``{"from": b0, "sqnr": [...]}`` when the biases
+    are b0, b0 + 1, ... (the usual case), else ``{"bias": [...], "sqnr": [...]}``; SQNRs to
+    0.01 dB (the chart's resolution), non-finite ones as text."""
+    biases = [bias for bias, _sqnr in points]
+    sqnrs = [round(sqnr, 2) if math.isfinite(sqnr) else finite_or_text(sqnr) for _bias, sqnr in points]
+    if biases == list(range(biases[0], biases[0] + len(biases))):
+        return {"from": biases[0], "sqnr": sqnrs}
+    return {"bias": biases, "sqnr": sqnrs}
 
 
 def _columns(summary) -> list:
@@ -124,6 +141,10 @@ def _winners(rows, n_of) -> list:
             for width, entries in sorted(widths.items(), reverse=True)]
 
 
+def _short(value: float) -> str:
+    return "∞" if value == math.inf else "nan" if math.isnan(value) else f"{value:.1f}"
+
+
 def _decibels(value: float) -> str:
     return "exact (∞ dB)" if value == math.inf else "NaN" if math.isnan(value) else f"{value:.2f} dB"
 
@@ -146,9 +167,9 @@ def _overview(summary, n_of, rounding) -> dict:
         runner_up = f"; next {_phrase(ranking[1])}" if len(ranking) > 1 else ""
         sentences.append(f"among {width['width']}-bit formats, {_phrase(ranking[0])}{runner_up}")
     kinds = []
-    present = {layer_kind(row["tensor"]) for row in rows}
+    present = {_kind(row["tensor"]) for row in rows}
     for kind in (kind for kind in LAYER_KINDS if kind in present):
-        kind_rows = [row for row in rows if layer_kind(row["tensor"]) == kind]
+        kind_rows = [row for row in rows if _kind(row["tensor"]) == kind]
         winners = _winners(kind_rows, n_of)
         kinds.append({"kind": kind, "tensors": len({row["tensor"] for row in kind_rows}),
                       "winners": [{"width": width["width"], "text": _phrase(width["ranking"][0])}
@@ -168,7 +189,7 @@ def _overview_figure(summary, n_of, rounding, kinds):
     formats = list(dict.fromkeys(row["format"] for row in rows))
     groups = [("all tensors", rows)]
     if len(kinds) > 1:  # one kind: its bars would repeat those of all tensors
-        groups += [(kind, [row for row in rows if layer_kind(row["tensor"]) == kind]) for kind in kinds]
+        groups += [(kind, [row for row in rows if _kind(row["tensor"]) == kind]) for kind in kinds]
     figure = Figure(figsize=(min(14, 2.0 + 1.1 * len(groups) * max(1, len(formats)) / 3), 3.6))
     FigureCanvasAgg(figure)
     axes = figure.add_axes((0.07, 0.3, 0.9, 0.62))
@@ -215,11 +236,11 @@ def _depth_figure(summary, rounding):
                 for index, name in enumerate(order)}
     figure = Figure(figsize=(10, 1.2 + 2.4 * len(formats)))
     FigureCanvasAgg(figure)
-    kinds = [kind for kind in LAYER_KINDS if any(layer_kind(row["tensor"]) == kind for row in rows)]
+    kinds = [kind for kind in LAYER_KINDS if any(_kind(row["tensor"]) == kind for row in rows)]
     for panel_index, spec in enumerate(formats):
         axes = figure.add_subplot(len(formats), 1, panel_index + 1)
         for kind_index, kind in enumerate(kinds):
-            members = [row for row in rows if row["format"] == spec and layer_kind(row["tensor"]) == kind]
+            members = [row for row in rows if row["format"] == spec and _kind(row["tensor"]) == kind]
             xs = [position[row["tensor"]] for row in members]
             axes.scatter(xs, [row["best_bias"] for row in members], s=14, color=f"C{kind_index % 10}",
                          label=f"{kind}: best bias")
@@ -247,8 +268,7 @@ def sweep_context(result: SweepResult, histograms=None, provenance=None, run=Non
         amax_of.setdefault(record.tensor, record.amax)
     curves = collections.defaultdict(list)
     for record in result:
-        curves[(record.tensor, record.format, record.rounding)].append(
-            [record.bias, finite_or_text(record.sqnr_db)])
+        curves[(record.tensor, record.format, record.rounding)].append((record.bias, record.sqnr_db))
     columns = _columns(summary)
     column_index = {column: index for index, column in enumerate(columns)}
     roundings = list(dict.fromkeys(row["rounding"] for row in summary))
@@ -261,7 +281,7 @@ def sweep_context(result: SweepResult, histograms=None, provenance=None, run=Non
     order = tensor_order(by_tensor)
     groups, tensors = [], []
     for name in order:
-        kind = layer_kind(name)
+        kind = _kind(name)
         if not groups or groups[-1]["kind"] != kind:
             groups.append({"kind": kind, "rows": []})
         cells, details = [], []
@@ -272,14 +292,10 @@ def sweep_context(result: SweepResult, histograms=None, provenance=None, run=Non
                 continue
             sqnr = row["best_sqnr_db"]
             marks = ("▲" if row["overflow_frac"] > 0 else "") + ("▼" if row["underflow_frac"] >= UNDERFLOW_MARK else "")
-            bias_text = f", best bias {row['best_bias']} (rule {row['rule_bias']})" if row["configurable"] else ""
-            cells.append({"format": column[0], "rounding": column[1], "colour": sqnr_colour(sqnr, low, high),
-                          "text": "∞" if sqnr == math.inf else "nan" if math.isnan(sqnr) else f"{sqnr:.1f}",
+            cells.append({"c": column_index[column], "colour": sqnr_colour(sqnr, low, high),
+                          "text": _short(sqnr),
                           "dark": math.isfinite(sqnr) and (sqnr - low) / max(1e-9, high - low) < 0.55,
-                          "marks": marks,
-                          "title": (f"{name} · {column[0]} · {column[1]}: {_decibels(sqnr)}{bias_text}; "
-                                    f"overflow {100 * row['overflow_frac']:.3g}%, "
-                                    f"underflow {100 * row['underflow_frac']:.3g}%")})
+                          "marks": marks})
             points = sorted(curves[(name, column[0], column[1])])
             details.append({"c": column_index[column], "format": column[0], "rounding": column[1],
                             "configurable": row["configurable"], "bits": finite_or_text(row["bits_per_value"]),
@@ -289,12 +305,20 @@ def sweep_context(result: SweepResult, histograms=None, provenance=None, run=Non
                             "overflow": finite_or_text(row["overflow_frac"]),
                             "underflow": finite_or_text(row["underflow_frac"]),
                             "nonfinite": finite_or_text(row["nonfinite_frac"]),
-                            "curve": points if len(points) > 1 else [],
+                            "curve": _compact_curve(points) if len(points) > 1 else None,
                             "range": (None if row["scaled"] else _format_range(row["format"], row["best_bias"]))})
         groups[-1]["rows"].append({"tensor": name, "index": len(tensors), "cells": cells})
         tensors.append({"name": name, "kind": kind, "depth": layer_depth(name), "n": n_of[name],
                         "amax": finite_or_text(amax_of[name]), "histogram": histograms.get(name),
                         "groups": details})
+    for group in groups:  # the kind's row: each column's mean SQNR over the kind, weighted by values
+        names = [row["tensor"] for row in group["rows"]]
+        group["means"] = []
+        for column in columns:
+            pairs = [(by_tensor[name][column]["best_sqnr_db"], n_of[name]) for name in names if column in by_tensor[name]]
+            mean = _weighted_mean(pairs) if pairs else math.nan
+            group["means"].append({"colour": sqnr_colour(mean, low, high), "text": _short(mean),
+                                   "dark": math.isfinite(mean) and (mean - low) / max(1e-9, high - low) < 0.55})
     overview = _overview(summary, n_of, rounding)
     kinds = [entry["kind"] for entry in overview["kinds"]]
     notes = []

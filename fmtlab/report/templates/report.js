@@ -101,18 +101,23 @@
     return drawn.svg;
   }
 
+  // A curve is {from: b0, sqnr: [...]} (biases b0, b0 + 1, ...) or {bias: [...], sqnr: [...]}.
+  function curvePoints(curve) {
+    return curve.sqnr.map(function (value, index) { return [curve.bias ? curve.bias[index] : curve.from + index, value]; });
+  }
+
   function biasChart(groups) {
-    var curved = groups.filter(function (group) { return group.curve.length > 1; });
+    var curved = groups.filter(function (group) { return group.curve; });
     if (!curved.length) return null;
     var biases = [], sqnrs = [];
     curved.forEach(function (group) {
-      group.curve.forEach(function (point) { biases.push(point[0]); var value = number(point[1]); if (isFinite(value)) sqnrs.push(value); });
+      curvePoints(group.curve).forEach(function (point) { biases.push(point[0]); var value = number(point[1]); if (isFinite(value)) sqnrs.push(value); });
     });
     var yRange = sqnrs.length ? [Math.floor(Math.min.apply(null, sqnrs)), Math.ceil(Math.max.apply(null, sqnrs)) + 1] : [0, 1];
-    var drawn = chart(520, 260 + 14 * curved.length, [Math.min.apply(null, biases), Math.max.apply(null, biases)], yRange, "bias", "SQNR (dB)");
+    var drawn = chart(520, 260, [Math.min.apply(null, biases), Math.max.apply(null, biases)], yRange, "bias", "SQNR (dB)");
     curved.forEach(function (group, index) {
       var colour = COLOURS[group.c % COLOURS.length], path = "", pen = "M";
-      group.curve.forEach(function (point) {
+      curvePoints(group.curve).forEach(function (point) {
         var value = number(point[1]);
         if (!isFinite(value)) { pen = "M"; return; }
         path += pen + drawn.x(point[0]).toFixed(1) + " " + drawn.y(value).toFixed(1) + " ";
@@ -123,10 +128,10 @@
       if (isFinite(best)) drawn.svg.appendChild(svgElement("circle", {cx: drawn.x(group.best_bias), cy: drawn.y(best), r: 4, fill: colour}));
       var rule = number(group.rule_sqnr);
       if (isFinite(rule)) drawn.svg.appendChild(svgElement("circle", {cx: drawn.x(group.rule_bias), cy: drawn.y(rule), r: 7, fill: "none", stroke: colour}));
-      drawn.svg.appendChild(svgElement("text", {x: drawn.left + 6, y: drawn.bottom + 30 + 14 * index, fill: colour}, group.format + " · " + group.rounding + ": dot best bias " + group.best_bias + ", ring amax-rule bias " + group.rule_bias));
+      drawn.svg.appendChild(svgElement("text", {x: drawn.left + 6, y: drawn.bottom + 46 + 14 * index, fill: colour}, group.format + " · " + group.rounding + ": dot best bias " + group.best_bias + ", ring amax-rule bias " + group.rule_bias));
     });
-    drawn.svg.setAttribute("height", 260 + 14 * curved.length + 10);
-    drawn.svg.setAttribute("viewBox", "0 0 520 " + (260 + 14 * curved.length + 10));
+    drawn.svg.setAttribute("height", 260 + 14 * curved.length + 24);
+    drawn.svg.setAttribute("viewBox", "0 0 520 " + (260 + 14 * curved.length + 24));
     return drawn.svg;
   }
 
@@ -239,6 +244,16 @@
         button.setAttribute("aria-expanded", open ? "true" : "false");
         button.closest("tbody").querySelectorAll("tr.tensor-row").forEach(function (row) { row.classList.toggle("collapsed", !open); });
       });
+    });
+    document.querySelector(".heatmap").addEventListener("mouseover", function (event) {
+      var cell = event.target.closest("td.cell");
+      if (!cell || cell.title) return;
+      var tensor = data.tensors[Number(cell.parentNode.getAttribute("data-tensor-index"))];
+      var column = Number(cell.getAttribute("data-c"));
+      var group = tensor.groups.filter(function (candidate) { return candidate.c === column; })[0];
+      cell.title = tensor.name + " · " + group.format + " · " + group.rounding + ": " + decibels(group.best_sqnr) + " dB" +
+        (group.configurable ? ", best bias " + group.best_bias + " (amax rule " + group.rule_bias + ")" : "") +
+        "; overflow " + percent(group.overflow) + "%, underflow " + percent(group.underflow) + "%";
     });
     document.querySelector(".heatmap").addEventListener("click", function (event) {
       var row = event.target.closest("tr.tensor-row");
