@@ -1,0 +1,246 @@
+"""The report pages opened in a real browser (headless Chromium), as a reader opens them.
+
+For the 15-tensor silero-vad checkpoint (through ``fmtlab sweep``, the command of issue 13),
+a synthetic 500-tensor sweep, a sweep-mma run and a drift run:
+
+* nothing leaves the file: no URL with a scheme anywhere in it, and Chromium's net log holds
+  no request made by the page (tests/chromium.py);
+* no console message at all (uncaught errors included) and the page's script ran to its end
+  (``data-report-ready``);
+* the expected sections, and one heatmap cell per (tensor, format, rounding) of sweep.csv;
+* the per-tensor detail (opened by ``#tensor=NAME``) draws one bar per nonzero binade of the
+  tensor, counted here independently with ``math.frexp``; the table filters (``#filter=``)
+  and sorts (``#sort=``);
+* screenshots go to test-artifacts/report/ (looked at by hand, described in the closing note).
+
+The harness itself is checked first: a page with a script error and a page that fetches
+an image and a script must fail these checks.  Chromium must be installed (.ci/run installs
+it): without it these tests fail, they do not skip.
+"""
+import csv
+import dataclasses
+import importlib.resources
+import math
+import pathlib
+import re
+import time
+
+import numpy as np
+import pytest
+
+import fmtlab as fl
+from chromium import chromium_path, open_page
+from fmtlab.cli import main
+from fmtlab._inputs import tensor_sources
+from fmtlab.report import build_report, tensor_histograms, write_histograms
+
+ARTIFACTS = pathlib.Path(__file__).resolve().parent.parent / "test-artifacts" / "report"
+URL_SCHEME = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://")
+SILERO_FORMATS = "bf16,fp16,e4m3fn,e5m2,cfloat8_1_4_3,cfloat8_1_5_2"
+
+
+def _silero_path():
+    import silero_vad
+
+    return importlib.resources.files(silero_vad) / "data" / "silero_vad_16k.safetensors"
+
+
+def test_chromium_is_installed():
+    assert chromium_path() is not None, "chromium is required (apt-get install chromium; .ci/run installs it)"
+
+
+def _assert_clean(visit, markup):
+    assert not URL_SCHEME.search(markup), URL_SCHEME.search(markup)
+    assert visit.requests == [], visit.requests
+    assert visit.console == [], visit.console
+    body = next(visit.dom.find_all("body"))
+    assert body.attributes.get("data-report-ready") == "yes"
+    assert not list(visit.dom.find_all(id="js-errors"))
+
+
+def test_the_checks_catch_a_broken_page(tmp_path):
+    """A script error shows in the console and stops the page's script; an external image and
+    script show as the page's requests; a URL in the text is found."""
+    broken = tmp_path / "broken.html"
+    broken.write_text("<!DOCTYPE html><html><body><p id=x>before</p><script>missingFunction();"
+                      "document.body.setAttribute('data-report-ready','yes')</script></body></html>")
+    visit = open_page(broken, tmp_path / "one")
+    assert any("missingFunction is not defined" in line for line in visit.console)
+    with pytest.raises(AssertionError):
+        _assert_clean(visit, broken.read_text())
+    leaking = tmp_path / "leaking.html"
+    leaking.write_text('<!DOCTYPE html><html><body data-report-ready="yes"><img src="http://example.invalid/x.png">'
+                       '<script src="https://cdn.example.invalid/lib.js"></script></body></html>')
+    visit = open_page(leaking, tmp_path / "two")
+    assert set(visit.requests) == {"http://example.invalid/x.png", "https://cdn.example.invalid/lib.js"}
+    with pytest.raises(AssertionError):
+        _assert_clean(visit, "")
+
+
+# ---- the 15-tensor real checkpoint, through the command line ---------------------------------------
+@pytest.fixture(scope="module")
+def silero_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("silero") / "run"
+    argv = ["sweep", "--input", str(_silero_path()), "--formats", SILERO_FORMATS, "--bias", "auto", "--jobs", "1",
+            "--out", str(out), "--quiet", "--no-plots"]
+    assert main(argv) == 0
+    return out
+
+
+def _heatmap_cells(dom):
+    columns = {header.attributes["data-c"]: (header.attributes["data-format"], header.attributes["data-rounding"])
+               for header in dom.find_all("th", class_="column")}
+    cells = []
+    for row in dom.find_all("tr", class_="tensor-row"):
+        for cell in row.find_all("td", class_="cell"):
+            cells.append((row.attributes["data-tensor"],) + columns[cell.attributes["data-c"]])
+    return cells
+
+
+def _binades(values) -> dict:
+    counts = {}
+    for value in values:
+        if value != 0 and math.isfinite(value):
+            exponent = math.frexp(value)[1] - 1  # 2^e <= |x| < 2^(e+1)
+            counts[exponent] = counts.get(exponent, 0) + 1
+    return counts
+
+
+def test_the_silero_report_in_a_browser(silero_run, tmp_path):
+    report = silero_run / "report.html"
+    markup = report.read_text()
+    visit = open_page(report, tmp_path / "visit", fragment="tensor=conv4.weight",
+                      screenshot=ARTIFACTS / "sweep-silero-15-tensors.png", window=(1400, 3000))
+    _assert_clean(visit, markup)
+    for section in ("provenance", "overview", "heatmap", "depth", "detail", "table"):
+        assert list(visit.dom.find_all("section", id=section)), section
+    with open(silero_run / "sweep.csv", newline="") as handle:
+        expected = {(row["tensor"], row["format"], row["rounding"]) for row in csv.DictReader(handle)}
+    cells = _heatmap_cells(visit.dom)
+    assert len(cells) == len(expected) == 15 * 6 * 2 and set(cells) == expected
+    # The detail of conv4.weight: one bar per nonzero binade, counted here with math.frexp.
+    from safetensors.numpy import load_file
+
+    weights = load_file(str(_silero_path()))["conv4.weight"].astype(np.float64).reshape(-1)
+    binades = _binades(weights.tolist())
+    title = next(visit.dom.find_all(id="detail-title")).all_text()
+    assert title.startswith("conv4.weight") and f"{weights.size:,} values" in title
+    bars = list(visit.dom.find_all("rect", class_="histogram-bar"))
+    assert len(bars) == len(binades)
+    assert sorted(int(bar.find_all("title").__next__().all_text().split(": ")[1].replace(",", "").split()[0])
+                  for bar in bars) == sorted(binades.values())
+    # A range band per element format (6), and the counts table with e4m3fn's 8.01% underflow.
+    assert len(list(visit.dom.find_all("rect", class_="range-band"))) == 2 * 6
+    counts = [[cell.all_text() for cell in row.find_all("td")]
+              for table in visit.dom.find_all("table", class_="counts") for row in table.find_all("tr")]
+    assert ["e4m3fn", "nearest_even", "8", "-", "32.55", "-", "-", "0", "8.01", "0"] in counts
+    # Provenance: the command as typed and the input's SHA-256.
+    import hashlib
+
+    digest = hashlib.sha256(pathlib.Path(_silero_path()).read_bytes()).hexdigest()
+    provenance = next(visit.dom.find_all("section", id="provenance")).all_text()
+    assert digest in provenance and "fmtlab sweep --input" in provenance and "--bias auto" in provenance
+
+
+def test_the_silero_table_filters_and_sorts(silero_run, tmp_path):
+    report = silero_run / "report.html"
+    visit = open_page(report, tmp_path / "filter", fragment="filter=conv4.weight%20e4m3fn")
+    _assert_clean(visit, report.read_text())
+    rows = [[cell.all_text() for cell in row.find_all("td")]
+            for row in next(visit.dom.find_all("table", id="results")).find_all("tr") if row.find_all("td")]
+    rows = [row for row in rows if row]
+    assert sorted((row[0], row[2], row[3]) for row in rows) == [("conv4.weight", "e4m3fn", "nearest_even"),
+                                                                 ("conv4.weight", "e4m3fn", "stochastic")]
+    assert next(visit.dom.find_all(id="table-count")).all_text() == f"2 of {15 * 12} rows"
+    visit = open_page(report, tmp_path / "sort", fragment="sort=SQNR%20dB&order=down")
+    rows = [[cell.all_text() for cell in row.find_all("td")]
+            for row in next(visit.dom.find_all("table", id="results")).find_all("tr")]
+    sqnrs = [float(row[6]) for row in rows if row]
+    assert len(sqnrs) == 15 * 12 and sqnrs == sorted(sqnrs, reverse=True)
+    with open(silero_run / "sweep.csv", newline="") as handle:
+        best = max(float(row["sqnr_db"]) for row in csv.DictReader(handle))
+    assert sqnrs[0] == round(best, 2)
+
+
+# ---- a synthetic 500-tensor checkpoint ------------------------------------------------------------
+_PARTS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.up_proj",
+          "mlp.down_proj", "mlp.gate_proj", "input_layernorm", "post_attention_layernorm", "mlp.experts")
+
+
+@pytest.fixture(scope="module")
+def big_run(tmp_path_factory):
+    """500 tensors (50 layers x 10 parts) x 6 formats x every bias: 10 tensors are swept (one per
+    part, 256 values each, scales growing with the part) and their records repeated under the
+    other layers' names, which keeps the sweep to seconds and gives the page its full size."""
+    out = tmp_path_factory.mktemp("big") / "run"
+    out.mkdir()
+    rng = np.random.default_rng(0)
+    base = {part: (0.01 * (index + 1) * rng.standard_normal(256)).astype(np.float32)
+            for index, part in enumerate(_PARTS)}
+    swept = fl.sweep({f"model.layers.0.{part}.weight": values for part, values in base.items()},
+                     SILERO_FORMATS.split(","), "all", jobs=1)
+    records = [dataclasses.replace(record, tensor=record.tensor.replace("layers.0.", f"layers.{layer}."))
+               for layer in range(50) for record in swept]
+    type(swept)(sorted(records, key=lambda r: (r.tensor, r.format, r.rounding, r.bias))).to_csv(out / "sweep.csv")
+    tensors = {f"model.layers.{layer}.{part}.weight": values for layer in range(50) for part, values in base.items()}
+    write_histograms(out / "histograms.json", tensor_histograms(tensor_sources(tensors), 1 << 20))
+    started = time.perf_counter()
+    build_report(out)
+    (out / "build-seconds.txt").write_text(f"{time.perf_counter() - started:.2f}\n")
+    return out
+
+
+def test_the_500_tensor_report_in_a_browser(big_run, tmp_path):
+    report = big_run / "report.html"
+    markup = report.read_text()
+    size = report.stat().st_size
+    assert size < 3 * 2 ** 20, size  # "under a few MB"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "sweep-500-tensors.txt").write_text(
+        f"report.html: {size:,} bytes; built in {(big_run / 'build-seconds.txt').read_text().strip()} s\n")
+    visit = open_page(report, tmp_path / "visit", fragment="tensor=model.layers.7.mlp.up_proj.weight",
+                      screenshot=ARTIFACTS / "sweep-500-tensors.png", window=(1400, 2600))
+    _assert_clean(visit, markup)
+    cells = _heatmap_cells(visit.dom)
+    expected = {(f"model.layers.{layer}.{part}.weight", spec, "nearest_even") for layer in range(50)
+                for part in _PARTS for spec in SILERO_FORMATS.split(",")}
+    assert len(cells) == 3000 and set(cells) == expected
+    # 500 tensors: each kind starts closed, its row showing the kind's mean per format.
+    kinds = list(visit.dom.find_all("tr", class_="kind-row"))
+    assert [row.all_text().split(":")[0].strip() for row in kinds] == [
+        "attention.q", "attention.k", "attention.v", "attention.o", "mlp", "norm"]
+    assert all(len(list(row.find_all("td", class_="kind-mean"))) == 6 for row in kinds)
+    assert all("collapsed" in row.attributes["class"] for row in visit.dom.find_all("tr", class_="tensor-row"))
+    # The detail: one SQNR-vs-bias curve per CFloat8 format.
+    assert len(list(visit.dom.find_all("path", class_="bias-curve"))) == 2
+
+
+# ---- sweep-mma and drift --------------------------------------------------------------------------
+def test_the_sweep_mma_report_in_a_browser(tmp_path):
+    out = tmp_path / "mma"
+    assert main(["sweep-mma", "--models", "h100:e4m3fn,h100:e4m3fn:promote=128,fp32_fma", "--k", "16,256,1024",
+                 "--jobs", "1", "--out", str(out), "--quiet", "--no-plots"]) == 0
+    report = out / "report.html"
+    visit = open_page(report, tmp_path / "visit", screenshot=ARTIFACTS / "sweep-mma.png", window=(1400, 1500))
+    _assert_clean(visit, report.read_text())
+    for section in ("provenance", "error-vs-k", "table"):
+        assert list(visit.dom.find_all("section", id=section)), section
+    rows = [row for row in next(visit.dom.find_all("table", class_="results")).find_all("tr")
+            if list(row.find_all("td"))]
+    assert len(rows) == 3 * 2  # models x distributions
+
+
+def test_the_drift_report_in_a_browser(tmp_path):
+    out = tmp_path / "drift"
+    assert main(["drift", "--configs", "bf16_pure_sr,fp16_mixed_dynscale", "--steps", "4", "--seeds", "2",
+                 "--eval-every", "2", "--jobs", "1", "--out", str(out), "--quiet", "--no-plots"]) == 0
+    report = out / "report.html"
+    visit = open_page(report, tmp_path / "visit", screenshot=ARTIFACTS / "drift.png", window=(1400, 1500))
+    _assert_clean(visit, report.read_text())
+    for section in ("provenance", "stands-out", "curves", "summary"):
+        assert list(visit.dom.find_all("section", id=section)), section
+    explained = next(visit.dom.find_all(id="counters-explained")).all_text()
+    assert "updates cancelled: of the weights with a nonzero gradient" in explained
+    configs = [row.find_all("td").__next__().all_text() for row in
+               next(visit.dom.find_all("table", class_="summary")).find_all("tr") if list(row.find_all("td"))]
+    assert configs == ["fp32", "bf16_pure_sr", "fp16_mixed_dynscale"]
