@@ -64,7 +64,9 @@ def svg_markup(figure) -> markupsafe.Markup:
 
     buffer = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "fmtlab"}):
-        figure.savefig(buffer, format="svg", metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
+        # bbox_inches="tight": the saved area grows to hold every title, label and legend (none is cut off).
+        figure.savefig(buffer, format="svg", bbox_inches="tight", pad_inches=0.1,
+                       metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
     text = buffer.getvalue()
     text = text[text.index("<svg"):]
     opening_end = text.index(">")

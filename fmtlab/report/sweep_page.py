@@ -164,7 +164,10 @@ def _overview(summary, n_of, rounding) -> dict:
     sentences = []
     for width in overall:
         ranking = width["ranking"]
-        runner_up = f"; next {_phrase(ranking[1])}" if len(ranking) > 1 else ""
+        runner_up = ""
+        if len(ranking) > 1:
+            level = _decibels(ranking[0]["mean"]) == _decibels(ranking[1]["mean"])  # equal to 0.01 dB
+            runner_up = f"; {'level with it' if level else 'next'}: {_phrase(ranking[1])}"
         sentences.append(f"among {width['width']}-bit formats, {_phrase(ranking[0])}{runner_up}")
     kinds = []
     present = {_kind(row["tensor"]) for row in rows}
@@ -190,7 +193,7 @@ def _overview_figure(summary, n_of, rounding, kinds):
     groups = [("all tensors", rows)]
     if len(kinds) > 1:  # one kind: its bars would repeat those of all tensors
         groups += [(kind, [row for row in rows if _kind(row["tensor"]) == kind]) for kind in kinds]
-    figure = Figure(figsize=(min(14, 2.0 + 1.1 * len(groups) * max(1, len(formats)) / 3), 3.6))
+    figure = Figure(figsize=(max(7.0, min(14.0, 2.0 + 1.1 * len(groups) * max(1, len(formats)) / 3)), 3.6))
     FigureCanvasAgg(figure)
     axes = figure.add_axes((0.07, 0.3, 0.9, 0.62))
     width = 0.8 / max(1, len(formats))
@@ -213,8 +216,11 @@ def _overview_figure(summary, n_of, rounding, kinds):
     axes.set_ylabel("mean SQNR (dB)")
     axes.grid(axis="y", alpha=0.3)
     axes.set_title(f"mean SQNR per layer kind ({rounding}); black outline: the winner of its width", fontsize=10)
-    if finite_means:
-        axes.set_ylim(0, max(finite_means) * 1.08)
+    if not finite_means:  # every SQNR exact (or NaN): nothing to draw as a bar
+        axes.text(0.5, 0.5, "no finite mean SQNR (every result exact, ∞ dB, or NaN)", ha="center",
+                  transform=axes.transAxes)
+        return svg_markup(figure)
+    axes.set_ylim(0, max(finite_means) * 1.08)
     axes.legend(fontsize=8, ncol=min(6, len(formats)), loc="upper center", bbox_to_anchor=(0.5, -0.3),
                 frameon=False)
     return svg_markup(figure)
@@ -244,8 +250,8 @@ def _depth_figure(summary, rounding):
             xs = [position[row["tensor"]] for row in members]
             axes.scatter(xs, [row["best_bias"] for row in members], s=14, color=f"C{kind_index % 10}",
                          label=f"{kind}: best bias")
-            axes.scatter(xs, [row["rule_bias"] for row in members], s=40, facecolors="none",
-                         edgecolors=f"C{kind_index % 10}", linewidths=0.8, label=f"{kind}: amax-rule bias")
+            axes.scatter(xs, [row["rule_bias"] for row in members], s=80, facecolors="none",
+                         edgecolors=f"C{kind_index % 10}", linewidths=1.2, label=f"{kind}: amax-rule bias")
         axes.set_ylabel("bias")
         axes.set_title(spec, fontsize=10)
         axes.grid(alpha=0.3)

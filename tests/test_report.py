@@ -1,0 +1,315 @@
+"""The report pages without a browser: their numbers against independent references, their
+data files, the command line.  (tests/test_report_browser.py opens them in Chromium.)
+
+* log2|x| histograms: the counts of floor(log2|x|) agree with an exact rational count
+  (Hypothesis: float32 and float64, subnormals, zeros, Inf, NaN), and do not depend on the chunk;
+* the heatmap cell of (tensor, format) shows the SQNR of an exact rational reference, ▲ exactly
+  when a value overflows, ▼ exactly when at least 1% underflow;
+* the overview names the winner by the value-weighted mean SQNR (a case where the unweighted
+  mean would name the other format);
+* layer depth and order; provenance and the command line; the page holds no URL;
+* drift: diverged runs, skipped steps, cancelled updates and saturation are said in words;
+  sweep-mma: the promotion variants' error ratio;
+* ``fmtlab report DIR`` rebuilds the very page the run wrote, and names DIR when it cannot;
+  ``--no-report`` writes none of the report's files.
+"""
+import fractions
+import hashlib
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import fmtlab as fl
+from chromium import parse
+from fmtlab.cli import main
+from fmtlab._inputs import tensor_sources
+from fmtlab.report import (PROVENANCE_FILE, build_report, collect_provenance, log2_histogram, tensor_histograms,
+                           write_histograms)
+from fmtlab.report.page import json_script, svg_markup
+from fmtlab.report.provenance import command_line
+from fmtlab.report.sweep_page import UNDERFLOW_MARK, layer_depth, sweep_context, sweep_page, tensor_order
+
+URL_SCHEME = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+# ---- histograms ---------------------------------------------------------------------------------------
+def _exact_binade(value: float) -> int:
+    """floor(log2|value|) by exact rational comparison."""
+    magnitude = abs(fractions.Fraction(value))
+    exponent = magnitude.numerator.bit_length() - magnitude.denominator.bit_length()
+    while fractions.Fraction(2) ** exponent > magnitude:
+        exponent -= 1
+    while fractions.Fraction(2) ** (exponent + 1) <= magnitude:
+        exponent += 1
+    return exponent
+
+
+def _reference_histogram(values) -> dict:
+    counts = {}
+    for value in values:
+        if value != 0 and math.isfinite(value):
+            counts[_exact_binade(float(value))] = counts.get(_exact_binade(float(value)), 0) + 1
+    return counts
+
+
+def _as_dict(histogram) -> dict:
+    return {histogram["low"] + index: count for index, count in enumerate(histogram["counts"]) if count}
+
+
+@given(st.lists(st.floats(width=32, allow_nan=True, allow_infinity=True), max_size=200))
+def test_float32_histogram_is_the_exact_binade_count(values):
+    array = np.array(values, dtype=np.float32)
+    histogram = log2_histogram(array)
+    assert _as_dict(histogram) == _reference_histogram(array.tolist())
+    assert histogram["zeros"] == sum(1 for value in values if value == 0)
+    assert histogram["nonfinite"] == sum(1 for value in values if not math.isfinite(value))
+    assert histogram["n"] == len(values)
+    if histogram["counts"]:
+        assert histogram["counts"][0] > 0 and histogram["counts"][-1] > 0  # trimmed to the used binades
+
+
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=100))
+def test_float64_histogram_is_the_exact_binade_count(values):
+    array = np.array(values, dtype=np.float64)
+    assert _as_dict(log2_histogram(array)) == _reference_histogram(values)
+
+
+def test_subnormals_and_powers_of_two_fall_in_their_binades():
+    values = np.array([2.0 ** -149, 2.0 ** -126, 1.0, np.nextafter(np.float32(2), np.float32(0)), 2.0, -3.0, 0.0],
+                      dtype=np.float32)
+    assert _as_dict(log2_histogram(values)) == {-149: 1, -126: 1, 0: 2, 1: 2}
+
+
+@given(st.integers(1, 40), st.integers(1, 7), st.integers(0, 2 ** 32 - 1))
+def test_histograms_do_not_depend_on_the_chunk(chunk, columns, seed):
+    rng = np.random.default_rng(seed)
+    array = (rng.standard_normal((23, columns)) * np.exp(rng.normal(0, 8, (23, columns)))).astype(np.float32)
+    array[0, 0] = 0
+    sources = tensor_sources({"t": array})
+    assert tensor_histograms(sources, chunk) == tensor_histograms(sources, 10 ** 6) == {"t": log2_histogram(array)}
+
+
+# ---- the sweep page's numbers ----------------------------------------------------------------------
+def _exact_sqnr(x, q) -> float:
+    """10 log10 of signal / error energy over V = {i : x_i and q_i finite} (docs/sweep.md)."""
+    kept = [(float(a), float(b)) for a, b in zip(x, q) if math.isfinite(a) and math.isfinite(b)]
+    signal = sum(fractions.Fraction(a) ** 2 for a, _b in kept)
+    noise = sum((fractions.Fraction(a) - fractions.Fraction(b)) ** 2 for a, b in kept)
+    return 10 * math.log10(signal / noise)
+
+
+def _cells(markup):
+    dom = parse(markup)
+    columns = {header.attributes["data-c"]: header.attributes["data-format"] for header in
+               dom.find_all("th", class_="column")}
+    found = {}
+    for row in dom.find_all("tr", class_="tensor-row"):
+        for cell in row.find_all("td", class_="cell"):
+            marks = "".join(mark.all_text() for mark in cell.find_all("b"))
+            value = cell.children[0].text
+            found[(row.attributes["data-tensor"], columns[cell.attributes["data-c"]])] = (value, marks)
+    return found
+
+
+def test_heatmap_cells_show_the_exact_sqnr_and_mark_overflow_and_underflow(tmp_path):
+    rng = np.random.default_rng(1)
+    plain = rng.standard_normal(300).astype(np.float32)
+    overflowing = plain.copy()
+    overflowing[0] = 1000.0  # above e4m3fn's max 448: NaN (e4m3fn has no Inf), outside the SQNR's V
+    underflowing = plain.copy()
+    underflowing[:3] = 1e-6  # 3 of 300 = 1% are below e4m3fn's smallest subnormal 2^-9 / 2: they round to 0
+    just_under = plain.copy()
+    just_under[:2] = 1e-6   # 2 of 300 < 1%: no mark
+    tensors = {"plain": plain, "overflowing": overflowing, "underflowing": underflowing, "just_under": just_under}
+    result = fl.sweep(tensors, ["e4m3fn", "bf16"], jobs=1)
+    result.to_csv(tmp_path / "sweep.csv")
+    cells = _cells(sweep_page(tmp_path))
+    assert len(cells) == 4 * 2
+    for name, values in tensors.items():
+        exact = _exact_sqnr(values, fl.quantize(values.astype(np.float64), "e4m3fn"))
+        assert cells[(name, "e4m3fn")][0] == f"{exact:.1f}", name
+    assert UNDERFLOW_MARK == 0.01
+    assert cells[("overflowing", "e4m3fn")][1] == "▲"
+    assert cells[("underflowing", "e4m3fn")][1] == "▼"
+    assert cells[("just_under", "e4m3fn")][1] == "" and cells[("plain", "e4m3fn")][1] == ""
+    assert cells[("overflowing", "bf16")][1] == ""  # bf16 holds 1000 and 1e-6
+
+
+def test_the_overview_winner_is_weighted_by_values():
+    """e4m3fn wins on a large normal tensor, e5m2 on a small one of tiny values (below e4m3fn's
+    smallest subnormal, inside e5m2's range): the unweighted mean would crown e5m2, the
+    value-weighted one crowns e4m3fn."""
+    rng = np.random.default_rng(2)
+    large = rng.standard_normal(20000).astype(np.float32)
+    small = (rng.standard_normal(50) * 3e-4).astype(np.float32)
+    result = fl.sweep({"large": large, "small": small}, ["e4m3fn", "e5m2"], jobs=1)
+    rows = {(row["tensor"], row["format"]): row["best_sqnr_db"] for row in result.summary()}
+    unweighted = {spec: (rows[("large", spec)] + rows[("small", spec)]) / 2 for spec in ("e4m3fn", "e5m2")}
+    assert unweighted["e5m2"] > unweighted["e4m3fn"]
+    weighted = {spec: math.fsum([rows[("large", spec)] * 20000, rows[("small", spec)] * 50]) / 20050
+                for spec in ("e4m3fn", "e5m2")}
+    assert weighted["e4m3fn"] > weighted["e5m2"]
+    sentence = sweep_context(result)["overview"]["sentence"]
+    assert (f"among 8-bit formats, e4m3fn ({weighted['e4m3fn']:.2f} dB); next: e5m2 ({weighted['e5m2']:.2f} dB)"
+            in sentence), sentence
+
+
+def test_layer_depth_and_the_order_of_tensors():
+    assert layer_depth("model.layers.12.mlp.up_proj.weight") == 12
+    assert layer_depth("transformer/h/3/attn/c_attn/w") == 3
+    assert layer_depth("conv4.weight") is None
+    names = ["model.layers.10.mlp.up_proj.weight", "model.layers.2.mlp.up_proj.weight",
+             "model.layers.2.self_attn.q_proj.weight", "model.norm.weight", "lm_head.weight", "conv1.weight"]
+    assert tensor_order(names) == ["model.layers.2.self_attn.q_proj.weight", "model.layers.2.mlp.up_proj.weight",
+                                   "model.layers.10.mlp.up_proj.weight", "lm_head.weight", "model.norm.weight",
+                                   "conv1.weight"]
+
+
+def test_scaled_and_integer_formats_get_cells_without_a_range(tmp_path):
+    x = np.random.default_rng(3).standard_normal((4, 64)).astype(np.float32)
+    fl.sweep({"x": x}, ["mxfp8_e4m3", "int8", "cfloat8_1_4_3"], "all", jobs=1).to_csv(tmp_path / "sweep.csv")
+    markup = sweep_page(tmp_path)
+    assert set(_cells(markup)) == {("x", "mxfp8_e4m3"), ("x", "int8"), ("x", "cfloat8_1_4_3")}
+    data = json.loads(re.search(r'<script type="application/json" id="sweep-data">(.*?)</script>', markup,
+                                re.S).group(1))
+    ranges = {group["format"]: group["range"] for group in data["tensors"][0]["groups"]}
+    fmt = fl.format("cfloat8_1_4_3", bias=[group for group in data["tensors"][0]["groups"]
+                                           if group["format"] == "cfloat8_1_4_3"][0]["best_bias"])
+    assert ranges["cfloat8_1_4_3"] == [round(math.log2(fmt.min_subnormal), 4), round(math.log2(fmt.min_normal), 4),
+                                       round(math.log2(fmt.max), 4)]
+    assert ranges["int8"] is None and ranges["mxfp8_e4m3"] is None
+
+
+# ---- what a page may contain ---------------------------------------------------------------------
+def test_svg_and_json_are_safe_inline():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure()
+    FigureCanvasAgg(figure)
+    figure.add_subplot().plot([1, 2], [3, 4], label="a")
+    markup = str(svg_markup(figure))
+    assert markup.startswith("<svg") and "xmlns" not in markup and not URL_SCHEME.search(markup)
+    assert "<metadata" not in markup and "DOCTYPE" not in markup
+    assert str(json_script({"name": "</script><b>&"})) == '{"name":"\\u003c/script\\u003e\\u003cb\\u003e\\u0026"}'
+    assert json.loads(str(json_script({"name": "</script>"}))) == {"name": "</script>"}
+
+
+def test_provenance_and_command_line():
+    assert command_line(["sweep", "--include", "*.q_proj.*", "--out", "a b"]) == \
+        "fmtlab sweep --include '*.q_proj.*' --out 'a b'"
+    provenance = collect_provenance(["sweep"], [{"path": "/x", "bytes": 3, "sha256": "ab"}])
+    assert provenance["fmtlab_version"] == fl.__version__ and provenance["inputs"][0]["sha256"] == "ab"
+    assert provenance["date"].endswith(" UTC") and provenance["machine"]["cpus"] >= 1
+
+
+# ---- the command line ------------------------------------------------------------------------------
+def test_sweep_writes_the_report_and_fmtlab_report_rebuilds_it(tmp_path, capsys):
+    source = tmp_path / "model.npz"
+    np.savez(source, **{"layers.0.weight": np.random.default_rng(4).standard_normal((8, 16)).astype(np.float32)})
+    out = tmp_path / "run"
+    assert main(["sweep", "--input", str(source), "--formats", "bf16,cfloat8_1_4_3", "--bias", "8-12",
+                 "--rounding", "nearest_even", "--jobs", "1", "--out", str(out), "--quiet", "--no-plots"]) == 0
+    assert f"{out / 'report.html'}" in capsys.readouterr().out
+    written = (out / "report.html").read_bytes()
+    provenance = json.loads((out / PROVENANCE_FILE).read_text())
+    assert provenance["command"] == (f"fmtlab sweep --input {source} --formats bf16,cfloat8_1_4_3 --bias 8-12 "
+                                     f"--rounding nearest_even --jobs 1 --out {out} --quiet --no-plots")
+    assert provenance["inputs"] == [{"path": str(source.resolve()), "bytes": source.stat().st_size,
+                                     "sha256": hashlib.sha256(source.read_bytes()).hexdigest()}]
+    assert not URL_SCHEME.search(written.decode())
+    (out / "report.html").unlink()
+    assert main(["report", str(out)]) == 0
+    assert (out / "report.html").read_bytes() == written
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_no_report_writes_none_of_its_files(tmp_path):
+    out = tmp_path / "run"
+    assert main(["sweep", "--dist", "normal", "--size", "256", "--formats", "bf16", "--jobs", "1", "--out", str(out),
+                 "--quiet", "--no-plots", "--no-report"]) == 0
+    assert (out / "sweep.csv").exists()
+    assert not any((out / name).exists() for name in ("report.html", "histograms.json", PROVENANCE_FILE))
+
+
+def test_fmtlab_report_names_a_folder_it_cannot_use(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    error = capsys.readouterr().err
+    assert "fmtlab report: error: DIR" in error and "missing" in error and "is not a directory" in error
+    assert main(["report", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "holds no run to report on" in error and "sweep.csv (sweep)" in error and "drift.csv (drift)" in error
+    assert "Traceback" not in error
+
+
+def test_a_report_built_without_histograms_says_so(tmp_path):
+    fl.sweep({"a": np.ones(4, np.float32) * 3, "b": np.arange(1, 9, dtype=np.float32)}, ["bf16"],
+             jobs=1).to_csv(tmp_path / "sweep.csv")
+    write_histograms(tmp_path / "histograms.json", {"a": log2_histogram(np.ones(4) * 3)})
+    markup = build_report(tmp_path).read_text()
+    assert "1 of 2 tensors have no log2|x| histogram" in markup and "b" in markup
+
+
+# ---- drift and sweep-mma ---------------------------------------------------------------------------
+def test_drift_findings_say_what_stands_out(tmp_path):
+    from fmtlab.drift.runner import RunResult
+    from fmtlab.drift.summary import summarize, write_outputs
+    from fmtlab.report.drift_page import drift_page
+
+    def rows(config, seed, losses, cancelled=0.0, skipped=(), saturated=0.0):
+        found = [{"config": config, "seed": seed, "step": 0, "eval_loss": losses[0]}]
+        for step, loss in enumerate(losses[1:], start=1):
+            found.append({"config": config, "seed": seed, "step": step, "loss": loss, "eval_loss": loss, "grad_underflow": 0.0, "saturated": saturated,
+                          "update_cancelled": cancelled, "loss_scale": 1.0, "nonfinite": int(step in skipped),
+                          "skipped": int(step in skipped)})
+        return found
+
+    results = [RunResult("fp32", 0, rows("fp32", 0, [2.0, 1.5, 1.0]), False, None, 1.0, 0.1),
+               RunResult("fp32", 1, rows("fp32", 1, [2.0, 1.6, 1.1]), False, None, 1.1, 0.1),
+               RunResult("bf16_pure_sr", 0, rows("bf16_pure_sr", 0, [2.0, 1.7, 1.3], cancelled=0.5), False, None, 1.3, 0.1),
+               RunResult("bf16_pure_sr", 1, rows("bf16_pure_sr", 1, [2.0, 1.8, 1.4], cancelled=0.5), False, None, 1.4, 0.1),
+               RunResult("fp16_mixed_dynscale", 0, rows("fp16_mixed_dynscale", 0, [2.0, 1.5, 1.0], skipped=(1, 2)), False, None, 1.0, 0.1),
+               RunResult("fp16_mixed_dynscale", 1, rows("fp16_mixed_dynscale", 1, [2.0, 1.6], saturated=0.25), True, 1, math.nan, 0.1)]
+    configs = ["fp32", "bf16_pure_sr", "fp16_mixed_dynscale"]
+    write_outputs(tmp_path, results, summarize(results, configs))
+    text = parse(drift_page(tmp_path))
+    findings = [item.all_text() for item in next(text.find_all("ul", class_="stands-out")).find_all("li")]
+    assert findings[0] == ("fp16_mixed_dynscale diverged (1 of 2 seeds): seed 1 at step 1; left out of its loss "
+                           "statistics.")
+    assert ("fp16_mixed_dynscale skipped 2 steps (non-finite gradients under loss scaling, the loss scale then "
+            "halved) in 1 of 2 runs.") in findings
+    assert ("bf16_pure_sr: 50.0% of the weight updates were cancelled (the stored weight did not change although "
+            "its gradient was nonzero), mean over steps.") in findings
+    assert any(line.startswith("fp16_mixed_dynscale: ") and "saturated" in line for line in findings)
+    # bf16_pure_sr drifts by mean(1.3, 1.4) - mean(1.0, 1.1) = +0.3, paired spread std(0.3, 0.3) = 0.
+    assert findings[-1] == "The largest drift is bf16_pure_sr's: its final loss is +0.3000 from FP32's (paired spread over seeds 0.0000)."
+
+
+def test_mma_findings_give_the_promotion_ratio(tmp_path):
+    from fmtlab.report.mma_page import mma_page, model_group
+    from fmtlab.sweep_mma import MMARecord, MMASweepResult
+
+    def record(model, k, error):
+        return MMARecord(model, "normal", k, 16, 16, 1.0, 0, -20 * math.log10(error), error, error, 0.0, 0.0)
+
+    MMASweepResult([record("h100:e4m3fn", 16, 1e-4), record("h100:e4m3fn", 4096, 1e-3),
+                    record("h100:e4m3fn:promote=128", 16, 1e-4), record("h100:e4m3fn:promote=128", 4096, 1e-4),
+                    record("fp32_fma", 16, 1e-7), record("fp32_fma", 4096, 1e-6)]).to_csv(tmp_path / "sweep_mma.csv")
+    assert model_group("h100:e4m3fn:promote=128") == "h100:e4m3fn"
+    dom = parse(mma_page(tmp_path))
+    findings = [item.all_text() for item in next(dom.find_all("ul", class_="stands-out")).find_all("li")]
+    assert findings == ["At K = 4,096 on normal data, h100:e4m3fn:promote=128 has 10× lower relative error than "
+                        "h100:e4m3fn (0.0001 against 0.001)."]
+    titles = [text.all_text() for text in dom.find_all("text") if "·" in text.all_text()]
+    assert titles == ["h100:e4m3fn · normal"]  # one panel: the variants side by side, fp32_fma a reference
+
+
+def test_page_requires_a_sweep_with_results(tmp_path):
+    (tmp_path / "sweep.csv").write_text(",".join(f.name for f in __import__("dataclasses").fields(
+        __import__("fmtlab._records", fromlist=["SweepRecord"]).SweepRecord)) + "\n")
+    with pytest.raises(ValueError, match="holds no results"):
+        build_report(tmp_path)
