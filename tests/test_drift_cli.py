@@ -51,7 +51,9 @@ def test_drift_runs_end_to_end_in_a_temporary_folder(tmp_path, capsys):
     # The columns are explained below the table, in words.
     assert "loss scale: the factor S the loss was multiplied by" in printed
     assert "non-finite steps: steps per run whose gradients were not all finite" in printed
-    assert f"written to {out}/ (drift.csv, summary.csv, loss.png, delta.png)" in printed
+    # issue 13: the run's page, report.html, is written too and named in the final line.
+    assert f"written to {out}/ (drift.csv, summary.csv, loss.png, delta.png, report.html)" in printed
+    assert (out / "report.html").stat().st_size > 0
     # Off a terminal, progress is plain lines counted in steps: 4 configurations x 2 seeds x 6 steps.
     progress_lines = [line for line in captured.err.splitlines() if line.startswith("drift: ")]
     assert progress_lines[0].startswith("drift: 0/48 steps (0%)")
@@ -117,7 +119,7 @@ def test_quiet_prints_only_the_final_line_and_no_progress_is_gone(tmp_path, caps
     lines = captured.out.splitlines()
     assert len(lines) == 1
     assert re.fullmatch(rf"digits: 2 steps, seeds 0\.\.0, \d+ s; written to {re.escape(str(tmp_path))}/ "
-                        r"\(drift\.csv, summary\.csv\)", lines[0])
+                        r"\(drift\.csv, summary\.csv, report\.html\)", lines[0])  # issue 13: the page too
     with pytest.raises(SystemExit) as caught:  # one flag for silence: --no-progress is gone
         main(["drift", "--no-progress"])
     assert caught.value.code == 2

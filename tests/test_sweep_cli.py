@@ -110,7 +110,8 @@ def test_quiet_prints_only_the_final_line(tmp_path, capsys):
     assert captured.err == ""
     lines = captured.out.splitlines()
     assert len(lines) == 1 and lines[0].startswith("2 results over 1,000 values in ")
-    assert lines[0].endswith(f"wrote {tmp_path / 'sweep.csv'}, {tmp_path / 'summary.txt'}")
+    # issue 13: every run also writes its page, report.html, and says so in the final line.
+    assert lines[0].endswith(f"wrote {tmp_path / 'sweep.csv'}, {tmp_path / 'summary.txt'}, {tmp_path / 'report.html'}")
 
 
 def test_non_finite_inputs_are_named_and_counted(tmp_path, capsys):
