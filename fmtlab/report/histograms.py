@@ -1,8 +1,9 @@
 """Histograms of log2|x| per tensor, for the report's per-tensor detail.
 
 Bins are the integer binades: bin e holds the finite nonzero x with 2^e <= |x| < 2^(e+1),
-i.e. e = floor(log2|x|), computed exactly from the binary exponent (``np.frexp`` gives
-|x| = m * 2^k with 0.5 <= m < 1, so floor(log2|x|) = k - 1; subnormals included).  Zeros and
+i.e. e = floor(log2|x|), computed exactly from the binary exponent (the exponent field of a
+normal value; ``np.frexp`` for a subnormal: |x| = m * 2^k with 0.5 <= m < 1, so
+floor(log2|x|) = k - 1).  Zeros and
 non-finite values are counted apart.  A tensor is read a piece of whole rows at a time (at
 most ``chunk`` values), so memory follows the chunk, not the tensor; the counts are sums, so
 they do not depend on the chunk.
@@ -23,24 +24,40 @@ __all__ = ["HISTOGRAM_FILE", "log2_histogram", "merge_histograms", "tensor_histo
            "read_histograms"]
 
 HISTOGRAM_FILE = "histograms.json"
-_OFFSET = 1100  # float64 binades run from -1074 (the smallest subnormal) to 1023
+
+
+# (unsigned view, mantissa bits, exponent-field mask, exponent bias) of the IEEE binary formats
+_LAYOUTS = {np.dtype(np.float32): (np.uint32, 23, 0xFF, 127), np.dtype(np.float64): (np.uint64, 52, 0x7FF, 1023)}
 
 
 def log2_histogram(values) -> dict:
     """The histogram of floor(log2|x|) over the finite nonzero values of ``values`` (see the
-    module docstring for the layout)."""
+    module docstring for the layout).
+
+    For a normal float32/float64 value floor(log2|x|) is its exponent field minus the bias, so
+    the normal values are counted with one bincount of the fields (no logarithm, no frexp); the
+    field's all-zeros value holds the zeros and the subnormals, which are few and go through
+    ``np.frexp``, and its all-ones value the Inf and NaN.  Other dtypes are widened to float64.
+    """
     x = np.asarray(values).reshape(-1)
-    if x.dtype.kind != "f":
+    if x.dtype not in _LAYOUTS:
         x = x.astype(np.float64)
-    finite = np.isfinite(x)
-    nonzero = finite & (x != 0)
-    _mantissa, exponent = np.frexp(x[nonzero])
-    counts = np.bincount(exponent.astype(np.int64) - 1 + _OFFSET, minlength=1)
+    unsigned, mantissa_bits, mask, bias = _LAYOUTS[x.dtype]
+    fields = (np.ascontiguousarray(x).view(unsigned) >> unsigned(mantissa_bits)) & unsigned(mask)
+    by_field = np.bincount(fields.astype(np.intp, copy=False), minlength=mask + 1)
+    # binade e of a normal value = field - bias, for fields 1 .. mask - 1
+    counts = np.zeros(mask + 1 + mantissa_bits, dtype=np.int64)  # index = e + bias + mantissa_bits
+    counts[mantissa_bits + 1:mantissa_bits + mask] = by_field[1:mask]
+    low_field = x[fields == 0]
+    subnormal = low_field[low_field != 0]
+    if subnormal.size:
+        _mantissa, exponent = np.frexp(subnormal)
+        counts += np.bincount(exponent.astype(np.intp) - 1 + bias + mantissa_bits, minlength=counts.size)
     used = np.flatnonzero(counts)
-    histogram = {"low": None, "counts": [], "zeros": int(np.count_nonzero(finite & (x == 0))),
-                 "nonfinite": int(x.size - np.count_nonzero(finite)), "n": int(x.size)}
+    histogram = {"low": None, "counts": [], "zeros": int(low_field.size - subnormal.size),
+                 "nonfinite": int(by_field[mask]), "n": int(x.size)}
     if used.size:
-        histogram["low"] = int(used[0]) - _OFFSET
+        histogram["low"] = int(used[0]) - bias - mantissa_bits
         histogram["counts"] = [int(count) for count in counts[used[0]:used[-1] + 1]]
     return histogram
 
