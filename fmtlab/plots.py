@@ -6,7 +6,10 @@
   coincide).  Formats with one bias share a last panel (marker shape = rounding there).  An
   SQNR of +inf (an exact result: every error zero) is drawn on a dotted ceiling just above the
   panel's finite values, labelled "exact (∞ dB)"; a NaN (or -inf) SQNR is a gap.  Every
-  tensor is drawn; one legend below the panels explains colours, styles and marks.
+  tensor is drawn; one legend below the panels explains colours, styles and marks.  Above
+  ``MAX_LEGEND_TENSORS`` (24) tensors the colour is the tensor's layer kind
+  (``fmtlab._records.layer_kind``) and the legend lists the kinds with their tensor counts
+  (a legend of hundreds of names would be taller than the panels); the title says so.
   Scaled formats are left out (they have no bias): see sqnr_vs_block.
 * :func:`plot_sqnr_vs_block`: the scaled formats, one panel per tensor (at most
   ``max_panels``), SQNR against the elements per scale (n / number of scales: the block size,
@@ -40,11 +43,12 @@ import numpy as np
 
 from ._files import atomic_path
 
-__all__ = ["MAX_PANELS", "DPI", "PanelGrid", "save_figure", "sqnr_vs_bias_figure", "plot_sqnr_vs_bias",
+__all__ = ["MAX_PANELS", "MAX_LEGEND_TENSORS", "DPI", "PanelGrid", "save_figure", "sqnr_vs_bias_figure", "plot_sqnr_vs_bias",
            "sqnr_vs_block_figure", "plot_sqnr_vs_block", "log2_histogram_figure", "plot_log2_histogram",
            "mma_error_vs_k_figure", "plot_mma_error_vs_k"]
 
 MAX_PANELS = 24  # tensors drawn in the histogram figure (the first ones, in order; the title says so)
+MAX_LEGEND_TENSORS = 24  # above this many tensors, sqnr_vs_bias colours by layer kind (a legend of kinds)
 DPI = 100        # dots per inch of the saved PNGs (and of the layout measurements)
 
 _LINE_STYLES = ("-", "--", ":", "-.")
@@ -260,7 +264,16 @@ def sqnr_vs_bias_figure(records, title="SQNR against exponent bias"):
     grid = PanelGrid(rows, columns, 5.2, 3.6)
     tensors = list(dict.fromkeys(record.tensor for record in records))
     roundings = list(dict.fromkeys(record.rounding for record in records))
-    tensor_styles = _tensor_styles(tensors)
+    by_kind = len(tensors) > MAX_LEGEND_TENSORS
+    if by_kind:  # hundreds of tensors: one colour per layer kind, one legend entry per kind
+        from ._records import LAYER_KINDS, layer_kind
+
+        kind_of = {tensor: layer_kind(tensor) for tensor in tensors}
+        kinds = [kind for kind in LAYER_KINDS if kind in kind_of.values()]
+        kind_colour = {kind: f"C{index % 10}" for index, kind in enumerate(kinds)}
+        tensor_styles = {tensor: (kind_colour[kind_of[tensor]], None) for tensor in tensors}
+    else:
+        tensor_styles = _tensor_styles(tensors)
     line_styles = {rounding: _LINE_STYLES[index % len(_LINE_STYLES)] for index, rounding in enumerate(roundings)}
     rounding_markers = {rounding: _ROUNDING_MARKERS[index % len(_ROUNDING_MARKERS)]
                         for index, rounding in enumerate(roundings)}
@@ -278,19 +291,20 @@ def sqnr_vs_bias_figure(records, title="SQNR against exponent bias"):
                     continue
                 key = f"{spec}|{tensor}|{rounding}"
                 panel.plot([record.bias for record in group], [_drawn(record.sqnr_db, ceiling) for record in group],
-                           linestyle=line_styles[rounding], marker=marker or ".", markersize=4 if marker else 2.5,
-                           linewidth=1.3, color=colour, gid=f"sqnr|{key}")
+                           linestyle=line_styles[rounding], marker=None if by_kind else (marker or "."),
+                           markersize=4 if marker else 2.5, linewidth=0.7 if by_kind else 1.3,
+                           alpha=0.5 if by_kind else 1.0, color=colour, gid=f"sqnr|{key}")
                 best = next((record for record in group if record.is_best_bias), None)
                 rule = next((record for record in group if record.is_rule_bias), None)
                 if best is not None:
                     panel.plot([best.bias], [_drawn(best.sqnr_db, ceiling)], linestyle="none", marker="*",
-                               markersize=12, color=colour, markeredgecolor="black", markeredgewidth=0.6,
+                               markersize=8 if by_kind else 12, color=colour, markeredgecolor="black", markeredgewidth=0.6,
                                zorder=4, gid=f"best|{key}")
                 if rule is not None:
                     # Larger than the star and hollow: where both biases coincide, a ring around the star.
                     panel.plot([rule.bias], [_drawn(rule.sqnr_db, ceiling)], linestyle="none", marker="o",
-                               markersize=17, markerfacecolor="none", markeredgecolor=colour,
-                               markeredgewidth=1.6, zorder=5, gid=f"rule|{key}")
+                               markersize=12 if by_kind else 17, markerfacecolor="none", markeredgecolor=colour,
+                               markeredgewidth=1.2 if by_kind else 1.6, zorder=5, gid=f"rule|{key}")
         if math.inf in values:
             any_exact = True
             _mark_exact_ceiling(panel, ceiling, bottom, top, has_finite)
@@ -343,11 +357,19 @@ def sqnr_vs_bias_figure(records, title="SQNR against exponent bias"):
         labels.append(rounding)
     rounding_title = "rounding: " + " / ".join((["line style"] if swept else [])
                                                + (["marker on the fixed-bias panel"] if fixed else []))
-    tensor_handles = [Line2D([], [], color=tensor_styles[tensor][0], linewidth=2.5, marker=tensor_styles[tensor][1],
-                             markersize=5) for tensor in tensors]
-    suffix = f" ({len(tensors)} tensor{'s' if len(tensors) != 1 else ''})"
+    if by_kind:
+        counts = {kind: sum(1 for tensor in tensors if kind_of[tensor] == kind) for kind in kinds}
+        colour_handles = [Line2D([], [], color=kind_colour[kind], linewidth=2.5) for kind in kinds]
+        colour_labels = [f"{kind} ({counts[kind]} tensors)" for kind in kinds]
+        colour_title = "layer kind: colour (every tensor is drawn)"
+        suffix = f" ({len(tensors)} tensors, coloured by layer kind)"
+    else:
+        colour_handles = [Line2D([], [], color=tensor_styles[tensor][0], linewidth=2.5,
+                                 marker=tensor_styles[tensor][1], markersize=5) for tensor in tensors]
+        colour_labels, colour_title = tensors, "tensor: colour"
+        suffix = f" ({len(tensors)} tensor{'s' if len(tensors) != 1 else ''})"
     return grid.finish(title + suffix, [(handles, labels, ("marks; " if swept or any_exact else "") + rounding_title),
-                                        (tensor_handles, tensors, "tensor: colour")])
+                                        (colour_handles, colour_labels, colour_title)])
 
 
 def plot_sqnr_vs_bias(records, path, title="SQNR against exponent bias"):

@@ -224,6 +224,31 @@ def test_sqnr_figure_is_not_cropped_and_the_legend_covers_no_panel(count, fiftee
     assert len(colours) == count
 
 
+def test_hundreds_of_tensors_are_coloured_by_layer_kind_and_all_drawn():
+    """Above MAX_LEGEND_TENSORS tensors: every tensor still has its line, the colour is its layer
+    kind's, the legend lists the kinds with their counts (not 30 names), the title says so."""
+    generator = np.random.default_rng(6)
+    parts = {"self_attn.q_proj": "attention.q", "mlp.up_proj": "mlp", "input_layernorm": "norm"}
+    tensors = {f"model.layers.{layer}.{part}.weight": generator.standard_normal(64).astype(np.float32)
+               for layer in range(10) for part in parts}
+    assert len(tensors) > plots.MAX_LEGEND_TENSORS
+    records = fl.sweep(tensors, "bf16,cfloat8_1_4_3", "all", jobs=1)
+    figure = plots.sqnr_vs_bias_figure(records)
+    _assert_layout(figure, "SQNR against exponent bias")
+    assert "(30 tensors, coloured by layer kind)" in _flat(_text_containing(figure, "SQNR against exponent bias"))
+    lines = _lines(figure, "sqnr|cfloat8_1_4_3|")
+    assert {gid.split("|")[2] for gid in lines} == set(tensors)
+    colour_of_kind = {}
+    for gid, line in lines.items():
+        kind = parts[gid.split("|")[2].split(".", 3)[3].rsplit(".", 1)[0]]
+        colour_of_kind.setdefault(kind, set()).add(matplotlib.colors.to_hex(line.get_color()))
+    assert all(len(colours) == 1 for colours in colour_of_kind.values()) and len(
+        set.union(*colour_of_kind.values())) == 3
+    labels = _legend_labels(figure)
+    assert {"attention.q (10 tensors)", "mlp (10 tensors)", "norm (10 tensors)"} <= set(labels)
+    assert not set(tensors) & set(labels)
+
+
 def test_empty_records_are_refused():
     with pytest.raises(ValueError, match="records is empty"):
         plots.sqnr_vs_bias_figure([])
