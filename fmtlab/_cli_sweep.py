@@ -444,7 +444,7 @@ def run(args) -> int:
     if not args.no_report:
         from .report import finish_sweep
 
-        written.append(finish_sweep(out, sources, chunk, quiet=args.quiet))
+        written.append(finish_sweep(out, sources, chunk, quiet=args.quiet, jobs=args.jobs))
     if not args.quiet:
         print()
         print(table)

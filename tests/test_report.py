@@ -93,6 +93,16 @@ def test_histograms_do_not_depend_on_the_chunk(chunk, columns, seed):
     assert tensor_histograms(sources, chunk) == tensor_histograms(sources, 10 ** 6) == {"t": log2_histogram(array)}
 
 
+def test_histograms_do_not_depend_on_the_worker_processes():
+    rng = np.random.default_rng(7)
+    tensors = {f"t{index}": (rng.standard_normal((50, 9)) * 10.0 ** index).astype(np.float32) for index in range(4)}
+    sources = tensor_sources(tensors)
+    seen = []
+    inline = tensor_histograms(sources, 100, progress=lambda done, total: seen.append((done, total)), jobs=1)
+    assert inline == tensor_histograms(sources, 37, jobs=2) == {name: log2_histogram(x) for name, x in tensors.items()}
+    assert seen[0] == (0, 4 * 450) and seen[-1] == (4 * 450, 4 * 450)
+
+
 # ---- the sweep page's numbers ----------------------------------------------------------------------
 def _exact_sqnr(x, q) -> float:
     """10 log10 of signal / error energy over V = {i : x_i and q_i finite} (docs/sweep.md)."""

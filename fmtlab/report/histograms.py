@@ -15,12 +15,13 @@ each histogram ``{"low": e_min, "counts": [c_emin, ..., c_emax], "zeros": z, "no
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 
 from .._files import write_text
 
-__all__ = ["HISTOGRAM_FILE", "log2_histogram", "merge_histograms", "tensor_histograms", "write_histograms",
+__all__ = ["HISTOGRAM_FILE", "log2_histogram", "merge_histograms", "piece_histogram", "tensor_histograms", "write_histograms",
            "read_histograms"]
 
 HISTOGRAM_FILE = "histograms.json"
@@ -77,23 +78,32 @@ def merge_histograms(first: dict, second: dict) -> dict:
     return dict(merged, low=low, counts=counts)
 
 
-def tensor_histograms(sources, chunk: int, progress=None) -> dict:
+def piece_histogram(piece, threads=None) -> dict:
+    """The histogram of one ``fmtlab._inputs.TensorPiece`` (a task of :func:`tensor_histograms`;
+    ``threads`` is the pool's argument, unused: numpy only)."""
+    return log2_histogram(piece.read())
+
+
+def tensor_histograms(sources, chunk: int, progress=None, *, jobs=1, executor=None) -> dict:
     """``{name: histogram}`` for each ``fmtlab._inputs.TensorSource``, read ``chunk`` values (whole
-    rows, at least one) at a time; ``progress(done, total)`` is called with the values read."""
-    total = sum(source.size for source in sources)
-    done = 0
-    histograms = {}
+    rows, at least one) at a time, the pieces histogrammed on ``jobs`` worker processes (or
+    ``executor``) by fmtlab's one pool and added up in order; ``progress(done, total)`` counts
+    values.  The counts are sums, so they do not depend on ``chunk``, ``jobs`` or the executor."""
+    from .._pool import plan, run_tasks
+
+    pieces, owners = [], []
     for source in sources:
         rows_per_piece = max(1, chunk // max(1, source.row_size))
-        histogram = log2_histogram(np.zeros(0))
         for start in range(0, source.rows, rows_per_piece):
-            stop = min(source.rows, start + rows_per_piece)
-            values = source.piece(start, stop).read()
-            histogram = merge_histograms(histogram, log2_histogram(values))
-            done += values.size
-            if progress is not None:
-                progress(done, total)
-        histograms[source.name] = histogram
+            pieces.append(source.piece(start, min(source.rows, start + rows_per_piece)))
+            owners.append(source.name)
+    inline, workers = plan(executor, jobs, sum(source.size for source in sources))
+    results = run_tasks(piece_histogram, [(piece,) for piece in pieces], executor, inline, workers, progress,
+                        labels=[f"histogram of {owner}" for owner in owners],
+                        units=[max(1, math.prod(piece.shape)) for piece in pieces])
+    histograms = {source.name: log2_histogram(np.zeros(0)) for source in sources}
+    for owner, histogram in zip(owners, results):
+        histograms[owner] = merge_histograms(histograms[owner], histogram)
     return histograms
 
 

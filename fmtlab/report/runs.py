@@ -22,14 +22,15 @@ def start_run(out, argv, inputs=(), synthetic=None) -> pathlib.Path:
     return write_provenance(out, collect_provenance(argv, inputs, synthetic))
 
 
-def finish_sweep(out, sources, chunk: int, quiet: bool = False) -> pathlib.Path:
-    """Write the histograms of ``sources`` (read ``chunk`` values at a time) and the sweep's
-    report.html into ``out``; return the report's path."""
+def finish_sweep(out, sources, chunk: int, quiet: bool = False, jobs=None) -> pathlib.Path:
+    """Write the histograms of ``sources`` (read ``chunk`` values at a time, on ``jobs`` worker
+    processes: None, the CPUs available, inline for small inputs) and the sweep's report.html
+    into ``out``; return the report's path."""
     from .._progress import progress_display
 
     display = progress_display("report histograms", unit="values", quiet=quiet)
     try:
-        histograms = tensor_histograms(sources, chunk, progress=display.set)
+        histograms = tensor_histograms(sources, chunk, progress=display.set, jobs=jobs)
     finally:
         display.close()
     write_histograms(pathlib.Path(out) / HISTOGRAM_FILE, histograms)
