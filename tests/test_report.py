@@ -147,6 +147,18 @@ def test_heatmap_cells_show_the_exact_sqnr_and_mark_overflow_and_underflow(tmp_p
     assert cells[("underflowing", "e4m3fn")][1] == "▼"
     assert cells[("just_under", "e4m3fn")][1] == "" and cells[("plain", "e4m3fn")][1] == ""
     assert cells[("overflowing", "bf16")][1] == ""  # bf16 holds 1000 and 1e-6
+    # The overview's sentences on lost values: the overflow; no underflow sentence, since no
+    # format of e4m3fn's width was swept beside it (bf16 is 16-bit).
+    assert sweep_context(result)["overview"]["standouts"] == ["overflowing: e4m3fn overflows 0.333% of its values"]
+    tiny = plain.copy()
+    tiny[:3] = 3e-5  # below half e4m3fn's smallest subnormal (2^-10), e5m2 keeps it (2^-15)
+    with_peer = fl.sweep({"underflowing": tiny}, ["e4m3fn", "e5m2"], jobs=1)
+    e5m2 = next(row for row in with_peer.summary() if row["format"] == "e5m2")
+    assert e5m2["underflow_frac"] == 0
+    assert sweep_context(with_peer)["overview"]["standouts"] == [
+        f"underflowing: e4m3fn loses 1% of its values to underflow (rounded to 0), e5m2 0% "
+        f"({_exact_sqnr(tiny, fl.quantize(tiny.astype(np.float64), 'e4m3fn')):.2f} dB against "
+        f"{_exact_sqnr(tiny, fl.quantize(tiny.astype(np.float64), 'e5m2')):.2f} dB)"]
 
 
 def test_the_overview_winner_is_weighted_by_values():

@@ -118,6 +118,10 @@ def test_the_silero_report_in_a_browser(silero_run, tmp_path):
         expected = {(row["tensor"], row["format"], row["rounding"]) for row in csv.DictReader(handle)}
     cells = _heatmap_cells(visit.dom)
     assert len(cells) == len(expected) == 15 * 6 * 2 and set(cells) == expected
+    # The overview says issue 13's finding first (the figures of docs/sweep.md, "A real checkpoint").
+    lost = [item.all_text() for item in next(visit.dom.find_all("ul", id="values-lost")).find_all("li")]
+    assert lost[0] == ("conv4.weight: e4m3fn loses 8.01% of its values to underflow (rounded to 0), cfloat8_1_4_3 "
+                       "at bias 10 1.01% (32.55 dB against 32.57 dB)")
     # The detail of conv4.weight: one bar per nonzero binade, counted here with math.frexp.
     from safetensors.numpy import load_file
 

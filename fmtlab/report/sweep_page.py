@@ -34,7 +34,7 @@ from .histograms import HISTOGRAM_FILE, read_histograms
 from .page import finite_or_text, provenance_view, json_script, render_page, sqnr_colour, svg_markup
 from .provenance import read_provenance
 
-__all__ = ["sweep_page", "sweep_context", "layer_depth", "tensor_order", "UNDERFLOW_MARK"]
+__all__ = ["sweep_page", "sweep_context", "layer_depth", "tensor_order", "UNDERFLOW_MARK", "STANDOUTS"]
 
 UNDERFLOW_MARK = 0.01  # underflow fraction from which a heatmap cell is marked ▼
 
@@ -179,7 +179,48 @@ def _overview(summary, n_of, rounding) -> dict:
                                   for width in winners]})
     sentence = (f"Over all {len(n_of)} tensors ({sum(n_of.values()):,} values; mean SQNR weighted by values, "
                 f"at each tensor's best bias, {rounding} rounding), " + "; ".join(sentences) + ".")
-    return {"sentence": sentence, "kinds": kinds, "widths": overall}
+    return {"sentence": sentence, "kinds": kinds, "widths": overall, "standouts": _standouts(summary, rounding)}
+
+
+STANDOUTS = 8  # underflow and overflow sentences at most, each, in the overview
+
+
+def _standouts(summary, rounding) -> list:
+    """Sentences on the values lost, for the ``rounding``: the (tensor, format) pairs that lose
+    at least UNDERFLOW_MARK of the values to underflow while a format of the same width loses
+    less than half as many (the largest losses first; the peer named is the one of those with
+    the highest SQNR), then those that overflow (saturate or become Inf/NaN), at most STANDOUTS
+    of each."""
+    rows = [row for row in summary if row["rounding"] == rounding]
+    by_tensor = collections.defaultdict(list)
+    for row in rows:
+        by_tensor[row["tensor"]].append(row)
+
+    def width(row):
+        return int(math.floor(row["bits_per_value"])) if math.isfinite(row["bits_per_value"]) else 0
+
+    def at(row):
+        return f"{row['format']} at bias {row['best_bias']}" if row["configurable"] else row["format"]
+
+    underflows, overflows = [], []
+    for tensor, members in by_tensor.items():
+        for row in members:
+            peers = [other for other in members if other is not row and width(other) == width(row)]
+            keeping = [other for other in peers if other["underflow_frac"] < row["underflow_frac"] / 2]
+            if row["underflow_frac"] >= UNDERFLOW_MARK and keeping:
+                # the peer that keeps the values with the best SQNR (ties: the least underflow)
+                best = max(keeping, key=lambda other: (_ranking_key(other["best_sqnr_db"]), -other["underflow_frac"]))
+                underflows.append((row["underflow_frac"],
+                                   f"{tensor}: {at(row)} loses {100 * row['underflow_frac']:.3g}% of its values "
+                                   f"to underflow (rounded to 0), {at(best)} "
+                                   f"{100 * best['underflow_frac']:.3g}% ({_decibels(row['best_sqnr_db'])} "
+                                   f"against {_decibels(best['best_sqnr_db'])})"))
+            if row["overflow_frac"] > 0:
+                overflows.append((row["overflow_frac"], f"{tensor}: {at(row)} overflows "
+                                                        f"{100 * row['overflow_frac']:.3g}% of its values"))
+    lines = [text for _fraction, text in sorted(underflows, key=lambda item: -item[0])[:STANDOUTS]]
+    lines += [text for _fraction, text in sorted(overflows, key=lambda item: -item[0])[:STANDOUTS]]
+    return lines
 
 
 def _overview_figure(summary, n_of, rounding, kinds):
