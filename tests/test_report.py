@@ -291,9 +291,9 @@ def test_drift_findings_say_what_stands_out(tmp_path):
         return found
 
     results = [RunResult("fp32", 0, rows("fp32", 0, [2.0, 1.5, 1.0]), False, None, 1.0, 0.1),
-               RunResult("fp32", 1, rows("fp32", 1, [2.0, 1.6, 1.1]), False, None, 1.1, 0.1),
-               RunResult("bf16_pure_sr", 0, rows("bf16_pure_sr", 0, [2.0, 1.7, 1.3], cancelled=0.5), False, None, 1.3, 0.1),
-               RunResult("bf16_pure_sr", 1, rows("bf16_pure_sr", 1, [2.0, 1.8, 1.4], cancelled=0.5), False, None, 1.4, 0.1),
+               RunResult("fp32", 1, rows("fp32", 1, [2.0, 1.6, 1.25]), False, None, 1.25, 0.1),
+               RunResult("bf16_pure_sr", 0, rows("bf16_pure_sr", 0, [2.0, 1.7, 1.25], cancelled=0.5), False, None, 1.25, 0.1),
+               RunResult("bf16_pure_sr", 1, rows("bf16_pure_sr", 1, [2.0, 1.8, 1.5], cancelled=0.5), False, None, 1.5, 0.1),
                RunResult("fp16_mixed_dynscale", 0, rows("fp16_mixed_dynscale", 0, [2.0, 1.5, 1.0], skipped=(1, 2)), False, None, 1.0, 0.1),
                RunResult("fp16_mixed_dynscale", 1, rows("fp16_mixed_dynscale", 1, [2.0, 1.6], saturated=0.25), True, 1, math.nan, 0.1)]
     configs = ["fp32", "bf16_pure_sr", "fp16_mixed_dynscale"]
@@ -307,8 +307,10 @@ def test_drift_findings_say_what_stands_out(tmp_path):
     assert ("bf16_pure_sr: 50.0% of the weight updates were cancelled (the stored weight did not change although "
             "its gradient was nonzero), mean over steps.") in findings
     assert any(line.startswith("fp16_mixed_dynscale: ") and "saturated" in line for line in findings)
-    # bf16_pure_sr drifts by mean(1.3, 1.4) - mean(1.0, 1.1) = +0.3, paired spread std(0.3, 0.3) = 0.
-    assert findings[-1] == "The largest drift is bf16_pure_sr's: its final loss is +0.3000 from FP32's (paired spread over seeds 0.0000)."
+    # bf16_pure_sr drifts by mean(1.25, 1.5) - mean(1.0, 1.25) = +0.25, paired spread std(0.25, 0.25) = 0
+    # (binary fractions: exact).
+    assert findings[-1] == ("The largest drift is bf16_pure_sr's: its final loss is +0.25 from FP32's "
+                           "(paired spread over seeds 0).")
 
 
 def test_mma_findings_give_the_promotion_ratio(tmp_path):

@@ -154,9 +154,10 @@ def findings(runs, summary) -> list:
     if drifting:
         worst = max(drifting, key=lambda row: abs(row["delta_vs_fp32"]))
         spread = worst["delta_vs_fp32_std"]
-        spread_text = f" (paired spread over seeds {spread:.4f})" if isinstance(spread, float) and math.isfinite(
+        spread_text = f" (paired spread over seeds {spread:.3g})" if isinstance(spread, float) and math.isfinite(
             spread) else ""
-        lines.append(f"The largest drift is {worst['config']}'s: its final loss is {worst['delta_vs_fp32']:+.4f} "
+        # .3g, not a fixed number of decimals: a drift of 2e-5 must not read as 0.0000
+        lines.append(f"The largest drift is {worst['config']}'s: its final loss is {worst['delta_vs_fp32']:+.3g} "
                      f"from FP32's{spread_text}.")
     return lines
 
