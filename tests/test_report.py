@@ -337,3 +337,18 @@ def test_page_requires_a_sweep_with_results(tmp_path):
         __import__("fmtlab._records", fromlist=["SweepRecord"]).SweepRecord)) + "\n")
     with pytest.raises(ValueError, match="holds no results"):
         build_report(tmp_path)
+
+
+def test_a_stopped_sweep_gets_its_page_from_fmtlab_report(tmp_path):
+    """What a stopped run leaves (its finished rows, provenance.json, no histograms.json) is
+    enough for ``fmtlab report DIR``."""
+    from fmtlab.report import start_run
+
+    result = fl.sweep({"a": np.linspace(-2, 2, 64, dtype=np.float32), "b": np.ones(8, np.float32)}, ["e4m3fn"],
+                      jobs=1)
+    type(result)([record for record in result if record.tensor == "a"]).to_csv(tmp_path / "sweep.csv")
+    start_run(tmp_path, ["sweep", "--formats", "e4m3fn"])
+    assert main(["report", str(tmp_path)]) == 0
+    markup = (tmp_path / "report.html").read_text()
+    assert set(_cells(markup)) == {("a", "e4m3fn")}
+    assert "fmtlab sweep --formats e4m3fn" in markup and "1 of 1 tensors have no log2|x| histogram" in markup
