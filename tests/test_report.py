@@ -352,3 +352,14 @@ def test_a_stopped_sweep_gets_its_page_from_fmtlab_report(tmp_path):
     markup = (tmp_path / "report.html").read_text()
     assert set(_cells(markup)) == {("a", "e4m3fn")}
     assert "fmtlab sweep --formats e4m3fn" in markup and "1 of 1 tensors have no log2|x| histogram" in markup
+
+
+def test_tensor_names_cannot_inject_markup(tmp_path):
+    name = 'evil</script><script>alert(1)</script>"<b>.weight'
+    fl.sweep({name: np.linspace(-1, 1, 32, dtype=np.float32)}, ["bf16"], jobs=1).to_csv(tmp_path / "sweep.csv")
+    markup = sweep_page(tmp_path)
+    assert "<script>alert(1)" not in markup and '"<b>' not in markup
+    assert set(_cells(markup)) == {(name, "bf16")}  # the attribute, unescaped by the parser, is the name
+    data = json.loads(re.search(r'<script type="application/json" id="sweep-data">(.*?)</script>', markup,
+                                re.S).group(1))
+    assert data["tensors"][0]["name"] == name
