@@ -363,3 +363,21 @@ def test_tensor_names_cannot_inject_markup(tmp_path):
     data = json.loads(re.search(r'<script type="application/json" id="sweep-data">(.*?)</script>', markup,
                                 re.S).group(1))
     assert data["tensors"][0]["name"] == name
+
+
+def test_many_tensors_losing_values_are_said_in_one_sentence():
+    """More than STANDOUTS tensors of one format losing values: one sentence (how many, the worst)."""
+    from fmtlab.report.sweep_page import STANDOUTS
+
+    rng = np.random.default_rng(8)
+    tensors = {}
+    for index in range(STANDOUTS + 2):
+        values = (0.5 + np.abs(rng.standard_normal(200))).astype(np.float32)  # none near e4m3fn's underflow
+        values[:3 + index] = 3e-5  # underflows in e4m3fn (3 + index of 200), kept by e5m2
+        tensors[f"layers.{index}.weight"] = values
+    result = fl.sweep(tensors, ["e4m3fn", "e5m2"], jobs=1)
+    lines = sweep_context(result)["overview"]["standouts"]
+    worst = f"layers.{STANDOUTS + 1}.weight"
+    assert len(lines) == 1 and lines[0].startswith(
+        f"e4m3fn loses at least 1% of its values to underflow, beside a format of its width that keeps them, on "
+        f"{STANDOUTS + 2} tensors; the worst: {worst}: e4m3fn loses {100 * (3 + STANDOUTS + 1) / 200:.3g}% of its values")

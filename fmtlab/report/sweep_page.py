@@ -190,7 +190,7 @@ def _standouts(summary, rounding) -> list:
     at least UNDERFLOW_MARK of the values to underflow while a format of the same width loses
     less than half as many (the largest losses first; the peer named is the one of those with
     the highest SQNR), then those that overflow (saturate or become Inf/NaN), at most STANDOUTS
-    of each."""
+    of each; a format with more than STANDOUTS such tensors is said once (how many, the worst)."""
     rows = [row for row in summary if row["rounding"] == rounding]
     by_tensor = collections.defaultdict(list)
     for row in rows:
@@ -210,17 +210,35 @@ def _standouts(summary, rounding) -> list:
             if row["underflow_frac"] >= UNDERFLOW_MARK and keeping:
                 # the peer that keeps the values with the best SQNR (ties: the least underflow)
                 best = max(keeping, key=lambda other: (_ranking_key(other["best_sqnr_db"]), -other["underflow_frac"]))
-                underflows.append((row["underflow_frac"],
+                underflows.append((row["underflow_frac"], tensor, row["format"],
                                    f"{tensor}: {at(row)} loses {100 * row['underflow_frac']:.3g}% of its values "
                                    f"to underflow (rounded to 0), {at(best)} "
                                    f"{100 * best['underflow_frac']:.3g}% ({_decibels(row['best_sqnr_db'])} "
                                    f"against {_decibels(best['best_sqnr_db'])})"))
             if row["overflow_frac"] > 0:
-                overflows.append((row["overflow_frac"], f"{tensor}: {at(row)} overflows "
+                overflows.append((row["overflow_frac"], tensor, row["format"], f"{tensor}: {at(row)} overflows "
                                                         f"{100 * row['overflow_frac']:.3g}% of its values"))
-    lines = [text for _fraction, text in sorted(underflows, key=lambda item: -item[0])[:STANDOUTS]]
-    lines += [text for _fraction, text in sorted(overflows, key=lambda item: -item[0])[:STANDOUTS]]
-    return lines
+    place = {name: index for index, name in enumerate(tensor_order(by_tensor))}
+    return (_summarised(underflows, place, "loses at least 1% of its values to underflow, beside a format of its "
+                                           "width that keeps them,")
+            + _summarised(overflows, place, "overflows"))
+
+
+def _summarised(found, place, verb) -> list:
+    """The sentences of ``found`` ((fraction, tensor, format label, text) tuples), the largest
+    fractions first (ties in the page's tensor order), at most STANDOUTS; a format with more
+    than STANDOUTS of them gets one sentence instead: on how many tensors, and the worst."""
+    found = sorted(found, key=lambda item: (-item[0], place[item[1]]))
+    per_format = collections.Counter(label for _fraction, _tensor, label, _text in found)
+    lines, summarised = [], set()
+    for fraction, tensor, label, text in found:
+        if per_format[label] > STANDOUTS:
+            if label not in summarised:
+                summarised.add(label)
+                lines.append(f"{label} {verb} on {per_format[label]} tensors; the worst: {text}")
+        else:
+            lines.append(text)
+    return lines[:STANDOUTS]
 
 
 def _overview_figure(summary, n_of, rounding, kinds):
