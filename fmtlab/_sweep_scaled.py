@@ -70,13 +70,14 @@ def row_ranges(rows: int, row_size: int, chunk: int, quantum: int = 1, align: in
     return [(start, min(rows, start + per_task)) for start in range(0, rows, per_task)]
 
 
-def rounding_note(spec: str, quantum: int, row_size: int, chunk: int, names) -> str:
-    """The note of a chunk smaller than one block row: its pieces are rounded up."""
+def rounding_note(spec: str, quantum: int, chunk: int, names) -> str:
+    """The note of a chunk smaller than one row of blocks (``quantum`` rows) of the tensors
+    ``names``: their pieces are rounded up to it."""
     names = list(names)
     shown = ", ".join(repr(name) for name in names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
-    return (f"{spec}: chunk={chunk} elements is less than one row of its blocks ({quantum} rows of "
-            f"{row_size} elements); its pieces of {len(names)} tensor(s) {shown} are rounded up to whole "
-            "blocks (the results do not depend on it)")
+    return (f"{spec}: chunk={chunk} elements is less than one row of its blocks ({quantum} rows) of "
+            f"{len(names)} tensor(s) {shown}; their pieces are rounded up to whole blocks (the results do not "
+            "depend on it)")
 
 
 def tensor_amax(x: np.ndarray) -> float:

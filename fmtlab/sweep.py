@@ -467,7 +467,7 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
     inline, workers = plan(executor, jobs, work)
     per_task = max(1, math.ceil(sum(len(items) for items in evaluations.values()) / (32 if inline else 4 * workers)))
     tasks, arguments, labels = [], [], []  # tasks[i] = (tensor name, [(key, bias), ...], whole tensor?)
-    rounded = {}  # (scaled spec, quantum, row size) -> tensors whose pieces the chunk's rows could not hold
+    rounded = {}  # (scaled spec, quantum) -> tensors whose pieces the chunk's rows could not hold
     for name, items in evaluations.items():
         source = sources[name]
         by_quantum = {}  # rows a piece is a multiple of -> the evaluations (element formats: 1)
@@ -489,7 +489,7 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
                                                 SUM_BLOCK // math.gcd(source.row_size, SUM_BLOCK))
                     if chunk < quantum * source.row_size and len(quantum_ranges) > 1:
                         for key in dict.fromkeys(key for key, _bias in quantum_items):
-                            rounded.setdefault((key[1], quantum, source.row_size), {})[name] = None
+                            rounded.setdefault((key[1], quantum), {})[name] = None
                 what = "evaluations" if quantum == 1 else f"evaluations in blocks of {quantum} rows"
                 cuts += [(quantum_items, (start, stop), f"rows {start}-{stop - 1} of {source.rows}, "
                           f"{len(quantum_items)} {what}") for start, stop in quantum_ranges]
@@ -500,8 +500,7 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
                               tensor_scale_exponent(amaxes[name]),
                               (scans[name]["tensor_amax"], scans[name]["amax"])))
             labels.append(f"tensor {name!r} ({what})")
-    notes += [rounding_note(spec, quantum, row_size, chunk, names)
-              for (spec, quantum, row_size), names in rounded.items()]
+    notes += [rounding_note(spec, quantum, chunk, names) for (spec, quantum), names in rounded.items()]
     for note in notes:
         if on_note is None:
             warnings.warn(note, UserWarning, stacklevel=2)
