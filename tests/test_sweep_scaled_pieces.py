@@ -278,3 +278,19 @@ def test_peak_memory_of_scaled_formats_follows_the_chunk_not_the_tensor(tmp_path
         growth[rows] = _peak_growth(path, 1 << 18)
     assert 0 < growth[16384] < 0.5 * size[16384], (growth, size)
     assert growth[16384] < 1.5 * growth[4096] + (4 << 20), (growth, size)
+
+
+def test_the_memory_check_counts_a_piece_of_whole_blocks_not_the_tensor(tmp_path):
+    """fmtlab sweep's check before any work: a piece holds at least one row of blocks (128 rows of
+    128x128 tiles), never the whole tensor."""
+    from fmtlab._cli_sweep import check_input_memory
+    from fmtlab._inputs import tensor_sources
+
+    np.save(tmp_path / "w.npy", np.zeros((1000, 300), np.float32))
+    sources = tensor_sources(tmp_path / "w.npy")
+    check_input_memory(sources, 10, 2, available=1 << 20, scaled=[])            # 300 values a piece: fits
+    check_input_memory(sources, 10, 2, available=1 << 20, scaled=[fl.format("nvfp4")])
+    with pytest.raises(ValueError, match=r"^--chunk 10 needs about 4.1 MiB \(2 process\(es\) evaluating pieces of "
+                                         r"up to 38,400 values at about 56 bytes per value\)"):
+        check_input_memory(sources, 10, 2, available=1 << 20, scaled=[fl.format("fp8_block128x128")])
+    check_input_memory(sources, 10, 2, available=5 << 20, scaled=[fl.format("fp8_block128x128")])
