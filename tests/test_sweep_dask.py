@@ -200,3 +200,17 @@ def test_the_command_line_runs_on_a_tcp_scheduler_started_by_hand(inputs, tmp_pa
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=15)
     assert all(process.poll() is not None for process in started)
+
+
+def test_the_documented_slurm_cluster_asks_for_single_threaded_workers():
+    """docs/sweep.md's SLURMCluster arguments, as dask-jobqueue turns them into a Slurm job script
+    (no Slurm needed to write it): one task of 8 CPUs per job, the partition, the walltime, and
+    8 worker processes of one thread each (the sweep's tasks run the C loops on one thread)."""
+    jobqueue = pytest.importorskip("dask_jobqueue", reason="dask-jobqueue is not installed (pip install dask-jobqueue)")
+    with jobqueue.SLURMCluster(cores=8, processes=8, memory="16GB", walltime="02:00:00",
+                               job_extra_directives=["--partition=cpu"]) as cluster:
+        script = cluster.job_script()
+    for line in ("#SBATCH -n 1", "#SBATCH --cpus-per-task=8", "#SBATCH -t 02:00:00", "#SBATCH --partition=cpu"):
+        assert line in script.splitlines(), script
+    worker = script.strip().splitlines()[-1]
+    assert "dask_worker" in worker and "--nthreads 1" in worker and "--nworkers 8" in worker, worker

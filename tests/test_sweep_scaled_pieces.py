@@ -294,3 +294,21 @@ def test_the_memory_check_counts_a_piece_of_whole_blocks_not_the_tensor(tmp_path
                                          r"up to 38,400 values at about 56 bytes per value\)"):
         check_input_memory(sources, 10, 2, available=1 << 20, scaled=[fl.format("fp8_block128x128")])
     check_input_memory(sources, 10, 2, available=5 << 20, scaled=[fl.format("fp8_block128x128")])
+
+
+@pytest.mark.parametrize("chunk", [1 << 30, 333])
+def test_the_per_tensor_bias_repeats_the_cfloat8_row_at_its_rule_bias_bit_for_bit(chunk):
+    """cfloat8_1_4_3:bias=auto is CFloat8 1-4-3 at the amax rule bias, measured by the same
+    statistics: every metric the same, bit for bit (NaN and Inf inputs included); only the
+    storage differs (8 + 6/n bits)."""
+    from fmtlab.metrics import METRIC_NAMES
+
+    result = sweep(TENSORS, ["cfloat8_1_4_3", "cfloat8_1_4_3:bias=auto"], "auto", ROUNDINGS, seed=SEED, jobs=1,
+                   chunk=chunk)
+    at_rule = {(r.tensor, r.rounding): r for r in result if r.format == "cfloat8_1_4_3" and r.is_rule_bias}
+    per_tensor = {(r.tensor, r.rounding): r for r in result if r.format == "cfloat8_1_4_3:bias=auto"}
+    assert at_rule.keys() == per_tensor.keys() and len(at_rule) == 2 * len(TENSORS)
+    for key, record in per_tensor.items():
+        assert [repr(getattr(record, name)) for name in METRIC_NAMES] == \
+            [repr(getattr(at_rule[key], name)) for name in METRIC_NAMES], key
+        assert record.bits_per_value == 8 + 6 / record.n
