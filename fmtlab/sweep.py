@@ -56,7 +56,7 @@ each a pure function of its arguments, so results never depend on how it is run
 (:mod:`fmtlab._pool`, shared with ``fl.sweep_mma`` and the drift experiment):
 
 * ``executor``: any ``concurrent.futures.Executor`` (a Dask ``Client.get_executor()``,
-  a Ray executor, a ``ProcessPoolExecutor`` of your own);
+  ``fmtlab.ray_executor.RayExecutor()``, a ``ProcessPoolExecutor`` of your own);
 * otherwise ``jobs`` worker processes (default: the CPUs this process may use), started
   with "forkserver" (fork is unsafe once OpenMP threads exist);
 * ``jobs=1`` (or a small sweep with ``jobs=None``: under 2^22 element evaluations) runs
