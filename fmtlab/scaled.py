@@ -61,7 +61,8 @@ from .formats import E8M0 as _E8M0_FORMAT, Format, as_format, format as format_b
 from .integers import IntFormat
 
 __all__ = ["ScaledFormat", "ScaledCodes", "ScaledStats", "scaled_format", "any_format", "as_scaled_format", "preset_names",
-           "is_scaled_name", "encode_array", "encode_piece", "quantize_array", "decode_codes", "check_saturate", "RULES",
+           "is_scaled_name", "encode_array", "encode_piece", "quantize_array", "decode_codes", "check_saturate",
+           "RULES",
            "BLOCK_WORDS", "E8M0"]
 
 #: the scale rules: those of fmtlab._scale_rules (computed in C), and "bias" (below)

@@ -507,7 +507,7 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
         else:
             on_note(note)
 
-    merged = {}  # (key, bias) -> merged statistics (or final metrics of a scaled format)
+    merged = {}  # (key, bias) -> merged statistics (of element and scaled formats alike)
     pieces_left = {}  # (key, bias) -> tasks of it not merged yet; complete at 0
     remaining = {}  # tensor name -> tasks left
     for name, piece_items, _whole in tasks:
