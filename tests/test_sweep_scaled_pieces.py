@@ -41,7 +41,8 @@ def _tensors():
     special[60, :10] = 2.0 ** -140                       # tiny values: underflow and subnormal elements
     infinite = rng.standard_normal((64, 48)).astype(np.float32)
     infinite[40, 7] = -np.inf                            # an Inf and no NaN: the tensor scale saturates
-    return {"matrix": matrix, "special": special, "infinite": infinite,
+    double = rng.standard_normal((50, 40)) * np.exp(rng.uniform(-30, 30, (50, 40)))   # float64: its own C path
+    return {"matrix": matrix, "special": special, "infinite": infinite, "double": double,
             "vector": rng.laplace(0, 0.03, 5000).astype(np.float32),
             "cube": rng.standard_normal((3, 70, 50)).astype(np.float32)}
 
@@ -155,8 +156,9 @@ def test_a_chunk_below_one_block_row_is_rounded_up_with_a_note(whole):
     assert list(chunked) == [r for r in whole if r.format in formats]
     rounded = [note for note in notes if "rounded up" in note]
     assert rounded == [
-        "nvfp4_2d: chunk=100 elements is less than one row of its blocks (16 rows) of 3 tensor(s) 'matrix', "
-        "'special', 'infinite'; their pieces are rounded up to whole blocks (the results do not depend on it)",
+        "nvfp4_2d: chunk=100 elements is less than one row of its blocks (16 rows) of 4 tensor(s) 'matrix', "
+        "'special', 'infinite', 'double'; their pieces are rounded up to whole blocks (the results do not depend "
+        "on it)",
         "fp8_block128x128: chunk=100 elements is less than one row of its blocks (128 rows) of 2 tensor(s) "
         "'matrix', 'special'; their pieces are rounded up to whole blocks (the results do not depend on it)"]
     assert list(chunked.notes) == notes
@@ -186,7 +188,7 @@ def _exact_reference(x, fmt, rounding):
     signal, noise = sum(v * v for v in exact_x), sum(e * e for e in exact_e)
     with np.errstate(invalid="ignore"):
         saturated = np.count_nonzero((element == fmt.element.max) & (np.abs(x64) > np.abs(q)))
-    return {"sqnr_db": math.inf if noise == 0 else 10 * math.log10(signal / noise),
+    return {"snr": math.inf if noise == 0 else float(signal / noise),    # exact, rounded once
             "rmse": math.sqrt(noise / int(valid.sum())),
             "mean_err": float(sum(exact_e) / int(valid.sum())),
             "max_abs_err": float(max(abs(e) for e in exact_e)),
@@ -211,7 +213,9 @@ def test_chunked_metrics_equal_the_exact_reference_of_the_whole_tensor(whole, sp
             continue
         for name in ("overflow_frac", "subnormal_frac", "underflow_frac", "nan_frac", "max_abs_err"):
             assert getattr(record, name) == expected[name], (record.tensor, name)
-        for name in ("sqnr_db", "rmse", "mean_err"):
+        # the SQNR as the ratio it is the log of (near 0 dB the log would amplify a last-bit difference)
+        assert 10 ** (record.sqnr_db / 10) == pytest.approx(expected["snr"], rel=1e-12), record.tensor
+        for name in ("rmse", "mean_err"):
             assert getattr(record, name) == pytest.approx(expected[name], rel=1e-12, abs=1e-300), (record.tensor, name)
         checked += 1
     assert checked >= 6
