@@ -316,3 +316,22 @@ def test_the_per_tensor_bias_repeats_the_cfloat8_row_at_its_rule_bias_bit_for_bi
         assert [repr(getattr(record, name)) for name in METRIC_NAMES] == \
             [repr(getattr(at_rule[key], name)) for name in METRIC_NAMES], key
         assert record.bits_per_value == 8 + 6 / record.n
+
+
+@pytest.mark.parametrize("spec", ["fp8_tensor", "nvfp4", "fp8_block128x128", "mxfp8_e4m3"])
+def test_a_piece_does_not_depend_on_the_thread_count(spec):
+    """The C core's threaded paths (one tensor-wide block shared by every thread, or block rows
+    per thread) give a piece the whole tensor's values at 1, 2 and 4 threads."""
+    x = np.random.default_rng(0).standard_normal((512, 1024)).astype(np.float32)
+    x[300, 5] = 40.0                                  # the tensor's amax lies outside the piece
+    fmt = fl.format(spec)
+    request = _c.rounding_request("stochastic", True, 5, None, "truncate")
+    whole = fl.decode(fl.encode(x, fmt, "stochastic", seed=5)).reshape(-1)[128 * 1024:384 * 1024]
+    previous = fl.get_threads()
+    try:
+        for threads in (1, 2, 4):
+            fl.set_threads(threads)
+            piece = fl.decode(encode_piece(np.ascontiguousarray(x[128:384]), fmt, request, 128 * 1024, 40.0, 40.0))
+            assert np.array_equal(piece.reshape(-1).view(np.uint64), whole.view(np.uint64)), threads
+    finally:
+        fl.set_threads(previous)
