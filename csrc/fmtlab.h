@@ -269,6 +269,34 @@ int fl_scaled_quantize_f64(const double *x, const fl_block_layout *layout, const
                            uint32_t *tensor_scale_code, fl_scaled_stats *stats);
 
 /*
+ * A piece of a larger tensor (the sweep's row ranges: fmtlab/_sweep_scaled.py): x holds whole
+ * blocks of the tensor, and its first element is element index_offset (C order) of the tensor,
+ * so stochastic rounding is keyed by index_offset + i, as inside the whole tensor.  With
+ * has_tensor_amax, tensor_amax (>= 0, or NaN) is the whole tensor's amax: max |x| over all its
+ * elements, NaN when one is NaN, +Inf when one is infinite (what the whole tensor's own pass would
+ * find); it replaces the piece's own in the tensor scale (NVFP4's second level) and, with
+ * tensor_amax_is_block, is the amax of the piece's one block (block "tensor": the layout must then
+ * have exactly one block).
+ */
+typedef struct fl_scaled_piece {
+    int64_t index_offset;
+    int has_tensor_amax;
+    int tensor_amax_is_block;
+    double tensor_amax;
+} fl_scaled_piece;
+
+/* fl_scaled_encode_* on a piece (piece not NULL): the codes, scales and tensor-scale code of x's
+ * elements as the whole tensor's encode gives them.  Also FL_ERROR_ARGUMENT (piece NULL, a
+ * negative offset or amax, tensor_amax_is_block without has_tensor_amax) and FL_ERROR_SCALED_FORMAT
+ * (tensor_amax_is_block on a layout of more than one block). */
+int fl_scaled_encode_piece_f32(const float *x, const fl_block_layout *layout, const fl_scaled_format *format,
+                               const fl_rounding *rounding, const fl_scaled_piece *piece, void *codes, int code_bytes,
+                               void *scales, int scale_bytes, uint32_t *tensor_scale_code, fl_scaled_stats *stats);
+int fl_scaled_encode_piece_f64(const double *x, const fl_block_layout *layout, const fl_scaled_format *format,
+                               const fl_rounding *rounding, const fl_scaled_piece *piece, void *codes, int code_bytes,
+                               void *scales, int scale_bytes, uint32_t *tensor_scale_code, fl_scaled_stats *stats);
+
+/*
  * The counter-based generator of stochastic rounding (SplitMix64's finaliser mix64 used
  * as a counter-based generator; defined once, below CDEF END, and exported by random.c):
  *     fl_random_word(seed, index, draw) = mix64(stream_key + index * 0x9E3779B97F4A7C15),

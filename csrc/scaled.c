@@ -670,6 +670,7 @@ typedef struct scaled_plan {
     float ones[CHUNK];
     double tensor_value;             /* T (1 without a tensor scale; NaN for a NaN tensor) */
     double divisor;                  /* element_max * T: amax / divisor is a block's wanted scale */
+    uint64_t index_offset;           /* the tensor's C-order index of x[0] (a piece: fl_scaled_piece) */
 } scaled_plan;
 
 static const local_stats no_stats = {0, 0, 0, 0, 0};
@@ -1065,6 +1066,7 @@ FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x,
     for (int64_t start = j0; start < j1; start += CHUNK) {
         const int count = (int)(j1 - start < CHUNK ? j1 - start : CHUNK);
         const int64_t first = row_start + start;
+        const uint64_t index_base = plan->index_offset + (uint64_t)first; /* the key of element first */
         const float *input32 = (const float *)x + first;
         const double *input64 = (const double *)x + first;
         element_counts fast = {0, 0, 0, 0, 0};
@@ -1079,7 +1081,8 @@ FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x,
                 if (!slow[t])
                     continue;
                 const double value = (double)scale[t], operand = value != value ? 0.0 : 1.0 / value;
-                codes[t] = exact_element(plan, (double)input32[t], operand, (uint64_t)(first + t), &counts->elements);
+                codes[t] = exact_element(plan, (double)input32[t], operand, index_base + (uint64_t)t,
+                                         &counts->elements);
                 if (want_values)
                     values[t] = (float)(decode_one(codes[t], &plan->element) * value);
             }
@@ -1114,7 +1117,7 @@ FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x,
                 if (!slow[t])
                     continue;
                 const double xv = input_f32 ? (double)input32[t] : input64[t];
-                codes[t] = exact_element(plan, xv, operand[t], (uint64_t)(first + t), &counts->elements);
+                codes[t] = exact_element(plan, xv, operand[t], index_base + (uint64_t)t, &counts->elements);
                 if (want_values) {
                     const double value = decode_one(codes[t], &plan->element) * scale[t];
                     if (input_f32)
@@ -1137,7 +1140,7 @@ FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x,
                 plan->kernel64(count, quotients, scale, k, codes, values, slow, &fast);
             } else if (plan->stochastic) {
                 element_chunk_stochastic(count, quotients, scale, want_values, k, &plan->element, &plan->rounding,
-                                         (uint64_t)first, codes, values, slow, &fast);
+                                         index_base, codes, values, slow, &fast);
             } else {
                 for (int t = 0; t < count; t++)
                     slow[t] = 1;
@@ -1147,7 +1150,7 @@ FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x,
                 if (!slow[t])
                     continue;
                 const double xv = input_f32 ? (double)input32[t] : input64[t];
-                codes[t] = exact_element(plan, xv, operand[t], (uint64_t)(first + t), &counts->elements);
+                codes[t] = exact_element(plan, xv, operand[t], index_base + (uint64_t)t, &counts->elements);
                 if (want_values)
                     values[t] = decode_one((uint32_t)codes[t], &plan->element) * scale[t];
             }
@@ -1365,9 +1368,10 @@ static uint32_t prepare_tensor_scale(scaled_plan *plan, const fl_scaled_format *
     return code;
 }
 
+/* One conversion of x; piece is NULL for a whole tensor, else what fl_scaled_piece says of x. */
 static int scaled_run(const void *x, int input_f32, const fl_block_layout *layout, const fl_scaled_format *format,
-                      const fl_rounding *rounding, const scaled_output *output, uint32_t *tensor_scale_code,
-                      fl_scaled_stats *stats)
+                      const fl_rounding *rounding, const fl_scaled_piece *piece, const scaled_output *output,
+                      uint32_t *tensor_scale_code, fl_scaled_stats *stats)
 {
     const int64_t outer = layout->outer, rows = layout->rows, columns = layout->columns;
     const int64_t block_rows = layout->block_rows, block_columns = layout->block_columns;
@@ -1375,6 +1379,9 @@ static int scaled_run(const void *x, int input_f32, const fl_block_layout *layou
         return FL_ERROR_SCALED_FORMAT;
     if ((!output->values && !valid_bytes(output->code_bytes)) || (output->scales && !valid_bytes(output->scale_bytes)))
         return FL_ERROR_CODE_BYTES;
+    if (piece && (piece->index_offset < 0 || (piece->tensor_amax_is_block && !piece->has_tensor_amax) ||
+                  (piece->has_tensor_amax && piece->tensor_amax < 0)))
+        return FL_ERROR_ARGUMENT;
     scaled_plan *plan = malloc(sizeof *plan);
     if (!plan)
         return FL_ERROR_OUT_OF_MEMORY;
@@ -1383,9 +1390,29 @@ static int scaled_run(const void *x, int input_f32, const fl_block_layout *layou
         free(plan);
         return status;
     }
+    plan->index_offset = piece ? (uint64_t)piece->index_offset : 0;
     const int64_t row_blocks = (rows + block_rows - 1) / block_rows;
     const int64_t column_blocks = (columns + block_columns - 1) / block_columns;
     const int64_t units = outer * row_blocks;
+    /* A piece of a tensor of one block (block "tensor"): that block's amax is the tensor's, given,
+     * as the magnitude bits of x's type (exact: the amax is one of the tensor's values). */
+    uint32_t given_bits32 = 0;
+    uint64_t given_bits64 = 0;
+    const void *given_block = NULL;
+    if (piece && piece->tensor_amax_is_block) {
+        if (units * column_blocks != 1) {
+            free(plan);
+            return FL_ERROR_SCALED_FORMAT;
+        }
+        if (input_f32) {
+            const float magnitude = (float)piece->tensor_amax;
+            memcpy(&given_bits32, &magnitude, sizeof given_bits32);
+            given_block = &given_bits32;
+        } else {
+            given_bits64 = (uint64_t)bits_of_double(piece->tensor_amax);
+            given_block = &given_bits64;
+        }
+    }
     const int64_t total = outer * rows * columns;
     int threads = total >= PARALLEL_THRESHOLD ? fl_max_threads() : 1;
     if (threads < 1)
@@ -1453,9 +1480,12 @@ static int scaled_run(const void *x, int input_f32, const fl_block_layout *layou
         fl_floating_point_state environment;
         fl_enter_default_floating_point(&environment);
         int kind;
-        const double amax_tensor = amax_value(plan, largest, &kind);
-        const uint32_t code = prepare_tensor_scale(plan, format, kind == BLOCK_NAN ? (double)NAN : amax_tensor,
-                                                   &tensor_clamped);
+        double amax_tensor = amax_value(plan, largest, &kind);
+        if (kind == BLOCK_NAN)
+            amax_tensor = (double)NAN;
+        if (piece && piece->has_tensor_amax)
+            amax_tensor = piece->tensor_amax;  /* a piece: the whole tensor's amax, not its own */
+        const uint32_t code = prepare_tensor_scale(plan, format, amax_tensor, &tensor_clamped);
         fl_leave_default_floating_point(&environment);
         if (tensor_scale_code)
             *tensor_scale_code = code;
@@ -1493,7 +1523,8 @@ static int scaled_run(const void *x, int input_f32, const fl_block_layout *layou
                     for (int64_t i = i0; i < i1; i++)
                         accumulate_amax(plan, x, (l * rows + i) * columns, j0, j1, block_columns, acc, first_block);
                 }
-                scales_of_blocks(plan, maxima, last_block - first_block, blocks, &local.blocks);
+                scales_of_blocks(plan, given_block ? given_block : maxima, last_block - first_block, blocks,
+                                 &local.blocks);
                 for (int64_t b = first_block; b < last_block; b++)
                     store_scale(output, unit * column_blocks + b, blocks[b - first_block].code);
                 for (int64_t i = i0; i < i1; i++)
@@ -1556,7 +1587,8 @@ static int scaled_run(const void *x, int input_f32, const fl_block_layout *layou
                 _Pragma("omp for schedule(static)")
                 for (int64_t chunk = 0; chunk < block_chunks; chunk++) {
                     const int64_t b0 = chunk * CHUNK, b1 = b0 + CHUNK < column_blocks ? b0 + CHUNK : column_blocks;
-                    scales_of_blocks(plan, (const char *)partial + (size_t)b0 * amax_bytes, b1 - b0, blocks + b0,
+                    scales_of_blocks(plan, given_block ? given_block : (const char *)partial + (size_t)b0 * amax_bytes,
+                                     b1 - b0, blocks + b0,
                                      &local.blocks);
                     for (int64_t b = b0; b < b1; b++)
                         store_scale(output, unit * column_blocks + b, blocks[b].code);
@@ -1600,7 +1632,7 @@ int fl_scaled_encode_f32(const float *x, const fl_block_layout *layout, const fl
                          int scale_bytes, uint32_t *tensor_scale_code, fl_scaled_stats *stats)
 {
     scaled_output output = {codes, code_bytes, NULL, scales, scale_bytes};
-    return scaled_run(x, 1, layout, format, rounding, &output, tensor_scale_code, stats);
+    return scaled_run(x, 1, layout, format, rounding, NULL, &output, tensor_scale_code, stats);
 }
 
 int fl_scaled_encode_f64(const double *x, const fl_block_layout *layout, const fl_scaled_format *format,
@@ -1608,7 +1640,7 @@ int fl_scaled_encode_f64(const double *x, const fl_block_layout *layout, const f
                          int scale_bytes, uint32_t *tensor_scale_code, fl_scaled_stats *stats)
 {
     scaled_output output = {codes, code_bytes, NULL, scales, scale_bytes};
-    return scaled_run(x, 0, layout, format, rounding, &output, tensor_scale_code, stats);
+    return scaled_run(x, 0, layout, format, rounding, NULL, &output, tensor_scale_code, stats);
 }
 
 int fl_scaled_quantize_f32(const float *x, const fl_block_layout *layout, const fl_scaled_format *format,
@@ -1616,7 +1648,7 @@ int fl_scaled_quantize_f32(const float *x, const fl_block_layout *layout, const 
                            uint32_t *tensor_scale_code, fl_scaled_stats *stats)
 {
     scaled_output output = {NULL, 4, out, scales, scale_bytes};
-    return scaled_run(x, 1, layout, format, rounding, &output, tensor_scale_code, stats);
+    return scaled_run(x, 1, layout, format, rounding, NULL, &output, tensor_scale_code, stats);
 }
 
 int fl_scaled_quantize_f64(const double *x, const fl_block_layout *layout, const fl_scaled_format *format,
@@ -1624,5 +1656,25 @@ int fl_scaled_quantize_f64(const double *x, const fl_block_layout *layout, const
                            uint32_t *tensor_scale_code, fl_scaled_stats *stats)
 {
     scaled_output output = {NULL, 4, out, scales, scale_bytes};
-    return scaled_run(x, 0, layout, format, rounding, &output, tensor_scale_code, stats);
+    return scaled_run(x, 0, layout, format, rounding, NULL, &output, tensor_scale_code, stats);
+}
+
+int fl_scaled_encode_piece_f32(const float *x, const fl_block_layout *layout, const fl_scaled_format *format,
+                               const fl_rounding *rounding, const fl_scaled_piece *piece, void *codes, int code_bytes,
+                               void *scales, int scale_bytes, uint32_t *tensor_scale_code, fl_scaled_stats *stats)
+{
+    if (!piece)
+        return FL_ERROR_ARGUMENT;
+    scaled_output output = {codes, code_bytes, NULL, scales, scale_bytes};
+    return scaled_run(x, 1, layout, format, rounding, piece, &output, tensor_scale_code, stats);
+}
+
+int fl_scaled_encode_piece_f64(const double *x, const fl_block_layout *layout, const fl_scaled_format *format,
+                               const fl_rounding *rounding, const fl_scaled_piece *piece, void *codes, int code_bytes,
+                               void *scales, int scale_bytes, uint32_t *tensor_scale_code, fl_scaled_stats *stats)
+{
+    if (!piece)
+        return FL_ERROR_ARGUMENT;
+    scaled_output output = {codes, code_bytes, NULL, scales, scale_bytes};
+    return scaled_run(x, 0, layout, format, rounding, piece, &output, tensor_scale_code, stats);
 }

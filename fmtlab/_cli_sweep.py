@@ -185,31 +185,33 @@ def _bytes(count: int) -> str:
     return f"{count} bytes"
 
 
-def check_input_memory(sources, chunk: int, workers: int, available=None, *, scaled: bool = False) -> None:
-    """A ValueError naming --chunk (or the tensor) when the evaluation of the file tensors would
-    not fit in memory: each of ``workers`` processes holds one chunk (about
-    ``_WORKER_BYTES_PER_VALUE`` bytes per value; a scaled format takes the whole tensor, at
-    ``_SCALED_WORKER_BYTES_PER_VALUE``).  In-memory tensors are checked by check_synthetic_memory."""
+def check_input_memory(sources, chunk: int, workers: int, available=None, *, scaled=()) -> None:
+    """A ValueError naming --chunk when the evaluation of the file tensors would not fit in
+    memory: each of ``workers`` processes holds one piece of at most ``chunk`` values (whole
+    rows: at least one row; for the ``scaled`` formats given, at least one row of their blocks,
+    fmtlab._sweep_scaled.row_quantum) at about ``_WORKER_BYTES_PER_VALUE`` bytes per value
+    (``_SCALED_WORKER_BYTES_PER_VALUE`` with scaled formats).  In-memory tensors are checked by
+    check_synthetic_memory."""
+    from ._sweep_scaled import row_quantum
+
     files = [source for source in sources if source.kind != "array"]
     if not files:
         return
     available = available_memory() if available is None else available
     if available is None:
         return
-    largest_piece = max(min(source.size, max(chunk, source.row_size)) for source in files)
-    needed = workers * largest_piece * _WORKER_BYTES_PER_VALUE
+
+    def piece(source):
+        rows = max([1] + [row_quantum(fmt, source.shape) for fmt in scaled])
+        return min(source.size, max(chunk, rows * source.row_size))
+
+    largest_piece = max(piece(source) for source in files)
+    per_value = _SCALED_WORKER_BYTES_PER_VALUE if scaled else _WORKER_BYTES_PER_VALUE
+    needed = workers * largest_piece * per_value
     if needed > available:
         raise ValueError(f"--chunk {chunk} needs about {_bytes(needed)} ({workers} process(es) evaluating pieces "
-                         f"of up to {largest_piece:,} values at about {_WORKER_BYTES_PER_VALUE} bytes per value), "
+                         f"of up to {largest_piece:,} values at about {per_value} bytes per value), "
                          f"but {_bytes(available)} of memory is available; give a smaller --chunk or --jobs")
-    if scaled:
-        biggest = max(files, key=lambda source: source.size)
-        needed = min(workers, len(files)) * biggest.size * _SCALED_WORKER_BYTES_PER_VALUE
-        if needed > available:
-            raise ValueError(f"the scaled formats take whole tensors, and {biggest.name!r} ({biggest.size:,} values) "
-                             f"needs about {_bytes(needed)} in {min(workers, len(files))} process(es), but "
-                             f"{_bytes(available)} of memory is available; leave the largest tensors out with "
-                             "--exclude, or give --jobs 1")
 
 
 def _nonfinite_note(result) -> str | None:
@@ -339,7 +341,7 @@ def run(args) -> int:
     chunk = args.chunk or DEFAULT_CHUNK
     check_synthetic_memory(args, jobs, scaled=scaled)
     sources, skipped = _sources(args)
-    check_input_memory(sources, chunk, jobs, scaled=scaled)
+    check_input_memory(sources, chunk, jobs, scaled=[fmt for fmt in formats if isinstance(fmt, ScaledFormat)])
     arguments = _run_arguments(args, formats, roundings, sources)
     done, keep, dropped = (None, None, 0)
     if args.resume:

@@ -61,7 +61,8 @@ from .formats import E8M0 as _E8M0_FORMAT, Format, as_format, format as format_b
 from .integers import IntFormat
 
 __all__ = ["ScaledFormat", "ScaledCodes", "ScaledStats", "scaled_format", "any_format", "as_scaled_format", "preset_names",
-           "is_scaled_name", "encode_array", "quantize_array", "decode_codes", "check_saturate", "RULES",
+           "is_scaled_name", "encode_array", "encode_piece", "quantize_array", "decode_codes", "check_saturate",
+           "RULES",
            "BLOCK_WORDS", "E8M0"]
 
 #: the scale rules: those of fmtlab._scale_rules (computed in C), and "bias" (below)
@@ -863,6 +864,40 @@ def quantize_array(array: np.ndarray, sf: ScaledFormat, request, stats: bool = F
     return _quantize_numpy(array, sf, request, stats)
 
 
+def encode_piece(array: np.ndarray, sf: ScaledFormat, request, index_offset: int, tensor_amax: float,
+                 finite_amax: float) -> ScaledCodes:
+    """:func:`encode_array` of rows of a larger tensor, as the whole tensor's encode gives them
+    (the sweep's row-range pieces, fmtlab/_sweep_scaled.py; ``fl.encode`` itself never takes a piece).
+
+    ``array``: C-contiguous float32/float64 (non-empty) holding whole blocks of the tensor, its
+    first element being element ``index_offset`` (C order) of the tensor: stochastic rounding is
+    keyed by index_offset + i, as inside the whole tensor.  What depends on the whole tensor is
+    given, from the sweep's first pass:
+
+    * ``tensor_amax`` = max |x| over the tensor (NaN when it holds a NaN, +Inf when an Inf):
+      the amax of NVFP4's tensor scale T and of the one block of ``block="tensor"`` (fp8_tensor);
+    * ``finite_amax`` = max |x| over its finite elements (0 when there is none): rule
+      ``"bias"``'s bias, fmtlab.formats.amax_bias(element, finite_amax) (:func:`tensor_bias`).
+
+    Returns the piece's :class:`ScaledCodes` (the scales of its own blocks; for rule "bias" and
+    block "tensor" the tensor's one scale)."""
+    if sf.rule == BIAS_RULE:
+        from .formats import amax_bias
+        bias = amax_bias(sf.element, finite_amax)
+        codes = codec.encode(array, sf.element.replace(bias=bias), index_offset=index_offset,
+                             **_element_request(request))
+        return ScaledCodes(codes, np.array(bias, dtype=BIAS_SCALE.code_dtype), None, sf)
+    if array.size == 0:
+        raise ValueError("encode_piece needs a non-empty piece")
+    piece = ffi.new("fl_scaled_piece *")
+    piece.index_offset = int(index_offset)
+    if sf.tensor_scale is not None or sf.block == "tensor":
+        piece.has_tensor_amax = 1
+        piece.tensor_amax = float(tensor_amax)
+        piece.tensor_amax_is_block = int(sf.block == "tensor")
+    return _run_c(array, sf, request, False, quantize=False, piece=piece)
+
+
 # ---- rule "bias": the per-tensor bias of a configurable element ------------------------------------
 def tensor_bias(array: np.ndarray, sf: ScaledFormat) -> tuple[int, ScaledStats]:
     """The bias rule "bias" gives ``array`` and its block counts (no element counts yet).
@@ -924,8 +959,9 @@ def _c_layout(grid: "_Grid"):
     return lead, grid.n, trail, grid.k, 1
 
 
-def _run_c(array: np.ndarray, sf: ScaledFormat, request, stats: bool, quantize: bool):
-    """One call of fl_scaled_encode/quantize_f32/f64 (csrc/scaled.c)."""
+def _run_c(array: np.ndarray, sf: ScaledFormat, request, stats: bool, quantize: bool, piece=None):
+    """One call of fl_scaled_encode/quantize_f32/f64 (csrc/scaled.c); with ``piece`` (an
+    fl_scaled_piece, encode only) fl_scaled_encode_piece_f32/f64."""
     grid = _Grid(array.shape, sf)
     value_type = "float" if array.dtype == np.float32 else "double"
     suffix = "f32" if value_type == "float" else "f64"
@@ -941,9 +977,10 @@ def _run_c(array: np.ndarray, sf: ScaledFormat, request, stats: bool, quantize: 
             *arguments, _c.pointer(out, value_type), _c.pointer(scales, "void"), scales.itemsize, tensor_code, c_stats)
     else:
         codes = np.empty(array.shape, dtype=sf.element.code_dtype)
-        status = getattr(lib, f"fl_scaled_encode_{suffix}")(
-            *arguments, _c.pointer(codes, "void"), codes.itemsize, _c.pointer(scales, "void"), scales.itemsize,
-            tensor_code, c_stats)
+        entry, extra = (f"fl_scaled_encode_{suffix}", ()) if piece is None else (f"fl_scaled_encode_piece_{suffix}",
+                                                                                 (piece,))
+        status = getattr(lib, entry)(*arguments, *extra, _c.pointer(codes, "void"), codes.itemsize,
+                                     _c.pointer(scales, "void"), scales.itemsize, tensor_code, c_stats)
     _c.check_status(status, "a scaled quantize" if quantize else "a scaled encode")
     if quantize:
         result = out

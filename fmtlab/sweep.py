@@ -56,7 +56,7 @@ each a pure function of its arguments, so results never depend on how it is run
 (:mod:`fmtlab._pool`, shared with ``fl.sweep_mma`` and the drift experiment):
 
 * ``executor``: any ``concurrent.futures.Executor`` (a Dask ``Client.get_executor()``,
-  a Ray executor, a ``ProcessPoolExecutor`` of your own);
+  ``fmtlab.ray_executor.RayExecutor()``, a ``ProcessPoolExecutor`` of your own);
 * otherwise ``jobs`` worker processes (default: the CPUs this process may use), started
   with "forkserver" (fork is unsafe once OpenMP threads exist);
 * ``jobs=1`` (or a small sweep with ``jobs=None``: under 2^22 element evaluations) runs
@@ -85,6 +85,8 @@ from ._parse import block_text, parse_biases, parse_blocks, parse_formats, parse
 from ._choices import is_flag
 from ._pool import Interrupted, WorkerDied, check_run_arguments, plan, run_tasks
 from ._records import SweepRecord, SweepResult, format_family
+from ._sweep_scaled import (merge_tensor_amax, quantize_piece, rounding_note, row_quantum, row_ranges,
+                            scaled_counts, scaled_storage, sub_pieces, tensor_amax)
 from .codec import decode, encode, quantize, set_threads
 from .formats import TESLA_BIAS_RANGE, amax_bias, format_spec, is_configurable
 from .metrics import METRIC_NAMES, PreparedInput, error_metrics, sqnr_db
@@ -395,7 +397,9 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
     chunk : elements per task of a large tensor (an int >= 1): a tensor is cut into ranges of
         whole rows (its first axis) of at most ``chunk`` elements (one row when a row is
         larger), evaluated apart and merged exactly (see docs/sweep.md): the results do not
-        depend on it.  Scaled formats are evaluated on whole tensors.
+        depend on it.  Scaled formats are cut the same way, in whole blocks (a chunk smaller
+        than one block row is rounded up to it, with a note), with their per-tensor scales from
+        the first pass (fmtlab._sweep_scaled).
     include, exclude : glob patterns on tensor names (a list or a comma-separated string).
     on_records : a callable ``on_records(records)`` called in this process with the records
         of each tensor as soon as all of them are known (a list of :class:`SweepRecord`).
@@ -449,17 +453,13 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
             notes.append(f"{spec} skipped for {len(names)} tensor(s) {shown}: {problem}")
     if not groups:
         raise ValueError("nothing to evaluate: " + "; ".join(notes))
-    for note in notes:
-        if on_note is None:
-            warnings.warn(note, UserWarning, stacklevel=2)
-        else:
-            on_note(note)
     reused = _reusable(groups, done)
 
     # Tasks: (tensor rows, evaluations).  A tensor of one chunk has its evaluations cut into pieces
     # (so that a small sweep still spreads over the workers); a larger one is cut into row ranges,
-    # each evaluated at every (format, rounding, bias) with its data read once.  Scaled formats
-    # take the whole tensor (their blocks and tensor scales span rows).
+    # each evaluated at every (format, rounding, bias) with its data read once.  A scaled format
+    # whose blocks span rows (tiles on a matrix, blocks along a 1-D tensor) gets ranges of whole
+    # blocks of its own; the others share the element formats' ranges.
     evaluations = {name: [(key, bias) for key, group in groups.items() if key[0] == name and key not in reused
                           for bias in sorted(group["biases"])] for name in sources}
     total = sum(len(group["biases"]) for group in groups.values())
@@ -467,27 +467,47 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
     inline, workers = plan(executor, jobs, work)
     per_task = max(1, math.ceil(sum(len(items) for items in evaluations.values()) / (32 if inline else 4 * workers)))
     tasks, arguments, labels = [], [], []  # tasks[i] = (tensor name, [(key, bias), ...], whole tensor?)
+    rounded = {}  # (scaled spec, quantum) -> tensors whose pieces the chunk's rows could not hold
     for name, items in evaluations.items():
         source = sources[name]
-        element = [item for item in items if not isinstance(groups[item[0]]["format"], ScaledFormat)]
-        scaled = [item for item in items if isinstance(groups[item[0]]["format"], ScaledFormat)]
+        by_quantum = {}  # rows a piece is a multiple of -> the evaluations (element formats: 1)
+        for item in items:
+            fmt = groups[item[0]]["format"]
+            quantum = row_quantum(fmt, source.shape) if isinstance(fmt, ScaledFormat) else 1
+            by_quantum.setdefault(quantum, []).append(item)
         ranges = _row_ranges(source, chunk)
         if len(ranges) == 1:
             cuts = [(items[start:start + per_task], ranges[0], f"evaluations {start + 1}-"
                      f"{min(len(items), start + per_task)} of {len(items)}") for start in range(0, len(items), per_task)]
         else:
-            cuts = [(element, (start, stop), f"rows {start}-{stop - 1} of {source.rows}, {len(element)} evaluations")
-                    for start, stop in ranges if element]
-            cuts += [(scaled[start:start + per_task], (0, source.rows), f"scaled evaluations {start + 1}-"
-                      f"{min(len(scaled), start + per_task)} of {len(scaled)}") for start in range(0, len(scaled), per_task)]
+            cuts = []
+            for quantum, quantum_items in by_quantum.items():
+                if quantum == 1:
+                    quantum_ranges = ranges
+                else:
+                    quantum_ranges = row_ranges(source.rows, source.row_size, chunk, quantum,
+                                                SUM_BLOCK // math.gcd(source.row_size, SUM_BLOCK))
+                    if chunk < quantum * source.row_size and len(quantum_ranges) > 1:
+                        for key in dict.fromkeys(key for key, _bias in quantum_items):
+                            rounded.setdefault((key[1], quantum), {})[name] = None
+                what = "evaluations" if quantum == 1 else f"evaluations in blocks of {quantum} rows"
+                cuts += [(quantum_items, (start, stop), f"rows {start}-{stop - 1} of {source.rows}, "
+                          f"{len(quantum_items)} {what}") for start, stop in quantum_ranges]
         for piece_items, (start, stop), what in cuts:
             tasks.append((name, piece_items, (start, stop) == (0, source.rows)))
             arguments.append((source.piece(start, stop), [(groups[key]["format"], key[2], bias)
                                                           for key, bias in piece_items], int(seed),
-                              tensor_scale_exponent(amaxes[name])))
+                              tensor_scale_exponent(amaxes[name]),
+                              (scans[name]["tensor_amax"], scans[name]["amax"])))
             labels.append(f"tensor {name!r} ({what})")
+    notes += [rounding_note(spec, quantum, chunk, names) for (spec, quantum), names in rounded.items()]
+    for note in notes:
+        if on_note is None:
+            warnings.warn(note, UserWarning, stacklevel=2)
+        else:
+            on_note(note)
 
-    merged = {}  # (key, bias) -> merged statistics (or final metrics of a scaled format)
+    merged = {}  # (key, bias) -> merged statistics (of element and scaled formats alike)
     pieces_left = {}  # (key, bias) -> tasks of it not merged yet; complete at 0
     remaining = {}  # tensor name -> tasks left
     for name, piece_items, _whole in tasks:
@@ -552,8 +572,9 @@ def _reusable(groups, done) -> dict:
 
 
 def _scan(sources, chunk, executor, jobs, progress) -> dict:
-    """name -> {"amax"}: every tensor's largest finite magnitude (NaN without a finite element);
-    in-memory tensors here, file tensors a chunk per task."""
+    """name -> {"amax", "tensor_amax"}: every tensor's largest finite magnitude (NaN without a
+    finite element) and its largest magnitude counting NaN and Inf (for the scaled formats'
+    per-tensor scales); in-memory tensors here, file tensors a chunk per task."""
     scans, arguments, owners = {}, [], []
     for name, source in sources.items():
         if source.kind == "array":
@@ -567,7 +588,9 @@ def _scan(sources, chunk, executor, jobs, progress) -> dict:
         results = run_tasks(scan_piece, arguments, executor, inline, workers, progress,
                             labels=[f"reading tensor {name!r}" for name in owners], preload=("fmtlab",))
         for name, result in zip(owners, results):
-            scans[name] = result if name not in scans else {"amax": _max_amax(scans[name]["amax"], result["amax"])}
+            scans[name] = result if name not in scans else {
+                "amax": _max_amax(scans[name]["amax"], result["amax"]),
+                "tensor_amax": merge_tensor_amax(scans[name]["tensor_amax"], result["tensor_amax"])}
     return scans
 
 
@@ -581,31 +604,40 @@ def _max_amax(first: float, second: float) -> float:
 
 def scan_piece(piece, threads=None) -> dict:
     """The first pass over a tensor's rows: ``{"amax": max |x| over the finite values}`` (NaN
-    when there is none); maxima merge exactly, so the tensor's amax is the max over its pieces."""
-    return {"amax": _finite_amax(piece.read())}
+    when there is none) and ``"tensor_amax"``, max |x| over all of them (NaN when one is NaN:
+    fmtlab._sweep_scaled.tensor_amax); maxima merge exactly, so the tensor's amaxes are the
+    maxima over its pieces."""
+    x = piece.read()
+    return {"amax": _finite_amax(x), "tensor_amax": tensor_amax(x)}
 
 
 # ---- the work on a piece of a tensor -------------------------------------------------------------
-def evaluate_piece(piece, items, seed: int, scale_exponent: int = 0, threads=None) -> list:
+def evaluate_piece(piece, items, seed: int, scale_exponent: int = 0, amaxes=None, threads=None) -> list:
     """Statistics of the rows ``piece`` (a :class:`fmtlab._inputs.TensorPiece`) quantized to each
     (fmt, rounding, bias) of ``items``: the unit of work a sweep sends to its executor.
 
     For an element format the result is the piece's mergeable statistics (:func:`piece_statistics`:
     block partials of its sums, counts and maxima), with stochastic rounding drawn at the elements'
     global indices (the piece's offset), so that merging the pieces of a tensor gives exactly
-    the statistics of the whole; for a ScaledFormat (whose piece is the whole tensor) the final
-    metrics of :func:`scaled_metrics` under the key ``"final"``.
+    the statistics of the whole.  A ScaledFormat gets the same statistics of its exact values
+    decode(encode(x)) (its piece holds whole blocks), with overflow and subnormal counted
+    relative to each block's scale (:func:`scaled_metrics`); ``amaxes`` = (the tensor's amax
+    counting NaN and Inf, its finite amax), from the scan, gives its per-tensor scales
+    (fmtlab._sweep_scaled; None: the piece must be the whole tensor, which gives them).
     """
     if threads is not None:
         set_threads(threads)
     x = piece.read()
     results = [None] * len(items)
     element = []
+    scaled = []
     for index, (fmt, rounding, bias) in enumerate(items):
         if isinstance(fmt, ScaledFormat):
-            results[index] = {"final": scaled_metrics(x.reshape(piece.shape), fmt, rounding, seed)}
+            scaled.append((index, fmt, rounding))
         else:
             element.append((index, fmt.replace(bias=bias) if bias != fmt.bias else fmt, rounding))
+    if scaled:
+        _evaluate_scaled(piece, x, scaled, seed, scale_exponent, amaxes, results)
     # The piece in sub-blocks of SUB_BLOCK elements (aligned on the tensor's index, so at multiples
     # of SUM_BLOCK): the float64 temporaries of the statistics take a few MB whatever the chunk,
     # and the sub-blocks' statistics merge exactly like the pieces'.
@@ -620,6 +652,33 @@ def evaluate_piece(piece, items, seed: int, scale_exponent: int = 0, threads=Non
             statistics = piece_statistics(base, _quantize_at(source, fmt, rounding, seed, low), fmt)
             results[index] = statistics if results[index] is None else _merge(results[index], statistics)
     return results
+
+
+def _evaluate_scaled(piece, x, scaled, seed, scale_exponent, amaxes, results) -> None:
+    """The statistics of the scaled (index, fmt, rounding) of a piece into ``results``: sub-pieces
+    of whole blocks of about SUB_BLOCK elements (bounded temporaries), each quantized as inside the
+    whole tensor (fmtlab._sweep_scaled.quantize_piece) and merged like the element formats'."""
+    if amaxes is None:
+        if x.size != piece.total:
+            raise ValueError("evaluate_piece needs amaxes (the tensor's) for a scaled format on part of a tensor")
+        amaxes = (tensor_amax(x), _finite_amax(x))
+    shape = tuple(piece.shape)
+    row_size = math.prod(shape[1:]) if shape else 1
+    quantum = math.lcm(*(row_quantum(fmt, shape) for _index, fmt, _rounding in scaled))
+    for start, stop in sub_pieces(shape, quantum, SUB_BLOCK):
+        part = x[start * row_size:stop * row_size]
+        low = piece.offset + start * row_size
+        base = _PieceInput(part, low, piece.total, scale_exponent)
+        part_shape = (stop - start,) + shape[1:] if shape else ()
+        for index, fmt, rounding in scaled:
+            quantized, magnitudes = quantize_piece(part, part_shape, fmt, rounding, seed, low, amaxes)
+            statistics = piece_statistics(base, quantized, fmt.element)
+            overflow, subnormal = scaled_counts(base.abs_x, quantized, magnitudes, fmt)
+            # relative to each block's scale S, not to the element format's own range: overflow
+            # = above element.max * S, subnormal = subnormal element codes (final_metrics takes
+            # subnormal_frac as (below_normal - zeros_out) / n)
+            statistics.update(overflow=overflow, below_normal=statistics["zeros_out"] + subnormal)
+            results[index] = statistics if results[index] is None else _merge(results[index], statistics)
 
 
 def _quantize_at(x, fmt, rounding, seed, offset):
@@ -812,8 +871,6 @@ _SAME = ("total", "scale_exponent")
 
 def _merge(first: dict, second: dict) -> dict:
     """Statistics of two pieces together: counts add, maxima take the max, block partials merge."""
-    if "final" in first:
-        raise RuntimeError("a scaled format's metrics come from one whole-tensor piece")
     merged = {}
     for key, value in first.items():
         if key in _MAXIMA:
@@ -864,10 +921,10 @@ def _records(groups, merged, sources, amaxes, seed, reused, notes=(), names=None
             continue  # part of the group did not run
         rows = []
         for bias in sorted(group["biases"]):
-            statistics = merged[(key, bias)]
-            metrics = dict(statistics["final"]) if "final" in statistics else final_metrics(statistics)
-            if "final" not in statistics:
-                metrics.update(scales=0, bits_per_value=float(group["format"].bits))
+            metrics = final_metrics(merged[(key, bias)])
+            fmt = group["format"]
+            metrics.update(scaled_storage(fmt, sources[name].shape) if isinstance(fmt, ScaledFormat)
+                           else dict(scales=0, bits_per_value=float(fmt.bits)))
             rows.append((bias, metrics))
         best = best_bias(rows, group["rule"])
         sqnr_by_bias = {bias: metrics["sqnr_db"] for bias, metrics in rows}

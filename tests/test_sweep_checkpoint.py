@@ -300,9 +300,10 @@ def test_a_pytorch_checkpoint_is_read_by_rows_through_torch_mmap(tmp_path):
     assert sweep(tmp_path / "ckpt.pt", ["bf16", "cfloat8_1_4_3"], [5, 9], jobs=1, chunk=333) == expected
 
 
-def test_scaled_formats_of_a_chunked_file_take_the_whole_tensor(tmp_path):
-    """Scaled formats (block scales, NVFP4's tensor scale) are evaluated on the whole tensor even
-    when the element formats' rows are cut into chunks: the same records as in memory."""
+def test_scaled_formats_of_a_chunked_file_give_the_in_memory_records(tmp_path):
+    """Scaled formats (block scales, NVFP4's tensor scale, the per-tensor bias) on a file cut into
+    chunks (pieces of whole blocks, the tensor's amax from the scan): the same records as in
+    memory (tests/test_sweep_scaled_pieces.py proves it at every cut)."""
     x = np.random.default_rng(0).standard_normal((64, 96)).astype(np.float32)
     np.save(tmp_path / "w.npy", x)
     arguments = dict(formats="mxfp8_e4m3,nvfp4,cfloat8_1_4_3", biases="auto", roundings="nearest_even,stochastic")

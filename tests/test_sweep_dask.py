@@ -145,3 +145,72 @@ def test_the_drift_grid_runs_on_the_same_engine(client):
     # repr: the rows hold NaN (no loss at step 0), which == would call unequal
     assert repr([(r.config, r.seed, r.rows, r.final_loss) for r in on_dask]) == \
         repr([(r.config, r.seed, r.rows, r.final_loss) for r in inline])
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_command_line_runs_on_a_tcp_scheduler_started_by_hand(inputs, tmp_path):
+    """`dask scheduler` and `dask worker` as processes on localhost (free ports), then
+    `fmtlab sweep --dask tcp://127.0.0.1:PORT`: the CSV of the inline run, byte for byte.  Both
+    processes are stopped at the end, whatever happened (their whole process groups)."""
+    import os
+    import pathlib
+    import signal
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    environment = {**os.environ, "PYTHONPATH": str(root), "DASK_LOGGING__DISTRIBUTED": "error"}
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    started = []
+
+    def start(*arguments):
+        started.append(subprocess.Popen([sys.executable, "-m", "dask", *arguments], cwd=tmp_path, env=environment,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+
+    common = ["sweep", "--input", str(inputs), "--formats", "bf16,cfloat8_1_4_3,mxfp8_e4m3,nvfp4", "--bias", "3,9",
+              "--rounding", "nearest_even,stochastic", "--no-plots", "--quiet", "--chunk", "5000"]
+    try:
+        start("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard")
+        start("worker", address, "--nthreads", "1", "--nworkers", "1", "--no-nanny", "--no-dashboard")
+        with distributed.Client(address, timeout=30) as probe:   # the scheduler answers ...
+            probe.wait_for_workers(1, timeout=30)               # ... and has its worker
+            worker_pids = list(probe.run(os.getpid).values())
+        assert cli.main([*common, "--dask", address, "--out", str(tmp_path / "tcp")]) == 0
+        assert cli.main([*common, "--jobs", "1", "--out", str(tmp_path / "inline")]) == 0
+        assert (tmp_path / "tcp" / "sweep.csv").read_text() == (tmp_path / "inline" / "sweep.csv").read_text()
+        assert worker_pids == [started[1].pid]      # the scheduler's one worker is the process started here
+    finally:
+        for process in reversed(started):
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for process in started:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=15)
+    assert all(process.poll() is not None for process in started)
+
+
+def test_the_documented_slurm_cluster_asks_for_single_threaded_workers():
+    """docs/sweep.md's SLURMCluster arguments, as dask-jobqueue turns them into a Slurm job script
+    (no Slurm needed to write it): one task of 8 CPUs per job, the partition, the walltime, and
+    8 worker processes of one thread each (the sweep's tasks run the C loops on one thread)."""
+    jobqueue = pytest.importorskip("dask_jobqueue", reason="dask-jobqueue is not installed (pip install dask-jobqueue)")
+    with jobqueue.SLURMCluster(cores=8, processes=8, memory="16GB", walltime="02:00:00",
+                               job_extra_directives=["--partition=cpu"]) as cluster:
+        script = cluster.job_script()
+    for line in ("#SBATCH -n 1", "#SBATCH --cpus-per-task=8", "#SBATCH -t 02:00:00", "#SBATCH --partition=cpu"):
+        assert line in script.splitlines(), script
+    worker = script.strip().splitlines()[-1]
+    assert "dask_worker" in worker and "--nthreads 1" in worker and "--nworkers 8" in worker, worker
