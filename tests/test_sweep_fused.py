@@ -1,0 +1,208 @@
+"""The fused evaluation kernel and the exact sums against quantize-then-exact-rational-sums.
+
+The reference here quantizes with ``fl.quantize`` (the codec, with the same index offset and
+seed) and computes every statistic of docs/sweep.md from ``fractions.Fraction`` values: the
+sums S, E, D exactly, the counts by comparison, and the metrics by rounding the exact values
+once (the correctly rounded square root by checking the neighbours of a candidate in rationals).
+Nothing expected comes from fmtlab.metrics or from the C statistics.
+"""
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import fmtlab as fl
+from fmtlab import _c
+from fmtlab.metrics import EXACT_EXPONENT, metrics_from_statistics
+from fmtlab.sweep import _PieceInput, fused_statistics, sweep
+
+UNIT = Fraction(2) ** EXACT_EXPONENT
+FORMATS = ["e4m3fn", "e5m2", "fp16", "bf16", "fp32", "e4m3fnuz", "p3109_8p3", "p3109_8p3_unsigned", "e2m1fn", "e8m0",
+           "shp", "uhp", "cfloat8_1_4_3", "cfloat8_1_5_2", "cfloat8_1_4_3:subnormals=tesla", "int8"]
+
+
+def correctly_rounded_sqrt(value: Fraction) -> float:
+    """The float64 nearest to sqrt(value) (ties cannot occur for a rational's root at a midpoint
+    unless it is exact there, which the comparison handles)."""
+    candidate = math.sqrt(float(value))
+    best = None
+    for guess in (math.nextafter(candidate, 0), candidate, math.nextafter(candidate, math.inf)):
+        distance = abs(Fraction(guess) ** 2 - value)
+        # compare |guess - sqrt(value)| through squares: |g^2 - v| = |g - r| (g + r), g + r ~ 2r
+        # for neighbours, so the smallest |g^2 - v| / (g + r) wins; use the exact midpoint test
+        if best is None:
+            best = guess
+            continue
+        midpoint = (Fraction(best) + Fraction(guess)) / 2
+        if (midpoint ** 2 < value) == (guess > best):
+            best = guess
+    return best
+
+
+def reference_statistics(x64, q64, fmt):
+    xs = [Fraction(v) if math.isfinite(v) else None for v in x64.tolist()]
+    qs = [Fraction(v) if math.isfinite(v) else None for v in q64.tolist()]
+    valid = [(a, b) for a, b in zip(xs, qs) if a is not None and b is not None]
+    errors = [b - a for a, b in valid]
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        float_errors = np.abs(q64 - x64)
+        relative = float_errors / np.abs(x64)
+    in_v = np.isfinite(x64) & np.isfinite(q64)
+    rel_v = relative[in_v & (x64 != 0)]
+    return {
+        "n": x64.size, "valid": len(valid),
+        "zeros_in": int(np.count_nonzero(x64 == 0)), "nan_in": int(np.count_nonzero(np.isnan(x64))),
+        "inf_in": int(np.count_nonzero(np.isinf(x64))),
+        "overflow": sum(1 for v in x64.tolist() if abs(v) > fmt.max),
+        "zeros_out": int(np.count_nonzero(q64 == 0)),
+        "below_normal": sum(1 for v in q64.tolist() if abs(v) < fmt.min_normal),
+        "nan_out": int(np.count_nonzero(np.isnan(q64))), "inf_out": int(np.count_nonzero(np.isinf(q64))),
+        "max_abs": float(max((abs(e) for e in errors), default=Fraction(0))),
+        "max_rel": float(rel_v.max()) if rel_v.size else 0.0,
+        "S": sum((a * a for a, _b in valid), Fraction(0)), "E": sum((e * e for e in errors), Fraction(0)),
+        "D": sum(errors, Fraction(0)),
+    }
+
+
+def assert_matches_reference(statistics, reference):
+    for name in ("n", "valid", "zeros_in", "nan_in", "inf_in", "overflow", "zeros_out", "below_normal", "nan_out",
+                 "inf_out", "max_abs", "max_rel"):
+        assert statistics[name] == reference[name], name
+    assert statistics["signal"] * UNIT == reference["S"]
+    assert statistics["error_energy"] * UNIT == reference["E"]
+    assert statistics["error_sum"] * UNIT == reference["D"]
+    metrics = metrics_from_statistics(statistics)
+    valid = reference["valid"]
+    if valid == 0:
+        assert math.isnan(metrics["sqnr_db"]) and math.isnan(metrics["rmse"]) and math.isnan(metrics["mean_err"])
+        return
+    S, E, D = reference["S"], reference["E"], reference["D"]
+    if E == 0:
+        assert metrics["sqnr_db"] == math.inf
+    elif S == 0:
+        assert metrics["sqnr_db"] == -math.inf
+    elif 2.0 ** -1022 <= S / E <= Fraction(1.7976931348623157e308):
+        assert metrics["sqnr_db"] == 10 * math.log10(float(S / E))
+    else:
+        assert metrics["sqnr_db"] == pytest.approx(10 * (math.log10(S.numerator) - math.log10(S.denominator)
+                                                         - math.log10(E.numerator) + math.log10(E.denominator)),
+                                                   rel=1e-12)
+    assert metrics["rmse"] == correctly_rounded_sqrt(E / valid)
+    assert metrics["mean_err"] == float(D / valid)
+
+
+def values_strategy():
+    special = st.sampled_from([0.0, -0.0, math.nan, math.inf, -math.inf, 1e-45, -1e-45, 2.0 ** -126, 3.4e38, 448.0,
+                               480.0, 500.0, 57344.0, 65504.0, 65520.0, 2.0 ** -9, 2.0 ** -10, 1.0625])
+    scaled = st.builds(lambda m, e: math.ldexp(m, e), st.floats(-2, 2, allow_nan=False, width=32),
+                       st.integers(-150, 128))
+    return st.lists(st.one_of(special, scaled, st.floats(width=32)), min_size=0, max_size=200)
+
+
+def _format(name, bias):
+    fmt = fl.format(name)
+    if name.startswith("cfloat8"):
+        fmt = fmt.replace(bias=bias)
+    return fmt
+
+
+@settings(max_examples=150, deadline=None)
+@given(values=values_strategy(), name=st.sampled_from(FORMATS), bias=st.integers(0, 63),
+       rounding=st.sampled_from(fl.ROUNDINGS), seed=st.integers(0, 2 ** 64 - 1), offset=st.integers(0, 2 ** 40),
+       wide=st.booleans())
+def test_fused_kernel_equals_quantize_then_exact_sums(values, name, bias, rounding, seed, offset, wide):
+    """Float32 and float64 inputs, every rounding mode, NaN/Inf, zeros, subnormal and overflow edges."""
+    fmt = _format(name, bias)
+    x = np.array(values, np.float32)
+    if wide:  # float64 input, not float32-exact
+        x = x.astype(np.float64) * (1 + 2.0 ** -40)
+    base = _PieceInput(x, offset, offset + x.size)
+    statistics = fused_statistics(base, fmt, rounding, seed)
+    source = base.original if fmt.decode_dtype == base.original.dtype else base.x
+    q = fl.quantize(source, fmt, rounding, seed=seed, index_offset=offset).astype(np.float64)
+    assert_matches_reference(statistics, reference_statistics(base.x, q, fmt))
+
+
+def _fused_c(x, fmt, request, offset):
+    """The C kernel itself, with a rounding request of any sr_bits / sr_rule."""
+    stats = _c.ffi.new("fl_sweep_stats *")
+    function, value_type = _c.float_entry("sweep_evaluate", x.dtype)
+    _c.check_status(function(_c.pointer(x, value_type), x.size, _c.c_format(fmt), _c.c_rounding(request), offset,
+                             float(fmt.max), float(fmt.min_normal), stats), "test")
+    from fmtlab.metrics import exact_signal
+
+    return _c.sweep_statistics(stats, exact_signal(x.astype(np.float64)))
+
+
+@settings(max_examples=80, deadline=None)
+@given(values=values_strategy(), name=st.sampled_from(FORMATS[:-1]), bias=st.integers(0, 63),
+       seed=st.integers(0, 2 ** 64 - 1), sr_bits=st.one_of(st.none(), st.integers(1, 32)),
+       sr_rule=st.sampled_from(_c.SR_RULES), saturate=st.sampled_from([False, True, "sat_finite", "sat_none"]),
+       offset=st.integers(0, 2 ** 62))
+def test_fused_kernel_stochastic_with_sr_bits_and_saturation(values, name, bias, seed, sr_bits, sr_rule, saturate,
+                                                            offset):
+    fmt = _format(name, bias)
+    if sr_bits is None:
+        sr_rule = "truncate"
+    if saturate in ("sat_finite", "sat_none") and not name.startswith("p3109"):
+        saturate = False
+    x = np.array(values, np.float32)
+    request = _c.rounding_request("stochastic", saturate, seed, sr_bits, sr_rule)
+    statistics = _fused_c(x, fmt, request, offset)
+    q = fl.quantize(x, fmt, "stochastic", saturate=saturate, seed=seed, sr_bits=sr_bits, sr_rule=sr_rule,
+                    index_offset=offset).astype(np.float64)
+    assert_matches_reference(statistics, reference_statistics(x.astype(np.float64), q, fmt))
+
+
+def test_all_zero_and_empty_pieces():
+    for x in (np.zeros(1000, np.float32), np.zeros(0, np.float32)):
+        statistics = fused_statistics(_PieceInput(x, 0, x.size), fl.format("cfloat8_1_4_3"), "stochastic", 3)
+        reference = reference_statistics(x.astype(np.float64), np.zeros(x.size), fl.CFLOAT8_1_4_3)
+        assert_matches_reference(statistics, reference)
+
+
+def test_a_long_piece_spans_many_flushes_and_fast_blocks():
+    """2^17 + 3 values (two bin flushes, 257 fast blocks, a short last one), float32 and float64."""
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((1 << 17) + 3) * np.exp(rng.uniform(-30, 30, (1 << 17) + 3))).astype(np.float32)
+    fmt = fl.format("cfloat8_1_5_2", bias=20)
+    for source in (x, x.astype(np.float64)):
+        base = _PieceInput(source, 5, 5 + x.size)
+        statistics = fused_statistics(base, fmt, "stochastic", 9)
+        q = fl.quantize(source, fmt, "stochastic", seed=9, index_offset=5).astype(np.float64)
+        x64 = x.astype(np.float64)
+        e = [Fraction(b) - Fraction(a) for a, b in zip(x64.tolist(), q.tolist())]
+        assert statistics["error_energy"] * UNIT == sum(v * v for v in e)
+        assert statistics["error_sum"] * UNIT == sum(e)
+        assert statistics["signal"] * UNIT == sum(Fraction(v) ** 2 for v in x64.tolist())
+
+
+@settings(max_examples=15, deadline=None)
+@given(values=values_strategy().filter(lambda v: len(v) > 0), rounding=st.sampled_from(["nearest_even", "stochastic",
+                                                                                       "toward_zero"]))
+def test_sweep_records_are_the_exact_metrics_for_any_chunk(values, rounding):
+    """A sweep's records (chunk 1, 7, whole) are the metrics of the exact reference."""
+    x = np.array(values, np.float32)
+    fmt = fl.format("cfloat8_1_4_3", bias=9)
+    q = fl.quantize(x, fmt, rounding, seed=4).astype(np.float64)
+    reference = reference_statistics(x.astype(np.float64), q, fmt)
+    for chunk in (1, 7, 1 << 30):
+        record = next(r for r in sweep({"x": x}, "cfloat8_1_4_3", [9], rounding, seed=4, jobs=1, chunk=chunk)
+                      if r.bias == 9)
+        statistics = {"n": reference["n"], "valid": reference["valid"], "zeros_in": reference["zeros_in"],
+                      "nan_in": reference["nan_in"], "inf_in": reference["inf_in"], "overflow": reference["overflow"],
+                      "zeros_out": reference["zeros_out"], "below_normal": reference["below_normal"],
+                      "nan_out": reference["nan_out"], "inf_out": reference["inf_out"],
+                      "max_abs": reference["max_abs"], "max_rel": reference["max_rel"]}
+        expected = {}
+        if reference["valid"]:
+            S, E, D = reference["S"], reference["E"], reference["D"]
+            expected = {"sqnr_db": math.inf if E == 0 else (-math.inf if S == 0 else 10 * math.log10(float(S / E))),
+                        "rmse": correctly_rounded_sqrt(E / reference["valid"]),
+                        "mean_err": float(D / reference["valid"])}
+        for name, value in expected.items():
+            assert getattr(record, name) == value, (name, chunk)
+        assert record.max_abs_err == (statistics["max_abs"] if reference["valid"] else record.max_abs_err)
+        assert record.overflow_frac == reference["overflow"] / reference["n"]
