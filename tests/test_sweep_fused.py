@@ -212,3 +212,29 @@ def test_sweep_records_are_the_exact_metrics_for_any_chunk(values, rounding):
         else:
             assert math.isnan(record.max_abs_err) and math.isnan(record.sqnr_db)
         assert record.overflow_frac == reference["overflow"] / reference["n"]
+
+
+def test_the_statistics_entry_points_return_their_documented_codes():
+    x = np.ones(4, np.float32)
+    x64 = np.ones(4)
+    stats = _c.ffi.new("fl_sweep_stats *")
+    request = _c.c_rounding(_c.rounding_request("nearest_even"))
+    fmt = _c.c_format(fl.E4M3FN)
+    lib, null = _c.lib, _c.ffi.NULL
+    assert lib.fl_sweep_evaluate_f32(_c.pointer(x, "float"), -1, fmt, request, 0, 448.0, 2.0 ** -6, stats) == \
+        lib.FL_ERROR_ARGUMENT
+    assert lib.fl_sweep_evaluate_f32(_c.pointer(x, "float"), 4, fmt, request, 0, 448.0, 2.0 ** -6, null) == \
+        lib.FL_ERROR_ARGUMENT
+    assert lib.fl_sweep_evaluate_f64(null, 4, fmt, request, 0, 448.0, 2.0 ** -6, stats) == lib.FL_ERROR_ARGUMENT
+    bad_format = _c.ffi.new("fl_format *")
+    assert lib.fl_sweep_evaluate_f32(_c.pointer(x, "float"), 4, bad_format, request, 0, 1.0, 1.0, stats) == \
+        lib.FL_ERROR_FORMAT
+    bad_mode = _c.ffi.new("fl_rounding *")
+    bad_mode.mode = 7
+    assert lib.fl_sweep_evaluate_f64(_c.pointer(x64, "double"), 4, fmt, bad_mode, 0, 1.0, 1.0, stats) == \
+        lib.FL_ERROR_ROUNDING_MODE
+    assert lib.fl_sweep_statistics_f64(_c.pointer(x64, "double"), null, 4, 1.0, 1.0, stats) == lib.FL_ERROR_ARGUMENT
+    assert lib.fl_exact_signal_f64(_c.pointer(x64, "double"), -2, _c.ffi.new("fl_exact_sum *")) == \
+        lib.FL_ERROR_ARGUMENT
+    assert lib.fl_sweep_evaluate_f32(_c.pointer(x, "float"), 4, fmt, request, 0, 448.0, 2.0 ** -6, stats) == lib.FL_OK
+    assert stats.n == 4 and stats.valid == 4 and _c.exact_int(stats.error_energy) == 0
