@@ -59,8 +59,10 @@ each a pure function of its arguments, so results never depend on how it is run
   a Ray executor, a ``ProcessPoolExecutor`` of your own);
 * otherwise ``jobs`` worker processes (default: the CPUs this process may use), started
   with "forkserver" (fork is unsafe once OpenMP threads exist);
-* ``jobs=1`` (or a small sweep with ``jobs=None``: under 2^22 element evaluations) runs
-  inline in this process.
+* ``jobs=1``, or ``jobs=None`` when the estimated cost says workers would not finish sooner
+  (:func:`parallel_pays`: a sweep whose fused evaluations take less than about
+  WORKER_START_SECONDS x workers / (workers - 1), 2 s on two CPUs, e.g. the default
+  ``fmtlab sweep``), runs inline in this process.
 
 Every task runs the C loops on one thread (``fl.set_threads(1)`` in the process that runs
 it; restored afterwards when inline): the parallelism comes from tasks side by side.
@@ -94,7 +96,7 @@ from .scaled import BIAS_RULE, ScaledFormat
 
 __all__ = ["sweep", "evaluate", "evaluate_piece", "scan_piece", "piece_statistics", "fused_statistics", "final_metrics",
            "tensor_scale_exponent",
-           "DEFAULT_CHUNK", "rule_bias", "best_bias", "biases_to_evaluate", "scaled_variants",
+           "DEFAULT_CHUNK", "parallel_pays", "SECONDS_PER_EVALUATION", "WORKER_START_SECONDS", "rule_bias", "best_bias", "biases_to_evaluate", "scaled_variants",
            "record_format", "scaled_metrics"]
 
 
@@ -467,6 +469,8 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
     total = sum(len(group["biases"]) for group in groups.values())
     work = sum(len(items) * sources[name].size for name, items in evaluations.items())
     inline, workers = plan(executor, jobs, work)
+    if executor is None and jobs is None:
+        inline = workers == 1 or not parallel_pays(work, workers)
     per_task = max(1, math.ceil(sum(len(items) for items in evaluations.values()) / (32 if inline else 4 * workers)))
     tasks, arguments, labels = [], [], []  # tasks[i] = (tensor name, [(key, bias), ...], whole tensor?)
     for name, items in evaluations.items():
@@ -519,6 +523,21 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
         stopped.planned = total
         raise
     return _records(groups, merged, sources, amaxes, int(seed), reused, notes)
+
+
+# The cost model of jobs=None (measured on 2026-12-02 on the shared 2-core machine of
+# docs/performance.md): one element evaluation of the fused kernel, and starting the worker
+# processes (forkserver, imports; 0.2 s warm to 5 s under load, the first start of a process
+# being the slow one).
+SECONDS_PER_EVALUATION = 6e-9
+WORKER_START_SECONDS = 1.0
+
+
+def parallel_pays(work: int, workers: int) -> bool:
+    """Whether ``work`` element evaluations finish sooner on ``workers`` processes than inline:
+    with c = work x SECONDS_PER_EVALUATION, c / workers + WORKER_START_SECONDS < c."""
+    compute = work * SECONDS_PER_EVALUATION
+    return workers > 1 and compute / workers + WORKER_START_SECONDS < compute
 
 
 def _complete(merged, pieces_left) -> dict:
