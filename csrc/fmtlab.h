@@ -210,6 +210,7 @@ typedef struct fl_sweep_stats {
 /* *signal = sum of x_i^2 over the finite x_i, exactly.  FL_OK, FL_ERROR_ARGUMENT (n < 0, a NULL
  * pointer) or FL_ERROR_OUT_OF_MEMORY. */
 int fl_exact_signal_f64(const double *x, int64_t n, fl_exact_sum *signal);
+int fl_exact_signal_f32(const float *x, int64_t n, fl_exact_sum *signal);
 /* *stats of x with the given q (both n float64 values).  FL_OK, FL_ERROR_ARGUMENT or
  * FL_ERROR_OUT_OF_MEMORY. */
 int fl_sweep_statistics_f64(const double *x, const double *q, int64_t n, double max, double min_normal,

@@ -25,9 +25,10 @@
 #define LIMB_BITS 32
 #define SQUARE_BINS 4096  /* index 2 * max(E, 1) (or E1' + E2'), exponent index - 2150 */
 #define LINEAR_BINS 2048  /* index max(E, 1), exponent index - 1075 */
-/* Elements between flushes of the bins: at most 3 terms below 2^108 each per element, so a
- * bin stays below 2^126 (the __int128's limit is 2^127). */
-#define FLUSH_ELEMENTS 65536
+/* Elements between flushes of the bins (at most FLUSH_ELEMENTS + FAST_BLOCK): a wide bin gets at
+ * most 3 terms below 2^108 each per element, so it stays below 2^125 (its limit is 2^127); a
+ * float bin (below) at most one term below 2^49 per element of its set, below 2^63. */
+#define FLUSH_ELEMENTS 32768
 
 _Static_assert(FL_EXACT_LOWEST_EXPONENT % LIMB_BITS == 0, "the limbs start on a multiple of 32");
 _Static_assert(sizeof(((fl_exact_sum *)0)->limb) == FL_EXACT_LIMBS * sizeof(int64_t), "limb count");
@@ -142,7 +143,7 @@ static inline void add_linear(exact_bins *bins, double d)
  * hit the same bin) do not wait for each other's store. */
 #define SETS 4
 typedef struct float_bins {
-    int64_t square[SETS][256];
+    int64_t square[SETS][512];  /* products m1 m2 2^(k1 + k2 - 300), index k1 + k2 */
     int64_t linear[SETS][256];
     int used;
 } float_bins;
@@ -153,26 +154,41 @@ static inline void float_add(float_bins *bins, int set, uint32_t bits, int with_
     const int field = (int)((bits >> 23) & 0xFF);
     const int64_t m = (int64_t)((bits & 0x7FFFFFu) | (field ? 0x800000u : 0u));
     const int k = field ? field : 1;
-    bins->square[set][k] += m * m;
+    bins->square[set][2 * k] += m * m;
     if (with_linear) {
         const int64_t negative = -(int64_t)(bits >> 31); /* 0 or -1 */
         bins->linear[set][k] += (m ^ negative) - negative;
     }
 }
 
+/* 2 a b of two float32s (bits) into the square bins, the linear terms untouched. */
+static inline void float_add_twice_product(float_bins *bins, int set, uint32_t a, uint32_t b)
+{
+    const int field_a = (int)((a >> 23) & 0xFF), field_b = (int)((b >> 23) & 0xFF);
+    const int64_t ma = (int64_t)((a & 0x7FFFFFu) | (field_a ? 0x800000u : 0u));
+    const int64_t mb = (int64_t)((b & 0x7FFFFFu) | (field_b ? 0x800000u : 0u));
+    const int64_t product = 2 * ma * mb;
+    bins->square[set][(field_a ? field_a : 1) + (field_b ? field_b : 1)] += ((a ^ b) >> 31) ? -product : product;
+}
+
 static void flush_float_bins(float_bins *bins, fl_exact_sum *squares, fl_exact_sum *linear)
 {
     if (!bins->used)
         return;
-    for (int k = 0; k < 256; k++) {
-        wide square = 0, sum = 0;
+    for (int k = 0; k < 512; k++) {
+        wide square = 0;
         for (int set = 0; set < SETS; set++) {
             square += bins->square[set][k];
-            sum += bins->linear[set][k];
             bins->square[set][k] = 0;
+        }
+        exact_add(squares, square, k - 300);
+    }
+    for (int k = 0; k < 256; k++) {
+        wide sum = 0;
+        for (int set = 0; set < SETS; set++) {
+            sum += bins->linear[set][k];
             bins->linear[set][k] = 0;
         }
-        exact_add(squares, square, 2 * k - 300);
         if (linear)
             exact_add(linear, sum, k - 150);
     }
@@ -370,7 +386,7 @@ static void accumulate_block_f32(stats_pass *pass, const float *restrict x, cons
                                  float max_f, float min_normal_f)
 {
     fl_sweep_stats *stats = pass->stats;
-    uint32_t error_bits[FAST_BLOCK];
+    uint32_t error_bits[FAST_BLOCK], error_tails[FAST_BLOCK];
     uint32_t general[FAST_BLOCK];
     int32_t zeros_in = 0, nan_in = 0, inf_in = 0, overflow = 0, zeros_out = 0, below_normal = 0, nan_out = 0;
     int32_t inf_out = 0, valid = 0, generals = 0;
@@ -393,11 +409,16 @@ static void accumulate_block_f32(stats_pass *pass, const float *restrict x, cons
         const float e = qj - xj;
         const float q_part = e + xj, x_part = e - q_part;
         const float t = (qj - q_part) - (xj + x_part);
-        const int32_t simple = in_v & (t == 0);
-        uint32_t bits;
+        /* e + t = q - x exactly when nothing overflowed (TwoSum): both float32 values */
+        const int32_t split = in_v & (fabsf(e) <= 3.40282347e38f) & (fabsf(t) <= 3.40282347e38f);
+        const int32_t simple = split & (t == 0);
+        uint32_t bits, tail_bits;
         memcpy(&bits, &e, sizeof bits);
+        memcpy(&tail_bits, &t, sizeof tail_bits);
         const uint32_t keep = 0u - (uint32_t)simple; /* masks, not branches: the loop vectorises */
-        error_bits[j] = bits & keep;
+        const uint32_t keep_split = 0u - (uint32_t)split;
+        error_bits[j] = bits & keep_split;
+        error_tails[j] = tail_bits & keep_split & ~keep; /* 0 where t = 0 */
         const uint32_t abs_e_bits = bits & 0x7FFFFFFFu & keep;
         max_abs_bits = abs_e_bits > max_abs_bits ? abs_e_bits : max_abs_bits;
         /* |e| / |x| in float32 to find the candidates for the float64 maximum (below) */
@@ -407,7 +428,8 @@ static void accumulate_block_f32(stats_pass *pass, const float *restrict x, cons
         relative_bit_pattern &= keep & (0u - (uint32_t)(abs_x != 0));
         relative_bits[j] = relative_bit_pattern;
         max_relative_bits = relative_bit_pattern > max_relative_bits ? relative_bit_pattern : max_relative_bits;
-        const int32_t kind = (in_v & !simple) | ((x_finite & !q_finite) << 1);
+        /* 1: q - x overflowed float32 (the float64 terms); 2: a finite input outside V; 4: a tail t */
+        const int32_t kind = (in_v & !split) | ((x_finite & !q_finite) << 1) | ((split & !simple) << 2);
         general[j] = (uint32_t)kind;
         generals += kind != 0;
     }
@@ -449,9 +471,22 @@ static void accumulate_block_f32(stats_pass *pass, const float *restrict x, cons
         float_add(bins, j & (SETS - 1), error_bits[j], 1);
     bins->used = 1;
     if (generals)
-        for (int j = 0; j < count; j++)
-            if (general[j])
+        for (int j = 0; j < count; j++) {
+            if (general[j] & 4) { /* e = e_f + t exactly: t^2, 2 e_f t and t; |e| in float64 */
+                float_add(bins, j & (SETS - 1), error_tails[j], 1);
+                float_add_twice_product(bins, j & (SETS - 1), error_bits[j], error_tails[j]);
+                float head, tail;
+                memcpy(&head, &error_bits[j], sizeof head);
+                memcpy(&tail, &error_tails[j], sizeof tail);
+                const double abs_e = fabs((double)head + (double)tail), abs_x = fabs((double)x[j]);
+                if (abs_e > stats->max_abs)
+                    stats->max_abs = abs_e;
+                if (abs_x != 0 && abs_e / abs_x > stats->max_rel)
+                    stats->max_rel = abs_e / abs_x;
+            } else if (general[j]) {
                 general_terms(pass, (double)x[j], (double)q[j], (int)general[j]);
+            }
+        }
     pass_count(pass, count);
 }
 
@@ -500,6 +535,32 @@ int fl_exact_signal_f64(const double *x, int64_t n, fl_exact_sum *signal)
     }
     fl_leave_default_floating_point(&environment);
     free(bins);
+    free(floats);
+    return FL_OK;
+}
+
+int fl_exact_signal_f32(const float *x, int64_t n, fl_exact_sum *signal)
+{
+    if (!signal || n < 0 || (n > 0 && !x))
+        return FL_ERROR_ARGUMENT;
+    memset(signal, 0, sizeof *signal);
+    float_bins *floats = calloc(1, sizeof(float_bins));
+    if (!floats)
+        return FL_ERROR_OUT_OF_MEMORY;
+    for (int64_t start = 0; start < n; start += FLUSH_ELEMENTS) {
+        const int64_t stop = start + FLUSH_ELEMENTS < n ? start + FLUSH_ELEMENTS : n;
+        for (int64_t block = start; block < stop; block += FAST_BLOCK) {
+            const int count = (int)(block + FAST_BLOCK < stop ? FAST_BLOCK : stop - block);
+            uint32_t bits[FAST_BLOCK];
+            memcpy(bits, x + block, (size_t)count * sizeof bits[0]);
+            for (int j = 0; j < count; j++) /* NaN and Inf (exponent field all ones) count as 0 */
+                bits[j] &= 0u - (uint32_t)((bits[j] & 0x7F800000u) != 0x7F800000u);
+            for (int j = 0; j < count; j++)
+                float_add(floats, j & (SETS - 1), bits[j], 0);
+        }
+        floats->used = 1;
+        flush_float_bins(floats, signal, NULL);
+    }
     free(floats);
     return FL_OK;
 }

@@ -71,11 +71,15 @@ class PreparedInput:
 
 
 def exact_signal(x) -> int:
-    """sum of x_i^2 over the finite x_i (x float64, C-contiguous), exactly: an int k for
-    k * 2^EXACT_EXPONENT."""
-    x = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
+    """sum of x_i^2 over the finite x_i (float32 or float64, else read as float64), exactly: an
+    int k for k * 2^EXACT_EXPONENT."""
+    x = np.asarray(x)
+    if x.dtype != np.float32:
+        x = x.astype(np.float64, copy=False)
+    x = np.ascontiguousarray(x).reshape(-1)
     signal = _c.ffi.new("fl_exact_sum *")
-    _c.check_status(_c.lib.fl_exact_signal_f64(_c.pointer(x, "double"), x.size, signal), "exact signal sum")
+    function, value_type = _c.float_entry("exact_signal", x.dtype)
+    _c.check_status(function(_c.pointer(x, value_type), x.size, signal), "exact signal sum")
     return _c.exact_int(signal)
 
 

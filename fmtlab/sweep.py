@@ -674,7 +674,7 @@ class _PieceInput:
     def signal(self) -> int:
         """sum of x^2 over the finite inputs, exactly (an int of 2^EXACT_EXPONENT)."""
         if self._signal is None:
-            self._signal = exact_signal(self.x)
+            self._signal = exact_signal(self.original if self.original.dtype == np.float32 else self.x)
         return self._signal
 
 
