@@ -90,11 +90,11 @@ from .codec import decode, encode, quantize, set_threads
 from .formats import TESLA_BIAS_RANGE, amax_bias, format_spec, is_configurable
 from . import _c
 from .integers import IntFormat
-from .metrics import (METRIC_NAMES, PreparedInput, error_metrics, exact_signal, exact_statistics, merge_statistics,
-                      metrics_from_statistics, sqnr_db)
+from .metrics import (PreparedInput, error_metrics, exact_signal, exact_statistics, merge_statistics,
+                      metrics_from_statistics)
 from .scaled import BIAS_RULE, ScaledFormat
 
-__all__ = ["sweep", "evaluate", "evaluate_piece", "scan_piece", "piece_statistics", "fused_statistics", "final_metrics",
+__all__ = ["sweep", "evaluate", "evaluate_piece", "scan_piece", "piece_statistics", "fused_statistics", "PieceInput", "final_metrics",
            "tensor_scale_exponent",
            "DEFAULT_CHUNK", "parallel_pays", "SECONDS_PER_EVALUATION", "WORKER_START_SECONDS", "rule_bias", "best_bias", "biases_to_evaluate", "scaled_variants",
            "record_format", "scaled_metrics"]
@@ -624,14 +624,14 @@ def evaluate_piece(piece, items, seed: int, scale_exponent: int = 0, threads=Non
             results[index] = {"final": scaled_metrics(x.reshape(piece.shape), fmt, rounding, seed)}
             continue
         if base is None:
-            base = _PieceInput(x, piece.offset, piece.total)
+            base = PieceInput(x, piece.offset, piece.total)
         biased = fmt.replace(bias=bias) if bias != fmt.bias else fmt
         results[index] = fused_statistics(base, biased, rounding, seed)
     return results
 
 
 def fused_statistics(base, fmt, rounding: str, seed: int) -> dict:
-    """The statistics of ``base`` (a :class:`_PieceInput`) quantized to the element format ``fmt``,
+    """The statistics of ``base`` (a :class:`PieceInput`) quantized to the element format ``fmt``,
     equal to ``piece_statistics(base, fl.quantize(source, fmt, rounding, seed=seed,
     index_offset=base.offset), fmt)`` (source: float32 input when the piece and the format's
     values are float32, else float64, as the sweep quantizes), in one C pass without the array q
@@ -660,9 +660,12 @@ def tensor_scale_exponent(amax: float) -> int:
     return 0
 
 
-class _PieceInput:
+class PieceInput:
     """A piece of a tensor read once as float64, with what every format's statistics reuse: its
-    exact signal sum (over the finite inputs; each format takes off its elements outside V)."""
+    exact signal sum (over the finite inputs; each format takes off its elements outside V).
+    ``x`` the piece's values (float32 or float64), ``offset`` the global index of its first
+    element, ``total`` the tensor's size; ``scale_exponent`` is accepted for callers of the
+    earlier float sums and unused (the exact sums need no scaling)."""
 
     def __init__(self, x, offset, total, scale_exponent=0):
         self.original = np.ascontiguousarray(x).reshape(-1)
@@ -676,6 +679,9 @@ class _PieceInput:
         if self._signal is None:
             self._signal = exact_signal(self.original if self.original.dtype == np.float32 else self.x)
         return self._signal
+
+
+_PieceInput = PieceInput  # the earlier name
 
 
 def piece_statistics(base, q, fmt) -> dict:

@@ -16,7 +16,7 @@ from hypothesis import given, settings, strategies as st
 import fmtlab as fl
 from fmtlab import _c
 from fmtlab.metrics import EXACT_EXPONENT, metrics_from_statistics
-from fmtlab.sweep import _PieceInput, fused_statistics, sweep
+from fmtlab.sweep import PieceInput, fused_statistics, sweep
 
 UNIT = Fraction(2) ** EXACT_EXPONENT
 FORMATS = ["e4m3fn", "e5m2", "fp16", "bf16", "fp32", "e4m3fnuz", "p3109_8p3", "p3109_8p3_unsigned", "e2m1fn", "e8m0",
@@ -29,9 +29,8 @@ def correctly_rounded_sqrt(value: Fraction) -> float:
     candidate = math.sqrt(float(value))
     best = None
     for guess in (math.nextafter(candidate, 0), candidate, math.nextafter(candidate, math.inf)):
-        distance = abs(Fraction(guess) ** 2 - value)
-        # compare |guess - sqrt(value)| through squares: |g^2 - v| = |g - r| (g + r), g + r ~ 2r
-        # for neighbours, so the smallest |g^2 - v| / (g + r) wins; use the exact midpoint test
+        # the candidates come in increasing order: the larger one is nearer when the midpoint
+        # between them lies below sqrt(value), i.e. midpoint^2 < value (exact rationals)
         if best is None:
             best = guess
             continue
@@ -119,7 +118,7 @@ def test_fused_kernel_equals_quantize_then_exact_sums(values, name, bias, roundi
         x = np.array(values, np.float32)
     if wide:  # float64 input, not float32-exact
         x = x.astype(np.float64) * (1 + 2.0 ** -40)
-    base = _PieceInput(x, offset, offset + x.size)
+    base = PieceInput(x, offset, offset + x.size)
     statistics = fused_statistics(base, fmt, rounding, seed)
     source = base.original if fmt.decode_dtype == base.original.dtype else base.x
     q = fl.quantize(source, fmt, rounding, seed=seed, index_offset=offset).astype(np.float64)
@@ -160,7 +159,7 @@ def test_fused_kernel_stochastic_with_sr_bits_and_saturation(values, name, bias,
 
 def test_all_zero_and_empty_pieces():
     for x in (np.zeros(1000, np.float32), np.zeros(0, np.float32)):
-        statistics = fused_statistics(_PieceInput(x, 0, x.size), fl.format("cfloat8_1_4_3"), "stochastic", 3)
+        statistics = fused_statistics(PieceInput(x, 0, x.size), fl.format("cfloat8_1_4_3"), "stochastic", 3)
         reference = reference_statistics(x.astype(np.float64), np.zeros(x.size), fl.CFLOAT8_1_4_3)
         assert_matches_reference(statistics, reference)
 
@@ -171,7 +170,7 @@ def test_a_long_piece_spans_many_flushes_and_fast_blocks():
     x = (rng.standard_normal((1 << 17) + 3) * np.exp(rng.uniform(-30, 30, (1 << 17) + 3))).astype(np.float32)
     fmt = fl.format("cfloat8_1_5_2", bias=20)
     for source in (x, x.astype(np.float64)):
-        base = _PieceInput(source, 5, 5 + x.size)
+        base = PieceInput(source, 5, 5 + x.size)
         statistics = fused_statistics(base, fmt, "stochastic", 9)
         q = fl.quantize(source, fmt, "stochastic", seed=9, index_offset=5).astype(np.float64)
         x64 = x.astype(np.float64)
