@@ -201,10 +201,11 @@ static void flush_float_bins(float_bins *bins, fl_exact_sum *squares, fl_exact_s
 /* The float32 bits of d when d is a float32 value (exactly), else 0 with *general = 1; zeros give 0. */
 static inline uint32_t float32_bits_of(double d, int *general)
 {
-    const float f = (float)d;
+    const int in_range = fabs(d) <= 3.4028234663852886e38; /* (float) of a larger value is undefined */
+    const float f = in_range ? (float)d : 0.0f;
     uint32_t bits;
     memcpy(&bits, &f, sizeof bits);
-    const int exact = (double)f == d;
+    const int exact = in_range && (double)f == d;
     *general = !exact;
     return exact ? bits : 0u;
 }
@@ -328,10 +329,11 @@ static void accumulate_block(stats_pass *pass, const double *restrict x, const d
         max_abs = abs_e > max_abs ? abs_e : max_abs;
         const double relative = (in_v & (abs_x != 0)) ? abs_e / abs_x : 0.0;
         max_rel = relative > max_rel ? relative : max_rel;
-        const float f = (float)e;
+        const int in_range = fabs(e) <= 3.4028234663852886e38; /* (float) of a larger value is undefined */
+        const float f = in_range ? (float)e : 0.0f;
         uint32_t bits;
         memcpy(&bits, &f, sizeof bits);
-        const int simple = (t == 0) & ((double)f == e);
+        const int simple = (t == 0) & in_range & ((double)f == e);
         error_bits[j] = simple ? bits : 0u;
         general[j] = (uint8_t)(((!simple) & in_v) | ((x_finite & !q_finite) << 1));
         generals += general[j] != 0;
@@ -362,6 +364,8 @@ static void accumulate_block(stats_pass *pass, const double *restrict x, const d
  * as with v, since no float32 lies strictly between. */
 static float float_at_most(double v)
 {
+    if (!(v <= 3.4028234663852886e38))
+        return 3.4028234663852886e38f;
     float f = (float)v;
     if ((double)f > v)
         f = nextafterf(f, 0.0f);
@@ -370,6 +374,8 @@ static float float_at_most(double v)
 
 static float float_at_least(double v)
 {
+    if (!(v <= 3.4028234663852886e38))
+        return (float)INFINITY;
     float f = (float)v;
     if ((double)f < v)
         f = nextafterf(f, (float)INFINITY);
