@@ -26,7 +26,8 @@ FORMATS = ["e4m3fn", "e5m2", "fp16", "bf16", "fp32", "e4m3fnuz", "p3109_8p3", "p
 def correctly_rounded_sqrt(value: Fraction) -> float:
     """The float64 nearest to sqrt(value) (ties cannot occur for a rational's root at a midpoint
     unless it is exact there, which the comparison handles)."""
-    candidate = math.sqrt(float(value))
+    half = (value.numerator.bit_length() - value.denominator.bit_length()) // 2  # keep floats in range
+    candidate = math.ldexp(math.sqrt(float(value / Fraction(4) ** half)), half)
     best = None
     for guess in (math.nextafter(candidate, 0), candidate, math.nextafter(candidate, math.inf)):
         # the candidates come in increasing order: the larger one is nearer when the midpoint
@@ -249,3 +250,35 @@ def test_jobs_none_runs_inline_when_workers_would_not_finish_sooner():
     assert not parallel_pays(333_333_333, 2)      # c = 2.0 s: c / 2 + 1 = c, no gain
     assert parallel_pays(340_000_000, 2)          # c = 2.04 s
     assert parallel_pays(2 * (1 << 20) * 520, 2)  # the issue-14 job: 6.5 s of evaluation
+
+
+@settings(max_examples=120, deadline=None)
+@given(pairs=st.lists(st.tuples(st.floats(width=64), st.floats(width=64)), max_size=60),
+       name=st.sampled_from(["fp32", "bf16", "cfloat8_1_5_2"]))
+def test_exact_statistics_of_any_float64_pairs(pairs, name):
+    """fmtlab.metrics.exact_statistics on arbitrary float64 x and q (not a rounding of each other:
+    the general terms q^2 - 2 q x + x^2, subnormals to near 2^1024, NaN and Inf) against exact
+    rational sums."""
+    from fmtlab.metrics import exact_statistics
+
+    fmt = fl.format(name)
+    x = np.array([a for a, _b in pairs], np.float64)
+    q = np.array([b for _a, b in pairs], np.float64)
+    assert_matches_reference(exact_statistics(x, q, fmt), reference_statistics(x, q, fmt))
+
+
+@settings(max_examples=20, deadline=None)
+@given(values=values_strategy().filter(lambda v: len(v) > 0), name=st.sampled_from(["bf16", "e4m3fn", "cfloat8_1_4_3"]),
+       rounding=st.sampled_from(["nearest_even", "stochastic", "up"]))
+def test_error_metrics_and_the_sweep_give_the_same_numbers(values, name, rounding):
+    """One definition: fl.metrics.error_metrics(x, fl.quantize(x, ...)) is the sweep's record."""
+    from fmtlab.metrics import METRIC_NAMES, error_metrics
+
+    with np.errstate(over="ignore"):
+        x = np.array(values, np.float32)
+    fmt = fl.format(name)
+    expected = error_metrics(x, fl.quantize(x, fmt, rounding, seed=2), fmt)
+    record = next(r for r in sweep({"x": x}, name, None, rounding, seed=2, jobs=1, chunk=3) if r.bias == fmt.bias)
+    for metric in METRIC_NAMES:
+        got, want = getattr(record, metric), expected[metric]
+        assert got == want or (math.isnan(got) and math.isnan(want)), metric
