@@ -9,6 +9,14 @@ Prints, for a standard-normal float32 tensor of 2^--size-log2 values:
   every available CPU (fmtlab's own worker processes, ``fmtlab._pool``; their start-up is
   included), and the speed-up.
 
+* the issue-14 job (``--job``, default on): two 2^20-value tensors (normal, lognormal) swept
+  over cfloat8_1_4_3 and cfloat8_1_5_2 at every bias, e4m3fn and bf16, nearest-even and
+  stochastic (520 evaluations), against its peer: the 520 bare ``fl.quantize`` calls it stands
+  for (same process, same run, one thread); element-evaluations per second with 1 and 2 jobs,
+  and the ratio sweep / bare quantizes;
+* the default ``fmtlab sweep`` command's wall time (a subprocess, ``--no-plots --quiet``, start-up
+  of Python included) with ``--jobs 1`` and ``--jobs 2``.
+
 Each figure is the best of --repeats runs.
 
 ``--checkpoint 64,256,600``: checkpoint-scale sweeps instead.  For each size (MB) a BF16
@@ -148,6 +156,58 @@ def checkpoint_benchmark(sizes, directory, peer_limit):
         path.unlink()
 
 
+JOB_FORMATS = ("cfloat8_1_4_3", "cfloat8_1_5_2", "e4m3fn", "bf16")
+JOB_ROUNDINGS = ("nearest_even", "stochastic")
+
+
+def job_benchmark(log2, repeats):
+    """The issue-14 job: the sweep against the bare quantizes it stands for, in one run."""
+    count = 1 << log2
+    tensors = {name: synthetic(name, count) for name in ("normal", "lognormal")}
+    calls = []
+    for fmt_name in JOB_FORMATS:
+        fmt = fl.format(fmt_name)
+        biases = range(64) if fmt_name.startswith("cfloat8") else (fmt.bias,)
+        calls += [(fmt.replace(bias=bias) if bias != fmt.bias else fmt, rounding) for bias in biases
+                  for rounding in JOB_ROUNDINGS]
+    evaluations = len(calls) * len(tensors)
+
+    def bare():
+        for x in tensors.values():
+            for fmt, rounding in calls:
+                fl.quantize(x, fmt, rounding, seed=0)
+
+    fl.set_threads(1)
+    bare_time = best_time(bare, repeats)
+    fl.set_threads(None)
+    arguments = dict(formats=",".join(JOB_FORMATS), biases="all", roundings=JOB_ROUNDINGS, seed=0)
+    one = best_time(lambda: sweep(tensors, jobs=1, **arguments), repeats)
+    two = best_time(lambda: sweep(tensors, jobs=2, **arguments), repeats)
+    elements = evaluations * count
+    print(f"issue-14 job: {len(tensors)} tensors of 2^{log2} values, {', '.join(JOB_FORMATS)} (cfloat8 at every "
+          f"bias), {', '.join(JOB_ROUNDINGS)}: {evaluations} evaluations")
+    print(f"  bare fl.quantize calls (peer, 1 thread): {bare_time:7.3f} s  {elements / bare_time / 1e6:8.1f} M elements/s")
+    print(f"  sweep, 1 job:                            {one:7.3f} s  {elements / one / 1e6:8.1f} M element-evaluations/s"
+          f"   sweep / bare quantizes = {one / bare_time:.2f}")
+    print(f"  sweep, 2 jobs:                           {two:7.3f} s  {elements / two / 1e6:8.1f} M element-evaluations/s"
+          f"   2 jobs / 1 job speed-up = {one / two:.2f}x")
+
+
+def default_command_benchmark(repeats):
+    """Wall time of the default ``fmtlab sweep`` command (a subprocess), --jobs 1 and 2."""
+    env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[1])}
+    print("default `fmtlab sweep --no-plots --quiet` (subprocess, Python start-up included)")
+    times = {}
+    for jobs in (1, 2):
+        with tempfile.TemporaryDirectory() as out:
+            command = [sys.executable, "-m", "fmtlab", "sweep", "--no-plots", "--quiet", "--out", out,
+                       "--jobs", str(jobs)]
+            times[jobs] = best_time(lambda: subprocess.run(command, env=env, check=True,
+                                                           stdout=subprocess.DEVNULL), repeats)
+        print(f"  --jobs {jobs}: {times[jobs]:7.3f} s")
+    print(f"  2 jobs / 1 job speed-up = {times[1] / times[2]:.2f}x")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-log2", type=int, default=18)
@@ -155,9 +215,15 @@ def main():
     parser.add_argument("--checkpoint", default=None, help="checkpoint sizes in MB, e.g. 64,256,600")
     parser.add_argument("--dir", default=tempfile.gettempdir() + "/fmtlab-bench")
     parser.add_argument("--peer-limit", type=int, default=256, help="largest size (MB) the peer runs on")
+    parser.add_argument("--job-log2", type=int, default=20, help="values per tensor of the issue-14 job (log2)")
+    parser.add_argument("--only-job", action="store_true", help="run the issue-14 job and the default command only")
     args = parser.parse_args()
     if args.checkpoint:
         checkpoint_benchmark([int(part) for part in args.checkpoint.split(",")], args.dir, args.peer_limit)
+        return
+    job_benchmark(args.job_log2, args.repeats)
+    default_command_benchmark(args.repeats)
+    if args.only_job:
         return
     count = 1 << args.size_log2
     x = synthetic("normal", count)

@@ -17,6 +17,7 @@
  *   codec.c           the codec's entry points and array loops
  *   scaled.c          block-scaled formats: block amax, scales, element rounding
  *   mma.c             the tensor-core matrix multiply-accumulate
+ *   sweep_stats.c     the sweep's statistics: exact sums, the fused evaluation kernel
  *   random.c          the generator, exported to Python
  *   fpenv.c           the IEEE 754 default floating-point environment
  *   threads.c         the number of threads of the loops
@@ -170,6 +171,61 @@ int fl_quantize_f32(const float *x, int64_t n, const fl_format *format,
 int fl_quantize_f64(const double *x, int64_t n, const fl_format *format,
                     const fl_rounding *rounding, double *out,
                     int64_t index_offset, fl_stats *stats);
+
+/* ---- sweep statistics (sweep_stats.c; docs/sweep.md states the maths) ---- */
+
+/* An exact sum: the value sum_k limb[k] * 2^(32 k + FL_EXACT_LOWEST_EXPONENT), limbs 0 .. 134
+ * in 0 .. 2^32 - 1 and limb 135 signed when a call returns.  It holds any sum of up to 2^63
+ * squares or products of two float64 numbers exactly (every such product is a multiple of
+ * 2^-2148 below 2^2048). */
+enum { FL_EXACT_LIMBS = 136, FL_EXACT_LOWEST_EXPONENT = -2176 };
+typedef struct fl_exact_sum {
+    int64_t limb[136];  /* FL_EXACT_LIMBS */
+} fl_exact_sum;
+
+/*
+ * The mergeable statistics of n elements x_i with their quantized values q_i (docs/sweep.md),
+ * V = {i : x_i and q_i finite}, e_i = q_i - x_i exactly: counts, the float64 maxima of
+ * |fl(q_i - x_i)| and fl(|fl(q_i - x_i)| / |x_i|) (x_i != 0) over V, and exact sums.
+ */
+typedef struct fl_sweep_stats {
+    int64_t n;
+    int64_t valid;          /* |V| */
+    int64_t zeros_in;       /* x_i == 0 */
+    int64_t nan_in;         /* x_i NaN */
+    int64_t inf_in;         /* x_i +-Inf */
+    int64_t overflow;       /* |x_i| > max (the format's largest finite value) */
+    int64_t zeros_out;      /* q_i == 0 */
+    int64_t below_normal;   /* |q_i| < min_normal (zeros included) */
+    int64_t nan_out;        /* q_i NaN */
+    int64_t inf_out;        /* q_i +-Inf */
+    double max_abs;         /* 0 when V is empty */
+    double max_rel;
+    fl_exact_sum signal_excluded; /* sum of x_i^2 over x_i finite, q_i not: the elements of the
+                                     finite inputs' signal (fl_exact_signal_f64) outside V */
+    fl_exact_sum error_energy;    /* sum_V e_i^2 */
+    fl_exact_sum error_sum;       /* sum_V e_i */
+} fl_sweep_stats;
+
+/* *signal = sum of x_i^2 over the finite x_i, exactly.  FL_OK, FL_ERROR_ARGUMENT (n < 0, a NULL
+ * pointer) or FL_ERROR_OUT_OF_MEMORY. */
+int fl_exact_signal_f64(const double *x, int64_t n, fl_exact_sum *signal);
+int fl_exact_signal_f32(const float *x, int64_t n, fl_exact_sum *signal);
+/* *stats of x with the given q (both n float64 values).  FL_OK, FL_ERROR_ARGUMENT or
+ * FL_ERROR_OUT_OF_MEMORY. */
+int fl_sweep_statistics_f64(const double *x, const double *q, int64_t n, double max, double min_normal,
+                            fl_sweep_stats *stats);
+/*
+ * The fused evaluation: *stats of x with q = what fl_quantize_f32 / _f64 gives for (format,
+ * rounding, index_offset), bit for bit, computed element by element without storing q.  max and
+ * min_normal are the format's (for the counts).  Return FL_OK, FL_ERROR_FORMAT,
+ * FL_ERROR_ROUNDING_MODE, FL_ERROR_SR_BITS, FL_ERROR_SATURATION, FL_ERROR_SR_RULE,
+ * FL_ERROR_ARGUMENT or FL_ERROR_OUT_OF_MEMORY (enum fl_status).
+ */
+int fl_sweep_evaluate_f32(const float *x, int64_t n, const fl_format *format, const fl_rounding *rounding,
+                          int64_t index_offset, double max, double min_normal, fl_sweep_stats *stats);
+int fl_sweep_evaluate_f64(const double *x, int64_t n, const fl_format *format, const fl_rounding *rounding,
+                          int64_t index_offset, double max, double min_normal, fl_sweep_stats *stats);
 
 /* ---- block-scaled formats (scaled.c; fmtlab/scaled.py states the rules) ---- */
 

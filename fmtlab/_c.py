@@ -15,6 +15,9 @@ Every other module reaches the C core through this one:
   MMA model, a block-scaled format and a block layout to their C structs (:func:`c_format`,
   :func:`c_rounding`, :func:`c_mma_model`, :func:`c_scaled_format`, :func:`c_block_layout`);
   :data:`SCALE_RULE_CODES`, the enum fl_scale_rule values of the scale rules;
+* the sweep's exact sums (csrc/sweep_stats.c): :data:`EXACT_LOWEST_EXPONENT`, :func:`exact_int`
+  (an ``fl_exact_sum`` as a Python int) and :func:`sweep_statistics` (an ``fl_sweep_stats`` as
+  the dict of :func:`fmtlab.metrics.exact_statistics`);
 * :func:`check_status`, which turns each documented negative return code (enum fl_status)
   into its Python error.
 """
@@ -44,7 +47,7 @@ __all__ = ["ffi", "lib", "ROUNDING_CODES", "SPECIALS_CODES", "SUBNORMALS_CODES",
            "C_ADDITION_CODES", "GROUPING_CODES", "SUMMATION_CODES", "SR_RULES", "SR_RULE_CODES", "DEFAULT_SR_RULE",
            "RoundingRequest", "rounding_request", "saturation_name", "c_format", "c_rounding",
            "c_mma_model", "SCALE_RULE_CODES", "c_scaled_format", "c_block_layout", "check_status", "pointer",
-           "float_entry", "mix64"]
+           "float_entry", "mix64", "EXACT_LOWEST_EXPONENT", "exact_int", "sweep_statistics"]
 
 # The header's enum constants are named after the Python names (FL_ROUND_NEAREST_EVEN for
 # "nearest_even", ...), so a mode added on one side only fails here, at import.
@@ -309,3 +312,32 @@ def check_status(status: int, what: str) -> None:
 def mix64(value: int) -> int:
     """SplitMix64's finaliser (the generator's mixing function), computed by the C core."""
     return int(lib.fl_mix64(int(value) % _UINT64))
+
+
+# ---- exact sums (sweep_stats.c) --------------------------------------------------------------
+#: an fl_exact_sum's value is exact_int(sum) * 2^EXACT_LOWEST_EXPONENT
+EXACT_LOWEST_EXPONENT = lib.FL_EXACT_LOWEST_EXPONENT
+_LIMB_BITS = 32
+
+
+def exact_int(exact_sum) -> int:
+    """The integer k of an ``fl_exact_sum`` (value k * 2^EXACT_LOWEST_EXPONENT), from its limbs
+    as the C core leaves them: limbs 0 .. N-2 are 32-bit digits, the top one signed."""
+    limbs = np.frombuffer(ffi.buffer(exact_sum.limb), dtype=np.int64)
+    digits = limbs[:-1].astype("<u4").tobytes()
+    return int.from_bytes(digits, "little") + (int(limbs[-1]) << (_LIMB_BITS * (limbs.size - 1)))
+
+
+_COUNT_FIELDS = ("n", "valid", "zeros_in", "nan_in", "inf_in", "overflow", "zeros_out", "below_normal",
+                 "nan_out", "inf_out")
+
+
+def sweep_statistics(stats, signal: int) -> dict:
+    """An ``fl_sweep_stats`` as a dict: its counts and maxima, and the exact sums as ints of
+    2^EXACT_LOWEST_EXPONENT: ``signal`` (the finite inputs' sum of x^2, given) less the
+    struct's ``signal_excluded``, ``error_energy`` and ``error_sum``."""
+    result = {name: int(getattr(stats, name)) for name in _COUNT_FIELDS}
+    result.update(max_abs=float(stats.max_abs), max_rel=float(stats.max_rel),
+                  signal=signal - exact_int(stats.signal_excluded), error_energy=exact_int(stats.error_energy),
+                  error_sum=exact_int(stats.error_sum))
+    return result

@@ -1,16 +1,20 @@
-"""Error metrics of a quantized tensor, computed in float64 from the exact values.
+"""Error metrics of a quantized tensor, from exact sums.
 
 Notation: x_i are the n input values (float32 or float64, read exactly as float64), q_i the
-quantized values (exact in float64: every fmtlab format is), e_i = q_i - x_i computed in
-float64, and V = {i : x_i finite and q_i finite} the elements that carry a finite error.
+quantized values (exact in float64: every fmtlab format is), e_i = q_i - x_i taken exactly (a
+rational), and V = {i : x_i finite and q_i finite} the elements that carry a finite error.
+The sums S = sum_V x_i^2, E = sum_V e_i^2 and D = sum_V e_i are exact (integers times
+2^-2176, csrc/sweep_stats.c), and each metric is rounded once from them:
 
 ==================  =================================================================================
-sqnr_db             10 * log10( sum_V x_i^2 / sum_V e_i^2 ); +inf when every e_i in V is 0,
+sqnr_db             10 * log10(rho), rho = S / E correctly rounded to float64 (when rho is outside
+                    float64's normal range: 10 * (log10(r) + k log10(2)) with S / E = r 2^k, r in
+                    [1/2, 2) correctly rounded); +inf when E = 0 (exact), -inf when S = 0 < E,
                     NaN when V is empty
-rmse                sqrt( sum_V e_i^2 / |V| )
-max_abs_err         max_V |e_i|
-max_rel_err         max over i in V with x_i != 0 of |e_i| / |x_i|  (0 when there is none)
-mean_err            sum_V e_i / |V|  (the bias of the rounding: ~0 for nearest and stochastic)
+rmse                sqrt(E / |V|) correctly rounded to float64
+max_abs_err         max_V |e_i| correctly rounded to float64 (= max_V |fl(q_i - x_i)|)
+max_rel_err         max over i in V with x_i != 0 of fl(|fl(q_i - x_i)| / |x_i|)  (0 when there is none)
+mean_err            D / |V| correctly rounded to float64 (the bias of the rounding)
 overflow_frac       #{i : |x_i| > fmt.max} / n       (+-Inf inputs count; NaN inputs do not)
 underflow_frac      #{i : x_i finite, x_i != 0, q_i == 0} / n
 subnormal_frac      #{i : q_i finite, 0 < |q_i| < fmt.min_normal} / n
@@ -24,10 +28,10 @@ Every ``*_frac`` is a fraction of all n elements.  Non-finite inputs are outside
 are left out of sqnr_db, rmse and the error columns whatever the format makes of them (a
 format without NaN or Inf codes, such as CFloat8, maps NaN to +max and +-Inf to +-max:
 finite results whose "error" means nothing); nan_input_frac and inf_input_frac say how
-many there were, and +-Inf inputs also count in overflow_frac.  The sums are float64 sums in a fixed
-order (numpy's own loops over fixed blocks: no threads, no BLAS, so deterministic).  When
-the largest |x| or |q| in V is outside about 2^-500 .. 2^500, x and q are first scaled by
-the same power of two (exact) so that the squares neither overflow nor underflow.
+many there were, and +-Inf inputs also count in overflow_frac.  The sums being exact, the
+metrics do not depend on the order of the elements, nor on how a tensor is cut into pieces
+(:func:`exact_statistics` of pieces merge by adding their counts and integers): a sweep
+(fmtlab.sweep) gives these same numbers.
 """
 from __future__ import annotations
 
@@ -35,21 +39,22 @@ import math
 
 import numpy as np
 
+from . import _c
+
 METRIC_NAMES = ("sqnr_db", "rmse", "max_abs_err", "max_rel_err", "mean_err", "overflow_frac",
                 "underflow_frac", "subnormal_frac", "nan_frac", "inf_frac", "nan_input_frac", "inf_input_frac")
 
-__all__ = ["METRIC_NAMES", "PreparedInput", "error_metrics", "sqnr_db"]
+__all__ = ["METRIC_NAMES", "PreparedInput", "error_metrics", "sqnr_db", "exact_signal", "exact_statistics",
+           "merge_statistics", "metrics_from_statistics", "EXACT_EXPONENT"]
 
-_SAFE_EXPONENT = 500  # |values| within 2^-500..2^500 square without overflow or underflow
-_BLOCK = 1 << 14      # elements per block of the all-finite path (128 KiB of float64)
+#: the exact sums of :func:`exact_statistics` are ints k standing for k * 2^EXACT_EXPONENT
+EXACT_EXPONENT = _c.EXACT_LOWEST_EXPONENT
+_LOG10_2 = math.log10(2.0)
 
 
 class PreparedInput:
-    """An input tensor read once as float64, with what every format's metrics reuse.
-
-    Building it costs a few passes over the data; :func:`error_metrics` then reuses it for
-    every (format, bias, rounding) of the same tensor.
-    """
+    """An input tensor read once as float64, with what every format's metrics reuse
+    (the exact signal sum over the finite inputs among them)."""
 
     def __init__(self, x):
         x = np.asarray(x)
@@ -59,21 +64,49 @@ class PreparedInput:
         self.x = self.original.astype(np.float64)
         self.n = self.x.size
         self.abs_x = np.abs(self.x)
-        self.finite = np.isfinite(self.x)
-        self.all_finite = bool(self.finite.all())
-        self.nonzero = self.x != 0
-        finite_abs = self.abs_x if self.all_finite else self.abs_x[self.finite]
+        finite = np.isfinite(self.x)
+        finite_abs = self.abs_x[finite]
         self.amax = float(finite_abs.max()) if finite_abs.size else math.nan
-        self.zeros = self.n - int(np.count_nonzero(self.nonzero))
-        # Counts of the non-finite inputs (the same for every format, so counted once).
-        self.nan_inputs = 0 if self.all_finite else int(np.count_nonzero(np.isnan(self.x)))
-        self.inf_inputs = self.n - int(np.count_nonzero(self.finite)) - self.nan_inputs
-        # For the all-finite fast path: |x| with zeros read as +inf (so |e| / |x| is 0 there, as
-        # zero inputs are always exact), and the signal energy when no scaling is needed.
-        self.in_safe_range = self.all_finite and (self.amax == 0 or 2.0 ** -480 < self.amax < 2.0 ** 480)
-        if self.all_finite:
-            self.abs_x_zero_as_inf = np.where(self.nonzero, self.abs_x, np.inf)
-            self.signal_energy = float(np.square(self.x).sum()) if self.in_safe_range else None
+        self.signal = exact_signal(self.x)
+
+
+def exact_signal(x) -> int:
+    """sum of x_i^2 over the finite x_i (float32 or float64, else read as float64), exactly: an
+    int k for k * 2^EXACT_EXPONENT."""
+    x = np.asarray(x)
+    if x.dtype != np.float32:
+        x = x.astype(np.float64, copy=False)
+    x = np.ascontiguousarray(x).reshape(-1)
+    signal = _c.ffi.new("fl_exact_sum *")
+    function, value_type = _c.float_entry("exact_signal", x.dtype)
+    _c.check_status(function(_c.pointer(x, value_type), x.size, signal), "exact signal sum")
+    return _c.exact_int(signal)
+
+
+def exact_statistics(x, q, fmt, signal=None) -> dict:
+    """The mergeable statistics of inputs ``x`` quantized to ``q`` in ``fmt`` (its ``max`` and
+    ``min_normal`` decide the counts): a dict of the counts n, valid (|V|), zeros_in, nan_in,
+    inf_in, overflow, zeros_out, below_normal (|q| < min_normal, zeros included), nan_out,
+    inf_out; the float64 maxima max_abs, max_rel; and the exact sums signal (S), error_energy
+    (E), error_sum (D) as ints of 2^EXACT_EXPONENT.  ``signal``: :func:`exact_signal` of x when
+    the caller has it (a sweep shares it between formats)."""
+    x = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
+    q = np.ascontiguousarray(q, dtype=np.float64).reshape(-1)
+    if q.size != x.size:
+        raise ValueError(f"q has {q.size} elements but x has {x.size}")
+    stats = _c.ffi.new("fl_sweep_stats *")
+    _c.check_status(_c.lib.fl_sweep_statistics_f64(_c.pointer(x, "double"), _c.pointer(q, "double"), x.size,
+                                                   float(fmt.max), float(fmt.min_normal), stats), "sweep statistics")
+    return _c.sweep_statistics(stats, exact_signal(x) if signal is None else signal)
+
+
+_MAXIMA = ("max_abs", "max_rel")
+
+
+def merge_statistics(first: dict, second: dict) -> dict:
+    """The statistics of two disjoint sets of elements together: counts and exact sums add,
+    maxima take the max (exact: the result does not depend on the order of merging)."""
+    return {key: max(value, second[key]) if key in _MAXIMA else value + second[key] for key, value in first.items()}
 
 
 def error_metrics(x, q, fmt) -> dict:
@@ -86,92 +119,77 @@ def error_metrics(x, q, fmt) -> dict:
     q = np.asarray(q).reshape(-1)
     if q.size != prepared.n:
         raise ValueError(f"q has {q.size} elements but x has {prepared.n}")
-    if q.dtype not in (np.float32, np.float64):
-        q = q.astype(np.float64)
-    if prepared.in_safe_range and bool(np.isfinite(q).all()):
-        return _metrics_all_finite(prepared, q, fmt)
-    return _metrics_general(prepared, q, fmt)
+    return metrics_from_statistics(exact_statistics(prepared.x, q, fmt, prepared.signal))
 
 
-def _counts(prepared, q, fmt):
-    """The *_frac metrics (q in its own dtype: comparisons with format limits are exact)."""
-    n = prepared.n
-    zeros_q = int(np.count_nonzero(q == 0))
-    # A zero input always gives a zero result, so underflows = zero results - zero inputs.
-    below_normal = int(np.count_nonzero(np.abs(q) < fmt.min_normal))
-    return {"overflow_frac": _fraction(np.count_nonzero(prepared.abs_x > fmt.max), n),
-            "underflow_frac": _fraction(zeros_q - prepared.zeros, n),
-            "subnormal_frac": _fraction(below_normal - zeros_q, n),
-            "nan_input_frac": _fraction(prepared.nan_inputs, n),
-            "inf_input_frac": _fraction(prepared.inf_inputs, n)}
+def _float_ratio(numerator: int, denominator: int) -> float:
+    """numerator / denominator (ints, denominator > 0) correctly rounded (int true division is);
+    +-inf beyond float64's range."""
+    try:
+        return numerator / denominator
+    except OverflowError:
+        return math.inf if numerator > 0 else -math.inf
 
 
-def _metrics_all_finite(prepared, q, fmt):
-    """Every x and q finite, amax in 2^-480..2^480: no masks and no scaling needed
-    (|q| <= max(2 amax, min_normal), so no square overflows or wholly underflows).
+def _sqrt_ratio(numerator: int, denominator: int, exponent: int) -> float:
+    """sqrt(numerator / denominator * 2^exponent) correctly rounded (numerator >= 0, exponent even).
 
-    Runs over blocks of ``_BLOCK`` elements so the float64 temporaries stay in cache; the
-    sums are accumulated block by block in a fixed order (deterministic).
-    """
-    n = prepared.n
-    result = _counts(prepared, q, fmt)
-    buffer = np.empty(min(n, _BLOCK))
-    error_sum = error_energy = max_abs_error = max_relative_error = 0.0
-    for start in range(0, n, _BLOCK):
-        stop = min(n, start + _BLOCK)
-        error = buffer[:stop - start]
-        np.subtract(q[start:stop], prepared.x[start:stop], out=error)   # exact widening of q first
-        error_sum += float(error.sum())
-        error_energy += float(np.einsum("i,i->", error, error))
-        np.abs(error, out=error)
-        max_abs_error = max(max_abs_error, float(error.max()))
-        np.divide(error, prepared.abs_x_zero_as_inf[start:stop], out=error)
-        max_relative_error = max(max_relative_error, float(error.max()))
-    result.update(sqnr_db=sqnr_db(prepared.signal_energy, error_energy), rmse=math.sqrt(error_energy / n),
-                  max_abs_err=max_abs_error, max_rel_err=max_relative_error, mean_err=error_sum / n,
-                  nan_frac=0.0, inf_frac=0.0)
-    return {name: result[name] for name in METRIC_NAMES}
+    a = isqrt(floor(numerator 2^k / denominator)) with k even and a of at least 56 bits: the
+    root lies in [a, a + 1) * 2^((exponent - k) / 2), at a itself only when both steps were
+    exact.  No rounding boundary of a float64 lies strictly inside (a, a + 1) at that width, so
+    rounding a (exact) or a + 1/2 (not) once gives the correctly rounded root."""
+    if numerator == 0:
+        return 0.0
+    k = max(0, 2 * 60 - (numerator.bit_length() - denominator.bit_length()))
+    k += k % 2
+    scaled, remainder = divmod(numerator << k, denominator)
+    root = math.isqrt(scaled)
+    inexact = remainder != 0 or root * root != scaled
+    half_exponent = (exponent - k) // 2
+    value = 2 * root + int(inexact)  # the root in units of 2^(half_exponent - 1)
+    shift = half_exponent - 1
+    return _float_ratio(value << shift, 1) if shift >= 0 else _float_ratio(value, 1 << -shift)
 
 
-def _metrics_general(prepared, q, fmt):
-    """Any inputs: restrict to V, scale by a power of two when the squares need it."""
-    n = prepared.n
-    result = _counts(prepared, q, fmt)
-    q = q.astype(np.float64, copy=False)
-    q_finite = np.isfinite(q)
-    q_nan = np.isnan(q)
-    valid = prepared.finite & q_finite
-    count_valid = int(np.count_nonzero(valid))
-    result.update(nan_frac=_fraction(np.count_nonzero(q_nan), n),
-                  inf_frac=_fraction(np.count_nonzero(~q_finite & ~q_nan), n))
-    if count_valid == 0:
-        result.update(sqnr_db=math.nan, rmse=math.nan, max_abs_err=math.nan, max_rel_err=math.nan,
-                      mean_err=math.nan)
-        return {name: result[name] for name in METRIC_NAMES}
-    xv, qv, abs_xv = prepared.x[valid], q[valid], prepared.abs_x[valid]
-    error = qv - xv
-    abs_error = np.abs(error)
-    largest = max(float(abs_xv.max()), float(np.abs(qv).max()))
-    exponent = math.frexp(largest)[1] if largest > 0 else 0
-    if -_SAFE_EXPONENT < exponent < _SAFE_EXPONENT:
-        signal_energy = float(np.square(xv).sum())
-        error_energy = float(np.square(error).sum())
-        rmse = math.sqrt(error_energy / count_valid)
-    else:  # scale by 2^-exponent (exact) so the squares stay in range
-        xs, qs = np.ldexp(xv, -exponent), np.ldexp(qv, -exponent)
-        scaled_error = qs - xs
-        signal_energy = float(np.square(xs).sum())
-        error_energy = float(np.square(scaled_error).sum())
-        rmse = math.ldexp(math.sqrt(error_energy / count_valid), exponent)
-    relative = np.divide(abs_error, abs_xv, out=np.zeros_like(abs_error), where=abs_xv != 0)
-    result.update(sqnr_db=sqnr_db(signal_energy, error_energy), rmse=rmse, max_abs_err=float(abs_error.max()),
-                  max_rel_err=float(relative.max()), mean_err=float(error.sum()) / count_valid)
+def _sqnr_exact(signal: int, error: int) -> float:
+    """10 log10(S / E) of the module docstring (S, E ints of the same power of two)."""
+    if error == 0:
+        return math.inf
+    if signal == 0:
+        return -math.inf
+    ratio = _float_ratio(signal, error)
+    if math.isfinite(ratio) and ratio >= 2.0 ** -1022:
+        return 10.0 * math.log10(ratio)
+    k = signal.bit_length() - error.bit_length()
+    reduced = _float_ratio(signal << max(0, -k), error << max(0, k))
+    return 10.0 * (math.log10(reduced) + k * _LOG10_2)
+
+
+def metrics_from_statistics(statistics: dict) -> dict:
+    """The metrics (``METRIC_NAMES``) of :func:`exact_statistics` (merged or not), rounded once
+    from the exact sums as the module docstring says."""
+    n, valid = statistics["n"], statistics["valid"]
+    result = {"overflow_frac": _fraction(statistics["overflow"], n),
+              "underflow_frac": _fraction(statistics["zeros_out"] - statistics["zeros_in"], n),
+              "subnormal_frac": _fraction(statistics["below_normal"] - statistics["zeros_out"], n),
+              "nan_frac": _fraction(statistics["nan_out"], n), "inf_frac": _fraction(statistics["inf_out"], n),
+              "nan_input_frac": _fraction(statistics["nan_in"], n),
+              "inf_input_frac": _fraction(statistics["inf_in"], n)}
+    if valid == 0:
+        result.update(sqnr_db=math.nan, rmse=math.nan, max_abs_err=math.nan, max_rel_err=math.nan, mean_err=math.nan)
+    else:
+        scale = 1 << -EXACT_EXPONENT
+        result.update(sqnr_db=_sqnr_exact(statistics["signal"], statistics["error_energy"]),
+                      rmse=_sqrt_ratio(statistics["error_energy"], valid, EXACT_EXPONENT),
+                      max_abs_err=statistics["max_abs"], max_rel_err=statistics["max_rel"],
+                      mean_err=_float_ratio(statistics["error_sum"], valid * scale))
     return {name: result[name] for name in METRIC_NAMES}
 
 
 def sqnr_db(signal_energy: float, error_energy: float) -> float:
     """10 log10(signal / error) in dB: +inf for a zero error, -inf for a zero signal with a
-    nonzero error.  The one SQNR of fmtlab (sweeps of tensors and of matmuls)."""
+    nonzero error.  The SQNR of float sums (sweeps of matmuls); element sweeps use the exact
+    sums' :func:`metrics_from_statistics`, the same rule."""
     if error_energy == 0:
         return math.inf
     if signal_energy == 0:

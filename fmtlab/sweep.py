@@ -59,8 +59,10 @@ each a pure function of its arguments, so results never depend on how it is run
   ``fmtlab.ray_executor.RayExecutor()``, a ``ProcessPoolExecutor`` of your own);
 * otherwise ``jobs`` worker processes (default: the CPUs this process may use), started
   with "forkserver" (fork is unsafe once OpenMP threads exist);
-* ``jobs=1`` (or a small sweep with ``jobs=None``: under 2^22 element evaluations) runs
-  inline in this process.
+* ``jobs=1``, or ``jobs=None`` when the estimated cost says workers would not finish sooner
+  (:func:`parallel_pays`: a sweep whose fused evaluations take less than about
+  WORKER_START_SECONDS x workers / (workers - 1), 2 s on two CPUs, e.g. the default
+  ``fmtlab sweep``), runs inline in this process.
 
 Every task runs the C loops on one thread (``fl.set_threads(1)`` in the process that runs
 it; restored afterwards when inline): the parallelism comes from tasks side by side.
@@ -75,7 +77,6 @@ Worker processes re-import the main module; scripts must guard their entry point
 """
 from __future__ import annotations
 
-import fractions
 import math
 import warnings
 
@@ -89,12 +90,15 @@ from ._sweep_scaled import (merge_tensor_amax, quantize_piece, rounding_note, ro
                             scaled_counts, scaled_storage, sub_pieces, tensor_amax)
 from .codec import decode, encode, quantize, set_threads
 from .formats import TESLA_BIAS_RANGE, amax_bias, format_spec, is_configurable
-from .metrics import METRIC_NAMES, PreparedInput, error_metrics, sqnr_db
+from . import _c
+from .integers import IntFormat
+from .metrics import (PreparedInput, error_metrics, exact_signal, exact_statistics, merge_statistics,
+                      metrics_from_statistics)
 from .scaled import BIAS_RULE, ScaledFormat
 
-__all__ = ["sweep", "evaluate", "evaluate_piece", "scan_piece", "piece_statistics", "final_metrics", "block_partials",
-           "tensor_scale_exponent", "SUM_BLOCK",
-           "DEFAULT_CHUNK", "rule_bias", "best_bias", "biases_to_evaluate", "scaled_variants",
+__all__ = ["sweep", "evaluate", "evaluate_piece", "scan_piece", "piece_statistics", "fused_statistics", "PieceInput", "final_metrics",
+           "tensor_scale_exponent",
+           "DEFAULT_CHUNK", "parallel_pays", "SECONDS_PER_EVALUATION", "WORKER_START_SECONDS", "rule_bias", "best_bias", "biases_to_evaluate", "scaled_variants",
            "record_format", "scaled_metrics"]
 
 
@@ -465,6 +469,8 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
     total = sum(len(group["biases"]) for group in groups.values())
     work = sum(len(items) * sources[name].size for name, items in evaluations.items())
     inline, workers = plan(executor, jobs, work)
+    if executor is None and jobs is None:
+        inline = workers == 1 or not parallel_pays(work, workers)
     per_task = max(1, math.ceil(sum(len(items) for items in evaluations.values()) / (32 if inline else 4 * workers)))
     tasks, arguments, labels = [], [], []  # tasks[i] = (tensor name, [(key, bias), ...], whole tensor?)
     rounded = {}  # (scaled spec, quantum) -> tensors whose pieces the chunk's rows could not hold
@@ -485,8 +491,7 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
                 if quantum == 1:
                     quantum_ranges = ranges
                 else:
-                    quantum_ranges = row_ranges(source.rows, source.row_size, chunk, quantum,
-                                                SUM_BLOCK // math.gcd(source.row_size, SUM_BLOCK))
+                    quantum_ranges = row_ranges(source.rows, source.row_size, chunk, quantum)
                     if chunk < quantum * source.row_size and len(quantum_ranges) > 1:
                         for key in dict.fromkeys(key for key, _bias in quantum_items):
                             rounded.setdefault((key[1], quantum), {})[name] = None
@@ -539,6 +544,21 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
     return _records(groups, merged, sources, amaxes, int(seed), reused, notes)
 
 
+# The cost model of jobs=None (measured on 2026-12-02 on the shared 2-core machine of
+# docs/performance.md): one element evaluation of the fused kernel, and starting the worker
+# processes (forkserver, imports; 0.2 s warm to 5 s under load, the first start of a process
+# being the slow one).
+SECONDS_PER_EVALUATION = 6e-9
+WORKER_START_SECONDS = 1.0
+
+
+def parallel_pays(work: int, workers: int) -> bool:
+    """Whether ``work`` element evaluations finish sooner on ``workers`` processes than inline:
+    with c = work x SECONDS_PER_EVALUATION, c / workers + WORKER_START_SECONDS < c."""
+    compute = work * SECONDS_PER_EVALUATION
+    return workers > 1 and compute / workers + WORKER_START_SECONDS < compute
+
+
 def _complete(merged, pieces_left) -> dict:
     """The merged statistics of the evaluations all of whose pieces have been merged."""
     return {item: statistics for item, statistics in merged.items() if pieces_left[item] == 0}
@@ -548,12 +568,6 @@ def _row_ranges(source, chunk: int) -> list:
     """The (start, stop) row ranges a tensor is cut into: whole rows, at most ``chunk`` elements
     each (one row when a row alone is larger)."""
     rows_per_task = max(1, chunk // source.row_size)
-    # Where the chunk allows it, whole multiples of SUM_BLOCK elements per task: then no sum
-    # block is split between two tasks and a task returns no part-block terms (at most 2 x 4096
-    # floats per sum and evaluation otherwise).  The results are the same either way.
-    aligned = SUM_BLOCK // math.gcd(source.row_size, SUM_BLOCK)  # rows per multiple of SUM_BLOCK
-    if rows_per_task >= aligned:
-        rows_per_task -= rows_per_task % aligned
     return [(start, min(source.rows, start + rows_per_task)) for start in range(0, source.rows, rows_per_task)]
 
 
@@ -616,45 +630,41 @@ def evaluate_piece(piece, items, seed: int, scale_exponent: int = 0, amaxes=None
     """Statistics of the rows ``piece`` (a :class:`fmtlab._inputs.TensorPiece`) quantized to each
     (fmt, rounding, bias) of ``items``: the unit of work a sweep sends to its executor.
 
-    For an element format the result is the piece's mergeable statistics (:func:`piece_statistics`:
-    block partials of its sums, counts and maxima), with stochastic rounding drawn at the elements'
-    global indices (the piece's offset), so that merging the pieces of a tensor gives exactly
-    the statistics of the whole.  A ScaledFormat gets the same statistics of its exact values
-    decode(encode(x)) (its piece holds whole blocks), with overflow and subnormal counted
-    relative to each block's scale (:func:`scaled_metrics`); ``amaxes`` = (the tensor's amax
+    For an element format the result is the piece's mergeable statistics
+    (:func:`fmtlab.metrics.exact_statistics`: counts, maxima, exact sums), computed by the fused
+    C kernel (:func:`fused_statistics`: one pass that rounds each element as ``fl.quantize``
+    does, stochastic draws at the elements' global indices, and accumulates), so that merging the
+    pieces of a tensor gives exactly the statistics of the whole.  A ScaledFormat gets the same
+    statistics of its exact values decode(encode(x)) (its piece holds whole blocks), with overflow
+    and subnormal counted relative to each block's scale; ``amaxes`` = (the tensor's amax
     counting NaN and Inf, its finite amax), from the scan, gives its per-tensor scales
     (fmtlab._sweep_scaled; None: the piece must be the whole tensor, which gives them).
+    ``scale_exponent`` is accepted for callers of the earlier float sums and not needed: the
+    sums are exact over the whole float64 range.
     """
     if threads is not None:
         set_threads(threads)
     x = piece.read()
     results = [None] * len(items)
-    element = []
     scaled = []
+    base = None
     for index, (fmt, rounding, bias) in enumerate(items):
         if isinstance(fmt, ScaledFormat):
             scaled.append((index, fmt, rounding))
-        else:
-            element.append((index, fmt.replace(bias=bias) if bias != fmt.bias else fmt, rounding))
+            continue
+        if base is None:
+            base = PieceInput(x, piece.offset, piece.total)
+        biased = fmt.replace(bias=bias) if bias != fmt.bias else fmt
+        results[index] = fused_statistics(base, biased, rounding, seed)
     if scaled:
-        _evaluate_scaled(piece, x, scaled, seed, scale_exponent, amaxes, results)
-    # The piece in sub-blocks of SUB_BLOCK elements (aligned on the tensor's index, so at multiples
-    # of SUM_BLOCK): the float64 temporaries of the statistics take a few MB whatever the chunk,
-    # and the sub-blocks' statistics merge exactly like the pieces'.
-    stop = piece.offset + x.size
-    boundaries = [piece.offset] + list(range((piece.offset // SUB_BLOCK + 1) * SUB_BLOCK, stop, SUB_BLOCK)) + [stop]
-    for low, high in zip(boundaries[:-1], boundaries[1:]):
-        sub = x[low - piece.offset:high - piece.offset]
-        base = _PieceInput(sub, low, piece.total, scale_exponent)
-        for index, fmt, rounding in element:
-            # A format not exact in float32 gets float64 input, so its values are not re-rounded.
-            source = sub if fmt.decode_dtype == sub.dtype else base.x
-            statistics = piece_statistics(base, _quantize_at(source, fmt, rounding, seed, low), fmt)
-            results[index] = statistics if results[index] is None else _merge(results[index], statistics)
+        _evaluate_scaled(piece, x, scaled, seed, amaxes, results)
     return results
 
 
-def _evaluate_scaled(piece, x, scaled, seed, scale_exponent, amaxes, results) -> None:
+SUB_BLOCK = 1 << 18  # elements of a scaled piece quantized at a time (bounded temporaries)
+
+
+def _evaluate_scaled(piece, x, scaled, seed, amaxes, results) -> None:
     """The statistics of the scaled (index, fmt, rounding) of a piece into ``results``: sub-pieces
     of whole blocks of about SUB_BLOCK elements (bounded temporaries), each quantized as inside the
     whole tensor (fmtlab._sweep_scaled.quantize_piece) and merged like the element formats'."""
@@ -668,17 +678,34 @@ def _evaluate_scaled(piece, x, scaled, seed, scale_exponent, amaxes, results) ->
     for start, stop in sub_pieces(shape, quantum, SUB_BLOCK):
         part = x[start * row_size:stop * row_size]
         low = piece.offset + start * row_size
-        base = _PieceInput(part, low, piece.total, scale_exponent)
+        base = PieceInput(part, low, piece.total)
         part_shape = (stop - start,) + shape[1:] if shape else ()
         for index, fmt, rounding in scaled:
             quantized, magnitudes = quantize_piece(part, part_shape, fmt, rounding, seed, low, amaxes)
             statistics = piece_statistics(base, quantized, fmt.element)
-            overflow, subnormal = scaled_counts(base.abs_x, quantized, magnitudes, fmt)
+            overflow, subnormal = scaled_counts(np.abs(base.x), quantized, magnitudes, fmt)
             # relative to each block's scale S, not to the element format's own range: overflow
             # = above element.max * S, subnormal = subnormal element codes (final_metrics takes
             # subnormal_frac as (below_normal - zeros_out) / n)
             statistics.update(overflow=overflow, below_normal=statistics["zeros_out"] + subnormal)
             results[index] = statistics if results[index] is None else _merge(results[index], statistics)
+
+
+def fused_statistics(base, fmt, rounding: str, seed: int) -> dict:
+    """The statistics of ``base`` (a :class:`PieceInput`) quantized to the element format ``fmt``,
+    equal to ``piece_statistics(base, fl.quantize(source, fmt, rounding, seed=seed,
+    index_offset=base.offset), fmt)`` (source: float32 input when the piece and the format's
+    values are float32, else float64, as the sweep quantizes), in one C pass without the array q
+    (csrc/sweep_stats.c, fl_sweep_evaluate_f32 / _f64).  Integer formats take that path itself."""
+    source = base.original if fmt.decode_dtype == base.original.dtype else base.x
+    if isinstance(fmt, IntFormat):
+        return piece_statistics(base, _quantize_at(source, fmt, rounding, seed, base.offset), fmt)
+    request = _c.rounding_request(rounding, seed=seed)
+    stats = _c.ffi.new("fl_sweep_stats *")
+    function, value_type = _c.float_entry("sweep_evaluate", source.dtype)
+    _c.check_status(function(_c.pointer(source, value_type), source.size, _c.c_format(fmt), _c.c_rounding(request),
+                             int(base.offset), float(fmt.max), float(fmt.min_normal), stats), "sweep evaluation")
+    return _c.sweep_statistics(stats, base.signal())
 
 
 def _quantize_at(x, fmt, rounding, seed, offset):
@@ -688,222 +715,54 @@ def _quantize_at(x, fmt, rounding, seed, offset):
     return quantize(x, fmt, rounding, seed=seed, index_offset=int(offset))
 
 
-# Sums that do not depend on the cut.  Every sum over a tensor (x^2, e^2, e over V, with zeros for
-# the elements outside V) is taken over fixed blocks of SUM_BLOCK elements aligned at multiples of
-# SUM_BLOCK of the tensor's flat (C-order) index: each block is summed by numpy in one call over
-# exactly its elements, and the block sums are added exactly (as the integer sum * 2^1074: every
-# float64 is an integer multiple of 2^-1074) and rounded once to float64 at the end, the result
-# math.fsum would give, whatever their order.  A piece returns the exact sum of the blocks it
-# holds whole and the terms of the blocks it holds in part (at most two, each under SUM_BLOCK
-# terms; none when the cut falls on block boundaries, as the sweep's do where the chunk allows);
-# merging pieces completes those blocks from their parts, in index order, before adding them.
-# So a tensor's sums are the same, bit for bit, for any cut into pieces, any job count and any
-# executor, and the parent keeps one integer per sum, not one float per block.
-SUM_BLOCK = 1 << 12
-SUB_BLOCK = 1 << 18  # elements a task evaluates at a time (a multiple of SUM_BLOCK)
-_SAFE_EXPONENT = 480  # amax within 2^-480..2^480: squares need no scaling
-_EXACT_SHIFT = 1074   # 2^-1074, the smallest float64 step: value * 2^1074 is an integer
-
-
-def _add_exact(partials: dict, block_sums) -> None:
-    """Add float64 block sums to ``partials``' exact integer (non-finite ones to its float ``special``)."""
-    exact = partials["exact"]
-    for value in block_sums:
-        if math.isfinite(value):
-            numerator, denominator = value.as_integer_ratio()  # denominator: a power of two <= 2^1074
-            exact += numerator << (_EXACT_SHIFT - (denominator.bit_length() - 1))
-        else:
-            partials["special"] += value
-    partials["exact"] = exact
-
-
-def block_partials(offset: int, terms: np.ndarray, total: int) -> dict:
-    """The part of a block sum that a piece of ``terms`` (elements offset .. offset + len - 1 of
-    a tensor of ``total`` elements) holds: ``{"exact": the sum of the blocks it holds whole, as an
-    int times 2^-1074, "special": their non-finite sums added (0.0 if none), "parts": {block
-    index: [count, [(start, terms), ...]]}}``."""
-    stop = offset + terms.size
-    first_whole = -(-offset // SUM_BLOCK)  # the first block that starts inside the piece
-    last_whole = stop // SUM_BLOCK if stop < total else -(-total // SUM_BLOCK)
-    partials = {"exact": 0, "special": 0.0, "parts": {}}
-    parts = partials["parts"]
-
-    def part(low, high):
-        parts[low // SUM_BLOCK] = [high - low, [(low, terms[low - offset:high - offset].copy())]]
-
-    if first_whole >= last_whole:  # no whole block: the piece is a part of one block, or of two
-        for block in range(offset // SUM_BLOCK, (stop - 1) // SUM_BLOCK + 1):
-            part(max(offset, block * SUM_BLOCK), min(stop, (block + 1) * SUM_BLOCK))
-        return partials
-    if first_whole * SUM_BLOCK > offset:
-        part(offset, first_whole * SUM_BLOCK)
-    full = (min(last_whole * SUM_BLOCK, total) - first_whole * SUM_BLOCK) // SUM_BLOCK
-    if full:
-        start = first_whole * SUM_BLOCK - offset
-        _add_exact(partials, terms[start:start + full * SUM_BLOCK].reshape(full, SUM_BLOCK).sum(axis=1).tolist())
-    covered = (first_whole + full) * SUM_BLOCK
-    if covered < stop:
-        if stop == total:  # the tensor's last (short) block, held whole
-            _add_exact(partials, [float(terms[covered - offset:].sum())])
-        else:
-            part(covered, stop)
-    return partials
-
-
-def _merge_partials(first: dict, second: dict, total: int) -> dict:
-    """``first`` with ``second`` merged in (``first`` is updated): a block whose parts now cover
-    it is summed from them in index order, as one piece holding it whole would have."""
-    first["exact"] += second["exact"]
-    first["special"] += second["special"]
-    parts = first["parts"]
-    for block, (count, items) in second["parts"].items():
-        if block in parts:
-            parts[block][0] += count
-            parts[block][1].extend(items)
-        else:
-            parts[block] = [count, list(items)]
-        if parts[block][0] == min(SUM_BLOCK, total - block * SUM_BLOCK):
-            ordered = sorted(parts.pop(block)[1], key=lambda item: item[0])
-            _add_exact(first, [float(np.concatenate([terms for _start, terms in ordered]).sum())])
-    return first
-
-
-def _partials_sum(partials: dict) -> float:
-    """The sum of a tensor's complete block partials: the exact sum of its block sums rounded
-    once to float64 (what math.fsum gives); a non-finite block sum (inf, NaN) decides it."""
-    if partials["parts"]:
-        raise RuntimeError("a sum was read before all of its pieces were merged")
-    if partials["special"] != 0 or math.isnan(partials["special"]):
-        return partials["special"]
-    try:
-        return float(fractions.Fraction(partials["exact"], 1 << _EXACT_SHIFT))
-    except OverflowError:
-        return math.inf if partials["exact"] > 0 else -math.inf
-
-
-def _copied(partials: dict) -> dict:
-    """A copy that merging may update (the containers, not the term arrays, which stay unchanged)."""
-    return {"exact": partials["exact"], "special": partials["special"],
-            "parts": {block: [count, list(items)] for block, (count, items) in partials["parts"].items()}}
-
-
 def tensor_scale_exponent(amax: float) -> int:
-    """The power of two by which a tensor's x and q are divided (exactly) before their squares
-    are summed: 0 when amax is within 2^-480..2^480 (or 0 or NaN), else amax's exponent, so that
-    no square overflows and no significant one underflows."""
-    if not math.isfinite(amax) or amax == 0 or 2.0 ** -_SAFE_EXPONENT < amax < 2.0 ** _SAFE_EXPONENT:
-        return 0
-    return math.frexp(amax)[1]
+    """0: kept for callers of the float sums, which divided x and q by a power of two when amax
+    was outside 2^-480..2^480; the exact sums (csrc/sweep_stats.c) cover the whole float64 range."""
+    return 0
 
 
-class _PieceInput:
-    """A piece of a tensor read once as float64, with what every format's statistics reuse."""
+class PieceInput:
+    """A piece of a tensor read once as float64, with what every format's statistics reuse: its
+    exact signal sum (over the finite inputs; each format takes off its elements outside V).
+    ``x`` the piece's values (float32 or float64), ``offset`` the global index of its first
+    element, ``total`` the tensor's size; ``scale_exponent`` is accepted for callers of the
+    earlier float sums and unused (the exact sums need no scaling)."""
 
     def __init__(self, x, offset, total, scale_exponent=0):
-        self.x = x.astype(np.float64)
-        self.offset, self.total, self.scale_exponent = offset, total, scale_exponent
+        self.original = np.ascontiguousarray(x).reshape(-1)
+        self.x = self.original.astype(np.float64)
+        self.offset, self.total = offset, total
         self.n = self.x.size
-        self.abs_x = np.abs(self.x)
-        self.finite = np.isfinite(self.x)
-        self.all_finite = bool(self.finite.all())
-        self.zeros = self.n - int(np.count_nonzero(self.x))
-        self.nan_inputs = 0 if self.all_finite else int(np.count_nonzero(np.isnan(self.x)))
-        self.inf_inputs = self.n - int(np.count_nonzero(self.finite)) - self.nan_inputs
-        self.scaled_x = self.x if not scale_exponent else np.ldexp(self.x, -scale_exponent)
         self._signal = None
 
-    def signal(self) -> dict:
-        """The block partials of x^2 over the finite inputs."""
+    def signal(self) -> int:
+        """sum of x^2 over the finite inputs, exactly (an int of 2^EXACT_EXPONENT)."""
         if self._signal is None:
-            self._signal = self.partials(self._masked(np.square(self.scaled_x), self.finite))
+            self._signal = exact_signal(self.original if self.original.dtype == np.float32 else self.x)
         return self._signal
 
-    def _masked(self, terms, valid):
-        return terms if valid is None or self.all_finite and valid is self.finite else np.where(valid, terms, 0.0)
 
-    def partials(self, terms) -> dict:
-        return block_partials(self.offset, terms, self.total)
+_PieceInput = PieceInput  # the earlier name
 
 
 def piece_statistics(base, q, fmt) -> dict:
     """The mergeable statistics of a piece ``base`` (its inputs) quantized to ``q`` in ``fmt``:
-    counts (n, |V|, zeros in and out, overflow, below normal, NaN and Inf in and out), the
-    block partials (:func:`block_partials`) of the sums over V of x^2, e^2 and e (zeros outside
-    V), and the maxima of |e| and |e| / |x| over V.  :func:`final_metrics` turns the merged
-    statistics of a tensor's pieces into its metrics."""
-    q64 = q.astype(np.float64, copy=False)
-    q_finite = np.isfinite(q64)
-    all_q_finite = bool(q_finite.all())
-    statistics = {"n": base.n, "total": base.total, "scale_exponent": base.scale_exponent,
-                  "zeros_in": base.zeros, "nan_in": base.nan_inputs, "inf_in": base.inf_inputs,
-                  "overflow": int(np.count_nonzero(base.abs_x > fmt.max)),
-                  "zeros_out": int(np.count_nonzero(q == 0)),
-                  "below_normal": int(np.count_nonzero(np.abs(q) < fmt.min_normal))}
-    if all_q_finite:
-        statistics.update(nan_out=0, inf_out=0)
-        valid = None if base.all_finite else base.finite
-        signal = _copied(base.signal())  # shared by the piece's formats; each merges its own
-    else:
-        nan_out = int(np.count_nonzero(np.isnan(q64)))
-        statistics.update(nan_out=nan_out, inf_out=base.n - int(np.count_nonzero(q_finite)) - nan_out)
-        valid = base.finite & q_finite
-        signal = base.partials(np.where(valid, np.square(base.scaled_x), 0.0))
-    with np.errstate(invalid="ignore", over="ignore"):
-        scaled_q = q64 if not base.scale_exponent else np.ldexp(q64, -base.scale_exponent)
-        error = scaled_q - base.scaled_x
-        if valid is not None:
-            error = np.where(valid, error, 0.0)
-        abs_error = np.abs(error) if not base.scale_exponent else np.abs(np.ldexp(error, base.scale_exponent))
-        nonzero = base.abs_x != 0
-        relative = np.divide(abs_error, base.abs_x, out=np.zeros_like(abs_error),
-                             where=nonzero if valid is None else nonzero & valid)
-    count = base.n if valid is None else int(np.count_nonzero(valid))
-    statistics.update(valid=count, signal=signal, error_energy=base.partials(np.square(error)),
-                      error_sum=base.partials(error), max_abs=float(abs_error.max()) if count else 0.0,
-                      max_rel=float(relative.max()) if count else 0.0)
-    return statistics
-
-
-_MAXIMA = ("max_abs", "max_rel")
-_PARTIALS = ("signal", "error_energy", "error_sum")
-_SAME = ("total", "scale_exponent")
+    :func:`fmtlab.metrics.exact_statistics` (counts: n, |V|, zeros in and out, overflow, below
+    normal, NaN and Inf in and out; the maxima of |e| and |e| / |x| over V; the exact sums over
+    V of x^2, e^2 and e).  :func:`final_metrics` turns the merged statistics of a tensor's pieces
+    into its metrics."""
+    return exact_statistics(base.x, q, fmt, base.signal())
 
 
 def _merge(first: dict, second: dict) -> dict:
-    """Statistics of two pieces together: counts add, maxima take the max, block partials merge."""
-    merged = {}
-    for key, value in first.items():
-        if key in _MAXIMA:
-            merged[key] = max(value, second[key])
-        elif key in _PARTIALS:
-            merged[key] = _merge_partials(value, second[key], first["total"])
-        elif key in _SAME:
-            merged[key] = value
-        else:
-            merged[key] = value + second[key]
-    return merged
+    """Statistics of two pieces together: counts and exact sums add, maxima take the max."""
+    return merge_statistics(first, second)
 
 
 def final_metrics(statistics: dict) -> dict:
     """The metrics of :mod:`fmtlab.metrics` (``METRIC_NAMES``) from a tensor's merged statistics:
-    the same definitions, with the sums S = sum_V x^2, E = sum_V e^2, D = sum_V e taken over the
-    fixed blocks of :data:`SUM_BLOCK` elements (see :func:`block_partials`)."""
-    n, valid = statistics["n"], statistics["valid"]
-    result = {"overflow_frac": statistics["overflow"] / n,
-              "underflow_frac": (statistics["zeros_out"] - statistics["zeros_in"]) / n,
-              "subnormal_frac": (statistics["below_normal"] - statistics["zeros_out"]) / n,
-              "nan_frac": statistics["nan_out"] / n, "inf_frac": statistics["inf_out"] / n,
-              "nan_input_frac": statistics["nan_in"] / n, "inf_input_frac": statistics["inf_in"] / n}
-    if valid == 0:
-        result.update(sqnr_db=math.nan, rmse=math.nan, max_abs_err=math.nan, max_rel_err=math.nan, mean_err=math.nan)
-    else:
-        scale = statistics["scale_exponent"]
-        signal = _partials_sum(statistics["signal"])
-        error = _partials_sum(statistics["error_energy"])
-        result.update(sqnr_db=sqnr_db(signal, error), rmse=math.ldexp(math.sqrt(error / valid), scale),
-                      max_abs_err=statistics["max_abs"], max_rel_err=statistics["max_rel"],
-                      mean_err=math.ldexp(_partials_sum(statistics["error_sum"]) / valid, scale))
-    return {name: result[name] for name in METRIC_NAMES}
+    :func:`fmtlab.metrics.metrics_from_statistics`, rounded once from the exact sums."""
+    return metrics_from_statistics(statistics)
 
 
 def _records(groups, merged, sources, amaxes, seed, reused, notes=(), names=None) -> SweepResult:

@@ -14,7 +14,8 @@ import pytest
 
 import fmtlab as fl
 from fmtlab._inputs import tensor_sources
-from fmtlab.sweep import SUM_BLOCK, block_partials, sweep
+from fmtlab.metrics import EXACT_EXPONENT, exact_signal, exact_statistics, merge_statistics
+from fmtlab.sweep import sweep
 
 
 def _data():
@@ -84,36 +85,40 @@ def test_non_finite_inputs_are_left_out_in_every_piece(whole):
     assert records[0].sqnr_db == pytest.approx(10 * math.log10(signal / noise), rel=1e-12)
 
 
-def test_block_partials_cover_every_element_once():
-    """Cut anywhere, the pieces' whole blocks and part-block terms add up to the whole sum exactly."""
-    terms = np.arange(1.0, 10_001.0)
-    total = terms.size
-    for cut in (1, 7, SUM_BLOCK - 1, SUM_BLOCK, SUM_BLOCK + 3, total):
-        exact, counted, parts = 0, 0, {}
-        for start in range(0, total, cut):
-            partial = block_partials(start, terms[start:start + cut], total)
-            assert partial["special"] == 0.0
-            exact += partial["exact"]
-            for block, (count, items) in partial["parts"].items():
-                assert count == sum(item.size for _start, item in items)
-                parts.setdefault(block, []).extend(items)
-        whole_blocks = exact / 2 ** 1074  # exact is the int sum * 2^1074 of the whole blocks
-        part_terms = [item for items in parts.values() for _start, item in items]
-        assert whole_blocks + sum(item.sum() for item in part_terms) == total * (total + 1) / 2
-        counted = sum(item.size for item in part_terms)
-        assert (cut % SUM_BLOCK == 0 or cut == total) == (counted == 0)
+def test_exact_sums_of_pieces_add_up_to_the_whole_for_any_cut():
+    """Cut anywhere, the pieces' exact sums (ints of 2^EXACT_EXPONENT) add up to the exact
+    rational sums of the whole: S = sum x^2, E = sum (q - x)^2, D = sum (q - x)."""
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal(3000) * np.exp(rng.uniform(-60, 60, 3000))).astype(np.float32).astype(np.float64)
+    q = fl.quantize(x, fl.BF16).astype(np.float64)
+    unit = fractions.Fraction(2) ** EXACT_EXPONENT
+    exact_s = sum(fractions.Fraction(v) ** 2 for v in x)
+    exact_e = sum((fractions.Fraction(b) - fractions.Fraction(a)) ** 2 for a, b in zip(x, q))
+    exact_d = sum(fractions.Fraction(b) - fractions.Fraction(a) for a, b in zip(x, q))
+    for cut in (1, 7, 4096, x.size):
+        merged = None
+        for start in range(0, x.size, cut):
+            part = exact_statistics(x[start:start + cut], q[start:start + cut], fl.BF16)
+            merged = part if merged is None else merge_statistics(merged, part)
+        assert merged["signal"] * unit == exact_s
+        assert merged["error_energy"] * unit == exact_e
+        assert merged["error_sum"] * unit == exact_d
+        assert merged["valid"] == merged["n"] == x.size
 
 
-def test_the_exact_sum_of_block_sums_is_math_fsum():
-    """Adding the block sums exactly and rounding once is math.fsum's result (correct rounding)."""
-    from fmtlab.sweep import _add_exact, _partials_sum
-
-    rng = np.random.default_rng(2)
-    values = (rng.standard_normal(5000) * np.exp(rng.uniform(-700, 700, 5000))).tolist() + [5e-324, -1e300, 1e300]
-    partials = {"exact": 0, "special": 0.0, "parts": {}}
-    _add_exact(partials, values)
-    assert _partials_sum(partials) == math.fsum(values)
-    assert fractions.Fraction(partials["exact"], 2 ** 1074) == sum(fractions.Fraction(v) for v in values)
+def test_the_exact_signal_sum_covers_the_whole_float64_range():
+    """Squares from 2^-2148 (the smallest subnormal's) to near 2^2048 (the largest double's), and
+    cancelling products, summed without any loss: the int is the exact rational sum."""
+    values = [5e-324, -5e-324, 1.7976931348623157e308, -1e300, 1e-300, 3.0, math.ldexp(1, -1074) * 3]
+    unit = fractions.Fraction(2) ** EXACT_EXPONENT
+    assert exact_signal(np.array(values)) * unit == sum(fractions.Fraction(v) ** 2 for v in values)
+    # q far from x (e not exact in float64): E still exact
+    x = np.array([1e300, 3.0, -2.0 ** -1000])
+    q = np.array([-2.0 ** -1074, 2.0 ** 80, 1e200])
+    stats = exact_statistics(x, q, fl.FP32)
+    assert stats["error_energy"] * unit == sum((fractions.Fraction(b) - fractions.Fraction(a)) ** 2
+                                               for a, b in zip(x, q))
+    assert stats["error_sum"] * unit == sum(fractions.Fraction(b) - fractions.Fraction(a) for a, b in zip(x, q))
 
 
 # ---- lazy file inputs ----------------------------------------------------------------------------------
@@ -217,9 +222,9 @@ def test_the_same_name_in_two_files_gets_the_file_stem(tmp_path):
 
 
 def test_sub_blocks_inside_a_task_merge_exactly():
-    """A task evaluates its piece in sub-blocks of SUB_BLOCK values: a tensor of several
-    sub-blocks, cut at a chunk that is no multiple of anything, equals the whole-tensor run."""
-    from fmtlab.sweep import SUB_BLOCK
+    """The fused kernel flushes its bins into the exact sums every 65536 values: a tensor of many
+    flushes, cut at a chunk that is no multiple of anything, equals the whole-tensor run."""
+    SUB_BLOCK = 1 << 18
 
     x = {"long": np.random.default_rng(9).standard_normal(2 * SUB_BLOCK + 12_345).astype(np.float32)}
     arguments = dict(formats=["cfloat8_1_4_3", "bf16"], biases=[6], roundings=["stochastic", "nearest_even"], seed=1)

@@ -103,9 +103,9 @@ def test_ctrl_c_on_a_local_cluster_exits_130_with_one_clean_line_and_resumes(tmp
     rng = np.random.default_rng(6)
     (tmp_path / "big").mkdir()
     for index in range(8):  # a run of about 20 s on two cores, to stop in the middle
-        np.save(tmp_path / "big" / f"layer{index}.npy", rng.standard_normal((300, 200)).astype(np.float32))
+        np.save(tmp_path / "big" / f"layer{index}.npy", rng.standard_normal((300, 1000)).astype(np.float32))
     common = ["sweep", "--input", str(tmp_path / "big"), "--formats", "bf16,cfloat8_1_4_3,cfloat8_1_5_2", "--bias", "all",
-              "--rounding", "nearest_even,stochastic", "--no-plots", "--chunk", "2000"]
+              "--rounding", "nearest_even,stochastic", "--no-plots", "--chunk", "10000"]
     out = tmp_path / "stopped"
     process = subprocess.Popen([sys.executable, "-m", "fmtlab", *common, "--dask", "local", "--jobs", "2",
                                 "--out", str(out)], cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
