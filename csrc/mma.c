@@ -1211,18 +1211,21 @@ static void strip_block_sse2(const operands *ops, int64_t i, int64_t j0, int64_t
  * strip_block_sse2 with sixteen lanes to an instruction: the same steps, lane for lane, on one
  * AVX-512 register of int32 or float and two of double, with the flags as mask registers.
  */
-__attribute__((target("avx512f"))) static void strip_block_avx512(const operands *ops, int64_t i, int64_t j0,
-                                                                  int64_t k0, int64_t count, int active,
-                                                                  float chain[LANES], int c_emin,
-                                                                  const prepared_model *p, superacc *acc)
+/* What the block step needs per lane of one strip: M (t), the lanes for block_general (flag) and
+ * the scale 2^(F - M), as in strip_block; from the exponent maxima `largest` and the chain. */
+typedef struct lane_scales {
+    __m512i t;
+    __mmask16 flag;
+    __m512i biased;      /* F - M + 127, the float32 exponent field of the scale */
+    __m512d scale_low;   /* 2^(F - M) as doubles, lanes 0-7 */
+    __m512d scale_high;  /* lanes 8-15 */
+} lane_scales;
+
+__attribute__((target("avx512f"), always_inline)) static inline lane_scales
+block_scales_avx512(const int16_t largest[LANES], const float chain[LANES], int c_emin, const prepared_model *p)
 {
-    const float *a = ops->a + i * ops->k + k0;
-    const int16_t *ae = ops->a_exponents + i * ops->k + k0;
-    const float *b = ops->b + k0 * ops->ldb + j0;
-    const int16_t *be = ops->b_exponents + k0 * ops->ldb + j0;
     const int fused = p->model.c_addition == FL_MMA_C_FUSED, frac_bits = p->model.frac_bits;
-    int16_t largest[LANES];
-    strip_largest_avx2(ae, be, ops->ldb, count, largest);
+    lane_scales s;
     __m512i t = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)largest));
     /* M, the flags and the scale 2^(F - M), as in strip_block */
     const __m512i c_bits = _mm512_loadu_si512((const void *)chain);
@@ -1241,21 +1244,37 @@ __attribute__((target("avx512f"))) static void strip_block_avx512(const operands
         flag |= _mm512_cmplt_epi32_mask(biased, _mm512_set1_epi32(1)) |
                 _mm512_cmpgt_epi32_mask(biased, _mm512_set1_epi32(254));
     const __m512i biased_double = _mm512_maskz_sub_epi32((__mmask16)~flag, _mm512_set1_epi32(frac_bits + 1023), t);
-    const __m512d scale_low = _mm512_castsi512_pd(
+    s.scale_low = _mm512_castsi512_pd(
         _mm512_slli_epi64(_mm512_cvtepu32_epi64(_mm512_castsi512_si256(biased_double)), 52));
-    const __m512d scale_high = _mm512_castsi512_pd(
+    s.scale_high = _mm512_castsi512_pd(
         _mm512_slli_epi64(_mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(biased_double, 1)), 52));
-    double sum[LANES];
-    if (p->float_products) {
-        float scale_array[LANES];
-        _mm512_storeu_si512((void *)scale_array, _mm512_maskz_slli_epi32((__mmask16)~flag, biased, 23));
-        strip_products_float_avx512(a, b, ops->ldb, count, p->int32_run, scale_array, sum);
-    } else {
-        double scale_double[LANES];
-        _mm512_storeu_pd(scale_double, scale_low);
-        _mm512_storeu_pd(scale_double + 8, scale_high);
-        strip_products_double_avx512(a, b, ops->ldb, count, p->int32_run, scale_double, sum);
-    }
+    s.t = t;
+    s.flag = flag;
+    s.biased = biased;
+    return s;
+}
+
+/* The float32 scale 2^(F - M) of each lane, 0 for the flagged ones. */
+__attribute__((target("avx512f"), always_inline)) static inline __m512 float_scale_avx512(const lane_scales *s)
+{
+    return _mm512_castsi512_ps(_mm512_maskz_slli_epi32((__mmask16)~s->flag, s->biased, 23));
+}
+
+/*
+ * The end of the block step of one strip: add the cut c to the product sums `sum`, round
+ * total * 2^(M - F) on its bits, redo the flagged lanes by the definition, and leave the block
+ * result in `chain` (through the separate adder when c is not fused).
+ */
+__attribute__((target("avx512f"), always_inline)) static inline void
+block_finish_avx512(const float *a, const int16_t *ae, const float *b, const int16_t *be, int64_t ldb, int64_t count,
+                    int active, float chain[LANES], int c_emin, const prepared_model *p, superacc *acc,
+                    const double sum[LANES], const lane_scales *s)
+{
+    const int fused = p->model.c_addition == FL_MMA_C_FUSED, frac_bits = p->model.frac_bits;
+    const __m512i c_bits = _mm512_loadu_si512((const void *)chain);
+    const __mmask16 flag = s->flag;
+    const __m512i t = s->t;
+    const __m512d scale_low = s->scale_low, scale_high = s->scale_high;
     /* total * 2^(M - F), rounded on its bits, as in strip_block */
     const int drop = 52 - p->model.out.man_bits, acc_drop = 52 - p->acc.man_bits;
     const __m128i drop_count = _mm_cvtsi32_si128(drop);
@@ -1302,13 +1321,13 @@ __attribute__((target("avx512f"))) static void strip_block_avx512(const operands
     if (fused) {
         for (int w = 0; flag_bits; w++, flag_bits >>= 1)
             if (flag_bits & 1)
-                chain[w] = (float)block_general(a, b + w, ops->ldb, ae, be + w, count, c_saved[w], c_emin, 1, p,
+                chain[w] = (float)block_general(a, b + w, ldb, ae, be + w, count, c_saved[w], c_emin, 1, p,
                                                 acc);
         return;
     }
     for (int w = 0; flag_bits; w++, flag_bits >>= 1)
         if (flag_bits & 1)
-            result[w] = (float)block_general(a, b + w, ops->ldb, ae, be + w, count, 0.0, c_emin, 0, p, acc);
+            result[w] = (float)block_general(a, b + w, ldb, ae, be + w, count, 0.0, c_emin, 0, p, acc);
     if (p->out_is_float32) {
         /* the separate adder for float32 output is a float32 addition; its NaN becomes the canonical one */
         const __m512 sum_value = _mm512_add_ps(_mm512_loadu_ps(c_saved), _mm512_loadu_ps(result));
@@ -1318,6 +1337,105 @@ __attribute__((target("avx512f"))) static void strip_block_avx512(const operands
     }
     for (int w = 0; w < active; w++)
         chain[w] = (float)add_nearest_even(c_saved[w], result[w], &p->model.out, p->out_max, p->out_nan);
+}
+
+/*
+ * strip_block_sse2 with sixteen lanes to an instruction: the same steps, lane for lane, on one
+ * AVX-512 register of int32 or float and two of double, with the flags as mask registers.
+ */
+__attribute__((target("avx512f"))) static void strip_block_avx512(const operands *ops, int64_t i, int64_t j0,
+                                                                  int64_t k0, int64_t count, int active,
+                                                                  float chain[LANES], int c_emin,
+                                                                  const prepared_model *p, superacc *acc)
+{
+    const float *a = ops->a + i * ops->k + k0;
+    const int16_t *ae = ops->a_exponents + i * ops->k + k0;
+    const float *b = ops->b + k0 * ops->ldb + j0;
+    const int16_t *be = ops->b_exponents + k0 * ops->ldb + j0;
+    int16_t largest[LANES];
+    strip_largest_avx2(ae, be, ops->ldb, count, largest);
+    const lane_scales s = block_scales_avx512(largest, chain, c_emin, p);
+    double sum[LANES];
+    if (p->float_products) {
+        float scale_array[LANES];
+        _mm512_storeu_ps(scale_array, float_scale_avx512(&s));
+        strip_products_float_avx512(a, b, ops->ldb, count, p->int32_run, scale_array, sum);
+    } else {
+        double scale_double[LANES];
+        _mm512_storeu_pd(scale_double, s.scale_low);
+        _mm512_storeu_pd(scale_double + 8, s.scale_high);
+        strip_products_double_avx512(a, b, ops->ldb, count, p->int32_run, scale_double, sum);
+    }
+    block_finish_avx512(a, ae, b, be, ops->ldb, count, active, chain, c_emin, p, acc, sum, &s);
+}
+
+/*
+ * strip_block_avx512 for ROW_GROUP rows of A at once against the same strip of B (fp16 and FP8
+ * inputs: p->float_products with int32 runs): the exponent maxima and the product loops share
+ * each load of B and keep ROW_GROUP independent chains in flight.  Each row's lanes do exactly
+ * the operations of strip_block_avx512 (the same products, scalings, conversions and int32 and
+ * double additions), and the block step of each row is block_finish_avx512 itself, so the bits
+ * are the same.
+ */
+#define ROW_GROUP 4
+
+__attribute__((target("avx512f,avx512bw"))) static void rows_block_avx512(const operands *ops, int64_t i, int64_t j0,
+                                                                          int64_t k0, int64_t count, int active,
+                                                                          float chain[][LANES], int c_emin,
+                                                                          const prepared_model *p, superacc *acc)
+{
+    const int64_t ldb = ops->ldb, k = ops->k;
+    const float *a[ROW_GROUP];
+    const int16_t *ae[ROW_GROUP];
+    for (int r = 0; r < ROW_GROUP; r++) {
+        a[r] = ops->a + (i + r) * k + k0;
+        ae[r] = ops->a_exponents + (i + r) * k + k0;
+    }
+    const float *b = ops->b + k0 * ldb + j0;
+    const int16_t *be = ops->b_exponents + k0 * ldb + j0;
+    /* the largest product exponent of each row and lane, as strip_largest_avx2 */
+    __m256i top[ROW_GROUP];
+    for (int r = 0; r < ROW_GROUP; r++)
+        top[r] = _mm256_set1_epi16((int16_t)(2 * ZERO_EXPONENT));
+    for (int64_t q = 0; q < count; q++) {
+        const __m256i row = _mm256_loadu_si256((const __m256i *)(be + q * ldb));
+        for (int r = 0; r < ROW_GROUP; r++)
+            top[r] = _mm256_max_epi16(top[r], _mm256_add_epi16(_mm256_set1_epi16(ae[r][q]), row));
+    }
+    lane_scales s[ROW_GROUP];
+    __m512 scale[ROW_GROUP];
+    for (int r = 0; r < ROW_GROUP; r++) {
+        int16_t largest[LANES];
+        _mm256_storeu_si256((__m256i *)largest, top[r]);
+        s[r] = block_scales_avx512(largest, chain[r], c_emin, p);
+        scale[r] = float_scale_avx512(&s[r]);
+    }
+    /* the cut products, as strip_products_float_avx512 */
+    __m512d low[ROW_GROUP], high[ROW_GROUP];
+    for (int r = 0; r < ROW_GROUP; r++)
+        low[r] = high[r] = _mm512_setzero_pd();
+    for (int64_t start = 0; start < count; start += p->int32_run) {
+        int64_t end = start + p->int32_run < count ? start + p->int32_run : count;
+        __m512i sum[ROW_GROUP];
+        for (int r = 0; r < ROW_GROUP; r++)
+            sum[r] = _mm512_setzero_si512();
+        for (int64_t q = start; q < end; q++) {
+            const __m512 row = _mm512_loadu_ps(b + q * ldb);
+            for (int r = 0; r < ROW_GROUP; r++)
+                sum[r] = _mm512_add_epi32(sum[r], _mm512_cvttps_epi32(_mm512_mul_ps(
+                                                      _mm512_mul_ps(_mm512_set1_ps(a[r][q]), row), scale[r])));
+        }
+        for (int r = 0; r < ROW_GROUP; r++) {
+            low[r] = _mm512_add_pd(low[r], _mm512_cvtepi32_pd(_mm512_castsi512_si256(sum[r])));
+            high[r] = _mm512_add_pd(high[r], _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(sum[r], 1)));
+        }
+    }
+    for (int r = 0; r < ROW_GROUP; r++) {
+        double total[LANES];
+        _mm512_storeu_pd(total, low[r]);
+        _mm512_storeu_pd(total + 8, high[r]);
+        block_finish_avx512(a[r], ae[r], b, be, ldb, count, active, chain[r], c_emin, p, acc, total, &s[r]);
+    }
 }
 #endif
 
@@ -1436,7 +1554,14 @@ static void block_fma_tile(const operands *ops, const float *c, float *d, int64_
             int64_t count = k0 + p->block < chunk1 ? p->block : chunk1 - k0;
             /* The first block's c is C (C's format); later ones are block results (out format). */
             int c_emin = (k0 == 0 && !promote) ? p->model.c_emin : p->model.out.emin;
-            for (int64_t i = i0; i < i1; i++) {
+            int64_t first_row = i0;
+#ifdef FL_MMA_WIDE_SIMD
+            if (fast_tile && p->float_products && p->simd == SIMD_AVX512)
+                for (; first_row + ROW_GROUP <= i1; first_row += ROW_GROUP)
+                    rows_block_avx512(ops, first_row, j0, k0, count, active, chain + (first_row - i0), c_emin, p,
+                                      acc);
+#endif
+            for (int64_t i = first_row; i < i1; i++) {
                 if (fast_tile) {
 #ifdef FL_MMA_WIDE_SIMD
                     if (p->fast_int32 && p->simd == SIMD_AVX512)
