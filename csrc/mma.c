@@ -932,11 +932,23 @@ typedef struct operands {
     const float *a;              /* m x k, the caller's array */
     int16_t *a_exponents;        /* m x k alignment exponents */
     unsigned char *a_special;    /* per row of A: holds Inf or NaN */
-    float *b;                    /* k x ldb: B with zero columns up to a whole number of strips */
-    int16_t *b_exponents;        /* k x ldb */
+    float *b;                    /* B packed strip by strip (b_offset), zero columns up to whole strips */
+    int16_t *b_exponents;        /* the same layout */
     unsigned char *b_special;    /* per column of B */
-    int64_t m, n, k, ldb;
+    int64_t m, n, k;
+    int64_t ldb;                 /* LANES: the distance from B[q, j] to B[q + 1, j] in the packed layout */
+    int64_t padded_n;            /* n rounded up to whole strips */
 } operands;
+
+/*
+ * Where B[q, j] lies in the packed layout: strip j / LANES holds its K rows of LANES values one
+ * after the other, so a kernel walking down K reads one contiguous run instead of one cache line
+ * per row n floats apart (a power-of-two n sends those lines to the same cache sets).
+ */
+static inline int64_t b_offset(const operands *ops, int64_t q, int64_t j)
+{
+    return (j / LANES) * ops->k * LANES + q * LANES + j % LANES;
+}
 
 /*
  * One block of one strip on the fast path; lanes at and beyond `active` are padding.
@@ -950,8 +962,8 @@ static void strip_block(const operands *ops, int64_t i, int64_t j0, int64_t k0, 
 {
     const float *a = ops->a + i * ops->k + k0;
     const int16_t *ae = ops->a_exponents + i * ops->k + k0;
-    const float *b = ops->b + k0 * ops->ldb + j0;
-    const int16_t *be = ops->b_exponents + k0 * ops->ldb + j0;
+    const float *b = ops->b + b_offset(ops, k0, j0);
+    const int16_t *be = ops->b_exponents + b_offset(ops, k0, j0);
     const int fused = p->model.c_addition == FL_MMA_C_FUSED, frac_bits = p->model.frac_bits;
     const int32_t floor_exponent = p->model.use_exp_floor ? p->model.exp_floor : -32768;
     int16_t largest[LANES];
@@ -1077,8 +1089,8 @@ static void strip_block_sse2(const operands *ops, int64_t i, int64_t j0, int64_t
 {
     const float *a = ops->a + i * ops->k + k0;
     const int16_t *ae = ops->a_exponents + i * ops->k + k0;
-    const float *b = ops->b + k0 * ops->ldb + j0;
-    const int16_t *be = ops->b_exponents + k0 * ops->ldb + j0;
+    const float *b = ops->b + b_offset(ops, k0, j0);
+    const int16_t *be = ops->b_exponents + b_offset(ops, k0, j0);
     const int fused = p->model.c_addition == FL_MMA_C_FUSED, frac_bits = p->model.frac_bits;
     const __m128i zero = _mm_setzero_si128(), fused_mask = _mm_set1_epi32(fused ? -1 : 0);
     int16_t largest[LANES];
@@ -1350,8 +1362,8 @@ __attribute__((target("avx512f"))) static void strip_block_avx512(const operands
 {
     const float *a = ops->a + i * ops->k + k0;
     const int16_t *ae = ops->a_exponents + i * ops->k + k0;
-    const float *b = ops->b + k0 * ops->ldb + j0;
-    const int16_t *be = ops->b_exponents + k0 * ops->ldb + j0;
+    const float *b = ops->b + b_offset(ops, k0, j0);
+    const int16_t *be = ops->b_exponents + b_offset(ops, k0, j0);
     int16_t largest[LANES];
     strip_largest_avx2(ae, be, ops->ldb, count, largest);
     const lane_scales s = block_scales_avx512(largest, chain, c_emin, p);
@@ -1391,8 +1403,8 @@ __attribute__((target("avx512f,avx512bw"))) static void rows_block_avx512(const 
         a[r] = ops->a + (i + r) * k + k0;
         ae[r] = ops->a_exponents + (i + r) * k + k0;
     }
-    const float *b = ops->b + k0 * ldb + j0;
-    const int16_t *be = ops->b_exponents + k0 * ldb + j0;
+    const float *b = ops->b + b_offset(ops, k0, j0);
+    const int16_t *be = ops->b_exponents + b_offset(ops, k0, j0);
     /* the largest product exponent of each row and lane, as strip_largest_avx2 */
     __m256i top[ROW_GROUP];
     for (int r = 0; r < ROW_GROUP; r++)
@@ -1467,13 +1479,15 @@ static int alloc_operands(operands *ops, int64_t m, int64_t n, int64_t k)
     ops->m = m;
     ops->n = n;
     ops->k = k;
-    ops->ldb = (n + LANES - 1) / LANES * LANES;
-    size_t a_count = (size_t)(m * k > 0 ? m * k : 1), b_count = (size_t)(k * ops->ldb > 0 ? k * ops->ldb : 1);
+    ops->ldb = LANES;
+    ops->padded_n = (n + LANES - 1) / LANES * LANES;
+    size_t a_count = (size_t)(m * k > 0 ? m * k : 1);
+    size_t b_count = (size_t)(k * ops->padded_n > 0 ? k * ops->padded_n : 1);
     ops->a_exponents = malloc(a_count * sizeof(int16_t));
     ops->a_special = calloc((size_t)(m > 0 ? m : 1), 1);
     ops->b = malloc(b_count * sizeof(float));
     ops->b_exponents = malloc(b_count * sizeof(int16_t));
-    ops->b_special = calloc((size_t)(ops->ldb > 0 ? ops->ldb : 1), 1);
+    ops->b_special = calloc((size_t)(ops->padded_n > 0 ? ops->padded_n : 1), 1);
     if (!ops->a_exponents || !ops->a_special || !ops->b || !ops->b_exponents || !ops->b_special) {
         free_operands(ops);
         return FL_ERROR_OUT_OF_MEMORY;
@@ -1506,22 +1520,22 @@ static void prepare_a(operands *ops, const float *a, int emin, int threads)
 static void prepare_b(operands *ops, const float *b, int emin, int threads)
 {
     (void)threads;
-    int64_t n = ops->n, ldb = ops->ldb;
+    int64_t n = ops->n, padded_n = ops->padded_n;
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         fl_floating_point_state state;
         fl_enter_default_floating_point(&state);
 #pragma omp for schedule(static)
         for (int64_t q = 0; q < ops->k; q++) {
-            for (int64_t j = 0; j < ldb; j++) {
+            for (int64_t j = 0; j < padded_n; j++) {
                 float x = j < n ? b[q * n + j] : 0.0f;
-                ops->b[q * ldb + j] = x;
-                ops->b_exponents[q * ldb + j] = element_exponent(x, emin);
+                ops->b[b_offset(ops, q, j)] = x;
+                ops->b_exponents[b_offset(ops, q, j)] = element_exponent(x, emin);
             }
         }
         fl_leave_default_floating_point(&state);
     }
-    memset(ops->b_special, 0, (size_t)ldb);
+    memset(ops->b_special, 0, (size_t)padded_n);
     for (int64_t q = 0; q < ops->k; q++)
         for (int64_t j = 0; j < n; j++)
             ops->b_special[j] |= !isfinite(b[q * n + j]);
@@ -1582,8 +1596,8 @@ static void block_fma_tile(const operands *ops, const float *c, float *d, int64_
                     float *state = &chain[i - i0][w];
                     if (isnan(*state))
                         continue; /* NaN absorbs everything after it */
-                    *state = (float)chain_step_general(a, ops->b + k0 * ldb + j0 + w, ldb, ae,
-                                                       ops->b_exponents + k0 * ldb + j0 + w, count, *state,
+                    *state = (float)chain_step_general(a, ops->b + b_offset(ops, k0, j0 + w), ldb, ae,
+                                                       ops->b_exponents + b_offset(ops, k0, j0 + w), count, *state,
                                                        c_emin, p, acc);
                 }
             }
@@ -1622,7 +1636,7 @@ static float pairwise_sum(const float *x, int64_t count, int flush)
 static float pairwise_element(const operands *ops, int64_t i, int64_t j, float c, float *scratch,
                               const prepared_model *p)
 {
-    const float *a = ops->a + i * ops->k, *b = ops->b + j;
+    const float *a = ops->a + i * ops->k, *b = ops->b + b_offset(ops, 0, j);
     const int flush = p->model.flush_outputs;
     for (int64_t q = 0; q < ops->k; q++) /* one rounding: the double product is exact */
         scratch[q] = flushed((float)((double)a[q] * b[q * ops->ldb]), flush);
@@ -1654,7 +1668,7 @@ int fl_mma_matmul_f32(const float *a, const float *b, const float *c, float *d,
     double work = (double)m * (double)n * (double)(k > 0 ? k : 1);
     int threads = work >= PARALLEL_THRESHOLD ? fl_max_threads() : 1;
     (void)threads; /* used only by the OpenMP pragmas */
-    int64_t tiles_m = (m + TILE_ROWS - 1) / TILE_ROWS, tiles_n = ops.ldb / LANES;
+    int64_t tiles_m = (m + TILE_ROWS - 1) / TILE_ROWS, tiles_n = ops.padded_n / LANES;
     int status = 0;
     for (int64_t t = 0; t < batch && !status; t++) {
         /* Broadcast batches repeat an operand: prepare it only when it changes. */
