@@ -1347,8 +1347,41 @@ block_finish_avx512(const float *a, const int16_t *ae, const float *b, const int
         _mm512_storeu_ps(chain, _mm512_mask_blend_ps(is_nan, sum_value, _mm512_set1_ps((float)p->out_nan)));
         return;
     }
-    for (int w = 0; w < active; w++)
-        chain[w] = (float)add_nearest_even(c_saved[w], result[w], &p->model.out, p->out_max, p->out_nan);
+    /* The separate adder of the other output formats (FP8 with fp16 output), eight lanes at a
+     * time: hi = c + result in double and its two-sum error lo.  Where lo = 0 (the sum is exact
+     * in double, as for any two fp16 values) add_nearest_even is round_to_format(hi) to
+     * nearest-even, i.e. the bit rounding above for a zero or normal hi, with overflow to +-Inf.
+     * Every other lane (an Inf or NaN, lo != 0, a subnormal sum) is left to add_nearest_even. */
+    const __m512d zero = _mm512_setzero_pd(), infinity = _mm512_set1_pd(INFINITY);
+    int slow_bits = 0;
+    for (int half_index = 0; half_index < 2; half_index++) {
+        const __m512d x = _mm512_cvtps_pd(_mm256_loadu_ps(c_saved + 8 * half_index));
+        const __m512d y = _mm512_cvtps_pd(_mm256_loadu_ps(result + 8 * half_index));
+        const __m512d hi = _mm512_add_pd(x, y);
+        const __m512d back = _mm512_sub_pd(hi, x);
+        const __m512d lo = _mm512_add_pd(_mm512_sub_pd(x, _mm512_sub_pd(hi, back)), _mm512_sub_pd(y, back));
+        const __m512i hi_bits = _mm512_castpd_si512(hi);
+        const __m512d rounded = _mm512_castsi512_pd(_mm512_andnot_si512(
+            mask, _mm512_add_epi64(hi_bits, _mm512_add_epi64(half, _mm512_and_si512(_mm512_srl_epi64(hi_bits, drop_count),
+                                                                                  one)))));
+        const __m512d hi_magnitude = _mm512_castsi512_pd(_mm512_and_si512(hi_bits, abs_mask));
+        const __m512d rounded_magnitude = _mm512_castsi512_pd(_mm512_and_si512(_mm512_castpd_si512(rounded), abs_mask));
+        /* lo != 0 or unordered (an Inf or NaN operand), or 0 < |hi| < 2^emin */
+        const __mmask8 slow = _mm512_cmp_pd_mask(lo, zero, _CMP_NEQ_UQ) |
+                              (_mm512_cmp_pd_mask(hi_magnitude, min_normal, _CMP_LT_OQ) &
+                               _mm512_cmp_pd_mask(hi, zero, _CMP_NEQ_OQ));
+        const __mmask8 overflow = _mm512_cmp_pd_mask(rounded_magnitude, max, _CMP_GT_OQ);
+        /* copysign(Inf, hi): the sign bit of hi on Inf */
+        const __m512d signed_infinity = _mm512_castsi512_pd(_mm512_or_si512(
+            _mm512_castpd_si512(infinity), _mm512_andnot_si512(abs_mask, hi_bits)));
+        const __m512d sum_value = _mm512_mask_blend_pd(overflow, rounded, signed_infinity);
+        _mm256_storeu_ps(chain + 8 * half_index, _mm512_cvtpd_ps(sum_value));
+        slow_bits |= (int)slow << (8 * half_index);
+    }
+    slow_bits &= (int)((1u << active) - 1u);
+    for (int w = 0; slow_bits; w++, slow_bits >>= 1)
+        if (slow_bits & 1)
+            chain[w] = (float)add_nearest_even(c_saved[w], result[w], &p->model.out, p->out_max, p->out_nan);
 }
 
 /*
