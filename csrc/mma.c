@@ -158,7 +158,8 @@ typedef struct prepared_model {
 enum { SIMD_SSE2 = 0, SIMD_AVX2 = 1, SIMD_AVX512 = 2 };
 
 /* The widest product loops this CPU runs; FMTLAB_MMA_SIMD=sse2|avx2 asks for a narrower one
- * (the tests use it to check that every copy gives the same bits). */
+ * (the tests use it to check that every copy gives the same bits), and so does the codec's
+ * switch FMTLAB_SIMD=portable|avx2 (portable: the SSE2 kernels, x86-64's baseline). */
 static int simd_level(void)
 {
     int level = SIMD_SSE2;
@@ -168,10 +169,11 @@ static int simd_level(void)
         level = SIMD_AVX2;
     if (__builtin_cpu_supports("avx512f"))
         level = SIMD_AVX512;
-    const char *asked = getenv("FMTLAB_MMA_SIMD");
-    if (asked && strcmp(asked, "sse2") == 0)
+    const char *asked = getenv("FMTLAB_MMA_SIMD"), *codec_asked = getenv("FMTLAB_SIMD");
+    if ((asked && strcmp(asked, "sse2") == 0) || (codec_asked && strcmp(codec_asked, "portable") == 0))
         level = SIMD_SSE2;
-    else if (asked && strcmp(asked, "avx2") == 0 && level > SIMD_AVX2)
+    else if (((asked && strcmp(asked, "avx2") == 0) || (codec_asked && strcmp(codec_asked, "avx2") == 0)) &&
+             level > SIMD_AVX2)
         level = SIMD_AVX2;
 #endif
     return level;
