@@ -1657,31 +1657,56 @@ static inline float flushed(float x, int flush)
     return flush && fabsf(x) < 1.17549435e-38f ? x * 0.0f : x;
 }
 
-/* Pairwise float32 sum of x[0..count), splitting at count / 2 (the definition of fp32_pairwise). */
-static float pairwise_sum(const float *x, int64_t count, int flush)
+/* Pairwise float32 sums of LANES columns at once (the definition of fp32_pairwise, lane by lane):
+ * x holds count rows of LANES values; the sum of rows [0, count) is the sum of [0, count / 2) plus
+ * that of [count / 2, count), each addition rounded to float32 (and flushed when asked).  Every lane
+ * does the same additions in the same order, so no lane depends on another. */
+static void pairwise_sum_strip(const float *x, int64_t count, int flush, float out[LANES])
 {
-    if (count == 1)
-        return x[0];
+    if (count == 1) {
+        memcpy(out, x, LANES * sizeof(float));
+        return;
+    }
+    if (count == 2) {
+        for (int w = 0; w < LANES; w++)
+            out[w] = flushed(x[w] + x[LANES + w], flush);
+        return;
+    }
     int64_t half = count / 2;
-    return flushed(pairwise_sum(x, half, flush) + pairwise_sum(x + half, count - half, flush), flush);
+    float left[LANES], right[LANES];
+    pairwise_sum_strip(x, half, flush, left);
+    pairwise_sum_strip(x + half * LANES, count - half, flush, right);
+    for (int w = 0; w < LANES; w++)
+        out[w] = flushed(left[w] + right[w], flush);
 }
 
-/* Pairwise summation for one output: products rounded to float32; for each block (all of K
- * when block = 0) in increasing k, c = c + the pairwise sum of the block's products. */
-static float pairwise_element(const operands *ops, int64_t i, int64_t j, float c, float *scratch,
-                              const prepared_model *p)
+/* Pairwise summation for the outputs (i, j0 .. j0 + active) of one strip: products rounded to
+ * float32; for each block (all of K when block = 0) in increasing k, c = c + the pairwise sum of the
+ * block's products.  scratch holds k * LANES floats. */
+static void pairwise_strip(const operands *ops, int64_t i, int64_t j0, int active, const float *c, float *d,
+                           float *scratch, const prepared_model *p)
 {
-    const float *a = ops->a + i * ops->k, *b = ops->b + b_offset(ops, 0, j);
+    const int64_t k = ops->k;
+    const float *a = ops->a + i * k, *b = ops->b + b_offset(ops, 0, j0);
     const int flush = p->model.flush_outputs;
-    for (int64_t q = 0; q < ops->k; q++) /* one rounding: the double product is exact */
-        scratch[q] = flushed((float)((double)a[q] * b[q * ops->ldb]), flush);
-    int64_t block = p->model.block > 0 ? p->model.block : (ops->k > 0 ? ops->k : 1);
-    float sum = c;
-    for (int64_t k0 = 0; k0 < ops->k; k0 += block)
-        sum = flushed(sum + pairwise_sum(scratch + k0, k0 + block < ops->k ? block : ops->k - k0, flush), flush);
-    if (p->model.positive_zero && sum == 0.0f)
-        sum = 0.0f;
-    return isnan(sum) ? (float)p->out_nan : sum;
+    for (int64_t q = 0; q < k; q++) /* one rounding: the double product is exact */
+        for (int w = 0; w < LANES; w++)
+            scratch[q * LANES + w] = flushed((float)((double)a[q] * b[q * ops->ldb + w]), flush);
+    int64_t block = p->model.block > 0 ? p->model.block : (k > 0 ? k : 1);
+    float sum[LANES], part[LANES];
+    for (int w = 0; w < LANES; w++)
+        sum[w] = c && w < active ? c[w] : 0.0f;
+    for (int64_t k0 = 0; k0 < k; k0 += block) {
+        pairwise_sum_strip(scratch + k0 * LANES, k0 + block < k ? block : k - k0, flush, part);
+        for (int w = 0; w < LANES; w++)
+            sum[w] = flushed(sum[w] + part[w], flush);
+    }
+    for (int w = 0; w < active; w++) {
+        float value = sum[w];
+        if (p->model.positive_zero && value == 0.0f)
+            value = 0.0f;
+        d[w] = isnan(value) ? (float)p->out_nan : value;
+    }
 }
 
 int fl_mma_matmul_f32(const float *a, const float *b, const float *c, float *d,
@@ -1718,15 +1743,16 @@ int fl_mma_matmul_f32(const float *a, const float *b, const float *c, float *d,
             {
                 fl_floating_point_state state;
                 fl_enter_default_floating_point(&state);
-                float *scratch = malloc((size_t)(k > 0 ? k : 1) * sizeof(float));
+                float *scratch = malloc((size_t)(k > 0 ? k : 1) * LANES * sizeof(float));
                 if (!scratch) {
 #pragma omp atomic write
                     status = -2;
                 }
 #pragma omp for schedule(static)
                 for (int64_t i = 0; i < m; i++)
-                    for (int64_t j = 0; j < n && scratch; j++)
-                        dt[i * n + j] = pairwise_element(&ops, i, j, ct ? ct[i * n + j] : 0.0f, scratch, &p);
+                    for (int64_t j0 = 0; j0 < n && scratch; j0 += LANES)
+                        pairwise_strip(&ops, i, j0, (int)(j0 + LANES <= n ? LANES : n - j0), ct ? ct + i * n + j0 : NULL,
+                                       dt + i * n + j0, scratch, &p);
                 free(scratch);
                 fl_leave_default_floating_point(&state);
             }
