@@ -7,7 +7,11 @@ the tests (tests/mma_reference.py) on a small size, to show what the C kernel re
 Each figure is the best of --repeats runs, wall clock, with fmtlab's and BLAS's default
 threads.  Usage:
 
-    python benchmarks/bench_mma.py [--sizes 512,1024] [--repeats 3] [--threads N] [--other-size 256]
+    python benchmarks/bench_mma.py [--sizes 512,1024] [--repeats 3] [--threads N] [--other-size 256] [--cpu-time]
+
+--cpu-time times the calling thread's CPU time with one thread for both (fmtlab and numpy's
+BLAS, whose thread variables it sets to 1 before numpy loads): on a shared machine the least
+disturbed measure, a per-core ratio.
 
 The fast-path presets (--models) are timed at every size; the models computed by the definition
 per element (FP8 with FP16 output, the AMD presets: --other-models) at --other-size only, and
@@ -18,11 +22,16 @@ import argparse
 import os
 import pathlib
 import sys
+import time
+
+if "--cpu-time" in sys.argv:  # before numpy loads its BLAS: one thread, the calling one
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = "1"
 
 import numpy as np
 
 import fmtlab as fl
-from _timing import best_time  # benchmarks/_timing.py
+from _timing import best_time as _best_time  # benchmarks/_timing.py
 
 MODELS = ("h100-fp16-fp32", "h100-e4m3fn-fp32")
 # Models off the fast path (the definition per output element): timed at --other-size only.
@@ -54,12 +63,24 @@ def main():
     parser.add_argument("--block-scaled-models", default=",".join(BLOCK_SCALED_MODELS),
                         help="comma-separated block-scaled preset names ('' for none)")
     parser.add_argument("--block-scaled-size", type=int, default=256)
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="one thread for fmtlab and numpy, timed by the calling thread's CPU time")
     args = parser.parse_args()
+    if args.cpu_time:
+        args.threads = 1
+        clock = time.thread_time
+    else:
+        clock = time.perf_counter
+
+    def best_time(function, repeats):
+        return _best_time(function, repeats, clock=clock)
+
     fl.set_threads(args.threads)
     models = [fl.mma_model(name) for name in args.models.split(",")]
     sizes = [int(size) for size in args.sizes.split(",")]
     print(f"fmtlab {fl.__version__}, {os.cpu_count()} CPUs, fmtlab threads: "
-          f"{args.threads or 'default'}; best of {args.repeats}, wall clock\n")
+          f"{args.threads or 'default'}; best of {args.repeats}, "
+          f"{'CPU time of the calling thread (numpy: one BLAS thread)' if args.cpu_time else 'wall clock'}\n")
     rows = [("n x n x n", "model", "fmtlab ms", "numpy f32 ms", "ratio", "G products/s")]
     others = [fl.mma_model(name) for name in args.other_models.split(",") if name]
     runs = [(size, model) for size in sizes for model in models] + [(args.other_size, model) for model in others]

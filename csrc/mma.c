@@ -158,7 +158,8 @@ typedef struct prepared_model {
 enum { SIMD_SSE2 = 0, SIMD_AVX2 = 1, SIMD_AVX512 = 2 };
 
 /* The widest product loops this CPU runs; FMTLAB_MMA_SIMD=sse2|avx2 asks for a narrower one
- * (the tests use it to check that every copy gives the same bits). */
+ * (the tests use it to check that every copy gives the same bits), and so does the codec's
+ * switch FMTLAB_SIMD=portable|avx2 (portable: the SSE2 kernels, x86-64's baseline). */
 static int simd_level(void)
 {
     int level = SIMD_SSE2;
@@ -168,10 +169,11 @@ static int simd_level(void)
         level = SIMD_AVX2;
     if (__builtin_cpu_supports("avx512f"))
         level = SIMD_AVX512;
-    const char *asked = getenv("FMTLAB_MMA_SIMD");
-    if (asked && strcmp(asked, "sse2") == 0)
+    const char *asked = getenv("FMTLAB_MMA_SIMD"), *codec_asked = getenv("FMTLAB_SIMD");
+    if ((asked && strcmp(asked, "sse2") == 0) || (codec_asked && strcmp(codec_asked, "portable") == 0))
         level = SIMD_SSE2;
-    else if (asked && strcmp(asked, "avx2") == 0 && level > SIMD_AVX2)
+    else if (((asked && strcmp(asked, "avx2") == 0) || (codec_asked && strcmp(codec_asked, "avx2") == 0)) &&
+             level > SIMD_AVX2)
         level = SIMD_AVX2;
 #endif
     return level;
@@ -932,11 +934,23 @@ typedef struct operands {
     const float *a;              /* m x k, the caller's array */
     int16_t *a_exponents;        /* m x k alignment exponents */
     unsigned char *a_special;    /* per row of A: holds Inf or NaN */
-    float *b;                    /* k x ldb: B with zero columns up to a whole number of strips */
-    int16_t *b_exponents;        /* k x ldb */
+    float *b;                    /* B packed strip by strip (b_offset), zero columns up to whole strips */
+    int16_t *b_exponents;        /* the same layout */
     unsigned char *b_special;    /* per column of B */
-    int64_t m, n, k, ldb;
+    int64_t m, n, k;
+    int64_t ldb;                 /* LANES: the distance from B[q, j] to B[q + 1, j] in the packed layout */
+    int64_t padded_n;            /* n rounded up to whole strips */
 } operands;
+
+/*
+ * Where B[q, j] lies in the packed layout: strip j / LANES holds its K rows of LANES values one
+ * after the other, so a kernel walking down K reads one contiguous run instead of one cache line
+ * per row n floats apart (a power-of-two n sends those lines to the same cache sets).
+ */
+static inline int64_t b_offset(const operands *ops, int64_t q, int64_t j)
+{
+    return (j / LANES) * ops->k * LANES + q * LANES + j % LANES;
+}
 
 /*
  * One block of one strip on the fast path; lanes at and beyond `active` are padding.
@@ -950,8 +964,8 @@ static void strip_block(const operands *ops, int64_t i, int64_t j0, int64_t k0, 
 {
     const float *a = ops->a + i * ops->k + k0;
     const int16_t *ae = ops->a_exponents + i * ops->k + k0;
-    const float *b = ops->b + k0 * ops->ldb + j0;
-    const int16_t *be = ops->b_exponents + k0 * ops->ldb + j0;
+    const float *b = ops->b + b_offset(ops, k0, j0);
+    const int16_t *be = ops->b_exponents + b_offset(ops, k0, j0);
     const int fused = p->model.c_addition == FL_MMA_C_FUSED, frac_bits = p->model.frac_bits;
     const int32_t floor_exponent = p->model.use_exp_floor ? p->model.exp_floor : -32768;
     int16_t largest[LANES];
@@ -1077,8 +1091,8 @@ static void strip_block_sse2(const operands *ops, int64_t i, int64_t j0, int64_t
 {
     const float *a = ops->a + i * ops->k + k0;
     const int16_t *ae = ops->a_exponents + i * ops->k + k0;
-    const float *b = ops->b + k0 * ops->ldb + j0;
-    const int16_t *be = ops->b_exponents + k0 * ops->ldb + j0;
+    const float *b = ops->b + b_offset(ops, k0, j0);
+    const int16_t *be = ops->b_exponents + b_offset(ops, k0, j0);
     const int fused = p->model.c_addition == FL_MMA_C_FUSED, frac_bits = p->model.frac_bits;
     const __m128i zero = _mm_setzero_si128(), fused_mask = _mm_set1_epi32(fused ? -1 : 0);
     int16_t largest[LANES];
@@ -1211,18 +1225,21 @@ static void strip_block_sse2(const operands *ops, int64_t i, int64_t j0, int64_t
  * strip_block_sse2 with sixteen lanes to an instruction: the same steps, lane for lane, on one
  * AVX-512 register of int32 or float and two of double, with the flags as mask registers.
  */
-__attribute__((target("avx512f"))) static void strip_block_avx512(const operands *ops, int64_t i, int64_t j0,
-                                                                  int64_t k0, int64_t count, int active,
-                                                                  float chain[LANES], int c_emin,
-                                                                  const prepared_model *p, superacc *acc)
+/* What the block step needs per lane of one strip: M (t), the lanes for block_general (flag) and
+ * the scale 2^(F - M), as in strip_block; from the exponent maxima `largest` and the chain. */
+typedef struct lane_scales {
+    __m512i t;
+    __mmask16 flag;
+    __m512i biased;      /* F - M + 127, the float32 exponent field of the scale */
+    __m512d scale_low;   /* 2^(F - M) as doubles, lanes 0-7 */
+    __m512d scale_high;  /* lanes 8-15 */
+} lane_scales;
+
+__attribute__((target("avx512f"), always_inline)) static inline lane_scales
+block_scales_avx512(const int16_t largest[LANES], const float chain[LANES], int c_emin, const prepared_model *p)
 {
-    const float *a = ops->a + i * ops->k + k0;
-    const int16_t *ae = ops->a_exponents + i * ops->k + k0;
-    const float *b = ops->b + k0 * ops->ldb + j0;
-    const int16_t *be = ops->b_exponents + k0 * ops->ldb + j0;
     const int fused = p->model.c_addition == FL_MMA_C_FUSED, frac_bits = p->model.frac_bits;
-    int16_t largest[LANES];
-    strip_largest_avx2(ae, be, ops->ldb, count, largest);
+    lane_scales s;
     __m512i t = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)largest));
     /* M, the flags and the scale 2^(F - M), as in strip_block */
     const __m512i c_bits = _mm512_loadu_si512((const void *)chain);
@@ -1241,21 +1258,37 @@ __attribute__((target("avx512f"))) static void strip_block_avx512(const operands
         flag |= _mm512_cmplt_epi32_mask(biased, _mm512_set1_epi32(1)) |
                 _mm512_cmpgt_epi32_mask(biased, _mm512_set1_epi32(254));
     const __m512i biased_double = _mm512_maskz_sub_epi32((__mmask16)~flag, _mm512_set1_epi32(frac_bits + 1023), t);
-    const __m512d scale_low = _mm512_castsi512_pd(
+    s.scale_low = _mm512_castsi512_pd(
         _mm512_slli_epi64(_mm512_cvtepu32_epi64(_mm512_castsi512_si256(biased_double)), 52));
-    const __m512d scale_high = _mm512_castsi512_pd(
+    s.scale_high = _mm512_castsi512_pd(
         _mm512_slli_epi64(_mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(biased_double, 1)), 52));
-    double sum[LANES];
-    if (p->float_products) {
-        float scale_array[LANES];
-        _mm512_storeu_si512((void *)scale_array, _mm512_maskz_slli_epi32((__mmask16)~flag, biased, 23));
-        strip_products_float_avx512(a, b, ops->ldb, count, p->int32_run, scale_array, sum);
-    } else {
-        double scale_double[LANES];
-        _mm512_storeu_pd(scale_double, scale_low);
-        _mm512_storeu_pd(scale_double + 8, scale_high);
-        strip_products_double_avx512(a, b, ops->ldb, count, p->int32_run, scale_double, sum);
-    }
+    s.t = t;
+    s.flag = flag;
+    s.biased = biased;
+    return s;
+}
+
+/* The float32 scale 2^(F - M) of each lane, 0 for the flagged ones. */
+__attribute__((target("avx512f"), always_inline)) static inline __m512 float_scale_avx512(const lane_scales *s)
+{
+    return _mm512_castsi512_ps(_mm512_maskz_slli_epi32((__mmask16)~s->flag, s->biased, 23));
+}
+
+/*
+ * The end of the block step of one strip: add the cut c to the product sums `sum`, round
+ * total * 2^(M - F) on its bits, redo the flagged lanes by the definition, and leave the block
+ * result in `chain` (through the separate adder when c is not fused).
+ */
+__attribute__((target("avx512f"), always_inline)) static inline void
+block_finish_avx512(const float *a, const int16_t *ae, const float *b, const int16_t *be, int64_t ldb, int64_t count,
+                    int active, float chain[LANES], int c_emin, const prepared_model *p, superacc *acc,
+                    const double sum[LANES], const lane_scales *s)
+{
+    const int fused = p->model.c_addition == FL_MMA_C_FUSED, frac_bits = p->model.frac_bits;
+    const __m512i c_bits = _mm512_loadu_si512((const void *)chain);
+    const __mmask16 flag = s->flag;
+    const __m512i t = s->t;
+    const __m512d scale_low = s->scale_low, scale_high = s->scale_high;
     /* total * 2^(M - F), rounded on its bits, as in strip_block */
     const int drop = 52 - p->model.out.man_bits, acc_drop = 52 - p->acc.man_bits;
     const __m128i drop_count = _mm_cvtsi32_si128(drop);
@@ -1302,13 +1335,13 @@ __attribute__((target("avx512f"))) static void strip_block_avx512(const operands
     if (fused) {
         for (int w = 0; flag_bits; w++, flag_bits >>= 1)
             if (flag_bits & 1)
-                chain[w] = (float)block_general(a, b + w, ops->ldb, ae, be + w, count, c_saved[w], c_emin, 1, p,
+                chain[w] = (float)block_general(a, b + w, ldb, ae, be + w, count, c_saved[w], c_emin, 1, p,
                                                 acc);
         return;
     }
     for (int w = 0; flag_bits; w++, flag_bits >>= 1)
         if (flag_bits & 1)
-            result[w] = (float)block_general(a, b + w, ops->ldb, ae, be + w, count, 0.0, c_emin, 0, p, acc);
+            result[w] = (float)block_general(a, b + w, ldb, ae, be + w, count, 0.0, c_emin, 0, p, acc);
     if (p->out_is_float32) {
         /* the separate adder for float32 output is a float32 addition; its NaN becomes the canonical one */
         const __m512 sum_value = _mm512_add_ps(_mm512_loadu_ps(c_saved), _mm512_loadu_ps(result));
@@ -1316,8 +1349,140 @@ __attribute__((target("avx512f"))) static void strip_block_avx512(const operands
         _mm512_storeu_ps(chain, _mm512_mask_blend_ps(is_nan, sum_value, _mm512_set1_ps((float)p->out_nan)));
         return;
     }
-    for (int w = 0; w < active; w++)
-        chain[w] = (float)add_nearest_even(c_saved[w], result[w], &p->model.out, p->out_max, p->out_nan);
+    /* The separate adder of the other output formats (FP8 with fp16 output), eight lanes at a
+     * time: hi = c + result in double and its two-sum error lo.  Where lo = 0 (the sum is exact
+     * in double, as for any two fp16 values) add_nearest_even is round_to_format(hi) to
+     * nearest-even, i.e. the bit rounding above for a zero or normal hi, with overflow to +-Inf.
+     * Every other lane (an Inf or NaN, lo != 0, a subnormal sum) is left to add_nearest_even. */
+    const __m512d zero = _mm512_setzero_pd(), infinity = _mm512_set1_pd(INFINITY);
+    int slow_bits = 0;
+    for (int half_index = 0; half_index < 2; half_index++) {
+        const __m512d x = _mm512_cvtps_pd(_mm256_loadu_ps(c_saved + 8 * half_index));
+        const __m512d y = _mm512_cvtps_pd(_mm256_loadu_ps(result + 8 * half_index));
+        const __m512d hi = _mm512_add_pd(x, y);
+        const __m512d back = _mm512_sub_pd(hi, x);
+        const __m512d lo = _mm512_add_pd(_mm512_sub_pd(x, _mm512_sub_pd(hi, back)), _mm512_sub_pd(y, back));
+        const __m512i hi_bits = _mm512_castpd_si512(hi);
+        const __m512d rounded = _mm512_castsi512_pd(_mm512_andnot_si512(
+            mask, _mm512_add_epi64(hi_bits, _mm512_add_epi64(half, _mm512_and_si512(_mm512_srl_epi64(hi_bits, drop_count),
+                                                                                  one)))));
+        const __m512d hi_magnitude = _mm512_castsi512_pd(_mm512_and_si512(hi_bits, abs_mask));
+        const __m512d rounded_magnitude = _mm512_castsi512_pd(_mm512_and_si512(_mm512_castpd_si512(rounded), abs_mask));
+        /* lo != 0 or unordered (an Inf or NaN operand), or 0 < |hi| < 2^emin */
+        const __mmask8 slow = _mm512_cmp_pd_mask(lo, zero, _CMP_NEQ_UQ) |
+                              (_mm512_cmp_pd_mask(hi_magnitude, min_normal, _CMP_LT_OQ) &
+                               _mm512_cmp_pd_mask(hi, zero, _CMP_NEQ_OQ));
+        const __mmask8 overflow = _mm512_cmp_pd_mask(rounded_magnitude, max, _CMP_GT_OQ);
+        /* copysign(Inf, hi): the sign bit of hi on Inf */
+        const __m512d signed_infinity = _mm512_castsi512_pd(_mm512_or_si512(
+            _mm512_castpd_si512(infinity), _mm512_andnot_si512(abs_mask, hi_bits)));
+        const __m512d sum_value = _mm512_mask_blend_pd(overflow, rounded, signed_infinity);
+        _mm256_storeu_ps(chain + 8 * half_index, _mm512_cvtpd_ps(sum_value));
+        slow_bits |= (int)slow << (8 * half_index);
+    }
+    slow_bits &= (int)((1u << active) - 1u);
+    for (int w = 0; slow_bits; w++, slow_bits >>= 1)
+        if (slow_bits & 1)
+            chain[w] = (float)add_nearest_even(c_saved[w], result[w], &p->model.out, p->out_max, p->out_nan);
+}
+
+/*
+ * strip_block_sse2 with sixteen lanes to an instruction: the same steps, lane for lane, on one
+ * AVX-512 register of int32 or float and two of double, with the flags as mask registers.
+ */
+__attribute__((target("avx512f"))) static void strip_block_avx512(const operands *ops, int64_t i, int64_t j0,
+                                                                  int64_t k0, int64_t count, int active,
+                                                                  float chain[LANES], int c_emin,
+                                                                  const prepared_model *p, superacc *acc)
+{
+    const float *a = ops->a + i * ops->k + k0;
+    const int16_t *ae = ops->a_exponents + i * ops->k + k0;
+    const float *b = ops->b + b_offset(ops, k0, j0);
+    const int16_t *be = ops->b_exponents + b_offset(ops, k0, j0);
+    int16_t largest[LANES];
+    strip_largest_avx2(ae, be, ops->ldb, count, largest);
+    const lane_scales s = block_scales_avx512(largest, chain, c_emin, p);
+    double sum[LANES];
+    if (p->float_products) {
+        float scale_array[LANES];
+        _mm512_storeu_ps(scale_array, float_scale_avx512(&s));
+        strip_products_float_avx512(a, b, ops->ldb, count, p->int32_run, scale_array, sum);
+    } else {
+        double scale_double[LANES];
+        _mm512_storeu_pd(scale_double, s.scale_low);
+        _mm512_storeu_pd(scale_double + 8, s.scale_high);
+        strip_products_double_avx512(a, b, ops->ldb, count, p->int32_run, scale_double, sum);
+    }
+    block_finish_avx512(a, ae, b, be, ops->ldb, count, active, chain, c_emin, p, acc, sum, &s);
+}
+
+/*
+ * strip_block_avx512 for ROW_GROUP rows of A at once against the same strip of B (fp16 and FP8
+ * inputs: p->float_products with int32 runs): the exponent maxima and the product loops share
+ * each load of B and keep ROW_GROUP independent chains in flight.  Each row's lanes do exactly
+ * the operations of strip_block_avx512 (the same products, scalings, conversions and int32 and
+ * double additions), and the block step of each row is block_finish_avx512 itself, so the bits
+ * are the same.
+ */
+#define ROW_GROUP 4
+
+__attribute__((target("avx512f,avx512bw"))) static void rows_block_avx512(const operands *ops, int64_t i, int64_t j0,
+                                                                          int64_t k0, int64_t count, int active,
+                                                                          float chain[][LANES], int c_emin,
+                                                                          const prepared_model *p, superacc *acc)
+{
+    const int64_t ldb = ops->ldb, k = ops->k;
+    const float *a[ROW_GROUP];
+    const int16_t *ae[ROW_GROUP];
+    for (int r = 0; r < ROW_GROUP; r++) {
+        a[r] = ops->a + (i + r) * k + k0;
+        ae[r] = ops->a_exponents + (i + r) * k + k0;
+    }
+    const float *b = ops->b + b_offset(ops, k0, j0);
+    const int16_t *be = ops->b_exponents + b_offset(ops, k0, j0);
+    /* the largest product exponent of each row and lane, as strip_largest_avx2 */
+    __m256i top[ROW_GROUP];
+    for (int r = 0; r < ROW_GROUP; r++)
+        top[r] = _mm256_set1_epi16((int16_t)(2 * ZERO_EXPONENT));
+    for (int64_t q = 0; q < count; q++) {
+        const __m256i row = _mm256_loadu_si256((const __m256i *)(be + q * ldb));
+        for (int r = 0; r < ROW_GROUP; r++)
+            top[r] = _mm256_max_epi16(top[r], _mm256_add_epi16(_mm256_set1_epi16(ae[r][q]), row));
+    }
+    lane_scales s[ROW_GROUP];
+    __m512 scale[ROW_GROUP];
+    for (int r = 0; r < ROW_GROUP; r++) {
+        int16_t largest[LANES];
+        _mm256_storeu_si256((__m256i *)largest, top[r]);
+        s[r] = block_scales_avx512(largest, chain[r], c_emin, p);
+        scale[r] = float_scale_avx512(&s[r]);
+    }
+    /* the cut products, as strip_products_float_avx512 */
+    __m512d low[ROW_GROUP], high[ROW_GROUP];
+    for (int r = 0; r < ROW_GROUP; r++)
+        low[r] = high[r] = _mm512_setzero_pd();
+    for (int64_t start = 0; start < count; start += p->int32_run) {
+        int64_t end = start + p->int32_run < count ? start + p->int32_run : count;
+        __m512i sum[ROW_GROUP];
+        for (int r = 0; r < ROW_GROUP; r++)
+            sum[r] = _mm512_setzero_si512();
+        for (int64_t q = start; q < end; q++) {
+            const __m512 row = _mm512_loadu_ps(b + q * ldb);
+            for (int r = 0; r < ROW_GROUP; r++)
+                sum[r] = _mm512_add_epi32(sum[r], _mm512_cvttps_epi32(_mm512_mul_ps(
+                                                      _mm512_mul_ps(_mm512_set1_ps(a[r][q]), row), scale[r])));
+        }
+        for (int r = 0; r < ROW_GROUP; r++) {
+            low[r] = _mm512_add_pd(low[r], _mm512_cvtepi32_pd(_mm512_castsi512_si256(sum[r])));
+            high[r] = _mm512_add_pd(high[r], _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(sum[r], 1)));
+        }
+    }
+    for (int r = 0; r < ROW_GROUP; r++) {
+        double total[LANES];
+        _mm512_storeu_pd(total, low[r]);
+        _mm512_storeu_pd(total + 8, high[r]);
+        block_finish_avx512(a[r], ae[r], b, be, ldb, count, active, chain[r], c_emin, p, acc, total, &s[r]);
+    }
 }
 #endif
 
@@ -1349,13 +1514,15 @@ static int alloc_operands(operands *ops, int64_t m, int64_t n, int64_t k)
     ops->m = m;
     ops->n = n;
     ops->k = k;
-    ops->ldb = (n + LANES - 1) / LANES * LANES;
-    size_t a_count = (size_t)(m * k > 0 ? m * k : 1), b_count = (size_t)(k * ops->ldb > 0 ? k * ops->ldb : 1);
+    ops->ldb = LANES;
+    ops->padded_n = (n + LANES - 1) / LANES * LANES;
+    size_t a_count = (size_t)(m * k > 0 ? m * k : 1);
+    size_t b_count = (size_t)(k * ops->padded_n > 0 ? k * ops->padded_n : 1);
     ops->a_exponents = malloc(a_count * sizeof(int16_t));
     ops->a_special = calloc((size_t)(m > 0 ? m : 1), 1);
     ops->b = malloc(b_count * sizeof(float));
     ops->b_exponents = malloc(b_count * sizeof(int16_t));
-    ops->b_special = calloc((size_t)(ops->ldb > 0 ? ops->ldb : 1), 1);
+    ops->b_special = calloc((size_t)(ops->padded_n > 0 ? ops->padded_n : 1), 1);
     if (!ops->a_exponents || !ops->a_special || !ops->b || !ops->b_exponents || !ops->b_special) {
         free_operands(ops);
         return FL_ERROR_OUT_OF_MEMORY;
@@ -1388,22 +1555,22 @@ static void prepare_a(operands *ops, const float *a, int emin, int threads)
 static void prepare_b(operands *ops, const float *b, int emin, int threads)
 {
     (void)threads;
-    int64_t n = ops->n, ldb = ops->ldb;
+    int64_t n = ops->n, padded_n = ops->padded_n;
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         fl_floating_point_state state;
         fl_enter_default_floating_point(&state);
 #pragma omp for schedule(static)
         for (int64_t q = 0; q < ops->k; q++) {
-            for (int64_t j = 0; j < ldb; j++) {
+            for (int64_t j = 0; j < padded_n; j++) {
                 float x = j < n ? b[q * n + j] : 0.0f;
-                ops->b[q * ldb + j] = x;
-                ops->b_exponents[q * ldb + j] = element_exponent(x, emin);
+                ops->b[b_offset(ops, q, j)] = x;
+                ops->b_exponents[b_offset(ops, q, j)] = element_exponent(x, emin);
             }
         }
         fl_leave_default_floating_point(&state);
     }
-    memset(ops->b_special, 0, (size_t)ldb);
+    memset(ops->b_special, 0, (size_t)padded_n);
     for (int64_t q = 0; q < ops->k; q++)
         for (int64_t j = 0; j < n; j++)
             ops->b_special[j] |= !isfinite(b[q * n + j]);
@@ -1436,7 +1603,14 @@ static void block_fma_tile(const operands *ops, const float *c, float *d, int64_
             int64_t count = k0 + p->block < chunk1 ? p->block : chunk1 - k0;
             /* The first block's c is C (C's format); later ones are block results (out format). */
             int c_emin = (k0 == 0 && !promote) ? p->model.c_emin : p->model.out.emin;
-            for (int64_t i = i0; i < i1; i++) {
+            int64_t first_row = i0;
+#ifdef FL_MMA_WIDE_SIMD
+            if (fast_tile && p->float_products && p->simd == SIMD_AVX512)
+                for (; first_row + ROW_GROUP <= i1; first_row += ROW_GROUP)
+                    rows_block_avx512(ops, first_row, j0, k0, count, active, chain + (first_row - i0), c_emin, p,
+                                      acc);
+#endif
+            for (int64_t i = first_row; i < i1; i++) {
                 if (fast_tile) {
 #ifdef FL_MMA_WIDE_SIMD
                     if (p->fast_int32 && p->simd == SIMD_AVX512)
@@ -1457,8 +1631,8 @@ static void block_fma_tile(const operands *ops, const float *c, float *d, int64_
                     float *state = &chain[i - i0][w];
                     if (isnan(*state))
                         continue; /* NaN absorbs everything after it */
-                    *state = (float)chain_step_general(a, ops->b + k0 * ldb + j0 + w, ldb, ae,
-                                                       ops->b_exponents + k0 * ldb + j0 + w, count, *state,
+                    *state = (float)chain_step_general(a, ops->b + b_offset(ops, k0, j0 + w), ldb, ae,
+                                                       ops->b_exponents + b_offset(ops, k0, j0 + w), count, *state,
                                                        c_emin, p, acc);
                 }
             }
@@ -1483,31 +1657,56 @@ static inline float flushed(float x, int flush)
     return flush && fabsf(x) < 1.17549435e-38f ? x * 0.0f : x;
 }
 
-/* Pairwise float32 sum of x[0..count), splitting at count / 2 (the definition of fp32_pairwise). */
-static float pairwise_sum(const float *x, int64_t count, int flush)
+/* Pairwise float32 sums of LANES columns at once (the definition of fp32_pairwise, lane by lane):
+ * x holds count rows of LANES values; the sum of rows [0, count) is the sum of [0, count / 2) plus
+ * that of [count / 2, count), each addition rounded to float32 (and flushed when asked).  Every lane
+ * does the same additions in the same order, so no lane depends on another. */
+static void pairwise_sum_strip(const float *x, int64_t count, int flush, float out[LANES])
 {
-    if (count == 1)
-        return x[0];
+    if (count == 1) {
+        memcpy(out, x, LANES * sizeof(float));
+        return;
+    }
+    if (count == 2) {
+        for (int w = 0; w < LANES; w++)
+            out[w] = flushed(x[w] + x[LANES + w], flush);
+        return;
+    }
     int64_t half = count / 2;
-    return flushed(pairwise_sum(x, half, flush) + pairwise_sum(x + half, count - half, flush), flush);
+    float left[LANES], right[LANES];
+    pairwise_sum_strip(x, half, flush, left);
+    pairwise_sum_strip(x + half * LANES, count - half, flush, right);
+    for (int w = 0; w < LANES; w++)
+        out[w] = flushed(left[w] + right[w], flush);
 }
 
-/* Pairwise summation for one output: products rounded to float32; for each block (all of K
- * when block = 0) in increasing k, c = c + the pairwise sum of the block's products. */
-static float pairwise_element(const operands *ops, int64_t i, int64_t j, float c, float *scratch,
-                              const prepared_model *p)
+/* Pairwise summation for the outputs (i, j0 .. j0 + active) of one strip: products rounded to
+ * float32; for each block (all of K when block = 0) in increasing k, c = c + the pairwise sum of the
+ * block's products.  scratch holds k * LANES floats. */
+static void pairwise_strip(const operands *ops, int64_t i, int64_t j0, int active, const float *c, float *d,
+                           float *scratch, const prepared_model *p)
 {
-    const float *a = ops->a + i * ops->k, *b = ops->b + j;
+    const int64_t k = ops->k;
+    const float *a = ops->a + i * k, *b = ops->b + b_offset(ops, 0, j0);
     const int flush = p->model.flush_outputs;
-    for (int64_t q = 0; q < ops->k; q++) /* one rounding: the double product is exact */
-        scratch[q] = flushed((float)((double)a[q] * b[q * ops->ldb]), flush);
-    int64_t block = p->model.block > 0 ? p->model.block : (ops->k > 0 ? ops->k : 1);
-    float sum = c;
-    for (int64_t k0 = 0; k0 < ops->k; k0 += block)
-        sum = flushed(sum + pairwise_sum(scratch + k0, k0 + block < ops->k ? block : ops->k - k0, flush), flush);
-    if (p->model.positive_zero && sum == 0.0f)
-        sum = 0.0f;
-    return isnan(sum) ? (float)p->out_nan : sum;
+    for (int64_t q = 0; q < k; q++) /* one rounding: the double product is exact */
+        for (int w = 0; w < LANES; w++)
+            scratch[q * LANES + w] = flushed((float)((double)a[q] * b[q * ops->ldb + w]), flush);
+    int64_t block = p->model.block > 0 ? p->model.block : (k > 0 ? k : 1);
+    float sum[LANES], part[LANES];
+    for (int w = 0; w < LANES; w++)
+        sum[w] = c && w < active ? c[w] : 0.0f;
+    for (int64_t k0 = 0; k0 < k; k0 += block) {
+        pairwise_sum_strip(scratch + k0 * LANES, k0 + block < k ? block : k - k0, flush, part);
+        for (int w = 0; w < LANES; w++)
+            sum[w] = flushed(sum[w] + part[w], flush);
+    }
+    for (int w = 0; w < active; w++) {
+        float value = sum[w];
+        if (p->model.positive_zero && value == 0.0f)
+            value = 0.0f;
+        d[w] = isnan(value) ? (float)p->out_nan : value;
+    }
 }
 
 int fl_mma_matmul_f32(const float *a, const float *b, const float *c, float *d,
@@ -1529,7 +1728,7 @@ int fl_mma_matmul_f32(const float *a, const float *b, const float *c, float *d,
     double work = (double)m * (double)n * (double)(k > 0 ? k : 1);
     int threads = work >= PARALLEL_THRESHOLD ? fl_max_threads() : 1;
     (void)threads; /* used only by the OpenMP pragmas */
-    int64_t tiles_m = (m + TILE_ROWS - 1) / TILE_ROWS, tiles_n = ops.ldb / LANES;
+    int64_t tiles_m = (m + TILE_ROWS - 1) / TILE_ROWS, tiles_n = ops.padded_n / LANES;
     int status = 0;
     for (int64_t t = 0; t < batch && !status; t++) {
         /* Broadcast batches repeat an operand: prepare it only when it changes. */
@@ -1544,15 +1743,16 @@ int fl_mma_matmul_f32(const float *a, const float *b, const float *c, float *d,
             {
                 fl_floating_point_state state;
                 fl_enter_default_floating_point(&state);
-                float *scratch = malloc((size_t)(k > 0 ? k : 1) * sizeof(float));
+                float *scratch = malloc((size_t)(k > 0 ? k : 1) * LANES * sizeof(float));
                 if (!scratch) {
 #pragma omp atomic write
                     status = -2;
                 }
 #pragma omp for schedule(static)
                 for (int64_t i = 0; i < m; i++)
-                    for (int64_t j = 0; j < n && scratch; j++)
-                        dt[i * n + j] = pairwise_element(&ops, i, j, ct ? ct[i * n + j] : 0.0f, scratch, &p);
+                    for (int64_t j0 = 0; j0 < n && scratch; j0 += LANES)
+                        pairwise_strip(&ops, i, j0, (int)(j0 + LANES <= n ? LANES : n - j0), ct ? ct + i * n + j0 : NULL,
+                                       dt + i * n + j0, scratch, &p);
                 free(scratch);
                 fl_leave_default_floating_point(&state);
             }

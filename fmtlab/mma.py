@@ -512,7 +512,8 @@ def _checked_or_rounded(array, fmt, argument, round_inputs):
         return np.ascontiguousarray(array)  # every float32 is a value of fp32
     from .codec import quantize
     rounded = quantize(array, fmt, "nearest_even")
-    if not round_inputs:
+    if not round_inputs and not np.equal(rounded, array).all():
+        # one pass when every value is representable (the common case); the slow path finds the first
         differs = ~((rounded == array) | (np.isnan(rounded) & np.isnan(array)))
         if differs.any():
             index = tuple(int(i) for i in np.argwhere(differs)[0])

@@ -18,7 +18,8 @@ def _bits(x):
 
 
 @pytest.mark.parametrize("name", ["h100-fp16-fp32", "h100-e4m3-fp32", "a100-bf16-fp32", "b200-e4m3-fp32",
-                                  "v100-fp16-fp16", "fp32_pairwise", "exact-fp16-fp32"])
+                                  "v100-fp16-fp16", "fp32_pairwise", "exact-fp16-fp32", "h100-e4m3fn-fp16",
+                                  "b200-e5m2-fp16"])
 def test_results_do_not_depend_on_threads_or_tiling(name):
     model = fl.mma_model(name)
     a = _random((37, 70), model.a_format, 1)

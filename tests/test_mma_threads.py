@@ -17,7 +17,7 @@ import pytest
 import fmtlab as fl
 
 FAST = ["h100-fp16-fp32", "h100-e4m3fn-fp32", "h100-bf16-fp32", "a100-tf32-fp32", "b200-e5m2-fp32",
-        "ada-e4m3fn-fp16", "v100-fp16-fp16"]
+        "ada-e4m3fn-fp16", "v100-fp16-fp16", "h100-e4m3fn-fp16"]
 
 
 def _operands(model, m=96, k=200, n=80, seed=11):
@@ -64,13 +64,15 @@ print(" ".join(digests))
 def test_every_simd_copy_gives_the_same_bits():
     tests = os.path.dirname(os.path.abspath(__file__))
     outputs = []
-    for simd in ("sse2", "avx2", "native"):
-        environment = dict(os.environ, FMTLAB_MMA_SIMD=simd)
+    for simd in ("sse2", "avx2", "native", "portable"):
+        # FMTLAB_SIMD=portable (the codec's switch) selects the SSE2 kernels of the matmul too
+        environment = dict(os.environ, FMTLAB_MMA_SIMD=simd) if simd != "portable" else \
+            dict(os.environ, FMTLAB_SIMD="portable")
         result = subprocess.run([sys.executable, "-c", _DIGEST_SCRIPT.format(tests=tests)], capture_output=True,
                                 text=True, env=environment, timeout=300)
         assert result.returncode == 0, result.stderr
         outputs.append(result.stdout.split())
-    assert len(outputs[0]) == len(FAST) and outputs[0] == outputs[1] == outputs[2]
+    assert len(outputs[0]) == len(FAST) and outputs[0] == outputs[1] == outputs[2] == outputs[3]
     # and the same bits as in this process
     here = []
     for name in FAST:
