@@ -74,7 +74,7 @@
  * single IEEE operations (C99 mode: no contraction into fused multiply-adds), so both copies
  * give the same bits. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define FL_SCALED_CLONES __attribute__((target_clones("avx2", "default")))
+#define FL_SCALED_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define FL_SCALED_CLONES
 #endif
@@ -333,7 +333,8 @@ static FL_ALWAYS_INLINE void element_chunk_f32(const int count, const uint32_t *
                                                const int want_counts, const element_constants *restrict k,
                                                uint32_t *restrict codes,
                                                float *restrict values, uint32_t *restrict slow,
-                                               element_counts *restrict counts)
+                                               element_counts *restrict counts, const uint64_t stream_key,
+                                               const uint64_t first_index)
 {
     const int32_t shift = k->shift32, rebias = k->rebias32;
     const int32_t positive_max_code = k->positive_max_code32, negative_max_code = k->negative_max_code32;
@@ -374,8 +375,21 @@ static FL_ALWAYS_INLINE void element_chunk_f32(const int count, const uint32_t *
         case FL_ROUND_DOWN: increment = mask & (uint32_t)(0 - negative); break;
         default: increment = 0; break;
         }
-        int32_t magnitude_code = mode == FL_ROUND_ODD ? (lo | (int32_t)(remainder != 0))
-                                                      : (int32_t)((v + increment) >> s) + base;
+        int32_t magnitude_code;
+        int32_t stochastic_slow = 0;
+        if (mode == FL_ROUND_STOCHASTIC) {
+            /* exact stochastic rounding (sr_bits 0) as stochastic_chunk_body decides it on the
+             * float64 quotient, whose (remainder, shift) are this lane's times 2^29 and plus 29:
+             * its first draw's word U, away iff U < remainder 2^(64 - s).  A subnormal result
+             * whose true shift passes 31 (the clamp above changed it) goes to exact_element. */
+            const uint64_t word = fl_mix64_inline(stream_key + (first_index + (uint64_t)t) * 0x9E3779B97F4A7C15ULL);
+            const uint64_t threshold = (uint64_t)remainder << (64 - s);
+            magnitude_code = lo + (int32_t)(word < threshold);
+            stochastic_slow = is_subnormal & (subnormal_shift > 31);
+        } else {
+            magnitude_code = mode == FL_ROUND_ODD ? (lo | (int32_t)(remainder != 0))
+                                                  : (int32_t)((v + increment) >> s) + base;
+        }
         /* saturate to the largest code of the sign (max_code but for integer elements) */
         const int32_t max_code = negative ? negative_max_code : positive_max_code;
         const int32_t saturated = magnitude_code > max_code;
@@ -383,7 +397,7 @@ static FL_ALWAYS_INLINE void element_chunk_f32(const int count, const uint32_t *
         magnitude_code = is_zero ? 0 : magnitude_code;
 
         const int32_t sign_allowed = is_signed | (1 - negative) | is_zero;
-        const int32_t fast = (is_zero | is_normal | is_subnormal) & sign_allowed;
+        const int32_t fast = (is_zero | is_normal | is_subnormal) & sign_allowed & (1 - stochastic_slow);
         const int32_t sign_part = sign_bit & (0 - negative), zero_part = zero_sign_bit & (0 - negative);
         const int32_t nonzero_mask = 0 - (int32_t)(magnitude_code != 0);
         codes[t] = (uint32_t)(magnitude_code | (zero_part ^ ((sign_part ^ zero_part) & nonzero_mask)));
@@ -538,7 +552,7 @@ typedef void (*kernel_f64)(int count, const double *restrict quotients, const do
 typedef void (*kernel_f32)(int count, const uint32_t *restrict bits, const uint32_t *restrict exponent_offset,
                            const float *restrict scale, const element_constants *restrict k,
                            uint32_t *restrict codes, float *restrict values, uint32_t *restrict slow,
-                           element_counts *restrict counts);
+                           element_counts *restrict counts, uint64_t stream_key, uint64_t first_index);
 
 /*
  * Quotients for the float32 kernel: q = x * operand (1/S) or x / operand (S) in float64 (as
@@ -601,6 +615,15 @@ FLOAT64_QUOTIENTS(quotients_f64_divide, double, xv / operand[t], fabs(xv) < 0x1p
 
 /* One out-of-line copy per (mode, values, counts) and kernel: all three are constants inside
  * (the counts cost a tenth of the kernel, and most calls do not ask for them). */
+#define DEFINE_KERNEL_F32(MODE, VALUES, COUNTS, SUFFIX)                                          \
+    FL_SCALED_CLONES static void kernel_f32_##SUFFIX(int count, const uint32_t *restrict bits,   \
+        const uint32_t *restrict exponent_offset, const float *restrict scale,                   \
+        const element_constants *restrict k, uint32_t *restrict codes, float *restrict values,   \
+        uint32_t *restrict slow, element_counts *restrict counts, uint64_t stream_key, uint64_t first_index) \
+    {                                                                                            \
+        element_chunk_f32(count, bits, exponent_offset, scale, MODE, VALUES, COUNTS, k, codes, values, slow, \
+                          counts, stream_key, first_index);                                      \
+    }
 #define DEFINE_KERNELS(MODE, VALUES, COUNTS, SUFFIX)                                             \
     FL_SCALED_CLONES static void kernel_f64_##SUFFIX(int count, const double *restrict quotients, \
         const double *restrict scale, const element_constants *restrict k, int64_t *restrict codes, \
@@ -608,14 +631,7 @@ FLOAT64_QUOTIENTS(quotients_f64_divide, double, xv / operand[t], fabs(xv) < 0x1p
     {                                                                                            \
         element_chunk_f64(count, quotients, scale, MODE, VALUES, COUNTS, k, codes, values, slow, counts); \
     }                                                                                            \
-    FL_SCALED_CLONES static void kernel_f32_##SUFFIX(int count, const uint32_t *restrict bits,   \
-        const uint32_t *restrict exponent_offset, const float *restrict scale,                   \
-        const element_constants *restrict k, uint32_t *restrict codes, float *restrict values,   \
-        uint32_t *restrict slow, element_counts *restrict counts)                                \
-    {                                                                                            \
-        element_chunk_f32(count, bits, exponent_offset, scale, MODE, VALUES, COUNTS, k, codes, values, slow, \
-                          counts);                                                               \
-    }
+    DEFINE_KERNEL_F32(MODE, VALUES, COUNTS, SUFFIX)
 #define DEFINE_MODE_KERNELS(MODE, NAME)                                                          \
     DEFINE_KERNELS(MODE, 0, 0, NAME##_codes)                                                     \
     DEFINE_KERNELS(MODE, 1, 0, NAME##_values)                                                    \
@@ -638,6 +654,14 @@ static const kernel_f64 kernels_f64[2][2][6] = {
 static const kernel_f32 kernels_f32[2][2][6] = {
     {KERNEL_TABLE(kernel_f32_, codes), KERNEL_TABLE(kernel_f32_, values)},
     {KERNEL_TABLE(kernel_f32_, codes_counted), KERNEL_TABLE(kernel_f32_, values_counted)}};
+/* exact stochastic rounding (sr_bits 0) on the float32 kernel: [counts][values] */
+DEFINE_KERNEL_F32(FL_ROUND_STOCHASTIC, 0, 0, stochastic_codes)
+DEFINE_KERNEL_F32(FL_ROUND_STOCHASTIC, 1, 0, stochastic_values)
+DEFINE_KERNEL_F32(FL_ROUND_STOCHASTIC, 0, 1, stochastic_codes_counted)
+DEFINE_KERNEL_F32(FL_ROUND_STOCHASTIC, 1, 1, stochastic_values_counted)
+static const kernel_f32 stochastic_kernels_f32[2][2] = {
+    {kernel_f32_stochastic_codes, kernel_f32_stochastic_values},
+    {kernel_f32_stochastic_codes_counted, kernel_f32_stochastic_values_counted}};
 
 /* ---- the plan of one call ----------------------------------------------------------------- */
 
@@ -649,6 +673,7 @@ typedef struct scaled_plan {
     int use_f32;                     /* the float32 kernel on x (float32 input, power-of-two scales) */
     int use_odd32;                   /* the float32 kernel on round_to_odd_f32 of the quotients */
     kernel_f32 kernel32;
+    uint64_t stream_key;             /* stochastic rounding: the key of draw 0 (fl_stream_key_inline) */
     kernel_f64 kernel64;             /* the float64 kernel of the mode ... */
     int stochastic;                  /* ... or the stochastic one; neither: exact_element alone */
     int input_f32, want_values;
@@ -1074,7 +1099,7 @@ FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x,
             float scale[CHUNK], values[CHUNK];
             FILL_PER_ELEMENT(offsets[t] = block->exponent_offset; scale[t] = block->value32)
             plan->kernel32(count, (const uint32_t *)(const void *)input32, offsets, scale, k, codes, values, slow,
-                           &fast);
+                           &fast, plan->stream_key, (uint64_t)first);
             for (int t = 0; fast.slow && t < count; t++) {
                 if (!slow[t])
                     continue;
@@ -1098,7 +1123,7 @@ FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x,
                 (divide ? odd_quotients_f32_divide : odd_quotients_f32_multiply)(count, input32, operand, odd);
             else
                 (divide ? odd_quotients_f64_divide : odd_quotients_f64_multiply)(count, input64, operand, odd);
-            plan->kernel32(count, odd, plan->zero_offsets, plan->ones, k, codes, values, slow, &fast);
+            plan->kernel32(count, odd, plan->zero_offsets, plan->ones, k, codes, values, slow, &fast, 0, 0);
             if (want_values) {
                 if (input_f32) {
                     float *out = (float *)output->values + first;
@@ -1313,6 +1338,7 @@ static int prepare_plan(const fl_scaled_format *format, const fl_rounding *round
     plan->use_f32 = 0;
     plan->use_odd32 = 0;
     plan->kernel32 = NULL;
+    plan->stream_key = 0;
     plan->kernel64 = NULL;
     plan->stochastic = 0;
     plan->integer = format->element_integer != 0;
@@ -1328,14 +1354,20 @@ static int prepare_plan(const fl_scaled_format *format, const fl_rounding *round
     plan->constants.positive_max_code32 = (int32_t)format->element_positive_max_code;
     plan->constants.negative_max_code32 = (int32_t)format->element_negative_max_code;
     if (fast_element) {
-        if (rounding->mode == FL_ROUND_STOCHASTIC) {
+        /* float32 input and scales 2^e, |e| <= 127: the float32 kernel on x's own bits (exact
+         * stochastic rounding too: its decisions need q's remainder only, exact there) */
+        const int f32_scales = input_f32 && plan->power_of_two && plan->constants.has_f32 && plan->lowest >= -127 &&
+                               plan->highest <= 127;
+        if (rounding->mode == FL_ROUND_STOCHASTIC && rounding->sr_bits == 0 && f32_scales) {
+            plan->use_f32 = 1;
+            plan->kernel32 = stochastic_kernels_f32[want_counts][want_values];
+            plan->stream_key = fl_stream_key_inline(rounding->seed, 0);
+        } else if (rounding->mode == FL_ROUND_STOCHASTIC) {
             plan->stochastic = 1;
         } else {
             plan->kernel64 = kernels_f64[want_counts][want_values][rounding->mode];
             plan->kernel32 = kernels_f32[want_counts][want_values][rounding->mode];
-            /* float32 input and scales 2^e, |e| <= 127: the float32 kernel on x's own bits */
-            plan->use_f32 = input_f32 && plan->power_of_two && plan->constants.has_f32 && plan->lowest >= -127 &&
-                            plan->highest <= 127;
+            plan->use_f32 = f32_scales;
             /* otherwise, where the element allows: on the quotients rounded to float32 to odd */
             plan->use_odd32 = !plan->use_f32 && plan->constants.has_f32;
         }
