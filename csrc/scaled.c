@@ -327,6 +327,35 @@ static FL_ALWAYS_INLINE void element_chunk_f64(const int count, const double *re
  * register.  values[t] = decoded value * scale[t] (2^e, NaN in a NaN block), one float32
  * multiplication: the correctly rounded product, as numpy's float32 path computes it.
  */
+/* RO32(x / S) by a multiplication by RN64(1/S) and one exact correction, NaN bits where it is
+ * not kept: ROUND_TO_ODD_F32_RECIPROCAL below states and proves it.  tiny_x: x is a float64
+ * below 2^-1000. */
+static FL_ALWAYS_INLINE uint32_t odd_quotient_by_reciprocal(const double xv, const double reciprocal,
+                                                            const double product_scale, const int64_t tiny_x)
+{
+    const double estimate = xv * reciprocal;
+    const float nearest = (float)estimate;
+    const double magnitude = fabs((double)nearest);
+    const double product = magnitude * product_scale; /* exact: 24 + 29 significant bits at most */
+    const double x_magnitude = fabs(xv);
+    uint32_t nearest_bits;
+    memcpy(&nearest_bits, &nearest, sizeof nearest_bits);
+    const int64_t odd = ((int64_t)nearest_bits - (int64_t)(product > x_magnitude)) | (int64_t)(product != x_magnitude);
+    const int64_t kept = ((magnitude > 0x1p-126) & (magnitude <= (double)FLT_MAX) & (tiny_x == 0)) | (xv == 0);
+    const int64_t kept_mask = 0 - kept; /* a mask: ?: would put the arithmetic under a branch */
+    return (uint32_t)((odd & kept_mask) | (0x7FC00000LL & ~kept_mask));
+}
+
+/* What the fused float32 kernel reads and writes in place of bits and exponent offsets: float32
+ * x, per element RN64(1/S), S for the correction (0 in a NaN block) and S for the value (NaN in
+ * a NaN block); values go to out as (float)(element value * S), S in float64, as the unfused
+ * path computes them. */
+typedef struct reciprocal_input {
+    const float *x;
+    const double *reciprocal, *product_scale, *scale;
+    float *out;
+} reciprocal_input;
+
 static FL_ALWAYS_INLINE void element_chunk_f32(const int count, const uint32_t *restrict bits,
                                                const uint32_t *restrict exponent_offset,
                                                const float *restrict scale, const int mode, const int want_values,
@@ -334,8 +363,15 @@ static FL_ALWAYS_INLINE void element_chunk_f32(const int count, const uint32_t *
                                                uint32_t *restrict codes,
                                                float *restrict values, uint32_t *restrict slow,
                                                element_counts *restrict counts, const uint64_t stream_key,
-                                               const uint64_t first_index)
+                                               const uint64_t first_index, const int from_reciprocal,
+                                               const reciprocal_input *restrict input)
 {
+    /* from_reciprocal (a constant): the quotients are RO32(x / S) computed here, unscaled after */
+    const float *restrict reciprocal_x = from_reciprocal ? input->x : NULL;
+    const double *restrict reciprocal = from_reciprocal ? input->reciprocal : NULL;
+    const double *restrict product_scale = from_reciprocal ? input->product_scale : NULL;
+    const double *restrict value_scale = from_reciprocal ? input->scale : NULL;
+    float *restrict direct_out = from_reciprocal ? input->out : NULL;
     const int32_t shift = k->shift32, rebias = k->rebias32;
     const int32_t positive_max_code = k->positive_max_code32, negative_max_code = k->negative_max_code32;
     const int32_t min_normal_code = (int32_t)k->min_normal_code;
@@ -349,9 +385,14 @@ static FL_ALWAYS_INLINE void element_chunk_f32(const int count, const uint32_t *
     const uint32_t float_normal_span = 0x7F7FFFFFu - 0x00800000u;
     int32_t inexact = 0, overflow = 0, underflow = 0, denormal = 0, slow_count = 0;
     for (int t = 0; t < count; t++) {
-        const uint32_t magnitude = bits[t] & 0x7FFFFFFFu;
-        const int32_t negative = (int32_t)(bits[t] >> 31);
-        const uint32_t a = magnitude - exponent_offset[t]; /* |q|'s bits when x and q are normal */
+        const uint32_t input_bits = from_reciprocal
+                                        ? odd_quotient_by_reciprocal((double)reciprocal_x[t], reciprocal[t],
+                                                                     product_scale[t], 0)
+                                        : bits[t];
+        const uint32_t offset = from_reciprocal ? 0 : exponent_offset[t];
+        const uint32_t magnitude = input_bits & 0x7FFFFFFFu;
+        const int32_t negative = (int32_t)(input_bits >> 31);
+        const uint32_t a = magnitude - offset; /* |q|'s bits when x and q are normal */
         const int32_t x_normal = magnitude - 0x00800000u <= float_normal_span;
         const int32_t q_normal = a - 0x00800000u <= float_normal_span;
         const int32_t is_zero = magnitude == 0;
@@ -423,7 +464,10 @@ static FL_ALWAYS_INLINE void element_chunk_f32(const int count, const uint32_t *
             value_bits |= (uint32_t)negative_value << 31;
             float signed_value;
             memcpy(&signed_value, &value_bits, sizeof signed_value);
-            values[t] = signed_value * scale[t];
+            if (from_reciprocal)
+                direct_out[t] = (float)((double)signed_value * value_scale[t]);
+            else
+                values[t] = signed_value * scale[t];
         }
     }
     counts->inexact += inexact;
@@ -553,6 +597,9 @@ typedef void (*kernel_f32)(int count, const uint32_t *restrict bits, const uint3
                            const float *restrict scale, const element_constants *restrict k,
                            uint32_t *restrict codes, float *restrict values, uint32_t *restrict slow,
                            element_counts *restrict counts, uint64_t stream_key, uint64_t first_index);
+typedef void (*kernel_reciprocal)(int count, const reciprocal_input *restrict input,
+                                  const element_constants *restrict k, uint32_t *restrict codes,
+                                  uint32_t *restrict slow, element_counts *restrict counts);
 
 /*
  * Quotients for the float32 kernel: q = x * operand (1/S) or x / operand (S) in float64 (as
@@ -595,6 +642,37 @@ ROUND_TO_ODD_F32(odd_quotients_f32_divide, float, xv / operand[t], 0)
 ROUND_TO_ODD_F32(odd_quotients_f64_multiply, double, xv * operand[t], 0)
 ROUND_TO_ODD_F32(odd_quotients_f64_divide, double, xv / operand[t], fabs(xv) < 0x1p-1022)
 
+/*
+ * RO32(x / S) without a division, for a block scale S > 0 whose significand has at most 29 bits
+ * (`short_scale`: E4M3 scale values times an FP32 tensor scale, FP32 and BF16 scales ...):
+ * q' = RN64(x RN64(1/S)) lies within 2^-51 |q| of the exact quotient q = x / S (two roundings of
+ * relative error 2^-53 each), so f = RN32(q') is within half a float32 ulp of q' and q lies
+ * strictly between f's float32 neighbours (also where f is a power of two, whose lower ulp is
+ * half the upper one).  Then trunc32(q) is f or the float32 below it, and which one, and
+ * whether q is exact, is the sign of |x| - |f| S: an exact product (24 + 29 <= 53 bits, in
+ * float64's normal range), so that one comparison corrects the estimate -- no error bound is
+ * trusted for the result itself:
+ *     |f| S > |x|:  q lies below f:    RO32(q) = the float32 below f with its last bit set;
+ *     |f| S = |x|:  q = f exactly:     RO32(q) = f;
+ *     |f| S < |x|:  q lies above f:    RO32(q) = f with its last bit set.
+ * This is RO32 of the exact quotient, which rounds in every deterministic mode as RO32 of the
+ * float64 quotient that odd_quotients_*_divide computes (both round as the exact quotient:
+ * fmtlab._scale_rules.quotient_proxy).  Kept only where |f| > 2^-126 (so that its lower
+ * neighbour is normal) and |f| <= FLT_MAX, and x = 0 (for a float64 x also |x| >= 2^-1000, so
+ * that |f| S stays normal); the rest is NaN: exact_element.  In a NaN block reciprocal and
+ * product_scale are 0: q' = x * 0, which keeps x = +-0 only, as x / Inf does.
+ */
+#define ROUND_TO_ODD_F32_RECIPROCAL(NAME, INPUT_TYPE, TINY_X)                                     \
+    FL_SCALED_CLONES static void NAME(int count, const INPUT_TYPE *restrict x, const double *restrict reciprocal, \
+                                      const double *restrict product_scale, uint32_t *restrict out) \
+    {                                                                                            \
+        for (int t = 0; t < count; t++) {                                                        \
+            const double xv = (double)x[t];                                                      \
+            out[t] = odd_quotient_by_reciprocal(xv, reciprocal[t], product_scale[t], (int64_t)(TINY_X)); \
+        }                                                                                        \
+    }
+ROUND_TO_ODD_F32_RECIPROCAL(odd_quotients_f64_reciprocal, double, fabs(xv) < 0x1p-1000)
+
 /* The float64 kernel's quotients: q, or NaN where it is zero for a nonzero x or where
  * SUBNORMAL_X holds (quotient_proxy would not keep it): exact_element does those. */
 #define FLOAT64_QUOTIENTS(NAME, INPUT_TYPE, QUOTIENT, SUBNORMAL_X)                               \
@@ -622,7 +700,15 @@ FLOAT64_QUOTIENTS(quotients_f64_divide, double, xv / operand[t], fabs(xv) < 0x1p
         uint32_t *restrict slow, element_counts *restrict counts, uint64_t stream_key, uint64_t first_index) \
     {                                                                                            \
         element_chunk_f32(count, bits, exponent_offset, scale, MODE, VALUES, COUNTS, k, codes, values, slow, \
-                          counts, stream_key, first_index);                                      \
+                          counts, stream_key, first_index, 0, NULL);                             \
+    }
+#define DEFINE_KERNEL_RECIPROCAL(MODE, VALUES, COUNTS, SUFFIX)                                   \
+    FL_SCALED_CLONES static void kernel_reciprocal_##SUFFIX(int count, const reciprocal_input *restrict input, \
+        const element_constants *restrict k, uint32_t *restrict codes, uint32_t *restrict slow,  \
+        element_counts *restrict counts)                                                         \
+    {                                                                                            \
+        element_chunk_f32(count, NULL, NULL, NULL, MODE, VALUES, COUNTS, k, codes, NULL, slow, counts, 0, 0, 1, \
+                          input);                                                                \
     }
 #define DEFINE_KERNELS(MODE, VALUES, COUNTS, SUFFIX)                                             \
     FL_SCALED_CLONES static void kernel_f64_##SUFFIX(int count, const double *restrict quotients, \
@@ -631,7 +717,8 @@ FLOAT64_QUOTIENTS(quotients_f64_divide, double, xv / operand[t], fabs(xv) < 0x1p
     {                                                                                            \
         element_chunk_f64(count, quotients, scale, MODE, VALUES, COUNTS, k, codes, values, slow, counts); \
     }                                                                                            \
-    DEFINE_KERNEL_F32(MODE, VALUES, COUNTS, SUFFIX)
+    DEFINE_KERNEL_F32(MODE, VALUES, COUNTS, SUFFIX)                                              \
+    DEFINE_KERNEL_RECIPROCAL(MODE, VALUES, COUNTS, SUFFIX)
 #define DEFINE_MODE_KERNELS(MODE, NAME)                                                          \
     DEFINE_KERNELS(MODE, 0, 0, NAME##_codes)                                                     \
     DEFINE_KERNELS(MODE, 1, 0, NAME##_values)                                                    \
@@ -654,6 +741,9 @@ static const kernel_f64 kernels_f64[2][2][6] = {
 static const kernel_f32 kernels_f32[2][2][6] = {
     {KERNEL_TABLE(kernel_f32_, codes), KERNEL_TABLE(kernel_f32_, values)},
     {KERNEL_TABLE(kernel_f32_, codes_counted), KERNEL_TABLE(kernel_f32_, values_counted)}};
+static const kernel_reciprocal kernels_reciprocal[2][2][6] = {
+    {KERNEL_TABLE(kernel_reciprocal_, codes), KERNEL_TABLE(kernel_reciprocal_, values)},
+    {KERNEL_TABLE(kernel_reciprocal_, codes_counted), KERNEL_TABLE(kernel_reciprocal_, values_counted)}};
 /* exact stochastic rounding (sr_bits 0) on the float32 kernel: [counts][values] */
 DEFINE_KERNEL_F32(FL_ROUND_STOCHASTIC, 0, 0, stochastic_codes)
 DEFINE_KERNEL_F32(FL_ROUND_STOCHASTIC, 1, 0, stochastic_values)
@@ -673,6 +763,7 @@ typedef struct scaled_plan {
     int use_f32;                     /* the float32 kernel on x (float32 input, power-of-two scales) */
     int use_odd32;                   /* the float32 kernel on round_to_odd_f32 of the quotients */
     kernel_f32 kernel32;
+    kernel_reciprocal kernel_reciprocal32; /* use_odd32 with float32 x and S not a power of two */
     uint64_t stream_key;             /* stochastic rounding: the key of draw 0 (fl_stream_key_inline) */
     kernel_f64 kernel64;             /* the float64 kernel of the mode ... */
     int stochastic;                  /* ... or the stochastic one; neither: exact_element alone */
@@ -738,6 +829,10 @@ typedef struct block_scale {
     uint32_t exponent_offset;  /* the float32 kernel: e * 2^23 for S = 2^e; 0x80000000 in a NaN block */
     float value32;             /* the float32 kernel: S as a float32 (exact), NaN in a NaN block */
     uint32_t code;             /* the scale code */
+    /* S not a power of two: RN64(1/S) and S for ROUND_TO_ODD_F32_RECIPROCAL (both 0 in a NaN
+     * block), and whether S's significand has at most 29 bits (so that it applies) */
+    double reciprocal, product_scale;
+    int short_scale;
 } block_scale;
 
 static uint64_t load_amax(const scaled_plan *plan, const void *acc, int64_t i)
@@ -906,6 +1001,12 @@ static void scales_of_blocks(const scaled_plan *plan, const void *acc, int64_t c
             out[i].value32 = (float)value[i];
             out[i].exponent_offset = 0;
             out[i].operand = value[i];
+            /* at most 29 significant bits: the low 23 of the 52 fraction bits are zero; normal,
+             * with a normal reciprocal */
+            const int64_t value_bits = bits_of_double(value[i]);
+            out[i].short_scale = (value_bits & 0x7FFFFF) == 0 && value[i] >= 0x1p-1000 && value[i] <= 0x1p1000;
+            out[i].reciprocal = 1.0 / value[i];
+            out[i].product_scale = value[i];
         }
         if (plan->power_of_two) {
             for (int i = 0; i < n; i++) { /* value = 2^e: 1/value is exact */
@@ -922,6 +1023,9 @@ static void scales_of_blocks(const scaled_plan *plan, const void *acc, int64_t c
                 out[i].operand = plan->power_of_two ? 0.0 : (double)INFINITY;
                 out[i].exponent_offset = 0x80000000u;
                 out[i].value32 = NAN;
+                out[i].reciprocal = 0.0;
+                out[i].product_scale = 0.0;
+                out[i].short_scale = 1;
             }
         }
     }
@@ -1092,6 +1196,17 @@ FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x,
         const int64_t first = row_start + start;
         const float *input32 = (const float *)x + first;
         const double *input64 = (const double *)x + first;
+#if defined(__GNUC__)
+        /* the chunk after next, a cache line at a time: with a tensor scale x comes back from
+         * memory for this pass (the first one read all of it) */
+        {
+            const char *ahead = (const char *)x + (first + 2 * CHUNK) * (input_f32 ? 4 : 8);
+            const int64_t bytes = (int64_t)CHUNK * (input_f32 ? 4 : 8);
+            if (start + 3 * CHUNK <= j1)
+                for (int64_t offset = 0; offset < bytes; offset += 64)
+                    __builtin_prefetch(ahead + offset);
+        }
+#endif
         element_counts fast = {0, 0, 0, 0, 0};
         if (plan->use_f32) {
             /* float32 x, S = 2^e: the kernel shifts x's exponent by e */
@@ -1115,24 +1230,40 @@ FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x,
         } else if (plan->use_odd32) {
             /* the quotients rounded to float32 to odd, then the float32 kernel unscaled; a value
              * is the element's value (exact in float32) times S in float64 */
-            double operand[CHUNK], scale[CHUNK];
+            double operand[CHUNK], scale[CHUNK], reciprocal[CHUNK], product_scale[CHUNK];
             uint32_t odd[CHUNK], codes[CHUNK], slow[CHUNK];
             float values[CHUNK];
-            FILL_PER_ELEMENT(operand[t] = block->operand; scale[t] = block->value)
-            if (input_f32)
-                (divide ? odd_quotients_f32_divide : odd_quotients_f32_multiply)(count, input32, operand, odd);
-            else
-                (divide ? odd_quotients_f64_divide : odd_quotients_f64_multiply)(count, input64, operand, odd);
-            plan->kernel32(count, odd, plan->zero_offsets, plan->ones, k, codes, values, slow, &fast, 0, 0);
-            if (want_values) {
-                if (input_f32) {
-                    float *out = (float *)output->values + first;
-                    for (int t = 0; t < count; t++)
-                        out[t] = (float)((double)values[t] * scale[t]);
-                } else {
-                    double *out = (double *)output->values + first;
-                    for (int t = 0; t < count; t++)
-                        out[t] = (double)values[t] * scale[t];
+            int short_scales = 1;
+            if (divide) {
+                FILL_PER_ELEMENT(operand[t] = block->operand; scale[t] = block->value;
+                                 reciprocal[t] = block->reciprocal; product_scale[t] = block->product_scale;
+                                 short_scales &= block->short_scale)
+            } else {
+                FILL_PER_ELEMENT(operand[t] = block->operand; scale[t] = block->value)
+            }
+            if (divide && short_scales && input_f32) {
+                /* one pass: the quotient by the reciprocal, its rounding, the value times S */
+                const reciprocal_input input = {input32, reciprocal, product_scale, scale,
+                                                want_values ? (float *)output->values + first : NULL};
+                plan->kernel_reciprocal32(count, &input, k, codes, slow, &fast);
+            } else {
+                if (divide && short_scales)
+                    odd_quotients_f64_reciprocal(count, input64, reciprocal, product_scale, odd);
+                else if (input_f32)
+                    (divide ? odd_quotients_f32_divide : odd_quotients_f32_multiply)(count, input32, operand, odd);
+                else
+                    (divide ? odd_quotients_f64_divide : odd_quotients_f64_multiply)(count, input64, operand, odd);
+                plan->kernel32(count, odd, plan->zero_offsets, plan->ones, k, codes, values, slow, &fast, 0, 0);
+                if (want_values) {
+                    if (input_f32) {
+                        float *out = (float *)output->values + first;
+                        for (int t = 0; t < count; t++)
+                            out[t] = (float)((double)values[t] * scale[t]);
+                    } else {
+                        double *out = (double *)output->values + first;
+                        for (int t = 0; t < count; t++)
+                            out[t] = (double)values[t] * scale[t];
+                    }
                 }
             }
             for (int t = 0; fast.slow && t < count; t++) {
@@ -1213,6 +1344,31 @@ FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x,
                 target[j] = magnitude > target[j] ? magnitude : target[j];                       \
             }                                                                                    \
             return;                                                                              \
+        }                                                                                        \
+        /* whole blocks of the common widths: a constant trip count, one vector per block */  \
+        if (j0 % block_columns == 0 && (block_columns == 16 || block_columns == 32)) {           \
+            const int64_t whole = (j1 - j0) / block_columns;                                     \
+            BITS *restrict target = acc + (j0 / block_columns - first_block);                    \
+            const BITS *restrict source = bits + j0;                                             \
+            if (block_columns == 16)                                                             \
+                for (int64_t b = 0; b < whole; b++) {                                            \
+                    BITS largest = target[b];                                                    \
+                    for (int i = 0; i < 16; i++) {                                               \
+                        const BITS magnitude = source[16 * b + i] & MAGNITUDE;                   \
+                        largest = magnitude > largest ? magnitude : largest;                     \
+                    }                                                                            \
+                    target[b] = largest;                                                         \
+                }                                                                                \
+            else                                                                                 \
+                for (int64_t b = 0; b < whole; b++) {                                            \
+                    BITS largest = target[b];                                                    \
+                    for (int i = 0; i < 32; i++) {                                               \
+                        const BITS magnitude = source[32 * b + i] & MAGNITUDE;                   \
+                        largest = magnitude > largest ? magnitude : largest;                     \
+                    }                                                                            \
+                    target[b] = largest;                                                         \
+                }                                                                                \
+            j0 += whole * block_columns;                                                         \
         }                                                                                        \
         for (int64_t j = j0; j < j1;) {                                                          \
             const int64_t b = j / block_columns;                                                 \
@@ -1338,6 +1494,7 @@ static int prepare_plan(const fl_scaled_format *format, const fl_rounding *round
     plan->use_f32 = 0;
     plan->use_odd32 = 0;
     plan->kernel32 = NULL;
+    plan->kernel_reciprocal32 = NULL;
     plan->stream_key = 0;
     plan->kernel64 = NULL;
     plan->stochastic = 0;
@@ -1367,6 +1524,7 @@ static int prepare_plan(const fl_scaled_format *format, const fl_rounding *round
         } else {
             plan->kernel64 = kernels_f64[want_counts][want_values][rounding->mode];
             plan->kernel32 = kernels_f32[want_counts][want_values][rounding->mode];
+            plan->kernel_reciprocal32 = kernels_reciprocal[want_counts][want_values][rounding->mode];
             plan->use_f32 = f32_scales;
             /* otherwise, where the element allows: on the quotients rounded to float32 to odd */
             plan->use_odd32 = !plan->use_f32 && plan->constants.has_f32;
