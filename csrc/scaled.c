@@ -577,6 +577,119 @@ static FL_ALWAYS_INLINE void stochastic_chunk_body(const int count, const double
     counts->slow += slow_count;
 }
 
+/*
+ * Exact stochastic rounding (sr_bits 0) of float32 x in blocks whose scale S is not a power of
+ * two, in one pass: q = RN64(x / S) (one division: the decisions read every bit of the float64
+ * quotient scaled.py defines), then stochastic_chunk_body's (N, remainder, shift) and decision
+ * in 64-bit lanes without branches or arrays between the steps, the value (element value times S
+ * in float64, rounded to float32) written to out[t].  Lanes it does not do are flagged for
+ * exact_element, as stochastic_chunk_body flags them, and also subnormal results whose shift
+ * reaches 64 (their decision can need further draws): a zero quotient of a nonzero x (and the
+ * NaN block's x / Inf), NaN, Inf, quotients below float64's normal range, negative x of unsigned
+ * elements.  divisor: S, +Inf in a NaN block; value_scale: S, NaN in a NaN block.
+ */
+static FL_ALWAYS_INLINE void stochastic_divide_body(const int count, const float *restrict x,
+                                                    const double *restrict divisor,
+                                                    const double *restrict value_scale, const int want_values,
+                                                    const int want_counts, const element_constants *restrict k,
+                                                    const int64_t subnormal_grid, const uint64_t key,
+                                                    const uint64_t first_index, int64_t *restrict codes,
+                                                    float *restrict out, int64_t *restrict slow,
+                                                    element_counts *restrict counts)
+{
+    const int64_t shift = k->shift, rebias = k->rebias, mask = k->mask, normal_lo = k->normal_lo;
+    const double subnormal_factor = k->subnormal_factor;
+    const int64_t positive_max_code = k->positive_max_code, negative_max_code = k->negative_max_code;
+    const int64_t min_normal_code = k->min_normal_code, m_bits = 52 - k->shift;
+    const int64_t sign_bit = k->sign_bit, zero_sign_bit = k->zero_sign_bit, is_signed = k->is_signed;
+    const int64_t has_negative_zero = k->has_negative_zero, subnormals = k->subnormals;
+    const int64_t subnormal_exponent = k->subnormal_exponent, normal_exponent_offset = k->normal_exponent_offset;
+    int64_t inexact = 0, overflow = 0, underflow = 0, denormal = 0, slow_count = 0;
+    for (int t = 0; t < count; t++) {
+        const double xv = (double)x[t];
+        const double q = xv / divisor[t];
+        const int64_t q_bits = bits_of_double(q);
+        const int64_t a = q_bits & FLOAT64_MAGNITUDE;
+        const int64_t negative = (int64_t)((uint64_t)q_bits >> 63);
+        const int64_t is_zero = a == 0;
+        const int64_t lost = is_zero & (xv != 0.0); /* quotient_proxy would not give 0 */
+        const int64_t is_normal = (a >= normal_lo) & (a < FLOAT64_INF_BITS);
+        const int64_t wide = subnormal_grid - ((a >> 52) - 1023); /* the subnormal shift */
+        const int64_t is_subnormal = subnormals & (a < normal_lo) & (a >= FLOAT64_MIN_NORMAL_BITS) & (wide < 64);
+        const int64_t sign_allowed = is_signed | (1 - negative) | is_zero;
+        const int64_t fast = ((is_zero & (1 - lost)) | is_normal | is_subnormal) & sign_allowed;
+        const int64_t rounded = (is_normal | is_subnormal) & fast;
+        const int64_t subnormal = is_subnormal & fast;
+        /* the decision U < remainder 2^(64 - shift), U the first draw's word.  Normal results:
+         * the remainder is a's low bits, the shift constant.  Subnormal ones (GCC does not
+         * vectorise 64-bit shifts by a variable count): y = |q| 2^(m - emin) is exact and below
+         * 2^m; its floor N and fraction y - N = remainder / 2^shift are exact (as in
+         * element_chunk_f64), so remainder 2^(64 - shift) = fraction 2^64, an integer below 2^64
+         * (shift < 64), converted exactly; lanes that are not subnormal convert 0. */
+        const uint64_t word = fl_mix64_inline(key + (first_index + (uint64_t)t) * 0x9E3779B97F4A7C15ULL);
+        const uint64_t normal_remainder = (uint64_t)(a & mask);
+        const uint64_t normal_threshold = normal_remainder << (64 - shift);
+        const double y = double_of_bits(a) * subnormal_factor;
+        const double shifted = y + 0x1p52;
+        const int64_t nearest_code = bits_of_double(shifted) - TWO_52_BITS;
+        const int64_t floor_code = nearest_code - (int64_t)(shifted - 0x1p52 > y);
+        const double fraction = y - (double_of_bits(floor_code + TWO_52_BITS) - 0x1p52);
+        const double kept_fraction = double_of_bits(bits_of_double(fraction) & (0 - is_subnormal));
+        const uint64_t subnormal_threshold = (uint64_t)(kept_fraction * 0x1p64);
+        /* mask selects, not ?: -- GCC would move the subnormal arithmetic under a branch */
+        const int64_t normal_mask = 0 - is_normal;
+        const uint64_t threshold = (normal_threshold & (uint64_t)normal_mask) | (subnormal_threshold & ~(uint64_t)normal_mask);
+        const int64_t lower = (((a >> shift) - rebias) & normal_mask) | (floor_code & ~normal_mask);
+        const int64_t inexact_lane = ((int64_t)(normal_remainder != 0) & normal_mask) |
+                                     ((int64_t)(fraction != 0.0) & ~normal_mask);
+        int64_t magnitude_code = (lower + (int64_t)(word < threshold)) & (0 - rounded);
+        const int64_t limit = negative ? negative_max_code : positive_max_code;
+        const int64_t saturated = rounded & (magnitude_code > limit);
+        magnitude_code = saturated ? limit : magnitude_code;
+        const int64_t sign_part = sign_bit & (0 - negative), zero_part = zero_sign_bit & (0 - negative);
+        codes[t] = magnitude_code | (zero_part ^ ((sign_part ^ zero_part) & (0 - (int64_t)(magnitude_code != 0))));
+        slow[t] = 1 - fast;
+        slow_count += 1 - fast;
+        if (want_counts) {
+            inexact += rounded & (inexact_lane | saturated);
+            overflow += saturated;
+            underflow += subnormal & (magnitude_code == 0);
+            denormal += subnormal & (magnitude_code != 0) & (magnitude_code < min_normal_code);
+        }
+        if (want_values)
+            out[t] = (float)(element_value_f64(magnitude_code, negative, m_bits, min_normal_code, subnormal_exponent,
+                                               normal_exponent_offset, has_negative_zero) * value_scale[t]);
+    }
+    counts->inexact += inexact;
+    counts->overflow += overflow;
+    counts->underflow += underflow;
+    counts->denormal += denormal;
+    counts->slow += slow_count;
+}
+
+typedef void (*kernel_stochastic_divide)(int count, const float *restrict x, const double *restrict divisor,
+                                         const double *restrict value_scale, const element_constants *restrict k,
+                                         int64_t subnormal_grid, uint64_t key, uint64_t first_index,
+                                         int64_t *restrict codes, float *restrict out, int64_t *restrict slow,
+                                         element_counts *restrict counts);
+#define DEFINE_STOCHASTIC_DIVIDE(VALUES, COUNTS, SUFFIX)                                         \
+    FL_SCALED_CLONES static void stochastic_divide_##SUFFIX(int count, const float *restrict x,  \
+        const double *restrict divisor, const double *restrict value_scale, const element_constants *restrict k, \
+        int64_t subnormal_grid, uint64_t key, uint64_t first_index, int64_t *restrict codes,     \
+        float *restrict out, int64_t *restrict slow, element_counts *restrict counts)            \
+    {                                                                                            \
+        stochastic_divide_body(count, x, divisor, value_scale, VALUES, COUNTS, k, subnormal_grid, key, first_index, \
+                               codes, out, slow, counts);                                        \
+    }
+DEFINE_STOCHASTIC_DIVIDE(0, 0, codes)
+DEFINE_STOCHASTIC_DIVIDE(1, 0, values)
+DEFINE_STOCHASTIC_DIVIDE(0, 1, codes_counted)
+DEFINE_STOCHASTIC_DIVIDE(1, 1, values_counted)
+/* [counts][values] */
+static const kernel_stochastic_divide stochastic_divide_kernels[2][2] = {
+    {stochastic_divide_codes, stochastic_divide_values},
+    {stochastic_divide_codes_counted, stochastic_divide_values_counted}};
+
 /* The stochastic kernel, with and without values (a constant inside). */
 FL_SCALED_CLONES static void element_chunk_stochastic(const int count, const double *restrict quotients, const double *restrict scale,
                                      const int want_values, const element_constants *restrict k,
@@ -764,6 +877,7 @@ typedef struct scaled_plan {
     int use_odd32;                   /* the float32 kernel on round_to_odd_f32 of the quotients */
     kernel_f32 kernel32;
     kernel_reciprocal kernel_reciprocal32; /* use_odd32 with float32 x and S not a power of two */
+    kernel_stochastic_divide stochastic_divide; /* exact stochastic rounding, float32 x, S not 2^e */
     uint64_t stream_key;             /* stochastic rounding: the key of draw 0 (fl_stream_key_inline) */
     kernel_f64 kernel64;             /* the float64 kernel of the mode ... */
     int stochastic;                  /* ... or the stochastic one; neither: exact_element alone */
@@ -1285,6 +1399,28 @@ FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x,
             double operand[CHUNK], scale[CHUNK], quotients[CHUNK], values[CHUNK];
             int64_t codes[CHUNK], slow[CHUNK];
             FILL_PER_ELEMENT(operand[t] = block->operand; scale[t] = block->value)
+            if (plan->stochastic_divide) {
+                /* one pass: quotient, decision, value (written to the output directly) */
+                float *out = want_values ? (float *)output->values + first : NULL;
+                plan->stochastic_divide(count, input32, operand, scale, k,
+                                        (int64_t)(plan->element.emin - plan->element.man_bits) + 52, plan->stream_key,
+                                        (uint64_t)first, codes, out, slow, &fast);
+                for (int t = 0; fast.slow && t < count; t++) {
+                    if (!slow[t])
+                        continue;
+                    codes[t] = exact_element(plan, (double)input32[t], operand[t], (uint64_t)(first + t),
+                                             &counts->elements);
+                    if (want_values)
+                        out[t] = (float)(decode_one((uint32_t)codes[t], &plan->element) * scale[t]);
+                }
+                if (!want_values)
+                    store_element_codes(plan, output, first, count, NULL, codes);
+                counts->elements.inexact += fast.inexact;
+                counts->elements.overflow += fast.overflow;
+                counts->elements.underflow += fast.underflow;
+                counts->elements.denormal += fast.denormal;
+                continue;
+            }
             if (input_f32)
                 (divide ? quotients_f32_divide : quotients_f32_multiply)(count, input32, operand, quotients);
             else
@@ -1495,6 +1631,7 @@ static int prepare_plan(const fl_scaled_format *format, const fl_rounding *round
     plan->use_odd32 = 0;
     plan->kernel32 = NULL;
     plan->kernel_reciprocal32 = NULL;
+    plan->stochastic_divide = NULL;
     plan->stream_key = 0;
     plan->kernel64 = NULL;
     plan->stochastic = 0;
@@ -1521,6 +1658,10 @@ static int prepare_plan(const fl_scaled_format *format, const fl_rounding *round
             plan->stream_key = fl_stream_key_inline(rounding->seed, 0);
         } else if (rounding->mode == FL_ROUND_STOCHASTIC) {
             plan->stochastic = 1;
+            if (rounding->sr_bits == 0 && input_f32 && !plan->power_of_two) {
+                plan->stochastic_divide = stochastic_divide_kernels[want_counts][want_values];
+                plan->stream_key = fl_stream_key_inline(rounding->seed, 0);
+            }
         } else {
             plan->kernel64 = kernels_f64[want_counts][want_values][rounding->mode];
             plan->kernel32 = kernels_f32[want_counts][want_values][rounding->mode];
