@@ -19,18 +19,22 @@
  *      one float64 division, which every deterministic mode rounds like the exact quotient:
  *      fmtlab._scale_rules.quotient_proxy proves it), rounded to the element, saturating.
  *
- * Step 3 runs on chunks of CHUNK elements through one of three branch-free, vectorised kernels,
+ * Step 3 runs on chunks of CHUNK elements through one of these branch-free, vectorised kernels,
  * which round on the grid of q's binade in integer arithmetic as round.h's encode_one does:
  *   - float32 input and scales 2^e (|e| <= 127): the float32 kernel on x's own bits, with e
- *     taken off the exponent field (the MX presets);
- *   - otherwise, for elements of at most 21 fraction bits: q in float64, rounded to float32 to
- *     odd (round_to_odd_f32: Boldo and Melquiond's rounding to odd keeps every deterministic
- *     mode's result), then the same float32 kernel (NVFP4, block FP8, float64 input);
+ *     taken off the exponent field (the MX presets), exact stochastic rounding included;
+ *   - otherwise, for elements of at most 21 fraction bits: q rounded to float32 to odd
+ *     (Boldo and Melquiond's rounding to odd keeps every deterministic mode's result), then the
+ *     same float32 kernel (NVFP4, block FP8, float64 input).  For a scale S of at most 29
+ *     significant bits that rounding to odd needs no division: x * RN64(1/S) and one exact
+ *     correction (ROUND_TO_ODD_F32_RECIPROCAL proves it), fused with the kernel for float32 x;
+ *   - exact stochastic rounding of float32 x with such scales: one fused pass of 64-bit lanes on
+ *     the float64 quotient (stochastic_divide_body);
  *   - wider elements: the float64 kernel on q.
  * Each kernel flags what it does not do (NaN, Inf, quotients outside its float's normal range,
  * negative inputs to unsigned formats, Tesla or flushed subnormals ...) and exact_element
  * redoes those: encode_one itself on the quotient scaled.py defines.  Stochastic rounding
- * computes each element's (N, remainder, shift) as encode_one does and takes round.h's
+ * computes each element's (N, remainder, shift) as encode_one does and decides as round.h's
  * stochastic_away, keyed by the element's global C-order index.  Every result is a function
  * of its element, its block and the seed, so results never depend on threads or chunking.
  *
