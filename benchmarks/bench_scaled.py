@@ -4,8 +4,8 @@ Quantizes 2^22 standard-normal float32 values, shaped (2^22 / 4096, 4096), to ev
 preset (MXFP8/6/4, NVFP4 1-D and 2-D, block and per-tensor FP8) and prints millions of elements
 per second for fmtlab's scaled quantize and encode (the C hot loop, csrc/scaled.c), fmtlab's
 unscaled e4m3fn quantize (the target: a scaled quantize at least half as fast), torchao's to_mx
-and nvfp4_quantize (eager, CPU) and gfloat's quantize_block.  Stochastic rows are compared with
-the unscaled stochastic quantize too (column /mode).  gfloat rounds one value at a time in
+and nvfp4_quantize (eager, CPU) and gfloat's quantize_block.  Every preset is also timed with
+exact stochastic rounding and compared with the unscaled stochastic e4m3fn quantize (column /mode).  gfloat rounds one value at a time in
 Python, so it is timed on the first 2^--gfloat-size-log2 values only (its rate does not depend
 on the count).  Each figure is the best of --repeats runs.  Usage:
 
@@ -101,9 +101,11 @@ def main():
         quantize_rates[name] = best_rate(lambda: fl.quantize(x, sf), count, repeats)
         rows.append((f"fmtlab quantize {name}", quantize_rates[name], unscaled))
         rows.append((f"fmtlab encode   {name}", best_rate(lambda: fl.encode(x, sf), count, repeats), unscaled))
-    for name in ("mxfp8_e4m3", "nvfp4"):
-        rate = best_rate(lambda: fl.quantize(x, name, "stochastic", seed=1), count, repeats)
-        rows.append((f"fmtlab quantize {name} stochastic", rate, unscaled_stochastic))
+    stochastic_rates = {}
+    for name in preset_names():
+        sf = fl.scaled_format(name)
+        stochastic_rates[name] = best_rate(lambda: fl.quantize(x, sf, "stochastic", seed=1), count, repeats)
+        rows.append((f"fmtlab quantize {name} stochastic", stochastic_rates[name], unscaled_stochastic))
     rows += [(name, rate, None) for name, rate in torchao_rows(x, repeats) + gfloat_rows(x, args.gfloat_size_log2)]
     torchao_mx = {name: rate for name, rate, _ in rows}.get("torchao to_mx mxfp8_e4m3 (floor)")
     print(f"{count} float32 values, shape {x.shape}; fmtlab threads: {fl.get_threads()}")
@@ -124,6 +126,11 @@ def main():
     met = [name for name, rate in quantize_rates.items() if rate >= 0.5 * unscaled]
     missed = [f"{name} ({rate / unscaled:.2f})" for name, rate in quantize_rates.items() if rate < 0.5 * unscaled]
     print(f"target (a scaled quantize at least half as fast as the unscaled one): met by {', '.join(met) or 'none'}"
+          + (f"; not by {', '.join(missed)}" if missed else ""))
+    met = [name for name, rate in stochastic_rates.items() if rate >= 0.5 * unscaled_stochastic]
+    missed = [f"{name} ({rate / unscaled_stochastic:.2f})" for name, rate in stochastic_rates.items()
+              if rate < 0.5 * unscaled_stochastic]
+    print(f"stochastic (at least half as fast as the unscaled stochastic quantize): met by {', '.join(met) or 'none'}"
           + (f"; not by {', '.join(missed)}" if missed else ""))
 
 if __name__ == "__main__":

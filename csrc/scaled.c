@@ -19,18 +19,22 @@
  *      one float64 division, which every deterministic mode rounds like the exact quotient:
  *      fmtlab._scale_rules.quotient_proxy proves it), rounded to the element, saturating.
  *
- * Step 3 runs on chunks of CHUNK elements through one of three branch-free, vectorised kernels,
+ * Step 3 runs on chunks of CHUNK elements through one of these branch-free, vectorised kernels,
  * which round on the grid of q's binade in integer arithmetic as round.h's encode_one does:
  *   - float32 input and scales 2^e (|e| <= 127): the float32 kernel on x's own bits, with e
- *     taken off the exponent field (the MX presets);
- *   - otherwise, for elements of at most 21 fraction bits: q in float64, rounded to float32 to
- *     odd (round_to_odd_f32: Boldo and Melquiond's rounding to odd keeps every deterministic
- *     mode's result), then the same float32 kernel (NVFP4, block FP8, float64 input);
+ *     taken off the exponent field (the MX presets), exact stochastic rounding included;
+ *   - otherwise, for elements of at most 21 fraction bits: q rounded to float32 to odd
+ *     (Boldo and Melquiond's rounding to odd keeps every deterministic mode's result), then the
+ *     same float32 kernel (NVFP4, block FP8, float64 input).  For a scale S of at most 29
+ *     significant bits that rounding to odd needs no division: x * RN64(1/S) and one exact
+ *     correction (ROUND_TO_ODD_F32_RECIPROCAL proves it), fused with the kernel for float32 x;
+ *   - exact stochastic rounding of float32 x with such scales: one fused pass of 64-bit lanes on
+ *     the float64 quotient (stochastic_divide_body);
  *   - wider elements: the float64 kernel on q.
  * Each kernel flags what it does not do (NaN, Inf, quotients outside its float's normal range,
  * negative inputs to unsigned formats, Tesla or flushed subnormals ...) and exact_element
  * redoes those: encode_one itself on the quotient scaled.py defines.  Stochastic rounding
- * computes each element's (N, remainder, shift) as encode_one does and takes round.h's
+ * computes each element's (N, remainder, shift) as encode_one does and decides as round.h's
  * stochastic_away, keyed by the element's global C-order index.  Every result is a function
  * of its element, its block and the seed, so results never depend on threads or chunking.
  *
@@ -74,7 +78,7 @@
  * single IEEE operations (C99 mode: no contraction into fused multiply-adds), so both copies
  * give the same bits. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define FL_SCALED_CLONES __attribute__((target_clones("avx2", "default")))
+#define FL_SCALED_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define FL_SCALED_CLONES
 #endif
@@ -327,14 +331,51 @@ static FL_ALWAYS_INLINE void element_chunk_f64(const int count, const double *re
  * register.  values[t] = decoded value * scale[t] (2^e, NaN in a NaN block), one float32
  * multiplication: the correctly rounded product, as numpy's float32 path computes it.
  */
+/* RO32(x / S) by a multiplication by RN64(1/S) and one exact correction, NaN bits where it is
+ * not kept: ROUND_TO_ODD_F32_RECIPROCAL below states and proves it.  tiny_x: x is a float64
+ * below 2^-1000. */
+static FL_ALWAYS_INLINE uint32_t odd_quotient_by_reciprocal(const double xv, const double reciprocal,
+                                                            const double product_scale, const int64_t tiny_x)
+{
+    const double estimate = xv * reciprocal;
+    const float nearest = (float)estimate;
+    const double magnitude = fabs((double)nearest);
+    const double product = magnitude * product_scale; /* exact: 24 + 29 significant bits at most */
+    const double x_magnitude = fabs(xv);
+    uint32_t nearest_bits;
+    memcpy(&nearest_bits, &nearest, sizeof nearest_bits);
+    const int64_t odd = ((int64_t)nearest_bits - (int64_t)(product > x_magnitude)) | (int64_t)(product != x_magnitude);
+    const int64_t kept = ((magnitude > 0x1p-126) & (magnitude <= (double)FLT_MAX) & (tiny_x == 0)) | (xv == 0);
+    const int64_t kept_mask = 0 - kept; /* a mask: ?: would put the arithmetic under a branch */
+    return (uint32_t)((odd & kept_mask) | (0x7FC00000LL & ~kept_mask));
+}
+
+/* What the fused float32 kernel reads and writes in place of bits and exponent offsets: float32
+ * x, per element RN64(1/S), S for the correction (0 in a NaN block) and S for the value (NaN in
+ * a NaN block); values go to out as (float)(element value * S), S in float64, as the unfused
+ * path computes them. */
+typedef struct reciprocal_input {
+    const float *x;
+    const double *reciprocal, *product_scale, *scale;
+    float *out;
+} reciprocal_input;
+
 static FL_ALWAYS_INLINE void element_chunk_f32(const int count, const uint32_t *restrict bits,
                                                const uint32_t *restrict exponent_offset,
                                                const float *restrict scale, const int mode, const int want_values,
                                                const int want_counts, const element_constants *restrict k,
                                                uint32_t *restrict codes,
                                                float *restrict values, uint32_t *restrict slow,
-                                               element_counts *restrict counts)
+                                               element_counts *restrict counts, const uint64_t stream_key,
+                                               const uint64_t first_index, const int from_reciprocal,
+                                               const reciprocal_input *restrict input)
 {
+    /* from_reciprocal (a constant): the quotients are RO32(x / S) computed here, unscaled after */
+    const float *restrict reciprocal_x = from_reciprocal ? input->x : NULL;
+    const double *restrict reciprocal = from_reciprocal ? input->reciprocal : NULL;
+    const double *restrict product_scale = from_reciprocal ? input->product_scale : NULL;
+    const double *restrict value_scale = from_reciprocal ? input->scale : NULL;
+    float *restrict direct_out = from_reciprocal ? input->out : NULL;
     const int32_t shift = k->shift32, rebias = k->rebias32;
     const int32_t positive_max_code = k->positive_max_code32, negative_max_code = k->negative_max_code32;
     const int32_t min_normal_code = (int32_t)k->min_normal_code;
@@ -348,9 +389,14 @@ static FL_ALWAYS_INLINE void element_chunk_f32(const int count, const uint32_t *
     const uint32_t float_normal_span = 0x7F7FFFFFu - 0x00800000u;
     int32_t inexact = 0, overflow = 0, underflow = 0, denormal = 0, slow_count = 0;
     for (int t = 0; t < count; t++) {
-        const uint32_t magnitude = bits[t] & 0x7FFFFFFFu;
-        const int32_t negative = (int32_t)(bits[t] >> 31);
-        const uint32_t a = magnitude - exponent_offset[t]; /* |q|'s bits when x and q are normal */
+        const uint32_t input_bits = from_reciprocal
+                                        ? odd_quotient_by_reciprocal((double)reciprocal_x[t], reciprocal[t],
+                                                                     product_scale[t], 0)
+                                        : bits[t];
+        const uint32_t offset = from_reciprocal ? 0 : exponent_offset[t];
+        const uint32_t magnitude = input_bits & 0x7FFFFFFFu;
+        const int32_t negative = (int32_t)(input_bits >> 31);
+        const uint32_t a = magnitude - offset; /* |q|'s bits when x and q are normal */
         const int32_t x_normal = magnitude - 0x00800000u <= float_normal_span;
         const int32_t q_normal = a - 0x00800000u <= float_normal_span;
         const int32_t is_zero = magnitude == 0;
@@ -374,8 +420,21 @@ static FL_ALWAYS_INLINE void element_chunk_f32(const int count, const uint32_t *
         case FL_ROUND_DOWN: increment = mask & (uint32_t)(0 - negative); break;
         default: increment = 0; break;
         }
-        int32_t magnitude_code = mode == FL_ROUND_ODD ? (lo | (int32_t)(remainder != 0))
-                                                      : (int32_t)((v + increment) >> s) + base;
+        int32_t magnitude_code;
+        int32_t stochastic_slow = 0;
+        if (mode == FL_ROUND_STOCHASTIC) {
+            /* exact stochastic rounding (sr_bits 0) as stochastic_chunk_body decides it on the
+             * float64 quotient, whose (remainder, shift) are this lane's times 2^29 and plus 29:
+             * its first draw's word U, away iff U < remainder 2^(64 - s).  A subnormal result
+             * whose true shift passes 31 (the clamp above changed it) goes to exact_element. */
+            const uint64_t word = fl_mix64_inline(stream_key + (first_index + (uint64_t)t) * 0x9E3779B97F4A7C15ULL);
+            const uint64_t threshold = (uint64_t)remainder << (64 - s);
+            magnitude_code = lo + (int32_t)(word < threshold);
+            stochastic_slow = is_subnormal & (subnormal_shift > 31);
+        } else {
+            magnitude_code = mode == FL_ROUND_ODD ? (lo | (int32_t)(remainder != 0))
+                                                  : (int32_t)((v + increment) >> s) + base;
+        }
         /* saturate to the largest code of the sign (max_code but for integer elements) */
         const int32_t max_code = negative ? negative_max_code : positive_max_code;
         const int32_t saturated = magnitude_code > max_code;
@@ -383,7 +442,7 @@ static FL_ALWAYS_INLINE void element_chunk_f32(const int count, const uint32_t *
         magnitude_code = is_zero ? 0 : magnitude_code;
 
         const int32_t sign_allowed = is_signed | (1 - negative) | is_zero;
-        const int32_t fast = (is_zero | is_normal | is_subnormal) & sign_allowed;
+        const int32_t fast = (is_zero | is_normal | is_subnormal) & sign_allowed & (1 - stochastic_slow);
         const int32_t sign_part = sign_bit & (0 - negative), zero_part = zero_sign_bit & (0 - negative);
         const int32_t nonzero_mask = 0 - (int32_t)(magnitude_code != 0);
         codes[t] = (uint32_t)(magnitude_code | (zero_part ^ ((sign_part ^ zero_part) & nonzero_mask)));
@@ -409,7 +468,10 @@ static FL_ALWAYS_INLINE void element_chunk_f32(const int count, const uint32_t *
             value_bits |= (uint32_t)negative_value << 31;
             float signed_value;
             memcpy(&signed_value, &value_bits, sizeof signed_value);
-            values[t] = signed_value * scale[t];
+            if (from_reciprocal)
+                direct_out[t] = (float)((double)signed_value * value_scale[t]);
+            else
+                values[t] = signed_value * scale[t];
         }
     }
     counts->inexact += inexact;
@@ -519,6 +581,119 @@ static FL_ALWAYS_INLINE void stochastic_chunk_body(const int count, const double
     counts->slow += slow_count;
 }
 
+/*
+ * Exact stochastic rounding (sr_bits 0) of float32 x in blocks whose scale S is not a power of
+ * two, in one pass: q = RN64(x / S) (one division: the decisions read every bit of the float64
+ * quotient scaled.py defines), then stochastic_chunk_body's (N, remainder, shift) and decision
+ * in 64-bit lanes without branches or arrays between the steps, the value (element value times S
+ * in float64, rounded to float32) written to out[t].  Lanes it does not do are flagged for
+ * exact_element, as stochastic_chunk_body flags them, and also subnormal results whose shift
+ * reaches 64 (their decision can need further draws): a zero quotient of a nonzero x (and the
+ * NaN block's x / Inf), NaN, Inf, quotients below float64's normal range, negative x of unsigned
+ * elements.  divisor: S, +Inf in a NaN block; value_scale: S, NaN in a NaN block.
+ */
+static FL_ALWAYS_INLINE void stochastic_divide_body(const int count, const float *restrict x,
+                                                    const double *restrict divisor,
+                                                    const double *restrict value_scale, const int want_values,
+                                                    const int want_counts, const element_constants *restrict k,
+                                                    const int64_t subnormal_grid, const uint64_t key,
+                                                    const uint64_t first_index, int64_t *restrict codes,
+                                                    float *restrict out, int64_t *restrict slow,
+                                                    element_counts *restrict counts)
+{
+    const int64_t shift = k->shift, rebias = k->rebias, mask = k->mask, normal_lo = k->normal_lo;
+    const double subnormal_factor = k->subnormal_factor;
+    const int64_t positive_max_code = k->positive_max_code, negative_max_code = k->negative_max_code;
+    const int64_t min_normal_code = k->min_normal_code, m_bits = 52 - k->shift;
+    const int64_t sign_bit = k->sign_bit, zero_sign_bit = k->zero_sign_bit, is_signed = k->is_signed;
+    const int64_t has_negative_zero = k->has_negative_zero, subnormals = k->subnormals;
+    const int64_t subnormal_exponent = k->subnormal_exponent, normal_exponent_offset = k->normal_exponent_offset;
+    int64_t inexact = 0, overflow = 0, underflow = 0, denormal = 0, slow_count = 0;
+    for (int t = 0; t < count; t++) {
+        const double xv = (double)x[t];
+        const double q = xv / divisor[t];
+        const int64_t q_bits = bits_of_double(q);
+        const int64_t a = q_bits & FLOAT64_MAGNITUDE;
+        const int64_t negative = (int64_t)((uint64_t)q_bits >> 63);
+        const int64_t is_zero = a == 0;
+        const int64_t lost = is_zero & (xv != 0.0); /* quotient_proxy would not give 0 */
+        const int64_t is_normal = (a >= normal_lo) & (a < FLOAT64_INF_BITS);
+        const int64_t wide = subnormal_grid - ((a >> 52) - 1023); /* the subnormal shift */
+        const int64_t is_subnormal = subnormals & (a < normal_lo) & (a >= FLOAT64_MIN_NORMAL_BITS) & (wide < 64);
+        const int64_t sign_allowed = is_signed | (1 - negative) | is_zero;
+        const int64_t fast = ((is_zero & (1 - lost)) | is_normal | is_subnormal) & sign_allowed;
+        const int64_t rounded = (is_normal | is_subnormal) & fast;
+        const int64_t subnormal = is_subnormal & fast;
+        /* the decision U < remainder 2^(64 - shift), U the first draw's word.  Normal results:
+         * the remainder is a's low bits, the shift constant.  Subnormal ones (GCC does not
+         * vectorise 64-bit shifts by a variable count): y = |q| 2^(m - emin) is exact and below
+         * 2^m; its floor N and fraction y - N = remainder / 2^shift are exact (as in
+         * element_chunk_f64), so remainder 2^(64 - shift) = fraction 2^64, an integer below 2^64
+         * (shift < 64), converted exactly; lanes that are not subnormal convert 0. */
+        const uint64_t word = fl_mix64_inline(key + (first_index + (uint64_t)t) * 0x9E3779B97F4A7C15ULL);
+        const uint64_t normal_remainder = (uint64_t)(a & mask);
+        const uint64_t normal_threshold = normal_remainder << (64 - shift);
+        const double y = double_of_bits(a) * subnormal_factor;
+        const double shifted = y + 0x1p52;
+        const int64_t nearest_code = bits_of_double(shifted) - TWO_52_BITS;
+        const int64_t floor_code = nearest_code - (int64_t)(shifted - 0x1p52 > y);
+        const double fraction = y - (double_of_bits(floor_code + TWO_52_BITS) - 0x1p52);
+        const double kept_fraction = double_of_bits(bits_of_double(fraction) & (0 - is_subnormal));
+        const uint64_t subnormal_threshold = (uint64_t)(kept_fraction * 0x1p64);
+        /* mask selects, not ?: -- GCC would move the subnormal arithmetic under a branch */
+        const int64_t normal_mask = 0 - is_normal;
+        const uint64_t threshold = (normal_threshold & (uint64_t)normal_mask) | (subnormal_threshold & ~(uint64_t)normal_mask);
+        const int64_t lower = (((a >> shift) - rebias) & normal_mask) | (floor_code & ~normal_mask);
+        const int64_t inexact_lane = ((int64_t)(normal_remainder != 0) & normal_mask) |
+                                     ((int64_t)(fraction != 0.0) & ~normal_mask);
+        int64_t magnitude_code = (lower + (int64_t)(word < threshold)) & (0 - rounded);
+        const int64_t limit = negative ? negative_max_code : positive_max_code;
+        const int64_t saturated = rounded & (magnitude_code > limit);
+        magnitude_code = saturated ? limit : magnitude_code;
+        const int64_t sign_part = sign_bit & (0 - negative), zero_part = zero_sign_bit & (0 - negative);
+        codes[t] = magnitude_code | (zero_part ^ ((sign_part ^ zero_part) & (0 - (int64_t)(magnitude_code != 0))));
+        slow[t] = 1 - fast;
+        slow_count += 1 - fast;
+        if (want_counts) {
+            inexact += rounded & (inexact_lane | saturated);
+            overflow += saturated;
+            underflow += subnormal & (magnitude_code == 0);
+            denormal += subnormal & (magnitude_code != 0) & (magnitude_code < min_normal_code);
+        }
+        if (want_values)
+            out[t] = (float)(element_value_f64(magnitude_code, negative, m_bits, min_normal_code, subnormal_exponent,
+                                               normal_exponent_offset, has_negative_zero) * value_scale[t]);
+    }
+    counts->inexact += inexact;
+    counts->overflow += overflow;
+    counts->underflow += underflow;
+    counts->denormal += denormal;
+    counts->slow += slow_count;
+}
+
+typedef void (*kernel_stochastic_divide)(int count, const float *restrict x, const double *restrict divisor,
+                                         const double *restrict value_scale, const element_constants *restrict k,
+                                         int64_t subnormal_grid, uint64_t key, uint64_t first_index,
+                                         int64_t *restrict codes, float *restrict out, int64_t *restrict slow,
+                                         element_counts *restrict counts);
+#define DEFINE_STOCHASTIC_DIVIDE(VALUES, COUNTS, SUFFIX)                                         \
+    FL_SCALED_CLONES static void stochastic_divide_##SUFFIX(int count, const float *restrict x,  \
+        const double *restrict divisor, const double *restrict value_scale, const element_constants *restrict k, \
+        int64_t subnormal_grid, uint64_t key, uint64_t first_index, int64_t *restrict codes,     \
+        float *restrict out, int64_t *restrict slow, element_counts *restrict counts)            \
+    {                                                                                            \
+        stochastic_divide_body(count, x, divisor, value_scale, VALUES, COUNTS, k, subnormal_grid, key, first_index, \
+                               codes, out, slow, counts);                                        \
+    }
+DEFINE_STOCHASTIC_DIVIDE(0, 0, codes)
+DEFINE_STOCHASTIC_DIVIDE(1, 0, values)
+DEFINE_STOCHASTIC_DIVIDE(0, 1, codes_counted)
+DEFINE_STOCHASTIC_DIVIDE(1, 1, values_counted)
+/* [counts][values] */
+static const kernel_stochastic_divide stochastic_divide_kernels[2][2] = {
+    {stochastic_divide_codes, stochastic_divide_values},
+    {stochastic_divide_codes_counted, stochastic_divide_values_counted}};
+
 /* The stochastic kernel, with and without values (a constant inside). */
 FL_SCALED_CLONES static void element_chunk_stochastic(const int count, const double *restrict quotients, const double *restrict scale,
                                      const int want_values, const element_constants *restrict k,
@@ -538,7 +713,10 @@ typedef void (*kernel_f64)(int count, const double *restrict quotients, const do
 typedef void (*kernel_f32)(int count, const uint32_t *restrict bits, const uint32_t *restrict exponent_offset,
                            const float *restrict scale, const element_constants *restrict k,
                            uint32_t *restrict codes, float *restrict values, uint32_t *restrict slow,
-                           element_counts *restrict counts);
+                           element_counts *restrict counts, uint64_t stream_key, uint64_t first_index);
+typedef void (*kernel_reciprocal)(int count, const reciprocal_input *restrict input,
+                                  const element_constants *restrict k, uint32_t *restrict codes,
+                                  uint32_t *restrict slow, element_counts *restrict counts);
 
 /*
  * Quotients for the float32 kernel: q = x * operand (1/S) or x / operand (S) in float64 (as
@@ -581,6 +759,37 @@ ROUND_TO_ODD_F32(odd_quotients_f32_divide, float, xv / operand[t], 0)
 ROUND_TO_ODD_F32(odd_quotients_f64_multiply, double, xv * operand[t], 0)
 ROUND_TO_ODD_F32(odd_quotients_f64_divide, double, xv / operand[t], fabs(xv) < 0x1p-1022)
 
+/*
+ * RO32(x / S) without a division, for a block scale S > 0 whose significand has at most 29 bits
+ * (`short_scale`: E4M3 scale values times an FP32 tensor scale, FP32 and BF16 scales ...):
+ * q' = RN64(x RN64(1/S)) lies within 2^-51 |q| of the exact quotient q = x / S (two roundings of
+ * relative error 2^-53 each), so f = RN32(q') is within half a float32 ulp of q' and q lies
+ * strictly between f's float32 neighbours (also where f is a power of two, whose lower ulp is
+ * half the upper one).  Then trunc32(q) is f or the float32 below it, and which one, and
+ * whether q is exact, is the sign of |x| - |f| S: an exact product (24 + 29 <= 53 bits, in
+ * float64's normal range), so that one comparison corrects the estimate -- no error bound is
+ * trusted for the result itself:
+ *     |f| S > |x|:  q lies below f:    RO32(q) = the float32 below f with its last bit set;
+ *     |f| S = |x|:  q = f exactly:     RO32(q) = f;
+ *     |f| S < |x|:  q lies above f:    RO32(q) = f with its last bit set.
+ * This is RO32 of the exact quotient, which rounds in every deterministic mode as RO32 of the
+ * float64 quotient that odd_quotients_*_divide computes (both round as the exact quotient:
+ * fmtlab._scale_rules.quotient_proxy).  Kept only where |f| > 2^-126 (so that its lower
+ * neighbour is normal) and |f| <= FLT_MAX, and x = 0 (for a float64 x also |x| >= 2^-1000, so
+ * that |f| S stays normal); the rest is NaN: exact_element.  In a NaN block reciprocal and
+ * product_scale are 0: q' = x * 0, which keeps x = +-0 only, as x / Inf does.
+ */
+#define ROUND_TO_ODD_F32_RECIPROCAL(NAME, INPUT_TYPE, TINY_X)                                     \
+    FL_SCALED_CLONES static void NAME(int count, const INPUT_TYPE *restrict x, const double *restrict reciprocal, \
+                                      const double *restrict product_scale, uint32_t *restrict out) \
+    {                                                                                            \
+        for (int t = 0; t < count; t++) {                                                        \
+            const double xv = (double)x[t];                                                      \
+            out[t] = odd_quotient_by_reciprocal(xv, reciprocal[t], product_scale[t], (int64_t)(TINY_X)); \
+        }                                                                                        \
+    }
+ROUND_TO_ODD_F32_RECIPROCAL(odd_quotients_f64_reciprocal, double, fabs(xv) < 0x1p-1000)
+
 /* The float64 kernel's quotients: q, or NaN where it is zero for a nonzero x or where
  * SUBNORMAL_X holds (quotient_proxy would not keep it): exact_element does those. */
 #define FLOAT64_QUOTIENTS(NAME, INPUT_TYPE, QUOTIENT, SUBNORMAL_X)                               \
@@ -601,6 +810,23 @@ FLOAT64_QUOTIENTS(quotients_f64_divide, double, xv / operand[t], fabs(xv) < 0x1p
 
 /* One out-of-line copy per (mode, values, counts) and kernel: all three are constants inside
  * (the counts cost a tenth of the kernel, and most calls do not ask for them). */
+#define DEFINE_KERNEL_F32(MODE, VALUES, COUNTS, SUFFIX)                                          \
+    FL_SCALED_CLONES static void kernel_f32_##SUFFIX(int count, const uint32_t *restrict bits,   \
+        const uint32_t *restrict exponent_offset, const float *restrict scale,                   \
+        const element_constants *restrict k, uint32_t *restrict codes, float *restrict values,   \
+        uint32_t *restrict slow, element_counts *restrict counts, uint64_t stream_key, uint64_t first_index) \
+    {                                                                                            \
+        element_chunk_f32(count, bits, exponent_offset, scale, MODE, VALUES, COUNTS, k, codes, values, slow, \
+                          counts, stream_key, first_index, 0, NULL);                             \
+    }
+#define DEFINE_KERNEL_RECIPROCAL(MODE, VALUES, COUNTS, SUFFIX)                                   \
+    FL_SCALED_CLONES static void kernel_reciprocal_##SUFFIX(int count, const reciprocal_input *restrict input, \
+        const element_constants *restrict k, uint32_t *restrict codes, uint32_t *restrict slow,  \
+        element_counts *restrict counts)                                                         \
+    {                                                                                            \
+        element_chunk_f32(count, NULL, NULL, NULL, MODE, VALUES, COUNTS, k, codes, NULL, slow, counts, 0, 0, 1, \
+                          input);                                                                \
+    }
 #define DEFINE_KERNELS(MODE, VALUES, COUNTS, SUFFIX)                                             \
     FL_SCALED_CLONES static void kernel_f64_##SUFFIX(int count, const double *restrict quotients, \
         const double *restrict scale, const element_constants *restrict k, int64_t *restrict codes, \
@@ -608,14 +834,8 @@ FLOAT64_QUOTIENTS(quotients_f64_divide, double, xv / operand[t], fabs(xv) < 0x1p
     {                                                                                            \
         element_chunk_f64(count, quotients, scale, MODE, VALUES, COUNTS, k, codes, values, slow, counts); \
     }                                                                                            \
-    FL_SCALED_CLONES static void kernel_f32_##SUFFIX(int count, const uint32_t *restrict bits,   \
-        const uint32_t *restrict exponent_offset, const float *restrict scale,                   \
-        const element_constants *restrict k, uint32_t *restrict codes, float *restrict values,   \
-        uint32_t *restrict slow, element_counts *restrict counts)                                \
-    {                                                                                            \
-        element_chunk_f32(count, bits, exponent_offset, scale, MODE, VALUES, COUNTS, k, codes, values, slow, \
-                          counts);                                                               \
-    }
+    DEFINE_KERNEL_F32(MODE, VALUES, COUNTS, SUFFIX)                                              \
+    DEFINE_KERNEL_RECIPROCAL(MODE, VALUES, COUNTS, SUFFIX)
 #define DEFINE_MODE_KERNELS(MODE, NAME)                                                          \
     DEFINE_KERNELS(MODE, 0, 0, NAME##_codes)                                                     \
     DEFINE_KERNELS(MODE, 1, 0, NAME##_values)                                                    \
@@ -638,6 +858,17 @@ static const kernel_f64 kernels_f64[2][2][6] = {
 static const kernel_f32 kernels_f32[2][2][6] = {
     {KERNEL_TABLE(kernel_f32_, codes), KERNEL_TABLE(kernel_f32_, values)},
     {KERNEL_TABLE(kernel_f32_, codes_counted), KERNEL_TABLE(kernel_f32_, values_counted)}};
+static const kernel_reciprocal kernels_reciprocal[2][2][6] = {
+    {KERNEL_TABLE(kernel_reciprocal_, codes), KERNEL_TABLE(kernel_reciprocal_, values)},
+    {KERNEL_TABLE(kernel_reciprocal_, codes_counted), KERNEL_TABLE(kernel_reciprocal_, values_counted)}};
+/* exact stochastic rounding (sr_bits 0) on the float32 kernel: [counts][values] */
+DEFINE_KERNEL_F32(FL_ROUND_STOCHASTIC, 0, 0, stochastic_codes)
+DEFINE_KERNEL_F32(FL_ROUND_STOCHASTIC, 1, 0, stochastic_values)
+DEFINE_KERNEL_F32(FL_ROUND_STOCHASTIC, 0, 1, stochastic_codes_counted)
+DEFINE_KERNEL_F32(FL_ROUND_STOCHASTIC, 1, 1, stochastic_values_counted)
+static const kernel_f32 stochastic_kernels_f32[2][2] = {
+    {kernel_f32_stochastic_codes, kernel_f32_stochastic_values},
+    {kernel_f32_stochastic_codes_counted, kernel_f32_stochastic_values_counted}};
 
 /* ---- the plan of one call ----------------------------------------------------------------- */
 
@@ -649,6 +880,9 @@ typedef struct scaled_plan {
     int use_f32;                     /* the float32 kernel on x (float32 input, power-of-two scales) */
     int use_odd32;                   /* the float32 kernel on round_to_odd_f32 of the quotients */
     kernel_f32 kernel32;
+    kernel_reciprocal kernel_reciprocal32; /* use_odd32 with float32 x and S not a power of two */
+    kernel_stochastic_divide stochastic_divide; /* exact stochastic rounding, float32 x, S not 2^e */
+    uint64_t stream_key;             /* stochastic rounding: the key of draw 0 (fl_stream_key_inline) */
     kernel_f64 kernel64;             /* the float64 kernel of the mode ... */
     int stochastic;                  /* ... or the stochastic one; neither: exact_element alone */
     int input_f32, want_values;
@@ -714,6 +948,10 @@ typedef struct block_scale {
     uint32_t exponent_offset;  /* the float32 kernel: e * 2^23 for S = 2^e; 0x80000000 in a NaN block */
     float value32;             /* the float32 kernel: S as a float32 (exact), NaN in a NaN block */
     uint32_t code;             /* the scale code */
+    /* S not a power of two: RN64(1/S) and S for ROUND_TO_ODD_F32_RECIPROCAL (both 0 in a NaN
+     * block), and whether S's significand has at most 29 bits (so that it applies) */
+    double reciprocal, product_scale;
+    int short_scale;
 } block_scale;
 
 static uint64_t load_amax(const scaled_plan *plan, const void *acc, int64_t i)
@@ -882,6 +1120,12 @@ static void scales_of_blocks(const scaled_plan *plan, const void *acc, int64_t c
             out[i].value32 = (float)value[i];
             out[i].exponent_offset = 0;
             out[i].operand = value[i];
+            /* at most 29 significant bits: the low 23 of the 52 fraction bits are zero; normal,
+             * with a normal reciprocal */
+            const int64_t value_bits = bits_of_double(value[i]);
+            out[i].short_scale = (value_bits & 0x7FFFFF) == 0 && value[i] >= 0x1p-1000 && value[i] <= 0x1p1000;
+            out[i].reciprocal = 1.0 / value[i];
+            out[i].product_scale = value[i];
         }
         if (plan->power_of_two) {
             for (int i = 0; i < n; i++) { /* value = 2^e: 1/value is exact */
@@ -898,6 +1142,9 @@ static void scales_of_blocks(const scaled_plan *plan, const void *acc, int64_t c
                 out[i].operand = plan->power_of_two ? 0.0 : (double)INFINITY;
                 out[i].exponent_offset = 0x80000000u;
                 out[i].value32 = NAN;
+                out[i].reciprocal = 0.0;
+                out[i].product_scale = 0.0;
+                out[i].short_scale = 1;
             }
         }
     }
@@ -1069,6 +1316,17 @@ FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x,
         const uint64_t index_base = plan->index_offset + (uint64_t)first; /* the key of element first */
         const float *input32 = (const float *)x + first;
         const double *input64 = (const double *)x + first;
+#if defined(__GNUC__)
+        /* the chunk after next, a cache line at a time: with a tensor scale x comes back from
+         * memory for this pass (the first one read all of it) */
+        {
+            const char *ahead = (const char *)x + (first + 2 * CHUNK) * (input_f32 ? 4 : 8);
+            const int64_t bytes = (int64_t)CHUNK * (input_f32 ? 4 : 8);
+            if (start + 3 * CHUNK <= j1)
+                for (int64_t offset = 0; offset < bytes; offset += 64)
+                    __builtin_prefetch(ahead + offset);
+        }
+#endif
         element_counts fast = {0, 0, 0, 0, 0};
         if (plan->use_f32) {
             /* float32 x, S = 2^e: the kernel shifts x's exponent by e */
@@ -1076,7 +1334,7 @@ FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x,
             float scale[CHUNK], values[CHUNK];
             FILL_PER_ELEMENT(offsets[t] = block->exponent_offset; scale[t] = block->value32)
             plan->kernel32(count, (const uint32_t *)(const void *)input32, offsets, scale, k, codes, values, slow,
-                           &fast);
+                           &fast, plan->stream_key, (uint64_t)first);
             for (int t = 0; fast.slow && t < count; t++) {
                 if (!slow[t])
                     continue;
@@ -1093,24 +1351,40 @@ FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x,
         } else if (plan->use_odd32) {
             /* the quotients rounded to float32 to odd, then the float32 kernel unscaled; a value
              * is the element's value (exact in float32) times S in float64 */
-            double operand[CHUNK], scale[CHUNK];
+            double operand[CHUNK], scale[CHUNK], reciprocal[CHUNK], product_scale[CHUNK];
             uint32_t odd[CHUNK], codes[CHUNK], slow[CHUNK];
             float values[CHUNK];
-            FILL_PER_ELEMENT(operand[t] = block->operand; scale[t] = block->value)
-            if (input_f32)
-                (divide ? odd_quotients_f32_divide : odd_quotients_f32_multiply)(count, input32, operand, odd);
-            else
-                (divide ? odd_quotients_f64_divide : odd_quotients_f64_multiply)(count, input64, operand, odd);
-            plan->kernel32(count, odd, plan->zero_offsets, plan->ones, k, codes, values, slow, &fast);
-            if (want_values) {
-                if (input_f32) {
-                    float *out = (float *)output->values + first;
-                    for (int t = 0; t < count; t++)
-                        out[t] = (float)((double)values[t] * scale[t]);
-                } else {
-                    double *out = (double *)output->values + first;
-                    for (int t = 0; t < count; t++)
-                        out[t] = (double)values[t] * scale[t];
+            int short_scales = 1;
+            if (divide) {
+                FILL_PER_ELEMENT(operand[t] = block->operand; scale[t] = block->value;
+                                 reciprocal[t] = block->reciprocal; product_scale[t] = block->product_scale;
+                                 short_scales &= block->short_scale)
+            } else {
+                FILL_PER_ELEMENT(operand[t] = block->operand; scale[t] = block->value)
+            }
+            if (divide && short_scales && input_f32) {
+                /* one pass: the quotient by the reciprocal, its rounding, the value times S */
+                const reciprocal_input input = {input32, reciprocal, product_scale, scale,
+                                                want_values ? (float *)output->values + first : NULL};
+                plan->kernel_reciprocal32(count, &input, k, codes, slow, &fast);
+            } else {
+                if (divide && short_scales)
+                    odd_quotients_f64_reciprocal(count, input64, reciprocal, product_scale, odd);
+                else if (input_f32)
+                    (divide ? odd_quotients_f32_divide : odd_quotients_f32_multiply)(count, input32, operand, odd);
+                else
+                    (divide ? odd_quotients_f64_divide : odd_quotients_f64_multiply)(count, input64, operand, odd);
+                plan->kernel32(count, odd, plan->zero_offsets, plan->ones, k, codes, values, slow, &fast, 0, 0);
+                if (want_values) {
+                    if (input_f32) {
+                        float *out = (float *)output->values + first;
+                        for (int t = 0; t < count; t++)
+                            out[t] = (float)((double)values[t] * scale[t]);
+                    } else {
+                        double *out = (double *)output->values + first;
+                        for (int t = 0; t < count; t++)
+                            out[t] = (double)values[t] * scale[t];
+                    }
                 }
             }
             for (int t = 0; fast.slow && t < count; t++) {
@@ -1132,6 +1406,28 @@ FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x,
             double operand[CHUNK], scale[CHUNK], quotients[CHUNK], values[CHUNK];
             int64_t codes[CHUNK], slow[CHUNK];
             FILL_PER_ELEMENT(operand[t] = block->operand; scale[t] = block->value)
+            if (plan->stochastic_divide) {
+                /* one pass: quotient, decision, value (written to the output directly) */
+                float *out = want_values ? (float *)output->values + first : NULL;
+                plan->stochastic_divide(count, input32, operand, scale, k,
+                                        (int64_t)(plan->element.emin - plan->element.man_bits) + 52, plan->stream_key,
+                                        (uint64_t)first, codes, out, slow, &fast);
+                for (int t = 0; fast.slow && t < count; t++) {
+                    if (!slow[t])
+                        continue;
+                    codes[t] = exact_element(plan, (double)input32[t], operand[t], (uint64_t)(first + t),
+                                             &counts->elements);
+                    if (want_values)
+                        out[t] = (float)(decode_one((uint32_t)codes[t], &plan->element) * scale[t]);
+                }
+                if (!want_values)
+                    store_element_codes(plan, output, first, count, NULL, codes);
+                counts->elements.inexact += fast.inexact;
+                counts->elements.overflow += fast.overflow;
+                counts->elements.underflow += fast.underflow;
+                counts->elements.denormal += fast.denormal;
+                continue;
+            }
             if (input_f32)
                 (divide ? quotients_f32_divide : quotients_f32_multiply)(count, input32, operand, quotients);
             else
@@ -1191,6 +1487,31 @@ FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x,
                 target[j] = magnitude > target[j] ? magnitude : target[j];                       \
             }                                                                                    \
             return;                                                                              \
+        }                                                                                        \
+        /* whole blocks of the common widths: a constant trip count, one vector per block */  \
+        if (j0 % block_columns == 0 && (block_columns == 16 || block_columns == 32)) {           \
+            const int64_t whole = (j1 - j0) / block_columns;                                     \
+            BITS *restrict target = acc + (j0 / block_columns - first_block);                    \
+            const BITS *restrict source = bits + j0;                                             \
+            if (block_columns == 16)                                                             \
+                for (int64_t b = 0; b < whole; b++) {                                            \
+                    BITS largest = target[b];                                                    \
+                    for (int i = 0; i < 16; i++) {                                               \
+                        const BITS magnitude = source[16 * b + i] & MAGNITUDE;                   \
+                        largest = magnitude > largest ? magnitude : largest;                     \
+                    }                                                                            \
+                    target[b] = largest;                                                         \
+                }                                                                                \
+            else                                                                                 \
+                for (int64_t b = 0; b < whole; b++) {                                            \
+                    BITS largest = target[b];                                                    \
+                    for (int i = 0; i < 32; i++) {                                               \
+                        const BITS magnitude = source[32 * b + i] & MAGNITUDE;                   \
+                        largest = magnitude > largest ? magnitude : largest;                     \
+                    }                                                                            \
+                    target[b] = largest;                                                         \
+                }                                                                                \
+            j0 += whole * block_columns;                                                         \
         }                                                                                        \
         for (int64_t j = j0; j < j1;) {                                                          \
             const int64_t b = j / block_columns;                                                 \
@@ -1316,6 +1637,9 @@ static int prepare_plan(const fl_scaled_format *format, const fl_rounding *round
     plan->use_f32 = 0;
     plan->use_odd32 = 0;
     plan->kernel32 = NULL;
+    plan->kernel_reciprocal32 = NULL;
+    plan->stochastic_divide = NULL;
+    plan->stream_key = 0;
     plan->kernel64 = NULL;
     plan->stochastic = 0;
     plan->integer = format->element_integer != 0;
@@ -1331,14 +1655,25 @@ static int prepare_plan(const fl_scaled_format *format, const fl_rounding *round
     plan->constants.positive_max_code32 = (int32_t)format->element_positive_max_code;
     plan->constants.negative_max_code32 = (int32_t)format->element_negative_max_code;
     if (fast_element) {
-        if (rounding->mode == FL_ROUND_STOCHASTIC) {
+        /* float32 input and scales 2^e, |e| <= 127: the float32 kernel on x's own bits (exact
+         * stochastic rounding too: its decisions need q's remainder only, exact there) */
+        const int f32_scales = input_f32 && plan->power_of_two && plan->constants.has_f32 && plan->lowest >= -127 &&
+                               plan->highest <= 127;
+        if (rounding->mode == FL_ROUND_STOCHASTIC && rounding->sr_bits == 0 && f32_scales) {
+            plan->use_f32 = 1;
+            plan->kernel32 = stochastic_kernels_f32[want_counts][want_values];
+            plan->stream_key = fl_stream_key_inline(rounding->seed, 0);
+        } else if (rounding->mode == FL_ROUND_STOCHASTIC) {
             plan->stochastic = 1;
+            if (rounding->sr_bits == 0 && input_f32 && !plan->power_of_two) {
+                plan->stochastic_divide = stochastic_divide_kernels[want_counts][want_values];
+                plan->stream_key = fl_stream_key_inline(rounding->seed, 0);
+            }
         } else {
             plan->kernel64 = kernels_f64[want_counts][want_values][rounding->mode];
             plan->kernel32 = kernels_f32[want_counts][want_values][rounding->mode];
-            /* float32 input and scales 2^e, |e| <= 127: the float32 kernel on x's own bits */
-            plan->use_f32 = input_f32 && plan->power_of_two && plan->constants.has_f32 && plan->lowest >= -127 &&
-                            plan->highest <= 127;
+            plan->kernel_reciprocal32 = kernels_reciprocal[want_counts][want_values][rounding->mode];
+            plan->use_f32 = f32_scales;
             /* otherwise, where the element allows: on the quotients rounded to float32 to odd */
             plan->use_odd32 = !plan->use_f32 && plan->constants.has_f32;
         }

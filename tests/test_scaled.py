@@ -429,6 +429,49 @@ def test_non_power_of_two_scale_rounds_the_exact_quotient_near_every_boundary(el
         assert_codes_equal(element, x, result.codes, codes, f"{sf} {mode} {dtype.__name__}")
 
 
+# the block scale S of each: E4M3 x FP32 (at most 28 significant bits: csrc/scaled.c's reciprocal
+# quotients), BF16 x FP32 and FP32 x FP32 (up to 32 and 48 bits: its division)
+TWO_LEVEL_SCALES = ((fl.E4M3FN, fl.FP32), (fl.BF16, fl.FP32), (fl.FP32, fl.FP32))
+
+
+@pytest.mark.parametrize("scales", TWO_LEVEL_SCALES, ids=lambda pair: "x".join(map(str, pair)))
+@pytest.mark.parametrize("element", ADVERSARIAL_ELEMENTS, ids=str)
+@pytest.mark.parametrize("mode", DETERMINISTIC_MODES)
+def test_two_level_scale_rounds_the_exact_quotient_near_every_boundary(element, mode, scales):
+    """Inputs 0, 1 and 2 ulps either side of m * S for every value and midpoint m of the element up
+    to max / 2, with S = block scale x tensor scale of many significant bits (NVFP4's two levels):
+    float32 and float64 input against the exact rational reference (codes, scales, tensor scale).
+    A quotient within a few float64 ulps of a rounding boundary is where an estimate of x / S (a
+    multiplication by 1/S) could pick the wrong side; the rounding must be that of x / S."""
+    scale, tensor = scales
+    sf = fl.ScaledFormat(element, scale, 8, "amax", tensor_scale=tensor)
+    top = float(max_value(element))
+    magnitudes = [float(v) for v in sorted_magnitudes(element) if v <= top / 2]
+    points = sorted(set(magnitudes[1:]) | {(a + b) / 2 for a, b in zip(magnitudes, magnitudes[1:])})
+    for dtype in (np.float32, np.float64):
+        # block maxima (column 0) of many significand bits; the rest is filled once S is known
+        amax = [dtype(top * 3 / 7 * (1 + k / 13) * 2.0 ** (k % 5)) for k in range(len(points))]
+        x = np.zeros((len(points), 8), dtype)
+        x[:, 0] = amax
+        first = fl.encode(x, sf, mode)
+        tensor_value = Fraction(float(fl.decode(np.array(first.tensor_scale, dtype=tensor.code_dtype), tensor)))
+        block_values = fl.decode(first.scales.reshape(-1), scale).astype(np.float64)
+        for row, (point, block_value) in enumerate(zip(points, block_values)):
+            target = dtype(float(Fraction(point) * Fraction(float(block_value)) * tensor_value))
+            down1 = np.nextafter(target, dtype(0))
+            up1 = np.nextafter(target, dtype(np.inf))
+            x[row, 1:] = [target, down1, up1, np.nextafter(down1, dtype(0)), np.nextafter(up1, dtype(np.inf)),
+                          -up1, -target]
+        result = fl.encode(x, sf, mode)
+        codes, scale_codes, tensor_code, _ = reference_encode(x, sf, mode)
+        assert result.tensor_scale == tensor_code == first.tensor_scale
+        assert np.array_equal(result.scales.astype(np.int64), scale_codes)
+        assert np.array_equal(result.scales, first.scales)       # the filled columns left S alone
+        assert_codes_equal(element, x, result.codes, codes, f"{sf} {mode} {dtype.__name__}")
+        values = fl.quantize(x, sf, mode)
+        assert same_bits(values, fl.decode(result).astype(dtype))
+
+
 # ---- scale rules: the exponent from the bits ------------------------------------------------------
 @pytest.mark.parametrize("rule", POW2_RULES)
 @pytest.mark.parametrize("name", list(MX))
