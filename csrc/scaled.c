@@ -1334,7 +1334,7 @@ FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x,
             float scale[CHUNK], values[CHUNK];
             FILL_PER_ELEMENT(offsets[t] = block->exponent_offset; scale[t] = block->value32)
             plan->kernel32(count, (const uint32_t *)(const void *)input32, offsets, scale, k, codes, values, slow,
-                           &fast, plan->stream_key, (uint64_t)first);
+                           &fast, plan->stream_key, index_base);
             for (int t = 0; fast.slow && t < count; t++) {
                 if (!slow[t])
                     continue;
@@ -1411,7 +1411,7 @@ FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x,
                 float *out = want_values ? (float *)output->values + first : NULL;
                 plan->stochastic_divide(count, input32, operand, scale, k,
                                         (int64_t)(plan->element.emin - plan->element.man_bits) + 52, plan->stream_key,
-                                        (uint64_t)first, codes, out, slow, &fast);
+                                        index_base, codes, out, slow, &fast);
                 for (int t = 0; fast.slow && t < count; t++) {
                     if (!slow[t])
                         continue;
