@@ -429,6 +429,13 @@ int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, i
     case OUT_CODES_4: SELECT_MODE_KERNELS(OUT_CODES_4) break;
     default: SELECT_MODE_KERNELS(OUT_VALUES_F32) break;
     }
+    if (level == 2) {
+        /* the intrinsics kernel does every block the full C kernel does, about as fast as the
+         * lean one, so it serves as both (codec_avx512.c) */
+        fast_block_kernel kernel = fl_avx512_block_kernel(rounding->mode, rounding->sr_bits, out_kind);
+        if (kernel)
+            fast->lean = fast->full = kernel;
+    }
     return 1;
 }
 
