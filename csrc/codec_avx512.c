@@ -29,7 +29,10 @@
 
 /* codec_fast.c's compile-time mode of stochastic rounding with sr_bits >= 1 */
 #define MODE_STOCHASTIC_BITS 100
-#define IS_STOCHASTIC(MODE) ((MODE) == FL_ROUND_STOCHASTIC || (MODE) == MODE_STOCHASTIC_BITS)
+/* ... and its copy for sr_rule = truncate (the default), where k = f needs no rule arithmetic */
+#define MODE_STOCHASTIC_TRUNCATE 101
+#define IS_STOCHASTIC_BITS(MODE) ((MODE) == MODE_STOCHASTIC_BITS || (MODE) == MODE_STOCHASTIC_TRUNCATE)
+#define IS_STOCHASTIC(MODE) ((MODE) == FL_ROUND_STOCHASTIC || IS_STOCHASTIC_BITS(MODE))
 
 static AVX512_TARGET AVX512_INLINE __m512i ones_where(__mmask16 m) { return _mm512_maskz_set1_epi32(m, 1); }
 
@@ -113,8 +116,17 @@ static AVX512_TARGET AVX512_INLINE fast_block_result avx512_body(const uint32_t 
                                                               _mm512_set1_epi64((long long)golden)));
     __m512i counter_high = _mm512_add_epi64(counter_low, _mm512_set1_epi64((long long)(8 * golden)));
     const __m512i counter_step = _mm512_set1_epi64((long long)(16 * golden));
-    const int top_bits = mode == MODE_STOCHASTIC_BITS ? fast->sr_bits : shift;
+    /* truncate with N <= shift (d = shift - N >= 0): R + f >= 2^N, f = remainder >> d, is
+     * (R << d) + remainder >= 2^shift, i.e. remainder > mask - (R << d) = (W ^ high) | low with
+     * W = the word's top shift bits (R << d plus d more bits), high = mask - low, low = 2^d - 1:
+     * one ternary-logic step more than sr_bits = 0 (W < remainder) */
+    const int truncate_by_shift = mode == MODE_STOCHASTIC_TRUNCATE && fast->sr.up == 0;
+    const int top_bits = IS_STOCHASTIC_BITS(mode) && !truncate_by_shift ? fast->sr_bits : shift;
     const __m128i top_shift = _mm_cvtsi32_si128(32 - top_bits); /* applied to the word's top 32 bits */
+    const __m128i sr_shift = _mm_cvtsi32_si128(IS_STOCHASTIC_BITS(mode) ? 32 - fast->sr_bits : 0);
+    const uint32_t truncate_low = truncate_by_shift ? (1u << fast->sr.down) - 1 : 0;
+    const __m512i truncate_low_bits = _mm512_set1_epi32((int)truncate_low);
+    const __m512i truncate_high_bits = _mm512_set1_epi32((int)(mask_scalar & ~truncate_low));
     /* sr_bits >= 1 (codec_fast.h's fast_stochastic_bits) */
     const __m128i sr_up = _mm_cvtsi32_si128(fast->sr.up), sr_down = _mm_cvtsi32_si128(fast->sr.down);
     const __m128i sr_half_shift = _mm_cvtsi32_si128(fast->sr.half_shift);
@@ -126,7 +138,7 @@ static AVX512_TARGET AVX512_INLINE fast_block_result avx512_body(const uint32_t 
     const __m512i sr_ties_odd = _mm512_set1_epi32((int)fast->sr.rule.ties_odd);
     /* stochastic subnormal results (stochastic_subnormal): nu 2^32, or nu 2^(N + 1) */
     const __m512 two_32 = _mm512_set1_ps(4294967296.0f);
-    const __m512 twice_scale = _mm512_set1_ps(mode == MODE_STOCHASTIC_BITS ? ldexpf(1.0f, fast->sr_bits + 1) : 0.0f);
+    const __m512 twice_scale = _mm512_set1_ps(IS_STOCHASTIC_BITS(mode) ? ldexpf(1.0f, fast->sr_bits + 1) : 0.0f);
     const int stochastic_subnormals = IS_STOCHASTIC(mode) && fast->subnormals &&
                                       (mode == FL_ROUND_STOCHASTIC || fast->sr_bits <= 30);
 
@@ -154,6 +166,16 @@ static AVX512_TARGET AVX512_INLINE fast_block_result avx512_body(const uint32_t 
             __mmask16 away;
             if (mode == FL_ROUND_STOCHASTIC) {
                 away = _mm512_cmplt_epu32_mask(random_top, remainder);
+            } else if (mode == MODE_STOCHASTIC_TRUNCATE) {
+                if (truncate_by_shift) {
+                    const __m512i threshold = _mm512_ternarylogic_epi32(random_top, truncate_high_bits, truncate_low_bits,
+                                                                        0xBE); /* (a ^ b) | c */
+                    away = _mm512_cmpgt_epu32_mask(remainder, threshold);
+                } else {
+                    /* k = f = nu 2^N < 2^N: away iff R > 2^N - 1 - f */
+                    const __m512i f = _mm512_sll_epi32(remainder, sr_up);
+                    away = _mm512_cmpgt_epu32_mask(random_top, _mm512_sub_epi32(sr_full_mask, f));
+                }
             } else {
                 const __m512i f = _mm512_srl_epi32(_mm512_sll_epi32(remainder, sr_up), sr_down);
                 const __m512i h = _mm512_and_si512(_mm512_srl_epi32(remainder, sr_half_shift), sr_half_mask);
@@ -221,7 +243,8 @@ static AVX512_TARGET AVX512_INLINE fast_block_result avx512_body(const uint32_t 
         case FL_ROUND_DOWN: subnormal_code = _mm512_mask_add_epi32(t, subnormal_inexact & negative, t, one); break;
         case FL_ROUND_ODD: subnormal_code = _mm512_mask_or_epi32(t, subnormal_inexact, t, one); break;
         case FL_ROUND_STOCHASTIC:
-        case MODE_STOCHASTIC_BITS: {
+        case MODE_STOCHASTIC_BITS:
+        case MODE_STOCHASTIC_TRUNCATE: {
             /* stochastic_away on nu = fraction (exact), with the lane's draw 0, word w:
              * sr_bits = 0: away iff w < nu 2^64 when nu has at most 32 bits (nu 2^32 an integer
              * n32: then w < n32 2^32 iff (w >> 32) < n32); other lanes go to encode_one, which
@@ -234,6 +257,11 @@ static AVX512_TARGET AVX512_INLINE fast_block_result avx512_body(const uint32_t 
                 const __m512i n32 = _mm512_cvttps_epu32(scaled_nu);
                 subnormal_exact_path = _mm512_cmp_ps_mask(_mm512_cvtepu32_ps(n32), scaled_nu, _CMP_EQ_OQ);
                 away = _mm512_cmplt_epu32_mask(random_32, n32);
+            } else if (mode == MODE_STOCHASTIC_TRUNCATE) {
+                /* k = floor(nu 2^N) = floor(twice / 2) < 2^N: away iff R > 2^N - 1 - k */
+                const __m512i k = _mm512_srli_epi32(_mm512_cvttps_epi32(_mm512_mul_ps(fraction, twice_scale)), 1);
+                const __m512i random_bits = _mm512_srl_epi32(random_32, sr_shift); /* R, N bits */
+                away = _mm512_cmpgt_epu32_mask(random_bits, _mm512_sub_epi32(sr_full_mask, k));
             } else {
                 const __m512 twice_value = _mm512_mul_ps(fraction, twice_scale); /* exact, < 2^31 */
                 const __m512i twice = _mm512_cvttps_epi32(twice_value);
@@ -242,7 +270,8 @@ static AVX512_TARGET AVX512_INLINE fast_block_result avx512_body(const uint32_t 
                 const __m512i tie_rule = _mm512_or_si512(_mm512_or_si512(sr_ties_away, ones_where(sticky_mask)),
                                                          _mm512_xor_si512(f, sr_ties_odd));
                 const __m512i k = _mm512_add_epi32(f, _mm512_and_si512(_mm512_and_si512(h, sr_rounds), tie_rule));
-                away = _mm512_cmpgt_epu32_mask(random_top, _mm512_sub_epi32(sr_full_mask, k)) |
+                const __m512i random_bits = _mm512_srl_epi32(random_32, sr_shift); /* R, N bits */
+                away = _mm512_cmpgt_epu32_mask(random_bits, _mm512_sub_epi32(sr_full_mask, k)) |
                        _mm512_cmpgt_epu32_mask(k, sr_full_mask);
             }
             subnormal_code = _mm512_mask_add_epi32(t, away, t, one);
@@ -313,7 +342,8 @@ static AVX512_TARGET AVX512_INLINE fast_block_result avx512_body(const uint32_t 
     DEFINE_AVX512_KERNEL(avx512_down_##KIND, FL_ROUND_DOWN, KIND)                                \
     DEFINE_AVX512_KERNEL(avx512_odd_##KIND, FL_ROUND_ODD, KIND)                                  \
     DEFINE_AVX512_KERNEL(avx512_stochastic_##KIND, FL_ROUND_STOCHASTIC, KIND)                    \
-    DEFINE_AVX512_KERNEL(avx512_stochastic_bits_##KIND, MODE_STOCHASTIC_BITS, KIND)
+    DEFINE_AVX512_KERNEL(avx512_stochastic_bits_##KIND, MODE_STOCHASTIC_BITS, KIND)              \
+    DEFINE_AVX512_KERNEL(avx512_stochastic_truncate_##KIND, MODE_STOCHASTIC_TRUNCATE, KIND)
 DEFINE_AVX512_KERNELS(OUT_CODES_1)
 DEFINE_AVX512_KERNELS(OUT_CODES_2)
 DEFINE_AVX512_KERNELS(OUT_CODES_4)
@@ -322,14 +352,14 @@ DEFINE_AVX512_KERNELS(OUT_VALUES_F32)
 #define KERNEL_TABLE_ROW(KIND)                                                                   \
     {avx512_nearest_even_##KIND, avx512_nearest_away_##KIND, avx512_toward_zero_##KIND,         \
      avx512_up_##KIND, avx512_down_##KIND, avx512_odd_##KIND, avx512_stochastic_##KIND,         \
-     avx512_stochastic_bits_##KIND}
+     avx512_stochastic_bits_##KIND, avx512_stochastic_truncate_##KIND}
 
-fast_block_kernel fl_avx512_block_kernel(int mode, int sr_bits, int out_kind)
+fast_block_kernel fl_avx512_block_kernel(int mode, int sr_bits, int sr_rule, int out_kind)
 {
-    static const fast_block_kernel table[4][8] = {KERNEL_TABLE_ROW(OUT_CODES_1), KERNEL_TABLE_ROW(OUT_CODES_2),
+    static const fast_block_kernel table[4][9] = {KERNEL_TABLE_ROW(OUT_CODES_1), KERNEL_TABLE_ROW(OUT_CODES_2),
                                                   KERNEL_TABLE_ROW(OUT_CODES_4), KERNEL_TABLE_ROW(OUT_VALUES_F32)};
     const int row = out_kind == OUT_CODES_1 ? 0 : out_kind == OUT_CODES_2 ? 1 : out_kind == OUT_CODES_4 ? 2 : 3;
-    const int column = mode == FL_ROUND_STOCHASTIC ? (sr_bits > 0 ? 7 : 6) : mode;
+    const int column = mode != FL_ROUND_STOCHASTIC ? mode : sr_bits == 0 ? 6 : sr_rule == FL_SR_TRUNCATE ? 8 : 7;
     if (mode < FL_ROUND_NEAREST_EVEN || mode > FL_ROUND_STOCHASTIC)
         return NULL;
     return table[row][column];
@@ -337,10 +367,11 @@ fast_block_kernel fl_avx512_block_kernel(int mode, int sr_bits, int out_kind)
 
 #else
 
-fast_block_kernel fl_avx512_block_kernel(int mode, int sr_bits, int out_kind)
+fast_block_kernel fl_avx512_block_kernel(int mode, int sr_bits, int sr_rule, int out_kind)
 {
     (void)mode;
     (void)sr_bits;
+    (void)sr_rule;
     (void)out_kind;
     return NULL;
 }

@@ -432,7 +432,7 @@ int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, i
     if (level == 2) {
         /* the intrinsics kernel does every block the full C kernel does, about as fast as the
          * lean one, so it serves as both (codec_avx512.c) */
-        fast_block_kernel kernel = fl_avx512_block_kernel(rounding->mode, rounding->sr_bits, out_kind);
+        fast_block_kernel kernel = fl_avx512_block_kernel(rounding->mode, rounding->sr_bits, rounding->sr_rule, out_kind);
         if (kernel)
             fast->lean = fast->full = kernel;
     }
