@@ -184,16 +184,15 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
     return result;
 }
 
-/* Explicit SIMD copies, chosen when the library loads (fl_codec_simd_level): on x86-64 with GCC
- * or clang every kernel is also compiled for AVX2 and for AVX-512 (F, DQ, BW, VL: the 64-bit
- * multiplies of the stochastic generator vectorise only with AVX-512DQ's vpmullq).  All copies run
- * the same C in the default floating-point environment, with no fused or reassociated float
- * arithmetic (no -ffast-math; -std=c99 keeps -ffp-contract=off), so every copy gives the same bits; the
- * portable copy stays and can be forced with FMTLAB_SIMD=portable (tested on its own). */
+/* SIMD copies, chosen when the library loads (fl_codec_simd_level): on x86-64 with GCC or clang
+ * every kernel below is also compiled for AVX2, and the AVX-512 (F, DQ, BW, VL) level runs the
+ * intrinsics kernels of codec_avx512.c instead (the same lane arithmetic, written out).  All
+ * copies run in the default floating-point environment, with no fused or reassociated float
+ * arithmetic (no -ffast-math; -std=c99 keeps -ffp-contract=off), so every copy gives the same bits;
+ * the portable copy stays and can be forced with FMTLAB_SIMD=portable (tested on its own). */
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
 #define FL_X86_SIMD 1
 #define FL_TARGET_AVX2 __attribute__((target("avx2")))
-#define FL_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl")))
 #else
 #define FL_X86_SIMD 0
 #endif
@@ -223,19 +222,16 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
 #if FL_X86_SIMD
 /* (the names are pasted by the caller: MODE may be the macro FAST_STOCHASTIC_BITS, which
  * expands here) */
-#define DEFINE_SIMD_BLOCKS(MODE, KIND, FULL_AVX2, LEAN_AVX2, FULL_AVX512, LEAN_AVX512)           \
+#define DEFINE_SIMD_BLOCKS(MODE, KIND, FULL_AVX2, LEAN_AVX2)                                     \
     DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 1, FULL_AVX2, FL_TARGET_AVX2)                          \
-    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 0, LEAN_AVX2, FL_TARGET_AVX2)                          \
-    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 1, FULL_AVX512, FL_TARGET_AVX512)                      \
-    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 0, LEAN_AVX512, FL_TARGET_AVX512)
+    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 0, LEAN_AVX2, FL_TARGET_AVX2)
 #else
-#define DEFINE_SIMD_BLOCKS(MODE, KIND, FULL_AVX2, LEAN_AVX2, FULL_AVX512, LEAN_AVX512)
+#define DEFINE_SIMD_BLOCKS(MODE, KIND, FULL_AVX2, LEAN_AVX2)
 #endif
 #define DEFINE_FAST_BLOCK(MODE, KIND)                                                            \
     DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 1, full_block_##MODE##_##KIND, )                       \
     DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 0, lean_block_##MODE##_##KIND, )                       \
-    DEFINE_SIMD_BLOCKS(MODE, KIND, full_avx2_##MODE##_##KIND, lean_avx2_##MODE##_##KIND,         \
-                       full_avx512_##MODE##_##KIND, lean_avx512_##MODE##_##KIND)
+    DEFINE_SIMD_BLOCKS(MODE, KIND, full_avx2_##MODE##_##KIND, lean_avx2_##MODE##_##KIND)
 #define DEFINE_FAST_BLOCKS(KIND)                                                                 \
     DEFINE_FAST_BLOCK(FL_ROUND_NEAREST_EVEN, KIND)                                               \
     DEFINE_FAST_BLOCK(FL_ROUND_NEAREST_AWAY, KIND)                                               \
@@ -290,10 +286,7 @@ int fl_codec_simd_level(void)
 /* The pair of kernels for one (mode, output kind). */
 #if FL_X86_SIMD
 #define SELECT_KERNELS(MODE, KIND)                                                               \
-    if (level == 2) {                                                                            \
-        fast->lean = lean_avx512_##MODE##_##KIND;                                                \
-        fast->full = full_avx512_##MODE##_##KIND;                                                \
-    } else if (level == 1) {                                                                     \
+    if (level >= 1) { /* level 2 then takes codec_avx512.c's kernel (fl_prepare_fast_f32) */    \
         fast->lean = lean_avx2_##MODE##_##KIND;                                                  \
         fast->full = full_avx2_##MODE##_##KIND;                                                  \
     } else {                                                                                     \
@@ -451,7 +444,7 @@ fast_block_result fl_fast_f32_block(const prepared_fast_f32 *fast, const uint32_
     /* One pass per block: the lean kernel, which flags what it cannot do, unless the previous
      * blocks needed the full one; both kernels keep the contract (codec_fast.h), so which one
      * runs changes the speed only, never a result. */
-    if (fast->always_full)
+    if (fast->always_full || fast->lean == fast->full) /* (one kernel for both: AVX-512) */
         return fast->full(bits, count, out, is_slow, fast, first_index);
     if (*full_hint > 0) {
         --*full_hint;
