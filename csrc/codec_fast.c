@@ -184,16 +184,15 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
     return result;
 }
 
-/* Explicit SIMD copies, chosen when the library loads (fl_codec_simd_level): on x86-64 with GCC
- * or clang every kernel is also compiled for AVX2 and for AVX-512 (F, DQ, BW, VL: the 64-bit
- * multiplies of the stochastic generator vectorise only with AVX-512DQ's vpmullq).  All copies run
- * the same C in the default floating-point environment, with no fused or reassociated float
- * arithmetic (no -ffast-math; -std=c99 keeps -ffp-contract=off), so every copy gives the same bits; the
- * portable copy stays and can be forced with FMTLAB_SIMD=portable (tested on its own). */
+/* SIMD copies, chosen when the library loads (fl_codec_simd_level): on x86-64 with GCC or clang
+ * every kernel below is also compiled for AVX2, and the AVX-512 (F, DQ, BW, VL) level runs the
+ * intrinsics kernels of codec_avx512.c instead (the same lane arithmetic, written out).  All
+ * copies run in the default floating-point environment, with no fused or reassociated float
+ * arithmetic (no -ffast-math; -std=c99 keeps -ffp-contract=off), so every copy gives the same bits;
+ * the portable copy stays and can be forced with FMTLAB_SIMD=portable (tested on its own). */
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
 #define FL_X86_SIMD 1
 #define FL_TARGET_AVX2 __attribute__((target("avx2")))
-#define FL_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl")))
 #else
 #define FL_X86_SIMD 0
 #endif
@@ -223,19 +222,16 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
 #if FL_X86_SIMD
 /* (the names are pasted by the caller: MODE may be the macro FAST_STOCHASTIC_BITS, which
  * expands here) */
-#define DEFINE_SIMD_BLOCKS(MODE, KIND, FULL_AVX2, LEAN_AVX2, FULL_AVX512, LEAN_AVX512)           \
+#define DEFINE_SIMD_BLOCKS(MODE, KIND, FULL_AVX2, LEAN_AVX2)                                     \
     DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 1, FULL_AVX2, FL_TARGET_AVX2)                          \
-    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 0, LEAN_AVX2, FL_TARGET_AVX2)                          \
-    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 1, FULL_AVX512, FL_TARGET_AVX512)                      \
-    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 0, LEAN_AVX512, FL_TARGET_AVX512)
+    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 0, LEAN_AVX2, FL_TARGET_AVX2)
 #else
-#define DEFINE_SIMD_BLOCKS(MODE, KIND, FULL_AVX2, LEAN_AVX2, FULL_AVX512, LEAN_AVX512)
+#define DEFINE_SIMD_BLOCKS(MODE, KIND, FULL_AVX2, LEAN_AVX2)
 #endif
 #define DEFINE_FAST_BLOCK(MODE, KIND)                                                            \
     DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 1, full_block_##MODE##_##KIND, )                       \
     DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 0, lean_block_##MODE##_##KIND, )                       \
-    DEFINE_SIMD_BLOCKS(MODE, KIND, full_avx2_##MODE##_##KIND, lean_avx2_##MODE##_##KIND,         \
-                       full_avx512_##MODE##_##KIND, lean_avx512_##MODE##_##KIND)
+    DEFINE_SIMD_BLOCKS(MODE, KIND, full_avx2_##MODE##_##KIND, lean_avx2_##MODE##_##KIND)
 #define DEFINE_FAST_BLOCKS(KIND)                                                                 \
     DEFINE_FAST_BLOCK(FL_ROUND_NEAREST_EVEN, KIND)                                               \
     DEFINE_FAST_BLOCK(FL_ROUND_NEAREST_AWAY, KIND)                                               \
@@ -290,10 +286,7 @@ int fl_codec_simd_level(void)
 /* The pair of kernels for one (mode, output kind). */
 #if FL_X86_SIMD
 #define SELECT_KERNELS(MODE, KIND)                                                               \
-    if (level == 2) {                                                                            \
-        fast->lean = lean_avx512_##MODE##_##KIND;                                                \
-        fast->full = full_avx512_##MODE##_##KIND;                                                \
-    } else if (level == 1) {                                                                     \
+    if (level >= 1) { /* level 2 then takes codec_avx512.c's kernel (fl_prepare_fast_f32) */    \
         fast->lean = lean_avx2_##MODE##_##KIND;                                                  \
         fast->full = full_avx2_##MODE##_##KIND;                                                  \
     } else {                                                                                     \
@@ -417,10 +410,10 @@ int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, i
         fast->sr.full_mask = (uint32_t)(((uint64_t)1 << n) - 1);
         fast->sr.rule = sr_rule_bits_of(rounding->sr_rule);
     }
-    /* The full kernel of the deterministic modes also does subnormal results and the zero
-     * shortcut, so it pays from a few leftovers on; the stochastic full kernel adds only
-     * in-lane saturation (subnormal results stay exact, on encode_one). */
-    fast->lean_limit = rounding->mode == FL_ROUND_STOCHASTIC ? 16 : 4;
+    /* The lean kernel plus encode_one for up to 16 leftovers beat the full kernel (about 1.3x on
+     * e4m3fn's standard-normal data, 6 subnormal results per block; 4 was 0.75x of 16 on the
+     * portable and AVX2 copies), for every mode; more leftovers than that take the full one. */
+    fast->lean_limit = 16;
     const int level = fl_codec_simd_level();
     (void)level;
     switch (out_kind) {
@@ -428,6 +421,13 @@ int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, i
     case OUT_CODES_2: SELECT_MODE_KERNELS(OUT_CODES_2) break;
     case OUT_CODES_4: SELECT_MODE_KERNELS(OUT_CODES_4) break;
     default: SELECT_MODE_KERNELS(OUT_VALUES_F32) break;
+    }
+    if (level == 2) {
+        /* the intrinsics kernel does every block the full C kernel does, about as fast as the
+         * lean one, so it serves as both (codec_avx512.c) */
+        fast_block_kernel kernel = fl_avx512_block_kernel(rounding->mode, rounding->sr_bits, rounding->sr_rule, out_kind);
+        if (kernel)
+            fast->lean = fast->full = kernel;
     }
     return 1;
 }
@@ -444,8 +444,14 @@ fast_block_result fl_fast_f32_block(const prepared_fast_f32 *fast, const uint32_
     /* One pass per block: the lean kernel, which flags what it cannot do, unless the previous
      * blocks needed the full one; both kernels keep the contract (codec_fast.h), so which one
      * runs changes the speed only, never a result. */
-    if (fast->always_full)
+    if (fast->always_full || fast->lean == fast->full) /* (one kernel for both: AVX-512) */
         return fast->full(bits, count, out, is_slow, fast, first_index);
+#if defined(__GNUC__) || defined(__clang__)
+    /* the block 4 KiB ahead, one cache line at a time: the C kernels' loop alone keeps too few
+     * loads in flight to stream from memory at full speed */
+    for (int line = 0; line < count; line += 16)
+        __builtin_prefetch(bits + line + 1024);
+#endif
     if (*full_hint > 0) {
         --*full_hint;
         return fast->full(bits, count, out, is_slow, fast, first_index);

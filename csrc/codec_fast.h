@@ -78,6 +78,13 @@ struct prepared_fast_f32 {
 };
 
 /*
+ * codec_avx512.c: the AVX-512 intrinsics kernel of (rounding mode, sr_bits, sr_rule, output kind), with the
+ * full kernel's semantics and stochastic subnormal results in the lanes; NULL where it is not
+ * compiled (not x86-64 GCC/clang).  Run it only when fl_codec_simd_level() is 2.
+ */
+fast_block_kernel fl_avx512_block_kernel(int mode, int sr_bits, int sr_rule, int out_kind);
+
+/*
  * Derive *fast for encoding to out_kind (OUT_*) with *rounding, whose mode is valid.
  * Returns 1, or 0 when the format has no fast path (every element goes to encode_one).
  */
