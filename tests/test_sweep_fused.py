@@ -7,6 +7,7 @@ once (the correctly rounded square root by checking the neighbours of a candidat
 Nothing expected comes from fmtlab.metrics or from the C statistics.
 """
 import math
+import sys
 from fractions import Fraction
 
 import numpy as np
@@ -27,11 +28,18 @@ def correctly_rounded_sqrt(value: Fraction) -> float:
     """The float64 nearest to sqrt(value) (ties cannot occur for a rational's root at a midpoint
     unless it is exact there, which the comparison handles)."""
     half = (value.numerator.bit_length() - value.denominator.bit_length()) // 2  # keep floats in range
-    candidate = math.ldexp(math.sqrt(float(value / Fraction(4) ** half)), half)
+    # Above the largest float64 a root rounds to inf iff it reaches max + half an ulp (2^1024 -
+    # 2^970), the midpoint between max and the next power of two (IEEE 754's overflow rule).
+    overflow_threshold = Fraction(2 ** 1024 - 2 ** 970)
+    if value >= overflow_threshold ** 2:
+        return math.inf
+    candidate = min(math.ldexp(math.sqrt(float(value / Fraction(4) ** half)), half), sys.float_info.max)
     best = None
     for guess in (math.nextafter(candidate, 0), candidate, math.nextafter(candidate, math.inf)):
         # the candidates come in increasing order: the larger one is nearer when the midpoint
         # between them lies below sqrt(value), i.e. midpoint^2 < value (exact rationals)
+        if not math.isfinite(guess):
+            continue  # past max: excluded by the threshold above
         if best is None:
             best = guess
             continue
@@ -39,6 +47,15 @@ def correctly_rounded_sqrt(value: Fraction) -> float:
         if (midpoint ** 2 < value) == (guess > best):
             best = guess
     return best
+
+
+def rounded(value: Fraction) -> float:
+    """float(value) correctly rounded, ±inf past the overflow threshold (Fraction's own float()
+    raises OverflowError there)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def reference_statistics(x64, q64, fmt):
@@ -59,7 +76,7 @@ def reference_statistics(x64, q64, fmt):
         "zeros_out": int(np.count_nonzero(q64 == 0)),
         "below_normal": sum(1 for v in q64.tolist() if abs(v) < fmt.min_normal),
         "nan_out": int(np.count_nonzero(np.isnan(q64))), "inf_out": int(np.count_nonzero(np.isinf(q64))),
-        "max_abs": float(max((abs(e) for e in errors), default=Fraction(0))),
+        "max_abs": rounded(max((abs(e) for e in errors), default=Fraction(0))),
         "max_rel": float(rel_v.max()) if rel_v.size else 0.0,
         "S": sum((a * a for a, _b in valid), Fraction(0)), "E": sum((e * e for e in errors), Fraction(0)),
         "D": sum(errors, Fraction(0)),
@@ -90,7 +107,7 @@ def assert_matches_reference(statistics, reference):
                                                          - math.log10(E.numerator) + math.log10(E.denominator)),
                                                    rel=1e-12)
     assert metrics["rmse"] == correctly_rounded_sqrt(E / valid)
-    assert metrics["mean_err"] == float(D / valid)
+    assert metrics["mean_err"] == rounded(D / valid)
 
 
 def values_strategy():
@@ -282,3 +299,16 @@ def test_error_metrics_and_the_sweep_give_the_same_numbers(values, name, roundin
     for metric in METRIC_NAMES:
         got, want = getattr(record, metric), expected[metric]
         assert got == want or (math.isnan(got) and math.isnan(want)), metric
+
+
+@pytest.mark.parametrize("pairs", [[(1.7e308, -1.7e308)], [(1.7e308, -1.7e308), (0.0, 0.0)],
+                                   [(1.7976931348623157e308, 0.0)], [(1.7e308, -1.7e308), (-1.7e308, 1.7e308)]])
+def test_exact_statistics_whose_errors_pass_the_largest_float64(pairs):
+    """|e| = |q - x| beyond 2^1024 (exact in the sums): max_abs_err, rmse and mean_err round to
+    ±inf by IEEE 754's overflow rule, or stay finite, as the exact rational values say."""
+    from fmtlab.metrics import exact_statistics
+
+    fmt = fl.format("bf16")
+    x = np.array([a for a, _b in pairs], np.float64)
+    q = np.array([b for _a, b in pairs], np.float64)
+    assert_matches_reference(exact_statistics(x, q, fmt), reference_statistics(x, q, fmt))
