@@ -83,6 +83,7 @@ import warnings
 import numpy as np
 
 from ._parse import block_text, parse_biases, parse_blocks, parse_formats, parse_roundings, parse_rules
+from ._bias_axis import DETERMINISTIC_ROUNDINGS, bias_axis_statistics
 from ._choices import is_flag
 from ._pool import Interrupted, WorkerDied, check_run_arguments, plan, run_tasks
 from ._records import SweepRecord, SweepResult, format_family
@@ -96,7 +97,7 @@ from .metrics import (PreparedInput, error_metrics, exact_signal, exact_statisti
                       metrics_from_statistics)
 from .scaled import BIAS_RULE, ScaledFormat
 
-__all__ = ["sweep", "evaluate", "evaluate_piece", "scan_piece", "piece_statistics", "fused_statistics", "PieceInput", "final_metrics",
+__all__ = ["sweep", "evaluate", "evaluate_piece", "scan_piece", "piece_statistics", "fused_statistics", "fused_statistics_biases", "PieceInput", "final_metrics",
            "tensor_scale_exponent",
            "DEFAULT_CHUNK", "parallel_pays", "SECONDS_PER_EVALUATION", "WORKER_START_SECONDS", "rule_bias", "best_bias", "biases_to_evaluate", "scaled_variants",
            "record_format", "scaled_metrics"]
@@ -819,3 +820,18 @@ def best_bias(rows, rule_bias: int) -> int:
         return (-sqnr, abs(bias - rule_bias), bias)
 
     return min(rows, key=key)[0]
+
+
+def fused_statistics_biases(base, formats, rounding: str, seed: int) -> list:
+    """``[fused_statistics(base, fmt, rounding, seed) for fmt in formats]`` (one element format at
+    several biases) for a deterministic ``rounding``, bit for bit, with each interior binade's
+    statistics computed once and shared by the biases that keep it interior
+    (:func:`fmtlab._bias_axis.bias_axis_statistics`; docs/sweep.md, "The bias axis in one pass")."""
+    if rounding not in DETERMINISTIC_ROUNDINGS:
+        raise ValueError(f"rounding={rounding!r} is not allowed: one of {', '.join(DETERMINISTIC_ROUNDINGS)} "
+                         "(stochastic rounding depends on the element's index: one pass per bias)")
+
+    def statistics_of(part, fmt):
+        return fused_statistics(PieceInput(part, base.offset, base.total), fmt, rounding, seed)
+
+    return bias_axis_statistics(base.original, list(formats), statistics_of)

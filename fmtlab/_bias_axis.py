@@ -1,0 +1,97 @@
+"""The statistics of one piece at many biases of one element format in one pass (docs/sweep.md,
+"The bias axis in one pass").
+
+For a deterministic rounding mode, an input x in the binade e (2^e <= |x| < 2^(e+1)) that is
+*interior* under bias b -- the binade is at least one above the format's lowest normal binade
+(exponent of min_normal) and at least one below its top binade (exponent of max) -- rounds to a q
+with the ulp 2^(e - man_bits) whatever b is: the rounded magnitude lies in [2^e, 2^(e+1)], is
+normal and finite, and neither the subnormal band, the underflow, the top binade's specials nor
+the overflow rule is reached.  So the statistics of the interior binades (counts, maxima, exact
+sums) are computed once per binade and reused by every bias that keeps the binade interior; the
+other elements of a bias (its *edge*: zeros, NaN/Inf, the binades at and below the lowest normal
+one, at and above the top one, negative inputs of an unsigned format) are evaluated at that bias.
+The statistics of disjoint sets merge exactly (counts and exact integer sums add, maxima take the
+max), so the result equals one full evaluation per bias, bit for bit.
+
+Sorting the elements by binade makes a bias's edge a prefix and a suffix of the sorted array and
+its interior a contiguous run of binades.
+"""
+import math
+
+import numpy as np
+
+from .metrics import merge_statistics
+
+__all__ = ["DETERMINISTIC_ROUNDINGS", "binade_keys", "interior_binades", "bias_axis_statistics"]
+
+# The rounding modes whose q does not depend on the element's index (no random draws).
+DETERMINISTIC_ROUNDINGS = ("nearest_even", "nearest_away", "toward_zero", "up", "down", "odd")
+
+_BELOW = -30000  # key of zeros: below every binade (always edge)
+_ABOVE = 30000   # key of NaN, +-Inf and an unsigned format's negative inputs (always edge)
+
+
+def binade_keys(values, signed: bool) -> np.ndarray:
+    """int16 key per element: e = floor(log2 |x|) for a finite nonzero x (exact: frexp), _BELOW for
+    zeros, _ABOVE for NaN/Inf and, when ``signed`` is False, for negative inputs."""
+    x = np.asarray(values, dtype=np.float64)
+    _mantissa, exponent = np.frexp(x)
+    keys = (exponent - 1).astype(np.int16)
+    keys[x == 0] = _BELOW
+    special = ~np.isfinite(x)
+    if not signed:
+        special |= np.signbit(x) & (x != 0)
+    keys[special] = _ABOVE
+    return keys
+
+
+def interior_binades(fmt) -> tuple:
+    """(low, high): the binades e with low <= e <= high are interior for ``fmt`` (see the module
+    docstring): low = exponent of min_normal + 1, high = exponent of max - 1 (empty if low > high)."""
+    lowest = math.frexp(float(fmt.min_normal))[1] - 1
+    top = math.frexp(float(fmt.max))[1] - 1
+    return lowest + 1, top - 1
+
+
+def bias_axis_statistics(values, formats, statistics_of) -> list:
+    """The statistics of ``values`` (1-D) for each format of ``formats`` (one element format at
+    several biases, a deterministic rounding), equal to ``[statistics_of(values, f) for f in
+    formats]``; ``statistics_of(part, fmt)`` evaluates the elements ``part`` (a subset: the result
+    depends only on the elements, not on their positions) at ``fmt``."""
+    values = np.ascontiguousarray(values).reshape(-1)
+    if not formats:
+        return []
+    signed = {bool(fmt.signed) for fmt in formats}
+    if len(signed) != 1:
+        raise ValueError("bias_axis_statistics needs formats of one kind (all signed or all unsigned)")
+    keys = binade_keys(values, signed.pop())
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    ordered = values[order]
+    present, starts = np.unique(keys, return_index=True)
+    stops = np.append(starts[1:], keys.size)
+    binade_of = {int(e): (int(a), int(b)) for e, a, b in zip(present, starts, stops)}
+    cache = {}
+    results = []
+    for fmt in formats:
+        low, high = interior_binades(fmt)
+        first = int(np.searchsorted(keys, low, side="left"))
+        last = int(np.searchsorted(keys, high, side="right")) if high >= low else first
+        parts = []
+        if first > 0:
+            parts.append(statistics_of(ordered[:first], fmt))
+        for e in range(low, high + 1):
+            if e in binade_of:
+                if e not in cache:  # any bias keeping e interior gives these statistics
+                    a, b = binade_of[e]
+                    cache[e] = statistics_of(ordered[a:b], fmt)
+                parts.append(cache[e])
+        if last < keys.size:
+            parts.append(statistics_of(ordered[last:], fmt))
+        if not parts:
+            parts.append(statistics_of(ordered[:0], fmt))
+        total = parts[0]
+        for part in parts[1:]:
+            total = merge_statistics(total, part)
+        results.append(total)
+    return results
