@@ -77,6 +77,7 @@ Worker processes re-import the main module; scripts must guard their entry point
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
@@ -634,7 +635,9 @@ def evaluate_piece(piece, items, seed: int, scale_exponent: int = 0, amaxes=None
     For an element format the result is the piece's mergeable statistics
     (:func:`fmtlab.metrics.exact_statistics`: counts, maxima, exact sums), computed by the fused
     C kernel (:func:`fused_statistics`: one pass that rounds each element as ``fl.quantize``
-    does, stochastic draws at the elements' global indices, and accumulates), so that merging the
+    does, stochastic draws at the elements' global indices, and accumulates; the biases of one
+    format and deterministic rounding together by :func:`fused_statistics_biases`, equal bit for
+    bit), so that merging the
     pieces of a tensor gives exactly the statistics of the whole.  A ScaledFormat gets the same
     statistics of its exact values decode(encode(x)) (its piece holds whole blocks), with overflow
     and subnormal counted relative to each block's scale; ``amaxes`` = (the tensor's amax
@@ -649,6 +652,7 @@ def evaluate_piece(piece, items, seed: int, scale_exponent: int = 0, amaxes=None
     results = [None] * len(items)
     scaled = []
     base = None
+    bias_groups = {}  # (format without its bias, rounding) -> [(index, biased format)]
     for index, (fmt, rounding, bias) in enumerate(items):
         if isinstance(fmt, ScaledFormat):
             scaled.append((index, fmt, rounding))
@@ -656,10 +660,26 @@ def evaluate_piece(piece, items, seed: int, scale_exponent: int = 0, amaxes=None
         if base is None:
             base = PieceInput(x, piece.offset, piece.total)
         biased = fmt.replace(bias=bias) if bias != fmt.bias else fmt
-        results[index] = fused_statistics(base, biased, rounding, seed)
+        if isinstance(fmt, IntFormat) or rounding not in DETERMINISTIC_ROUNDINGS:
+            results[index] = fused_statistics(base, biased, rounding, seed)
+        else:
+            bias_groups.setdefault((_without_bias(fmt), rounding), []).append((index, biased))
+    for (_fmt, rounding), members in bias_groups.items():
+        if len(members) == 1:
+            index, biased = members[0]
+            results[index] = fused_statistics(base, biased, rounding, seed)
+            continue
+        shared = fused_statistics_biases(base, [biased for _index, biased in members], rounding, seed)
+        for (index, _biased), statistics in zip(members, shared):
+            results[index] = statistics
     if scaled:
         _evaluate_scaled(piece, x, scaled, seed, amaxes, results)
     return results
+
+
+def _without_bias(fmt) -> tuple:
+    """The fields of an element format other than its bias: the formats of one bias axis."""
+    return (type(fmt),) + tuple(getattr(fmt, field.name) for field in dataclasses.fields(fmt) if field.name != "bias")
 
 
 SUB_BLOCK = 1 << 18  # elements of a scaled piece quantized at a time (bounded temporaries)

@@ -10,9 +10,12 @@ import pytest
 from hypothesis import assume, given, settings, strategies as st
 
 import fmtlab as fl
+import importlib
 from fmtlab._bias_axis import DETERMINISTIC_ROUNDINGS, binade_keys, interior_binades
 from fmtlab.formats import Format
 from fmtlab.sweep import PieceInput, fused_statistics, fused_statistics_biases
+
+fmtlab_sweep = importlib.import_module("fmtlab.sweep")  # the module (fmtlab.sweep is also the function)
 
 EDGE_VALUES = [0.0, -0.0, math.nan, math.inf, -math.inf, 1e-45, -1e-45, 2.0 ** -126, 3.4e38, 448.0, 480.0, 57344.0,
                2.0 ** -70, 2.0 ** 70, 1.0625, -1.0]
@@ -104,3 +107,26 @@ def test_stochastic_rounding_is_refused():
     base = PieceInput(np.ones(4, np.float32), 0, 4)
     with pytest.raises(ValueError, match=r"rounding='stochastic' is not allowed: one of nearest_even"):
         fused_statistics_biases(base, [fl.format("cfloat8_1_4_3")], "stochastic", 0)
+
+
+def _per_bias(base, formats, rounding, seed):
+    return [fused_statistics(base, fmt, rounding, seed) for fmt in formats]
+
+
+@pytest.mark.parametrize("chunk", [None, 1000])
+def test_sweep_records_are_those_of_the_per_bias_path(monkeypatch, chunk):
+    """The default sweep's formats, every bias 0..63, nearest-even, stochastic and a directed mode:
+    the records (every column) are those of one fused_statistics call per bias."""
+    rng = np.random.default_rng(3)
+    tensors = {"normal": rng.standard_normal(4096).astype(np.float32),
+               "lognormal": np.exp(rng.standard_normal(4096)).astype(np.float32)}
+    tensors["normal"][7] = np.nan
+    options = dict(formats=["fp32", "fp16", "bf16", "cfloat8_1_4_3", "cfloat8_1_5_2"], biases="all",
+                   roundings=("nearest_even", "stochastic", "up"), seed=0, jobs=1)
+    if chunk is not None:
+        options["chunk"] = chunk
+    one_pass = fmtlab_sweep.sweep(tensors, **options)
+    monkeypatch.setattr(fmtlab_sweep, "fused_statistics_biases", _per_bias)
+    per_bias = fmtlab_sweep.sweep(tensors, **options)
+    assert len(one_pass) == len(per_bias) == 2 * 3 * (3 + 2 * 64)
+    assert [repr(record) for record in one_pass] == [repr(record) for record in per_bias]
