@@ -53,14 +53,18 @@ def interior_binades(fmt) -> tuple:
     return lowest + 1, top - 1
 
 
-def bias_axis_statistics(values, formats, statistics_of) -> list:
+def bias_axis_statistics(values, formats, statistics_of, signal: int) -> list:
     """The statistics of ``values`` (1-D) for each format of ``formats`` (one element format at
     several biases, a deterministic rounding), equal to ``[statistics_of(values, f) for f in
-    formats]``; ``statistics_of(part, fmt)`` evaluates the elements ``part`` (a subset: the result
-    depends only on the elements, not on their positions) at ``fmt``."""
+    formats]`` with ``signal`` added to each one's "signal".  ``statistics_of(part, fmt)``
+    evaluates the elements ``part`` (a subset: the result depends only on the elements, not on
+    their positions) at ``fmt`` with a zero signal (its "signal" is minus the x^2 of its elements
+    outside V), so that the parts' signals are never summed again: ``signal`` (the finite
+    inputs' sum of x^2 over all of ``values``) is added once per bias."""
     values = np.ascontiguousarray(values).reshape(-1)
     if not formats:
         return []
+    windows = [interior_binades(fmt) for fmt in formats]
     signed = {bool(fmt.signed) for fmt in formats}
     if len(signed) != 1:
         raise ValueError("bias_axis_statistics needs formats of one kind (all signed or all unsigned)")
@@ -68,15 +72,19 @@ def bias_axis_statistics(values, formats, statistics_of) -> list:
     order = np.argsort(keys, kind="stable")
     keys = keys[order]
     ordered = values[order]
-    present, starts = np.unique(keys, return_index=True)
+    starts = np.concatenate(([0], np.flatnonzero(keys[1:] != keys[:-1]) + 1)) if keys.size else np.zeros(0, int)
+    present = keys[starts]
     stops = np.append(starts[1:], keys.size)
     binade_of = {int(e): (int(a), int(b)) for e, a, b in zip(present, starts, stops)}
     cache = {}
     results = []
-    for fmt in formats:
-        low, high = interior_binades(fmt)
+    for fmt, (low, high) in zip(formats, windows):
         first = int(np.searchsorted(keys, low, side="left"))
         last = int(np.searchsorted(keys, high, side="right")) if high >= low else first
+        if first == last:  # no interior element: one pass over the piece as it is
+            total = statistics_of(values, fmt)
+            results.append(dict(total, signal=total["signal"] + signal))
+            continue
         parts = []
         if first > 0:
             parts.append(statistics_of(ordered[:first], fmt))
@@ -88,10 +96,8 @@ def bias_axis_statistics(values, formats, statistics_of) -> list:
                 parts.append(cache[e])
         if last < keys.size:
             parts.append(statistics_of(ordered[last:], fmt))
-        if not parts:
-            parts.append(statistics_of(ordered[:0], fmt))
         total = parts[0]
         for part in parts[1:]:
             total = merge_statistics(total, part)
-        results.append(total)
+        results.append(dict(total, signal=total["signal"] + signal))
     return results

@@ -852,6 +852,21 @@ def fused_statistics_biases(base, formats, rounding: str, seed: int) -> list:
                          "(stochastic rounding depends on the element's index: one pass per bias)")
 
     def statistics_of(part, fmt):
-        return fused_statistics(PieceInput(part, base.offset, base.total), fmt, rounding, seed)
+        return fused_statistics(_Part(part, base), fmt, rounding, seed)
 
-    return bias_axis_statistics(base.original, list(formats), statistics_of)
+    return bias_axis_statistics(base.original, list(formats), statistics_of, base.signal())
+
+
+class _Part:
+    """Some elements of a PieceInput, as fused_statistics reads them, with a zero signal (the
+    piece's own is added once by bias_axis_statistics); the float64 copy only when asked for."""
+
+    def __init__(self, original, base):
+        self.original, self.offset, self.total = original, base.offset, base.total
+
+    @property
+    def x(self):
+        return self.original.astype(np.float64)
+
+    def signal(self) -> int:
+        return 0
