@@ -13,8 +13,9 @@ one, at and above the top one, negative inputs of an unsigned format) are evalua
 The statistics of disjoint sets merge exactly (counts and exact integer sums add, maxima take the
 max), so the result equals one full evaluation per bias, bit for bit.
 
-Sorting the elements by binade makes a bias's edge a prefix and a suffix of the sorted array and
-its interior a contiguous run of binades.
+The elements are not sorted: a bias's edge is selected by a mask on the binade keys (original
+order), a binade's elements likewise, and per-binade counts (a histogram) tell which biases have
+interior elements at all.
 """
 import math
 
@@ -22,10 +23,13 @@ import numpy as np
 
 from .metrics import merge_statistics
 
-__all__ = ["DETERMINISTIC_ROUNDINGS", "binade_keys", "interior_binades", "bias_axis_statistics"]
+__all__ = ["DETERMINISTIC_ROUNDINGS", "ZERO_BELOW_ROUNDINGS", "binade_keys", "interior_binades", "deep_binades",
+           "bias_axis_statistics"]
 
 # The rounding modes whose q does not depend on the element's index (no random draws).
 DETERMINISTIC_ROUNDINGS = ("nearest_even", "nearest_away", "toward_zero", "up", "down", "odd")
+# Those that round a tiny nonzero input to zero (not up, down, odd: they give +-min_subnormal).
+ZERO_BELOW_ROUNDINGS = ("nearest_even", "nearest_away", "toward_zero")
 
 _BELOW = -30000  # key of zeros: below every binade (always edge)
 _ABOVE = 30000   # key of NaN, +-Inf and an unsigned format's negative inputs (always edge)
@@ -53,14 +57,27 @@ def interior_binades(fmt) -> tuple:
     return lowest + 1, top - 1
 
 
-def bias_axis_statistics(values, formats, statistics_of, signal: int) -> list:
+def deep_binades(fmt, rounding: str) -> int | None:
+    """The highest binade d whose inputs round to zero at ``fmt`` in ``rounding`` (None: none is
+    shared): for nearest_even / nearest_away / toward_zero and a format with a zero (subnormals
+    other than "normal"), |x| < 2^(d+1) = 2^(s-2) with s = log2 of the smallest positive value,
+    a quarter of it, below the half-way point (nearest) and the value itself (toward zero), so q
+    = +-0, e = -x at every such bias.  One binade of margin below the exact bound s - 2."""
+    if rounding not in ZERO_BELOW_ROUNDINGS or fmt.subnormals == "normal":
+        return None
+    return fmt.min_subnormal_exponent - 3
+
+
+def bias_axis_statistics(values, formats, statistics_of, signal: int, rounding: str = "up") -> list:
     """The statistics of ``values`` (1-D) for each format of ``formats`` (one element format at
     several biases, a deterministic rounding), equal to ``[statistics_of(values, f) for f in
     formats]`` with ``signal`` added to each one's "signal".  ``statistics_of(part, fmt)``
     evaluates the elements ``part`` (a subset: the result depends only on the elements, not on
     their positions) at ``fmt`` with a zero signal (its "signal" is minus the x^2 of its elements
     outside V), so that the parts' signals are never summed again: ``signal`` (the finite
-    inputs' sum of x^2 over all of ``values``) is added once per bias."""
+    inputs' sum of x^2 over all of ``values``) is added once per bias.  ``rounding`` (the mode
+    ``statistics_of`` rounds in) tells whether the binades far below the window are shared too
+    (:func:`deep_binades`)."""
     values = np.ascontiguousarray(values).reshape(-1)
     if not formats:
         return []
@@ -69,33 +86,37 @@ def bias_axis_statistics(values, formats, statistics_of, signal: int) -> list:
     if len(signed) != 1:
         raise ValueError("bias_axis_statistics needs formats of one kind (all signed or all unsigned)")
     keys = binade_keys(values, signed.pop())
-    order = np.argsort(keys, kind="stable")
-    keys = keys[order]
-    ordered = values[order]
-    starts = np.concatenate(([0], np.flatnonzero(keys[1:] != keys[:-1]) + 1)) if keys.size else np.zeros(0, int)
-    present = keys[starts]
-    stops = np.append(starts[1:], keys.size)
-    binade_of = {int(e): (int(a), int(b)) for e, a, b in zip(present, starts, stops)}
+    # elements are selected by masks, in their original order: the exact sums' bins are slower
+    # on runs of one binade (every x^2 in the same bin), so the piece is not sorted
+    counts = np.bincount(keys.astype(np.int32) - _BELOW, minlength=_ABOVE - _BELOW + 1)
+    cumulative = np.concatenate(([0], np.cumsum(counts)))
     cache = {}
     results = []
+    deep_cache = {}
     for fmt, (low, high) in zip(formats, windows):
-        first = int(np.searchsorted(keys, low, side="left"))
-        last = int(np.searchsorted(keys, high, side="right")) if high >= low else first
-        if first == last:  # no interior element: one pass over the piece as it is
+        if high < low:
+            low, high = low, low - 1  # no interior binade
+        deep = deep_binades(fmt, rounding)
+        deep = _BELOW if deep is None else min(deep, low - 1)  # binades _BELOW + 1 .. deep: zeros out
+        interior = int(cumulative[high + 1 - _BELOW] - cumulative[low - _BELOW])
+        shared = interior + int(cumulative[deep + 1 - _BELOW] - cumulative[1])
+        if shared == 0:  # nothing shared: one pass over the piece as it is
             total = statistics_of(values, fmt)
             results.append(dict(total, signal=total["signal"] + signal))
             continue
         parts = []
-        if first > 0:
-            parts.append(statistics_of(ordered[:first], fmt))
+        if shared < values.size:
+            parts.append(statistics_of(values[(keys == _BELOW) | ((keys > deep) & (keys < low)) | (keys > high)], fmt))
         for e in range(low, high + 1):
-            if e in binade_of:
+            if counts[e - _BELOW]:
                 if e not in cache:  # any bias keeping e interior gives these statistics
-                    a, b = binade_of[e]
-                    cache[e] = statistics_of(ordered[a:b], fmt)
+                    cache[e] = statistics_of(values[keys == e], fmt)
                 parts.append(cache[e])
-        if last < keys.size:
-            parts.append(statistics_of(ordered[last:], fmt))
+        for e in np.flatnonzero(counts[1:deep + 1 - _BELOW]) + _BELOW + 1:
+            e = int(e)
+            if e not in deep_cache:  # any bias with e deep below its window: q = +-0, e = -x
+                deep_cache[e] = statistics_of(values[keys == e], fmt)
+            parts.append(deep_cache[e])
         total = parts[0]
         for part in parts[1:]:
             total = merge_statistics(total, part)

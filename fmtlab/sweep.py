@@ -854,7 +854,7 @@ def fused_statistics_biases(base, formats, rounding: str, seed: int) -> list:
     def statistics_of(part, fmt):
         return fused_statistics(_Part(part, base), fmt, rounding, seed)
 
-    return bias_axis_statistics(base.original, list(formats), statistics_of, base.signal())
+    return bias_axis_statistics(base.original, list(formats), statistics_of, base.signal(), rounding)
 
 
 class _Part:
