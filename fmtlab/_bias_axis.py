@@ -18,10 +18,12 @@ order), a binade's elements likewise, and per-binade counts (a histogram) tell w
 interior elements at all.
 """
 import math
+from fractions import Fraction
 
 import numpy as np
 
-from .metrics import merge_statistics
+from .codec import quantize
+from .metrics import EXACT_EXPONENT, exact_statistics, merge_statistics
 
 __all__ = ["DETERMINISTIC_ROUNDINGS", "ZERO_BELOW_ROUNDINGS", "binade_keys", "interior_binades", "deep_binades",
            "bias_axis_statistics"]
@@ -68,6 +70,65 @@ def deep_binades(fmt, rounding: str) -> int | None:
     return fmt.min_subnormal_exponent - 3
 
 
+def saturates(fmt, rounding: str, dtype) -> bool:
+    """Whether ``fmt`` in ``rounding`` gives +-max for inputs of both signs at 2^(T+2) (T the
+    binade of max) and at the largest finite value of ``dtype``: the binades from T + 2 up then
+    saturate at this bias (checked against one pass per bias by tests/test_sweep_bias_axis.py)."""
+    top = math.frexp(float(fmt.max))[1] - 1
+    largest = float(np.finfo(dtype).max)
+    if math.ldexp(1.0, top + 2) > largest:
+        return False
+    probe = np.array([math.ldexp(1.0, top + 2), -math.ldexp(1.0, top + 2), largest, -largest], dtype)
+    expected = [float(fmt.max), -float(fmt.max)] * 2
+    return np.asarray(quantize(probe, fmt, rounding), np.float64).tolist() == expected
+
+
+def _binade_sums(part, fmt) -> dict:
+    """Exact sums of a binade's elements, ints of 2^EXACT_EXPONENT (the C exact sums of x against
+    q = 0): sum |x|, sum x^2, sum x, and the counts of each sign; the float64 values for maxima."""
+    x = np.asarray(part, np.float64)
+    zeros = np.zeros_like(x)
+    magnitude = exact_statistics(np.abs(x), zeros, fmt, 0)
+    signed = exact_statistics(x, zeros, fmt, 0)
+    positive = int(np.count_nonzero(x > 0))
+    return {"magnitudes": np.sort(np.abs(x)), "abs_sum": -magnitude["error_sum"], "square_sum": magnitude["error_energy"],
+            "sum": -signed["error_sum"], "positive": positive, "negative": x.size - positive}
+
+
+def saturated_statistics(sums, fmt) -> dict:
+    """The statistics of overflowing elements (|x| > max) that all round to sign(x) * max = m:
+    e = sign(x) m - x, so sum e^2 = c m^2 - 2 m sum |x| + sum x^2 and sum e = m (c+ - c-) - sum x
+    exactly (rationals, in units of 2^EXACT_EXPONENT: integers, m and each x being multiples of
+    it); the maxima of |e| and |e| / |x| in float64 as the kernel rounds them: a -> fl(a - m) is
+    non-decreasing, so max |e| = fl(max |x| - m); for |e| / |x| = fl(fl(a - m) / a), within
+    (1 +- u)^2 (u = 2^-53) of rho(a) = 1 - m / a, which increases with a, only the a with
+    rho(a) (1 + u)^2 >= rho(a_max) (1 - u)^2 can give the maximum: a >= m / (1 - K) with
+    K = rho(a_max) ((1 - u) / (1 + u))^2, evaluated one by one."""
+    unit = Fraction(2) ** EXACT_EXPONENT
+    m = Fraction(float(fmt.max))
+    count = sum(part["positive"] + part["negative"] for part in sums)
+    abs_sum = sum(part["abs_sum"] for part in sums)
+    energy = count * m * m / unit - 2 * m * abs_sum + sum(part["square_sum"] for part in sums)
+    linear = m * sum(part["positive"] - part["negative"] for part in sums) / unit - sum(part["sum"] for part in sums)
+    if energy.denominator != 1 or linear.denominator != 1:
+        raise AssertionError("saturated sums are not integers of 2^EXACT_EXPONENT")
+    max_abs = max_rel = 0.0
+    u = Fraction(1, 2 ** 53)
+    shrink = ((1 - u) / (1 + u)) ** 2
+    for part in sums:
+        magnitudes = part["magnitudes"]  # ascending, all > 2 m
+        largest = float(magnitudes[-1])
+        max_abs = max(max_abs, largest - float(fmt.max))
+        bound = (1 - m / Fraction(largest)) * shrink
+        threshold = m / (1 - bound)
+        start = int(np.searchsorted(magnitudes, math.nextafter(float(threshold), 0.0), side="left"))
+        candidates = magnitudes[start:]
+        max_rel = max(max_rel, float(((candidates - float(fmt.max)) / candidates).max()))
+    return {"n": count, "valid": count, "zeros_in": 0, "nan_in": 0, "inf_in": 0, "overflow": count, "zeros_out": 0,
+            "below_normal": 0, "nan_out": 0, "inf_out": 0, "max_abs": max_abs, "max_rel": max_rel, "signal": 0,
+            "error_energy": int(energy), "error_sum": int(linear)}
+
+
 def bias_axis_statistics(values, formats, statistics_of, signal: int, rounding: str = "up") -> list:
     """The statistics of ``values`` (1-D) for each format of ``formats`` (one element format at
     several biases, a deterministic rounding), equal to ``[statistics_of(values, f) for f in
@@ -93,20 +154,25 @@ def bias_axis_statistics(values, formats, statistics_of, signal: int, rounding: 
     cache = {}
     results = []
     deep_cache = {}
+    sums_cache = {}
     for fmt, (low, high) in zip(formats, windows):
         if high < low:
             low, high = low, low - 1  # no interior binade
         deep = deep_binades(fmt, rounding)
         deep = _BELOW if deep is None else min(deep, low - 1)  # binades _BELOW + 1 .. deep: zeros out
+        # binades high + 3 = T + 2 .. _ABOVE - 1: saturated to +-max at this bias (shared sums)
+        saturated = high + 3 if saturates(fmt, rounding, values.dtype) else _ABOVE
         interior = int(cumulative[high + 1 - _BELOW] - cumulative[low - _BELOW])
-        shared = interior + int(cumulative[deep + 1 - _BELOW] - cumulative[1])
+        shared = (interior + int(cumulative[deep + 1 - _BELOW] - cumulative[1])
+                  + int(cumulative[_ABOVE - _BELOW] - cumulative[saturated - _BELOW]))
         if shared == 0:  # nothing shared: one pass over the piece as it is
             total = statistics_of(values, fmt)
             results.append(dict(total, signal=total["signal"] + signal))
             continue
         parts = []
         if shared < values.size:
-            parts.append(statistics_of(values[(keys == _BELOW) | ((keys > deep) & (keys < low)) | (keys > high)], fmt))
+            parts.append(statistics_of(values[(keys == _BELOW) | ((keys > deep) & (keys < low))
+                                              | ((keys > high) & (keys < saturated)) | (keys == _ABOVE)], fmt))
         for e in range(low, high + 1):
             if counts[e - _BELOW]:
                 if e not in cache:  # any bias keeping e interior gives these statistics
@@ -117,6 +183,12 @@ def bias_axis_statistics(values, formats, statistics_of, signal: int, rounding: 
             if e not in deep_cache:  # any bias with e deep below its window: q = +-0, e = -x
                 deep_cache[e] = statistics_of(values[keys == e], fmt)
             parts.append(deep_cache[e])
+        over = [int(e) for e in np.flatnonzero(counts[saturated - _BELOW:_ABOVE - _BELOW]) + saturated]
+        if over:
+            for e in over:
+                if e not in sums_cache:
+                    sums_cache[e] = _binade_sums(values[keys == e], fmt)
+            parts.append(saturated_statistics([sums_cache[e] for e in over], fmt))
         total = parts[0]
         for part in parts[1:]:
             total = merge_statistics(total, part)
