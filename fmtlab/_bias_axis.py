@@ -13,6 +13,10 @@ one, at and above the top one, negative inputs of an unsigned format) are evalua
 The statistics of disjoint sets merge exactly (counts and exact integer sums add, maxima take the
 max), so the result equals one full evaluation per bias, bit for bit.
 
+Two more kinds of binade are shared (see :func:`deep_binades` and :func:`saturated_statistics`):
+far below the window in the modes that round tiny inputs to zero, and, where the format
+saturates, at least two binades above max's binade (exact sums from per-binade sums).
+
 The elements are not sorted: a bias's edge is selected by a mask on the binade keys (original
 order), a binade's elements likewise, and per-binade counts (a histogram) tell which biases have
 interior elements at all.
