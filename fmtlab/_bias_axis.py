@@ -155,6 +155,14 @@ def bias_axis_statistics(values, formats, statistics_of, signal: int, rounding: 
     # on runs of one binade (every x^2 in the same bin), so the piece is not sorted
     counts = np.bincount(keys.astype(np.int32) - _BELOW, minlength=_ABOVE - _BELOW + 1)
     cumulative = np.concatenate(([0], np.cumsum(counts)))
+    order = []
+
+    def binade(e):
+        """The elements of binade e in their original order (a stable argsort, made once)."""
+        if not order:
+            order.append(np.argsort(keys, kind="stable"))
+        return values[order[0][cumulative[e - _BELOW]:cumulative[e + 1 - _BELOW]]]
+
     cache = {}
     results = []
     deep_cache = {}
@@ -169,29 +177,35 @@ def bias_axis_statistics(values, formats, statistics_of, signal: int, rounding: 
         interior = int(cumulative[high + 1 - _BELOW] - cumulative[low - _BELOW])
         shared = (interior + int(cumulative[deep + 1 - _BELOW] - cumulative[1])
                   + int(cumulative[_ABOVE - _BELOW] - cumulative[saturated - _BELOW]))
-        if shared == 0:  # nothing shared: one pass over the piece as it is
+        if shared == 0 or 2 * shared < values.size:  # sharing would not pay: one pass over the piece as it is
             total = statistics_of(values, fmt)
             results.append(dict(total, signal=total["signal"] + signal))
             continue
         parts = []
         if shared < values.size:
-            parts.append(statistics_of(values[(keys == _BELOW) | ((keys > deep) & (keys < low))
-                                              | ((keys > high) & (keys < saturated)) | (keys == _ABOVE)], fmt))
+            # the edge binades: key _BELOW, deep + 1 .. low - 1, high + 1 .. saturated - 1, _ABOVE;
+            # their positions sorted back into the original order
+            if not order:
+                order.append(np.argsort(keys, kind="stable"))
+            ranges = [(_BELOW, _BELOW), (deep + 1, low - 1), (high + 1, saturated - 1), (_ABOVE, _ABOVE)]
+            positions = np.sort(np.concatenate([order[0][cumulative[a - _BELOW]:cumulative[b + 1 - _BELOW]]
+                                                for a, b in ranges if a <= b]))
+            parts.append(statistics_of(values[positions], fmt))
         for e in range(low, high + 1):
             if counts[e - _BELOW]:
                 if e not in cache:  # any bias keeping e interior gives these statistics
-                    cache[e] = statistics_of(values[keys == e], fmt)
+                    cache[e] = statistics_of(binade(e), fmt)
                 parts.append(cache[e])
         for e in np.flatnonzero(counts[1:deep + 1 - _BELOW]) + _BELOW + 1:
             e = int(e)
             if e not in deep_cache:  # any bias with e deep below its window: q = +-0, e = -x
-                deep_cache[e] = statistics_of(values[keys == e], fmt)
+                deep_cache[e] = statistics_of(binade(e), fmt)
             parts.append(deep_cache[e])
         over = [int(e) for e in np.flatnonzero(counts[saturated - _BELOW:_ABOVE - _BELOW]) + saturated]
         if over:
             for e in over:
                 if e not in sums_cache:
-                    sums_cache[e] = _binade_sums(values[keys == e], fmt)
+                    sums_cache[e] = _binade_sums(binade(e), fmt)
             parts.append(saturated_statistics([sums_cache[e] for e in over], fmt))
         total = parts[0]
         for part in parts[1:]:
