@@ -17,9 +17,10 @@ Two more kinds of binade are shared (see :func:`deep_binades` and :func:`saturat
 far below the window in the modes that round tiny inputs to zero, and, where the format
 saturates, at least two binades above max's binade (exact sums from per-binade sums).
 
-The elements are not sorted: a bias's edge is selected by a mask on the binade keys (original
-order), a binade's elements likewise, and per-binade counts (a histogram) tell which biases have
-interior elements at all.
+One stable argsort of the binade keys gives each binade's elements and each bias's edge, their
+positions sorted back into the original order (the exact sums' bins are slower on runs of one
+binade); per-binade counts (a histogram) tell how much a bias shares, and a bias sharing under
+half of the piece takes one pass over it as it is.
 """
 import math
 from fractions import Fraction
@@ -151,8 +152,8 @@ def bias_axis_statistics(values, formats, statistics_of, signal: int, rounding: 
     if len(signed) != 1:
         raise ValueError("bias_axis_statistics needs formats of one kind (all signed or all unsigned)")
     keys = binade_keys(values, signed.pop())
-    # elements are selected by masks, in their original order: the exact sums' bins are slower
-    # on runs of one binade (every x^2 in the same bin), so the piece is not sorted
+    # elements are passed in their original order: the exact sums' bins are slower on runs of
+    # one binade (every x^2 in the same bin)
     counts = np.bincount(keys.astype(np.int32) - _BELOW, minlength=_ABOVE - _BELOW + 1)
     cumulative = np.concatenate(([0], np.cumsum(counts)))
     order = []
