@@ -96,7 +96,8 @@ def _binade_sums(part, fmt) -> dict:
     magnitude = exact_statistics(np.abs(x), zeros, fmt, 0)
     signed = exact_statistics(x, zeros, fmt, 0)
     positive = int(np.count_nonzero(x > 0))
-    return {"magnitudes": np.sort(np.abs(x)), "abs_sum": -magnitude["error_sum"], "square_sum": magnitude["error_energy"],
+    return {"magnitudes": np.sort(np.abs(x)), "abs_sum": -magnitude["error_sum"],
+            "square_sum": magnitude["error_energy"],
             "sum": -signed["error_sum"], "positive": positive, "negative": x.size - positive}
 
 

@@ -98,8 +98,8 @@ from .metrics import (PreparedInput, error_metrics, exact_signal, exact_statisti
                       metrics_from_statistics)
 from .scaled import BIAS_RULE, ScaledFormat
 
-__all__ = ["sweep", "evaluate", "evaluate_piece", "scan_piece", "piece_statistics", "fused_statistics", "fused_statistics_biases", "PieceInput", "final_metrics",
-           "tensor_scale_exponent",
+__all__ = ["sweep", "evaluate", "evaluate_piece", "scan_piece", "piece_statistics", "fused_statistics", "PieceInput", "final_metrics",
+           "tensor_scale_exponent", "fused_statistics_biases",
            "DEFAULT_CHUNK", "parallel_pays", "SECONDS_PER_EVALUATION", "WORKER_START_SECONDS", "rule_bias", "best_bias", "biases_to_evaluate", "scaled_variants",
            "record_format", "scaled_metrics"]
 
