@@ -32,6 +32,7 @@ round trip, numpy SQNR; run for sizes up to --peer-limit MB).  Usage:
     python benchmarks/bench_sweep.py --checkpoint 64,256,600 [--dir /tmp/fmtlab-bench]
 """
 import argparse
+import importlib
 import json
 import os
 import pathlib
@@ -183,14 +184,33 @@ def job_benchmark(log2, repeats):
     arguments = dict(formats=",".join(JOB_FORMATS), biases="all", roundings=JOB_ROUNDINGS, seed=0)
     one = best_time(lambda: sweep(tensors, jobs=1, **arguments), repeats)
     two = best_time(lambda: sweep(tensors, jobs=2, **arguments), repeats)
+    per_bias = best_time(lambda: per_bias_sweep(tensors, arguments), repeats)
     elements = evaluations * count
     print(f"issue-14 job: {len(tensors)} tensors of 2^{log2} values, {', '.join(JOB_FORMATS)} (cfloat8 at every "
           f"bias), {', '.join(JOB_ROUNDINGS)}: {evaluations} evaluations")
     print(f"  bare fl.quantize calls (peer, 1 thread): {bare_time:7.3f} s  {elements / bare_time / 1e6:8.1f} M elements/s")
     print(f"  sweep, 1 job:                            {one:7.3f} s  {elements / one / 1e6:8.1f} M element-evaluations/s"
           f"   sweep / bare quantizes = {one / bare_time:.2f}")
+    print(f"  sweep, 1 job, one pass per bias (before the bias axis in one pass): {per_bias:7.3f} s"
+          f"   one-pass / per-bias = {one / per_bias:.2f}")
     print(f"  sweep, 2 jobs:                           {two:7.3f} s  {elements / two / 1e6:8.1f} M element-evaluations/s"
           f"   2 jobs / 1 job speed-up = {one / two:.2f}x")
+
+
+def per_bias_sweep(tensors, arguments):
+    """The same sweep inline with every bias evaluated by its own fused pass (the path before the
+    bias axis in one pass): the peer of the one-pass sweep, in the same run."""
+    module = importlib.import_module("fmtlab.sweep")
+    one_pass = module.fused_statistics_biases
+
+    def per_bias(base, formats, rounding, seed):
+        return [module.fused_statistics(base, fmt, rounding, seed) for fmt in formats]
+
+    module.fused_statistics_biases = per_bias
+    try:
+        return sweep(tensors, jobs=1, **arguments)
+    finally:
+        module.fused_statistics_biases = one_pass
 
 
 def default_command_benchmark(repeats):

@@ -77,12 +77,14 @@ Worker processes re-import the main module; scripts must guard their entry point
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
 import numpy as np
 
 from ._parse import block_text, parse_biases, parse_blocks, parse_formats, parse_roundings, parse_rules
+from ._bias_axis import DETERMINISTIC_ROUNDINGS, bias_axis_statistics
 from ._choices import is_flag
 from ._pool import Interrupted, WorkerDied, check_run_arguments, plan, run_tasks
 from ._records import SweepRecord, SweepResult, format_family
@@ -97,7 +99,7 @@ from .metrics import (PreparedInput, error_metrics, exact_signal, exact_statisti
 from .scaled import BIAS_RULE, ScaledFormat
 
 __all__ = ["sweep", "evaluate", "evaluate_piece", "scan_piece", "piece_statistics", "fused_statistics", "PieceInput", "final_metrics",
-           "tensor_scale_exponent",
+           "tensor_scale_exponent", "fused_statistics_biases",
            "DEFAULT_CHUNK", "parallel_pays", "SECONDS_PER_EVALUATION", "WORKER_START_SECONDS", "rule_bias", "best_bias", "biases_to_evaluate", "scaled_variants",
            "record_format", "scaled_metrics"]
 
@@ -633,7 +635,9 @@ def evaluate_piece(piece, items, seed: int, scale_exponent: int = 0, amaxes=None
     For an element format the result is the piece's mergeable statistics
     (:func:`fmtlab.metrics.exact_statistics`: counts, maxima, exact sums), computed by the fused
     C kernel (:func:`fused_statistics`: one pass that rounds each element as ``fl.quantize``
-    does, stochastic draws at the elements' global indices, and accumulates), so that merging the
+    does, stochastic draws at the elements' global indices, and accumulates; the biases of one
+    format and deterministic rounding together by :func:`fused_statistics_biases`, equal bit for
+    bit), so that merging the
     pieces of a tensor gives exactly the statistics of the whole.  A ScaledFormat gets the same
     statistics of its exact values decode(encode(x)) (its piece holds whole blocks), with overflow
     and subnormal counted relative to each block's scale; ``amaxes`` = (the tensor's amax
@@ -648,6 +652,7 @@ def evaluate_piece(piece, items, seed: int, scale_exponent: int = 0, amaxes=None
     results = [None] * len(items)
     scaled = []
     base = None
+    bias_groups = {}  # (format without its bias, rounding) -> [(index, biased format)]
     for index, (fmt, rounding, bias) in enumerate(items):
         if isinstance(fmt, ScaledFormat):
             scaled.append((index, fmt, rounding))
@@ -655,10 +660,26 @@ def evaluate_piece(piece, items, seed: int, scale_exponent: int = 0, amaxes=None
         if base is None:
             base = PieceInput(x, piece.offset, piece.total)
         biased = fmt.replace(bias=bias) if bias != fmt.bias else fmt
-        results[index] = fused_statistics(base, biased, rounding, seed)
+        if isinstance(fmt, IntFormat) or rounding not in DETERMINISTIC_ROUNDINGS:
+            results[index] = fused_statistics(base, biased, rounding, seed)
+        else:
+            bias_groups.setdefault((_without_bias(fmt), rounding), []).append((index, biased))
+    for (_fmt, rounding), members in bias_groups.items():
+        if len(members) == 1:
+            index, biased = members[0]
+            results[index] = fused_statistics(base, biased, rounding, seed)
+            continue
+        shared = fused_statistics_biases(base, [biased for _index, biased in members], rounding, seed)
+        for (index, _biased), statistics in zip(members, shared):
+            results[index] = statistics
     if scaled:
         _evaluate_scaled(piece, x, scaled, seed, amaxes, results)
     return results
+
+
+def _without_bias(fmt) -> tuple:
+    """The fields of an element format other than its bias: the formats of one bias axis."""
+    return (type(fmt),) + tuple(getattr(fmt, field.name) for field in dataclasses.fields(fmt) if field.name != "bias")
 
 
 SUB_BLOCK = 1 << 18  # elements of a scaled piece quantized at a time (bounded temporaries)
@@ -819,3 +840,33 @@ def best_bias(rows, rule_bias: int) -> int:
         return (-sqnr, abs(bias - rule_bias), bias)
 
     return min(rows, key=key)[0]
+
+
+def fused_statistics_biases(base, formats, rounding: str, seed: int) -> list:
+    """``[fused_statistics(base, fmt, rounding, seed) for fmt in formats]`` (one element format at
+    several biases) for a deterministic ``rounding``, bit for bit, with each interior binade's
+    statistics computed once and shared by the biases that keep it interior
+    (:func:`fmtlab._bias_axis.bias_axis_statistics`; docs/sweep.md, "The bias axis in one pass")."""
+    if rounding not in DETERMINISTIC_ROUNDINGS:
+        raise ValueError(f"rounding={rounding!r} is not allowed: one of {', '.join(DETERMINISTIC_ROUNDINGS)} "
+                         "(stochastic rounding depends on the element's index: one pass per bias)")
+
+    def statistics_of(part, fmt):
+        return fused_statistics(_Part(part, base), fmt, rounding, seed)
+
+    return bias_axis_statistics(base.original, list(formats), statistics_of, base.signal(), rounding)
+
+
+class _Part:
+    """Some elements of a PieceInput, as fused_statistics reads them, with a zero signal (the
+    piece's own is added once by bias_axis_statistics); the float64 copy only when asked for."""
+
+    def __init__(self, original, base):
+        self.original, self.offset, self.total = original, base.offset, base.total
+
+    @property
+    def x(self):
+        return self.original.astype(np.float64)
+
+    def signal(self) -> int:
+        return 0
