@@ -7,6 +7,7 @@ once (the correctly rounded square root by checking the neighbours of a candidat
 Nothing expected comes from fmtlab.metrics or from the C statistics.
 """
 import math
+import struct
 import sys
 from fractions import Fraction
 
@@ -25,8 +26,8 @@ FORMATS = ["e4m3fn", "e5m2", "fp16", "bf16", "fp32", "e4m3fnuz", "p3109_8p3", "p
 
 
 def correctly_rounded_sqrt(value: Fraction) -> float:
-    """The float64 nearest to sqrt(value) (ties cannot occur for a rational's root at a midpoint
-    unless it is exact there, which the comparison handles)."""
+    """The float64 nearest to sqrt(value), ties to even (a tie happens when the exact root is a
+    midpoint between two float64s, e.g. sqrt((2^53 + 3)^2))."""
     half = (value.numerator.bit_length() - value.denominator.bit_length()) // 2  # keep floats in range
     # Above the largest float64 a root rounds to inf iff it reaches max + half an ulp (2^1024 -
     # 2^970), the midpoint between max and the next power of two (IEEE 754's overflow rule).
@@ -44,7 +45,9 @@ def correctly_rounded_sqrt(value: Fraction) -> float:
             best = guess
             continue
         midpoint = (Fraction(best) + Fraction(guess)) / 2
-        if (midpoint ** 2 < value) == (guess > best):
+        if midpoint ** 2 == value:  # the exact root is the midpoint: ties to even
+            best = guess if struct.unpack("<q", struct.pack("<d", guess))[0] % 2 == 0 else best
+        elif (midpoint ** 2 < value) == (guess > best):
             best = guess
     return best
 
@@ -302,10 +305,12 @@ def test_error_metrics_and_the_sweep_give_the_same_numbers(values, name, roundin
 
 
 @pytest.mark.parametrize("pairs", [[(1.7e308, -1.7e308)], [(1.7e308, -1.7e308), (0.0, 0.0)],
-                                   [(1.7976931348623157e308, 0.0)], [(1.7e308, -1.7e308), (-1.7e308, 1.7e308)]])
+                                   [(1.7976931348623157e308, 0.0)], [(1.7e308, -1.7e308), (-1.7e308, 1.7e308)],
+                                   [(1.0, 9007199254740996.0)]])
 def test_exact_statistics_whose_errors_pass_the_largest_float64(pairs):
     """|e| = |q - x| beyond 2^1024 (exact in the sums): max_abs_err, rmse and mean_err round to
-    ±inf by IEEE 754's overflow rule, or stay finite, as the exact rational values say."""
+    ±inf by IEEE 754's overflow rule, or stay finite, as the exact rational values say; and an
+    rmse whose exact value 2^53 + 3 is a midpoint of float64s rounds to even (2^53 + 4)."""
     from fmtlab.metrics import exact_statistics
 
     fmt = fl.format("bf16")
