@@ -310,6 +310,22 @@ def _histogram_tensors(sources, chunk):
     return shown, left_out
 
 
+def _partial_report(out, stopped) -> None:
+    """report.html of a stopped sweep: its finished groups, marked partial with the missing ones
+    (fmtlab.report.partial); nothing when no group had finished (the page needs results)."""
+    from ._pool import Interrupted
+    from .report import finish_sweep
+
+    finished = {(record.tensor, record.format, record.rounding) for record in stopped.partial}
+    planned = getattr(stopped, "planned_groups", None)
+    if not finished or planned is None:
+        return
+    reason = "interrupted (Ctrl-C)" if isinstance(stopped, Interrupted) else "a worker process died"
+    finish_sweep(out, getattr(stopped.partial, "histograms", {}),
+                 partial={"reason": reason, "unit": "(tensor, format, rounding) groups", "finished": len(finished),
+                          "planned": len(planned), "missing": [group for group in planned if group not in finished]})
+
+
 def run(args) -> int:
     import json
 
@@ -410,6 +426,8 @@ def run(args) -> int:
         stopped.partial.to_csv(csv_path)
         write_text(out / "summary.txt", stopped.partial.summary_table() + "\n\n" + SUMMARY_LEGEND + "\n\n"
                    + _provenance(arguments) + "\n")
+        if not args.no_report:
+            _partial_report(out, stopped)
         kept_line = f"{len(stopped.partial)} of {stopped.planned} results finished and were written to {out}/"
         return report_stop("sweep", stopped, kept_line)
     finally:
@@ -446,7 +464,7 @@ def run(args) -> int:
     if not args.no_report:
         from .report import finish_sweep
 
-        written.append(finish_sweep(out, sources, chunk, quiet=args.quiet, jobs=args.jobs))
+        written.append(finish_sweep(out, result.histograms))
     if not args.quiet:
         print()
         print(table)

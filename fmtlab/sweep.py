@@ -85,6 +85,7 @@ import numpy as np
 
 from ._parse import block_text, parse_biases, parse_blocks, parse_formats, parse_roundings, parse_rules
 from ._bias_axis import DETERMINISTIC_ROUNDINGS, bias_axis_statistics
+from ._binades import log2_histogram, merge_histograms
 from ._choices import is_flag
 from ._pool import Interrupted, WorkerDied, check_run_arguments, plan, run_tasks
 from ._records import SweepRecord, SweepResult, format_family
@@ -413,9 +414,13 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
         (tensor, format, rounding) group whose records are all there is taken from them
         instead of being computed again.
 
-    Returns a :class:`SweepResult` (a list of :class:`SweepRecord`).  Raises
+    Returns a :class:`SweepResult` (a list of :class:`SweepRecord`) whose ``histograms`` is
+    name -> the tensor's log2|x| histogram (exact binade counts, :mod:`fmtlab._binades`),
+    gathered in the amax pass, not by reading the tensors again.  Raises
     ``fmtlab._pool.Interrupted`` on Ctrl-C and ``fmtlab._pool.WorkerDied`` when a worker
-    process dies, each with ``.partial``: the SweepResult of the groups that had finished.
+    process dies, each with ``.partial``: the SweepResult of the groups that had finished (with
+    its ``histograms``), and ``.planned_groups``: the (tensor, format, rounding) of every group
+    the sweep was to give.
     """
     from ._inputs import tensor_sources
 
@@ -541,9 +546,18 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
                   preload=("fmtlab",), on_result=finished)
     except (Interrupted, WorkerDied) as stopped:
         stopped.partial = _records(groups, _complete(merged, pieces_left), sources, amaxes, int(seed), reused, notes)
+        stopped.partial.histograms = _histograms(scans)
         stopped.planned = total
+        stopped.planned_groups = list(groups)  # (tensor, format, rounding) of every group the run was to give
         raise
-    return _records(groups, merged, sources, amaxes, int(seed), reused, notes)
+    result = _records(groups, merged, sources, amaxes, int(seed), reused, notes)
+    result.histograms = _histograms(scans)
+    return result
+
+
+def _histograms(scans) -> dict:
+    """name -> the tensor's log2|x| histogram (fmtlab._binades), gathered by the scan pass."""
+    return {name: scan["histogram"] for name, scan in scans.items()}
 
 
 # The cost model of jobs=None (measured on 2026-12-02 on the shared 2-core machine of
@@ -588,9 +602,10 @@ def _reusable(groups, done) -> dict:
 
 
 def _scan(sources, chunk, executor, jobs, progress) -> dict:
-    """name -> {"amax", "tensor_amax"}: every tensor's largest finite magnitude (NaN without a
-    finite element) and its largest magnitude counting NaN and Inf (for the scaled formats'
-    per-tensor scales); in-memory tensors here, file tensors a chunk per task."""
+    """name -> {"amax", "tensor_amax", "histogram"}: every tensor's largest finite magnitude (NaN
+    without a finite element), its largest magnitude counting NaN and Inf (for the scaled
+    formats' per-tensor scales) and its log2|x| histogram (for the report; integer counts, added
+    in piece order); in-memory tensors here, file tensors a chunk per task."""
     scans, arguments, owners = {}, [], []
     for name, source in sources.items():
         if source.kind == "array":
@@ -606,7 +621,8 @@ def _scan(sources, chunk, executor, jobs, progress) -> dict:
         for name, result in zip(owners, results):
             scans[name] = result if name not in scans else {
                 "amax": _max_amax(scans[name]["amax"], result["amax"]),
-                "tensor_amax": merge_tensor_amax(scans[name]["tensor_amax"], result["tensor_amax"])}
+                "tensor_amax": merge_tensor_amax(scans[name]["tensor_amax"], result["tensor_amax"]),
+                "histogram": merge_histograms(scans[name]["histogram"], result["histogram"])}
     return scans
 
 
@@ -622,9 +638,10 @@ def scan_piece(piece, threads=None) -> dict:
     """The first pass over a tensor's rows: ``{"amax": max |x| over the finite values}`` (NaN
     when there is none) and ``"tensor_amax"``, max |x| over all of them (NaN when one is NaN:
     fmtlab._sweep_scaled.tensor_amax); maxima merge exactly, so the tensor's amaxes are the
-    maxima over its pieces."""
+    maxima over its pieces.  ``"histogram"``: the piece's exact binade counts
+    (:func:`fmtlab._binades.log2_histogram`), which add up to the tensor's."""
     x = piece.read()
-    return {"amax": _finite_amax(x), "tensor_amax": tensor_amax(x)}
+    return {"amax": _finite_amax(x), "tensor_amax": tensor_amax(x), "histogram": log2_histogram(x)}
 
 
 # ---- the work on a piece of a tensor -------------------------------------------------------------

@@ -27,8 +27,7 @@ import fmtlab as fl
 from chromium import parse
 from fmtlab.cli import main
 from fmtlab._inputs import tensor_sources
-from fmtlab.report import (PROVENANCE_FILE, build_report, collect_provenance, log2_histogram, tensor_histograms,
-                           write_histograms)
+from fmtlab.report import PROVENANCE_FILE, build_report, collect_provenance, log2_histogram, write_histograms
 from fmtlab.report.page import json_script, svg_markup
 from fmtlab.report.provenance import command_line
 from fmtlab.report.sweep_page import UNDERFLOW_MARK, layer_depth, sweep_context, sweep_page, tensor_order
@@ -84,23 +83,48 @@ def test_subnormals_and_powers_of_two_fall_in_their_binades():
     assert _as_dict(log2_histogram(values)) == {-149: 1, -126: 1, 0: 2, 1: 2}
 
 
+def _scan_histograms(tensors, tmp_path, **options) -> dict:
+    """The histograms a sweep gathers in its scan pass, of ``tensors`` saved as a file (so that
+    the scan reads them a chunk at a time, on the workers when there are any)."""
+    from safetensors.numpy import save_file
+
+    path = tmp_path / "tensors.safetensors"
+    if not path.exists():
+        save_file(tensors, str(path))
+    return fl.sweep(path, ["bf16"], **options).histograms
+
+
 @given(st.integers(1, 40), st.integers(1, 7), st.integers(0, 2 ** 32 - 1))
-def test_histograms_do_not_depend_on_the_chunk(chunk, columns, seed):
+def test_the_sweeps_scan_histograms_do_not_depend_on_the_chunk(chunk, columns, seed):
+    import tempfile
+    import pathlib
+
     rng = np.random.default_rng(seed)
     array = (rng.standard_normal((23, columns)) * np.exp(rng.normal(0, 8, (23, columns)))).astype(np.float32)
     array[0, 0] = 0
-    sources = tensor_sources({"t": array})
-    assert tensor_histograms(sources, chunk) == tensor_histograms(sources, 10 ** 6) == {"t": log2_histogram(array)}
+    array[1, 0] = np.float32(2.0 ** -140)  # a subnormal
+    array[2, 0] = np.inf
+    with tempfile.TemporaryDirectory() as directory:
+        found = _scan_histograms({"t": array}, pathlib.Path(directory), chunk=chunk, jobs=1)
+    assert found == {"t": log2_histogram(array)}
+    assert _as_dict(found["t"]) == _reference_histogram(array.reshape(-1).tolist())
+    assert found["t"]["zeros"] == 1 and found["t"]["nonfinite"] == 1 and found["t"]["n"] == array.size
 
 
-def test_histograms_do_not_depend_on_the_worker_processes():
+def test_the_sweeps_scan_histograms_do_not_depend_on_the_jobs_or_the_executor(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
     rng = np.random.default_rng(7)
     tensors = {f"t{index}": (rng.standard_normal((50, 9)) * 10.0 ** index).astype(np.float32) for index in range(4)}
-    sources = tensor_sources(tensors)
-    seen = []
-    inline = tensor_histograms(sources, 100, progress=lambda done, total: seen.append((done, total)), jobs=1)
-    assert inline == tensor_histograms(sources, 37, jobs=2) == {name: log2_histogram(x) for name, x in tensors.items()}
-    assert seen[0] == (0, 4 * 450) and seen[-1] == (4 * 450, 4 * 450)
+    tensors["zeros"] = np.zeros((3, 5), np.float32)
+    expected = {name: log2_histogram(x) for name, x in tensors.items()}
+    assert expected["zeros"] == {"low": None, "counts": [], "zeros": 15, "nonfinite": 0, "n": 15}
+    assert _scan_histograms(tensors, tmp_path, chunk=100, jobs=1) == expected
+    assert _scan_histograms(tensors, tmp_path, chunk=37, jobs=2) == expected
+    with ThreadPoolExecutor(3) as executor:
+        assert _scan_histograms(tensors, tmp_path, chunk=11, executor=executor) == expected
+    # in-memory tensors are scanned whole, here: the same histograms
+    assert fl.sweep(tensors, ["bf16"], jobs=1).histograms == expected
 
 
 # ---- the sweep page's numbers ----------------------------------------------------------------------
@@ -191,19 +215,54 @@ def test_layer_depth_and_the_order_of_tensors():
                                    "conv1.weight"]
 
 
+def page_details(markup) -> list:
+    """The per-tensor details of a sweep page, inflated here (base64 of gzip, as the page's
+    script inflates them with DecompressionStream), each parsed: [Element]."""
+    import base64
+    import gzip
+
+    packed = json.loads(re.search(r'<script type="application/json" id="sweep-details">(.*?)</script>', markup,
+                                  re.S).group(1))
+    return [parse(gzip.decompress(base64.b64decode(text)).decode("utf-8")) for text in packed]
+
+
+def detail_bars(detail) -> dict:
+    """binade -> count of the histogram bars of a detail SVG (their groups are binade_E_COUNT)."""
+    found = {}
+    for group in detail.find_all("g"):
+        name = group.attributes.get("id", "")
+        if name.startswith("binade_"):
+            binade, count = name[len("binade_"):].rsplit("_", 1)
+            assert int(binade) not in found
+            found[int(binade)] = int(count)
+    return found
+
+
 def test_scaled_and_integer_formats_get_cells_without_a_range(tmp_path):
+    from fmtlab.report.sweep_page import _format_range
+
     x = np.random.default_rng(3).standard_normal((4, 64)).astype(np.float32)
-    fl.sweep({"x": x}, ["mxfp8_e4m3", "int8", "cfloat8_1_4_3"], "all", jobs=1).to_csv(tmp_path / "sweep.csv")
+    result = fl.sweep({"x": x}, ["mxfp8_e4m3", "int8", "cfloat8_1_4_3"], "all", jobs=1)
+    result.to_csv(tmp_path / "sweep.csv")
+    write_histograms(tmp_path / "histograms.json", result.histograms)
     markup = sweep_page(tmp_path)
     assert set(_cells(markup)) == {("x", "mxfp8_e4m3"), ("x", "int8"), ("x", "cfloat8_1_4_3")}
-    data = json.loads(re.search(r'<script type="application/json" id="sweep-data">(.*?)</script>', markup,
-                                re.S).group(1))
-    ranges = {group["format"]: group["range"] for group in data["tensors"][0]["groups"]}
-    fmt = fl.format("cfloat8_1_4_3", bias=[group for group in data["tensors"][0]["groups"]
-                                           if group["format"] == "cfloat8_1_4_3"][0]["best_bias"])
-    assert ranges["cfloat8_1_4_3"] == [round(math.log2(fmt.min_subnormal), 4), round(math.log2(fmt.min_normal), 4),
-                                       round(math.log2(fmt.max), 4)]
-    assert ranges["int8"] is None and ranges["mxfp8_e4m3"] is None
+    (detail,) = page_details(markup)
+    best = next(row["best_bias"] for row in result.summary() if row["format"] == "cfloat8_1_4_3")
+    fmt = fl.format("cfloat8_1_4_3", bias=best)
+    assert _format_range("cfloat8_1_4_3", best) == [round(math.log2(fmt.min_subnormal), 4),
+                                                    round(math.log2(fmt.min_normal), 4), round(math.log2(fmt.max), 4)]
+    assert _format_range("int8", 0) is None and _format_range("mxfp8_e4m3", 7) is None
+    # one range row, cfloat8_1_4_3's at its best bias; its normal band drawn; none for int8 or MX
+    columns = [header.attributes["data-format"] for header in parse(markup).find_all("th", class_="column")]
+    bands = {group.attributes["id"] for group in detail.find_all("g") if group.attributes.get("id", "").startswith("range_")}
+    assert f"range_{columns.index('cfloat8_1_4_3')}_normal" in bands
+    assert all(band.startswith(f"range_{columns.index('cfloat8_1_4_3')}_") for band in bands)
+    ranges = next(detail.find_all("g", id="detail-ranges"))
+    labels = [text.all_text().strip("←→ ") for text in ranges.find_all("text")]
+    assert labels == [f"cfloat8_1_4_3 (bias {best})"], labels
+    # the bars: the exact binade counts of x
+    assert detail_bars(detail) == _reference_histogram(x.reshape(-1).tolist())
 
 
 # ---- what a page may contain ---------------------------------------------------------------------

@@ -18,7 +18,6 @@ an image and a script must fail these checks.  Chromium must be installed (.ci/r
 it): without it these tests fail, they do not skip.
 """
 import csv
-import dataclasses
 import importlib.resources
 import math
 import pathlib
@@ -28,11 +27,10 @@ import time
 import numpy as np
 import pytest
 
-import fmtlab as fl
-from chromium import chromium_path, open_page
+from chromium import chromium_path, open_page, parse
 from fmtlab.cli import main
-from fmtlab._inputs import tensor_sources
-from fmtlab.report import build_report, tensor_histograms, write_histograms
+from fmtlab.report import build_report
+from test_report import detail_bars, page_details
 
 ARTIFACTS = pathlib.Path(__file__).resolve().parent.parent / "test-artifacts" / "report"
 URL_SCHEME = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -97,6 +95,13 @@ def _heatmap_cells(dom):
     return cells
 
 
+def _best_bias(run, tensor, spec, rounding="nearest_even") -> int:
+    with open(run / "sweep.csv", newline="") as handle:
+        rows = [row for row in csv.DictReader(handle)
+                if (row["tensor"], row["format"], row["rounding"]) == (tensor, spec, rounding)]
+    return int(next(row["bias"] for row in rows if row["is_best_bias"] == "True"))
+
+
 def _binades(values) -> dict:
     counts = {}
     for value in values:
@@ -129,12 +134,14 @@ def test_the_silero_report_in_a_browser(silero_run, tmp_path):
     binades = _binades(weights.tolist())
     title = next(visit.dom.find_all(id="detail-title")).all_text()
     assert title.startswith("conv4.weight") and f"{weights.size:,} values" in title
-    bars = list(visit.dom.find_all("rect", class_="histogram-bar"))
-    assert len(bars) == len(binades)
-    assert sorted(int(bar.find_all("title").__next__().all_text().split(": ")[1].replace(",", "").split()[0])
-                  for bar in bars) == sorted(binades.values())
-    # A range band per element format (6), and the counts table with e4m3fn's 8.01% underflow.
-    assert len(list(visit.dom.find_all("rect", class_="range-band"))) == 2 * 6
+    # The detail is matplotlib's SVG, inflated by the page: a bar per nonzero binade, named by
+    # its binade and count, and a range row per element format (6), at its best bias.
+    (figure,) = list(visit.dom.find_all("figure", class_="detail-figure"))
+    assert figure.attributes["data-tensor"] == "conv4.weight"
+    assert detail_bars(figure) == binades
+    labels = [text.all_text().strip("←→ ") for text in next(figure.find_all("g", id="detail-ranges")).find_all("text")]
+    assert labels == ["bf16", "fp16", "e4m3fn", "e5m2", "cfloat8_1_4_3 (bias 10)", f"cfloat8_1_5_2 (bias {_best_bias(silero_run, 'conv4.weight', 'cfloat8_1_5_2')})"]
+    assert not list(visit.dom.find_all("path", class_="bias-curve"))  # no plot drawn by the script
     counts = [[cell.all_text() for cell in row.find_all("td")]
               for table in visit.dom.find_all("table", class_="counts") for row in table.find_all("tr")]
     assert ["e4m3fn", "nearest_even", "8", "-", "32.55", "-", "-", "0", "8.01", "0"] in counts
@@ -169,54 +176,129 @@ def test_the_silero_table_filters_and_sorts(silero_run, tmp_path):
 # ---- a synthetic 500-tensor checkpoint ------------------------------------------------------------
 _PARTS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.up_proj",
           "mlp.down_proj", "mlp.gate_proj", "input_layernorm", "post_attention_layernorm", "mlp.experts")
+_SHAPES = {"input_layernorm": (24,), "post_attention_layernorm": (24,), "mlp.experts": (2, 8, 6)}
+BIG_FORMATS = "bf16,e4m3fn,e5m2,cfloat8_1_4_3"
+ALL_ZERO = ("model.layers.13.post_attention_layernorm.weight", "model.layers.31.mlp.down_proj.weight")
+OUTLIERS = "model.layers.7.mlp.up_proj.weight"
+TINY = "model.layers.22.self_attn.k_proj.weight"
+
+
+def synthetic_checkpoint(layers: int = 50) -> dict:
+    """``layers`` x 10 distinct small float32 tensors named like a decoder's: each of its own
+    scale (by layer kind, depth and a random factor over 4 decades), a norm's weights near 1,
+    every 7th tensor with outliers (300x its scale), the ALL_ZERO ones all zero, TINY with
+    values around 1e-6 (below e4m3fn's smallest subnormal), one with an Inf and one with a NaN."""
+    rng = np.random.default_rng(13)
+    tensors = {}
+    for layer in range(layers):
+        for index, part in enumerate(_PARTS):
+            name = f"model.layers.{layer}.{part}.weight"
+            shape = _SHAPES.get(part, (8, 16) if index % 2 else (12, 8))
+            if part.endswith("layernorm"):
+                values = 1.0 + 0.1 * (1 + layer / layers) * rng.standard_normal(shape)
+            else:
+                values = 10.0 ** rng.uniform(-3.5, 0.5) * (1 + layer / 10) * rng.standard_normal(shape)
+            if (layer * len(_PARTS) + index) % 7 == 0:
+                flat = values.reshape(-1)
+                flat[rng.choice(flat.size, 3, replace=False)] *= 300.0
+            tensors[name] = values.astype(np.float32)
+    for name in ALL_ZERO:
+        tensors[name] = np.zeros_like(tensors[name])
+    tensors[OUTLIERS].reshape(-1)[:5] = [900.0, -2000.0, 0.0, 1e-9, 5e4]
+    tensors[TINY] = (1e-6 * rng.standard_normal(tensors[TINY].shape)).astype(np.float32)
+    tensors["model.layers.40.mlp.gate_proj.weight"].reshape(-1)[3] = np.inf
+    tensors["model.layers.41.mlp.gate_proj.weight"].reshape(-1)[4] = np.nan
+    return tensors
 
 
 @pytest.fixture(scope="module")
 def big_run(tmp_path_factory):
-    """500 tensors (50 layers x 10 parts) x 6 formats x every bias: 10 tensors are swept (one per
-    part, 256 values each, scales growing with the part) and their records repeated under the
-    other layers' names, which keeps the sweep to seconds and gives the page its full size."""
-    out = tmp_path_factory.mktemp("big") / "run"
-    out.mkdir()
-    rng = np.random.default_rng(0)
-    base = {part: (0.01 * (index + 1) * rng.standard_normal(256)).astype(np.float32)
-            for index, part in enumerate(_PARTS)}
-    swept = fl.sweep({f"model.layers.0.{part}.weight": values for part, values in base.items()},
-                     SILERO_FORMATS.split(","), "all", jobs=1)
-    records = [dataclasses.replace(record, tensor=record.tensor.replace("layers.0.", f"layers.{layer}."))
-               for layer in range(50) for record in swept]
-    type(swept)(sorted(records, key=lambda r: (r.tensor, r.format, r.rounding, r.bias))).to_csv(out / "sweep.csv")
-    tensors = {f"model.layers.{layer}.{part}.weight": values for layer in range(50) for part, values in base.items()}
-    write_histograms(out / "histograms.json", tensor_histograms(tensor_sources(tensors), 1 << 20))
+    from safetensors.numpy import save_file
+
+    folder = tmp_path_factory.mktemp("big")
+    tensors = synthetic_checkpoint()
+    assert len(tensors) == 500 and len({values.tobytes() for values in tensors.values()}) == 500  # all distinct
+    save_file(tensors, str(folder / "synthetic.safetensors"))
+    out = folder / "run"
+    started = time.perf_counter()
+    assert main(["sweep", "--input", str(folder / "synthetic.safetensors"), "--formats", BIG_FORMATS, "--bias", "8-14",
+                 "--rounding", "nearest_even", "--jobs", "1", "--out", str(out), "--quiet", "--no-plots"]) == 0
+    swept = time.perf_counter() - started
     started = time.perf_counter()
     build_report(out)
-    (out / "build-seconds.txt").write_text(f"{time.perf_counter() - started:.2f}\n")
-    return out
+    (out / "build-seconds.txt").write_text(f"sweep {swept:.2f} s; report {time.perf_counter() - started:.2f} s\n")
+    return out, tensors
 
 
 def test_the_500_tensor_report_in_a_browser(big_run, tmp_path):
-    report = big_run / "report.html"
+    out, tensors = big_run
+    report = out / "report.html"
     markup = report.read_text()
     size = report.stat().st_size
     assert size < 3 * 2 ** 20, size  # "under a few MB"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "sweep-500-tensors.txt").write_text(
-        f"report.html: {size:,} bytes; built in {(big_run / 'build-seconds.txt').read_text().strip()} s\n")
-    visit = open_page(report, tmp_path / "visit", fragment="tensor=model.layers.7.mlp.up_proj.weight",
+        f"report.html: {size:,} bytes; {(out / 'build-seconds.txt').read_text().strip()}\n")
+    visit = open_page(report, tmp_path / "visit", fragment=f"tensor={OUTLIERS}",
                       screenshot=ARTIFACTS / "sweep-500-tensors.png", window=(1400, 2600))
     _assert_clean(visit, markup)
+    with open(out / "sweep.csv", newline="") as handle:
+        expected = {(row["tensor"], row["format"], row["rounding"]) for row in csv.DictReader(handle)}
+    assert expected == {(name, spec, "nearest_even") for name in tensors for spec in BIG_FORMATS.split(",")}
     cells = _heatmap_cells(visit.dom)
-    expected = {(f"model.layers.{layer}.{part}.weight", spec, "nearest_even") for layer in range(50)
-                for part in _PARTS for spec in SILERO_FORMATS.split(",")}
-    assert len(cells) == 3000 and set(cells) == expected
+    assert len(cells) == len(expected) == 500 * 4 and set(cells) == expected
     # 500 tensors: each kind starts closed, its row showing the kind's mean per format.
     kinds = list(visit.dom.find_all("tr", class_="kind-row"))
     assert [row.all_text().split(":")[0].strip() for row in kinds] == [
         "attention.q", "attention.k", "attention.v", "attention.o", "mlp", "norm"]
-    assert all(len(list(row.find_all("td", class_="kind-mean"))) == 6 for row in kinds)
+    assert all(len(list(row.find_all("td", class_="kind-mean"))) == 4 for row in kinds)
     assert all("collapsed" in row.attributes["class"] for row in visit.dom.find_all("tr", class_="tensor-row"))
-    # The detail: one SQNR-vs-bias curve per CFloat8 format.
-    assert len(list(visit.dom.find_all("path", class_="bias-curve"))) == 2
+    _assert_detail(visit.dom, OUTLIERS, tensors[OUTLIERS])
+
+
+def _assert_detail(dom, name, values):
+    """The one detail shown is ``name``'s: its title, its bars (the exact binade counts of
+    ``values``, counted here with math.frexp) and its SQNR-vs-bias curve of cfloat8_1_4_3."""
+    (figure,) = list(dom.find_all("figure", class_="detail-figure"))
+    assert figure.attributes["data-tensor"] == name
+    title = next(dom.find_all(id="detail-title")).all_text()
+    assert title.startswith(name) and f"{values.size:,} values" in title
+    flat = values.astype(np.float64).reshape(-1).tolist()
+    assert f"{sum(1 for value in flat if value == 0):,} zeros" in title
+    assert detail_bars(figure) == _binades(flat)
+    curves = [group for group in figure.find_all("g") if group.attributes.get("id", "").startswith("curve_")]
+    assert len(curves) == (1 if any(value != 0 and math.isfinite(value) for value in flat) else 0)
+
+
+def test_every_detail_of_the_500_tensor_report_is_its_tensors(big_run):
+    """All 500 details, inflated here: each names its tensor and draws its exact binade counts;
+    the all-zero tensors say they have no finite nonzero value."""
+    out, tensors = big_run
+    markup = (out / "report.html").read_text()
+    order = [row.attributes["data-tensor"] for row in parse(markup).find_all("tr", class_="tensor-row")]
+    details = page_details(markup)
+    assert len(details) == len(order) == 500 and set(order) == set(tensors)
+    distinct = set()
+    for name, detail in zip(order, details):
+        (figure,) = list(detail.find_all("figure", class_="detail-figure"))
+        assert figure.attributes["data-tensor"] == name
+        bars = detail_bars(figure)
+        assert bars == _binades(tensors[name].astype(np.float64).reshape(-1).tolist()), name
+        if name in ALL_ZERO:
+            assert bars == {} and "no finite nonzero value" in figure.all_text()
+        rows = [[cell.all_text() for cell in row.find_all("td")] for row in detail.find_all("tr")]
+        assert [row[0] for row in rows if row] == ["bf16", "e4m3fn", "e5m2", "cfloat8_1_4_3"]
+        distinct.add(str(figure))
+    assert len(distinct) == 500
+
+
+def test_several_details_in_the_browser(big_run, tmp_path):
+    out, tensors = big_run
+    report = out / "report.html"
+    for name in (TINY, ALL_ZERO[0], "model.layers.49.mlp.experts.weight"):
+        visit = open_page(report, tmp_path / name, fragment=f"tensor={name}")
+        _assert_clean(visit, "")
+        _assert_detail(visit.dom, name, tensors[name])
 
 
 # ---- sweep-mma and drift --------------------------------------------------------------------------

@@ -104,6 +104,16 @@ def run(args) -> int:
         display.close()
         close_dask()
         write_outputs(out, stopped.partial, summarize(stopped.partial, config_names))
+        if not args.no_report and stopped.partial:  # the page of the finished runs, marked partial
+            from .._pool import Interrupted
+            from ..report import finish_run
+
+            finished = {(result.config, result.seed) for result in stopped.partial}
+            finish_run(out, partial={
+                "reason": "interrupted (Ctrl-C)" if isinstance(stopped, Interrupted) else "a worker process died",
+                "unit": "runs", "finished": len(finished), "planned": stopped.planned,
+                "missing": [(config, f"seed {seed}") for config in config_names for seed in seeds
+                            if (config, seed) not in finished]})
         kept = (f"{len(stopped.partial)} of {stopped.planned} runs finished and were written to {out}/ "
                 "(drift.csv, summary.csv)")
         return report_stop("drift", stopped, kept)

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 from .builder import REPORT_FILE, build_report, run_kind
 from .runs import finish_run, finish_sweep, start_run
-from .histograms import HISTOGRAM_FILE, log2_histogram, tensor_histograms, write_histograms
+from .histograms import HISTOGRAM_FILE, log2_histogram, write_histograms
+from .partial import PARTIAL_FILE
 from .provenance import PROVENANCE_FILE, collect_provenance, read_provenance, write_provenance
 
-__all__ = ["REPORT_FILE", "HISTOGRAM_FILE", "PROVENANCE_FILE", "build_report", "run_kind", "log2_histogram",
-           "tensor_histograms", "write_histograms", "collect_provenance", "write_provenance", "read_provenance", "start_run", "finish_sweep", "finish_run"]
+__all__ = ["REPORT_FILE", "HISTOGRAM_FILE", "PROVENANCE_FILE", "PARTIAL_FILE", "build_report", "run_kind",
+           "log2_histogram", "write_histograms", "collect_provenance", "write_provenance", "read_provenance",
+           "start_run", "finish_sweep", "finish_run"]

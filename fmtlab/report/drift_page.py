@@ -29,6 +29,7 @@ import math
 import pathlib
 
 from .page import provenance_view, render_page, svg_markup
+from .partial import partial_view
 from .provenance import read_provenance
 
 __all__ = ["drift_page", "drift_context", "read_runs", "read_summary", "findings", "CANCELLED_NOTE"]
@@ -194,5 +195,5 @@ def drift_page(directory) -> str:
     runs = read_runs(directory / "drift.csv")
     if not runs:
         raise ValueError(f"{str(directory / 'drift.csv')!r} holds no runs to report on")
-    return render_page("drift.html.j2", **drift_context(runs, read_summary(directory / "summary.csv"),
-                                                        read_provenance(directory)))
+    return render_page("drift.html.j2", partial=partial_view(directory),
+                       **drift_context(runs, read_summary(directory / "summary.csv"), read_provenance(directory)))

@@ -16,6 +16,7 @@ import re
 from .._records import read_records_csv
 from ..sweep_mma import MMARecord
 from .page import provenance_view, render_page, svg_markup
+from .partial import partial_view
 from .provenance import read_provenance
 
 __all__ = ["mma_page", "mma_context", "model_group"]
@@ -106,4 +107,4 @@ def mma_page(directory) -> str:
     records, _valid, _dropped = read_records_csv(directory / "sweep_mma.csv", MMARecord)
     if not records:
         raise ValueError(f"{str(directory / 'sweep_mma.csv')!r} holds no results to report on")
-    return render_page("mma.html.j2", **mma_context(records, read_provenance(directory)))
+    return render_page("mma.html.j2", partial=partial_view(directory), **mma_context(records, read_provenance(directory)))

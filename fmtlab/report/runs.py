@@ -1,43 +1,46 @@
 """The hooks the run commands call: provenance when a run starts, the report when it ends.
 
 ``fmtlab sweep``, ``sweep-mma`` and ``drift`` call :func:`start_run` once their arguments are
-checked (it writes provenance.json) and, after their CSV, :func:`finish_sweep` or
-:func:`finish_run` (unless ``--no-report``).  A sweep's report also needs the log2|x|
-histograms of its tensors: :func:`finish_sweep` reads every tensor once more, a chunk at a
-time, with a progress display (it writes histograms.json, then report.html).
+checked (it writes provenance.json and removes the page and the partial-run mark of an
+earlier run in the folder) and, after their CSV, :func:`finish_sweep` or :func:`finish_run` (unless
+``--no-report``).  A sweep's report also needs the log2|x| histograms of its tensors: the
+sweep gathered them in its scan pass (``SweepResult.histograms``), so :func:`finish_sweep`
+writes them to histograms.json without reading a tensor again.  A run stopped by Ctrl-C (or a
+dead worker) calls them with ``partial``: what was missing (:mod:`fmtlab.report.partial`),
+which the page shows at its top.
 """
 from __future__ import annotations
 
 import pathlib
 
-from .builder import build_report
-from .histograms import HISTOGRAM_FILE, tensor_histograms, write_histograms
+from .builder import REPORT_FILE, build_report
+from .histograms import HISTOGRAM_FILE, write_histograms
+from .partial import clear_partial, write_partial
 from .provenance import collect_provenance, write_provenance
 
 __all__ = ["start_run", "finish_sweep", "finish_run"]
 
 
 def start_run(out, argv, inputs=(), synthetic=None) -> pathlib.Path:
-    """Write ``out/provenance.json`` for a run started with ``argv``; return its path."""
+    """Write ``out/provenance.json`` for a run started with ``argv``; return its path.  The
+    page of an earlier run in ``out`` is removed with its partial mark: a run stopped before
+    anything finished writes no page, and must not leave the earlier run's standing."""
+    clear_partial(out)
+    (pathlib.Path(out) / REPORT_FILE).unlink(missing_ok=True)
     return write_provenance(out, collect_provenance(argv, inputs, synthetic))
 
 
-def finish_sweep(out, sources, chunk: int, quiet: bool = False, jobs=None) -> pathlib.Path:
-    """Write the histograms of ``sources`` (read ``chunk`` values at a time, on ``jobs`` worker
-    processes: None, the CPUs available, inline for small inputs) and the sweep's report.html
-    into ``out``; return the report's path."""
-    from .._progress import progress_display
-
-    display = progress_display("report histograms", unit="values", quiet=quiet)
-    try:
-        histograms = tensor_histograms(sources, chunk, progress=display.set, jobs=jobs)
-    finally:
-        display.close()
+def finish_sweep(out, histograms: dict, partial=None) -> pathlib.Path:
+    """Write ``histograms`` (name -> log2|x| histogram, ``SweepResult.histograms``) and the
+    sweep's report.html into ``out``; ``partial`` (a dict of :func:`fmtlab.report.partial.write_partial`'s
+    keyword arguments) marks a stopped run.  Return the report's path."""
     write_histograms(pathlib.Path(out) / HISTOGRAM_FILE, histograms)
+    return finish_run(out, partial)
+
+
+def finish_run(out, partial=None) -> pathlib.Path:
+    """Write ``out/report.html`` for the run in ``out`` (marked partial when ``partial`` is
+    given, see :func:`finish_sweep`); return its path."""
+    if partial is not None:
+        write_partial(out, **partial)
     return build_report(out, "--out")
-
-
-def finish_run(out) -> pathlib.Path:
-    """Write ``out/report.html`` for the sweep-mma or drift run in ``out``; return its path."""
-    return build_report(out, "--out")
-

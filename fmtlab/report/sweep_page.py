@@ -31,7 +31,10 @@ import re
 from .._cli_sweep import RUN_FILE
 from .._records import LAYER_KINDS, SweepResult, layer_kind, read_records_csv
 from .histograms import HISTOGRAM_FILE, read_histograms
-from .page import finite_or_text, provenance_view, json_script, render_page, sqnr_colour, svg_markup
+from .detail import DetailFigure
+from .page import (finite_or_text, json_script, packed, provenance_view, render_fragment, render_page, sqnr_colour,
+                   svg_markup)
+from .partial import partial_view
 from .provenance import read_provenance
 
 __all__ = ["sweep_page", "sweep_context", "layer_depth", "tensor_order", "UNDERFLOW_MARK", "STANDOUTS"]
@@ -85,15 +88,21 @@ def _format_range(spec: str, bias: int):
     return [round(math.log2(value), 4) for value in values]
 
 
-def _compact_curve(points) -> dict:
-    """SQNR against bias for the page's script: ``{"from": b0, "sqnr": [...]}`` when the biases
-    are b0, b0 + 1, ... (the usual case), else ``{"bias": [...], "sqnr": [...]}``; SQNRs to
-    0.01 dB (the chart's resolution), non-finite ones as text."""
-    biases = [bias for bias, _sqnr in points]
-    sqnrs = [round(sqnr, 2) if math.isfinite(sqnr) else finite_or_text(sqnr) for _bias, sqnr in points]
-    if biases == list(range(biases[0], biases[0] + len(biases))):
-        return {"from": biases[0], "sqnr": sqnrs}
-    return {"bias": biases, "sqnr": sqnrs}
+def _percent(fraction) -> str:
+    return "nan" if math.isnan(fraction) else f"{100 * fraction:.3g}"
+
+
+def _counts_row(row) -> list:
+    """The detail's counts table row of a summary ``row`` (as text)."""
+    configurable = row["configurable"]
+    return [row["format"], row["rounding"], f"{row['bits_per_value']:g}",
+            row["best_bias"] if configurable else "-", _decibels_short(row["best_sqnr_db"]),
+            row["rule_bias"] if configurable else "-", _decibels_short(row["rule_sqnr_db"]) if configurable else "-",
+            _percent(row["overflow_frac"]), _percent(row["underflow_frac"]), _percent(row["nonfinite_frac"])]
+
+
+def _decibels_short(value: float) -> str:
+    return "∞" if value == math.inf else "nan" if math.isnan(value) else f"{value:.2f}"
 
 
 def _columns(summary) -> list:
@@ -336,6 +345,8 @@ def sweep_context(result: SweepResult, histograms=None, provenance=None, run=Non
         curves[(record.tensor, record.format, record.rounding)].append((record.bias, record.sqnr_db))
     columns = _columns(summary)
     column_index = {column: index for index, column in enumerate(columns)}
+    # the detail's colour of a format (its roundings differ by line style)
+    format_colour = {spec: index for index, spec in enumerate(dict.fromkeys(spec for spec, _rounding in columns))}
     roundings = list(dict.fromkeys(row["rounding"] for row in summary))
     rounding = "nearest_even" if "nearest_even" in roundings else roundings[0]
     finite = [row["best_sqnr_db"] for row in summary if math.isfinite(row["best_sqnr_db"])]
@@ -344,12 +355,13 @@ def sweep_context(result: SweepResult, histograms=None, provenance=None, run=Non
     for row in summary:
         by_tensor[row["tensor"]][(row["format"], row["rounding"])] = row
     order = tensor_order(by_tensor)
-    groups, tensors = [], []
+    groups, tensors, packed_details, figure_groups = [], [], [], []
+    drawing = None  # one DetailFigure for every tensor, made for the first one's range rows
     for name in order:
         kind = _kind(name)
         if not groups or groups[-1]["kind"] != kind:
             groups.append({"kind": kind, "rows": []})
-        cells, details = [], []
+        cells, details, rows = [], [], []
         for column in columns:
             row = by_tensor[name].get(column)
             if row is None:
@@ -361,7 +373,6 @@ def sweep_context(result: SweepResult, histograms=None, provenance=None, run=Non
                           "text": _short(sqnr),
                           "dark": math.isfinite(sqnr) and (sqnr - low) / max(1e-9, high - low) < 0.55,
                           "marks": marks})
-            points = sorted(curves[(name, column[0], column[1])])
             details.append({"c": column_index[column], "format": column[0], "rounding": column[1],
                             "configurable": row["configurable"], "bits": finite_or_text(row["bits_per_value"]),
                             "best_bias": row["best_bias"], "best_sqnr": finite_or_text(sqnr),
@@ -369,13 +380,21 @@ def sweep_context(result: SweepResult, histograms=None, provenance=None, run=Non
                             "gap": finite_or_text(row["sqnr_gap_db"]),
                             "overflow": finite_or_text(row["overflow_frac"]),
                             "underflow": finite_or_text(row["underflow_frac"]),
-                            "nonfinite": finite_or_text(row["nonfinite_frac"]),
-                            "curve": _compact_curve(points) if len(points) > 1 else None,
-                            "range": (None if row["scaled"] else _format_range(row["format"], row["best_bias"]))})
+                            "nonfinite": finite_or_text(row["nonfinite_frac"])})
+            figure_groups.append(dict(details[-1], colour=format_colour[column[0]], curve=sorted(curves[(name, column[0], column[1])]),
+                                      range=(None if row["scaled"] else _format_range(row["format"], row["best_bias"]))))
+            rows.append(_counts_row(row))
         groups[-1]["rows"].append({"tensor": name, "index": len(tensors), "cells": cells})
-        tensors.append({"name": name, "kind": kind, "depth": layer_depth(name), "n": n_of[name],
-                        "amax": finite_or_text(amax_of[name]), "histogram": histograms.get(name),
-                        "groups": details})
+        tensor = {"name": name, "kind": kind, "depth": layer_depth(name), "n": n_of[name],
+                  "amax": finite_or_text(amax_of[name]), "groups": details}
+        tensors.append(tensor)
+        histogram = histograms.get(name)
+        if drawing is None:
+            drawing = DetailFigure(sum(1 for group in figure_groups
+                                       if group["range"] and group["rounding"] == figure_groups[0]["rounding"]))
+        packed_details.append(packed(render_fragment("detail.html.j2", tensor=tensor, histogram=histogram, rows=rows,
+                                                     svg=drawing.svg(histogram, figure_groups))))
+        figure_groups.clear()
     for group in groups:  # the kind's row: each column's mean SQNR over the kind, weighted by values
         names = [row["tensor"] for row in group["rows"]]
         group["means"] = []
@@ -402,6 +421,7 @@ def sweep_context(result: SweepResult, histograms=None, provenance=None, run=Non
             "underflow_mark": UNDERFLOW_MARK, "notes": notes,
             "data": json_script({"tensors": tensors,
                                  "columns": [{"format": spec, "rounding": name} for spec, name in columns]}),
+            "details": json_script(packed_details),
             "tensor_count": len(order)}
 
 
@@ -433,4 +453,4 @@ def sweep_page(directory) -> str:
             run = None
     context = sweep_context(SweepResult(records), read_histograms(directory / HISTOGRAM_FILE),
                             read_provenance(directory), run)
-    return render_page("sweep.html.j2", **context)
+    return render_page("sweep.html.j2", partial=partial_view(directory), **context)
