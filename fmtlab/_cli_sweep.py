@@ -321,7 +321,8 @@ def _partial_report(out, stopped) -> None:
     if not finished or planned is None:
         return
     reason = "interrupted (Ctrl-C)" if isinstance(stopped, Interrupted) else "a worker process died"
-    finish_sweep(out, getattr(stopped.partial, "histograms", {}),
+    # jobs=1: no worker processes are started while the run is stopping
+    finish_sweep(out, getattr(stopped.partial, "histograms", {}), jobs=1,
                  partial={"reason": reason, "unit": "(tensor, format, rounding) groups", "finished": len(finished),
                           "planned": len(planned), "missing": [group for group in planned if group not in finished]})
 
@@ -464,7 +465,7 @@ def run(args) -> int:
     if not args.no_report:
         from .report import finish_sweep
 
-        written.append(finish_sweep(out, result.histograms))
+        written.append(finish_sweep(out, result.histograms, jobs=args.jobs))
     if not args.quiet:
         print()
         print(table)

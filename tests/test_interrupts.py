@@ -144,6 +144,16 @@ def _check_partial_sweep(out, finished):
     # a summary row for each complete group; none when only partial groups had finished
     rows_shown = [line for line in summary.splitlines() if line.split()[:1] in (["normal"], ["lognormal"])]
     assert bool(rows_shown) == (finished > 0)
+    _check_partial_page(out, finished > 0)
+
+
+def _check_partial_page(out, expected):
+    """report.html of the finished work, marked partial (tests/test_report_partial.py checks its
+    contents); none when nothing had finished."""
+    report = out / "report.html"
+    assert report.exists() == expected
+    if expected:
+        assert "Partial results: this run was stopped" in report.read_text()
 
 
 def test_ctrl_c_stops_a_sweep_at_once_and_writes_what_finished(tmp_path):
@@ -201,6 +211,7 @@ def _check_partial_drift(out, finished):
     summary = _read_csv(out / "summary.csv")
     assert [row["config"] for row in summary] == ["fp32", "bf16_mixed"]
     assert sum(int(row["seeds"]) for row in summary) == finished
+    _check_partial_page(out, True)
 
 
 def test_ctrl_c_stops_drift_at_once_and_writes_the_finished_runs(tmp_path):

@@ -440,3 +440,28 @@ def test_many_tensors_losing_values_are_said_in_one_sentence():
     assert len(lines) == 1 and lines[0].startswith(
         f"e4m3fn loses at least 1% of its values to underflow, beside a format of its width that keeps them, on "
         f"{STANDOUTS + 2} tensors; the worst: {worst}: e4m3fn loses {100 * (3 + STANDOUTS + 1) / 200:.3g}% of its values")
+
+
+def test_the_page_does_not_depend_on_the_jobs(tmp_path):
+    """The details drawn inline on one reused Figure and in batches on two workers are the same
+    bytes: no tensor's picture carries anything over from the one drawn before it (here a
+    tensor with no finite nonzero value, one of tiny values and one of large ones, in turn)."""
+    rng = np.random.default_rng(11)
+    tensors = {"layers.0.weight": np.zeros(16, np.float32), "layers.1.weight": (1e-6 * rng.standard_normal(64)).astype(np.float32),
+               "layers.2.weight": (300 * rng.standard_normal(64)).astype(np.float32),
+               "layers.3.weight": rng.standard_normal(64).astype(np.float32)}
+    result = fl.sweep(tensors, ["bf16", "e4m3fn", "cfloat8_1_4_3"], "all", jobs=1)
+    result.to_csv(tmp_path / "sweep.csv")
+    write_histograms(tmp_path / "histograms.json", result.histograms)
+    inline = build_report(tmp_path, jobs=1).read_bytes()
+    assert build_report(tmp_path, jobs=2).read_bytes() == inline
+    # and one tensor's detail drawn alone is the one drawn after the others
+    from fmtlab.report.sweep_page import tensor_order
+
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    name = tensor_order(tensors)[-1]
+    type(result)([record for record in result if record.tensor == name]).to_csv(alone / "sweep.csv")
+    write_histograms(alone / "histograms.json", {name: result.histograms[name]})
+    assert str(page_details(build_report(alone, jobs=1).read_text())[0]) == \
+        str(page_details(inline.decode())[-1])

@@ -29,12 +29,18 @@ def run_kind(directory, argument: str = "DIR") -> str:
     return found[0]
 
 
-def build_report(directory, argument: str = "DIR") -> pathlib.Path:
-    """Write ``directory/report.html`` for the run the folder holds; return its path."""
+def build_report(directory, argument: str = "DIR", *, jobs=None) -> pathlib.Path:
+    """Write ``directory/report.html`` for the run the folder holds; return its path.  A
+    sweep's per-tensor details are drawn on ``jobs`` worker processes (None: the CPUs
+    available, inline for fewer than 40 tensors; 1: inline); the page does not depend on it."""
+    import functools
+
     directory = pathlib.Path(directory)
     kind = run_kind(directory, argument)
     if kind == "sweep":
-        from .sweep_page import sweep_page as page
+        from .sweep_page import sweep_page
+
+        page = functools.partial(sweep_page, jobs=jobs)
     elif kind == "sweep-mma":
         from .mma_page import mma_page as page
     else:

@@ -14,24 +14,26 @@ For each tensor the figure has three panels:
   curve (solid: nearest_even; dashed: another rounding), a dot at its best bias and a ring at
   the amax rule's; a format evaluated at one bias as a dot (configurable) or a horizontal
   line (a fixed format: it has no bias to choose).  Non-finite SQNRs are left out of a curve
-  (exact, +inf, is said in the legend).
+  (the counts table says ∞ or nan).  The colours and line styles are the same in every
+  tensor's figure, so their key is drawn once for the page (:func:`key_svg`).
 
-The figure is laid out by hand (fixed margins in inches, the legend in its own column), so it
-is drawn once per tensor, not twice as ``bbox_inches="tight"`` would; one Figure is reused for
-every tensor (:class:`DetailFigure`): its axes, labels and ticks stay, and only the last
-tensor's bars, bands, curves and legend are removed before the next is drawn (building the
-axes anew costs more than drawing them).  The counts table beside
+The figure is laid out by hand (fixed margins in inches), so it is drawn once per tensor, not
+twice as ``bbox_inches="tight"`` would; one Figure is reused for a batch of tensors
+(:class:`DetailFigure`): its axes, labels and ticks stay, only the last tensor's bars, bands
+and curves are removed before the next is drawn (building the axes anew costs more than
+drawing them), and every limit and tick label is set for each tensor, so nothing carries over.
+Batches are drawn on fmtlab's worker pool (:func:`detail_batch`).  The counts table beside
 it is HTML (templates/detail.html.j2).
 """
 from __future__ import annotations
 
 import math
 
-__all__ = ["DetailFigure", "EDGE_BINADES", "detail_limits"]
+__all__ = ["DetailFigure", "EDGE_BINADES", "detail_limits", "detail_batch", "key_svg"]
 
 EDGE_BINADES = 6  # binades shown either side of a tensor's values
 _BAND_INCHES = 0.2
-_LEFT, _MIDDLE, _RIGHT, _LEGEND = 1.45, 0.75, 0.2, 2.55  # inches: margins, gap, legend column
+_LEFT, _MIDDLE, _RIGHT = 1.45, 0.75, 0.25  # inches: margins and the gap between the panels
 _HISTOGRAM_WIDTH, _BIAS_WIDTH, _PLOT_HEIGHT = 4.6, 3.2, 2.2
 _TOP, _BOTTOM = 0.3, 0.5
 
@@ -59,7 +61,7 @@ class DetailFigure:
 
         self.bands = max(1, bands)
         band_height = _BAND_INCHES * self.bands
-        width = _LEFT + _HISTOGRAM_WIDTH + _MIDDLE + _BIAS_WIDTH + _RIGHT + _LEGEND
+        width = _LEFT + _HISTOGRAM_WIDTH + _MIDDLE + _BIAS_WIDTH + _RIGHT
         height = _TOP + band_height + 0.08 + _PLOT_HEIGHT + _BOTTOM
         self.figure = Figure(figsize=(width, height))
         FigureCanvasAgg(self.figure)
@@ -72,11 +74,9 @@ class DetailFigure:
                                            sharex=self.histogram)
         self.bias = self.figure.add_axes(box(_LEFT + _HISTOGRAM_WIDTH + _MIDDLE, _BOTTOM, _BIAS_WIDTH,
                                              _PLOT_HEIGHT + 0.08 + band_height))
-        self.legend_anchor = (1.0 + _RIGHT / _BIAS_WIDTH, 1.0)
         for axes, name in ((self.histogram, "histogram"), (self.ranges, "ranges"), (self.bias, "bias")):
             axes.set_gid(f"detail-{name}")  # the panel's SVG group, for a reader (and the tests) to find
         self._drawn = []  # what svg() added for the last tensor, removed before the next
-        self._legend, self._legend_key = None, None  # the legend is kept while its entries are the same
         self._style(width, height)
 
     def _style(self, width, height):
@@ -96,17 +96,19 @@ class DetailFigure:
         text(bias_left + _BIAS_WIDTH / 2, 0.08, "bias (dot: best; ring: the amax rule's)", ha="center")
         text(bias_left - 0.45, _BOTTOM + _PLOT_HEIGHT / 2, "SQNR (dB)", rotation=90, ha="center", va="center")
         text(bias_left, height - _TOP + 0.08, "SQNR against bias", ha="left")
-        self.histogram.grid(axis="y", alpha=0.3)
-        self.histogram.xaxis.set_major_locator(MaxNLocator(10, integer=True))
-        self.histogram.yaxis.set_major_locator(MaxNLocator(5, integer=True))
+        # few ticks: each is several artists to lay out and draw, for each of hundreds of tensors
+        self.histogram.xaxis.set_major_locator(MaxNLocator(7, integer=True))
+        self.histogram.yaxis.set_major_locator(MaxNLocator(3, integer=True))
         self.ranges.tick_params(labelbottom=False, bottom=False, left=False)
         for side in ("top", "right", "left"):
             self.ranges.spines[side].set_visible(False)
-        self.bias.grid(alpha=0.3)
-        self.bias.xaxis.set_major_locator(MaxNLocator(8, integer=True))
-        self.bias.yaxis.set_major_locator(MaxNLocator(6))
+        self.bias.grid(axis="y", alpha=0.3)
+        self.bias.xaxis.set_major_locator(MaxNLocator(5, integer=True))
+        self.bias.yaxis.set_major_locator(MaxNLocator(4))
         for axes in (self.histogram, self.bias):
             axes.tick_params(labelsize=7)
+            for side in ("top", "right"):
+                axes.spines[side].set_visible(False)
 
     def svg(self, histogram, groups):
         """The SVG markup of one tensor's detail: ``histogram`` (fmtlab._binades layout, or
@@ -158,23 +160,17 @@ class DetailFigure:
 
     def _draw_bias(self, groups):
         axes = self.bias
-        finite, entries = [], []  # entries: the legend's (label, colour, line style, marker)
+        finite = []
         for group in groups:
-            colour = f"C{group['colour'] % 10}"
-            style = "-" if group["rounding"] == "nearest_even" else "--"
-            label = group["format"] + ("" if group["rounding"] == "nearest_even" else f" · {group['rounding']}")
+            colour, style = f"C{group['colour'] % 10}", _line_style(group["rounding"])
             best = _number(group["best_sqnr"])
             drawn = [(bias, _number(sqnr)) for bias, sqnr in group["curve"] if math.isfinite(_number(sqnr))]
-            if best == math.inf:
-                label += " (exact: ∞ dB)"
             if not group["configurable"]:  # one bias, nothing to choose: a level line
-                entries.append((label, colour, style, ""))
                 if math.isfinite(best):
                     self._drawn.append(axes.axhline(best, color=colour, linestyle=style, linewidth=1,
                                                     gid=f"fixed_{group['c']}"))
                     finite.append(best)
                 continue
-            entries.append((label, colour, style if len(drawn) > 1 else "", "o"))
             if len(drawn) > 1:
                 self._drawn += axes.plot([bias for bias, _sqnr in drawn], [sqnr for _bias, sqnr in drawn],
                                          color=colour, linestyle=style, linewidth=1.3, gid=f"curve_{group['c']}")
@@ -191,23 +187,44 @@ class DetailFigure:
         else:
             axes.set_ylim(0, 1)
         # the configurable formats' biases (a fixed format's, bf16's 127, would squeeze them to a point)
-        biases = [bias for group in groups if group["configurable"] for bias, _sqnr in group["curve"]]
-        if biases:
-            axes.set_xlim(min(biases) - 0.5, max(biases) + 0.5)
-        self._set_legend(tuple(entries))
+        biases = ([bias for group in groups if group["configurable"] for bias, _sqnr in group["curve"]]
+                  or [bias for group in groups for bias, _sqnr in group["curve"]] or [0])
+        axes.set_xlim(min(biases) - 0.5, max(biases) + 0.5)  # always set: nothing carries over between tensors
 
-    def _set_legend(self, entries):
-        """The legend of ``entries`` (label, colour, line style, marker), drawn with stand-in
-        lines, so that it outlives the curves and is rebuilt only when its entries change."""
-        from matplotlib.lines import Line2D
 
-        if entries == self._legend_key:
-            return
-        if self._legend is not None:
-            self._legend.remove()
-        handles = [Line2D([], [], color=colour, linestyle=style or "none", marker=marker or None, markersize=4)
-                   for _label, colour, style, marker in entries]
-        self._legend = self.bias.legend(handles, [label for label, *_rest in entries], fontsize=7, loc="upper left",
-                                        bbox_to_anchor=self.legend_anchor, frameon=False, borderaxespad=0,
-                                        handlelength=2.2) if entries else None
-        self._legend_key = entries
+def _line_style(rounding: str) -> str:
+    return "-" if rounding == "nearest_even" else "--"
+
+
+def key_svg(columns, colours, configurable):
+    """The key of every detail, drawn once for the page: one entry per (format, rounding) of
+    ``columns`` in its colour (``colours``: format -> index) and line style (solid:
+    nearest_even, dashed: another rounding), with a dot where the format is ``configurable``
+    (format -> bool; a fixed format is a level line in the SQNR panel)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    from .page import svg_markup
+
+    figure = Figure(figsize=(10.0, 0.25 + 0.2 * math.ceil(len(columns) / 4)))
+    FigureCanvasAgg(figure)
+    handles = [Line2D([], [], color=f"C{colours[spec] % 10}", linestyle=_line_style(rounding),
+                      marker="o" if configurable[spec] else None, markersize=4) for spec, rounding in columns]
+    labels = [spec + ("" if rounding == "nearest_even" else f" · {rounding}") for spec, rounding in columns]
+    figure.legend(handles, labels, loc="center left", ncol=4, fontsize=8, frameon=False, handlelength=2.6)
+    return svg_markup(figure)
+
+
+def detail_batch(items, bands: int, threads=None) -> list:
+    """The packed detail fragments (fmtlab.report.page.packed) of ``items``, each a dict with
+    ``tensor`` (name, kind, depth, n, amax), ``histogram``, ``groups`` (the figure's) and
+    ``rows`` (the counts table's), drawn on one :class:`DetailFigure` of ``bands`` range rows:
+    a task of fmtlab's pool (``threads``: its argument, unused).  Each fragment depends only on
+    its own item, so the batches' cut does not change a byte of the page."""
+    from .page import packed, render_fragment
+
+    drawing = DetailFigure(bands)
+    return [packed(render_fragment("detail.html.j2", tensor=item["tensor"], histogram=item["histogram"],
+                                   rows=item["rows"], svg=drawing.svg(item["histogram"], item["groups"])))
+            for item in items]

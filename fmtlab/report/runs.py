@@ -30,17 +30,18 @@ def start_run(out, argv, inputs=(), synthetic=None) -> pathlib.Path:
     return write_provenance(out, collect_provenance(argv, inputs, synthetic))
 
 
-def finish_sweep(out, histograms: dict, partial=None) -> pathlib.Path:
+def finish_sweep(out, histograms: dict, partial=None, jobs=None) -> pathlib.Path:
     """Write ``histograms`` (name -> log2|x| histogram, ``SweepResult.histograms``) and the
     sweep's report.html into ``out``; ``partial`` (a dict of :func:`fmtlab.report.partial.write_partial`'s
-    keyword arguments) marks a stopped run.  Return the report's path."""
+    keyword arguments) marks a stopped run; ``jobs``: the worker processes that draw the
+    per-tensor details (see :func:`fmtlab.report.build_report`).  Return the report's path."""
     write_histograms(pathlib.Path(out) / HISTOGRAM_FILE, histograms)
-    return finish_run(out, partial)
+    return finish_run(out, partial, jobs)
 
 
-def finish_run(out, partial=None) -> pathlib.Path:
+def finish_run(out, partial=None, jobs=None) -> pathlib.Path:
     """Write ``out/report.html`` for the run in ``out`` (marked partial when ``partial`` is
     given, see :func:`finish_sweep`); return its path."""
     if partial is not None:
         write_partial(out, **partial)
-    return build_report(out, "--out")
+    return build_report(out, "--out", jobs=jobs)

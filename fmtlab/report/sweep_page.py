@@ -29,11 +29,11 @@ import pathlib
 import re
 
 from .._cli_sweep import RUN_FILE
+from .._pool import INLINE_WORK
 from .._records import LAYER_KINDS, SweepResult, layer_kind, read_records_csv
 from .histograms import HISTOGRAM_FILE, read_histograms
-from .detail import DetailFigure
-from .page import (finite_or_text, json_script, packed, provenance_view, render_fragment, render_page, sqnr_colour,
-                   svg_markup)
+from .detail import detail_batch, key_svg
+from .page import finite_or_text, json_script, provenance_view, render_page, sqnr_colour, svg_markup
 from .partial import partial_view
 from .provenance import read_provenance
 
@@ -266,7 +266,7 @@ def _overview_figure(summary, n_of, rounding, kinds):
     axes = figure.add_axes((0.07, 0.3, 0.9, 0.62))
     width = 0.8 / max(1, len(formats))
     colours = [f"C{index % 10}" for index in range(len(formats))]
-    finite_means = []
+    finite_means, labelled = [], set()
     for group_index, (_label, group_rows) in enumerate(groups):
         winners = {entry["ranking"][0]["format"] for entry in _winners(group_rows, n_of)}
         for format_index, spec in enumerate(formats):
@@ -279,7 +279,8 @@ def _overview_figure(summary, n_of, rounding, kinds):
             finite_means.append(mean)
             axes.bar(group_index + (format_index - (len(formats) - 1) / 2) * width, mean, width * 0.92,
                      color=colours[format_index], edgecolor="black" if spec in winners else "none",
-                     linewidth=1.6, label=spec if group_index == 0 else None)
+                     linewidth=1.6, label=None if spec in labelled else spec)
+            labelled.add(spec)  # the first bar drawn of a format names it (a group's mean may be NaN)
     axes.set_xticks(range(len(groups)), [label for label, _rows in groups], rotation=20, ha="right")
     axes.set_ylabel("mean SQNR (dB)")
     axes.grid(axis="y", alpha=0.3)
@@ -332,8 +333,34 @@ def _depth_figure(summary, rounding):
     return svg_markup(figure)
 
 
-def sweep_context(result: SweepResult, histograms=None, provenance=None, run=None) -> dict:
-    """Everything the sweep template draws (see the module docstring)."""
+def _packed_details(items, jobs) -> list:
+    """The packed detail fragment of each of ``items`` (see fmtlab.report.detail), drawn in
+    batches on ``jobs`` worker processes (None: the CPUs available, inline for a few tensors;
+    1: inline); the fragments do not depend on the batches."""
+    from .._pool import plan, run_tasks
+
+    if not items:
+        return []
+    bands = max(sum(1 for group in item["groups"] if group["range"] and group["rounding"] == item["groups"][0]["rounding"])
+                for item in items if item["groups"])
+    inline, workers = plan(None, jobs, len(items) * DETAIL_WORK)
+    count = 1 if inline else min(len(items), 4 * workers)  # a few batches per worker: they finish together
+    size = -(-len(items) // count)
+    batches = [items[start:start + size] for start in range(0, len(items), size)]
+    results = run_tasks(detail_batch, [(batch, bands) for batch in batches], None, inline, workers,
+                        labels=[f"details of tensors {start + 1}-{min(len(items), start + size)}"
+                                for start in range(0, len(items), size)], preload=("fmtlab", "matplotlib"))
+    return [fragment for batch in results for fragment in batch]
+
+
+# What one tensor's detail counts as in fmtlab._pool.plan's work units: with jobs=None, fewer
+# than 40 tensors are drawn inline (starting the workers, which import matplotlib, costs more).
+DETAIL_WORK = INLINE_WORK // 40
+
+
+def sweep_context(result: SweepResult, histograms=None, provenance=None, run=None, *, jobs=1) -> dict:
+    """Everything the sweep template draws (see the module docstring); the per-tensor details
+    are drawn on ``jobs`` worker processes (None: as many as the CPUs, inline when few)."""
     histograms = histograms or {}
     summary = result.summary()
     n_of, amax_of = {}, {}
@@ -355,13 +382,12 @@ def sweep_context(result: SweepResult, histograms=None, provenance=None, run=Non
     for row in summary:
         by_tensor[row["tensor"]][(row["format"], row["rounding"])] = row
     order = tensor_order(by_tensor)
-    groups, tensors, packed_details, figure_groups = [], [], [], []
-    drawing = None  # one DetailFigure for every tensor, made for the first one's range rows
+    groups, tensors, items = [], [], []
     for name in order:
         kind = _kind(name)
         if not groups or groups[-1]["kind"] != kind:
             groups.append({"kind": kind, "rows": []})
-        cells, details, rows = [], [], []
+        cells, details, rows, figure_groups = [], [], [], []
         for column in columns:
             row = by_tensor[name].get(column)
             if row is None:
@@ -388,13 +414,7 @@ def sweep_context(result: SweepResult, histograms=None, provenance=None, run=Non
         tensor = {"name": name, "kind": kind, "depth": layer_depth(name), "n": n_of[name],
                   "amax": finite_or_text(amax_of[name]), "groups": details}
         tensors.append(tensor)
-        histogram = histograms.get(name)
-        if drawing is None:
-            drawing = DetailFigure(sum(1 for group in figure_groups
-                                       if group["range"] and group["rounding"] == figure_groups[0]["rounding"]))
-        packed_details.append(packed(render_fragment("detail.html.j2", tensor=tensor, histogram=histogram, rows=rows,
-                                                     svg=drawing.svg(histogram, figure_groups))))
-        figure_groups.clear()
+        items.append({"tensor": tensor, "histogram": histograms.get(name), "groups": figure_groups, "rows": rows})
     for group in groups:  # the kind's row: each column's mean SQNR over the kind, weighted by values
         names = [row["tensor"] for row in group["rows"]]
         group["means"] = []
@@ -421,7 +441,8 @@ def sweep_context(result: SweepResult, histograms=None, provenance=None, run=Non
             "underflow_mark": UNDERFLOW_MARK, "notes": notes,
             "data": json_script({"tensors": tensors,
                                  "columns": [{"format": spec, "rounding": name} for spec, name in columns]}),
-            "details": json_script(packed_details),
+            "details": json_script(_packed_details(items, jobs)),
+            "key_svg": key_svg(columns, format_colour, {row["format"]: row["configurable"] for row in summary}),
             "tensor_count": len(order)}
 
 
@@ -438,9 +459,10 @@ def _provenance_view(provenance, run) -> dict:
     return provenance_view(provenance, inputs=arguments.get("inputs"), settings=settings, synthetic=synthetic)
 
 
-def sweep_page(directory) -> str:
+def sweep_page(directory, jobs=1) -> str:
     """The HTML of the report of the sweep in ``directory`` (sweep.csv, and where present
-    sweep.run.json, provenance.json, histograms.json)."""
+    sweep.run.json, provenance.json, histograms.json, partial.json); ``jobs`` as in
+    :func:`sweep_context`."""
     directory = pathlib.Path(directory)
     records, _valid, _dropped = read_records_csv(directory / "sweep.csv")
     if not records:
@@ -452,5 +474,5 @@ def sweep_page(directory) -> str:
         except (OSError, ValueError):
             run = None
     context = sweep_context(SweepResult(records), read_histograms(directory / HISTOGRAM_FILE),
-                            read_provenance(directory), run)
+                            read_provenance(directory), run, jobs=jobs)
     return render_page("sweep.html.j2", partial=partial_view(directory), **context)
