@@ -465,3 +465,19 @@ def test_the_page_does_not_depend_on_the_jobs(tmp_path):
     write_histograms(alone / "histograms.json", {name: result.histograms[name]})
     assert str(page_details(build_report(alone, jobs=1).read_text())[0]) == \
         str(page_details(inline.decode())[-1])
+
+
+def test_a_tensor_with_no_nonzero_value_is_left_out_of_the_means():
+    """An all-zero tensor is exact in every format (nothing to lose); in the means it would make
+    every one +inf (or NaN): it weighs nothing, and the sentence says so."""
+    values = np.random.default_rng(12).standard_normal(2000).astype(np.float32)
+    result = fl.sweep({"layers.0.weight": values, "layers.1.weight": np.zeros(50, np.float32)}, ["e4m3fn", "e5m2"],
+                      jobs=1)
+    context = sweep_context(result)
+    exact = {spec: _exact_sqnr(values, fl.quantize(values.astype(np.float64), spec)) for spec in ("e4m3fn", "e5m2")}
+    assert context["overview"]["sentence"] == (
+        "Over all 2 tensors (2,050 values; mean SQNR weighted by values, at each tensor's best bias, nearest_even "
+        "rounding; 1 tensor with no finite nonzero value left out of the means), among 8-bit formats, "
+        f"e4m3fn ({exact['e4m3fn']:.2f} dB); next: e5m2 ({exact['e5m2']:.2f} dB).")
+    (group,) = context["groups"]
+    assert [mean["text"] for mean in group["means"]] == [f"{exact['e4m3fn']:.1f}", f"{exact['e5m2']:.1f}"]

@@ -115,7 +115,9 @@ def _columns(summary) -> list:
 
 
 def _weighted_mean(pairs) -> float:
-    """sum n x / sum n over (x, n) pairs; NaN if any x is NaN, +inf if any is +inf."""
+    """sum n x / sum n over the (x, n) pairs with n > 0; NaN if any of their x is NaN (or there
+    is none), +inf if any is +inf."""
+    pairs = [(value, n) for value, n in pairs if n > 0]
     values = [value for value, _n in pairs]
     if any(math.isnan(value) for value in values):
         return math.nan
@@ -167,9 +169,9 @@ def _phrase(entry) -> str:
     return text + ")"
 
 
-def _overview(summary, n_of, rounding) -> dict:
+def _overview(summary, n_of, weight_of, rounding) -> dict:
     rows = [row for row in summary if row["rounding"] == rounding]
-    overall = _winners(rows, n_of)
+    overall = _winners(rows, weight_of)
     sentences = []
     for width in overall:
         ranking = width["ranking"]
@@ -182,12 +184,15 @@ def _overview(summary, n_of, rounding) -> dict:
     present = {_kind(row["tensor"]) for row in rows}
     for kind in (kind for kind in LAYER_KINDS if kind in present):
         kind_rows = [row for row in rows if _kind(row["tensor"]) == kind]
-        winners = _winners(kind_rows, n_of)
+        winners = _winners(kind_rows, weight_of)
         kinds.append({"kind": kind, "tensors": len({row["tensor"] for row in kind_rows}),
                       "winners": [{"width": width["width"], "text": _phrase(width["ranking"][0])}
                                   for width in winners]})
+    empty = [name for name, weight in weight_of.items() if weight == 0]
+    left_out = (f"; {len(empty)} tensor{'s' if len(empty) > 1 else ''} with no finite nonzero value left out of the "
+                "means" if empty else "")
     sentence = (f"Over all {len(n_of)} tensors ({sum(n_of.values()):,} values; mean SQNR weighted by values, "
-                f"at each tensor's best bias, {rounding} rounding), " + "; ".join(sentences) + ".")
+                f"at each tensor's best bias, {rounding} rounding{left_out}), " + "; ".join(sentences) + ".")
     return {"sentence": sentence, "kinds": kinds, "widths": overall, "standouts": _standouts(summary, rounding)}
 
 
@@ -250,7 +255,7 @@ def _summarised(found, place, verb) -> list:
     return lines[:STANDOUTS]
 
 
-def _overview_figure(summary, n_of, rounding, kinds):
+def _overview_figure(summary, weight_of, rounding, kinds):
     """Grouped bars: mean SQNR per layer kind (and all tensors), one bar per format; the
     winner of each width in each group is outlined in black."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -268,9 +273,9 @@ def _overview_figure(summary, n_of, rounding, kinds):
     colours = [f"C{index % 10}" for index in range(len(formats))]
     finite_means, labelled = [], set()
     for group_index, (_label, group_rows) in enumerate(groups):
-        winners = {entry["ranking"][0]["format"] for entry in _winners(group_rows, n_of)}
+        winners = {entry["ranking"][0]["format"] for entry in _winners(group_rows, weight_of)}
         for format_index, spec in enumerate(formats):
-            members = [(row["best_sqnr_db"], n_of[row["tensor"]]) for row in group_rows if row["format"] == spec]
+            members = [(row["best_sqnr_db"], weight_of[row["tensor"]]) for row in group_rows if row["format"] == spec]
             if not members:
                 continue
             mean = _weighted_mean(members)
@@ -367,6 +372,9 @@ def sweep_context(result: SweepResult, histograms=None, provenance=None, run=Non
     for record in result:
         n_of.setdefault(record.tensor, record.n)
         amax_of.setdefault(record.tensor, record.amax)
+    # a tensor with no finite nonzero value (amax 0, or none finite) has nothing to lose: its SQNR
+    # (exact, or 0/0) would make every mean over it +inf or NaN; it weighs 0 in the means
+    weight_of = {name: n_of[name] if amax_of[name] > 0 else 0 for name in n_of}
     curves = collections.defaultdict(list)
     for record in result:
         curves[(record.tensor, record.format, record.rounding)].append((record.bias, record.sqnr_db))
@@ -419,11 +427,12 @@ def sweep_context(result: SweepResult, histograms=None, provenance=None, run=Non
         names = [row["tensor"] for row in group["rows"]]
         group["means"] = []
         for column in columns:
-            pairs = [(by_tensor[name][column]["best_sqnr_db"], n_of[name]) for name in names if column in by_tensor[name]]
+            pairs = [(by_tensor[name][column]["best_sqnr_db"], weight_of[name]) for name in names
+                     if column in by_tensor[name]]
             mean = _weighted_mean(pairs) if pairs else math.nan
             group["means"].append({"colour": sqnr_colour(mean, low, high), "text": _short(mean),
                                    "dark": math.isfinite(mean) and (mean - low) / max(1e-9, high - low) < 0.55})
-    overview = _overview(summary, n_of, rounding)
+    overview = _overview(summary, n_of, weight_of, rounding)
     kinds = [entry["kind"] for entry in overview["kinds"]]
     notes = []
     missing = [name for name in order if name not in histograms]
@@ -433,7 +442,7 @@ def sweep_context(result: SweepResult, histograms=None, provenance=None, run=Non
     legend_stops = [sqnr_colour(low + (high - low) * step / 10, low, high) for step in range(11)]
     return {"title": f"fmtlab sweep: {len(order)} tensors × {len(columns)} (format, rounding)",
             "provenance": _provenance_view(provenance, run),
-            "overview": overview, "overview_svg": _overview_figure(summary, n_of, rounding, kinds),
+            "overview": overview, "overview_svg": _overview_figure(summary, weight_of, rounding, kinds),
             "depth_svg": _depth_figure(summary, rounding),
             "columns": [{"format": spec, "rounding": rounding_name} for spec, rounding_name in columns],
             "groups": groups, "open_groups": len(order) <= 120, "scale": {"low": low, "high": high,
