@@ -29,6 +29,7 @@ import pytest
 
 from chromium import chromium_path, open_page, parse
 from fmtlab.cli import main
+from fmtlab.report import build_report
 from test_report import detail_bars, page_details
 
 ARTIFACTS = pathlib.Path(__file__).resolve().parent.parent / "test-artifacts" / "report"
@@ -170,6 +171,28 @@ def test_the_silero_table_filters_and_sorts(silero_run, tmp_path):
     with open(silero_run / "sweep.csv", newline="") as handle:
         best = max(float(row["sqnr_db"]) for row in csv.DictReader(handle))
     assert sqnrs[0] == round(best, 2)
+
+
+def test_a_partial_page_in_a_browser(silero_run, tmp_path):
+    """The silero-vad run's folder with the mark of a stopped run written into it (its results
+    stay whole: only the box's rendering is checked here; tests/test_report_partial.py stops
+    real runs and checks what they show): the box at the top, clean in the browser."""
+    import shutil
+
+    from fmtlab.report.partial import write_partial
+
+    folder = tmp_path / "partial"
+    shutil.copytree(silero_run, folder)
+    missing = [("lstm_cell.weight_hh", spec, rounding) for spec in SILERO_FORMATS.split(",")
+               for rounding in ("nearest_even", "stochastic")]
+    write_partial(folder, reason="interrupted (Ctrl-C)", unit="(tensor, format, rounding) groups", finished=168,
+                  planned=180, missing=missing)
+    report = build_report(folder, jobs=1)
+    visit = open_page(report, tmp_path / "visit", screenshot=ARTIFACTS / "sweep-partial.png", window=(1400, 900))
+    _assert_clean(visit, report.read_text())
+    (box,) = list(visit.dom.find_all("section", id="partial"))
+    assert "when 168 of 180 (tensor, format, rounding) groups had finished" in box.all_text()
+    assert [item.all_text() for item in box.find_all("li")] == [" · ".join(group) for group in missing]
 
 
 # ---- a synthetic 500-tensor checkpoint ------------------------------------------------------------
