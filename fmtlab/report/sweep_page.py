@@ -1,6 +1,7 @@
 """The report page of a sweep: overview, heatmap, CFloat8 bias across depth, per-tensor detail, table.
 
-What is computed here (the page's script only draws it):
+What is computed here (the pictures are matplotlib's; the page's script only shows them and
+sorts the table):
 
 * **Order.** Tensors are grouped by layer kind (``fmtlab._records.LAYER_KINDS`` order) and
   ordered by depth within a kind, then by name with numbers compared as numbers
@@ -16,8 +17,10 @@ What is computed here (the page's script only draws it):
   with 8-bit): the winner of a width, overall or in a layer kind, is the format with the
   highest mean SQNR over those tensors, weighted by their values
   (sum n_t SQNR_t / sum n_t, at each tensor's best bias: ``SweepResult.layer_summary``'s
-  mean), for the first rounding of the sweep.  For a configurable format (CFloat8) the
-  sentence gives the best bias most tensors have and the range of best biases.
+  mean), for the first rounding of the sweep; a tensor with no finite nonzero value weighs 0
+  (its SQNR would make every mean over it +inf or NaN).  For a configurable format (CFloat8)
+  the sentence gives the best bias most tensors have and the range of best biases.
+* **Details.** One per tensor (fmtlab.report.detail), in the page's tensor order, packed.
 """
 from __future__ import annotations
 
