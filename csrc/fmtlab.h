@@ -227,6 +227,28 @@ int fl_sweep_evaluate_f32(const float *x, int64_t n, const fl_format *format, co
 int fl_sweep_evaluate_f64(const double *x, int64_t n, const fl_format *format, const fl_rounding *rounding,
                           int64_t index_offset, double max, double min_normal, fl_sweep_stats *stats);
 
+/* ---- the sweep's scan pass (scan.c) ---- */
+
+/* Bins of floor(log2|x|) for every finite nonzero float64 (and so float32) x: -1074 .. 1023. */
+enum { FL_SCAN_LOWEST_BINADE = -1074 };
+#define FL_SCAN_BINS 2098
+
+/* What one pass over a tensor's values finds (fmtlab._binades, fmtlab.sweep's scan): counts are
+ * exact, so the scan of a tensor is the sum (maxima: the max) of the scans of any split of it. */
+typedef struct fl_scan_stats {
+    int64_t n;            /* elements scanned */
+    int64_t zeros;        /* +0 and -0 */
+    int64_t nan;          /* NaN of any payload */
+    int64_t inf;          /* +Inf and -Inf */
+    double finite_amax;   /* max |x| over the finite x; -1 when there is none */
+    int64_t binades[FL_SCAN_BINS];  /* binades[e - FL_SCAN_LOWEST_BINADE]: x with 2^e <= |x| < 2^(e+1) */
+} fl_scan_stats;
+
+/* Add x[0..n) into *stats (which the caller zeroes, finite_amax = -1, before the first call).
+ * Returns FL_OK, or FL_ERROR_ARGUMENT for a NULL pointer or n < 0 (enum fl_status). */
+int fl_scan_f32(const float *x, int64_t n, fl_scan_stats *stats);
+int fl_scan_f64(const double *x, int64_t n, fl_scan_stats *stats);
+
 /* ---- block-scaled formats (scaled.c; fmtlab/scaled.py states the rules) ---- */
 
 /* How a block's scale comes from its absolute maximum amax (emax: the element's largest binade). */

@@ -85,7 +85,7 @@ import numpy as np
 
 from ._parse import block_text, parse_biases, parse_blocks, parse_formats, parse_roundings, parse_rules
 from ._bias_axis import DETERMINISTIC_ROUNDINGS, bias_axis_statistics
-from ._binades import log2_histogram, merge_histograms
+from ._binades import merge_histograms, scan
 from ._choices import is_flag
 from ._pool import Interrupted, WorkerDied, check_run_arguments, plan, run_tasks
 from ._records import SweepRecord, SweepResult, format_family
@@ -639,9 +639,9 @@ def scan_piece(piece, threads=None) -> dict:
     when there is none) and ``"tensor_amax"``, max |x| over all of them (NaN when one is NaN:
     fmtlab._sweep_scaled.tensor_amax); maxima merge exactly, so the tensor's amaxes are the
     maxima over its pieces.  ``"histogram"``: the piece's exact binade counts
-    (:func:`fmtlab._binades.log2_histogram`), which add up to the tensor's."""
-    x = piece.read()
-    return {"amax": _finite_amax(x), "tensor_amax": tensor_amax(x), "histogram": log2_histogram(x)}
+    (:func:`fmtlab._binades.log2_histogram`), which add up to the tensor's; all three from one
+    read of the values in C (:func:`fmtlab._binades.scan`)."""
+    return scan(piece.read())
 
 
 # ---- the work on a piece of a tensor -------------------------------------------------------------
