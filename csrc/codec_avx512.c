@@ -36,12 +36,15 @@
 
 static AVX512_TARGET AVX512_INLINE __m512i ones_where(__mmask16 m) { return _mm512_maskz_set1_epi32(m, 1); }
 
-/* The top 32 bits of mix64(z) (fmtlab.h's fl_mix64_inline) for 8 lanes of 64 bits. */
-static AVX512_TARGET AVX512_INLINE __m256i mix64_top32(__m512i z)
+/* The top 32 bits of mix64(z) (fmtlab.h's fl_mix64_inline) for 8 lanes of 64 bits.  final_xor = 0
+ * leaves out mix64's last step z ^ (z >> 31): it changes bits 0..32 only, so the top 31 bits are
+ * the same, all that sr_bits <= 31 uses. */
+static AVX512_TARGET AVX512_INLINE __m256i mix64_top32(__m512i z, const int final_xor)
 {
     z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)), _mm512_set1_epi64((long long)0xBF58476D1CE4E5B9ULL));
     z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)), _mm512_set1_epi64((long long)0x94D049BB133111EBULL));
-    z = _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
+    if (final_xor)
+        z = _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
     return _mm512_cvtepi64_epi32(_mm512_srli_epi64(z, 32));
 }
 
@@ -121,6 +124,8 @@ static AVX512_TARGET AVX512_INLINE fast_block_result avx512_body(const uint32_t 
      * W = the word's top shift bits (R << d plus d more bits), high = mask - low, low = 2^d - 1:
      * one ternary-logic step more than sr_bits = 0 (W < remainder) */
     const int truncate_by_shift = mode == MODE_STOCHASTIC_TRUNCATE && fast->sr.up == 0;
+    /* sr_bits = N <= 31 needs the word's top N bits only (mix64_top32) */
+    const int final_xor = !(IS_STOCHASTIC_BITS(mode) && fast->sr_bits <= 31);
     const int top_bits = IS_STOCHASTIC_BITS(mode) && !truncate_by_shift ? fast->sr_bits : shift;
     const __m128i top_shift = _mm_cvtsi32_si128(32 - top_bits); /* applied to the word's top 32 bits */
     const __m128i sr_shift = _mm_cvtsi32_si128(IS_STOCHASTIC_BITS(mode) ? 32 - fast->sr_bits : 0);
@@ -159,7 +164,8 @@ static AVX512_TARGET AVX512_INLINE fast_block_result avx512_body(const uint32_t 
         if (mode == FL_ROUND_ODD) {
             code = _mm512_mask_or_epi32(lo_code, remainder_nonzero, lo_code, one);
         } else if (IS_STOCHASTIC(mode)) {
-            random_32 = _mm512_inserti64x4(_mm512_castsi256_si512(mix64_top32(counter_low)), mix64_top32(counter_high), 1);
+            random_32 = _mm512_inserti64x4(_mm512_castsi256_si512(mix64_top32(counter_low, final_xor)),
+                                           mix64_top32(counter_high, final_xor), 1);
             counter_low = _mm512_add_epi64(counter_low, counter_step);
             counter_high = _mm512_add_epi64(counter_high, counter_step);
             random_top = _mm512_srl_epi32(random_32, top_shift);

@@ -184,15 +184,15 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
     return result;
 }
 
-/* SIMD copies, chosen when the library loads (fl_codec_simd_level): on x86-64 with GCC or clang
- * every kernel below is also compiled for AVX2, and the AVX-512 (F, DQ, BW, VL) level runs the
- * intrinsics kernels of codec_avx512.c instead (the same lane arithmetic, written out).  All
- * copies run in the default floating-point environment, with no fused or reassociated float
- * arithmetic (no -ffast-math; -std=c99 keeps -ffp-contract=off), so every copy gives the same bits;
- * the portable copy stays and can be forced with FMTLAB_SIMD=portable (tested on its own). */
+/* The SIMD levels, chosen when the library loads (fl_codec_simd_level): on x86-64 with GCC or
+ * clang the AVX2 level runs the intrinsics kernels of codec_avx2.c and the AVX-512 (F, DQ, BW,
+ * VL) level those of codec_avx512.c (the same lane arithmetic, written out) instead of the C
+ * kernels below.  All copies run in the default floating-point environment, with no fused or
+ * reassociated float arithmetic (no -ffast-math; -std=c99 keeps -ffp-contract=off), so every
+ * copy gives the same bits; the portable C copy stays and can be forced with
+ * FMTLAB_SIMD=portable (tested on its own). */
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
 #define FL_X86_SIMD 1
-#define FL_TARGET_AVX2 __attribute__((target("avx2")))
 #else
 #define FL_X86_SIMD 0
 #endif
@@ -219,19 +219,9 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
                                fast->saturating, fast->zero_sign_bit, fast->subnormals,          \
                                fast->subnormal_scale_1, fast->subnormal_scale_2, FULL);          \
     }
-#if FL_X86_SIMD
-/* (the names are pasted by the caller: MODE may be the macro FAST_STOCHASTIC_BITS, which
- * expands here) */
-#define DEFINE_SIMD_BLOCKS(MODE, KIND, FULL_AVX2, LEAN_AVX2)                                     \
-    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 1, FULL_AVX2, FL_TARGET_AVX2)                          \
-    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 0, LEAN_AVX2, FL_TARGET_AVX2)
-#else
-#define DEFINE_SIMD_BLOCKS(MODE, KIND, FULL_AVX2, LEAN_AVX2)
-#endif
 #define DEFINE_FAST_BLOCK(MODE, KIND)                                                            \
     DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 1, full_block_##MODE##_##KIND, )                       \
-    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 0, lean_block_##MODE##_##KIND, )                       \
-    DEFINE_SIMD_BLOCKS(MODE, KIND, full_avx2_##MODE##_##KIND, lean_avx2_##MODE##_##KIND)
+    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 0, lean_block_##MODE##_##KIND, )
 #define DEFINE_FAST_BLOCKS(KIND)                                                                 \
     DEFINE_FAST_BLOCK(FL_ROUND_NEAREST_EVEN, KIND)                                               \
     DEFINE_FAST_BLOCK(FL_ROUND_NEAREST_AWAY, KIND)                                               \
@@ -283,21 +273,10 @@ int fl_codec_simd_level(void)
     return simd_level;
 }
 
-/* The pair of kernels for one (mode, output kind). */
-#if FL_X86_SIMD
-#define SELECT_KERNELS(MODE, KIND)                                                               \
-    if (level >= 1) { /* level 2 then takes codec_avx512.c's kernel (fl_prepare_fast_f32) */    \
-        fast->lean = lean_avx2_##MODE##_##KIND;                                                  \
-        fast->full = full_avx2_##MODE##_##KIND;                                                  \
-    } else {                                                                                     \
-        fast->lean = lean_block_##MODE##_##KIND;                                                 \
-        fast->full = full_block_##MODE##_##KIND;                                                 \
-    }
-#else
+/* The pair of C kernels for one (mode, output kind). */
 #define SELECT_KERNELS(MODE, KIND)                                                               \
     fast->lean = lean_block_##MODE##_##KIND;                                                     \
     fast->full = full_block_##MODE##_##KIND;
-#endif
 #define SELECT_MODE_KERNELS(KIND)                                                                \
     switch (rounding->mode) {                                                                    \
     case FL_ROUND_NEAREST_EVEN: SELECT_KERNELS(FL_ROUND_NEAREST_EVEN, KIND) break;               \
@@ -415,17 +394,17 @@ int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, i
      * portable and AVX2 copies), for every mode; more leftovers than that take the full one. */
     fast->lean_limit = 16;
     const int level = fl_codec_simd_level();
-    (void)level;
     switch (out_kind) {
     case OUT_CODES_1: SELECT_MODE_KERNELS(OUT_CODES_1) break;
     case OUT_CODES_2: SELECT_MODE_KERNELS(OUT_CODES_2) break;
     case OUT_CODES_4: SELECT_MODE_KERNELS(OUT_CODES_4) break;
     default: SELECT_MODE_KERNELS(OUT_VALUES_F32) break;
     }
-    if (level == 2) {
-        /* the intrinsics kernel does every block the full C kernel does, about as fast as the
-         * lean one, so it serves as both (codec_avx512.c) */
-        fast_block_kernel kernel = fl_avx512_block_kernel(rounding->mode, rounding->sr_bits, rounding->sr_rule, out_kind);
+    if (level >= 1) {
+        /* an intrinsics kernel does every block the full C kernel does, about as fast as the
+         * lean one, so it serves as both (codec_avx512.c, codec_avx2.c) */
+        fast_block_kernel kernel = level == 2 ? fl_avx512_block_kernel(rounding->mode, rounding->sr_bits, rounding->sr_rule, out_kind)
+                                              : fl_avx2_block_kernel(rounding->mode, rounding->sr_bits, rounding->sr_rule, out_kind);
         if (kernel)
             fast->lean = fast->full = kernel;
     }

@@ -85,6 +85,12 @@ struct prepared_fast_f32 {
 fast_block_kernel fl_avx512_block_kernel(int mode, int sr_bits, int sr_rule, int out_kind);
 
 /*
+ * codec_avx2.c: the same kernel set written with AVX2 intrinsics (8 lanes, the same semantics);
+ * NULL where it is not compiled.  Run it only when fl_codec_simd_level() is 1.
+ */
+fast_block_kernel fl_avx2_block_kernel(int mode, int sr_bits, int sr_rule, int out_kind);
+
+/*
  * Derive *fast for encoding to out_kind (OUT_*) with *rounding, whose mode is valid.
  * Returns 1, or 0 when the format has no fast path (every element goes to encode_one).
  */
