@@ -12,8 +12,9 @@
  *   min(a, b) == a;
  * - SplitMix64's products modulo 2^64 are built from three 32 x 32 -> 64-bit multiplies
  *   (z c = zl cl + 2^32 (zl ch + zh cl) mod 2^64), and of the last product only the high half is
- *   formed: the kernels use the word's top 32 bits, and bits 33..63 of mix64's result
- *   z ^ (z >> 31) are those of z, bit 32 is bit 32 ^ bit 63 (the shift by 31 reaches no higher);
+ *   formed: the kernels use the word's top 32 bits at most, and bits 33..63 of mix64's result
+ *   z ^ (z >> 31) are those of z, bit 32 is bit 32 ^ bit 63 (the shift by 31 reaches no higher),
+ *   so the last step is done only where bit 32 is compared (mix64_high);
  * - a block's last step of fewer than 8 lanes runs on a zero-padded copy and stores through
  *   a buffer.
  *
@@ -89,12 +90,12 @@ static AVX2_TARGET AVX2_INLINE __m256i multiply_64_high(__m256i z, uint64_t c)
 }
 
 /*
- * The top 32 bits of mix64(z) (fmtlab.h's fl_mix64_inline) of 8 elements, in order: `even` holds
- * the counters of elements 0, 1, 4, 5 and `odd` those of 2, 3, 6, 7, so that one in-lane shuffle
- * of the two high halves gives them in order.  final_xor = 0 leaves out mix64's last step: then
- * only the top 31 bits are right (see the top of the file), all that sr_bits <= 31 uses.
+ * The top 32 bits of mix64(z) (fmtlab.h's fl_mix64_inline) of 8 elements but for the lowest
+ * (codec_avx512.c's mix64_high: mix64's last step is left out, bits 33..63 are mix64's), in
+ * order: `even` holds the counters of elements 0, 1, 4, 5 and `odd` those of 2, 3, 6, 7, so that
+ * one in-lane shuffle of the two high halves gives them in order.
  */
-static AVX2_TARGET AVX2_INLINE __m256i mix64_top32(__m256i even, __m256i odd, const int final_xor)
+static AVX2_TARGET AVX2_INLINE __m256i mix64_high(__m256i even, __m256i odd)
 {
     even = multiply_64(_mm256_xor_si256(even, _mm256_srli_epi64(even, 30)), 0xBF58476D1CE4E5B9ULL);
     odd = multiply_64(_mm256_xor_si256(odd, _mm256_srli_epi64(odd, 30)), 0xBF58476D1CE4E5B9ULL);
@@ -102,8 +103,11 @@ static AVX2_TARGET AVX2_INLINE __m256i mix64_top32(__m256i even, __m256i odd, co
     odd = multiply_64_high(_mm256_xor_si256(odd, _mm256_srli_epi64(odd, 27)), 0x94D049BB133111EBULL);
     const __m256i high = _mm256_castps_si256(
         _mm256_shuffle_ps(_mm256_castsi256_ps(even), _mm256_castsi256_ps(odd), _MM_SHUFFLE(2, 0, 2, 0)));
-    return final_xor ? _mm256_xor_si256(high, _mm256_srli_epi32(high, 31)) : high;
+    return high;
 }
+
+/* mix64's top 32 bits from mix64_high's: bit 32 of mix64(z) is bit 32 ^ bit 63 of its z */
+static AVX2_TARGET AVX2_INLINE __m256i full_word32(__m256i high) { return _mm256_xor_si256(high, _mm256_srli_epi32(high, 31)); }
 
 /* The 8 lanes' results as codes of out_kind's width (truncated, like the C kernels' casts) or
  * float32 bits, and the lanes' slow flags as bytes, written for the first `lanes` of them. */
@@ -225,8 +229,8 @@ static AVX2_TARGET AVX2_INLINE fast_block_result avx2_body(const uint32_t *restr
     __m256i counter_odd = _mm256_setr_epi64x((long long)(base + 2 * golden), (long long)(base + 3 * golden),
                                              (long long)(base + 6 * golden), (long long)(base + 7 * golden));
     const __m256i counter_step = _mm256_set1_epi64x((long long)(8 * golden));
-    /* sr_bits = N <= 31 needs the word's top N bits only, which mix64's last step leaves alone */
-    const int final_xor = !(IS_STOCHASTIC_BITS(mode) && fast->sr_bits <= 31);
+    /* sr_bits = 32 compares all 32 top bits of the word on the common path (mix64_high) */
+    const int full_word_needed = IS_STOCHASTIC_BITS(mode) && fast->sr_bits == 32;
     /* truncate with N <= shift: remainder > (W ^ high) | low (codec_avx512.c) */
     const int truncate_by_shift = mode == MODE_STOCHASTIC_TRUNCATE && fast->sr.up == 0;
     const int top_bits = IS_STOCHASTIC_BITS(mode) && !truncate_by_shift ? fast->sr_bits : shift;
@@ -269,11 +273,13 @@ static AVX2_TARGET AVX2_INLINE fast_block_result avx2_body(const uint32_t *restr
         const __m256i remainder = _mm256_and_si256(magnitude, mask);
         const __m256i remainder_nonzero = nonzero_lanes(remainder);
         __m256i code;
-        __m256i random_32 = zero; /* draw 0's top 32 bits (31 when final_xor is 0) */
+        __m256i random_32 = zero; /* draw 0's top 32 bits (mix64_high) */
         if (mode == FL_ROUND_ODD) {
             code = _mm256_or_si256(lo_code, _mm256_and_si256(remainder_nonzero, one));
         } else if (IS_STOCHASTIC(mode)) {
-            random_32 = mix64_top32(counter_even, counter_odd, final_xor);
+            random_32 = mix64_high(counter_even, counter_odd);
+            if (full_word_needed)
+                random_32 = full_word32(random_32);
             counter_even = _mm256_add_epi64(counter_even, counter_step);
             counter_odd = _mm256_add_epi64(counter_odd, counter_step);
             const __m256i random_top = _mm256_srl_epi32(random_32, top_shift);
@@ -362,7 +368,7 @@ static AVX2_TARGET AVX2_INLINE fast_block_result avx2_body(const uint32_t *restr
                 /* nu has at most 32 bits iff nu 2^32 is an integer */
                 subnormal_exact_path = float_mask(_mm256_cmp_ps(
                     _mm256_round_ps(scaled_nu, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC), scaled_nu, _CMP_EQ_OQ));
-                away = greater_u32(truncate_to_u32(scaled_nu), random_32);
+                away = greater_u32(truncate_to_u32(scaled_nu), full_word32(random_32));
             } else if (mode == MODE_STOCHASTIC_TRUNCATE) {
                 const __m256i k = _mm256_srli_epi32(_mm256_cvttps_epi32(_mm256_mul_ps(fraction, twice_scale)), 1);
                 const __m256i random_bits = _mm256_srl_epi32(random_32, sr_shift);

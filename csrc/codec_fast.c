@@ -34,7 +34,19 @@
  * do sr_bits = 0, the exact probability): a compile-time constant, so that neither kind of
  * kernel carries the other's arithmetic. */
 #define FAST_STOCHASTIC_BITS 100 /* not an enum fl_rounding_mode value */
-#define FAST_IS_STOCHASTIC(MODE) ((MODE) == FL_ROUND_STOCHASTIC || (MODE) == FAST_STOCHASTIC_BITS)
+/* ... and its copy for sr_rule = truncate (the default) with N = sr_bits <= shift, whose test needs
+ * no rule arithmetic (codec_fast.h's fast_stochastic_bits.truncate_low) */
+#define FAST_STOCHASTIC_TRUNCATE 101
+#define FAST_IS_STOCHASTIC(MODE) \
+    ((MODE) == FL_ROUND_STOCHASTIC || (MODE) == FAST_STOCHASTIC_BITS || (MODE) == FAST_STOCHASTIC_TRUNCATE)
+
+/* mix64 (fmtlab.h's fl_mix64_inline) without its last step z ^ (z >> 31), which changes bits
+ * 0..32 only: the top 31 bits are mix64's, all that the kernels compare except sr_bits = 32. */
+static FL_ALWAYS_INLINE uint64_t mix64_top_bits(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    return (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+}
 
 static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restrict bits, int count,
                                                 void *restrict out, const int out_kind,
@@ -82,11 +94,17 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
             /* the same decisions as stochastic_away on the top bits of the element's first
              * draw (shift bits when exact, sr_bits otherwise), generated here in the lane:
              * fl_random_word_inline(seed, index, 0) = mix64(stream key + index * golden) */
-            const uint64_t word = fl_mix64_inline(stream_key + (first_index + (uint64_t)i) * 0x9E3779B97F4A7C15ULL);
+            uint64_t word = mix64_top_bits(stream_key + (first_index + (uint64_t)i) * 0x9E3779B97F4A7C15ULL);
+            if (mode == FAST_STOCHASTIC_BITS) /* N may be 32, one bit more than mix64_top_bits keeps */
+                word ^= word >> 31;
             const uint32_t random_top = (uint32_t)(word >> (64 - top_bits));
             int32_t away;
             if (mode == FL_ROUND_STOCHASTIC) {
                 away = random_top < remainder;
+            } else if (mode == FAST_STOCHASTIC_TRUNCATE) {
+                /* k = remainder >> d (d = shift - N >= 0) and R = the top N of the top shift bits W:
+                 * k + R >= 2^N iff remainder > (W ^ high) | low (codec_fast.h) */
+                away = remainder > ((random_top ^ sr.truncate_high) | sr.truncate_low);
             } else {
                 /* k = nu * 2^N brought to an integer by the rule (codec_fast.h); k <= 2^N */
                 const uint32_t f = (remainder << sr.up) >> sr.down;
@@ -230,7 +248,8 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
     DEFINE_FAST_BLOCK(FL_ROUND_DOWN, KIND)                                                       \
     DEFINE_FAST_BLOCK(FL_ROUND_ODD, KIND)                                                        \
     DEFINE_FAST_BLOCK(FL_ROUND_STOCHASTIC, KIND)                                                 \
-    DEFINE_FAST_BLOCK(FAST_STOCHASTIC_BITS, KIND)
+    DEFINE_FAST_BLOCK(FAST_STOCHASTIC_BITS, KIND)                                                \
+    DEFINE_FAST_BLOCK(FAST_STOCHASTIC_TRUNCATE, KIND)
 DEFINE_FAST_BLOCKS(OUT_CODES_1)
 DEFINE_FAST_BLOCKS(OUT_CODES_2)
 DEFINE_FAST_BLOCKS(OUT_CODES_4)
@@ -286,7 +305,10 @@ int fl_codec_simd_level(void)
     case FL_ROUND_DOWN: SELECT_KERNELS(FL_ROUND_DOWN, KIND) break;                               \
     case FL_ROUND_ODD: SELECT_KERNELS(FL_ROUND_ODD, KIND) break;                                 \
     default:                                                                                     \
-        if (rounding->sr_bits > 0) {                                                             \
+        if (rounding->sr_bits > 0 && rounding->sr_rule == FL_SR_TRUNCATE &&                      \
+            rounding->sr_bits <= fast->shift) {                                                  \
+            SELECT_KERNELS(FAST_STOCHASTIC_TRUNCATE, KIND)                                       \
+        } else if (rounding->sr_bits > 0) {                                                      \
             SELECT_KERNELS(FAST_STOCHASTIC_BITS, KIND)                                           \
         } else {                                                                                 \
             SELECT_KERNELS(FL_ROUND_STOCHASTIC, KIND)                                            \
@@ -388,6 +410,8 @@ int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, i
         fast->sr.sticky_mask = shift <= n + 1 ? 0u : (1u << (shift - n - 1)) - 1u;
         fast->sr.full_mask = (uint32_t)(((uint64_t)1 << n) - 1);
         fast->sr.rule = sr_rule_bits_of(rounding->sr_rule);
+        fast->sr.truncate_low = shift <= n ? 0u : (1u << (shift - n)) - 1u;
+        fast->sr.truncate_high = ((1u << shift) - 1u) & ~fast->sr.truncate_low;
     }
     /* The lean kernel plus encode_one for up to 16 leftovers beat the full kernel (about 1.3x on
      * e4m3fn's standard-normal data, 6 subnormal results per block; 4 was 0.75x of 16 on the
