@@ -344,7 +344,7 @@ def adversarial_check(reference_sample=12):
 
 
 def test_adversarial_blocks_on_this_level():
-    """The CPU's best level (the AVX-512 intrinsics here) in this process."""
+    """The level this process loaded (the CPU's best unless FMTLAB_SIMD lowers it)."""
     adversarial_check()
 
 
@@ -362,14 +362,17 @@ def test_every_simd_level_gives_the_same_bits_on_adversarial_blocks(simd):
     assert result.stdout.strip() == adversarial_check()
 
 
+def _level_with(simd):
+    """fl_codec_simd_level() in a process run with FMTLAB_SIMD=simd ("" for the CPU's best)."""
+    program = "from fmtlab import _c; print(_c.lib.fl_codec_simd_level())"
+    tests = os.path.dirname(os.path.abspath(__file__))
+    environment = dict(os.environ, FMTLAB_SIMD=simd,
+                       PYTHONPATH=os.pathsep.join([os.path.dirname(tests), os.environ.get("PYTHONPATH", "")]))
+    return int(subprocess.run([sys.executable, "-c", program], cwd=tests, env=environment, capture_output=True,
+                              text=True, check=True).stdout)
+
+
 def test_fmtlab_simd_avx2_runs_the_avx2_kernels():
     """The level a process runs under FMTLAB_SIMD=avx2 on this CPU: 1 (codec_avx2.c) wherever the
     CPU has AVX2, so the test above exercises those kernels, not the AVX-512 or C ones."""
-    program = "from fmtlab import _c; print(_c.lib.fl_codec_simd_level())"
-    tests = os.path.dirname(os.path.abspath(__file__))
-    environment = dict(os.environ, FMTLAB_SIMD="avx2",
-                       PYTHONPATH=os.pathsep.join([os.path.dirname(tests), os.environ.get("PYTHONPATH", "")]))
-    level = subprocess.run([sys.executable, "-c", program], cwd=tests, env=environment, capture_output=True,
-                           text=True, check=True).stdout.strip()
-    best = int(_c.lib.fl_codec_simd_level())
-    assert level == str(min(best, 1))
+    assert _level_with("avx2") == min(_level_with(""), 1)
