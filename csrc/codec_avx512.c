@@ -36,14 +36,22 @@
 
 static AVX512_TARGET AVX512_INLINE __m512i ones_where(__mmask16 m) { return _mm512_maskz_set1_epi32(m, 1); }
 
-/* The top 32 bits of mix64(z) (fmtlab.h's fl_mix64_inline) for 8 lanes of 64 bits. */
-static AVX512_TARGET AVX512_INLINE __m256i mix64_top32(__m512i z)
+/*
+ * The top 32 bits of mix64(z) (fmtlab.h's fl_mix64_inline) for 8 lanes of 64 bits, but for the
+ * lowest: mix64's last step z ^ (z >> 31) changes bits 0..32 only, so it is left out here and
+ * these are bits 32..63 of the z before it, of which bits 33..63 are mix64's.  Every comparison
+ * on the common path (sr_bits = None: the top shift <= 23 bits; sr_bits = N <= 31) needs no
+ * more; full_word32 gives the 32 bits where they are needed.
+ */
+static AVX512_TARGET AVX512_INLINE __m256i mix64_high(__m512i z)
 {
     z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)), _mm512_set1_epi64((long long)0xBF58476D1CE4E5B9ULL));
     z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)), _mm512_set1_epi64((long long)0x94D049BB133111EBULL));
-    z = _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
     return _mm512_cvtepi64_epi32(_mm512_srli_epi64(z, 32));
 }
+
+/* mix64's top 32 bits from mix64_high's: bit 32 of mix64(z) is bit 32 ^ bit 63 of its z */
+static AVX512_TARGET AVX512_INLINE __m512i full_word32(__m512i high) { return _mm512_xor_si512(high, _mm512_srli_epi32(high, 31)); }
 
 /* Store the 16 results (codes or float32 bits) of lanes i.. that valid keeps. */
 static AVX512_TARGET AVX512_INLINE void store_lanes(void *restrict out, const int out_kind, int i, __mmask16 valid,
@@ -121,6 +129,8 @@ static AVX512_TARGET AVX512_INLINE fast_block_result avx512_body(const uint32_t 
      * W = the word's top shift bits (R << d plus d more bits), high = mask - low, low = 2^d - 1:
      * one ternary-logic step more than sr_bits = 0 (W < remainder) */
     const int truncate_by_shift = mode == MODE_STOCHASTIC_TRUNCATE && fast->sr.up == 0;
+    /* sr_bits = 32 compares all 32 top bits of the word on the common path (mix64_high) */
+    const int full_word_needed = IS_STOCHASTIC_BITS(mode) && fast->sr_bits == 32;
     const int top_bits = IS_STOCHASTIC_BITS(mode) && !truncate_by_shift ? fast->sr_bits : shift;
     const __m128i top_shift = _mm_cvtsi32_si128(32 - top_bits); /* applied to the word's top 32 bits */
     const __m128i sr_shift = _mm_cvtsi32_si128(IS_STOCHASTIC_BITS(mode) ? 32 - fast->sr_bits : 0);
@@ -155,11 +165,13 @@ static AVX512_TARGET AVX512_INLINE fast_block_result avx512_body(const uint32_t 
         const __m512i remainder = _mm512_and_si512(magnitude, mask);
         const __mmask16 remainder_nonzero = _mm512_test_epi32_mask(remainder, remainder);
         __m512i code;
-        __m512i random_32 = zero, random_top = zero; /* draw 0's top 32 bits, and its top top_bits */
+        __m512i random_32 = zero, random_top = zero; /* draw 0's top 32 bits (mix64_high), and its top top_bits */
         if (mode == FL_ROUND_ODD) {
             code = _mm512_mask_or_epi32(lo_code, remainder_nonzero, lo_code, one);
         } else if (IS_STOCHASTIC(mode)) {
-            random_32 = _mm512_inserti64x4(_mm512_castsi256_si512(mix64_top32(counter_low)), mix64_top32(counter_high), 1);
+            random_32 = _mm512_inserti64x4(_mm512_castsi256_si512(mix64_high(counter_low)), mix64_high(counter_high), 1);
+            if (full_word_needed)
+                random_32 = full_word32(random_32);
             counter_low = _mm512_add_epi64(counter_low, counter_step);
             counter_high = _mm512_add_epi64(counter_high, counter_step);
             random_top = _mm512_srl_epi32(random_32, top_shift);
@@ -256,7 +268,7 @@ static AVX512_TARGET AVX512_INLINE fast_block_result avx512_body(const uint32_t 
                 const __m512 scaled_nu = _mm512_mul_ps(fraction, two_32); /* exact, < 2^32 */
                 const __m512i n32 = _mm512_cvttps_epu32(scaled_nu);
                 subnormal_exact_path = _mm512_cmp_ps_mask(_mm512_cvtepu32_ps(n32), scaled_nu, _CMP_EQ_OQ);
-                away = _mm512_cmplt_epu32_mask(random_32, n32);
+                away = _mm512_cmplt_epu32_mask(full_word32(random_32), n32);
             } else if (mode == MODE_STOCHASTIC_TRUNCATE) {
                 /* k = floor(nu 2^N) = floor(twice / 2) < 2^N: away iff R > 2^N - 1 - k */
                 const __m512i k = _mm512_srli_epi32(_mm512_cvttps_epi32(_mm512_mul_ps(fraction, twice_scale)), 1);

@@ -1,5 +1,6 @@
 /*
- * codec_fast.c - the float32 fast path of the codec: block kernels and their SIMD copies.
+ * codec_fast.c - the float32 fast path of the codec: the portable C block kernels, and the
+ * choice between them and the intrinsics kernels of codec_avx2.c and codec_avx512.c.
  *
  * For a float32 that is normal both in float32 and in the target format, the format's code
  * is the float32 (exponent, mantissa) code shifted right by 23 - m and rebiased, and
@@ -14,8 +15,9 @@
  * the full one also handles in-lane saturation, inputs certain to round to zero, and ieee
  * subnormal results of the deterministic modes.  The lean one runs first; a block it leaves
  * many elements of is redone by the full one (fl_fast_f32_block).
- * Stochastic rounding has two such pairs: exact probability (sr_bits = 0) and sr_bits >= 1
- * (every sr_rule, by per-call masks); one loop for both ran the exact case about 30% slower.
+ * Stochastic rounding has three such pairs: exact probability (sr_bits = 0), sr_rule = truncate
+ * with sr_bits <= 23 - m (no rule arithmetic), and every other sr_bits >= 1 (every sr_rule, by
+ * per-call masks); one loop for the first and the last ran the exact case about 30% slower.
  */
 #include "codec_fast.h"
 
@@ -34,7 +36,19 @@
  * do sr_bits = 0, the exact probability): a compile-time constant, so that neither kind of
  * kernel carries the other's arithmetic. */
 #define FAST_STOCHASTIC_BITS 100 /* not an enum fl_rounding_mode value */
-#define FAST_IS_STOCHASTIC(MODE) ((MODE) == FL_ROUND_STOCHASTIC || (MODE) == FAST_STOCHASTIC_BITS)
+/* ... and its copy for sr_rule = truncate (the default) with N = sr_bits <= shift, whose test needs
+ * no rule arithmetic (codec_fast.h's fast_stochastic_bits.truncate_low) */
+#define FAST_STOCHASTIC_TRUNCATE 101
+#define FAST_IS_STOCHASTIC(MODE) \
+    ((MODE) == FL_ROUND_STOCHASTIC || (MODE) == FAST_STOCHASTIC_BITS || (MODE) == FAST_STOCHASTIC_TRUNCATE)
+
+/* mix64 (fmtlab.h's fl_mix64_inline) without its last step z ^ (z >> 31), which changes bits
+ * 0..32 only: the top 31 bits are mix64's, all that the kernels compare except sr_bits = 32. */
+static FL_ALWAYS_INLINE uint64_t mix64_top_bits(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    return (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+}
 
 static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restrict bits, int count,
                                                 void *restrict out, const int out_kind,
@@ -82,11 +96,17 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
             /* the same decisions as stochastic_away on the top bits of the element's first
              * draw (shift bits when exact, sr_bits otherwise), generated here in the lane:
              * fl_random_word_inline(seed, index, 0) = mix64(stream key + index * golden) */
-            const uint64_t word = fl_mix64_inline(stream_key + (first_index + (uint64_t)i) * 0x9E3779B97F4A7C15ULL);
+            uint64_t word = mix64_top_bits(stream_key + (first_index + (uint64_t)i) * 0x9E3779B97F4A7C15ULL);
+            if (mode == FAST_STOCHASTIC_BITS) /* N may be 32, one bit more than mix64_top_bits keeps */
+                word ^= word >> 31;
             const uint32_t random_top = (uint32_t)(word >> (64 - top_bits));
             int32_t away;
             if (mode == FL_ROUND_STOCHASTIC) {
                 away = random_top < remainder;
+            } else if (mode == FAST_STOCHASTIC_TRUNCATE) {
+                /* k = remainder >> d (d = shift - N >= 0) and R = the top N of the top shift bits W:
+                 * k + R >= 2^N iff remainder > (W ^ high) | low (codec_fast.h) */
+                away = remainder > ((random_top ^ sr.truncate_high) | sr.truncate_low);
             } else {
                 /* k = nu * 2^N brought to an integer by the rule (codec_fast.h); k <= 2^N */
                 const uint32_t f = (remainder << sr.up) >> sr.down;
@@ -184,15 +204,15 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
     return result;
 }
 
-/* SIMD copies, chosen when the library loads (fl_codec_simd_level): on x86-64 with GCC or clang
- * every kernel below is also compiled for AVX2, and the AVX-512 (F, DQ, BW, VL) level runs the
- * intrinsics kernels of codec_avx512.c instead (the same lane arithmetic, written out).  All
- * copies run in the default floating-point environment, with no fused or reassociated float
- * arithmetic (no -ffast-math; -std=c99 keeps -ffp-contract=off), so every copy gives the same bits;
- * the portable copy stays and can be forced with FMTLAB_SIMD=portable (tested on its own). */
+/* The SIMD levels, chosen when the library loads (fl_codec_simd_level): on x86-64 with GCC or
+ * clang the AVX2 level runs the intrinsics kernels of codec_avx2.c and the AVX-512 (F, DQ, BW,
+ * VL) level those of codec_avx512.c (the same lane arithmetic, written out) instead of the C
+ * kernels below.  All copies run in the default floating-point environment, with no fused or
+ * reassociated float arithmetic (no -ffast-math; -std=c99 keeps -ffp-contract=off), so every
+ * copy gives the same bits; the portable C copy stays and can be forced with
+ * FMTLAB_SIMD=portable (tested on its own). */
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
 #define FL_X86_SIMD 1
-#define FL_TARGET_AVX2 __attribute__((target("avx2")))
 #else
 #define FL_X86_SIMD 0
 #endif
@@ -219,19 +239,9 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
                                fast->saturating, fast->zero_sign_bit, fast->subnormals,          \
                                fast->subnormal_scale_1, fast->subnormal_scale_2, FULL);          \
     }
-#if FL_X86_SIMD
-/* (the names are pasted by the caller: MODE may be the macro FAST_STOCHASTIC_BITS, which
- * expands here) */
-#define DEFINE_SIMD_BLOCKS(MODE, KIND, FULL_AVX2, LEAN_AVX2)                                     \
-    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 1, FULL_AVX2, FL_TARGET_AVX2)                          \
-    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 0, LEAN_AVX2, FL_TARGET_AVX2)
-#else
-#define DEFINE_SIMD_BLOCKS(MODE, KIND, FULL_AVX2, LEAN_AVX2)
-#endif
 #define DEFINE_FAST_BLOCK(MODE, KIND)                                                            \
     DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 1, full_block_##MODE##_##KIND, )                       \
-    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 0, lean_block_##MODE##_##KIND, )                       \
-    DEFINE_SIMD_BLOCKS(MODE, KIND, full_avx2_##MODE##_##KIND, lean_avx2_##MODE##_##KIND)
+    DEFINE_FAST_BLOCK_VARIANT(MODE, KIND, 0, lean_block_##MODE##_##KIND, )
 #define DEFINE_FAST_BLOCKS(KIND)                                                                 \
     DEFINE_FAST_BLOCK(FL_ROUND_NEAREST_EVEN, KIND)                                               \
     DEFINE_FAST_BLOCK(FL_ROUND_NEAREST_AWAY, KIND)                                               \
@@ -240,7 +250,8 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
     DEFINE_FAST_BLOCK(FL_ROUND_DOWN, KIND)                                                       \
     DEFINE_FAST_BLOCK(FL_ROUND_ODD, KIND)                                                        \
     DEFINE_FAST_BLOCK(FL_ROUND_STOCHASTIC, KIND)                                                 \
-    DEFINE_FAST_BLOCK(FAST_STOCHASTIC_BITS, KIND)
+    DEFINE_FAST_BLOCK(FAST_STOCHASTIC_BITS, KIND)                                                \
+    DEFINE_FAST_BLOCK(FAST_STOCHASTIC_TRUNCATE, KIND)
 DEFINE_FAST_BLOCKS(OUT_CODES_1)
 DEFINE_FAST_BLOCKS(OUT_CODES_2)
 DEFINE_FAST_BLOCKS(OUT_CODES_4)
@@ -283,21 +294,10 @@ int fl_codec_simd_level(void)
     return simd_level;
 }
 
-/* The pair of kernels for one (mode, output kind). */
-#if FL_X86_SIMD
-#define SELECT_KERNELS(MODE, KIND)                                                               \
-    if (level >= 1) { /* level 2 then takes codec_avx512.c's kernel (fl_prepare_fast_f32) */    \
-        fast->lean = lean_avx2_##MODE##_##KIND;                                                  \
-        fast->full = full_avx2_##MODE##_##KIND;                                                  \
-    } else {                                                                                     \
-        fast->lean = lean_block_##MODE##_##KIND;                                                 \
-        fast->full = full_block_##MODE##_##KIND;                                                 \
-    }
-#else
+/* The pair of C kernels for one (mode, output kind). */
 #define SELECT_KERNELS(MODE, KIND)                                                               \
     fast->lean = lean_block_##MODE##_##KIND;                                                     \
     fast->full = full_block_##MODE##_##KIND;
-#endif
 #define SELECT_MODE_KERNELS(KIND)                                                                \
     switch (rounding->mode) {                                                                    \
     case FL_ROUND_NEAREST_EVEN: SELECT_KERNELS(FL_ROUND_NEAREST_EVEN, KIND) break;               \
@@ -307,7 +307,10 @@ int fl_codec_simd_level(void)
     case FL_ROUND_DOWN: SELECT_KERNELS(FL_ROUND_DOWN, KIND) break;                               \
     case FL_ROUND_ODD: SELECT_KERNELS(FL_ROUND_ODD, KIND) break;                                 \
     default:                                                                                     \
-        if (rounding->sr_bits > 0) {                                                             \
+        if (rounding->sr_bits > 0 && rounding->sr_rule == FL_SR_TRUNCATE &&                      \
+            rounding->sr_bits <= fast->shift) {                                                  \
+            SELECT_KERNELS(FAST_STOCHASTIC_TRUNCATE, KIND)                                       \
+        } else if (rounding->sr_bits > 0) {                                                      \
             SELECT_KERNELS(FAST_STOCHASTIC_BITS, KIND)                                           \
         } else {                                                                                 \
             SELECT_KERNELS(FL_ROUND_STOCHASTIC, KIND)                                            \
@@ -409,23 +412,27 @@ int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, i
         fast->sr.sticky_mask = shift <= n + 1 ? 0u : (1u << (shift - n - 1)) - 1u;
         fast->sr.full_mask = (uint32_t)(((uint64_t)1 << n) - 1);
         fast->sr.rule = sr_rule_bits_of(rounding->sr_rule);
+        fast->sr.truncate_low = shift <= n ? 0u : (1u << (shift - n)) - 1u;
+        fast->sr.truncate_high = ((1u << shift) - 1u) & ~fast->sr.truncate_low;
     }
     /* The lean kernel plus encode_one for up to 16 leftovers beat the full kernel (about 1.3x on
      * e4m3fn's standard-normal data, 6 subnormal results per block; 4 was 0.75x of 16 on the
-     * portable and AVX2 copies), for every mode; more leftovers than that take the full one. */
+     * portable copy and the former autovectorised AVX2 one), for every mode; more leftovers than
+     * that take the full one.  (Gathering up to 16 leftovers into one short block for the full
+     * kernel instead of encode_one was tried: about 0.85x on the same data.) */
     fast->lean_limit = 16;
     const int level = fl_codec_simd_level();
-    (void)level;
     switch (out_kind) {
     case OUT_CODES_1: SELECT_MODE_KERNELS(OUT_CODES_1) break;
     case OUT_CODES_2: SELECT_MODE_KERNELS(OUT_CODES_2) break;
     case OUT_CODES_4: SELECT_MODE_KERNELS(OUT_CODES_4) break;
     default: SELECT_MODE_KERNELS(OUT_VALUES_F32) break;
     }
-    if (level == 2) {
-        /* the intrinsics kernel does every block the full C kernel does, about as fast as the
-         * lean one, so it serves as both (codec_avx512.c) */
-        fast_block_kernel kernel = fl_avx512_block_kernel(rounding->mode, rounding->sr_bits, rounding->sr_rule, out_kind);
+    if (level >= 1) {
+        /* an intrinsics kernel does every block the full C kernel does, about as fast as the
+         * lean one, so it serves as both (codec_avx512.c, codec_avx2.c) */
+        fast_block_kernel kernel = level == 2 ? fl_avx512_block_kernel(rounding->mode, rounding->sr_bits, rounding->sr_rule, out_kind)
+                                              : fl_avx2_block_kernel(rounding->mode, rounding->sr_bits, rounding->sr_rule, out_kind);
         if (kernel)
             fast->lean = fast->full = kernel;
     }

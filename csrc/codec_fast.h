@@ -40,6 +40,10 @@ typedef struct fast_stochastic_bits {
     uint32_t half_mask, sticky_mask;
     uint32_t full_mask;       /* 2^N - 1 */
     sr_rule_bits rule;
+    /* sr_rule = truncate with N <= shift (d = shift - N): k + R >= 2^N with k = remainder >> d is
+     * (R << d) + remainder >= 2^shift, that is remainder > (W ^ truncate_high) | truncate_low for
+     * W the word's top shift bits, truncate_low = 2^d - 1, truncate_high = 2^shift - 1 - truncate_low */
+    uint32_t truncate_low, truncate_high;
 } fast_stochastic_bits;
 
 /* One compiled kernel: a (rounding mode, output kind) pair, lean or full (codec_fast.c). */
@@ -83,6 +87,12 @@ struct prepared_fast_f32 {
  * compiled (not x86-64 GCC/clang).  Run it only when fl_codec_simd_level() is 2.
  */
 fast_block_kernel fl_avx512_block_kernel(int mode, int sr_bits, int sr_rule, int out_kind);
+
+/*
+ * codec_avx2.c: the same kernel set written with AVX2 intrinsics (8 lanes, the same semantics);
+ * NULL where it is not compiled.  Run it only when fl_codec_simd_level() is 1.
+ */
+fast_block_kernel fl_avx2_block_kernel(int mode, int sr_bits, int sr_rule, int out_kind);
 
 /*
  * Derive *fast for encoding to out_kind (OUT_*) with *rounding, whose mode is valid.

@@ -12,8 +12,9 @@
  *                     generator, the floating-point environment)
  *   round.h/.c        the exact definition of every conversion (encode_one, decode_one,
  *                     the stochastic decision): the reference semantics, internal
- *   codec_fast.h/.c   the float32 block kernels and their SIMD copies, which must give
- *                     the same bits as round.h; internal
+ *   codec_fast.h/.c   the float32 block kernels in portable C and the choice of SIMD level,
+ *                     which must give the same bits as round.h; internal
+ *   codec_avx512.c    the same kernels in AVX-512 intrinsics; codec_avx2.c in AVX2 ones
  *   codec.c           the codec's entry points and array loops
  *   scaled.c          block-scaled formats: block amax, scales, element rounding
  *   mma.c             the tensor-core matrix multiply-accumulate

@@ -192,3 +192,187 @@ def _digest_with(simd):
 @pytest.mark.parametrize("simd", ["portable", "avx2"])
 def test_every_simd_level_gives_the_same_bits_on_subnormal_results(simd):
     assert _digest_with(simd) == simd_digest()
+
+
+# ---- every kernel copy on adversarial blocks: the AVX2 and AVX-512 intrinsics, the portable C ----
+#
+# The intrinsics kernels take a 16-lane (AVX-512) or 8-lane (AVX2) step's all-normal shortcut or the
+# full semantics per step, and run a block's last partial step on a padded copy: so the inputs
+# below mix normal steps with steps holding many outliers (far more than 16 per 512-block, which
+# sends C blocks to the full kernel), saturation, NaN/Inf, subnormal and tiny results, exact ties
+# and their float32 neighbours, and random bit patterns, at every length 0..40 (every tail of
+# both step widths) and over several blocks.  Checked in a subprocess per FMTLAB_SIMD value:
+# float32 path = float64 path (encode_one alone), codes and Stats; quantize = decode of the codes;
+# the deterministic modes' codes = tests/reference.py's exact rational reference (a sample), the
+# stochastic ones = the rational reference on the generator's words where both neighbours are
+# finite; and the same sha256 of everything on every level.
+
+ADVERSARIAL_FORMATS = ("e4m3fn", "e5m2", "bf16", "fp16", "cfloat8_1_4_3", "p3109_8p3",
+                       fl.Format(4, 3, 9, specials="finite"), fl.Format(3, 2, 2, signed=False),
+                       fl.Format(8, 20, 127), fl.Format(10, 22, 511, signed=False, specials="finite"),
+                       fl.Format(5, 6, 40, subnormals="tesla"))
+ADVERSARIAL_SR_BITS = (None, 1, 3, 8, 20, 23, 24, 31, 32)
+MODES = ("nearest_even", "nearest_away", "toward_zero", "up", "down", "odd", "stochastic")
+BLOCK = 512
+
+
+def adversarial_inputs(rng, fmt, blocks=5, tail=13):
+    """float32 inputs in 512-blocks: normal data over the format's range; a block with 120
+    outliers past max; a block mostly below min_normal; exact ties between neighbouring codes and
+    the float32 values next to them, max, just past max, min_normal and its neighbours; random bit
+    patterns (NaN, Inf, float32 subnormals included); and a partial block."""
+    fmt = fl.formats.as_format(fmt)
+    count = blocks * BLOCK + tail
+    top = min(fmt.max, float(np.finfo(np.float32).max))
+    bottom = max(fmt.min_normal, float(np.finfo(np.float32).tiny)) if fmt.min_normal > 0 else 2.0 ** -126
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        x = np.exp(rng.uniform(np.log(bottom), np.log(top), count)).astype(np.float32)
+        outliers = rng.choice(BLOCK, 120, replace=False) + BLOCK
+        x[outliers] = (top * rng.uniform(1.0, 4.0, 120)).astype(np.float32)
+        small = slice(2 * BLOCK, 3 * BLOCK)
+        x[small] = (bottom * np.exp2(-rng.uniform(0, 12, BLOCK))).astype(np.float32)
+        codes = rng.integers(0, (1 << (fmt.bits - (1 if fmt.signed else 0))) - 1, BLOCK // 4)
+        values = fl.decode(codes.astype(np.uint32), fmt).astype(np.float64)
+        following = fl.decode((codes + 1).astype(np.uint32), fmt).astype(np.float64)
+        ties = ((values + following) / 2).astype(np.float32)
+        edges = np.array([fmt.max, fmt.min_normal, np.inf, np.nan, 0.0], dtype=np.float32)
+        special = np.concatenate([ties, np.nextafter(ties, np.float32(np.inf)), np.nextafter(ties, np.float32(0)),
+                                  np.nextafter(edges, np.float32(np.inf)), np.nextafter(edges, np.float32(0)), edges])
+        x[3 * BLOCK:3 * BLOCK + special.size] = special[:BLOCK]
+        x[4 * BLOCK:5 * BLOCK] = rng.integers(0, 1 << 32, BLOCK, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    sprinkle = rng.integers(0, count, 40)
+    x[sprinkle[:10]] = np.float32(np.nan)
+    x[sprinkle[10:20]] = np.float32(np.inf)
+    x[sprinkle[20:30]] = np.float32(0.0)
+    if fmt.signed:
+        x = np.where(rng.integers(0, 2, count).astype(bool), -x, x).astype(np.float32)
+    else:  # mostly valid inputs, a few negative ones (invalid)
+        x = np.abs(x)
+        x[sprinkle[30:]] = -x[sprinkle[30:]]
+    return x
+
+
+def adversarial_roundings(fmt):
+    for mode in MODES[:-1]:
+        for saturate in (False, True):
+            yield mode, dict(saturate=saturate)
+    for sr_bits in ADVERSARIAL_SR_BITS:
+        for rule in (("truncate",) if sr_bits is None else RULES):
+            yield "stochastic", dict(sr_bits=sr_bits, sr_rule=rule, saturate=sr_bits in (8, 32))
+
+
+def _stochastic_reference(fmt, value, index, seed, sr_bits, rule, saturate):
+    """The code of a stochastic rounding of ``value`` between finite neighbours (tests/reference.py's
+    codes toward zero and away from zero), decided on the element's words; None where a
+    neighbour is no finite value or the first word ties."""
+    from reference import reference_round, reference_value
+    negative = math.copysign(1.0, float(value)) < 0
+    low = reference_round(value, fmt, "toward_zero", saturate)
+    high = reference_round(value, fmt, "down" if negative else "up", saturate)
+    if low == high:
+        return low
+    low_value, high_value = reference_value(fmt, low), reference_value(fmt, high)
+    if not all(isinstance(v, Fraction) for v in (low_value, high_value)) or low_value == high_value:
+        return None
+    nu = (Fraction(float(value)) - low_value) / (high_value - low_value)
+    word = int(_c.lib.fl_random_word(seed, index, 0))
+    if sr_bits is None:
+        threshold = nu * (1 << 64)
+        if word == math.floor(threshold):
+            return None
+        away = word < threshold
+    else:
+        away = _k(nu, sr_bits, rule) + (word >> (64 - sr_bits)) >= 1 << sr_bits
+    return high if away else low
+
+
+def adversarial_check(reference_sample=12):
+    """Assert the properties above on this process's kernel level; return the sha256 of every
+    result and count (the same on every level)."""
+    from reference import reference_round
+    digest = hashlib.sha256()
+    checked = 0
+    with np.errstate(invalid="ignore", over="ignore", under="ignore"):
+        for number, name in enumerate(ADVERSARIAL_FORMATS):
+            fmt = fl.formats.as_format(name)
+            rng = np.random.default_rng([20261202, 11, number])
+            x = adversarial_inputs(rng, fmt)
+            seed = int(rng.integers(0, 2**64, dtype=np.uint64))
+            offset = int(rng.integers(0, 2**62))
+            for mode, keywords in adversarial_roundings(fmt):
+                keywords = dict(keywords, seed=seed, index_offset=offset)
+                label = (str(fmt), mode, keywords)
+                codes, stats = fl.encode(x, fmt, mode, stats=True, **keywords)
+                codes64, stats64 = fl.encode(x.astype(np.float64), fmt, mode, stats=True, **keywords)
+                np.testing.assert_array_equal(codes, codes64, err_msg=str(label))
+                assert stats == stats64, label
+                values, quantize_stats = fl.quantize(x, fmt, mode, stats=True, **keywords)
+                assert quantize_stats == stats, label
+                decoded = fl.decode(codes, fmt).astype(np.float32)
+                np.testing.assert_array_equal(values.view(np.uint32), decoded.view(np.uint32), err_msg=str(label))
+                digest.update(codes.tobytes() + values.tobytes() + repr((stats, quantize_stats)).encode())
+                sample = rng.choice(x.size, reference_sample, replace=False)
+                for i in sample:
+                    if np.isnan(x[i]) or (x[i] < 0 and not fmt.signed):
+                        continue
+                    if mode != "stochastic":
+                        expected = reference_round(x[i], fmt, mode, keywords["saturate"])
+                    else:
+                        expected = _stochastic_reference(fmt, x[i], offset + int(i), seed, keywords["sr_bits"],
+                                                         keywords["sr_rule"], keywords["saturate"])
+                    if expected is not None:
+                        assert int(codes[i]) == expected, (label, float(x[i]), int(i))
+                        checked += 1
+            # every length 0..40 (each tail of the 8- and 16-lane steps) at odd offsets
+            for length in range(41):
+                start = int(rng.integers(0, x.size - length))
+                piece = x[start:start + length]
+                mode = MODES[length % len(MODES)]
+                sr_bits = ADVERSARIAL_SR_BITS[length % len(ADVERSARIAL_SR_BITS)] if mode == "stochastic" else None
+                keywords = dict(seed=seed, index_offset=offset + start, sr_bits=sr_bits,
+                                sr_rule=RULES[length % 4] if sr_bits else "truncate", saturate=bool(length & 1))
+                codes, stats = fl.encode(piece, fmt, mode, stats=True, **keywords)
+                codes64, stats64 = fl.encode(piece.astype(np.float64), fmt, mode, stats=True, **keywords)
+                np.testing.assert_array_equal(codes, codes64, err_msg=str((str(fmt), length, keywords)))
+                assert stats == stats64
+                values = fl.quantize(piece, fmt, mode, **keywords)
+                np.testing.assert_array_equal(values.view(np.uint32),
+                                              fl.decode(codes, fmt).astype(np.float32).view(np.uint32))
+                digest.update(codes.tobytes() + values.tobytes() + repr(stats).encode())
+    assert checked > 2000, checked
+    return digest.hexdigest()
+
+
+def test_adversarial_blocks_on_this_level():
+    """The level this process loaded (the CPU's best unless FMTLAB_SIMD lowers it)."""
+    adversarial_check()
+
+
+@pytest.mark.parametrize("simd", ["portable", "avx2"])
+def test_every_simd_level_gives_the_same_bits_on_adversarial_blocks(simd):
+    """FMTLAB_SIMD=avx2 runs codec_avx2.c's kernels on a CPU with AVX2 (the AVX-512 ones only
+    where the CPU lacks AVX2), =portable the C kernels: each passes adversarial_check in its own
+    process and gives the same bits as this process's level."""
+    program = "import test_codec_simd as t; print(t.adversarial_check())"
+    tests = os.path.dirname(os.path.abspath(__file__))
+    environment = dict(os.environ, FMTLAB_SIMD=simd,
+                       PYTHONPATH=os.pathsep.join([os.path.dirname(tests), tests, os.environ.get("PYTHONPATH", "")]))
+    result = subprocess.run([sys.executable, "-c", program], cwd=tests, env=environment, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == adversarial_check()
+
+
+def _level_with(simd):
+    """fl_codec_simd_level() in a process run with FMTLAB_SIMD=simd ("" for the CPU's best)."""
+    program = "from fmtlab import _c; print(_c.lib.fl_codec_simd_level())"
+    tests = os.path.dirname(os.path.abspath(__file__))
+    environment = dict(os.environ, FMTLAB_SIMD=simd,
+                       PYTHONPATH=os.pathsep.join([os.path.dirname(tests), os.environ.get("PYTHONPATH", "")]))
+    return int(subprocess.run([sys.executable, "-c", program], cwd=tests, env=environment, capture_output=True,
+                              text=True, check=True).stdout)
+
+
+def test_fmtlab_simd_avx2_runs_the_avx2_kernels():
+    """The level a process runs under FMTLAB_SIMD=avx2 on this CPU: 1 (codec_avx2.c) wherever the
+    CPU has AVX2, so the test above exercises those kernels, not the AVX-512 or C ones."""
+    assert _level_with("avx2") == min(_level_with(""), 1)
