@@ -252,17 +252,15 @@ LANES_INLINE __m512i lanes_odd_quotients(const __m512 x, const __m512d reciproca
                                        _mm512_cmp_pd_mask(product_high, x_magnitude_high, _CMP_GT_OQ));
     const __mmask16 inexact = LANES_BOTH(_mm512_cmp_pd_mask(product_low, x_magnitude_low, _CMP_NEQ_UQ),
                                          _mm512_cmp_pd_mask(product_high, x_magnitude_high, _CMP_NEQ_UQ));
-    const __m512d smallest = _mm512_set1_pd(0x1p-126), largest = _mm512_set1_pd((double)FLT_MAX);
-    const __mmask16 kept =
-        LANES_BOTH(_mm512_cmp_pd_mask(magnitude_low, smallest, _CMP_GT_OQ) &
-                       _mm512_cmp_pd_mask(magnitude_low, largest, _CMP_LE_OQ),
-                   _mm512_cmp_pd_mask(magnitude_high, smallest, _CMP_GT_OQ) &
-                       _mm512_cmp_pd_mask(magnitude_high, largest, _CMP_LE_OQ)) |
-        _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_EQ_OQ);
 #undef LANES_BOTH
-    const __m512i one = _mm512_set1_epi32(1);
     const __m512i nearest = _mm512_castps_si512(
         _mm512_insertf32x8(_mm512_castps256_ps512(nearest_low), nearest_high, 1));
+    /* 2^-126 < |f| <= FLT_MAX on f's bits (NaN bits lie above FLT_MAX's), or x = +-0 */
+    const __m512i nearest_magnitude = _mm512_and_si512(nearest, _mm512_set1_epi32(0x7FFFFFFF));
+    const __mmask16 kept = (_mm512_cmpgt_epu32_mask(nearest_magnitude, _mm512_set1_epi32(0x00800000)) &
+                            _mm512_cmple_epu32_mask(nearest_magnitude, _mm512_set1_epi32(0x7F7FFFFF))) |
+                           _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_EQ_OQ);
+    const __m512i one = _mm512_set1_epi32(1);
     __m512i odd = _mm512_mask_sub_epi32(nearest, above, nearest, one);
     odd = _mm512_mask_or_epi32(odd, inexact, odd, one);
     return _mm512_mask_blend_epi32(kept, _mm512_set1_epi32(0x7FC00000), odd);
@@ -301,13 +299,38 @@ LANES_INLINE __m256i lanes_stochastic_divide(const __m256 x, const __m512d divis
                                                              _mm512_cmplt_epi64_mask(wide, _mm512_set1_epi64(64)))
                                                 : (__mmask8)0;
     const __mmask8 sign_allowed = k->is_signed ? (__mmask8)0xFF : (__mmask8)(~negative | is_zero);
-    const __mmask8 fast = ((is_zero & (__mmask8)~lost) | is_normal | is_subnormal) & sign_allowed & valid;
-    const __mmask8 rounded = (is_normal | is_subnormal) & fast;
-    const __mmask8 subnormal = is_subnormal & fast;
-    const __m512i word = lanes_words(key, first_index);
     const __m128i shift = _mm_cvtsi64_si128(k->shift), up = _mm_cvtsi64_si128(64 - k->shift);
     const __m512i normal_remainder = _mm512_and_si512(a, _mm512_set1_epi64(k->mask));
     const __m512i normal_threshold = _mm512_sll_epi64(normal_remainder, up);
+    const __m512i word = lanes_words(key, first_index);
+    if ((__mmask8)(is_normal & sign_allowed & valid) == valid) {
+        /* every lane normal: the normal branch alone, and a normal code N's value is the float64
+         * whose bits are (N + rebias) << shift */
+        const __m512i rebias = _mm512_set1_epi64(k->rebias);
+        const __mmask8 away = _mm512_cmplt_epu64_mask(word, normal_threshold);
+        const __m512i lower = _mm512_sub_epi64(_mm512_srl_epi64(a, shift), rebias);
+        __m512i code = _mm512_mask_add_epi64(lower, away, lower, one);
+        const __m512i limit = k->positive_max_code == k->negative_max_code
+                                  ? _mm512_set1_epi64(k->positive_max_code)
+                                  : _mm512_mask_blend_epi64(negative, _mm512_set1_epi64(k->positive_max_code),
+                                                            _mm512_set1_epi64(k->negative_max_code));
+        const __mmask8 saturated = _mm512_cmpgt_epi64_mask(code, limit);
+        code = _mm512_min_epi64(code, limit);
+        counts->inexact += __builtin_popcount(valid & (_mm512_test_epi64_mask(normal_remainder, normal_remainder) |
+                                                       saturated));
+        counts->overflow += __builtin_popcount(valid & saturated);
+        *fast_out = valid;
+        if (want_values) {
+            const __m512i sign = _mm512_and_si512(q_bits, _mm512_set1_epi64((long long)0x8000000000000000ULL));
+            const __m512d signed_value = _mm512_castsi512_pd(
+                _mm512_or_si512(_mm512_sll_epi64(_mm512_add_epi64(code, rebias), shift), sign));
+            *value = _mm512_cvtpd_ps(_mm512_mul_pd(signed_value, value_scale));
+        }
+        return _mm512_cvtepi64_epi32(_mm512_mask_or_epi64(code, negative, code, _mm512_set1_epi64(k->sign_bit)));
+    }
+    const __mmask8 fast = ((is_zero & (__mmask8)~lost) | is_normal | is_subnormal) & sign_allowed & valid;
+    const __mmask8 rounded = (is_normal | is_subnormal) & fast;
+    const __mmask8 subnormal = is_subnormal & fast;
     const __m512d two_52 = _mm512_set1_pd(0x1p52);
     const __m512d y = _mm512_mul_pd(_mm512_castsi512_pd(a), _mm512_set1_pd(k->subnormal_factor));
     const __m512d shifted = _mm512_add_pd(y, two_52);
@@ -408,9 +431,12 @@ LANES_INLINE void lanes_chunk_body(const int path, const int mode, const float *
                 code = lanes_round_f32(input, offset, mode, k, stream_key, first_index + (uint64_t)i, valid,
                                        want_values, &value, &fast, counts);
             }
+            /* the value times S: one float32 multiplication where S is a float32 (the correctly
+             * rounded product, as (float)(value * S) of the exact float64 product), else in float64 */
             if (want_values)
-                value = path == LANES_POWER ? _mm512_mul_ps(value, _mm512_set1_ps(block->value32))
-                                            : lanes_times_f64(value, _mm512_set1_pd(block->value));
+                value = path == LANES_POWER || (double)block->value32 == block->value
+                            ? _mm512_mul_ps(value, _mm512_set1_ps(block->value32))
+                            : lanes_times_f64(value, _mm512_set1_pd(block->value));
         } else {
             const __m512d divisor = _mm512_set1_pd(block->operand), value_scale = _mm512_set1_pd(block->value);
             __m256 value_low = _mm256_setzero_ps(), value_high = _mm256_setzero_ps();
@@ -427,7 +453,7 @@ LANES_INLINE void lanes_chunk_body(const int path, const int mode, const float *
             value = _mm512_insertf32x8(_mm512_castps256_ps512(value_low), value_high, 1);
             fast = (__mmask16)((unsigned)fast_low | ((unsigned)fast_high << 8));
         }
-        slow[i / 16] = (uint16_t)(valid & ~fast);
+        slow[i >> 4] = (uint16_t)(valid & ~fast);
         if (valid == 0xFFFF) {
             if (want_values)
                 _mm512_storeu_ps(values + i, value);

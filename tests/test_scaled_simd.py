@@ -68,6 +68,23 @@ def boundary_rows(sf, dtype):
     return x
 
 
+def rule_boundary_rows(sf):
+    """float32 rows of 32 whose maxima lie at each scale rule's boundaries and one float32 ulp
+    either side: 2^k (floor, ceil), 2^k (2 - 2^-(m + 1)) (even's carry), max 2^k (rceil), and
+    the amax rule's quotients at scale values and between them."""
+    element = sf.element
+    m = element.man_bits
+    top = float(max_value(element))
+    centres = [1.0, 2.0 - 2.0 ** -(m + 1), top, top * 1.5, top * 1.0625, top * 1.75]
+    maxima = []
+    for k in (-126, -40, -3, 0, 5, 60, 100):
+        for centre in centres:
+            value = np.float32(centre * 2.0 ** k)
+            maxima += [np.nextafter(value, np.float32(0)), value, np.nextafter(value, np.float32(np.inf))]
+    with np.errstate(over="ignore"):
+        return (np.outer(np.array(maxima, np.float64), np.linspace(1.0, -0.5, 32))).astype(np.float32)
+
+
 def outlier_block(dtype):
     """One 512-element row: 200 outliers near float32's largest values among small normals and
     float32 subnormals."""
@@ -87,6 +104,7 @@ def cases():
         result.append((name, awkward_array((2, 96), np.float64, seed=5)))   # the C kernels of each copy
         result.append((name, dyadic_rows(8, 96).astype(np.float32)))         # exact ties
         result.append((name, boundary_rows(sf, np.float32)))
+        result.append((name, rule_boundary_rows(sf)))
         result.append((name, outlier_block(np.float32)))
         # every tail length of the 16-lane steps and of blocks of 16 and 32
         rng = np.random.default_rng(11)
