@@ -1701,6 +1701,24 @@ static void accumulate_amax(const scaled_plan *plan, const void *x, int64_t row_
         amax_f64((const double *)x + row_start, j0, j1, block_columns, (uint64_t *)acc, first_block);
 }
 
+/* The block maxima of rows [i0, i1) (of the matrix whose row 0 is row `first_row` of x), columns
+ * [j0, j1): accumulate_amax row by row, or, in the AVX-512 copy, the lanes' tiles (one
+ * horizontal reduction per tile instead of one per tile row). */
+static void tile_amax(const scaled_plan *plan, const void *x, int64_t first_row, int64_t i0, int64_t i1,
+                      int64_t columns, int64_t j0, int64_t j1, int64_t block_columns, void *acc, int64_t first_block)
+{
+#if FL_SCALED_COPY == 2
+    if (plan->input_f32 && i1 - i0 > 1 && block_columns % 16 == 0 && j0 % block_columns == 0) {
+        j0 = lanes_tile_amax_f32((const uint32_t *)x + (first_row + i0) * columns, i1 - i0, columns, j0, j1,
+                                 block_columns, (uint32_t *)acc, first_block);
+        if (j0 >= j1)
+            return;
+    }
+#endif
+    for (int64_t i = i0; i < i1; i++)
+        accumulate_amax(plan, x, (first_row + i) * columns, j0, j1, block_columns, acc, first_block);
+}
+
 static void store_scale(const scaled_output *output, int64_t index, uint32_t code)
 {
     if (output->scales)
@@ -1947,8 +1965,7 @@ static int scaled_run(const void *x, int input_f32, const fl_block_layout *layou
                 const int64_t j0 = first_block * block_columns;
                 const int64_t j1 = last_block * block_columns < columns ? last_block * block_columns : columns;
                 char *acc = stored + (size_t)(unit * column_blocks + first_block) * amax_bytes;
-                for (int64_t i = i0; i < i1; i++)
-                    accumulate_amax(plan, x, (l * rows + i) * columns, j0, j1, block_columns, acc, first_block);
+                tile_amax(plan, x, l * rows, i0, i1, columns, j0, j1, block_columns, acc, first_block);
             }
             largest = input_f32 ? largest_magnitude_f32((const uint32_t *)(const void *)stored, block_count)
                                 : largest_magnitude_f64((const uint64_t *)(const void *)stored, block_count);
@@ -2007,8 +2024,7 @@ static int scaled_run(const void *x, int input_f32, const fl_block_layout *layou
                     maxima = stored + (size_t)(unit * column_blocks + first_block) * amax_bytes;
                 } else {
                     memset(acc, 0, (size_t)(last_block - first_block) * amax_bytes);
-                    for (int64_t i = i0; i < i1; i++)
-                        accumulate_amax(plan, x, (l * rows + i) * columns, j0, j1, block_columns, acc, first_block);
+                    tile_amax(plan, x, l * rows, i0, i1, columns, j0, j1, block_columns, acc, first_block);
                 }
                 if (plan->use_f32 && plan->rule != FL_SCALE_AMAX && !given_block)
                     power_scales_f32(plan, (const uint32_t *)maxima, last_block - first_block, blocks, &local.blocks);

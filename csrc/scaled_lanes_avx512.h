@@ -591,3 +591,39 @@ static int64_t lanes_amax_f32(const uint32_t *restrict bits, int64_t j0, int64_t
     }
     return j;
 }
+
+/*
+ * The whole blocks of a tile row (rows rows of `columns` float32 from bits, columns [j0, j1), j0 a
+ * multiple of block_columns, itself a multiple of 16): acc[b - first_block] = max(acc, the tile's
+ * largest magnitude bits), the rows combined lane by lane in vectors (up to 64 tiles at a time)
+ * and each tile reduced once.  Returns the first column it did not do.
+ */
+static int64_t lanes_tile_amax_f32(const uint32_t *restrict bits, int64_t rows, int64_t columns, int64_t j0,
+                                   int64_t j1, int64_t block_columns, uint32_t *restrict acc, int64_t first_block)
+{
+    const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF);
+    __m512i partial[64];
+    int64_t j = j0;
+    while (j + block_columns <= j1) {
+        const int64_t tiles = (j1 - j) / block_columns < 64 ? (j1 - j) / block_columns : 64;
+        for (int64_t t = 0; t < tiles; t++)
+            partial[t] = _mm512_setzero_si512();
+        for (int64_t r = 0; r < rows; r++) {
+            const uint32_t *row = bits + r * columns + j;
+            for (int64_t t = 0; t < tiles; t++) {
+                __m512i largest = partial[t];
+                for (int64_t i = 0; i < block_columns; i += 16)
+                    largest = _mm512_max_epu32(largest,
+                                               _mm512_and_si512(_mm512_loadu_si512(row + t * block_columns + i), magnitude));
+                partial[t] = largest;
+            }
+        }
+        uint32_t *target = acc + (j / block_columns - first_block);
+        for (int64_t t = 0; t < tiles; t++) {
+            const uint32_t tile_largest = _mm512_reduce_max_epu32(partial[t]);
+            target[t] = tile_largest > target[t] ? tile_largest : target[t];
+        }
+        j += tiles * block_columns;
+    }
+    return j;
+}
