@@ -38,6 +38,11 @@
  * stochastic_away, keyed by the element's global C-order index.  Every result is a function
  * of its element, its block and the seed, so results never depend on threads or chunking.
  *
+ * SIMD: this file is compiled three times (portable here, scaled_avx2.c, scaled_avx512.c) and the
+ * public functions run the copy of fl_codec_simd_level() (FMTLAB_SIMD); the AVX-512 copy does the
+ * float32 paths above in the intrinsics lanes of scaled_lanes_avx512.h (see the comment below
+ * FL_SCALED_X86).
+ *
  * Threads: items are shared statically over the threads, each done by one thread from start
  * to end.  With fewer items than threads (one tensor-wide block, a few large tiles) each block
  * row is done by all threads together: partial maxima per thread, combined, then the elements
@@ -88,9 +93,6 @@
 #ifndef FL_SCALED_COPY
 #define FL_SCALED_COPY 0
 #endif
-/* (kept so that the kernels' definitions read as before: each copy is one target) */
-#define FL_SCALED_CLONES
-
 #define FLOAT64_MAGNITUDE 0x7FFFFFFFFFFFFFFFLL
 #define FLOAT64_INF_BITS 0x7FF0000000000000LL
 #define FLOAT64_MIN_NORMAL_BITS 0x0010000000000000LL /* 2^-1022 */
@@ -685,7 +687,7 @@ typedef void (*kernel_stochastic_divide)(int count, const float *restrict x, con
                                          int64_t *restrict codes, float *restrict out, int64_t *restrict slow,
                                          element_counts *restrict counts);
 #define DEFINE_STOCHASTIC_DIVIDE(VALUES, COUNTS, SUFFIX)                                         \
-    FL_SCALED_CLONES static void stochastic_divide_##SUFFIX(int count, const float *restrict x,  \
+    static void stochastic_divide_##SUFFIX(int count, const float *restrict x,  \
         const double *restrict divisor, const double *restrict value_scale, const element_constants *restrict k, \
         int64_t subnormal_grid, uint64_t key, uint64_t first_index, int64_t *restrict codes,     \
         float *restrict out, int64_t *restrict slow, element_counts *restrict counts)            \
@@ -703,7 +705,7 @@ static const kernel_stochastic_divide stochastic_divide_kernels[2][2] = {
     {stochastic_divide_codes_counted, stochastic_divide_values_counted}};
 
 /* The stochastic kernel, with and without values (a constant inside). */
-FL_SCALED_CLONES static void element_chunk_stochastic(const int count, const double *restrict quotients, const double *restrict scale,
+static void element_chunk_stochastic(const int count, const double *restrict quotients, const double *restrict scale,
                                      const int want_values, const element_constants *restrict k,
                                      const prepared_format *p, const fl_rounding *rounding, uint64_t first_index,
                                      int64_t *restrict codes, double *restrict values, int64_t *restrict slow,
@@ -738,7 +740,7 @@ typedef void (*kernel_reciprocal)(int count, const reciprocal_input *restrict in
  * a nonzero x, or (dividing) x is a subnormal float64, the result is a NaN: exact_element.
  */
 #define ROUND_TO_ODD_F32(NAME, INPUT_TYPE, QUOTIENT, SUBNORMAL_X)                                \
-    FL_SCALED_CLONES static void NAME(int count, const INPUT_TYPE *restrict x, const double *restrict operand, \
+    static void NAME(int count, const INPUT_TYPE *restrict x, const double *restrict operand, \
                                       uint32_t *restrict out)                                    \
     {                                                                                            \
         for (int t = 0; t < count; t++) {                                                        \
@@ -788,7 +790,7 @@ ROUND_TO_ODD_F32(odd_quotients_f64_divide, double, xv / operand[t], fabs(xv) < 0
  * product_scale are 0: q' = x * 0, which keeps x = +-0 only, as x / Inf does.
  */
 #define ROUND_TO_ODD_F32_RECIPROCAL(NAME, INPUT_TYPE, TINY_X)                                     \
-    FL_SCALED_CLONES static void NAME(int count, const INPUT_TYPE *restrict x, const double *restrict reciprocal, \
+    static void NAME(int count, const INPUT_TYPE *restrict x, const double *restrict reciprocal, \
                                       const double *restrict product_scale, uint32_t *restrict out) \
     {                                                                                            \
         for (int t = 0; t < count; t++) {                                                        \
@@ -801,7 +803,7 @@ ROUND_TO_ODD_F32_RECIPROCAL(odd_quotients_f64_reciprocal, double, fabs(xv) < 0x1
 /* The float64 kernel's quotients: q, or NaN where it is zero for a nonzero x or where
  * SUBNORMAL_X holds (quotient_proxy would not keep it): exact_element does those. */
 #define FLOAT64_QUOTIENTS(NAME, INPUT_TYPE, QUOTIENT, SUBNORMAL_X)                               \
-    FL_SCALED_CLONES static void NAME(int count, const INPUT_TYPE *restrict x, const double *restrict operand, \
+    static void NAME(int count, const INPUT_TYPE *restrict x, const double *restrict operand, \
                                       double *restrict quotients)                                \
     {                                                                                            \
         for (int t = 0; t < count; t++) {                                                        \
@@ -819,7 +821,7 @@ FLOAT64_QUOTIENTS(quotients_f64_divide, double, xv / operand[t], fabs(xv) < 0x1p
 /* One out-of-line copy per (mode, values, counts) and kernel: all three are constants inside
  * (the counts cost a tenth of the kernel, and most calls do not ask for them). */
 #define DEFINE_KERNEL_F32(MODE, VALUES, COUNTS, SUFFIX)                                          \
-    FL_SCALED_CLONES static void kernel_f32_##SUFFIX(int count, const uint32_t *restrict bits,   \
+    static void kernel_f32_##SUFFIX(int count, const uint32_t *restrict bits,   \
         const uint32_t *restrict exponent_offset, const float *restrict scale,                   \
         const element_constants *restrict k, uint32_t *restrict codes, float *restrict values,   \
         uint32_t *restrict slow, element_counts *restrict counts, uint64_t stream_key, uint64_t first_index) \
@@ -828,7 +830,7 @@ FLOAT64_QUOTIENTS(quotients_f64_divide, double, xv / operand[t], fabs(xv) < 0x1p
                           counts, stream_key, first_index, 0, NULL);                             \
     }
 #define DEFINE_KERNEL_RECIPROCAL(MODE, VALUES, COUNTS, SUFFIX)                                   \
-    FL_SCALED_CLONES static void kernel_reciprocal_##SUFFIX(int count, const reciprocal_input *restrict input, \
+    static void kernel_reciprocal_##SUFFIX(int count, const reciprocal_input *restrict input, \
         const element_constants *restrict k, uint32_t *restrict codes, uint32_t *restrict slow,  \
         element_counts *restrict counts)                                                         \
     {                                                                                            \
@@ -836,7 +838,7 @@ FLOAT64_QUOTIENTS(quotients_f64_divide, double, xv / operand[t], fabs(xv) < 0x1p
                           input);                                                                \
     }
 #define DEFINE_KERNELS(MODE, VALUES, COUNTS, SUFFIX)                                             \
-    FL_SCALED_CLONES static void kernel_f64_##SUFFIX(int count, const double *restrict quotients, \
+    static void kernel_f64_##SUFFIX(int count, const double *restrict quotients, \
         const double *restrict scale, const element_constants *restrict k, int64_t *restrict codes, \
         double *restrict values, int64_t *restrict slow, element_counts *restrict counts)        \
     {                                                                                            \
@@ -1423,7 +1425,7 @@ static int lanes_chunk_done(const scaled_plan *plan, lanes_chunk_function lanes,
  * blocks[b - first_block] is the scale of column block b (block_columns wide).  Chunks of CHUNK
  * elements go through one of the kernels; the elements it flags through exact_element.
  */
-FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x, int64_t row_start, int64_t j0,
+static void encode_span(const scaled_plan *plan, const void *x, int64_t row_start, int64_t j0,
                                          int64_t j1, int64_t block_columns, const block_scale *blocks,
                                          int64_t first_block, const scaled_output *output, thread_counts *counts)
 {
@@ -1606,7 +1608,7 @@ FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x,
  * block b (block_columns wide) that the range touches.  Integer maxima of the magnitude bits:
  * they order like the magnitudes, and every NaN lies above +Inf. */
 #define DEFINE_AMAX(NAME, TYPE, BITS, MAGNITUDE)                                                 \
-    FL_SCALED_CLONES static void NAME(const TYPE *restrict row, int64_t j0, int64_t j1,          \
+    static void NAME(const TYPE *restrict row, int64_t j0, int64_t j1,          \
                                       int64_t block_columns, BITS *restrict acc, int64_t first_block) \
     {                                                                                            \
         const BITS *restrict bits = (const BITS *)(const void *)row;                             \
@@ -1671,7 +1673,7 @@ DEFINE_AMAX(amax_f32, float, uint32_t, 0x7FFFFFFFu)
 DEFINE_AMAX(amax_f64, double, uint64_t, 0x7FFFFFFFFFFFFFFFULL)
 
 /* The largest magnitude bits of n values (the tensor's amax). */
-FL_SCALED_CLONES static uint64_t largest_magnitude_f32(const uint32_t *restrict bits, int64_t n)
+static uint64_t largest_magnitude_f32(const uint32_t *restrict bits, int64_t n)
 {
     uint32_t largest = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -1681,7 +1683,7 @@ FL_SCALED_CLONES static uint64_t largest_magnitude_f32(const uint32_t *restrict 
     return largest;
 }
 
-FL_SCALED_CLONES static uint64_t largest_magnitude_f64(const uint64_t *restrict bits, int64_t n)
+static uint64_t largest_magnitude_f64(const uint64_t *restrict bits, int64_t n)
 {
     uint64_t largest = 0;
     for (int64_t i = 0; i < n; i++) {
