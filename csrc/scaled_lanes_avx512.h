@@ -282,7 +282,7 @@ LANES_INLINE __m256i lanes_stochastic_divide(const __m256 x, const __m512d divis
                                              const int want_values, __m256 *value, __mmask8 *fast_out,
                                              lanes_counts *counts)
 {
-    const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi64(1);
+    const __m512i one = _mm512_set1_epi64(1);
     const __m512d xd = _mm512_cvtps_pd(x);
     const __m512d q = _mm512_div_pd(xd, divisor);
     const __m512i q_bits = _mm512_castpd_si512(q);
@@ -382,7 +382,6 @@ LANES_INLINE __m256i lanes_stochastic_divide(const __m256 x, const __m512d divis
             _mm512_set1_epi64((long long)0x8000000000000000ULL)));
         *value = _mm512_cvtpd_ps(_mm512_mul_pd(signed_value, value_scale));
     }
-    (void)zero;
     return _mm512_cvtepi64_epi32(signed_code);
 }
 
