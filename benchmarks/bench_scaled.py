@@ -1,21 +1,31 @@
 """Scaled-format throughput against fmtlab's unscaled codec and the peers (a benchmark, not a test).
 
 Quantizes 2^22 standard-normal float32 values, shaped (2^22 / 4096, 4096), to every scaled
-preset (MXFP8/6/4, NVFP4 1-D and 2-D, block and per-tensor FP8) and prints millions of elements
-per second for fmtlab's scaled quantize and encode (the C hot loop, csrc/scaled.c), fmtlab's
-unscaled e4m3fn quantize (the target: a scaled quantize at least half as fast), torchao's to_mx
-and nvfp4_quantize (eager, CPU) and gfloat's quantize_block.  Every preset is also timed with
-exact stochastic rounding and compared with the unscaled stochastic e4m3fn quantize (column /mode).  gfloat rounds one value at a time in
-Python, so it is timed on the first 2^--gfloat-size-log2 values only (its rate does not depend
-on the count).  Each figure is the best of --repeats runs.  Usage:
+preset (MXFP8/6/4, MXINT8, NVFP4 1-D and 2-D, block and per-tensor FP8) with nearest-even and
+with exact stochastic rounding, and prints millions of elements per second for fmtlab's scaled
+quantize (the C hot loop, csrc/scaled.c) beside its peers in the same run: fmtlab's unscaled
+quantize to the preset's own element format in the same rounding mode (column /element: the
+target is a scaled quantize at least half as fast; E4M3FN for the FP8 presets, E2M1 for MXFP4 and
+NVFP4, int8 on 64 x for MXINT8), fmtlab's unscaled E4M3FN in the same mode (/e4m3fn),
+torchao's to_mx and NVFP4 reference (eager, CPU) and gfloat's quantize_block.  Each scaled figure
+and its peers are timed interleaved (peer, scaled, peer, scaled ...), best of --repeats runs
+each, so that a change of machine load hits both.  gfloat rounds one value at a time in Python:
+it is timed on the first 2^--gfloat-size-log2 values only (its rate does not depend on the
+count).  --clock thread times the CPU time of the calling thread (steadier on a shared machine;
+only meaningful with --threads 1), wall the elapsed time.  The load average is printed with the
+table.  Usage:
 
-    python benchmarks/bench_scaled.py [--size-log2 22] [--repeats 5] [--threads N] [--gfloat-size-log2 13]
+    python benchmarks/bench_scaled.py [--size-log2 22] [--repeats 5] [--threads N] [--clock wall|thread]
+                                      [--gfloat-size-log2 13]
 """
 import argparse
+import os
+import time
 
 import numpy as np
 
 import fmtlab as fl
+from fmtlab.integers import IntFormat
 from fmtlab.scaled import preset_names
 from _timing import best_time  # benchmarks/_timing.py
 
@@ -65,14 +75,25 @@ def gfloat_rows(x, size_log2):
     return rows
 
 
+def interleaved(functions, count, repeats, clock):
+    """Best rate (Melem/s) of each function, the functions run in turn repeats times."""
+    best = [float("inf")] * len(functions)
+    for _ in range(max(1, repeats)):
+        for i, function in enumerate(functions):
+            best[i] = min(best[i], best_time(function, 1, clock))
+    return [count / b / 1e6 for b in best]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-log2", type=int, default=22)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for fmtlab and torch (default: each library's own default)")
+    parser.add_argument("--clock", choices=("wall", "thread"), default="wall")
     parser.add_argument("--gfloat-size-log2", type=int, default=13)
     args = parser.parse_args()
+    clock = time.thread_time if args.clock == "thread" else time.perf_counter
     count = 1 << args.size_log2
     columns = 4096 if count >= 4096 else count
     x = np.random.default_rng(0).standard_normal(count).astype(np.float32).reshape(-1, columns)
@@ -84,54 +105,41 @@ def main():
         except ImportError:
             pass
     repeats = args.repeats
-    rows = [("float32 copy (bandwidth ceiling)", best_rate(x.copy, count, repeats), None)]
-    unscaled = best_rate(lambda: fl.quantize(x, fl.E4M3FN), count, repeats)
-    unscaled_stochastic = best_rate(lambda: fl.quantize(x, fl.E4M3FN, "stochastic", seed=1), count, repeats)
-    rows.append(("fmtlab quantize e4m3fn (unscaled)", unscaled, unscaled))
-    rows.append(("fmtlab encode   e4m3fn (unscaled)", best_rate(lambda: fl.encode(x, fl.E4M3FN), count, repeats),
-                 unscaled))
-    rows.append(("fmtlab quantize e4m3fn stochastic (unscaled)", unscaled_stochastic, unscaled_stochastic))
-    # integers round on their float format and clamp (fmtlab.integers): mxint8's unscaled peer
-    int8_scaled = x * np.float32(64.0)
-    rows.append(("fmtlab quantize int8 (unscaled)", best_rate(lambda: fl.quantize(int8_scaled, fl.INT8), count,
-                                                              repeats), unscaled))
-    quantize_rates = {}
-    for name in preset_names():
-        sf = fl.scaled_format(name)
-        quantize_rates[name] = best_rate(lambda: fl.quantize(x, sf), count, repeats)
-        rows.append((f"fmtlab quantize {name}", quantize_rates[name], unscaled))
-        rows.append((f"fmtlab encode   {name}", best_rate(lambda: fl.encode(x, sf), count, repeats), unscaled))
-    stochastic_rates = {}
-    for name in preset_names():
-        sf = fl.scaled_format(name)
-        stochastic_rates[name] = best_rate(lambda: fl.quantize(x, sf, "stochastic", seed=1), count, repeats)
-        rows.append((f"fmtlab quantize {name} stochastic", stochastic_rates[name], unscaled_stochastic))
-    rows += [(name, rate, None) for name, rate in torchao_rows(x, repeats) + gfloat_rows(x, args.gfloat_size_log2)]
-    torchao_mx = {name: rate for name, rate, _ in rows}.get("torchao to_mx mxfp8_e4m3 (floor)")
-    print(f"{count} float32 values, shape {x.shape}; fmtlab threads: {fl.get_threads()}")
-    header = f"{'operation':46s} {'Melem/s':>9s} {'/unscaled':>10s} {'/mode':>6s} {'/torchao':>9s}"
+    print(f"{count} float32 values, shape {x.shape}; fmtlab threads: {fl.get_threads()}; clock: {args.clock}; "
+          f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    header = (f"{'fmtlab scaled quantize':22s} {'mode':12s} {'Melem/s':>9s} {'element peer':>14s} {'Melem/s':>9s} "
+              f"{'/element':>9s} {'e4m3fn':>9s} {'/e4m3fn':>8s}")
     print(header)
     print("-" * len(header))
+    ratios = {}
+    for mode in ("nearest_even", "stochastic"):
+        keywords = {"seed": 1} if mode == "stochastic" else {}
+        for name in preset_names():
+            sf = fl.scaled_format(name)
+            element, peer_input = sf.element, x
+            if isinstance(element, IntFormat):
+                # int8 with a 2^-6 step rounds x as int8 rounds 64 x (fmtlab.integers); the codec's
+                # int8 is the integer peer (the stepped format takes a slower path unscaled)
+                element, peer_input = fl.INT8, x * np.float32(2.0 ** -element.step_exponent)
+            scaled_rate, element_rate, e4m3fn_rate = interleaved(
+                [lambda: fl.quantize(x, sf, mode, **keywords), lambda: fl.quantize(peer_input, element, mode, **keywords),
+                 lambda: fl.quantize(x, fl.E4M3FN, mode, **keywords)], count, repeats, clock)
+            ratios[name, mode] = scaled_rate / element_rate
+            print(f"{name:22s} {mode:12s} {scaled_rate:9.1f} {str(element):>14s} {element_rate:9.1f} "
+                  f"{scaled_rate / element_rate:9.2f} {e4m3fn_rate:9.1f} {scaled_rate / e4m3fn_rate:8.2f}")
+    others = torchao_rows(x, repeats) + gfloat_rows(x, args.gfloat_size_log2)
+    if others:
+        print()
+        print(f"{'peer':46s} {'Melem/s':>9s}")
+        for name, rate in others:
+            shown = f"{rate:9.1f}" if rate >= 10 else f"{rate:9.3f}"
+            print(f"{name:46s} {shown}")
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    met = [f"{name} {mode}" for (name, mode), r in ratios.items() if r >= 0.5]
+    missed = [f"{name} {mode} ({r:.2f})" for (name, mode), r in ratios.items() if r < 0.5]
+    print(f"target (a scaled quantize at least half as fast as the unscaled quantize to its element, same mode): "
+          f"met by {len(met)} of {len(ratios)}" + (f"; not by {', '.join(missed)}" if missed else ""))
 
-    def ratio(value, width):
-        return f"{value:{width}.2f}" if value >= 0.01 else f"{value:{width}.5f}"
-
-    for name, rate, same_mode in rows:
-        versus_torchao = ratio(rate / torchao_mx, 9) if torchao_mx else f"{'n/a':>9s}"
-        shown = f"{rate:9.1f}" if rate >= 10 else f"{rate:9.3f}"
-        versus_mode = ratio(rate / same_mode, 6) if same_mode else f"{'':6s}"
-        print(f"{name:46s} {shown} {ratio(rate / unscaled, 10)} {versus_mode} {versus_torchao}")
-    print("/unscaled: against fmtlab's unscaled e4m3fn nearest-even quantize; /mode: against the unscaled quantize in "
-          "the same rounding mode; /torchao: against torchao's to_mx mxfp8_e4m3, same run")
-    met = [name for name, rate in quantize_rates.items() if rate >= 0.5 * unscaled]
-    missed = [f"{name} ({rate / unscaled:.2f})" for name, rate in quantize_rates.items() if rate < 0.5 * unscaled]
-    print(f"target (a scaled quantize at least half as fast as the unscaled one): met by {', '.join(met) or 'none'}"
-          + (f"; not by {', '.join(missed)}" if missed else ""))
-    met = [name for name, rate in stochastic_rates.items() if rate >= 0.5 * unscaled_stochastic]
-    missed = [f"{name} ({rate / unscaled_stochastic:.2f})" for name, rate in stochastic_rates.items()
-              if rate < 0.5 * unscaled_stochastic]
-    print(f"stochastic (at least half as fast as the unscaled stochastic quantize): met by {', '.join(met) or 'none'}"
-          + (f"; not by {', '.join(missed)}" if missed else ""))
 
 if __name__ == "__main__":
     main()

@@ -38,6 +38,11 @@
  * stochastic_away, keyed by the element's global C-order index.  Every result is a function
  * of its element, its block and the seed, so results never depend on threads or chunking.
  *
+ * SIMD: this file is compiled three times (portable here, scaled_avx2.c, scaled_avx512.c) and the
+ * public functions run the copy of fl_codec_simd_level() (FMTLAB_SIMD); the AVX-512 copy does the
+ * float32 paths above in the intrinsics lanes of scaled_lanes_avx512.h (see the comment below
+ * FL_SCALED_X86).
+ *
  * Threads: items are shared statically over the threads, each done by one thread from start
  * to end.  With fewer items than threads (one tensor-wide block, a few large tiles) each block
  * row is done by all threads together: partial maxima per thread, combined, then the elements
@@ -73,16 +78,21 @@
 #define FL_ALWAYS_INLINE inline
 #endif
 
-/* On x86-64 Linux with GCC the deterministic kernels and the amax loops are also compiled for
- * AVX2 and picked when the library loads, as in codec_fast.c.  Their float operations are
- * single IEEE operations (C99 mode: no contraction into fused multiply-adds), so both copies
- * give the same bits. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define FL_SCALED_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+/* SIMD copies (FMTLAB_SIMD, fl_codec_simd_level): on x86-64 with GCC this whole file is also
+ * compiled for AVX2 (scaled_avx2.c) and for AVX-512 (scaled_avx512.c, which adds the intrinsics
+ * lanes of scaled_lanes_avx512.h), each copy defining FL_SCALED_COPY (1, 2) and one entry point,
+ * fl_scaled_run_avx2 / fl_scaled_run_avx512; this portable copy's public functions call the copy
+ * of the level the library chose, as the codec and the matmul do.  Every float operation is a
+ * single IEEE operation in every copy (C99 mode: no contraction into fused multiply-adds, no
+ * -ffast-math), so all copies give the same bits (tests/test_scaled_simd.py). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define FL_SCALED_X86 1
 #else
-#define FL_SCALED_CLONES
+#define FL_SCALED_X86 0
 #endif
-
+#ifndef FL_SCALED_COPY
+#define FL_SCALED_COPY 0
+#endif
 #define FLOAT64_MAGNITUDE 0x7FFFFFFFFFFFFFFFLL
 #define FLOAT64_INF_BITS 0x7FF0000000000000LL
 #define FLOAT64_MIN_NORMAL_BITS 0x0010000000000000LL /* 2^-1022 */
@@ -677,7 +687,7 @@ typedef void (*kernel_stochastic_divide)(int count, const float *restrict x, con
                                          int64_t *restrict codes, float *restrict out, int64_t *restrict slow,
                                          element_counts *restrict counts);
 #define DEFINE_STOCHASTIC_DIVIDE(VALUES, COUNTS, SUFFIX)                                         \
-    FL_SCALED_CLONES static void stochastic_divide_##SUFFIX(int count, const float *restrict x,  \
+    static void stochastic_divide_##SUFFIX(int count, const float *restrict x,  \
         const double *restrict divisor, const double *restrict value_scale, const element_constants *restrict k, \
         int64_t subnormal_grid, uint64_t key, uint64_t first_index, int64_t *restrict codes,     \
         float *restrict out, int64_t *restrict slow, element_counts *restrict counts)            \
@@ -695,7 +705,7 @@ static const kernel_stochastic_divide stochastic_divide_kernels[2][2] = {
     {stochastic_divide_codes_counted, stochastic_divide_values_counted}};
 
 /* The stochastic kernel, with and without values (a constant inside). */
-FL_SCALED_CLONES static void element_chunk_stochastic(const int count, const double *restrict quotients, const double *restrict scale,
+static void element_chunk_stochastic(const int count, const double *restrict quotients, const double *restrict scale,
                                      const int want_values, const element_constants *restrict k,
                                      const prepared_format *p, const fl_rounding *rounding, uint64_t first_index,
                                      int64_t *restrict codes, double *restrict values, int64_t *restrict slow,
@@ -730,7 +740,7 @@ typedef void (*kernel_reciprocal)(int count, const reciprocal_input *restrict in
  * a nonzero x, or (dividing) x is a subnormal float64, the result is a NaN: exact_element.
  */
 #define ROUND_TO_ODD_F32(NAME, INPUT_TYPE, QUOTIENT, SUBNORMAL_X)                                \
-    FL_SCALED_CLONES static void NAME(int count, const INPUT_TYPE *restrict x, const double *restrict operand, \
+    static void NAME(int count, const INPUT_TYPE *restrict x, const double *restrict operand, \
                                       uint32_t *restrict out)                                    \
     {                                                                                            \
         for (int t = 0; t < count; t++) {                                                        \
@@ -780,7 +790,7 @@ ROUND_TO_ODD_F32(odd_quotients_f64_divide, double, xv / operand[t], fabs(xv) < 0
  * product_scale are 0: q' = x * 0, which keeps x = +-0 only, as x / Inf does.
  */
 #define ROUND_TO_ODD_F32_RECIPROCAL(NAME, INPUT_TYPE, TINY_X)                                     \
-    FL_SCALED_CLONES static void NAME(int count, const INPUT_TYPE *restrict x, const double *restrict reciprocal, \
+    static void NAME(int count, const INPUT_TYPE *restrict x, const double *restrict reciprocal, \
                                       const double *restrict product_scale, uint32_t *restrict out) \
     {                                                                                            \
         for (int t = 0; t < count; t++) {                                                        \
@@ -793,7 +803,7 @@ ROUND_TO_ODD_F32_RECIPROCAL(odd_quotients_f64_reciprocal, double, fabs(xv) < 0x1
 /* The float64 kernel's quotients: q, or NaN where it is zero for a nonzero x or where
  * SUBNORMAL_X holds (quotient_proxy would not keep it): exact_element does those. */
 #define FLOAT64_QUOTIENTS(NAME, INPUT_TYPE, QUOTIENT, SUBNORMAL_X)                               \
-    FL_SCALED_CLONES static void NAME(int count, const INPUT_TYPE *restrict x, const double *restrict operand, \
+    static void NAME(int count, const INPUT_TYPE *restrict x, const double *restrict operand, \
                                       double *restrict quotients)                                \
     {                                                                                            \
         for (int t = 0; t < count; t++) {                                                        \
@@ -811,7 +821,7 @@ FLOAT64_QUOTIENTS(quotients_f64_divide, double, xv / operand[t], fabs(xv) < 0x1p
 /* One out-of-line copy per (mode, values, counts) and kernel: all three are constants inside
  * (the counts cost a tenth of the kernel, and most calls do not ask for them). */
 #define DEFINE_KERNEL_F32(MODE, VALUES, COUNTS, SUFFIX)                                          \
-    FL_SCALED_CLONES static void kernel_f32_##SUFFIX(int count, const uint32_t *restrict bits,   \
+    static void kernel_f32_##SUFFIX(int count, const uint32_t *restrict bits,   \
         const uint32_t *restrict exponent_offset, const float *restrict scale,                   \
         const element_constants *restrict k, uint32_t *restrict codes, float *restrict values,   \
         uint32_t *restrict slow, element_counts *restrict counts, uint64_t stream_key, uint64_t first_index) \
@@ -820,7 +830,7 @@ FLOAT64_QUOTIENTS(quotients_f64_divide, double, xv / operand[t], fabs(xv) < 0x1p
                           counts, stream_key, first_index, 0, NULL);                             \
     }
 #define DEFINE_KERNEL_RECIPROCAL(MODE, VALUES, COUNTS, SUFFIX)                                   \
-    FL_SCALED_CLONES static void kernel_reciprocal_##SUFFIX(int count, const reciprocal_input *restrict input, \
+    static void kernel_reciprocal_##SUFFIX(int count, const reciprocal_input *restrict input, \
         const element_constants *restrict k, uint32_t *restrict codes, uint32_t *restrict slow,  \
         element_counts *restrict counts)                                                         \
     {                                                                                            \
@@ -828,7 +838,7 @@ FLOAT64_QUOTIENTS(quotients_f64_divide, double, xv / operand[t], fabs(xv) < 0x1p
                           input);                                                                \
     }
 #define DEFINE_KERNELS(MODE, VALUES, COUNTS, SUFFIX)                                             \
-    FL_SCALED_CLONES static void kernel_f64_##SUFFIX(int count, const double *restrict quotients, \
+    static void kernel_f64_##SUFFIX(int count, const double *restrict quotients, \
         const double *restrict scale, const element_constants *restrict k, int64_t *restrict codes, \
         double *restrict values, int64_t *restrict slow, element_counts *restrict counts)        \
     {                                                                                            \
@@ -905,6 +915,11 @@ typedef struct scaled_plan {
     double tensor_value;             /* T (1 without a tensor scale; NaN for a NaN tensor) */
     double divisor;                  /* element_max * T: amax / divisor is a block's wanted scale */
     uint64_t index_offset;           /* the tensor's C-order index of x[0] (a piece: fl_scaled_piece) */
+    /* the AVX-512 copy's intrinsics lanes (scaled_lanes_avx512.h) for float32 x in blocks of a
+     * multiple of 16 columns: LANES_POWER, LANES_RECIPROCAL (used for a chunk whose blocks all have
+     * short scales) or LANES_DIVIDE; 0: the C kernels */
+    int lanes_path;
+    int want_counts;                 /* the caller asked for stats */
 } scaled_plan;
 
 static const local_stats no_stats = {0, 0, 0, 0, 0};
@@ -953,6 +968,10 @@ typedef struct block_scale {
     double reciprocal, product_scale;
     int short_scale;
 } block_scale;
+
+#if FL_SCALED_COPY == 2
+#include "scaled_lanes_avx512.h"
+#endif
 
 static uint64_t load_amax(const scaled_plan *plan, const void *acc, int64_t i)
 {
@@ -1120,8 +1139,11 @@ static void scales_of_blocks(const scaled_plan *plan, const void *acc, int64_t c
             out[i].value32 = (float)value[i];
             out[i].exponent_offset = 0;
             out[i].operand = value[i];
-            /* at most 29 significant bits: the low 23 of the 52 fraction bits are zero; normal,
-             * with a normal reciprocal */
+        }
+        /* S not a power of two: RN64(1/S) for ROUND_TO_ODD_F32_RECIPROCAL where S has at most 29
+         * significant bits (the low 23 of its 52 fraction bits zero), normal with a normal
+         * reciprocal (power-of-two rules never read these: no division per block there) */
+        for (int i = 0; !plan->power_of_two && i < n; i++) {
             const int64_t value_bits = bits_of_double(value[i]);
             out[i].short_scale = (value_bits & 0x7FFFFF) == 0 && value[i] >= 0x1p-1000 && value[i] <= 0x1p1000;
             out[i].reciprocal = 1.0 / value[i];
@@ -1153,6 +1175,53 @@ static void scales_of_blocks(const scaled_plan *plan, const void *acc, int64_t c
     counts->nan_blocks += nan_blocks;
     counts->scale_underflow += underflow;
     counts->scale_overflow += overflow;
+}
+
+/*
+ * scales_of_blocks for the float32 kernel's plans (use_f32: float32 x, a power-of-two rule, scale
+ * exponents within +-127), on the blocks whose maximum is a normal float32 -- the rule's exponent
+ * read off the float32 bits (E = the exponent field, f = the 23 fraction bits: frexp's exponent is
+ * E - 126, its 52 fraction bits below the leading one are f 2^29), no float64 conversion, no
+ * branch but the rule's, hoisted -- and scales_of_blocks itself, one block at a time, on the
+ * others (zero, subnormal, Inf, NaN maxima), so that both give the same fields and counts.
+ */
+static void power_scales_f32(const scaled_plan *plan, const uint32_t *bits, int64_t count, block_scale *blocks,
+                             block_counts *counts)
+{
+    const int64_t lowest = plan->lowest, highest = plan->highest, emax = plan->element_emax;
+    const int rule = plan->rule;
+    int64_t underflow = 0, overflow = 0, others = 0;
+    for (int64_t i = 0; i < count; i++) {
+        const uint32_t b = bits[i];
+        if (b - 0x00800000u >= 0x7F000000u) { /* not a normal float32: below */
+            others++;
+            continue;
+        }
+        const int64_t field = (int64_t)(b >> 23);
+        const uint64_t fraction = (uint64_t)(b & 0x007FFFFFu) << 29;
+        int64_t exponent;
+        switch (rule) {
+        case FL_SCALE_FLOOR: exponent = field - 127 - emax; break;
+        case FL_SCALE_CEIL: exponent = field - 127 + (fraction != 0) - emax; break;
+        case FL_SCALE_EVEN: exponent = field - 127 + (fraction >= (uint64_t)plan->even_carry_fraction) - emax; break;
+        default: exponent = field - 126 - plan->max_exponent + (fraction > (uint64_t)plan->max_fraction); break;
+        }
+        underflow += exponent < lowest;
+        overflow += exponent > highest;
+        exponent = exponent < lowest ? lowest : exponent > highest ? highest : exponent;
+        block_scale *out = &blocks[i];
+        out->code = plan->power_codes[exponent - lowest];
+        out->value = double_of_bits((exponent + 1023) << 52);
+        out->value32 = (float)out->value;
+        out->exponent_offset = (uint32_t)exponent << 23;
+        out->operand = double_of_bits((1023 - exponent) << 52);
+    }
+    counts->blocks += count - others;
+    counts->scale_underflow += underflow;
+    counts->scale_overflow += overflow;
+    for (int64_t i = 0; others && i < count; i++)
+        if (bits[i] - 0x00800000u >= 0x7F000000u)
+            scales_of_blocks(plan, bits + i, 1, blocks + i, counts);
 }
 
 /* ---- elements the kernel does not do ---------------------------------------------------- */
@@ -1299,17 +1368,76 @@ static void store_element_codes(const scaled_plan *plan, const scaled_output *ou
         }                                                                                        \
     }
 
+#if FL_SCALED_COPY == 2
+/*
+ * One chunk (columns start .. start + count of a row, element `first` of x and of the output)
+ * through the intrinsics lanes, then exact_element for the elements they flag, as encode_span
+ * does after the C kernels; 0 (nothing done) for LANES_RECIPROCAL when a block of the chunk has a
+ * scale that is not short (the C kernels divide there).
+ */
+static int lanes_chunk_done(const scaled_plan *plan, lanes_chunk_function lanes, const float *x, int count,
+                            int64_t start, int64_t block_columns, const block_scale *blocks, int64_t first_block,
+                            uint64_t index_base, const scaled_output *output, int64_t first, thread_counts *counts)
+{
+    const int64_t first_column_block = start / block_columns;
+    const block_scale *block = &blocks[first_column_block - first_block];
+    if (plan->lanes_path == LANES_RECIPROCAL) {
+        const int64_t last_column_block = (start + count - 1) / block_columns;
+        for (int64_t b = 0; b <= last_column_block - first_column_block; b++)
+            if (!block[b].short_scale)
+                return 0;
+    }
+    uint32_t codes[CHUNK];
+    uint16_t slow[CHUNK / 16];
+    float *values = plan->want_values ? (float *)output->values + first : NULL;
+    lanes_counts fast = {0, 0, 0, 0, 0};
+    lanes(x, count, block, start - first_column_block * block_columns, block_columns, &plan->constants,
+          (int64_t)(plan->element.emin - plan->element.man_bits) + 52, plan->stream_key, index_base, codes, values,
+          slow, plan->want_counts, &fast);
+    for (int t = 0; fast.slow && t < count; t++) {
+        if (!(slow[t / 16] >> (t % 16) & 1))
+            continue;
+        const block_scale *own = &blocks[(start + t) / block_columns - first_block];
+        /* the operand exact_element takes: 1/S for S = 2^e (0 in a NaN block), else S (+Inf there) */
+        double operand = own->operand;
+        if (plan->lanes_path == LANES_POWER) {
+            const double value = (double)own->value32;
+            operand = value != value ? 0.0 : 1.0 / value;
+        }
+        codes[t] = exact_element(plan, (double)x[t], operand, index_base + (uint64_t)t, &counts->elements);
+        if (values) {
+            const double scale = plan->lanes_path == LANES_POWER ? (double)own->value32 : own->value;
+            values[t] = (float)(decode_one(codes[t], &plan->element) * scale);
+        }
+    }
+    if (!values)
+        store_element_codes(plan, output, first, count, codes, NULL);
+    counts->elements.inexact += fast.inexact;
+    counts->elements.overflow += fast.overflow;
+    counts->elements.underflow += fast.underflow;
+    counts->elements.denormal += fast.denormal;
+    return 1;
+}
+#endif
+
 /*
  * The elements [j0, j1) of the row that starts at element `row_start` of x (its global index):
  * blocks[b - first_block] is the scale of column block b (block_columns wide).  Chunks of CHUNK
  * elements go through one of the kernels; the elements it flags through exact_element.
  */
-FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x, int64_t row_start, int64_t j0,
+static void encode_span(const scaled_plan *plan, const void *x, int64_t row_start, int64_t j0,
                                          int64_t j1, int64_t block_columns, const block_scale *blocks,
                                          int64_t first_block, const scaled_output *output, thread_counts *counts)
 {
     const element_constants *k = &plan->constants;
     const int input_f32 = plan->input_f32, divide = !plan->power_of_two, want_values = plan->want_values;
+#if FL_SCALED_COPY == 2
+    /* the lanes take every chunk of the span (a chunk starts a multiple of CHUNK columns after
+     * j0, itself a multiple of block_columns: every 16 lanes lie in one block) */
+    const lanes_chunk_function lanes = plan->lanes_path && block_columns % 16 == 0 && j0 % 16 == 0
+                                           ? lanes_chunk_function_of(plan->lanes_path, plan->rounding.mode)
+                                           : NULL;
+#endif
     for (int64_t start = j0; start < j1; start += CHUNK) {
         const int count = (int)(j1 - start < CHUNK ? j1 - start : CHUNK);
         const int64_t first = row_start + start;
@@ -1328,6 +1456,11 @@ FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x,
         }
 #endif
         element_counts fast = {0, 0, 0, 0, 0};
+#if FL_SCALED_COPY == 2
+        if (lanes && lanes_chunk_done(plan, lanes, input32, count, start, block_columns, blocks, first_block,
+                                      index_base, output, first, counts))
+            continue;
+#endif
         if (plan->use_f32) {
             /* float32 x, S = 2^e: the kernel shifts x's exponent by e */
             uint32_t offsets[CHUNK], codes[CHUNK], slow[CHUNK];
@@ -1415,7 +1548,7 @@ FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x,
                 for (int t = 0; fast.slow && t < count; t++) {
                     if (!slow[t])
                         continue;
-                    codes[t] = exact_element(plan, (double)input32[t], operand[t], (uint64_t)(first + t),
+                    codes[t] = exact_element(plan, (double)input32[t], operand[t], index_base + (uint64_t)t,
                                              &counts->elements);
                     if (want_values)
                         out[t] = (float)(decode_one((uint32_t)codes[t], &plan->element) * scale[t]);
@@ -1475,10 +1608,11 @@ FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x,
  * block b (block_columns wide) that the range touches.  Integer maxima of the magnitude bits:
  * they order like the magnitudes, and every NaN lies above +Inf. */
 #define DEFINE_AMAX(NAME, TYPE, BITS, MAGNITUDE)                                                 \
-    FL_SCALED_CLONES static void NAME(const TYPE *restrict row, int64_t j0, int64_t j1,          \
+    static void NAME(const TYPE *restrict row, int64_t j0, int64_t j1,          \
                                       int64_t block_columns, BITS *restrict acc, int64_t first_block) \
     {                                                                                            \
         const BITS *restrict bits = (const BITS *)(const void *)row;                             \
+        LANES_AMAX_HOOK                                                                          \
         if (block_columns == 1) {                                                                \
             BITS *restrict target = acc + (j0 - first_block);                                    \
             const BITS *restrict source = bits + j0;                                             \
@@ -1525,11 +1659,21 @@ FL_SCALED_CLONES static void encode_span(const scaled_plan *plan, const void *x,
             j = block_end;                                                                       \
         }                                                                                        \
     }
+/* the AVX-512 copy takes the whole blocks of float32 rows in its lanes (lanes_amax_f32) */
+#if FL_SCALED_COPY == 2
+#define LANES_AMAX_HOOK                                                                          \
+    if (block_columns % 16 == 0 && j0 % block_columns == 0)                                      \
+        j0 = lanes_amax_f32(bits, j0, j1, block_columns, acc, first_block);
+#else
+#define LANES_AMAX_HOOK
+#endif
 DEFINE_AMAX(amax_f32, float, uint32_t, 0x7FFFFFFFu)
+#undef LANES_AMAX_HOOK
+#define LANES_AMAX_HOOK
 DEFINE_AMAX(amax_f64, double, uint64_t, 0x7FFFFFFFFFFFFFFFULL)
 
 /* The largest magnitude bits of n values (the tensor's amax). */
-FL_SCALED_CLONES static uint64_t largest_magnitude_f32(const uint32_t *restrict bits, int64_t n)
+static uint64_t largest_magnitude_f32(const uint32_t *restrict bits, int64_t n)
 {
     uint32_t largest = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -1539,7 +1683,7 @@ FL_SCALED_CLONES static uint64_t largest_magnitude_f32(const uint32_t *restrict 
     return largest;
 }
 
-FL_SCALED_CLONES static uint64_t largest_magnitude_f64(const uint64_t *restrict bits, int64_t n)
+static uint64_t largest_magnitude_f64(const uint64_t *restrict bits, int64_t n)
 {
     uint64_t largest = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -1557,6 +1701,24 @@ static void accumulate_amax(const scaled_plan *plan, const void *x, int64_t row_
         amax_f32((const float *)x + row_start, j0, j1, block_columns, (uint32_t *)acc, first_block);
     else
         amax_f64((const double *)x + row_start, j0, j1, block_columns, (uint64_t *)acc, first_block);
+}
+
+/* The block maxima of rows [i0, i1) (of the matrix whose row 0 is row `first_row` of x), columns
+ * [j0, j1): accumulate_amax row by row, or, in the AVX-512 copy, the lanes' tiles (one
+ * horizontal reduction per tile instead of one per tile row). */
+static void tile_amax(const scaled_plan *plan, const void *x, int64_t first_row, int64_t i0, int64_t i1,
+                      int64_t columns, int64_t j0, int64_t j1, int64_t block_columns, void *acc, int64_t first_block)
+{
+#if FL_SCALED_COPY == 2
+    if (plan->input_f32 && i1 - i0 > 1 && block_columns % 16 == 0 && j0 % block_columns == 0) {
+        j0 = lanes_tile_amax_f32((const uint32_t *)x + (first_row + i0) * columns, i1 - i0, columns, j0, j1,
+                                 block_columns, (uint32_t *)acc, first_block);
+        if (j0 >= j1)
+            return;
+    }
+#endif
+    for (int64_t i = i0; i < i1; i++)
+        accumulate_amax(plan, x, (first_row + i) * columns, j0, j1, block_columns, acc, first_block);
 }
 
 static void store_scale(const scaled_output *output, int64_t index, uint32_t code)
@@ -1678,6 +1840,16 @@ static int prepare_plan(const fl_scaled_format *format, const fl_rounding *round
             plan->use_odd32 = !plan->use_f32 && plan->constants.has_f32;
         }
     }
+    plan->lanes_path = 0;
+    plan->want_counts = want_counts;
+#if FL_SCALED_COPY == 2
+    if (plan->use_f32)
+        plan->lanes_path = LANES_POWER;
+    else if (plan->use_odd32 && !plan->power_of_two && input_f32)
+        plan->lanes_path = LANES_RECIPROCAL;
+    else if (plan->stochastic_divide)
+        plan->lanes_path = LANES_DIVIDE;
+#endif
     return FL_OK;
 }
 
@@ -1795,8 +1967,7 @@ static int scaled_run(const void *x, int input_f32, const fl_block_layout *layou
                 const int64_t j0 = first_block * block_columns;
                 const int64_t j1 = last_block * block_columns < columns ? last_block * block_columns : columns;
                 char *acc = stored + (size_t)(unit * column_blocks + first_block) * amax_bytes;
-                for (int64_t i = i0; i < i1; i++)
-                    accumulate_amax(plan, x, (l * rows + i) * columns, j0, j1, block_columns, acc, first_block);
+                tile_amax(plan, x, l * rows, i0, i1, columns, j0, j1, block_columns, acc, first_block);
             }
             largest = input_f32 ? largest_magnitude_f32((const uint32_t *)(const void *)stored, block_count)
                                 : largest_magnitude_f64((const uint64_t *)(const void *)stored, block_count);
@@ -1855,11 +2026,13 @@ static int scaled_run(const void *x, int input_f32, const fl_block_layout *layou
                     maxima = stored + (size_t)(unit * column_blocks + first_block) * amax_bytes;
                 } else {
                     memset(acc, 0, (size_t)(last_block - first_block) * amax_bytes);
-                    for (int64_t i = i0; i < i1; i++)
-                        accumulate_amax(plan, x, (l * rows + i) * columns, j0, j1, block_columns, acc, first_block);
+                    tile_amax(plan, x, l * rows, i0, i1, columns, j0, j1, block_columns, acc, first_block);
                 }
-                scales_of_blocks(plan, given_block ? given_block : maxima, last_block - first_block, blocks,
-                                 &local.blocks);
+                if (plan->use_f32 && plan->rule != FL_SCALE_AMAX && !given_block)
+                    power_scales_f32(plan, (const uint32_t *)maxima, last_block - first_block, blocks, &local.blocks);
+                else
+                    scales_of_blocks(plan, given_block ? given_block : maxima, last_block - first_block, blocks,
+                                     &local.blocks);
                 for (int64_t b = first_block; b < last_block; b++)
                     store_scale(output, unit * column_blocks + b, blocks[b - first_block].code);
                 for (int64_t i = i0; i < i1; i++)
@@ -1962,12 +2135,55 @@ static int scaled_run(const void *x, int input_f32, const fl_block_layout *layou
     return FL_OK;
 }
 
+/* The entry point of a SIMD copy, and the portable copy's choice among them. */
+typedef int (*scaled_run_function)(const void *x, int input_f32, const fl_block_layout *layout,
+                                   const fl_scaled_format *format, const fl_rounding *rounding,
+                                   const fl_scaled_piece *piece, const scaled_output *output,
+                                   uint32_t *tensor_scale_code, fl_scaled_stats *stats);
+#if FL_SCALED_X86
+int fl_scaled_run_avx2(const void *x, int input_f32, const fl_block_layout *layout, const fl_scaled_format *format,
+                       const fl_rounding *rounding, const fl_scaled_piece *piece, const scaled_output *output,
+                       uint32_t *tensor_scale_code, fl_scaled_stats *stats);
+int fl_scaled_run_avx512(const void *x, int input_f32, const fl_block_layout *layout, const fl_scaled_format *format,
+                         const fl_rounding *rounding, const fl_scaled_piece *piece, const scaled_output *output,
+                         uint32_t *tensor_scale_code, fl_scaled_stats *stats);
+#endif
+
+#if FL_SCALED_COPY == 1
+int fl_scaled_run_avx2(const void *x, int input_f32, const fl_block_layout *layout, const fl_scaled_format *format,
+                       const fl_rounding *rounding, const fl_scaled_piece *piece, const scaled_output *output,
+                       uint32_t *tensor_scale_code, fl_scaled_stats *stats)
+{
+    return scaled_run(x, input_f32, layout, format, rounding, piece, output, tensor_scale_code, stats);
+}
+#elif FL_SCALED_COPY == 2
+int fl_scaled_run_avx512(const void *x, int input_f32, const fl_block_layout *layout, const fl_scaled_format *format,
+                         const fl_rounding *rounding, const fl_scaled_piece *piece, const scaled_output *output,
+                         uint32_t *tensor_scale_code, fl_scaled_stats *stats)
+{
+    return scaled_run(x, input_f32, layout, format, rounding, piece, output, tensor_scale_code, stats);
+}
+#else
+/* The copy of the library's SIMD level (fl_codec_simd_level: 2 AVX-512, 1 AVX2, 0 portable;
+ * FMTLAB_SIMD lowers it), fixed when the library loads. */
+static scaled_run_function chosen_copy(void)
+{
+#if FL_SCALED_X86
+    const int level = fl_codec_simd_level();
+    if (level >= 2)
+        return fl_scaled_run_avx512;
+    if (level == 1)
+        return fl_scaled_run_avx2;
+#endif
+    return scaled_run;
+}
+
 int fl_scaled_encode_f32(const float *x, const fl_block_layout *layout, const fl_scaled_format *format,
                          const fl_rounding *rounding, void *codes, int code_bytes, void *scales,
                          int scale_bytes, uint32_t *tensor_scale_code, fl_scaled_stats *stats)
 {
     scaled_output output = {codes, code_bytes, NULL, scales, scale_bytes};
-    return scaled_run(x, 1, layout, format, rounding, NULL, &output, tensor_scale_code, stats);
+    return chosen_copy()(x, 1, layout, format, rounding, NULL, &output, tensor_scale_code, stats);
 }
 
 int fl_scaled_encode_f64(const double *x, const fl_block_layout *layout, const fl_scaled_format *format,
@@ -1975,7 +2191,7 @@ int fl_scaled_encode_f64(const double *x, const fl_block_layout *layout, const f
                          int scale_bytes, uint32_t *tensor_scale_code, fl_scaled_stats *stats)
 {
     scaled_output output = {codes, code_bytes, NULL, scales, scale_bytes};
-    return scaled_run(x, 0, layout, format, rounding, NULL, &output, tensor_scale_code, stats);
+    return chosen_copy()(x, 0, layout, format, rounding, NULL, &output, tensor_scale_code, stats);
 }
 
 int fl_scaled_quantize_f32(const float *x, const fl_block_layout *layout, const fl_scaled_format *format,
@@ -1983,7 +2199,7 @@ int fl_scaled_quantize_f32(const float *x, const fl_block_layout *layout, const 
                            uint32_t *tensor_scale_code, fl_scaled_stats *stats)
 {
     scaled_output output = {NULL, 4, out, scales, scale_bytes};
-    return scaled_run(x, 1, layout, format, rounding, NULL, &output, tensor_scale_code, stats);
+    return chosen_copy()(x, 1, layout, format, rounding, NULL, &output, tensor_scale_code, stats);
 }
 
 int fl_scaled_quantize_f64(const double *x, const fl_block_layout *layout, const fl_scaled_format *format,
@@ -1991,7 +2207,7 @@ int fl_scaled_quantize_f64(const double *x, const fl_block_layout *layout, const
                            uint32_t *tensor_scale_code, fl_scaled_stats *stats)
 {
     scaled_output output = {NULL, 4, out, scales, scale_bytes};
-    return scaled_run(x, 0, layout, format, rounding, NULL, &output, tensor_scale_code, stats);
+    return chosen_copy()(x, 0, layout, format, rounding, NULL, &output, tensor_scale_code, stats);
 }
 
 int fl_scaled_encode_piece_f32(const float *x, const fl_block_layout *layout, const fl_scaled_format *format,
@@ -2001,7 +2217,7 @@ int fl_scaled_encode_piece_f32(const float *x, const fl_block_layout *layout, co
     if (!piece)
         return FL_ERROR_ARGUMENT;
     scaled_output output = {codes, code_bytes, NULL, scales, scale_bytes};
-    return scaled_run(x, 1, layout, format, rounding, piece, &output, tensor_scale_code, stats);
+    return chosen_copy()(x, 1, layout, format, rounding, piece, &output, tensor_scale_code, stats);
 }
 
 int fl_scaled_encode_piece_f64(const double *x, const fl_block_layout *layout, const fl_scaled_format *format,
@@ -2011,5 +2227,6 @@ int fl_scaled_encode_piece_f64(const double *x, const fl_block_layout *layout, c
     if (!piece)
         return FL_ERROR_ARGUMENT;
     scaled_output output = {codes, code_bytes, NULL, scales, scale_bytes};
-    return scaled_run(x, 0, layout, format, rounding, piece, &output, tensor_scale_code, stats);
+    return chosen_copy()(x, 0, layout, format, rounding, piece, &output, tensor_scale_code, stats);
 }
+#endif /* FL_SCALED_COPY */
