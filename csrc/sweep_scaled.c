@@ -48,6 +48,8 @@ typedef struct sink_context {
     int input_f32;
     int64_t plane, columns, block_rows, block_columns, row_blocks, column_blocks;
     prepared_format element, scale, tensor_scale;
+    double *values;               /* decode_one_signed_nan of every element code (codes < table_size) */
+    uint32_t table_size;
     int has_tensor_scale;
     const uint32_t *scales;       /* the piece's scale codes, 4 bytes each */
     const uint32_t *tensor_code;  /* written by scaled.c before the element pass */
@@ -140,7 +142,7 @@ static void sink(void *context, int64_t first, int count, const uint32_t *codes3
             s->cached_scale = block_scale(c, block);
         }
         const uint32_t code = codes32 ? codes32[t] : (uint32_t)codes64[t];
-        const double value = decode_one_signed_nan(code, &c->element);
+        const double value = code < c->table_size ? c->values[code] : decode_one_signed_nan(code, &c->element);
         const double q = value * s->cached_scale;
         const double xv = c->input_f32 ? (double)x32[t] : x64[t];
         const double magnitude = fabs(value);
@@ -187,6 +189,16 @@ static int evaluate(const void *x, int input_f32, const fl_block_layout *layout,
     const int64_t blocks = layout->outer * c.row_blocks * c.column_blocks;
     uint32_t *scales = malloc((size_t)blocks * sizeof *scales);
     uint32_t tensor_code = 0;
+    /* the element's values by code (at most 2^16 of them: every element format of a scaled one) */
+    const uint64_t codes = (uint64_t)(c.element.sign_bit ? 2u * c.element.sign_bit : c.element.magnitude_mask + 1u);
+    if (codes <= 65536) {
+        c.values = malloc((size_t)codes * sizeof *c.values);
+        if (c.values) {
+            c.table_size = (uint32_t)codes;
+            for (uint32_t code = 0; code < c.table_size; code++)
+                c.values[code] = decode_one_signed_nan(code, &c.element);
+        }
+    }
     c.threads = fl_max_threads() > 0 ? fl_max_threads() : 1;
     c.state = calloc((size_t)c.threads, sizeof *c.state);
     status = scales && c.state ? FL_OK : FL_ERROR_OUT_OF_MEMORY;
@@ -220,6 +232,7 @@ static int evaluate(const void *x, int input_f32, const fl_block_layout *layout,
     }
     free(c.state);
     free(scales);
+    free(c.values);
     if (status) {
         memset(stats, 0, sizeof *stats);
         return status;

@@ -33,12 +33,12 @@ __all__ = ["Task", "plan_tasks", "group_cost", "parallel_pays", "SECONDS_PER_EVA
 # The cost model (measured on 2026-12-02 on the shared 2-core machine of docs/performance.md,
 # load average about 2): one element evaluation of the fused kernel (4.6-5.4 ns for the 8- and
 # 16-bit formats; the one-pass bias axis of 64 biases measured 61-67 evaluations' worth, so a
-# bias counts one evaluation), a scaled format's evaluation against it (quantize then the numpy
-# statistics), and starting the worker processes (forkserver, fmtlab imported once in the server:
+# bias counts one evaluation), a scaled format's fused evaluation against it (17-26 ms against
+# about 5 ms per 2^20 values: benchmarks/bench_sweep.py), and starting the worker processes (forkserver, fmtlab imported once in the server:
 # 0.19-0.31 s for two workers once ``import fmtlab`` no longer imports ml_dtypes).
 SECONDS_PER_EVALUATION = 6e-9
 WORKER_START_SECONDS = 0.3
-SCALED_WEIGHT = 8
+SCALED_WEIGHT = 4
 
 TASKS_PER_WORKER = 4          # tasks per worker process: near-equal tasks, few enough to be cheap
 INLINE_TASKS = 16             # tasks of an inline run: where Ctrl-C stops and progress moves

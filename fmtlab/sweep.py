@@ -51,8 +51,9 @@ Stochastic rounding uses ``quantize(..., seed=seed)`` with the same ``seed`` for
 tensor, format and bias (common random numbers: biases are compared on the same draws),
 so ``fl.quantize(x, fmt, "stochastic", seed=seed)`` reproduces any record's values.
 
-Parallelism.  The work is cut into tasks (one tensor and a list of (format, rounding, bias)),
-each a pure function of its arguments, so results never depend on how it is run
+Parallelism.  The work is cut into tasks (a row range of one tensor and whole (format, rounding)
+groups on it, sized by cost: fmtlab._sweep_tasks), each a pure function of its arguments, so
+results never depend on how it is run
 (:mod:`fmtlab._pool`, shared with ``fl.sweep_mma`` and the drift experiment):
 
 * ``executor``: any ``concurrent.futures.Executor`` (a Dask ``Client.get_executor()``,
@@ -61,8 +62,7 @@ each a pure function of its arguments, so results never depend on how it is run
   with "forkserver" (fork is unsafe once OpenMP threads exist);
 * ``jobs=1``, or ``jobs=None`` when the estimated cost says workers would not finish sooner
   (:func:`parallel_pays`: a sweep whose fused evaluations take less than about
-  WORKER_START_SECONDS x workers / (workers - 1), 2 s on two CPUs, e.g. the default
-  ``fmtlab sweep``), runs inline in this process.
+  WORKER_START_SECONDS x workers / (workers - 1), 0.6 s on two CPUs), runs inline in this process.
 
 Every task runs the C loops on one thread (``fl.set_threads(1)`` in the process that runs
 it; restored afterwards when inline): the parallelism comes from tasks side by side.
