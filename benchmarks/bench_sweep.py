@@ -14,8 +14,12 @@ Prints, for a standard-normal float32 tensor of 2^--size-log2 values:
   stochastic (520 evaluations), against its peer: the 520 bare ``fl.quantize`` calls it stands
   for (same process, same run, one thread); element-evaluations per second with 1 and 2 jobs,
   and the ratio sweep / bare quantizes;
-* the default ``fmtlab sweep`` command's wall time (a subprocess, ``--no-plots --quiet``, start-up
-  of Python included) with ``--jobs 1`` and ``--jobs 2``.
+* the default ``fmtlab sweep`` command's wall time and CPU time (a subprocess and all its processes,
+  start-up of Python included): as it runs by default, with ``--jobs 1`` and ``--jobs 2``, and the
+  same without plots and report;
+* the CPU time per element-evaluation of the job with 1 and 2 jobs (the process tree's user + system
+  time: on a loaded machine the 2-job wall time says little, its CPU time still says what the
+  work cost).
 
 Each figure is the best of --repeats runs.
 
@@ -157,6 +161,86 @@ def checkpoint_benchmark(sizes, directory, peer_limit):
         path.unlink()
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _processes():
+    """{pid: (parent pid, CPU seconds: user + system)} of every process, from /proc."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS)
+    return found
+
+
+class TreeCpu:
+    """CPU seconds (user + system) of a process and all its descendants over a ``with`` block:
+    /proc sampled every 20 ms from a thread, each process counted at the largest value seen less
+    its value when the block began (a process that ends between two samples loses at most 20 ms).
+    ``root``: the pid (default this process: its main thread's own time is then taken exactly
+    with time.thread_time, so the sampling thread is not counted)."""
+
+    def __init__(self, root=None):
+        self.own = root is None
+        self.root = os.getpid() if root is None else root
+        self.seconds = 0.0
+
+    def _tree(self):
+        processes = _processes()
+        tree, grown = {self.root}, True
+        while grown:
+            grown = False
+            for pid, (parent, _cpu) in processes.items():
+                if parent in tree and pid not in tree:
+                    tree.add(pid)
+                    grown = True
+        return {pid: processes[pid][1] for pid in tree if pid in processes}
+
+    def _sample(self):
+        while not self._stop.wait(0.02):
+            for pid, cpu in self._tree().items():
+                self._seen[pid] = max(self._seen.get(pid, 0.0), cpu)
+
+    def __enter__(self):
+        import threading
+
+        self._base = self._tree()
+        self._seen = dict(self._base)
+        self._thread_start = time.thread_time()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        for pid, cpu in self._tree().items():
+            self._seen[pid] = max(self._seen.get(pid, 0.0), cpu)
+        others = sum(cpu - self._base.get(pid, 0.0) for pid, cpu in self._seen.items()
+                     if not (self.own and pid == self.root))
+        self.seconds = others + (time.thread_time() - self._thread_start if self.own else 0.0)
+        return False
+
+
+def timed(function, repeats):
+    """(best wall seconds, CPU seconds of that process tree in the same run) over ``repeats`` runs."""
+    best = (float("inf"), float("inf"))
+    for _ in range(max(1, repeats)):
+        with TreeCpu() as cpu:
+            start = time.perf_counter()
+            function()
+            wall = time.perf_counter() - start
+        best = min(best, (wall, cpu.seconds))
+    return best
+
+
 JOB_FORMATS = ("cfloat8_1_4_3", "cfloat8_1_5_2", "e4m3fn", "bf16")
 JOB_ROUNDINGS = ("nearest_even", "stochastic")
 
@@ -182,19 +266,28 @@ def job_benchmark(log2, repeats):
     bare_time = best_time(bare, repeats)
     fl.set_threads(None)
     arguments = dict(formats=",".join(JOB_FORMATS), biases="all", roundings=JOB_ROUNDINGS, seed=0)
-    one = best_time(lambda: sweep(tensors, jobs=1, **arguments), repeats)
-    two = best_time(lambda: sweep(tensors, jobs=2, **arguments), repeats)
+    runs = {1: (float("inf"),) * 2, 2: (float("inf"),) * 2}
+    for _ in range(repeats):  # interleaved: 1 job, 2 jobs, 1 job, ...
+        for jobs in (1, 2):
+            runs[jobs] = min(runs[jobs], timed(lambda: sweep(tensors, jobs=jobs, **arguments), 1))
+    (one, one_cpu), (two, two_cpu) = runs[1], runs[2]
     per_bias = best_time(lambda: per_bias_sweep(tensors, arguments), repeats)
     elements = evaluations * count
     print(f"issue-14 job: {len(tensors)} tensors of 2^{log2} values, {', '.join(JOB_FORMATS)} (cfloat8 at every "
-          f"bias), {', '.join(JOB_ROUNDINGS)}: {evaluations} evaluations")
+          f"bias), {', '.join(JOB_ROUNDINGS)}: {evaluations} evaluations; load average {_load()}")
     print(f"  bare fl.quantize calls (peer, 1 thread): {bare_time:7.3f} s  {elements / bare_time / 1e6:8.1f} M elements/s")
-    print(f"  sweep, 1 job:                            {one:7.3f} s  {elements / one / 1e6:8.1f} M element-evaluations/s"
-          f"   sweep / bare quantizes = {one / bare_time:.2f}")
+    print(f"  sweep, 1 job:  {one:7.3f} s wall  {elements / one / 1e6:8.1f} M element-evaluations/s   "
+          f"CPU {one_cpu:7.3f} s = {one_cpu / elements * 1e9:5.2f} ns per element-evaluation   "
+          f"sweep / bare quantizes = {one / bare_time:.2f}")
+    print(f"  sweep, 2 jobs: {two:7.3f} s wall  {elements / two / 1e6:8.1f} M element-evaluations/s   "
+          f"CPU {two_cpu:7.3f} s = {two_cpu / elements * 1e9:5.2f} ns per element-evaluation   "
+          f"2 jobs / 1 job speed-up = {one / two:.2f}x")
     print(f"  sweep, 1 job, one pass per bias (before the bias axis in one pass): {per_bias:7.3f} s"
           f"   one-pass / per-bias = {one / per_bias:.2f}")
-    print(f"  sweep, 2 jobs:                           {two:7.3f} s  {elements / two / 1e6:8.1f} M element-evaluations/s"
-          f"   2 jobs / 1 job speed-up = {one / two:.2f}x")
+
+
+def _load() -> str:
+    return " ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
 def per_bias_sweep(tensors, arguments):
@@ -214,18 +307,65 @@ def per_bias_sweep(tensors, arguments):
 
 
 def default_command_benchmark(repeats):
-    """Wall time of the default ``fmtlab sweep`` command (a subprocess), --jobs 1 and 2."""
+    """The default ``fmtlab sweep`` command (a subprocess, Python start-up included): wall time and
+    CPU time of its process tree (workers included), best of ``repeats``, interleaved: as it runs by
+    default (plots and report; jobs chosen by cost), with --jobs 1 and --jobs 2, and without the
+    plots and the report."""
     env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[1])}
-    print("default `fmtlab sweep --no-plots --quiet` (subprocess, Python start-up included)")
-    times = {}
-    for jobs in (1, 2):
-        with tempfile.TemporaryDirectory() as out:
-            command = [sys.executable, "-m", "fmtlab", "sweep", "--no-plots", "--quiet", "--out", out,
-                       "--jobs", str(jobs)]
-            times[jobs] = best_time(lambda: subprocess.run(command, env=env, check=True,
-                                                           stdout=subprocess.DEVNULL), repeats)
-        print(f"  --jobs {jobs}: {times[jobs]:7.3f} s")
-    print(f"  2 jobs / 1 job speed-up = {times[1] / times[2]:.2f}x")
+    variants = [("fmtlab sweep (default)", []), ("  --jobs 1", ["--jobs", "1"]), ("  --jobs 2", ["--jobs", "2"]),
+                ("  --no-plots --no-report", ["--no-plots", "--no-report"]),
+                ("  --no-plots --no-report --jobs 1", ["--no-plots", "--no-report", "--jobs", "1"]),
+                ("  --no-plots --no-report --jobs 2", ["--no-plots", "--no-report", "--jobs", "2"])]
+    best = {label: (float("inf"), float("inf")) for label, _extra in variants}
+    with tempfile.TemporaryDirectory() as out:
+        for _ in range(max(1, repeats)):
+            for label, extra in variants:
+                command = [sys.executable, "-m", "fmtlab", "sweep", "--quiet", "--out", out, *extra]
+                start = time.perf_counter()
+                process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+                with TreeCpu(process.pid) as cpu:
+                    process.wait()
+                wall = time.perf_counter() - start
+                if process.returncode:
+                    raise RuntimeError(f"{command} exited with {process.returncode}")
+                best[label] = min(best[label], (wall, cpu.seconds))
+    print(f"the default `fmtlab sweep` command (524 evaluations of 2^18 values; subprocess; best of {repeats}; "
+          f"load average {_load()}):")
+    for label, (wall, cpu) in best.items():
+        print(f"  {label:34s} wall {wall:6.2f} s   CPU (user + system, all processes) {cpu:6.2f} s")
+
+
+def scaled_fused_benchmark(repeats):
+    """A scaled format's piece evaluated by the fused C pass (fmtlab._sweep_scaled.fused_scaled_statistics)
+    against its peer in the same run, the path before it: quantize_piece, then the numpy/C statistics
+    of q and the scale-relative counts (same statistics, bit for bit); CPU time of this thread, one
+    C thread, a 256 x 4096 float32 normal tensor."""
+    from fmtlab._sweep_scaled import fused_scaled_statistics, quantize_piece, scaled_counts, tensor_amax
+    from fmtlab.sweep import PieceInput, piece_statistics
+
+    x = np.random.default_rng(0).standard_normal((256, 4096)).astype(np.float32)
+    flat, amax = x.reshape(-1), tensor_amax(x)
+
+    def before(fmt, rounding):
+        base = PieceInput(flat, 0, flat.size)
+        q, magnitudes = quantize_piece(flat, x.shape, fmt, rounding, 0, 0, (amax, amax))
+        piece_statistics(base, q, fmt.element)
+        scaled_counts(np.abs(base.x), q, magnitudes, fmt)
+
+    def fused(fmt, rounding):
+        base = PieceInput(flat, 0, flat.size)
+        fused_scaled_statistics(flat, x.shape, fmt, rounding, 0, 0, amax, base.signal())
+
+    fl.set_threads(1)
+    print(f"scaled piece of 2^20 values, CPU ms of one thread (best of {repeats}; load average {_load()})")
+    for name in ("mxfp8_e4m3", "nvfp4", "fp8_block128x128", "mxint8"):
+        fmt = fl.format(name)
+        for rounding in ("nearest_even", "stochastic"):
+            peer = best_time(lambda: before(fmt, rounding), repeats, time.thread_time)
+            ours = best_time(lambda: fused(fmt, rounding), repeats, time.thread_time)
+            print(f"  {name:18s} {rounding:13s} quantize-then-statistics {peer * 1e3:7.1f}  fused {ours * 1e3:7.1f}"
+                  f"  fused / peer {ours / peer:.2f}")
+    fl.set_threads(None)
 
 
 def main():
@@ -245,6 +385,7 @@ def main():
     default_command_benchmark(args.repeats)
     if args.only_job:
         return
+    scaled_fused_benchmark(args.repeats)
     count = 1 << args.size_log2
     x = synthetic("normal", count)
     fl.set_threads(1)

@@ -19,6 +19,7 @@
  *   scaled.c          block-scaled formats: block amax, scales, element rounding
  *   mma.c             the tensor-core matrix multiply-accumulate
  *   sweep_stats.c     the sweep's statistics: exact sums, the fused evaluation kernel
+ *   sweep_scaled.c    the fused evaluation of scaled formats (scaled.c's encode into the sums)
  *   random.c          the generator, exported to Python
  *   fpenv.c           the IEEE 754 default floating-point environment
  *   threads.c         the number of threads of the loops
@@ -376,6 +377,24 @@ int fl_scaled_encode_piece_f64(const double *x, const fl_block_layout *layout, c
                                void *scales, int scale_bytes, uint32_t *tensor_scale_code, fl_scaled_stats *stats);
 
 /*
+ * The sweep's fused evaluation of a scaled format on a piece (sweep_scaled.c): *stats of x and
+ * q = decode(encode_piece(x)) (element value * block scale [* tensor scale], exact in float64), as
+ * fl_sweep_statistics_f64 gives them for those q, computed block row by block row without an
+ * array of q or of codes (only the piece's scale codes are kept), except two counts, relative to
+ * each block's scale S: overflow = #{i : |element value_i| = element_max and |x_i| > |q_i|} (the
+ * elements above element_max * S) and below_normal = zeros_out + #{i : q_i finite,
+ * 0 < |element value_i| < element_min_normal} (so below_normal - zeros_out counts the subnormal
+ * element codes).  element_max and element_min_normal are the element format's.  Returns as
+ * fl_scaled_encode_piece_*, or FL_ERROR_OUT_OF_MEMORY.
+ */
+int fl_sweep_scaled_evaluate_f32(const float *x, const fl_block_layout *layout, const fl_scaled_format *format,
+                                 const fl_rounding *rounding, const fl_scaled_piece *piece, double element_max,
+                                 double element_min_normal, fl_sweep_stats *stats);
+int fl_sweep_scaled_evaluate_f64(const double *x, const fl_block_layout *layout, const fl_scaled_format *format,
+                                 const fl_rounding *rounding, const fl_scaled_piece *piece, double element_max,
+                                 double element_min_normal, fl_sweep_stats *stats);
+
+/*
  * The counter-based generator of stochastic rounding (SplitMix64's finaliser mix64 used
  * as a counter-based generator; defined once, below CDEF END, and exported by random.c):
  *     fl_random_word(seed, index, draw) = mix64(stream_key + index * 0x9E3779B97F4A7C15),
@@ -563,5 +582,23 @@ typedef struct fl_floating_point_state {
 
 void fl_enter_default_floating_point(fl_floating_point_state *state);
 void fl_leave_default_floating_point(const fl_floating_point_state *state);
+
+/*
+ * The hook of the sweep's fused scaled statistics (sweep_scaled.c) into scaled.c: the encode of a
+ * piece (fl_scaled_encode_piece_*, x float32 when input_f32, else float64) with each run of
+ * element codes handed to sink(context, first, count, codes32, codes64) instead of being stored:
+ * elements first .. first + count - 1 (C order in x, all in one row of the layout), their codes
+ * in codes32 (or, when it is NULL, codes64) as the element format's own codes (an integer
+ * element's: those of the float format it rounds on, before two's complement).  The scales of
+ * their blocks are in scales (scale_bytes each) before the sink sees them, the tensor scale's
+ * code in *tensor_scale_code.  sink may run on several OpenMP threads at once.  Returns as
+ * fl_scaled_encode_piece_*; FL_ERROR_ARGUMENT for a NULL piece or sink.
+ */
+typedef void (*fl_scaled_code_sink)(void *context, int64_t first, int count, const uint32_t *codes32,
+                                    const int64_t *codes64);
+int fl_scaled_encode_piece_to_sink(const void *x, int input_f32, const fl_block_layout *layout,
+                                   const fl_scaled_format *format, const fl_rounding *rounding,
+                                   const fl_scaled_piece *piece, void *scales, int scale_bytes,
+                                   uint32_t *tensor_scale_code, fl_scaled_code_sink sink, void *context);
 
 #endif

@@ -1292,6 +1292,9 @@ typedef struct scaled_output {
     void *values;       /* float or double, as the input */
     void *scales;
     int scale_bytes;
+    fl_scaled_code_sink sink;  /* when set, the element codes go to it instead of codes (the
+                                  sweep's fused statistics, sweep_scaled.c) */
+    void *sink_context;
 } scaled_output;
 
 /* Integer elements: the float format's sign-magnitude codes become the integers' N-bit two's
@@ -1348,6 +1351,10 @@ static void store_codes(const scaled_output *output, int64_t first, int count, c
 static void store_element_codes(const scaled_plan *plan, const scaled_output *output, int64_t first, int count,
                                 uint32_t *codes32, int64_t *codes64)
 {
+    if (output->sink) {  /* the element format's own codes (an integer element's float codes) */
+        output->sink(output->sink_context, first, count, codes32, codes64);
+        return;
+    }
     if (plan->integer)
         twos_complement_codes(plan, count, codes32, codes64);
     store_codes(output, first, count, codes32, codes64);
@@ -2228,5 +2235,15 @@ int fl_scaled_encode_piece_f64(const double *x, const fl_block_layout *layout, c
         return FL_ERROR_ARGUMENT;
     scaled_output output = {codes, code_bytes, NULL, scales, scale_bytes};
     return chosen_copy()(x, 0, layout, format, rounding, piece, &output, tensor_scale_code, stats);
+}
+int fl_scaled_encode_piece_to_sink(const void *x, int input_f32, const fl_block_layout *layout,
+                                   const fl_scaled_format *format, const fl_rounding *rounding,
+                                   const fl_scaled_piece *piece, void *scales, int scale_bytes,
+                                   uint32_t *tensor_scale_code, fl_scaled_code_sink sink, void *context)
+{
+    if (!piece || !sink)
+        return FL_ERROR_ARGUMENT;
+    scaled_output output = {NULL, 4, NULL, scales, scale_bytes, sink, context};
+    return chosen_copy()(x, input_f32, layout, format, rounding, piece, &output, tensor_scale_code, NULL);
 }
 #endif /* FL_SCALED_COPY */

@@ -476,9 +476,14 @@ def _run_on_dask(function, arguments, client, results, labels, units, report, on
     arguments); on Ctrl-C or an error the unfinished ones are cancelled on the cluster."""
     import distributed
 
-    futures = {client.submit(function, *args, threads=1, pure=False): index for index, args in enumerate(arguments)}
-    not_done = set(futures)
+    futures = {}
+    not_done = set()
     try:
+        # submitted inside the try: a Ctrl-C while hundreds of tasks are being submitted (seconds on
+        # a loaded machine) cancels those already sent and is reported as Interrupted like any other
+        for index, args in enumerate(arguments):
+            futures[client.submit(function, *args, threads=1, pure=False)] = index
+        not_done = set(futures)
         while not_done:
             try:
                 done, not_done = distributed.wait(not_done, timeout=_WAIT_SECONDS, return_when="FIRST_COMPLETED")
@@ -501,10 +506,10 @@ def _run_on_dask(function, arguments, client, results, labels, units, report, on
             if done and report is not None:
                 report(sum(units[index] for index, result in enumerate(results) if result is not None))
     except KeyboardInterrupt:
-        client.cancel(list(not_done))
+        client.cancel([future for future in futures if not future.done()])
         raise Interrupted(results) from None
     except BaseException:
-        client.cancel(list(not_done))
+        client.cancel([future for future in futures if not future.done()])
         raise
     return results
 

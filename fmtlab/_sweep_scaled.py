@@ -30,10 +30,10 @@ import numpy as np
 
 from . import _c
 from .codec import decode
-from .scaled import BIAS_RULE, ScaledFormat, encode_piece
+from .scaled import BIAS_RULE, ScaledFormat, encode_piece, piece_arguments
 
 __all__ = ["row_quantum", "row_ranges", "tensor_amax", "merge_tensor_amax", "scaled_storage", "sub_pieces",
-           "quantize_piece", "scaled_counts", "rounding_note"]
+           "quantize_piece", "scaled_counts", "rounding_note", "fused_scaled_statistics", "bias_rule_format"]
 
 
 def row_quantum(fmt: ScaledFormat, shape) -> int:
@@ -141,3 +141,35 @@ def scaled_counts(abs_x: np.ndarray, quantized: np.ndarray, magnitudes: np.ndarr
         saturated = (magnitudes == element.max) & (abs_x > np.abs(quantized))
         subnormal = (magnitudes > 0) & (magnitudes < element.min_normal) & np.isfinite(quantized)
     return int(np.count_nonzero(saturated)), int(np.count_nonzero(subnormal))
+
+
+def fused_scaled_statistics(x: np.ndarray, shape, fmt: ScaledFormat, rounding: str, seed: int, offset: int,
+                            whole_amax: float, signal: int) -> dict:
+    """The mergeable statistics (fmtlab.metrics.exact_statistics' dict) of the piece ``x`` (flat, C
+    order, float32 or float64, of ``shape``, its first element element ``offset`` of the tensor)
+    quantized to ``fmt`` (not of rule "bias": :func:`bias_rule_format`), equal to those of
+    :func:`quantize_piece`'s q with overflow and below_normal relative to each block's scale
+    (:func:`scaled_counts`: below_normal = zeros_out + subnormal element codes), in one C pass
+    without an array of q or of codes (csrc/sweep_scaled.c, fl_sweep_scaled_evaluate_f32 / _f64).
+    ``whole_amax``: the tensor's :func:`tensor_amax`; ``signal``: the piece's exact sum of x^2
+    over its finite elements (fmtlab.metrics.exact_signal)."""
+    array = np.ascontiguousarray(x).reshape(shape)
+    layout, c_format, piece = piece_arguments(array, fmt, offset, whole_amax)
+    request = _c.rounding_request(rounding, True, seed, None, "truncate")
+    stats = _c.ffi.new("fl_sweep_stats *")
+    function, value_type = _c.float_entry("sweep_scaled_evaluate", array.dtype)
+    _c.check_status(function(_c.pointer(array, value_type), layout, c_format, _c.c_rounding(request), piece,
+                             float(fmt.element.max), float(fmt.element.min_normal), stats), "scaled sweep evaluation")
+    return _c.sweep_statistics(stats, signal)
+
+
+def bias_rule_format(fmt: ScaledFormat, finite_amax: float):
+    """The element format a scaled format of rule "bias" (``cfloat8_1_4_3:bias=auto``) encodes a
+    tensor with: its element at the amax rule's bias of the tensor's finite amax (NaN, no finite
+    element: 0).  Its statistics are those of that element format, saturating (encode_piece), and
+    its two scale-relative counts are the element format's own: the saturated elements are those
+    above the biased max (|x| > max, Inf included, NaN not) and the subnormal element codes those
+    with 0 < |q| < the biased min_normal."""
+    from .formats import amax_bias
+
+    return fmt.element.replace(bias=amax_bias(fmt.element, 0.0 if math.isnan(finite_amax) else finite_amax))

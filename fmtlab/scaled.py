@@ -61,7 +61,7 @@ from .formats import E8M0 as _E8M0_FORMAT, Format, as_format, format as format_b
 from .integers import IntFormat
 
 __all__ = ["ScaledFormat", "ScaledCodes", "ScaledStats", "scaled_format", "any_format", "as_scaled_format", "preset_names",
-           "is_scaled_name", "encode_array", "encode_piece", "quantize_array", "decode_codes", "check_saturate",
+           "is_scaled_name", "encode_array", "encode_piece", "piece_arguments", "quantize_array", "decode_codes", "check_saturate",
            "RULES",
            "BLOCK_WORDS", "E8M0"]
 
@@ -896,6 +896,19 @@ def encode_piece(array: np.ndarray, sf: ScaledFormat, request, index_offset: int
         piece.tensor_amax = float(tensor_amax)
         piece.tensor_amax_is_block = int(sf.block == "tensor")
     return _run_c(array, sf, request, False, quantize=False, piece=piece)
+
+
+def piece_arguments(array: np.ndarray, sf: ScaledFormat, index_offset: int, tensor_amax: float) -> tuple:
+    """``(layout, format, piece)``: the C structs :func:`encode_piece` passes for ``array`` (a piece
+    of a tensor, not of rule "bias"), for other entry points on pieces (the sweep's fused
+    statistics, csrc/sweep_scaled.c)."""
+    piece = ffi.new("fl_scaled_piece *")
+    piece.index_offset = int(index_offset)
+    if sf.tensor_scale is not None or sf.block == "tensor":
+        piece.has_tensor_amax = 1
+        piece.tensor_amax = float(tensor_amax)
+        piece.tensor_amax_is_block = int(sf.block == "tensor")
+    return _c.c_block_layout(*_c_layout(_Grid(array.shape, sf))), _c.c_scaled_format(sf), piece
 
 
 # ---- rule "bias": the per-tensor bias of a configurable element ------------------------------------

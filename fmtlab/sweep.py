@@ -51,8 +51,9 @@ Stochastic rounding uses ``quantize(..., seed=seed)`` with the same ``seed`` for
 tensor, format and bias (common random numbers: biases are compared on the same draws),
 so ``fl.quantize(x, fmt, "stochastic", seed=seed)`` reproduces any record's values.
 
-Parallelism.  The work is cut into tasks (one tensor and a list of (format, rounding, bias)),
-each a pure function of its arguments, so results never depend on how it is run
+Parallelism.  The work is cut into tasks (a row range of one tensor and whole (format, rounding)
+groups on it, sized by cost: fmtlab._sweep_tasks), each a pure function of its arguments, so
+results never depend on how it is run
 (:mod:`fmtlab._pool`, shared with ``fl.sweep_mma`` and the drift experiment):
 
 * ``executor``: any ``concurrent.futures.Executor`` (a Dask ``Client.get_executor()``,
@@ -61,8 +62,7 @@ each a pure function of its arguments, so results never depend on how it is run
   with "forkserver" (fork is unsafe once OpenMP threads exist);
 * ``jobs=1``, or ``jobs=None`` when the estimated cost says workers would not finish sooner
   (:func:`parallel_pays`: a sweep whose fused evaluations take less than about
-  WORKER_START_SECONDS x workers / (workers - 1), 2 s on two CPUs, e.g. the default
-  ``fmtlab sweep``), runs inline in this process.
+  WORKER_START_SECONDS x workers / (workers - 1), 0.6 s on two CPUs), runs inline in this process.
 
 Every task runs the C loops on one thread (``fl.set_threads(1)`` in the process that runs
 it; restored afterwards when inline): the parallelism comes from tasks side by side.
@@ -89,8 +89,10 @@ from ._binades import merge_histograms, scan
 from ._choices import is_flag
 from ._pool import Interrupted, WorkerDied, check_run_arguments, plan, run_tasks
 from ._records import SweepRecord, SweepResult, format_family
-from ._sweep_scaled import (merge_tensor_amax, quantize_piece, rounding_note, row_quantum, row_ranges,
-                            scaled_counts, scaled_storage, sub_pieces, tensor_amax)
+from ._sweep_tasks import (SECONDS_PER_EVALUATION, WORKER_START_SECONDS, group_cost, parallel_pays,
+                           plan_tasks)
+from ._sweep_scaled import (bias_rule_format, fused_scaled_statistics, merge_tensor_amax, rounding_note,
+                            row_quantum, scaled_storage, tensor_amax)
 from .codec import decode, encode, quantize, set_threads
 from .formats import TESLA_BIAS_RANGE, amax_bias, format_spec, is_configurable
 from . import _c
@@ -466,52 +468,38 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
         raise ValueError("nothing to evaluate: " + "; ".join(notes))
     reused = _reusable(groups, done)
 
-    # Tasks: (tensor rows, evaluations).  A tensor of one chunk has its evaluations cut into pieces
-    # (so that a small sweep still spreads over the workers); a larger one is cut into row ranges,
-    # each evaluated at every (format, rounding, bias) with its data read once.  A scaled format
-    # whose blocks span rows (tiles on a matrix, blocks along a 1-D tensor) gets ranges of whole
-    # blocks of its own; the others share the element formats' ranges.
-    evaluations = {name: [(key, bias) for key, group in groups.items() if key[0] == name and key not in reused
-                          for bias in sorted(group["biases"])] for name in sources}
+    # Tasks (fmtlab._sweep_tasks): a row range of one tensor and whole (format, rounding) groups on
+    # it -- a bias axis is never split, so the one-pass bias axis sees all its biases -- sized by
+    # cost to about four tasks per worker (16 inline), rows cut further only for a group too costly
+    # alone.  A scaled format whose blocks span rows (tiles on a matrix, blocks along a 1-D tensor)
+    # gets ranges of whole blocks of its own.
     total = sum(len(group["biases"]) for group in groups.values())
-    work = sum(len(items) * sources[name].size for name, items in evaluations.items())
+    layout, work = [], 0
+    rounded = {}  # (scaled spec, quantum) -> tensors whose pieces the chunk's rows could not hold
+    for name, source in sources.items():
+        tensor_groups = []
+        for key, group in groups.items():
+            if key[0] != name or key in reused:
+                continue
+            fmt = group["format"]
+            scaled = isinstance(fmt, ScaledFormat)
+            quantum = row_quantum(fmt, source.shape) if scaled else 1
+            if quantum > 1 and chunk < quantum * source.row_size and source.rows > quantum:
+                rounded.setdefault((key[1], quantum), {})[name] = None
+            per_element = group_cost(len(group["biases"]), scaled)
+            tensor_groups.append((key, sorted(group["biases"]), quantum, per_element))
+            work += source.size * per_element
+        if tensor_groups:
+            layout.append((name, source.rows, source.row_size, tensor_groups))
     inline, workers = plan(executor, jobs, work)
     if executor is None and jobs is None:
         inline = workers == 1 or not parallel_pays(work, workers)
-    per_task = max(1, math.ceil(sum(len(items) for items in evaluations.values()) / (32 if inline else 4 * workers)))
-    tasks, arguments, labels = [], [], []  # tasks[i] = (tensor name, [(key, bias), ...], whole tensor?)
-    rounded = {}  # (scaled spec, quantum) -> tensors whose pieces the chunk's rows could not hold
-    for name, items in evaluations.items():
-        source = sources[name]
-        by_quantum = {}  # rows a piece is a multiple of -> the evaluations (element formats: 1)
-        for item in items:
-            fmt = groups[item[0]]["format"]
-            quantum = row_quantum(fmt, source.shape) if isinstance(fmt, ScaledFormat) else 1
-            by_quantum.setdefault(quantum, []).append(item)
-        ranges = _row_ranges(source, chunk)
-        if len(ranges) == 1:
-            cuts = [(items[start:start + per_task], ranges[0], f"evaluations {start + 1}-"
-                     f"{min(len(items), start + per_task)} of {len(items)}") for start in range(0, len(items), per_task)]
-        else:
-            cuts = []
-            for quantum, quantum_items in by_quantum.items():
-                if quantum == 1:
-                    quantum_ranges = ranges
-                else:
-                    quantum_ranges = row_ranges(source.rows, source.row_size, chunk, quantum)
-                    if chunk < quantum * source.row_size and len(quantum_ranges) > 1:
-                        for key in dict.fromkeys(key for key, _bias in quantum_items):
-                            rounded.setdefault((key[1], quantum), {})[name] = None
-                what = "evaluations" if quantum == 1 else f"evaluations in blocks of {quantum} rows"
-                cuts += [(quantum_items, (start, stop), f"rows {start}-{stop - 1} of {source.rows}, "
-                          f"{len(quantum_items)} {what}") for start, stop in quantum_ranges]
-        for piece_items, (start, stop), what in cuts:
-            tasks.append((name, piece_items, (start, stop) == (0, source.rows)))
-            arguments.append((source.piece(start, stop), [(groups[key]["format"], key[2], bias)
-                                                          for key, bias in piece_items], int(seed),
-                              tensor_scale_exponent(amaxes[name]),
-                              (scans[name]["tensor_amax"], scans[name]["amax"])))
-            labels.append(f"tensor {name!r} ({what})")
+    tasks = plan_tasks(layout, chunk, workers, inline)
+    arguments = [(sources[task.name].piece(task.start, task.stop),
+                  [(groups[key]["format"], key[2], bias) for key, bias in task.items], int(seed),
+                  tensor_scale_exponent(amaxes[task.name]),
+                  (scans[task.name]["tensor_amax"], scans[task.name]["amax"])) for task in tasks]
+    labels = [task.label for task in tasks]
     notes += [rounding_note(spec, quantum, chunk, names) for (spec, quantum), names in rounded.items()]
     for note in notes:
         if on_note is None:
@@ -522,13 +510,13 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
     merged = {}  # (key, bias) -> merged statistics (of element and scaled formats alike)
     pieces_left = {}  # (key, bias) -> tasks of it not merged yet; complete at 0
     remaining = {}  # tensor name -> tasks left
-    for name, piece_items, _whole in tasks:
-        remaining[name] = remaining.get(name, 0) + 1
-        for item in piece_items:
+    for task in tasks:
+        remaining[task.name] = remaining.get(task.name, 0) + 1
+        for item in task.items:
             pieces_left[item] = pieces_left.get(item, 0) + 1
 
     def finished(index, result):
-        name, piece_items, _whole = tasks[index]
+        name, piece_items = tasks[index].name, tasks[index].items
         for item, statistics in zip(piece_items, result):
             merged[item] = statistics if item not in merged else _merge(merged[item], statistics)
             pieces_left[item] -= 1
@@ -558,21 +546,6 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
 def _histograms(scans) -> dict:
     """name -> the tensor's log2|x| histogram (fmtlab._binades), gathered by the scan pass."""
     return {name: scan["histogram"] for name, scan in scans.items()}
-
-
-# The cost model of jobs=None (measured on 2026-12-02 on the shared 2-core machine of
-# docs/performance.md): one element evaluation of the fused kernel, and starting the worker
-# processes (forkserver, imports; 0.2 s warm to 5 s under load, the first start of a process
-# being the slow one).
-SECONDS_PER_EVALUATION = 6e-9
-WORKER_START_SECONDS = 1.0
-
-
-def parallel_pays(work: int, workers: int) -> bool:
-    """Whether ``work`` element evaluations finish sooner on ``workers`` processes than inline:
-    with c = work x SECONDS_PER_EVALUATION, c / workers + WORKER_START_SECONDS < c."""
-    compute = work * SECONDS_PER_EVALUATION
-    return workers > 1 and compute / workers + WORKER_START_SECONDS < compute
 
 
 def _complete(merged, pieces_left) -> dict:
@@ -690,7 +663,7 @@ def evaluate_piece(piece, items, seed: int, scale_exponent: int = 0, amaxes=None
         for (index, _biased), statistics in zip(members, shared):
             results[index] = statistics
     if scaled:
-        _evaluate_scaled(piece, x, scaled, seed, amaxes, results)
+        _evaluate_scaled(piece, x, scaled, seed, amaxes, results, base)
     return results
 
 
@@ -699,58 +672,45 @@ def _without_bias(fmt) -> tuple:
     return (type(fmt),) + tuple(getattr(fmt, field.name) for field in dataclasses.fields(fmt) if field.name != "bias")
 
 
-SUB_BLOCK = 1 << 18  # elements of a scaled piece quantized at a time (bounded temporaries)
-
-
-def _evaluate_scaled(piece, x, scaled, seed, amaxes, results) -> None:
-    """The statistics of the scaled (index, fmt, rounding) of a piece into ``results``: sub-pieces
-    of whole blocks of about SUB_BLOCK elements (bounded temporaries), each quantized as inside the
-    whole tensor (fmtlab._sweep_scaled.quantize_piece) and merged like the element formats'."""
+def _evaluate_scaled(piece, x, scaled, seed, amaxes, results, base=None) -> None:
+    """The statistics of the scaled (index, fmt, rounding) of a piece into ``results``, each in one
+    fused C pass over the piece (fmtlab._sweep_scaled.fused_scaled_statistics: encoded as inside
+    the whole tensor, no array of q); rule "bias" as its element format at the tensor's bias
+    (fmtlab._sweep_scaled.bias_rule_format), saturating.  ``base``: the piece's PieceInput when the
+    element formats made one (its exact signal is shared)."""
     if amaxes is None:
         if x.size != piece.total:
             raise ValueError("evaluate_piece needs amaxes (the tensor's) for a scaled format on part of a tensor")
         amaxes = (tensor_amax(x), _finite_amax(x))
+    base = base if base is not None else PieceInput(x, piece.offset, piece.total)
     shape = tuple(piece.shape)
-    row_size = math.prod(shape[1:]) if shape else 1
-    quantum = math.lcm(*(row_quantum(fmt, shape) for _index, fmt, _rounding in scaled))
-    for start, stop in sub_pieces(shape, quantum, SUB_BLOCK):
-        part = x[start * row_size:stop * row_size]
-        low = piece.offset + start * row_size
-        base = PieceInput(part, low, piece.total)
-        part_shape = (stop - start,) + shape[1:] if shape else ()
-        for index, fmt, rounding in scaled:
-            quantized, magnitudes = quantize_piece(part, part_shape, fmt, rounding, seed, low, amaxes)
-            statistics = piece_statistics(base, quantized, fmt.element)
-            overflow, subnormal = scaled_counts(np.abs(base.x), quantized, magnitudes, fmt)
-            # relative to each block's scale S, not to the element format's own range: overflow
-            # = above element.max * S, subnormal = subnormal element codes (final_metrics takes
-            # subnormal_frac as (below_normal - zeros_out) / n)
-            statistics.update(overflow=overflow, below_normal=statistics["zeros_out"] + subnormal)
-            results[index] = statistics if results[index] is None else _merge(results[index], statistics)
+    for index, fmt, rounding in scaled:
+        if fmt.rule == BIAS_RULE:
+            results[index] = fused_statistics(base, bias_rule_format(fmt, amaxes[1]), rounding, seed, saturate=True)
+        elif base.n == 0:
+            results[index] = piece_statistics(base, np.zeros(0), fmt.element)
+        else:
+            results[index] = fused_scaled_statistics(base.original, shape, fmt, rounding, seed, piece.offset,
+                                                     amaxes[0], base.signal())
 
 
-def fused_statistics(base, fmt, rounding: str, seed: int) -> dict:
+def fused_statistics(base, fmt, rounding: str, seed: int, saturate=None) -> dict:
     """The statistics of ``base`` (a :class:`PieceInput`) quantized to the element format ``fmt``,
     equal to ``piece_statistics(base, fl.quantize(source, fmt, rounding, seed=seed,
-    index_offset=base.offset), fmt)`` (source: float32 input when the piece and the format's
-    values are float32, else float64, as the sweep quantizes), in one C pass without the array q
-    (csrc/sweep_stats.c, fl_sweep_evaluate_f32 / _f64).  Integer formats take that path itself."""
+    index_offset=base.offset, saturate=saturate), fmt)`` (source: float32 input when the piece and
+    the format's values are float32, else float64, as the sweep quantizes), in one C pass without
+    the array q (csrc/sweep_stats.c, fl_sweep_evaluate_f32 / _f64).  Integer formats take that
+    path itself."""
     source = base.original if fmt.decode_dtype == base.original.dtype else base.x
     if isinstance(fmt, IntFormat):
-        return piece_statistics(base, _quantize_at(source, fmt, rounding, seed, base.offset), fmt)
-    request = _c.rounding_request(rounding, seed=seed)
+        return piece_statistics(base, quantize(source, fmt, rounding, seed=seed, index_offset=int(base.offset),
+                                               saturate=saturate), fmt)
+    request = _c.rounding_request(rounding, saturate, seed=seed)
     stats = _c.ffi.new("fl_sweep_stats *")
     function, value_type = _c.float_entry("sweep_evaluate", source.dtype)
     _c.check_status(function(_c.pointer(source, value_type), source.size, _c.c_format(fmt), _c.c_rounding(request),
                              int(base.offset), float(fmt.max), float(fmt.min_normal), stats), "sweep evaluation")
     return _c.sweep_statistics(stats, base.signal())
-
-
-def _quantize_at(x, fmt, rounding, seed, offset):
-    """``fl.quantize(whole, fmt, rounding, seed=seed)`` restricted to ``x = whole[offset:offset + n]``:
-    the codec with the elements' global index offset (stochastic rounding draws its random bits
-    from (seed, global index), so a piece rounds as it does inside the whole tensor)."""
-    return quantize(x, fmt, rounding, seed=seed, index_offset=int(offset))
 
 
 def tensor_scale_exponent(amax: float) -> int:
@@ -768,10 +728,17 @@ class PieceInput:
 
     def __init__(self, x, offset, total, scale_exponent=0):
         self.original = np.ascontiguousarray(x).reshape(-1)
-        self.x = self.original.astype(np.float64)
         self.offset, self.total = offset, total
-        self.n = self.x.size
+        self.n = self.original.size
         self._signal = None
+        self._x = None
+
+    @property
+    def x(self):
+        """The piece as float64, made when first asked for (the fused kernels read ``original``)."""
+        if self._x is None:
+            self._x = self.original.astype(np.float64)
+        return self._x
 
     def signal(self) -> int:
         """sum of x^2 over the finite inputs, exactly (an int of 2^EXACT_EXPONENT)."""

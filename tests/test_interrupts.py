@@ -129,8 +129,10 @@ def _no_traceback(job, after):
 
 
 # ---- fmtlab sweep -------------------------------------------------------------------------------
-SWEEP = ("sweep", "--size", str(4_000_000), "--jobs", "2", "--no-plots")  # 524 evaluations in 8 tasks
-SWEEP_PROGRESS = r"sweep: ([1-7])/8 tasks"                              # a task finished, more to come
+# 524 evaluations in 10 tasks (fmtlab._sweep_tasks, a target of 1/8 of the cost): per tensor, each of
+# the four 64-bias axes cut into two row ranges, two half-axes a task, and one task of the six others
+SWEEP = ("sweep", "--size", str(4_000_000), "--jobs", "2", "--no-plots")
+SWEEP_PROGRESS = r"sweep: ([1-9])/10 tasks"                             # a task finished, more to come
 
 
 def _check_partial_sweep(out, finished):
@@ -182,12 +184,13 @@ def test_a_killed_sweep_worker_is_named_and_the_finished_results_are_written(tmp
     assert seconds < STOP_TIMEOUT
     assert len(after) == 1, after
     match = re.fullmatch(r"fmtlab sweep: error: the worker process running tensor '(normal|lognormal)' "
-                         r"\(evaluations \d+-\d+ of 262\) was killed by SIGKILL \(out of memory, or killed from "
-                         r"outside\); [1-7] of 8 tasks had finished.*; (\d+) of 524 results finished and were "
+                         r"\((all rows|rows \d+-\d+ of 4000000), \d group\(s\), \d+ evaluations\) was killed by SIGKILL "
+                         r"\(out of memory, or killed from outside\); [1-9] of 10 tasks had finished.*; (\d+) of 524 "
+                         r"results finished and were "
                          rf"written to {re.escape(str(out))}/", after[0])
     assert match, after
     _no_traceback(job, after)
-    _check_partial_sweep(out, int(match.group(2)))
+    _check_partial_sweep(out, int(match.group(3)))
 
 
 # ---- fmtlab drift -------------------------------------------------------------------------------

@@ -136,30 +136,38 @@ def test_non_finite_inputs_are_counted_in_every_record():
 
 def test_an_interrupted_sweep_keeps_the_complete_groups(data):
     arguments = dict(formats=["bf16", "cfloat8_1_4_3"], biases="all", roundings=["nearest_even", "stochastic"],
-                     seed=4)
+                     seed=4, chunk=1000)
     full = sweep(data, jobs=1, **arguments)
 
     def progress(done, total):
-        if done == 3:
-            raise KeyboardInterrupt  # Ctrl-C after the third task
+        if done == 4:
+            raise KeyboardInterrupt  # Ctrl-C after the fourth task
 
     with pytest.raises(Interrupted) as caught:
         sweep(data, jobs=1, progress=progress, **arguments)
     partial, planned = caught.value.partial, caught.value.planned
     assert isinstance(partial, SweepResult) and planned == len(full) == 2 * (2 + 2 * 64)
-    # Inline, the 260 evaluations go in tasks of ceil(260 / 32) = 9: three tasks are the two bf16
-    # groups of the first tensor and 25 of its 64 cfloat8 nearest-even biases (an incomplete group).
+    # A task is a row range and whole (format, rounding) groups on it (fmtlab._sweep_tasks); this
+    # sweep (650,000 element evaluations) is below MIN_TASK_EVALUATIONS, so each range of chunk=1000
+    # rows is one task with all four groups: "wide" rows 0-999, 1000-1999, 2000-2999, then "narrow"
+    # rows 0-999, 1000-1999.  After four tasks every group of "wide" is complete and every group of
+    # "narrow" has half its rows merged: those must not be reported (their statistics are of rows
+    # 0-999 alone, plausible numbers but wrong).
     assert [(r.tensor, r.format, r.rounding) for r in partial] == [
-        ("wide", "bf16", "nearest_even"), ("wide", "bf16", "stochastic")]
-    assert list(partial) == [r for r in full if r.tensor == "wide" and r.format == "bf16"]
+        ("wide", "bf16", "nearest_even"), ("wide", "bf16", "stochastic")] + [
+        ("wide", "cfloat8_1_4_3", rounding) for rounding in ("nearest_even", "stochastic") for _bias in range(64)]
+    assert list(partial) == [r for r in full if r.tensor == "wide"]
 
 
 def test_an_interrupted_parallel_sweep_keeps_only_complete_groups(data):
-    arguments = dict(formats=["cfloat8_1_4_3"], biases="all", roundings=["nearest_even", "stochastic"], seed=4)
+    # chunk=500: "wide" is six tasks (row ranges, both groups on each), "narrow" four; stopped after
+    # seven, "narrow" is at most part done
+    arguments = dict(formats=["cfloat8_1_4_3"], biases="all", roundings=["nearest_even", "stochastic"], seed=4,
+                     chunk=500)
     full = sweep(data, jobs=1, **arguments)
 
     def progress(done, total):
-        if done >= 3:
+        if done >= 7:
             raise KeyboardInterrupt
 
     with pytest.raises(Interrupted) as caught:

@@ -260,18 +260,6 @@ def test_the_statistics_entry_points_return_their_documented_codes():
     assert stats.n == 4 and stats.valid == 4 and _c.exact_int(stats.error_energy) == 0
 
 
-def test_jobs_none_runs_inline_when_workers_would_not_finish_sooner():
-    """The cost model of docs/sweep.md: c = evaluations x 6 ns against c / workers + 1 s."""
-    from fmtlab.sweep import parallel_pays
-
-    default_sweep = 2 * (1 << 18) * 524           # the default fmtlab sweep: 0.82 s of evaluation
-    assert not parallel_pays(default_sweep, 2)
-    assert not parallel_pays(10 ** 12, 1)
-    assert not parallel_pays(333_333_333, 2)      # c = 2.0 s: c / 2 + 1 = c, no gain
-    assert parallel_pays(340_000_000, 2)          # c = 2.04 s
-    assert parallel_pays(2 * (1 << 20) * 520, 2)  # the issue-14 job: 6.5 s of evaluation
-
-
 @settings(max_examples=120, deadline=None)
 @given(pairs=st.lists(st.tuples(st.floats(width=64), st.floats(width=64)), max_size=60),
        name=st.sampled_from(["fp32", "bf16", "cfloat8_1_5_2"]))

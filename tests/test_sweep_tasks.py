@@ -1,0 +1,154 @@
+"""How a sweep is cut into tasks (fmtlab._sweep_tasks): whole bias axes, cost-sized tasks, the
+inline decision; and that the records do not depend on the cut, also where a group's rows are
+cut further because it alone costs more than a task should."""
+import importlib
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from fmtlab import _sweep_tasks
+from fmtlab._sweep_tasks import TASKS_PER_WORKER, group_cost, parallel_pays, plan_tasks
+from fmtlab.sweep import sweep
+
+
+# ---- the cost model --------------------------------------------------------------------------------
+def test_jobs_none_runs_inline_when_workers_would_not_finish_sooner():
+    """c = evaluations x 6 ns against c / workers + 0.3 s (docs/sweep.md)."""
+    default_sweep = (1 << 18) * 524               # the default fmtlab sweep: 0.82 s of evaluation
+    assert parallel_pays(default_sweep, 2)
+    assert not parallel_pays(10 ** 12, 1)
+    assert not parallel_pays(100_000_000, 2)      # c = 0.6 s: c / 2 + 0.3 = c, no gain
+    assert parallel_pays(101_000_000, 2)          # c = 0.606 s
+    assert not parallel_pays(2 * 5000 * 130, 2)   # a small sweep of tests: 6.5 million evaluations
+    assert parallel_pays(2 * (1 << 20) * 520, 2)  # the issue-14 job
+
+
+def test_a_group_costs_its_biases():
+    assert group_cost(64, False) == 64 and group_cost(1, False) == 1
+    assert group_cost(1, True) == _sweep_tasks.SCALED_WEIGHT
+
+
+# ---- the layout --------------------------------------------------------------------------------------
+def test_a_costly_bias_axis_is_cut_by_rows_not_by_biases():
+    """One tensor of 300,000 values, one group of 64 biases, 2 workers: 19.2 million evaluations,
+    target max(2^22, 19.2M / 8) = 2^22, so ceil(19.2M / 2^22) = 5 row ranges of 60,000 rows, each
+    with all 64 biases."""
+    biases = list(range(64))
+    tasks = plan_tasks([("x", 300_000, 1, [("key", biases, 1, 64)])], 1 << 22, 2, False)
+    assert [(task.start, task.stop) for task in tasks] == [(start, start + 60_000) for start in range(0, 300_000, 60_000)]
+    assert all(task.items == [("key", bias) for bias in biases] for task in tasks)
+
+
+def test_small_groups_share_a_task_and_a_small_sweep_is_one_task_per_range():
+    groups = [(name, [bias for bias in range(count)], 1, count) for name, count in (("a", 1), ("b", 64), ("c", 3))]
+    tasks = plan_tasks([("x", 1000, 4, groups)], 1 << 22, 2, False)
+    assert len(tasks) == 1 and tasks[0].start == 0 and tasks[0].stop == 1000
+    # packed largest first
+    assert [key for key, _bias in tasks[0].items] == ["b"] * 64 + ["c"] * 3 + ["a"]
+    # the chunk still bounds the rows of a task
+    tasks = plan_tasks([("x", 1000, 4, groups)], 1600, 2, False)
+    assert [(task.start, task.stop) for task in tasks] == [(0, 400), (400, 800), (800, 1000)]
+
+
+def test_the_default_sweep_becomes_near_equal_tasks_for_two_workers():
+    """2 tensors of 2^18 values, fp32/fp16/bf16 (1 bias) and two CFloat8 (64 biases), two roundings:
+    137 million evaluations, target 137M / 8 = 17.2M; each 64-bias axis (16.8M) is a task, the
+    small groups fill them up to the target; run in order on two workers (each takes the next task
+    when free), the slower worker ends within 5% of half the work."""
+    groups = [((f, r), list(range(count)), 1, count) for f, count in
+              (("fp32", 1), ("fp16", 1), ("bf16", 1), ("c143", 64), ("c152", 64)) for r in ("ne", "sr")]
+    tasks = plan_tasks([(name, 1 << 18, 1, groups) for name in ("normal", "lognormal")], 1 << 22, 2, False)
+    assert {(task.start, task.stop) for task in tasks} == {(0, 1 << 18)}
+    assert all(task.cost <= math.ceil((1 << 18) * 524 / 8) for task in tasks)
+    for task in tasks:
+        assert sum(1 for key, bias in task.items if key[0].startswith("c1") and bias == 0) <= 1
+    loads = [0, 0]
+    for task in tasks:
+        loads[loads.index(min(loads))] += task.cost
+    assert max(loads) <= 1.05 * (1 << 18) * 524 / 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.integers(1, 3000), row_size=st.integers(1, 50), chunk=st.integers(1, 1 << 16),
+       workers=st.integers(1, 4), inline=st.booleans(), minimum=st.sampled_from([1, 100, 10_000, 1 << 22]),
+       groups=st.lists(st.tuples(st.integers(1, 64), st.sampled_from([1, 1, 2, 16, 32]), st.booleans()),
+                       min_size=1, max_size=6))
+def test_every_layout_covers_each_group_once_with_whole_bias_axes(rows, row_size, chunk, workers, inline,
+                                                                   minimum, groups):
+    described = [(index, list(range(count)), quantum, group_cost(count, scaled))
+                 for index, (count, quantum, scaled) in enumerate(groups)]
+    saved = _sweep_tasks.MIN_TASK_EVALUATIONS
+    _sweep_tasks.MIN_TASK_EVALUATIONS = minimum
+    try:
+        tasks = plan_tasks([("t", rows, row_size, described)], chunk, workers, inline)
+    finally:
+        _sweep_tasks.MIN_TASK_EVALUATIONS = saved
+    total = sum(rows * row_size * per for _key, _biases, _quantum, per in described)
+    target = max(minimum, -(-total // (_sweep_tasks.INLINE_TASKS if inline else TASKS_PER_WORKER * workers)))
+    for key, biases, quantum, per in described:
+        ranges = []
+        for task in tasks:
+            present = [bias for k, bias in task.items if k == key]
+            if present:
+                assert present == biases  # the whole bias axis, in order, in this task
+                ranges.append((task.start, task.stop))
+        ranges.sort()
+        assert ranges[0][0] == 0 and ranges[-1][1] == rows  # every row, once
+        assert all(first[1] == second[0] for first, second in zip(ranges, ranges[1:]))
+        limit = max(quantum, (max(1, chunk // row_size) // quantum) * quantum)  # the chunk, in whole blocks
+        for start, stop in ranges:
+            assert start % quantum == 0 and stop - start <= limit
+            # cut to about the target: at most two blocks of rows over it (the cut is in whole blocks)
+            assert (stop - start) * row_size * per <= target + 2 * quantum * row_size * per
+    for task in tasks:
+        assert task.cost == (task.stop - task.start) * row_size * sum(
+            per for key, _biases, _quantum, per in described if any(k == key for k, _b in task.items))
+
+
+# ---- the records do not depend on the cut, also where a group's rows are cut further ----------------
+def _data():
+    rng = np.random.default_rng(3)
+    matrix = (rng.standard_normal((96, 40)) * np.exp(rng.uniform(-6, 6, (96, 40)))).astype(np.float32)
+    matrix[7, 3], matrix[50, 0] = np.nan, np.inf
+    return {"matrix": matrix, "vector": rng.laplace(0, 0.02, 3000).astype(np.float32)}
+
+
+FORMATS = ["bf16", "cfloat8_1_4_3", "cfloat8_1_5_2", "mxfp8_e4m3", "nvfp4_2d", "e4m3fn:block=24,scale=e8m0,axis=0"]
+ARGUMENTS = dict(formats=FORMATS, biases="all", roundings=["nearest_even", "stochastic"], seed=6,
+                 on_note=lambda line: None)
+
+
+@pytest.fixture(scope="module")
+def whole():
+    return sweep(_data(), jobs=1, chunk=1 << 30, **ARGUMENTS)
+
+
+@pytest.mark.parametrize("minimum", [1, 5000])
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_groups_cut_by_rows_give_the_records_of_the_whole_tensor(whole, monkeypatch, minimum, jobs):
+    """With MIN_TASK_EVALUATIONS lowered, every 64-bias axis and the scaled formats (blocks along the
+    first axis of the vector: 32 or 24 rows a block; 16 x 16 tiles of the matrix) are cut into
+    sub-ranges of whole blocks; the records are still those of one piece per tensor."""
+    sweep_module = importlib.import_module("fmtlab.sweep")  # (fmtlab.sweep is also the function)
+
+    monkeypatch.setattr(_sweep_tasks, "MIN_TASK_EVALUATIONS", minimum)
+    monkeypatch.setattr(_sweep_tasks, "TASKS_PER_WORKER", 64)  # targets near 15,000 evaluations
+    monkeypatch.setattr(_sweep_tasks, "INLINE_TASKS", 128)
+    seen = []
+    monkeypatch.setattr(sweep_module, "plan_tasks", _recording(_sweep_tasks.plan_tasks, seen))
+    result = sweep(_data(), jobs=jobs, **ARGUMENTS)
+    assert result.to_csv() == whole.to_csv()
+    tiles = [task for task in seen[0] if task.name == "matrix" and any(key[1] == "nvfp4_2d" for key, _b in task.items)]
+    assert len(tiles) > 2 and all(task.start % 16 == 0 for task in tiles)  # its rows cut, in whole 16 x 16 tiles
+    blocks = [task for task in seen[0] if task.name == "vector" and any(key[1] == "mxfp8_e4m3" for key, _b in task.items)]
+    assert len(blocks) > 1 and all(task.start % 32 == 0 for task in blocks)
+
+
+def _recording(function, seen):
+    def recorded(*args, **kwargs):
+        tasks = function(*args, **kwargs)
+        seen.append(tasks)
+        return tasks
+    return recorded
