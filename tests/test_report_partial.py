@@ -63,17 +63,18 @@ def test_a_stopped_sweep_writes_its_page_marked_partial(tmp_path, monkeypatch, c
     out = tmp_path / "run"
     argv = ["sweep", "--input", str(source), "--formats", ",".join(FORMATS), "--rounding", "nearest_even", "--jobs",
             "1", "--out", str(out), "--quiet", "--no-plots"]
-    # 8 groups of one evaluation each, one task each (inline): stopped at the third task
+    # 8 groups of one evaluation each; a task takes one tensor's groups (fmtlab._sweep_tasks: tensors
+    # this small are one task each, inline): stopped at the third task, two tensors' groups finished
     _interrupt_on_call(monkeypatch, sweep_module, "evaluate_piece", 3)
     assert main(argv) == 130
-    assert "interrupted: 2 of 8 results finished" in capsys.readouterr().err
+    assert "interrupted: 4 of 8 results finished" in capsys.readouterr().err
     finished = _csv_groups(out / "sweep.csv")
     planned = {(name, spec, "nearest_even") for name in tensors for spec in FORMATS}
-    assert len(finished) == 2 and finished < planned
+    assert len(finished) == 4 and finished < planned
     markup = (out / REPORT_FILE).read_text()
     assert _heatmap_groups(markup) == finished
     text, missing = _partial_box(markup)
-    assert ("Partial results: this run was stopped (interrupted (Ctrl-C)) when 2 of 8 (tensor, format, rounding) "
+    assert ("Partial results: this run was stopped (interrupted (Ctrl-C)) when 4 of 8 (tensor, format, rounding) "
             "groups had finished") in text
     assert sorted(missing) == sorted(" · ".join(group) for group in planned - finished)
     assert "(partial)" in next(parse(markup).find_all("h1")).all_text()
