@@ -179,6 +179,11 @@ static int simd_level(void)
     return level;
 }
 
+int fl_mma_simd_level(void)
+{
+    return simd_level();
+}
+
 static int valid_format(const fl_mma_format *format)
 {
     return format->man_bits >= 0 && format->man_bits <= 23 && format->emin <= format->emax &&
