@@ -174,7 +174,8 @@ BS_CLONES static float block_step(const bs_data *data, int64_t i, int64_t j, int
         for (int64_t g = start; g < end; g += G) {
             int64_t g_end = g + G < end ? g + G : end, s = g / p->scale_block, sum = 0;
             for (int64_t q = g; q < g_end; q++)
-                sum += (int64_t)a_sig[q] * b_sig[q] * ((int64_t)1 << (a_exp[q] + b_exp[q])); /* no shift of a negative */
+                /* a multiplication, not a left shift of a possibly negative product */
+                sum += (int64_t)a_sig[q] * b_sig[q] * ((int64_t)1 << (a_exp[q] + b_exp[q]));
             int64_t align = (int64_t)sa_exp[s] + sb_exp[s];
             terms[count] = sum * sa_sig[s] * sb_sig[s];
             exponents[count++] = align;
@@ -655,7 +656,8 @@ int fl_mma_block_scaled_f32(const fl_mma_block_scaled *p, const float *c, float 
     if (p->m < 0 || p->n < 0 || p->k < 0 || p->block < 1 || p->scale_block < 1 || p->group_sum < 0 ||
         p->frac_bits < 0 || p->frac_bits > 40 || (p->group_sum && p->block % p->group_sum) ||
         p->element_man_bits < 0 || p->element_man_bits > 10 || p->element_emin > p->element_emax ||
-        p->element_emin < -64 || p->element_emax > 64 || p->scale_blocks != (p->k + p->scale_block - 1) / p->scale_block)
+        p->element_emin < -64 || p->element_emax > 64 ||
+        p->scale_blocks != (p->k + p->scale_block - 1) / p->scale_block)
         return FL_ERROR_MMA_MODEL;
     const int64_t m = p->m, n = p->n;
     double work = (double)m * (double)n * (double)(p->k > 0 ? p->k : 1);
