@@ -13,10 +13,12 @@ threads.  Usage:
 BLAS, whose thread variables it sets to 1 before numpy loads): on a shared machine the least
 disturbed measure, a per-core ratio.
 
-The fast-path presets (--models) are timed at every size; the models computed by the definition
-per element (FP8 with FP16 output, the AMD presets: --other-models) at --other-size only, and
-the Blackwell block-scaled presets (--block-scaled-models, operands fl.encode'd with blocks along
-K; their numpy peer multiplies the decoded float32 values) at --block-scaled-size.
+The fast-path presets (--models) are timed at every size; the others (FP8 with FP16 output, the
+AMD presets: --other-models) at --other-size only, and the Blackwell block-scaled presets
+(--block-scaled-models, operands fl.encode'd with blocks along K, the encoding not timed; their
+numpy peer multiplies the decoded float32 values) at each of --block-scaled-sizes.  Run it twice
+for the two figures of docs/performance.md: with --cpu-time (one thread each) and with
+--threads 2 (wall clock, numpy's BLAS with its default threads).
 """
 import argparse
 import os
@@ -35,11 +37,11 @@ from _timing import best_time as _best_time  # benchmarks/_timing.py
 
 MODELS = ("h100-fp16-fp32", "h100-e4m3fn-fp32")
 # Models off the fast path (the definition per output element): timed at --other-size only.
-# Blackwell block-scaled presets (ScaledCodes operands; numpy path): timed at --block-scaled-size.
+# Blackwell block-scaled presets (ScaledCodes operands; the C fast path): timed at each --block-scaled-sizes.
 BLOCK_SCALED_MODELS = ("b200-mxfp8_e4m3-fp32", "b200-mxfp8_e5m2-fp32", "b200-mxfp6_e2m3-fp32", "b200-mxfp4-fp32",
                        "b200-nvfp4-fp32")
-OTHER_MODELS = ("h100-e4m3fn-fp16", "mi100-fp16-fp32", "mi250x-fp16-fp32", "mi300x-fp16-fp32",
-                "mi300x-e4m3fnuz-fp32")
+OTHER_MODELS = ("h100-e4m3fn-fp16", "mi100-fp16-fp32", "mi100-bf16-fp32", "mi250x-fp16-fp32", "mi300x-fp16-fp32",
+                "mi300x-bf16-fp32", "mi300x-e4m3fnuz-fp32")
 
 
 def operands(model, size, seed=0):
@@ -62,7 +64,8 @@ def main():
     parser.add_argument("--other-size", type=int, default=256)
     parser.add_argument("--block-scaled-models", default=",".join(BLOCK_SCALED_MODELS),
                         help="comma-separated block-scaled preset names ('' for none)")
-    parser.add_argument("--block-scaled-size", type=int, default=256)
+    parser.add_argument("--block-scaled-sizes", default="256,512",
+                        help="comma-separated n of the block-scaled presets' n x n x n products")
     parser.add_argument("--cpu-time", action="store_true",
                         help="one thread for fmtlab and numpy, timed by the calling thread's CPU time")
     args = parser.parse_args()
@@ -91,9 +94,10 @@ def main():
         blas = best_time(lambda: a @ b, max(args.repeats, 5))
         rows.append((f"{size}", model.name, f"{ours * 1e3:.1f}", f"{blas * 1e3:.2f}",
                      f"{ours / blas:.1f}x", f"{size ** 3 / ours / 1e9:.2f}"))
-    for name in filter(None, args.block_scaled_models.split(",")):
+    block_scaled = [(int(size), name) for size in args.block_scaled_sizes.split(",")
+                    for name in filter(None, args.block_scaled_models.split(","))]
+    for size, name in block_scaled:
         model = fl.mma_model(name)
-        size = args.block_scaled_size
         element = name.split("-")[1]
         rng = np.random.default_rng(0)
         qa = fl.encode(rng.standard_normal((size, size)).astype(np.float32), fl.format(element))
@@ -128,6 +132,7 @@ def main():
         if index == 0:
             print("  ".join("-" * width for width in widths))
     print("\nratio = fmtlab time / numpy float32 matmul time on the same arrays (lower is better)")
+    print("load average (1, 5, 15 min) at the end: " + " ".join(f"{load:.2f}" for load in os.getloadavg()))
 
 
 if __name__ == "__main__":

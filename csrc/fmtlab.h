@@ -492,29 +492,27 @@ int fl_mma_matmul_f32(const float *a, const float *b, const float *c, float *d,
 
 /*
  * Blackwell block-scaled MMA (mma_block_scaled.c; fmtlab/mma_block_scaled.py prepares the
- * arrays and states the maths).  A is m x k, B is given transposed (n x k); per element:
- * significand (signed), exponent (group_sum 0: the alignment exponent; else the shift of the
- * product inside its group) and flags (bits 0-1: 0 finite, 1 NaN, 2 Inf; bit 2: negative);
- * per scale block (m x scale_blocks, n x scale_blocks): significand, exponent E(S), NaN flag.
- * A term's value is its integer times 2^(alignment exponent + value_offset).  With group_sum 0
- * the element significands and exponents already include their block's scale.  Per instruction
- * block (m x instruction_blocks, n x instruction_blocks): whether it holds a NaN or Inf element
- * or a NaN scale.
+ * arrays and states the maths).  The elements are given decoded (float32, exact): A m x k,
+ * B k x n; the element format by its e_min, e_max and fraction bits.  Per scale block (A:
+ * m x scale_blocks, B transposed: n x scale_blocks): the scale's value (NaN for a NaN scale),
+ * integer significand and exponent E(S), the value being significand 2^(E(S) - bits).  A
+ * term's value is its integer times 2^(alignment exponent + value_offset), value_offset =
+ * (group_sum ? 2 e_min : 0) - 2 man_bits - (the scale significand bits of A and of B).
+ * reference = 1 computes every element by the definition (the tests' peer of the fast path).
  */
 typedef struct fl_mma_block_scaled {
     int64_t m, n, k;
     int64_t block;        /* elements of K per instruction block */
     int64_t scale_block;  /* elements per scale */
-    int64_t scale_blocks; /* scales per row of A / column of B */
+    int64_t scale_blocks; /* scales per row of A / column of B: ceil(k / scale_block) */
     int64_t group_sum;    /* 0: products aligned one by one; G: exact sums of G products */
     int64_t frac_bits;    /* F */
     int64_t value_offset;
-    const int32_t *a_sig, *a_exp, *b_sig, *b_exp;
-    const uint8_t *a_flags, *b_flags;
+    int64_t element_emin, element_emax, element_man_bits;
+    const float *a_values, *b_values;
+    const double *sa_value, *sb_value;
     const int32_t *sa_sig, *sa_exp, *sb_sig, *sb_exp;
-    const uint8_t *sa_nan, *sb_nan;
-    int64_t instruction_blocks;
-    const uint8_t *a_block_special, *b_block_special;
+    int64_t reference;
 } fl_mma_block_scaled;
 
 /* D (m x n float32) of the block-scaled model; c may be NULL (C = +0).  FL_OK,
@@ -581,6 +579,9 @@ typedef struct fl_floating_point_state {
 } fl_floating_point_state;
 
 void fl_enter_default_floating_point(fl_floating_point_state *state);
+/* The matmul kernels' SIMD copy (mma.c): 0 SSE2, 1 AVX2, 2 AVX-512; FMTLAB_MMA_SIMD=sse2|avx2 and
+ * FMTLAB_SIMD=portable|avx2 lower the CPU's best.  Every copy gives the same bits. */
+int fl_mma_simd_level(void);
 void fl_leave_default_floating_point(const fl_floating_point_state *state);
 
 /*

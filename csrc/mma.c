@@ -153,6 +153,9 @@ typedef struct prepared_model {
     int float_products;      /* 1: every product and its scaled cut are exact in float32 */
     int out_is_float32;      /* 1: the output format is float32 itself */
     int simd;                /* SIMD_SSE2, SIMD_AVX2 or SIMD_AVX512: which product loops run */
+    int late_fast;           /* 1: c_addition LATE without grouping, float32 nearest-even (AMD CDNA3 fp16, bf16) */
+    int exact_fast;          /* 1: an exact block sum rounded once to float32 nearest-even (AMD CDNA1):
+                              * summed in double, redone by the definition where an addition was inexact */
 } prepared_model;
 
 enum { SIMD_SSE2 = 0, SIMD_AVX2 = 1, SIMD_AVX512 = 2 };
@@ -177,6 +180,11 @@ static int simd_level(void)
         level = SIMD_AVX2;
 #endif
     return level;
+}
+
+int fl_mma_simd_level(void)
+{
+    return simd_level();
 }
 
 static int valid_format(const fl_mma_format *format)
@@ -245,6 +253,12 @@ static int prepare_model(const fl_mma_model *model, int64_t k, prepared_model *p
                         model->a.emax + model->b.emax + 2 <= 127;
     p->simd = simd_level();
     p->out_is_float32 = model->out.man_bits == 23 && model->out.emin == -126 && model->out.emax == 127;
+    p->late_fast = model->c_addition == FL_MMA_C_LATE && model->grouping == FL_MMA_GROUP_NONE &&
+                   p->out_is_float32 && p->nearest_even && model->frac_bits >= 0 && model->frac_bits <= 30 &&
+                   p->block <= 64;
+    p->exact_fast = model->frac_bits < 0 && p->out_is_float32 && p->nearest_even && p->acc.man_bits == 23 &&
+                    model->c_addition == FL_MMA_C_FUSED && !model->positive_zero && !model->use_exp_floor &&
+                    model->summation == FL_MMA_SUM_BLOCK_FMA;
     p->fma_equivalent = model->frac_bits < 0 && model->out.man_bits == 23 && model->out.emin == -126 &&
                         model->out.emax == 127 && p->nearest_even && p->acc.man_bits == 23 &&
                         model->c_addition == FL_MMA_C_FUSED;
@@ -1578,6 +1592,148 @@ static void prepare_b(operands *ops, const float *b, int emin, int threads)
 
 /* ---- the drivers --------------------------------------------------------------- */
 
+/*
+ * One block of one strip for an exact block sum (frac_bits = -1) rounded once to float32 with
+ * nearest-even (p->exact_fast, AMD CDNA1): every product of two float32 values is exact in
+ * double, and the sum c + p_1 + ... + p_n is accumulated in double with each addition's
+ * rounding error found by two-sum (Knuth).  Where every error is zero the double sum is the
+ * exact sum, and its conversion to float32 is the one rounding of the model (IEEE nearest-even
+ * with subnormals and overflow to Inf, the sign of an exact zero by IEEE 754's rule, as in
+ * block_general).  Other lanes (an inexact addition, an Inf or NaN on the way) are redone by
+ * block_general.  The same C for every SIMD copy; the compiler vectorises the lane loops.
+ */
+#define EXACT_STRIP_BODY                                                                                          \
+    {                                                                                                             \
+        const float *a = ops->a + i * ops->k + k0;                                                                \
+        const float *b = ops->b + b_offset(ops, k0, j0);                                                          \
+        double sum[LANES];                                                                                        \
+        int64_t inexact[LANES];                                                                                   \
+        for (int w = 0; w < LANES; w++) {                                                                         \
+            sum[w] = chain[w];                                                                                    \
+            inexact[w] = 0;                                                                                       \
+        }                                                                                                         \
+        for (int64_t q = 0; q < count; q++) {                                                                     \
+            const double x = a[q];                                                                                \
+            const float *row = b + q * LANES;                                                                     \
+            for (int w = 0; w < LANES; w++) {                                                                     \
+                double product = x * (double)row[w], total = sum[w] + product, back = total - sum[w];           \
+                double error = (sum[w] - (total - back)) + (product - back);                                      \
+                inexact[w] |= error != 0.0 || error != error; /* NaN: an Inf or NaN was met */                   \
+                sum[w] = total;                                                                                   \
+            }                                                                                                     \
+        }                                                                                                         \
+        for (int w = 0; w < LANES; w++)                                                                           \
+            sum[w] = inexact[w] ? (double)chain[w] : sum[w];                                                      \
+        for (int w = 0; w < active; w++)                                                                          \
+            chain[w] = inexact[w] ? (float)block_general(a, b + w, LANES, ops->a_exponents + i * ops->k + k0,     \
+                                                         ops->b_exponents + b_offset(ops, k0, j0) + w, count,      \
+                                                         sum[w], c_emin, 1, p, acc)                               \
+                                  : (float)sum[w];                                                                \
+    }
+
+static void exact_strip_block(const operands *ops, int64_t i, int64_t j0, int64_t k0, int64_t count, int active,
+                              float chain[LANES], int c_emin, const prepared_model *p, superacc *acc)
+EXACT_STRIP_BODY
+
+#ifdef FL_MMA_WIDE_SIMD
+/* exact_strip_block with the lane loops in AVX-512: the same double operations lane for lane. */
+__attribute__((target("avx512f"))) static void exact_strip_block_avx512(const operands *ops, int64_t i, int64_t j0,
+                                                                        int64_t k0, int64_t count, int active,
+                                                                        float chain[LANES], int c_emin,
+                                                                        const prepared_model *p, superacc *acc)
+{
+    const float *a = ops->a + i * ops->k + k0;
+    const float *b = ops->b + b_offset(ops, k0, j0);
+    float before[LANES];
+    memcpy(before, chain, sizeof before);
+    __m512d sum[2] = {_mm512_cvtps_pd(_mm256_loadu_ps(chain)), _mm512_cvtps_pd(_mm256_loadu_ps(chain + 8))};
+    __mmask8 inexact[2] = {0, 0};
+    const __m512d zero = _mm512_setzero_pd();
+    for (int64_t q = 0; q < count; q++) {
+        const __m512d x = _mm512_set1_pd((double)a[q]);
+        for (int h = 0; h < 2; h++) {
+            const __m512d product = _mm512_mul_pd(x, _mm512_cvtps_pd(_mm256_loadu_ps(b + q * LANES + 8 * h)));
+            const __m512d total = _mm512_add_pd(sum[h], product), back = _mm512_sub_pd(total, sum[h]);
+            const __m512d error = _mm512_add_pd(_mm512_sub_pd(sum[h], _mm512_sub_pd(total, back)),
+                                                _mm512_sub_pd(product, back));
+            inexact[h] |= _mm512_cmp_pd_mask(error, zero, _CMP_NEQ_UQ); /* nonzero or NaN */
+            sum[h] = total;
+        }
+    }
+    _mm256_storeu_ps(chain, _mm512_cvtpd_ps(sum[0]));
+    _mm256_storeu_ps(chain + 8, _mm512_cvtpd_ps(sum[1]));
+    unsigned redo = ((unsigned)inexact[0] | ((unsigned)inexact[1] << 8)) & ((1u << active) - 1u);
+    for (int w = 0; redo; w++, redo >>= 1)
+        if (redo & 1)
+            chain[w] = (float)block_general(a, b + w, LANES, ops->a_exponents + i * ops->k + k0,
+                                            ops->b_exponents + b_offset(ops, k0, j0) + w, count, before[w], c_emin,
+                                            1, p, acc);
+}
+#endif
+
+/*
+ * One block of one strip of c_addition = LATE without grouping (p->late_fast: AMD CDNA3 fp16 and
+ * bf16), the steps of block_late lane by lane in double arithmetic, every one exact: the products
+ * (exact) scaled by 2^(F - T) and truncated (below 2^(F + 2) <= 2^32, the sum of at most 64 of
+ * them below 2^53), the floors to 2^(J - 31) and 2^(J - 24) power-of-two scalings of integers or
+ * float32 values, their sum within 53 bits, and its conversion to float32 the one nearest-even
+ * rounding (subnormals, overflow to Inf).  Lanes without a nonzero product sum, a zero total,
+ * T >= 125 (a product might reach 2^128) or a non-finite c are redone by block_late.
+ */
+#define LATE_STRIP_BODY                                                                                           \
+    {                                                                                                             \
+        const float *a = ops->a + i * ops->k + k0;                                                                \
+        const int16_t *ae = ops->a_exponents + i * ops->k + k0;                                                   \
+        const float *b = ops->b + b_offset(ops, k0, j0);                                                          \
+        const int16_t *be = ops->b_exponents + b_offset(ops, k0, j0);                                             \
+        const int frac_bits = p->model.frac_bits;                                                                 \
+        int16_t largest[LANES];                                                                                   \
+        double scale[LANES], sum[LANES], result[LANES];                                                           \
+        int64_t redo[LANES];                                                                                      \
+        strip_largest(ae, be, LANES, count, largest);                                                             \
+        for (int w = 0; w < LANES; w++) {                                                                         \
+            int t = largest[w] > NO_TERM_EXPONENT ? largest[w] : 0;                                               \
+            redo[w] = largest[w] <= NO_TERM_EXPONENT || largest[w] >= 125;                                        \
+            scale[w] = pow2(frac_bits - (t > 125 ? 125 : t));                                                     \
+            sum[w] = 0.0;                                                                                         \
+        }                                                                                                         \
+        for (int64_t q = 0; q < count; q++) {                                                                     \
+            const double x = a[q];                                                                                \
+            const float *row = b + q * LANES;                                                                     \
+            for (int w = 0; w < LANES; w++)                                                                       \
+                sum[w] += trunc(x * (double)row[w] * scale[w]);                                                   \
+        }                                                                                                         \
+        for (int w = 0; w < LANES; w++) {                                                                         \
+            uint32_t c_bits;                                                                                      \
+            memcpy(&c_bits, &chain[w], sizeof c_bits);                                                            \
+            int field = (int)((c_bits >> 23) & 0xFF), c_nonzero = (c_bits & 0x7FFFFFFFu) != 0;                   \
+            int c_exponent = c_nonzero && field - 127 > c_emin ? field - 127 : c_emin;                            \
+            int t = largest[w] > NO_TERM_EXPONENT && largest[w] < 125 ? largest[w] : 0;                           \
+            int joint = t > c_exponent ? t : c_exponent;                                                          \
+            double products = floor(sum[w] * pow2(t - frac_bits + 31 - joint)) * pow2(joint - 31);               \
+            double addend = floor((double)chain[w] * pow2(24 - joint)) * pow2(joint - 24);                       \
+            double total = products + addend;                                                                     \
+            redo[w] |= (field == 255) | (total == 0.0) | (field == 0 && c_nonzero); /* c subnormal: its exponent */\
+            result[w] = total;                                                                                    \
+        }                                                                                                         \
+        for (int w = 0; w < active; w++)                                                                          \
+            chain[w] = redo[w] ? (float)chain_step_general(a, b + w, LANES, ae, be + w, count, chain[w], c_emin, p,  \
+                                                           acc)                                                   \
+                               : (float)result[w];                                                                \
+    }
+
+static void late_strip_block(const operands *ops, int64_t i, int64_t j0, int64_t k0, int64_t count, int active,
+                             float chain[LANES], int c_emin, const prepared_model *p, superacc *acc)
+LATE_STRIP_BODY
+
+#ifdef FL_MMA_WIDE_SIMD
+__attribute__((target("avx512f"))) static void late_strip_block_avx512(const operands *ops, int64_t i, int64_t j0,
+                                                                       int64_t k0, int64_t count, int active,
+                                                                       float chain[LANES], int c_emin,
+                                                                       const prepared_model *p, superacc *acc)
+LATE_STRIP_BODY
+#endif
+
 /* Rows [i0, i1) x columns [j0, j0 + LANES) of D, all of K: the chain, and the promotion. */
 static void block_fma_tile(const operands *ops, const float *c, float *d, int64_t i0, int64_t i1, int64_t j0,
                            const prepared_model *p, superacc *acc)
@@ -1586,7 +1742,7 @@ static void block_fma_tile(const operands *ops, const float *c, float *d, int64_
     int active = (int)(j0 + LANES <= n ? LANES : n - j0);
     int promote = p->model.promote_every > 0;
     float promoted[TILE_ROWS][LANES], chain[TILE_ROWS][LANES];
-    int fast_tile = p->fast;
+    int fast_tile = p->fast || p->exact_fast || p->late_fast;
     for (int64_t i = i0; i < i1; i++)
         fast_tile &= !ops->a_special[i];
     for (int w = 0; w < active; w++)
@@ -1605,12 +1761,30 @@ static void block_fma_tile(const operands *ops, const float *c, float *d, int64_
             int c_emin = (k0 == 0 && !promote) ? p->model.c_emin : p->model.out.emin;
             int64_t first_row = i0;
 #ifdef FL_MMA_WIDE_SIMD
-            if (fast_tile && p->float_products && p->simd == SIMD_AVX512)
+            if (fast_tile && p->fast && p->float_products && p->simd == SIMD_AVX512)
                 for (; first_row + ROW_GROUP <= i1; first_row += ROW_GROUP)
                     rows_block_avx512(ops, first_row, j0, k0, count, active, chain + (first_row - i0), c_emin, p,
                                       acc);
 #endif
             for (int64_t i = first_row; i < i1; i++) {
+                if (fast_tile && p->late_fast) {
+#ifdef FL_MMA_WIDE_SIMD
+                    if (p->simd == SIMD_AVX512)
+                        late_strip_block_avx512(ops, i, j0, k0, count, active, chain[i - i0], c_emin, p, acc);
+                    else
+#endif
+                        late_strip_block(ops, i, j0, k0, count, active, chain[i - i0], c_emin, p, acc);
+                    continue;
+                }
+                if (fast_tile && p->exact_fast) {
+#ifdef FL_MMA_WIDE_SIMD
+                    if (p->simd == SIMD_AVX512)
+                        exact_strip_block_avx512(ops, i, j0, k0, count, active, chain[i - i0], c_emin, p, acc);
+                    else
+#endif
+                        exact_strip_block(ops, i, j0, k0, count, active, chain[i - i0], c_emin, p, acc);
+                    continue;
+                }
                 if (fast_tile) {
 #ifdef FL_MMA_WIDE_SIMD
                     if (p->fast_int32 && p->simd == SIMD_AVX512)

@@ -1,6 +1,7 @@
 """Blackwell block-scaled MMA (tcgen05 ``kind::mxf8f6f4``, ``kind::mxf4``, ``kind::mxf4nvf4``).
 
-A numpy implementation in exact int64 arithmetic (no C kernel yet; docs/tensor-cores.md §9).
+The C kernel csrc/mma_block_scaled.c, and a numpy implementation in exact int64 arithmetic that
+it is tested against (docs/tensor-cores.md §9).
 Operands are the :class:`fmtlab.scaled.ScaledCodes` of ``fl.encode``: A (m x K) with blocks along
 its last axis, B (K x n) with blocks along its first axis.  Each element is s * 2^e as in the
 plain model (e >= e_min of the element format); a block scale S is 2^(code - 127) for E8M0 and,
@@ -37,6 +38,7 @@ __all__ = ["scale_values_and_exponents", "block_scaled_matmul", "check_operand"]
 
 _ZERO_SCALE_EXPONENT = -126  # MMA-Sim's exponent of a zero (float32's e_min)
 _CANONICAL_NAN = np.uint32(0x7FFFFFFF)
+_IMPLEMENTATIONS = ("c", "c_reference", "numpy")
 
 
 def _is_e8m0(fmt) -> bool:
@@ -119,48 +121,33 @@ def _round_toward_zero_f32(total, exponent):
     return np.where(np.abs(exact) >= 2.0 ** 128, np.copysign(np.float32(np.inf), exact), nearest).astype(np.float32)
 
 
-def _run_c(model, a, b, sa, sb, c, m, n, k):
-    """The C kernel (csrc/mma_block_scaled.c) on the decoded integers."""
+def _run_c(model, a_values, b_values, sa, sb, c, m, n, k, reference):
+    """The C kernel (csrc/mma_block_scaled.c) on the decoded elements (float32, exact) and the
+    scales (value, significand, exponent, significand bits)."""
     from . import _c
 
     element = model.a_format
     grouped = model.group_sum is not None
     keep = []
 
-    def ints(array, c_type="int32_t"):
-        array = np.ascontiguousarray(array, dtype=np.int32 if c_type == "int32_t" else np.uint8)
-        keep.append(array)
-        return _c.ffi.cast(c_type + " *", _c.pointer(array, "void"))
-
-    scale_of_k = np.arange(k) // model.scale_block
-    blocks = -(-k // model.block)
-
-    def element_arrays(values, sig, exp, scale):
-        """Significands, exponents, flags and per-instruction-block specials of one operand (rows
-        along K); with group_sum None the (E8M0) scale is folded into each element."""
-        scale_value, scale_sig, scale_exp = (x[:, scale_of_k] for x in scale[:3])
-        if grouped:
-            exp = exp - element.emin
-        else:
-            sig, exp = sig * scale_sig, exp + scale_exp
-        flags = np.where(np.isnan(values), 1, np.where(np.isinf(values), 2, 0))
-        special = (flags != 0) | np.isnan(scale_value)
-        special = np.pad(special, ((0, 0), (0, blocks * model.block - k))).reshape(len(values), blocks, model.block)
-        flags = flags | (np.signbit(values) << 2)
-        return ints(sig), ints(exp), ints(flags, "uint8_t"), ints(special.any(axis=2), "uint8_t")
+    def array(values, dtype, c_type):
+        values = np.ascontiguousarray(values, dtype=dtype)
+        keep.append(values)
+        return _c.ffi.cast(c_type + " *", _c.pointer(values, "void"))
 
     struct = _c.ffi.new("fl_mma_block_scaled *")
     struct.m, struct.n, struct.k = m, n, k
     struct.block, struct.scale_block, struct.group_sum = model.block, model.scale_block, model.group_sum or 0
     struct.scale_blocks = sa[0].shape[1]
-    struct.instruction_blocks = blocks
     struct.frac_bits = model.frac_bits
     struct.value_offset = (2 * element.emin if grouped else 0) - 2 * element.man_bits - sa[3] - sb[3]
-    struct.a_sig, struct.a_exp, struct.a_flags, struct.a_block_special = element_arrays(*a, sa)
-    sb_t = tuple(x.T for x in sb[:3])
-    struct.b_sig, struct.b_exp, struct.b_flags, struct.b_block_special = element_arrays(*(x.T for x in b), sb_t)
-    struct.sa_sig, struct.sa_exp, struct.sa_nan = ints(sa[1]), ints(sa[2]), ints(np.isnan(sa[0]), "uint8_t")
-    struct.sb_sig, struct.sb_exp, struct.sb_nan = ints(sb_t[1]), ints(sb_t[2]), ints(np.isnan(sb_t[0]), "uint8_t")
+    struct.element_emin, struct.element_emax, struct.element_man_bits = element.emin, element.emax, element.man_bits
+    struct.a_values = array(a_values, np.float32, "float")
+    struct.b_values = array(b_values, np.float32, "float")
+    struct.sa_value, struct.sb_value = array(sa[0], np.float64, "double"), array(sb[0].T, np.float64, "double")
+    struct.sa_sig, struct.sa_exp = array(sa[1], np.int32, "int32_t"), array(sa[2], np.int32, "int32_t")
+    struct.sb_sig, struct.sb_exp = array(sb[1].T, np.int32, "int32_t"), array(sb[2].T, np.int32, "int32_t")
+    struct.reference = 1 if reference else 0
     d = np.empty((m, n), np.float32)
     c_pointer = _c.ffi.NULL if c is None else _c.pointer(c, "float")
     status = _c.lib.fl_mma_block_scaled_f32(struct, c_pointer, _c.pointer(d, "float"))
@@ -180,10 +167,13 @@ def _cut(values, shift):
 def block_scaled_matmul(qa, qb, C, model, *, implementation="c"):
     """D = A B + C of the block-scaled ``model`` (module docstring); float32, m x n.
 
-    implementation: "c" (csrc/mma_block_scaled.c, threaded) or "numpy" (this file, the
-    vectorised definition the C kernel is tested against)."""
-    if implementation not in ("c", "numpy"):
-        raise ValueError(f"implementation={implementation!r} is not allowed; choose 'c' or 'numpy'")
+    implementation: "c" (csrc/mma_block_scaled.c, threaded: its AVX-512 fast path where the
+    CPU has it, the definition elsewhere), "c_reference" (the same C file's definition for every
+    element: the fast path's peer in the tests) or "numpy" (this file, the vectorised definition
+    the C kernel is tested against)."""
+    if implementation not in _IMPLEMENTATIONS:
+        raise ValueError(f"implementation={implementation!r} is not allowed; choose one of "
+                         + ", ".join(repr(name) for name in _IMPLEMENTATIONS))
     check_operand(qa, "A", model, 1)
     check_operand(qb, "B", model, 0)
     m, k = qa.codes.shape
@@ -192,12 +182,8 @@ def block_scaled_matmul(qa, qb, C, model, *, implementation="c"):
         raise ValueError(f"A.shape={qa.codes.shape} and B.shape={qb.codes.shape} do not match: A has {k} columns "
                          f"and B has {k_b} rows (the contracted dimension K must agree)")
     element = model.a_format
-    a_values = codec.decode(qa.codes, element).astype(np.float64)
-    b_values = codec.decode(qb.codes, element).astype(np.float64)
-    a_sig, a_exp = _significands(a_values, element)
-    b_sig, b_exp = _significands(b_values, element)
-    a_sig = np.where(np.signbit(a_values), -a_sig, a_sig)
-    b_sig = np.where(np.signbit(b_values), -b_sig, b_sig)
+    a_values = codec.decode(qa.codes, element)
+    b_values = codec.decode(qb.codes, element)
     sa_value, sa_sig, sa_exp, sa_bits = scale_values_and_exponents(qa.scales, model.scale_format)
     sb_value, sb_sig, sb_exp, sb_bits = scale_values_and_exponents(qb.scales, model.scale_format)
     alpha = None
@@ -213,10 +199,16 @@ def block_scaled_matmul(qa, qb, C, model, *, implementation="c"):
             raise ValueError(f"C.shape={np.shape(C)} does not broadcast to the result's shape {(m, n)}") from None
         c_full = quantize(c_full, FP32, "nearest_even")
         c_given = np.ascontiguousarray(c_full, dtype=np.float32)
-    if implementation == "c" and m * n:
-        d = _run_c(model, (a_values, a_sig, a_exp), (b_values, b_sig, b_exp), (sa_value, sa_sig, sa_exp, sa_bits),
-                   (sb_value, sb_sig, sb_exp, sb_bits), None if alpha is not None else c_given, m, n, k)
+    if implementation != "numpy" and m * n:
+        d = _run_c(model, a_values, b_values, (sa_value, sa_sig, sa_exp, sa_bits),
+                   (sb_value, sb_sig, sb_exp, sb_bits), None if alpha is not None else c_given, m, n, k,
+                   reference=implementation == "c_reference")
         return _epilogue(d, alpha, c_given, m, n)
+    a_values, b_values = a_values.astype(np.float64), b_values.astype(np.float64)
+    a_sig, a_exp = _significands(a_values, element)
+    b_sig, b_exp = _significands(b_values, element)
+    a_sig = np.where(np.signbit(a_values), -a_sig, a_sig)
+    b_sig = np.where(np.signbit(b_values), -b_sig, b_sig)
     scale_of_k = np.arange(k) // model.scale_block
     # per element k: the scale of its block, for A (m x K) and B (K x n)
     sa_value, sa_sig, sa_exp = (x[:, scale_of_k] for x in (sa_value, sa_sig, sa_exp))
