@@ -423,6 +423,8 @@ def run(args) -> int:
         display.close()
         appender.close()
         close_dask()
+        if stopped.partial is None:  # stopped in the scan pass (fmtlab.sweep's first pass): no result yet
+            return report_stop("sweep", stopped, f"it stopped in the scan pass, before any result ({csv_path} holds no row)")
         # Keep what finished: the complete (tensor, format, rounding) groups; no plots (they take seconds).
         stopped.partial.to_csv(csv_path)
         write_text(out / "summary.txt", stopped.partial.summary_table() + "\n\n" + SUMMARY_LEGEND + "\n\n"

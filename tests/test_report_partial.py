@@ -116,3 +116,20 @@ def test_a_stopped_drift_run_writes_its_page_marked_partial(tmp_path, monkeypatc
     assert "when 2 of 4 runs had finished" in text
     assert sorted(missing) == sorted(" · ".join(run) for run in planned - finished)
     assert json.loads((out / PARTIAL_FILE).read_text())["planned"] == 4
+
+
+def test_a_sweep_stopped_in_its_scan_pass_says_so_and_writes_no_page(tmp_path, monkeypatch, capsys):
+    """Ctrl-C while the first pass (each tensor's amax and histogram) reads a file: no result
+    exists yet, so one line says so, no page is written, and there is no traceback."""
+    sweep_module = importlib.import_module("fmtlab.sweep")
+    source = tmp_path / "model.npz"
+    np.savez(source, **{f"layers.{index}.weight": np.ones((4, 8), np.float32) for index in range(3)})
+    out = tmp_path / "run"
+    _interrupt_on_call(monkeypatch, sweep_module, "scan_piece", 2)
+    argv = ["sweep", "--input", str(source), "--formats", "bf16", "--jobs", "1", "--out", str(out), "--quiet",
+            "--no-plots"]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == (f"fmtlab sweep: interrupted: it stopped in the scan pass, before any result "
+                           f"({out / 'sweep.csv'} holds no row)")
+    assert not (out / REPORT_FILE).exists() and len((out / "sweep.csv").read_text().splitlines()) == 1  # the header
