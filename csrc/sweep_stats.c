@@ -17,7 +17,7 @@
  * TwoSum detects (the common case: q rounds x); otherwise (a saturated huge x, a q far from x)
  * its square goes in as q^2 - 2 q x + x^2 and its sum as q - x, each an exact term.
  */
-#include "codec_fast.h"
+#include "sweep_stats.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -36,11 +36,11 @@ _Static_assert(sizeof(((fl_exact_sum *)0)->limb) == FL_EXACT_LIMBS * sizeof(int6
 typedef __int128 wide;
 typedef unsigned __int128 unsigned_wide;
 
-typedef struct exact_bins {
+struct exact_bins {
     wide square[SQUARE_BINS];
     wide linear[LINEAR_BINS];
     int used;  /* any bin nonzero since the last flush */
-} exact_bins;
+};
 
 /* Add v * 2^exponent (exponent >= FL_EXACT_LOWEST_EXPONENT) to the limbs: the magnitude's 32-bit
  * digits, each shifted by the bit offset (below 2^63), split over two limbs. */
@@ -142,11 +142,11 @@ static inline void add_linear(exact_bins *bins, double d)
  * to SETS interleaved copies of the bins, so that the adds of neighbouring elements (which often
  * hit the same bin) do not wait for each other's store. */
 #define SETS 4
-typedef struct float_bins {
+struct float_bins {
     int64_t square[SETS][512];  /* products m1 m2 2^(k1 + k2 - 300), index k1 + k2 */
     int64_t linear[SETS][256];
     int used;
-} float_bins;
+};
 
 /* k = max(field, 1) and the signed m of a float32 given by its bits (0 for a zero). */
 static inline void float_add(float_bins *bins, int set, uint32_t bits, int with_linear)
@@ -210,15 +210,6 @@ static inline uint32_t float32_bits_of(double d, int *general)
     return exact ? bits : 0u;
 }
 
-/* The state of one statistics pass: counts and maxima in *stats, sums in bins. */
-typedef struct stats_pass {
-    fl_sweep_stats *stats;
-    exact_bins *error_bins;   /* e^2 into square, e into linear */
-    exact_bins *signal_bins;  /* x^2 of the elements outside V with x finite (signal_excluded) */
-    float_bins *error_floats; /* e^2 and e of the elements whose e is a float32 value */
-    int64_t since_flush;
-    double max, min_normal;
-} stats_pass;
 
 static void pass_flush(stats_pass *pass)
 {
@@ -605,13 +596,6 @@ int fl_sweep_statistics_f64(const double *x, const double *q, int64_t n, double 
     fl_floating_point_state environment;                                                         \
     fl_enter_default_floating_point(&environment);
 
-/* The element's value as fl_quantize_f32 / _f64 gives it (round.h). */
-static inline double quantized_one(double x, const prepared_format *p, const fl_rounding *rounding, uint64_t index)
-{
-    local_stats ignored = {0, 0, 0, 0, 0};
-    return decode_one_signed_nan(encode_one(x, p, rounding, index, &ignored), p);
-}
-
 int fl_sweep_evaluate_f32(const float *x, int64_t n, const fl_format *format, const fl_rounding *rounding,
                           int64_t index_offset, double max, double min_normal, fl_sweep_stats *stats)
 {
@@ -631,10 +615,10 @@ int fl_sweep_evaluate_f32(const float *x, int64_t n, const fl_format *format, co
             if (block.slow)
                 for (int j = 0; j < count; j++)
                     if (is_slow[j])
-                        q[j] = (float)quantized_one((double)x[start + j], &p, rounding, first + (uint64_t)j);
+                        q[j] = (float)fl_quantized_one((double)x[start + j], &p, rounding, first + (uint64_t)j);
         } else {
             for (int j = 0; j < count; j++)
-                q[j] = (float)quantized_one((double)x[start + j], &p, rounding, first + (uint64_t)j);
+                q[j] = (float)fl_quantized_one((double)x[start + j], &p, rounding, first + (uint64_t)j);
         }
         accumulate_block_f32(&pass, x + start, q, count, max_f, min_normal_f);
     }
@@ -651,10 +635,77 @@ int fl_sweep_evaluate_f64(const double *x, int64_t n, const fl_format *format, c
         const int count = (int)(start + FAST_BLOCK < n ? FAST_BLOCK : n - start);
         double q[FAST_BLOCK];
         for (int j = 0; j < count; j++)
-            q[j] = quantized_one(x[start + j], &p, rounding, (uint64_t)index_offset + (uint64_t)(start + j));
+            q[j] = fl_quantized_one(x[start + j], &p, rounding, (uint64_t)index_offset + (uint64_t)(start + j));
         accumulate_block(&pass, x + start, q, count);
     }
     pass_end(&pass, n);
     fl_leave_default_floating_point(&environment);
     return FL_OK;
+}
+
+/* ---- the pass, for bias_axis.c (sweep_stats.h) ---- */
+
+int fl_pass_open(stats_pass *pass, fl_sweep_stats *stats, double max, double min_normal)
+{
+    const int status = pass_begin(pass, stats, max, min_normal);
+    pass->max_f = float_at_most(max);
+    pass->min_normal_f = float_at_least(min_normal);
+    return status;
+}
+
+void fl_pass_target(stats_pass *pass, fl_sweep_stats *stats, double max, double min_normal)
+{
+    pass_flush(pass);
+    pass->stats = stats;
+    pass->max = max;
+    pass->min_normal = min_normal;
+    pass->max_f = float_at_most(max);
+    pass->min_normal_f = float_at_least(min_normal);
+}
+
+void fl_pass_close(stats_pass *pass)
+{
+    const int64_t n = pass->stats->n;
+    pass_end(pass, n);
+}
+
+void fl_pass_add_f32(stats_pass *pass, const float *x, const float *q, int count)
+{
+    accumulate_block_f32(pass, x, q, count, pass->max_f, pass->min_normal_f);
+}
+
+void fl_pass_add_f64(stats_pass *pass, const double *x, const double *q, int count)
+{
+    accumulate_block(pass, x, q, count);
+}
+
+void fl_exact_add(fl_exact_sum *sum, __int128 v, int exponent)
+{
+    exact_add(sum, v, exponent);
+}
+
+void fl_exact_normalise(fl_exact_sum *sum)
+{
+    exact_normalise(sum);
+}
+
+void fl_sweep_stats_add(fl_sweep_stats *total, const fl_sweep_stats *part)
+{
+    total->n += part->n;
+    total->valid += part->valid;
+    total->zeros_in += part->zeros_in;
+    total->nan_in += part->nan_in;
+    total->inf_in += part->inf_in;
+    total->overflow += part->overflow;
+    total->zeros_out += part->zeros_out;
+    total->below_normal += part->below_normal;
+    total->nan_out += part->nan_out;
+    total->inf_out += part->inf_out;
+    total->max_abs = part->max_abs > total->max_abs ? part->max_abs : total->max_abs;
+    total->max_rel = part->max_rel > total->max_rel ? part->max_rel : total->max_rel;
+    for (int k = 0; k < FL_EXACT_LIMBS; k++) {
+        total->signal_excluded.limb[k] += part->signal_excluded.limb[k];
+        total->error_energy.limb[k] += part->error_energy.limb[k];
+        total->error_sum.limb[k] += part->error_sum.limb[k];
+    }
 }
