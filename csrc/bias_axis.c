@@ -91,6 +91,7 @@ typedef struct saturated_sums {
     unsigned_wide squares;     /* sum s^2 */
     wide sum;                  /* sum +-s */
     double largest;            /* max |x| */
+    uint32_t largest_significand; /* float32 inputs: max s */
 } saturated_sums;
 
 typedef struct call_state {
@@ -98,7 +99,9 @@ typedef struct call_state {
     int stochastic;
     const fl_rounding *rounding;
     int z_rule, z_constant;
+    uint8_t z_by_sign[2];      /* z of a positive and of a negative input (every rule but stochastic) */
     uint64_t index_base;       /* global index of the chunk's first element */
+    uint64_t stream_key;       /* fl_stream_key_inline(seed, 0) */
     int lsb_floor, mantissa_bits; /* -149, 23 (float32) or -1074, 52 (float64) */
 } call_state;
 
@@ -181,26 +184,27 @@ static inline int bit_length(uint64_t v)
     return v ? 64 - __builtin_clzll(v) : 0;
 }
 
-static int z_of(const call_state *call, int negative, uint64_t index)
+static int z_of(const call_state *call, int negative)
 {
     switch (call->z_rule) {
     case Z_RULE_FLUSH: return 0;
     case Z_RULE_CONSTANT: return call->z_constant;
     case Z_RULE_UP: return negative ? 1 : Z_NEVER;
     case Z_RULE_DOWN: return negative ? Z_NEVER : 1;
-    case Z_RULE_STOCHASTIC: {
-        const fl_rounding *rounding = call->rounding;
-        const uint64_t word = fl_random_word_inline(rounding->seed, index, 0);
-        if (rounding->sr_bits > 0) {
-            const int bits = rounding->sr_bits;
-            const uint64_t full = bits == 64 ? ~0ULL : (1ULL << bits) - 1;
-            const uint64_t random_bits = word >> (64 - bits);
-            return bits + 2 - bit_length(full - random_bits);
-        }
-        return word ? 2 + __builtin_clzll(word) : Z_NEVER;
-    }
     default: return Z_NEVER;
     }
+}
+
+/* z of a stochastic element from its draw 0 (the table at the top of this file). */
+static inline int stochastic_z(const fl_rounding *rounding, uint64_t word)
+{
+    if (rounding->sr_bits > 0) {
+        const int bits = rounding->sr_bits;
+        const uint64_t full = (1ULL << bits) - 1; /* bits <= 32 */
+        const uint64_t random_bits = word >> (64 - bits);
+        return bits + 2 - bit_length(full - random_bits);
+    }
+    return word ? 2 + __builtin_clzll(word) : Z_NEVER;
 }
 
 /* ---- the plan of each bias ---- */
@@ -261,10 +265,220 @@ static int make_plan(bias_plan *plan, const fl_format *format, const fl_rounding
 
 /* ---- evaluating a run of sorted elements at one bias ---- */
 
-static void evaluate_run(stats_pass *pass, const call_state *call, const bias_plan *plan, const void *values,
-                         const uint32_t *local_index, int64_t begin, int64_t end)
+#define NO_BINADE (-100000) /* a run of elements of more than one binade, or of extra keys */
+
+/*
+ * Stochastic rounding of a float32 x (finite, nonzero; x > 0 or a signed format) given its draw 0,
+ * on the regular grid of round.h's encode_one: the binade's grid 2^(binade - m) from emin up, the
+ * ieee subnormals' 2^(emin - m) below; |x| = S 2^lsb, N = S >> shift units of the grid and the
+ * remainder decided by round.h's stochastic_away_from.  Returns 0 (the caller then takes
+ * fl_quantized_one) for every other case: tesla, none or normal subnormals below emin, a shift of
+ * 64 or more, a result above max_code.
+ */
+/* The grid of one binade at one bias (regular_grid_of). */
+typedef struct regular_grid {
+    int usable;        /* the binade lies on a regular grid at this bias */
+    int grid;          /* the grid's exponent */
+    int64_t code_base; /* the code of N = 0 units */
+    double step;       /* 2^grid */
+} regular_grid;
+
+static regular_grid regular_grid_of(const bias_plan *plan, int binade)
 {
+    const prepared_format *p = &plan->p;
+    regular_grid g = {0, 0, 0, 0.0};
+    if (binade >= p->emin) {
+        g.grid = binade - p->man_bits;
+        g.code_base = (int64_t)(binade + p->bias - 1) * ((int64_t)1 << p->man_bits);
+        g.usable = 1;
+    } else if (p->subnormals == FL_SUBNORMALS_IEEE) {
+        g.grid = p->emin - p->man_bits;
+        g.usable = 1;
+    }
+    g.step = ldexp(1.0, g.grid);
+    return g;
+}
+
+static inline int stochastic_regular_f32(float x, const regular_grid *g, const prepared_format *p,
+                                         const fl_rounding *rounding, uint64_t word, uint64_t index, float *q)
+{
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    const int negative = (int)(bits >> 31);
+    if (negative && !p->is_signed)
+        return 0;
+    const uint32_t field = (bits >> 23) & 0xFF;
+    const uint64_t significand = (bits & 0x7FFFFFu) | (field ? 0x800000u : 0u);
+    const int lsb = field ? (int)field - 150 : -149;
+    const int shift = g->grid - lsb;
+    uint64_t units, remainder;
+    if (shift <= 0) {
+        units = significand << -shift;
+        remainder = 0;
+    } else if (shift < 64) {
+        units = significand >> shift;
+        remainder = significand & ((1ULL << shift) - 1);
+    } else {
+        return 0;
+    }
+    const int away = remainder ? stochastic_away_from(word, remainder, shift, rounding->sr_bits,
+                                                      sr_rule_bits_of(rounding->sr_rule), rounding->seed, index)
+                               : 0;
+    const uint64_t value_units = units + (uint64_t)away;
+    if (g->code_base + (int64_t)value_units > p->max_code)
+        return 0;
+    if (value_units == 0) { /* zero_code: -0 only where the format has it */
+        *q = (negative && p->has_negative_zero) ? -0.0f : 0.0f;
+        return 1;
+    }
+    const double magnitude = (double)value_units * g->step; /* exact: the value is a float32 */
+    *q = (float)(negative ? -magnitude : magnitude);
+    return 1;
+}
+
+/*
+ * stochastic_regular_f32 for a block of one binade whose grid is regular and finer than the
+ * input's (1 <= shift <= 63, the same for every element: x = +-S 2^lsb with the binade's lsb), in
+ * lanes: round.h's stochastic_away_from with shift <= 64 is "R < remainder 2^(64 - shift)"
+ * (exact probability) or "k + (R >> (64 - N)) >= 2^N" with k from sr_reduced_fraction (sr_bits N),
+ * and a zero remainder gives no away in both.  Elements whose code would pass max_code, and
+ * negative inputs of an unsigned format, are flagged in slow for fl_quantized_one.
+ */
+typedef struct stochastic_lanes {
+    int shift, sr_bits, kept_shift_up, kept_shift_down; /* twice = remainder << up >> down */
+    uint64_t sticky_mask;
+    sr_rule_bits rule;
+    uint64_t code_base, max_code;
+    uint32_t implicit_bit, negative_ok_mask, negative_zero_sign;
+    double step;
+} stochastic_lanes;
+
+/* One lane's q and slow flag from its units and away decision. */
+static inline __attribute__((always_inline)) void stochastic_lane_result(
+    uint32_t bits, uint64_t units, uint64_t away, const stochastic_lanes *restrict c, float *restrict q,
+    uint8_t *restrict slow)
+{
+    const uint64_t value_units = units + away;
+    const uint32_t negative = bits >> 31;
+    *slow = (uint8_t)((c->code_base + value_units > c->max_code) | (negative & ~c->negative_ok_mask & 1u));
+    const float magnitude = (float)((double)(int64_t)value_units * c->step);
+    uint32_t result;
+    memcpy(&result, &magnitude, sizeof result);
+    /* the input's sign, except on a zero of a format without -0 */
+    result |= (negative << 31) & (0u - (uint32_t)((value_units != 0) | c->negative_zero_sign));
+    memcpy(q, &result, sizeof result);
+}
+
+static inline __attribute__((always_inline)) void stochastic_lanes_body(
+    const float *restrict x, const uint64_t *restrict words, int count, const stochastic_lanes *restrict c,
+    float *restrict q, uint8_t *restrict slow)
+{
+    const int shift = c->shift, sr_bits = c->sr_bits, up = c->kept_shift_up, down = c->kept_shift_down;
+    const uint64_t low_mask = (1ULL << shift) - 1, sticky_mask = c->sticky_mask;
+    const uint32_t implicit_bit = c->implicit_bit;
+    const sr_rule_bits rule = c->rule;
+    if (sr_bits > 0) {
+        const int random_shift = 64 - sr_bits;
+        const uint64_t full = 1ULL << sr_bits;
+        for (int j = 0; j < count; j++) {
+            uint32_t bits;
+            memcpy(&bits, x + j, sizeof bits);
+            const uint64_t significand = (bits & 0x7FFFFFu) | implicit_bit;
+            const uint64_t remainder = significand & low_mask;
+            const uint64_t twice = (remainder << up) >> down;
+            const uint64_t k = sr_reduced_fraction(twice, (remainder & sticky_mask) != 0, rule);
+            const uint64_t away = k + (words[j] >> random_shift) >= full;
+            stochastic_lane_result(bits, significand >> shift, away, c, q + j, slow + j);
+        }
+    } else {
+        const int threshold_shift = 64 - shift;
+        for (int j = 0; j < count; j++) {
+            uint32_t bits;
+            memcpy(&bits, x + j, sizeof bits);
+            const uint64_t significand = (bits & 0x7FFFFFu) | implicit_bit;
+            const uint64_t away = words[j] < ((significand & low_mask) << threshold_shift);
+            stochastic_lane_result(bits, significand >> shift, away, c, q + j, slow + j);
+        }
+    }
+}
+
+#define STOCHASTIC_LANES_ARGUMENTS                                                               \
+    const float *restrict x, const uint64_t *restrict words, int count, const stochastic_lanes *restrict c, \
+        float *restrict q, uint8_t *restrict slow
+static void stochastic_lanes_portable(STOCHASTIC_LANES_ARGUMENTS) { stochastic_lanes_body(x, words, count, c, q, slow); }
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define LANES_SIMD 1
+__attribute__((target("avx2"))) static void stochastic_lanes_avx2(STOCHASTIC_LANES_ARGUMENTS)
+{
+    stochastic_lanes_body(x, words, count, c, q, slow);
+}
+__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl"))) static void stochastic_lanes_avx512(
+    STOCHASTIC_LANES_ARGUMENTS)
+{
+    stochastic_lanes_body(x, words, count, c, q, slow);
+}
+#else
+#define LANES_SIMD 0
+#endif
+
+static void stochastic_lanes_block(const float *x, const uint64_t *words, int count, const stochastic_lanes *c,
+                                   float *q, uint8_t *slow)
+{
+#if LANES_SIMD
+    const int level = fl_codec_simd_level();
+    if (level >= 2) {
+        stochastic_lanes_avx512(x, words, count, c, q, slow);
+        return;
+    }
+    if (level == 1) {
+        stochastic_lanes_avx2(x, words, count, c, q, slow);
+        return;
+    }
+#endif
+    stochastic_lanes_portable(x, words, count, c, q, slow);
+}
+
+/* The lane constants of a binade at a bias; 0 where the lanes do not apply (shift outside 1..63,
+ * a grid that is not regular). */
+static int stochastic_lanes_of(const regular_grid *g, const bias_plan *plan, const fl_rounding *rounding,
+                               int binade, stochastic_lanes *c)
+{
+    if (!g->usable)
+        return 0;
+    const int lsb = binade >= -126 ? binade - 23 : -149;
+    c->shift = g->grid - lsb;
+    if (c->shift < 1 || c->shift > 63)
+        return 0;
+    c->sr_bits = rounding->sr_bits;
+    c->rule = sr_rule_bits_of(rounding->sr_rule);
+    const int kept = rounding->sr_bits + 1;
+    c->kept_shift_up = c->shift <= kept ? kept - c->shift : 0;
+    c->kept_shift_down = c->shift <= kept ? 0 : c->shift - kept;
+    c->sticky_mask = c->shift <= kept ? 0 : (1ULL << (c->shift - kept)) - 1;
+    c->code_base = (uint64_t)g->code_base;
+    c->max_code = (uint64_t)plan->p.max_code;
+    c->implicit_bit = binade >= -126 ? 0x800000u : 0u;
+    c->negative_ok_mask = plan->p.is_signed ? 1u : 0u;
+    c->negative_zero_sign = plan->p.has_negative_zero ? 1u : 0u;
+    c->step = g->step;
+    return 1;
+}
+
+/* Sorted positions begin .. end - 1 (all of binade `binade`, or NO_BINADE) evaluated at the bias
+ * of plan into the pass. */
+static void evaluate_run(stats_pass *pass, const call_state *call, const bias_plan *plan, const void *values,
+                         const uint32_t *local_index, const uint64_t *words, int64_t begin, int64_t end,
+                         int binade)
+{
+    const int lsb = binade == NO_BINADE ? NO_BINADE : lsb_of(call, binade);
     const fl_rounding *rounding = call->rounding;
+    regular_grid grid = {0, 0, 0, 0.0};
+    stochastic_lanes lanes;
+    int lanes_usable = 0;
+    if (call->stochastic && !call->wide_input && binade != NO_BINADE) {
+        grid = regular_grid_of(plan, binade);
+        lanes_usable = stochastic_lanes_of(&grid, plan, rounding, binade, &lanes);
+    }
     int full_hint = 0;
     for (int64_t start = begin; start < end; start += FAST_BLOCK) {
         const int count = (int)(start + FAST_BLOCK < end ? FAST_BLOCK : end - start);
@@ -287,12 +501,28 @@ static void evaluate_run(stats_pass *pass, const call_state *call, const bias_pl
                 for (int j = 0; j < count; j++)
                     if (is_slow[j])
                         q[j] = (float)fl_quantized_one((double)x[j], &plan->p, rounding, 0);
+        } else if (lanes_usable) {
+            uint8_t slow[FAST_BLOCK];
+            stochastic_lanes_block(x, words + start, count, &lanes, q, slow);
+            for (int j = 0; j < count; j++)
+                if (slow[j])
+                    q[j] = (float)fl_quantized_one((double)x[j], &plan->p, rounding,
+                                                   call->index_base + local_index[start + j]);
+        } else if (call->stochastic && binade != NO_BINADE && grid.usable) {
+            for (int j = 0; j < count; j++) {
+                const uint64_t index = call->index_base + local_index[start + j];
+                if (!stochastic_regular_f32(x[j], &grid, &plan->p, rounding, words[start + j], index, &q[j]))
+                    q[j] = (float)fl_quantized_one((double)x[j], &plan->p, rounding, index);
+            }
         } else {
             for (int j = 0; j < count; j++)
                 q[j] = (float)fl_quantized_one((double)x[j], &plan->p, rounding,
                                                call->stochastic ? call->index_base + local_index[start + j] : 0);
         }
-        fl_pass_add_f32(pass, x, q, count);
+        if (lsb != NO_BINADE)
+            fl_pass_add_binade_f32(pass, x, q, count, lsb);
+        else
+            fl_pass_add_f32(pass, x, q, count);
     }
 }
 
@@ -306,6 +536,7 @@ typedef struct chunk_state {
                                   extra keys after span * Z_SLOTS; start[buckets] = count */
     void *values;              /* sorted */
     uint32_t *local_index;     /* sorted positions' original index in the chunk (stochastic only) */
+    uint64_t *words;           /* sorted positions' draw 0 (stochastic only) */
     fl_sweep_stats **interior; /* per binade, computed at the first bias needing it */
     fl_sweep_stats *extra[EXTRA_KEYS];
     zero_sums **zeros;         /* per binade, lazily */
@@ -351,6 +582,35 @@ static const zero_sums *zero_sums_of(chunk_state *chunk, int k)
     return sums;
 }
 
+/* Sums of s, s^2 and +-s over float32 elements of one binade (bits, s < 2^24: int64 sums of
+ * s^2 over at most 2^15 elements), vectorisable. */
+static void float_binade_sums(const float *values, int64_t begin, int64_t end, uint32_t implicit_bit,
+                              saturated_sums *sums)
+{
+    uint32_t largest = 0;
+    for (int64_t start = begin; start < end; start += 32768) {
+        const int64_t stop = start + 32768 < end ? start + 32768 : end;
+        int64_t negative = 0, magnitudes = 0, squares = 0, sum = 0;
+        for (int64_t i = start; i < stop; i++) {
+            uint32_t bits;
+            memcpy(&bits, values + i, sizeof bits);
+            const int64_t s = (int64_t)((bits & 0x7FFFFFu) | implicit_bit);
+            const int64_t sign = -(int64_t)(bits >> 31); /* 0 or -1 */
+            negative -= sign;
+            magnitudes += s;
+            squares += s * s;
+            sum += (s ^ sign) - sign;
+            largest = (uint32_t)s > largest ? (uint32_t)s : largest;
+        }
+        sums->negative += negative;
+        sums->positive += (stop - start) - negative;
+        sums->magnitudes += magnitudes;
+        sums->squares += (unsigned_wide)squares;
+        sums->sum += sum;
+    }
+    sums->largest_significand = largest;
+}
+
 static const saturated_sums *saturated_sums_of(chunk_state *chunk, int k)
 {
     if (chunk->saturated[k])
@@ -359,16 +619,23 @@ static const saturated_sums *saturated_sums_of(chunk_state *chunk, int k)
     if (!sums)
         return NULL;
     const call_state *call = chunk->call;
-    for (int64_t i = bucket_start(chunk, k, 0); i < bucket_start(chunk, k + 1, 0); i++) {
-        const uint64_t s = significand_of(call, chunk->values, i);
-        const int negative = negative_at(call, chunk->values, i);
-        sums->positive += !negative;
-        sums->negative += negative;
-        sums->magnitudes += (wide)s;
-        sums->squares += (unsigned_wide)s * s;
-        sums->sum += negative ? -(wide)s : (wide)s;
-        const double a = magnitude_at(call, chunk->values, i);
-        sums->largest = a > sums->largest ? a : sums->largest;
+    const int binade = chunk->binade_low + k;
+    const int64_t begin = bucket_start(chunk, k, 0), end = bucket_start(chunk, k + 1, 0);
+    if (!call->wide_input) {
+        float_binade_sums((const float *)chunk->values, begin, end, binade >= -126 ? 0x800000u : 0u, sums);
+        sums->largest = ldexp((double)sums->largest_significand, lsb_of(call, binade));
+    } else {
+        for (int64_t i = begin; i < end; i++) {
+            const uint64_t s = significand_of(call, chunk->values, i);
+            const int negative = negative_at(call, chunk->values, i);
+            sums->positive += !negative;
+            sums->negative += negative;
+            sums->magnitudes += (wide)s;
+            sums->squares += (unsigned_wide)s * s;
+            sums->sum += negative ? -(wide)s : (wide)s;
+            const double a = magnitude_at(call, chunk->values, i);
+            sums->largest = a > sums->largest ? a : sums->largest;
+        }
     }
     chunk->saturated[k] = sums;
     return sums;
@@ -377,7 +644,8 @@ static const saturated_sums *saturated_sums_of(chunk_state *chunk, int k)
 /* The statistics of a shared group (interior binade or an extra key) at the bias of plan,
  * computed once: the pass is pointed at it and back at *current. */
 static fl_sweep_stats *shared_group(stats_pass *pass, fl_sweep_stats **slot, const chunk_state *chunk,
-                                    const bias_plan *plan, fl_sweep_stats *current, int64_t begin, int64_t end)
+                                    const bias_plan *plan, fl_sweep_stats *current, int64_t begin, int64_t end,
+                                    int binade)
 {
     if (*slot)
         return *slot;
@@ -385,7 +653,7 @@ static fl_sweep_stats *shared_group(stats_pass *pass, fl_sweep_stats **slot, con
     if (!group)
         return NULL;
     fl_pass_target(pass, group, plan->max, plan->min_normal);
-    evaluate_run(pass, chunk->call, plan, chunk->values, chunk->local_index, begin, end);
+    evaluate_run(pass, chunk->call, plan, chunk->values, chunk->local_index, chunk->words, begin, end, binade);
     fl_pass_target(pass, current, plan->max, plan->min_normal);
     *slot = group;
     return group;
@@ -488,41 +756,33 @@ static int evaluate_bias(stats_pass *pass, chunk_state *chunk, const bias_plan *
     fl_pass_target(pass, stats, plan->max, plan->min_normal);
     const int low = chunk->binade_low, span = chunk->span;
     /* edge: binades <= L not known zero (a suffix of each binade's z order) */
-    int64_t run_begin = -1, run_end = -1;
     for (int k = 0; k < span && low + k <= plan->lowest; k++) {
         int first = plan->zero_top == NO_ZERO_REGION ? 0 : plan->zero_top - (low + k) + 1;
         first = first < 0 ? 0 : (first > Z_NEVER ? Z_NEVER : first);
-        const int64_t begin = bucket_start(chunk, k, first), end = bucket_start(chunk, k + 1, 0);
-        if (begin == end)
-            continue;
-        if (begin != run_end) {
-            if (run_end > run_begin)
-                evaluate_run(pass, call, plan, chunk->values, chunk->local_index, run_begin, run_end);
-            run_begin = begin;
-        }
-        run_end = end;
+        evaluate_run(pass, call, plan, chunk->values, chunk->local_index, chunk->words, bucket_start(chunk, k, first),
+                     bucket_start(chunk, k + 1, 0), low + k);
     }
-    if (run_end > run_begin)
-        evaluate_run(pass, call, plan, chunk->values, chunk->local_index, run_begin, run_end);
     /* edge: binades max(T, L + 1) .. T (every binade from there where the format does not saturate) */
     int k_upper = (plan->top > plan->lowest + 1 ? plan->top : plan->lowest + 1) - low;
     k_upper = k_upper < 0 ? 0 : (k_upper > span ? span : k_upper);
     int k_saturated = plan->saturates ? plan->top + 1 - low : span;
     k_saturated = k_saturated < k_upper ? k_upper : (k_saturated > span ? span : k_saturated);
-    evaluate_run(pass, call, plan, chunk->values, chunk->local_index, bucket_start(chunk, k_upper, 0),
-                 bucket_start(chunk, k_saturated, 0));
+    for (int k = k_upper; k < k_saturated; k++)
+        evaluate_run(pass, call, plan, chunk->values, chunk->local_index, chunk->words, bucket_start(chunk, k, 0),
+                     bucket_start(chunk, k + 1, 0), low + k);
     /* edge: an unsigned format's negative inputs, and zeros where the format has no zero */
-    evaluate_run(pass, call, plan, chunk->values, chunk->local_index, extra_start(chunk, KEY_UNSIGNED_NEGATIVE),
-                 extra_start(chunk, KEY_UNSIGNED_NEGATIVE + 1));
+    evaluate_run(pass, call, plan, chunk->values, chunk->local_index, chunk->words, extra_start(chunk, KEY_UNSIGNED_NEGATIVE),
+                 extra_start(chunk, KEY_UNSIGNED_NEGATIVE + 1), NO_BINADE);
     for (int key = KEY_ZERO; key <= KEY_SPECIAL; key++) {
         const int64_t begin = extra_start(chunk, key), end = extra_start(chunk, key + 1);
         if (begin == end)
             continue;
         if (key == KEY_ZERO && !plan->p.has_zero) {
-            evaluate_run(pass, call, plan, chunk->values, chunk->local_index, begin, end);
+            evaluate_run(pass, call, plan, chunk->values, chunk->local_index, chunk->words, begin, end, NO_BINADE);
             continue;
         }
-        const fl_sweep_stats *group = shared_group(pass, &chunk->extra[key], chunk, plan, stats, begin, end);
+        const fl_sweep_stats *group = shared_group(pass, &chunk->extra[key], chunk, plan, stats, begin, end,
+                                                   NO_BINADE);
         if (!group)
             return FL_ERROR_OUT_OF_MEMORY;
         fl_sweep_stats_add(stats, group);
@@ -534,7 +794,8 @@ static int evaluate_bias(stats_pass *pass, chunk_state *chunk, const bias_plan *
         const int64_t begin = bucket_start(chunk, k, 0), end = bucket_start(chunk, k + 1, 0);
         if (begin == end)
             continue;
-        const fl_sweep_stats *group = shared_group(pass, &chunk->interior[k], chunk, plan, stats, begin, end);
+        const fl_sweep_stats *group = shared_group(pass, &chunk->interior[k], chunk, plan, stats, begin, end,
+                                                   low + k);
         if (!group)
             return FL_ERROR_OUT_OF_MEMORY;
         fl_sweep_stats_add(stats, group);
@@ -547,7 +808,8 @@ static int evaluate_bias(stats_pass *pass, chunk_state *chunk, const bias_plan *
 
 /* Sort the chunk by (binade, z), extra keys last; the sorted values (and original positions
  * when stochastic) into chunk. */
-static int sort_chunk(chunk_state *chunk, const void *x, int is_signed, int16_t *binades, uint8_t *slots)
+static int sort_chunk(chunk_state *chunk, const void *x, int is_signed, int16_t *binades, uint8_t *slots,
+                      int32_t *buckets, uint64_t *element_words)
 {
     const call_state *call = chunk->call;
     const int64_t count = chunk->count;
@@ -565,7 +827,14 @@ static int sort_chunk(chunk_state *chunk, const void *x, int is_signed, int16_t 
         }
         if (key.kind < 0) {
             binades[i] = (int16_t)key.binade;
-            slots[i] = (uint8_t)z_of(call, key.negative, call->index_base + (uint64_t)i);
+            if (call->stochastic) {
+                const uint64_t word = fl_mix64_inline(call->stream_key + (call->index_base + (uint64_t)i) *
+                                                      0x9E3779B97F4A7C15ULL); /* fl_random_word_inline */
+                element_words[i] = word;
+                slots[i] = (uint8_t)stochastic_z(call->rounding, word);
+            } else {
+                slots[i] = call->z_by_sign[key.negative];
+            }
             low = key.binade < low ? key.binade : low;
             high = key.binade > high ? key.binade : high;
         } else {
@@ -577,30 +846,41 @@ static int sort_chunk(chunk_state *chunk, const void *x, int is_signed, int16_t 
         low = high = 0;
     chunk->binade_low = low;
     chunk->span = high - low + 1;
-    const int64_t buckets = (int64_t)chunk->span * Z_SLOTS + EXTRA_KEYS;
-    chunk->start = calloc((size_t)buckets + 1, sizeof(int64_t));
+    const int64_t buckets_count = (int64_t)chunk->span * Z_SLOTS + EXTRA_KEYS;
+    chunk->start = calloc((size_t)buckets_count + 1, sizeof(int64_t));
     if (!chunk->start)
         return FL_ERROR_OUT_OF_MEMORY;
     int64_t *start = chunk->start;
     for (int64_t i = 0; i < count; i++) {
-        const int64_t bucket = binades[i] == INT16_MIN ? (int64_t)chunk->span * Z_SLOTS + slots[i]
-                                                       : (int64_t)(binades[i] - low) * Z_SLOTS + slots[i];
+        const int32_t bucket = binades[i] == INT16_MIN ? chunk->span * Z_SLOTS + slots[i]
+                                                       : (binades[i] - low) * Z_SLOTS + slots[i];
+        buckets[i] = bucket;
         start[bucket + 1]++;
     }
-    for (int64_t b = 0; b < buckets; b++)
+    for (int64_t b = 0; b < buckets_count; b++)
         start[b + 1] += start[b];
-    int64_t *next = malloc((size_t)buckets * sizeof(int64_t));
+    int64_t *next = malloc((size_t)buckets_count * sizeof(int64_t));
     if (!next)
         return FL_ERROR_OUT_OF_MEMORY;
-    memcpy(next, start, (size_t)buckets * sizeof(int64_t));
-    const size_t size = call->wide_input ? sizeof(double) : sizeof(float);
-    for (int64_t i = 0; i < count; i++) {
-        const int64_t bucket = binades[i] == INT16_MIN ? (int64_t)chunk->span * Z_SLOTS + slots[i]
-                                                       : (int64_t)(binades[i] - low) * Z_SLOTS + slots[i];
-        const int64_t position = next[bucket]++;
-        memcpy((char *)chunk->values + (size_t)position * size, (const char *)x + (size_t)i * size, size);
-        if (chunk->local_index)
+    memcpy(next, start, (size_t)buckets_count * sizeof(int64_t));
+    if (call->wide_input) {
+        const double *source = x;
+        double *sorted = chunk->values;
+        for (int64_t i = 0; i < count; i++)
+            sorted[next[buckets[i]]++] = source[i];
+    } else {
+        const float *source = x;
+        float *sorted = chunk->values;
+        for (int64_t i = 0; i < count; i++)
+            sorted[next[buckets[i]]++] = source[i];
+    }
+    if (chunk->local_index) { /* the same positions again (next restarted) */
+        memcpy(next, start, (size_t)buckets_count * sizeof(int64_t));
+        for (int64_t i = 0; i < count; i++) {
+            const int64_t position = next[buckets[i]]++;
             chunk->local_index[position] = (uint32_t)i;
+            chunk->words[position] = element_words[i];
+        }
     }
     free(next);
     return FL_OK;
@@ -661,6 +941,7 @@ static int evaluate_biases(const void *x, int wide_input, int64_t n, const fl_fo
     call.lsb_floor = wide_input ? -1074 : -149;
     call.mantissa_bits = wide_input ? 52 : 23;
     call.z_constant = 0;
+    call.stream_key = fl_stream_key_inline(rounding->seed, 0);
     switch (plans[0].p.subnormals) {
     case FL_SUBNORMALS_NONE: call.z_rule = Z_RULE_FLUSH; break;
     case FL_SUBNORMALS_NORMAL: call.z_rule = Z_RULE_NEVER; break;
@@ -675,20 +956,29 @@ static int evaluate_biases(const void *x, int wide_input, int64_t n, const fl_fo
         default: call.z_rule = Z_RULE_NEVER;
         }
     }
+    call.z_by_sign[0] = (uint8_t)z_of(&call, 0);
+    call.z_by_sign[1] = (uint8_t)z_of(&call, 1);
     const int64_t chunk_size = n < CHUNK ? n : CHUNK;
     const size_t size = wide_input ? sizeof(double) : sizeof(float);
     int16_t *binades = malloc((size_t)(chunk_size ? chunk_size : 1) * sizeof *binades);
     uint8_t *slots = malloc((size_t)(chunk_size ? chunk_size : 1));
+    int32_t *buckets = malloc((size_t)(chunk_size ? chunk_size : 1) * sizeof *buckets);
     void *values = malloc((size_t)(chunk_size ? chunk_size : 1) * size);
     uint32_t *local_index = call.stochastic ? malloc((size_t)(chunk_size ? chunk_size : 1) * sizeof(uint32_t)) : NULL;
+    uint64_t *words = call.stochastic ? malloc((size_t)(chunk_size ? chunk_size : 1) * sizeof(uint64_t)) : NULL;
+    uint64_t *element_words = call.stochastic ? malloc((size_t)(chunk_size ? chunk_size : 1) * sizeof(uint64_t))
+                                              : NULL;
     stats_pass pass;
     fl_sweep_stats scratch;
-    if (!binades || !slots || !values || (call.stochastic && !local_index) ||
+    if (!binades || !slots || !buckets || !values || (call.stochastic && (!local_index || !words || !element_words)) ||
         fl_pass_open(&pass, &scratch, plans[0].max, plans[0].min_normal)) {
         free(binades);
         free(slots);
+        free(buckets);
         free(values);
         free(local_index);
+        free(words);
+        free(element_words);
         free(plans);
         return FL_ERROR_OUT_OF_MEMORY;
     }
@@ -701,9 +991,10 @@ static int evaluate_biases(const void *x, int wide_input, int64_t n, const fl_fo
         chunk.count = n - chunk_begin < CHUNK ? n - chunk_begin : CHUNK;
         chunk.values = values;
         chunk.local_index = local_index;
+        chunk.words = words;
         call.index_base = (uint64_t)index_offset + (uint64_t)chunk_begin;
         status = sort_chunk(&chunk, (const char *)x + (size_t)chunk_begin * size, formats[0].is_signed, binades,
-                            slots);
+                            slots, buckets, element_words);
         if (!status) {
             chunk.interior = calloc((size_t)chunk.span, sizeof *chunk.interior);
             chunk.zeros = calloc((size_t)chunk.span, sizeof *chunk.zeros);
@@ -726,8 +1017,11 @@ static int evaluate_biases(const void *x, int wide_input, int64_t n, const fl_fo
     fl_leave_default_floating_point(&environment);
     free(binades);
     free(slots);
+    free(buckets);
     free(values);
     free(local_index);
+    free(words);
+    free(element_words);
     free(plans);
     return status;
 }

@@ -709,3 +709,150 @@ void fl_sweep_stats_add(fl_sweep_stats *total, const fl_sweep_stats *part)
         total->error_sum.limb[k] += part->error_sum.limb[k];
     }
 }
+
+/*
+ * count <= FAST_BLOCK float32 elements of one binade whose inputs x are finite, nonzero and
+ * multiples of 2^lsb below 2^(lsb + 24) (x = +-s 2^lsb, s < 2^24: a binade of float32 values; the
+ * sorted runs of bias_axis.c).  When every difference e = q - x of the block is an exact float32
+ * k 2^lsb with k an integer, |k| < 2^24 (the common case: q rounds x on a grid at least as coarse
+ * as x's, or is 0, or +-max next to it), the block's sum k^2 (< 2^57) and sum k go to one bin each
+ * and |e| / |x| >= 2^-24 cannot underflow float32; otherwise the block takes accumulate_block_f32.
+ * The statistics are those of accumulate_block_f32, exactly: only the bins the terms go to differ.
+ */
+/* The lane arithmetic of fl_pass_add_binade_f32, one copy per SIMD level (compiled like
+ * codec_fast.c's kernels: integer sums and float compares only, so every copy gives the same
+ * numbers). */
+typedef struct binade_block_sums {
+    int32_t overflow, zeros_out, below_normal, bad;
+    int32_t largest_k;
+    int64_t square_sum, linear_sum;
+    uint32_t max_relative_bits;
+} binade_block_sums;
+
+static inline __attribute__((always_inline)) binade_block_sums binade_block_body(
+    const float *restrict x, const float *restrict q, int count, float scale_1, float scale_2, float max_f,
+    float min_normal_f, uint32_t *restrict relative_bits)
+{
+    int32_t overflow = 0, zeros_out = 0, below_normal = 0, bad = 0, largest_k = 0;
+    int64_t square_sum = 0, linear_sum = 0;
+    uint32_t max_relative_bits = 0;
+    for (int j = 0; j < count; j++) {
+        const float xj = x[j], qj = q[j];
+        const float abs_x = fabsf(xj), abs_q = fabsf(qj);
+        overflow += abs_x > max_f;
+        zeros_out += qj == 0;
+        below_normal += abs_q < min_normal_f;
+        const float e = qj - xj;
+        const float q_part = e + xj, x_part = e - q_part;
+        const float t = (qj - q_part) - (xj + x_part);
+        const float k_float = (e * scale_1) * scale_2;
+        const int32_t in_range = fabsf(k_float) < 16777216.0f;
+        /* 0 outside the range (NaN too) before the conversion, which is then defined in every
+         * lane; a mask on the bits, not a branch, so that the loop vectorises */
+        uint32_t k_bits;
+        memcpy(&k_bits, &k_float, sizeof k_bits);
+        k_bits &= 0u - (uint32_t)in_range;
+        float k_safe;
+        memcpy(&k_safe, &k_bits, sizeof k_safe);
+        const int32_t k = (int32_t)k_safe;
+        const int32_t ok = (abs_q <= 3.40282347e38f) & (abs_x <= 3.40282347e38f) & (abs_x != 0) & (t == 0) &
+                           in_range & ((float)k == k_safe) & ((k != 0) == (e != 0));
+        bad += !ok;
+        const int32_t abs_k = k < 0 ? -k : k;
+        square_sum += (int64_t)abs_k * abs_k;
+        linear_sum += k;
+        largest_k = abs_k > largest_k ? abs_k : largest_k;
+        const float relative = fabsf(e) / (abs_x + (float)(abs_x == 0));
+        uint32_t pattern;
+        memcpy(&pattern, &relative, sizeof pattern);
+        relative_bits[j] = pattern;
+        max_relative_bits = pattern > max_relative_bits ? pattern : max_relative_bits;
+    }
+    binade_block_sums sums = {overflow, zeros_out, below_normal, bad, largest_k, square_sum, linear_sum,
+                              max_relative_bits};
+    return sums;
+}
+
+#define BINADE_BLOCK_ARGUMENTS                                                                   \
+    const float *restrict x, const float *restrict q, int count, float scale_1, float scale_2, float max_f, \
+        float min_normal_f, uint32_t *restrict relative_bits
+#define BINADE_BLOCK_CALL binade_block_body(x, q, count, scale_1, scale_2, max_f, min_normal_f, relative_bits)
+
+static binade_block_sums binade_block_portable(BINADE_BLOCK_ARGUMENTS) { return BINADE_BLOCK_CALL; }
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define BINADE_SIMD 1
+__attribute__((target("avx2"))) static binade_block_sums binade_block_avx2(BINADE_BLOCK_ARGUMENTS)
+{
+    return BINADE_BLOCK_CALL;
+}
+__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl"))) static binade_block_sums binade_block_avx512(
+    BINADE_BLOCK_ARGUMENTS)
+{
+    return BINADE_BLOCK_CALL;
+}
+#else
+#define BINADE_SIMD 0
+#endif
+
+void fl_pass_add_binade_f32(stats_pass *pass, const float *restrict x, const float *restrict q, int count, int lsb)
+{
+    if (lsb < -149 || lsb > 104) {
+        fl_pass_add_f32(pass, x, q, count);
+        return;
+    }
+    /* 2^-lsb in two float32 factors (each exact, no intermediate over- or underflow for the k
+     * that pass the checks) */
+    const float scale_1 = ldexpf(1.0f, -lsb / 2), scale_2 = ldexpf(1.0f, -lsb - (-lsb / 2));
+    const float max_f = pass->max_f, min_normal_f = pass->min_normal_f;
+    uint32_t relative_bits[FAST_BLOCK];
+    binade_block_sums sums;
+#if BINADE_SIMD
+    const int level = fl_codec_simd_level();
+    if (level >= 2)
+        sums = binade_block_avx512(x, q, count, scale_1, scale_2, max_f, min_normal_f, relative_bits);
+    else if (level == 1)
+        sums = binade_block_avx2(x, q, count, scale_1, scale_2, max_f, min_normal_f, relative_bits);
+    else
+#endif
+        sums = binade_block_portable(x, q, count, scale_1, scale_2, max_f, min_normal_f, relative_bits);
+    const int32_t overflow = sums.overflow, zeros_out = sums.zeros_out, below_normal = sums.below_normal;
+    const int32_t bad = sums.bad, largest_k = sums.largest_k;
+    const int64_t square_sum = sums.square_sum, linear_sum = sums.linear_sum;
+    const uint32_t max_relative_bits = sums.max_relative_bits;
+    if (bad) {
+        fl_pass_add_f32(pass, x, q, count);
+        return;
+    }
+    fl_sweep_stats *stats = pass->stats;
+    stats->valid += count;
+    stats->overflow += overflow;
+    stats->zeros_out += zeros_out;
+    stats->below_normal += below_normal;
+    exact_bins *bins = pass->error_bins;
+    bins->square[2 * lsb + 2150] += square_sum;
+    bins->linear[lsb + 1075] += linear_sum;
+    bins->used = 1;
+    const double max_abs = ldexp((double)largest_k, lsb);
+    if (max_abs > stats->max_abs)
+        stats->max_abs = max_abs;
+    /* max fl64(|e| / |x|): both quotients are correctly rounded divisions of the same exact
+     * values, and rounding does not decrease, so the element of the largest exact quotient has the
+     * largest float32 one: only the elements of that float32 quotient are divided in float64 */
+    if (max_relative_bits) {
+        double max_rel = stats->max_rel;
+        for (int group = 0; group < count; group += 16) { /* a vectorisable test per 16 elements */
+            const int stop = group + 16 < count ? group + 16 : count;
+            uint32_t any = 0;
+            for (int j = group; j < stop; j++)
+                any |= relative_bits[j] == max_relative_bits;
+            if (any)
+                for (int j = group; j < stop; j++)
+                    if (relative_bits[j] == max_relative_bits) {
+                        const double relative = fabs((double)q[j] - (double)x[j]) / fabs((double)x[j]);
+                        max_rel = relative > max_rel ? relative : max_rel;
+                    }
+        }
+        stats->max_rel = max_rel;
+    }
+    pass_count(pass, count);
+}

@@ -36,6 +36,9 @@ void fl_pass_close(stats_pass *pass);
 /* count <= FAST_BLOCK elements x with their rounded values q (every count but n). */
 void fl_pass_add_f32(stats_pass *pass, const float *x, const float *q, int count);
 void fl_pass_add_f64(stats_pass *pass, const double *x, const double *q, int count);
+/* fl_pass_add_f32 for a block of one binade: every x finite, nonzero, a multiple of 2^lsb below
+ * 2^(lsb + 24) (the same statistics, faster when the errors are multiples of 2^lsb). */
+void fl_pass_add_binade_f32(stats_pass *pass, const float *x, const float *q, int count, int lsb);
 
 /* v * 2^exponent into *sum (exponent >= FL_EXACT_LOWEST_EXPONENT, the value a multiple of
  * 2^FL_EXACT_LOWEST_EXPONENT and within the sum's range). */
