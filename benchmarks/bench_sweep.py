@@ -13,7 +13,9 @@ Prints, for a standard-normal float32 tensor of 2^--size-log2 values:
   over cfloat8_1_4_3 and cfloat8_1_5_2 at every bias, e4m3fn and bf16, nearest-even and
   stochastic (520 evaluations), against its peer: the 520 bare ``fl.quantize`` calls it stands
   for (same process, same run, one thread); element-evaluations per second with 1 and 2 jobs,
-  and the ratio sweep / bare quantizes;
+  the ratio sweep / bare quantizes, the same sweep with one fused pass per bias (the path before
+  the bias axis in one pass) and the ratio one-pass / per-bias, in wall time and in this
+  process's CPU time (less disturbed by other load on a shared machine);
 * the default ``fmtlab sweep`` command's wall time (a subprocess, ``--no-plots --quiet``, start-up
   of Python included) with ``--jobs 1`` and ``--jobs 2``.
 
@@ -180,11 +182,14 @@ def job_benchmark(log2, repeats):
 
     fl.set_threads(1)
     bare_time = best_time(bare, repeats)
+    bare_cpu = best_time(bare, repeats, clock=time.process_time)
     fl.set_threads(None)
     arguments = dict(formats=",".join(JOB_FORMATS), biases="all", roundings=JOB_ROUNDINGS, seed=0)
     one = best_time(lambda: sweep(tensors, jobs=1, **arguments), repeats)
+    one_cpu = best_time(lambda: sweep(tensors, jobs=1, **arguments), repeats, clock=time.process_time)
     two = best_time(lambda: sweep(tensors, jobs=2, **arguments), repeats)
     per_bias = best_time(lambda: per_bias_sweep(tensors, arguments), repeats)
+    per_bias_cpu = best_time(lambda: per_bias_sweep(tensors, arguments), repeats, clock=time.process_time)
     elements = evaluations * count
     print(f"issue-14 job: {len(tensors)} tensors of 2^{log2} values, {', '.join(JOB_FORMATS)} (cfloat8 at every "
           f"bias), {', '.join(JOB_ROUNDINGS)}: {evaluations} evaluations")
@@ -195,6 +200,9 @@ def job_benchmark(log2, repeats):
           f"   one-pass / per-bias = {one / per_bias:.2f}")
     print(f"  sweep, 2 jobs:                           {two:7.3f} s  {elements / two / 1e6:8.1f} M element-evaluations/s"
           f"   2 jobs / 1 job speed-up = {one / two:.2f}x")
+    print(f"  CPU time of this process (less sensitive to other load): bare {bare_cpu:.3f} s, sweep 1 job "
+          f"{one_cpu:.3f} s, per-bias {per_bias_cpu:.3f} s; sweep / bare quantizes = {one_cpu / bare_cpu:.2f}, "
+          f"one-pass / per-bias = {one_cpu / per_bias_cpu:.2f}")
 
 
 def per_bias_sweep(tensors, arguments):

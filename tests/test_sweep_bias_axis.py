@@ -309,3 +309,35 @@ def test_sweep_records_are_those_of_the_per_bias_path(monkeypatch, chunk):
     per_bias_records = fmtlab_sweep.sweep(tensors, **options)
     assert len(one_pass_records) == len(per_bias_records) == 2 * 3 * (3 + 2 * 64)
     assert [repr(record) for record in one_pass_records] == [repr(record) for record in per_bias_records]
+
+
+def simd_digest() -> str:
+    """A digest of the bias-axis statistics of a log-uniform piece in several modes (run under each
+    FMTLAB_SIMD level by the test below: the one-binade sums and the stochastic lanes have a copy
+    per level)."""
+    import hashlib
+
+    x = _log_uniform(5000, -40, 40, 21)
+    digest = hashlib.sha256()
+    formats = [fl.format("cfloat8_1_4_3", bias=bias) for bias in range(0, 64, 3)]
+    for rounding, sr_bits, sr_rule in (("nearest_even", None, "truncate"), ("stochastic", None, "truncate"),
+                                       ("stochastic", 5, "nearest_away"), ("toward_zero", None, "truncate")):
+        request = _c.rounding_request(rounding, seed=11, sr_bits=sr_bits, sr_rule=sr_rule)
+        digest.update(repr(one_pass(x, formats, request, 77)).encode())
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("simd", ["portable", "avx2"])
+def test_every_simd_level_gives_the_same_statistics(simd):
+    import os
+    import subprocess
+    import sys
+
+    tests = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(tests)
+    environment = dict(os.environ, FMTLAB_SIMD=simd,
+                       PYTHONPATH=os.pathsep.join([root, tests, os.environ.get("PYTHONPATH", "")]))
+    program = "import test_sweep_bias_axis as t; print(t.simd_digest())"
+    other = subprocess.run([sys.executable, "-c", program], cwd=tests, env=environment, capture_output=True,
+                           text=True, check=True).stdout.strip()
+    assert other == simd_digest()
