@@ -216,6 +216,11 @@ static void pass_flush(stats_pass *pass)
     flush_float_bins(pass->error_floats, &pass->stats->error_energy, &pass->stats->error_sum);
     flush_bins(pass->error_bins, &pass->stats->error_energy, &pass->stats->error_sum);
     flush_bins(pass->signal_bins, &pass->stats->signal_excluded, NULL);
+    if (pass->direct) {
+        exact_normalise(&pass->stats->error_energy);
+        exact_normalise(&pass->stats->error_sum);
+        pass->direct = 0;
+    }
     pass->since_flush = 0;
 }
 
@@ -227,6 +232,7 @@ static int pass_begin(stats_pass *pass, fl_sweep_stats *stats, double max, doubl
     pass->signal_bins = calloc(1, sizeof(exact_bins));
     pass->error_floats = calloc(1, sizeof(float_bins));
     pass->since_flush = 0;
+    pass->direct = 0;
     pass->max = max;
     pass->min_normal = min_normal;
     if (!pass->error_bins || !pass->signal_bins || !pass->error_floats) {
@@ -828,10 +834,12 @@ void fl_pass_add_binade_f32(stats_pass *pass, const float *restrict x, const flo
     stats->overflow += overflow;
     stats->zeros_out += zeros_out;
     stats->below_normal += below_normal;
-    exact_bins *bins = pass->error_bins;
-    bins->square[2 * lsb + 2150] += square_sum;
-    bins->linear[lsb + 1075] += linear_sum;
-    bins->used = 1;
+    /* straight into the limbs (a few limb adds per block, no bins for a flush to scan): each add
+     * puts below 2^33 on a limb, and fewer than 2^16 blocks come between two flushes (at most
+     * FLUSH_ELEMENTS + FAST_BLOCK elements), which normalise the limbs (pass->direct) */
+    exact_add(&stats->error_energy, (wide)square_sum, 2 * lsb);
+    exact_add(&stats->error_sum, (wide)linear_sum, lsb);
+    pass->direct = 1;
     const double max_abs = ldexp((double)largest_k, lsb);
     if (max_abs > stats->max_abs)
         stats->max_abs = max_abs;

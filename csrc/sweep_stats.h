@@ -22,6 +22,7 @@ typedef struct stats_pass {
     exact_bins *signal_bins;  /* x^2 of the elements outside V with x finite (signal_excluded) */
     float_bins *error_floats; /* e^2 and e of the elements whose e is a float32 value */
     int64_t since_flush;
+    int direct;               /* sums added to the struct's limbs directly since the last flush */
     double max, min_normal;
     float max_f, min_normal_f; /* the largest float32 <= max, the smallest >= min_normal */
 } stats_pass;

@@ -12,17 +12,32 @@ binades known to round to zero from exact per-binade integer sums, and evaluates
 bias's statistics equal one fused pass at that bias, bit for bit.
 """
 import dataclasses
+import functools
 
 import numpy as np
 
 from . import _c
 from .formats import Format
 
-__all__ = ["bias_axis_statistics"]
+__all__ = ["bias_axis_statistics", "values_dtype"]
 
 
 def _fields_but_bias(fmt) -> tuple:
     return tuple(getattr(fmt, field.name) for field in dataclasses.fields(fmt) if field.name != "bias")
+
+
+@functools.lru_cache(maxsize=4096)
+def values_dtype(fmt):
+    """``fmt.decode_dtype`` (float32 when every value of the format is exact in float32), cached: a
+    sweep asks it for every bias of every piece."""
+    return fmt.decode_dtype
+
+
+@functools.lru_cache(maxsize=4096)
+def _constants(fmt) -> tuple:
+    """(fl_format *, max, min_normal, fields but the bias) of a format: computed once (max and
+    min_normal come from exact rationals), reused by every piece of a sweep."""
+    return _c.c_format(fmt), float(fmt.max), float(fmt.min_normal), _fields_but_bias(fmt)
 
 
 def bias_axis_statistics(source, formats, request, index_offset: int, signal: int) -> list:
@@ -44,14 +59,16 @@ def bias_axis_statistics(source, formats, request, index_offset: int, signal: in
     for fmt in formats:
         if type(fmt) is not Format:
             raise TypeError(f"formats holds {fmt!r} ({type(fmt).__name__}): element formats (fmtlab.formats.Format)")
-        if _fields_but_bias(fmt) != _fields_but_bias(formats[0]):
+    constants = [_constants(fmt) for fmt in formats]
+    for fmt, (_struct, _max, _min_normal, fields) in zip(formats, constants):
+        if fields != constants[0][3]:
             raise ValueError(f"formats holds {fmt} and {formats[0]}: formats that differ in their bias only")
     count = len(formats)
     structs = _c.ffi.new("fl_format[]", count)
-    for index, fmt in enumerate(formats):
-        structs[index] = _c.c_format(fmt)[0]
-    maxima = _c.ffi.new("double[]", [float(fmt.max) for fmt in formats])
-    min_normals = _c.ffi.new("double[]", [float(fmt.min_normal) for fmt in formats])
+    for index, (struct, _max, _min_normal, _fields) in enumerate(constants):
+        structs[index] = struct[0]  # a copy into the array
+    maxima = _c.ffi.new("double[]", [entry[1] for entry in constants])
+    min_normals = _c.ffi.new("double[]", [entry[2] for entry in constants])
     stats = _c.ffi.new("fl_sweep_stats[]", count)
     function, value_type = _c.float_entry("sweep_evaluate_biases", source.dtype)
     _c.check_status(function(_c.pointer(source, value_type), source.size, structs, count, _c.c_rounding(request),

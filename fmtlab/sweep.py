@@ -84,7 +84,7 @@ import warnings
 import numpy as np
 
 from ._parse import block_text, parse_biases, parse_blocks, parse_formats, parse_roundings, parse_rules
-from ._bias_axis import bias_axis_statistics
+from ._bias_axis import bias_axis_statistics, values_dtype
 from ._choices import is_flag
 from ._pool import Interrupted, WorkerDied, check_run_arguments, plan, run_tasks
 from ._records import SweepRecord, SweepResult, format_family
@@ -854,9 +854,10 @@ def fused_statistics_biases(base, formats, rounding: str, seed: int, *, sr_bits=
     results = [None] * len(formats)
     by_source = {}  # the fused kernel's input dtype -> [(index, fmt)]: float32 or float64 values
     for index, fmt in enumerate(formats):
-        by_source.setdefault(_source(base, fmt).dtype, []).append((index, fmt))
-    for members in by_source.values():
-        source = _source(base, members[0][1])
+        wide = values_dtype(fmt) != base.original.dtype  # _source's rule, the dtype cached per format
+        by_source.setdefault(wide, []).append((index, fmt))
+    for wide, members in by_source.items():
+        source = base.x if wide else base.original
         shared = bias_axis_statistics(source, [fmt for _index, fmt in members], request, base.offset, base.signal())
         for (index, _fmt), statistics in zip(members, shared):
             results[index] = statistics
