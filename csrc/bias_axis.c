@@ -54,6 +54,7 @@
 #define Z_SLOTS 67          /* z = 0 .. 65, and Z_NEVER */
 #define Z_NEVER (Z_SLOTS - 1)
 #define NO_ZERO_REGION (-100000)
+#define SORT_COPIES 4       /* interleaved counters of the counting sort (a power of two) */
 
 typedef __int128 wide;
 typedef unsigned __int128 unsigned_wide;
@@ -850,38 +851,60 @@ static int sort_chunk(chunk_state *chunk, const void *x, int is_signed, int16_t 
     chunk->start = calloc((size_t)buckets_count + 1, sizeof(int64_t));
     if (!chunk->start)
         return FL_ERROR_OUT_OF_MEMORY;
+    /* SORT_COPIES interleaved counters per bucket (element i counts in copy i mod SORT_COPIES), so
+     * that neighbouring elements of one bucket do not wait on each other's increment; each copy's
+     * elements are contiguous inside their bucket (the order inside a bucket changes no statistic:
+     * every sum is exact, and a stochastic element keeps its own index and draw) */
     int64_t *start = chunk->start;
+    int64_t *next = calloc((size_t)buckets_count * SORT_COPIES, sizeof(int64_t));
+    if (!next)
+        return FL_ERROR_OUT_OF_MEMORY;
     for (int64_t i = 0; i < count; i++) {
         const int32_t bucket = binades[i] == INT16_MIN ? chunk->span * Z_SLOTS + slots[i]
                                                        : (binades[i] - low) * Z_SLOTS + slots[i];
         buckets[i] = bucket;
-        start[bucket + 1]++;
+        next[(int64_t)bucket * SORT_COPIES + (i & (SORT_COPIES - 1))]++;
     }
-    for (int64_t b = 0; b < buckets_count; b++)
-        start[b + 1] += start[b];
-    int64_t *next = malloc((size_t)buckets_count * sizeof(int64_t));
-    if (!next)
-        return FL_ERROR_OUT_OF_MEMORY;
-    memcpy(next, start, (size_t)buckets_count * sizeof(int64_t));
+    int64_t position = 0;
+    for (int64_t b = 0; b < buckets_count; b++) {
+        start[b] = position;
+        for (int copy = 0; copy < SORT_COPIES; copy++) {
+            const int64_t copies = next[b * SORT_COPIES + copy];
+            next[b * SORT_COPIES + copy] = position;
+            position += copies;
+        }
+    }
+    start[buckets_count] = position;
+    int64_t *restart = NULL;
+    if (chunk->local_index) {
+        restart = malloc((size_t)buckets_count * SORT_COPIES * sizeof(int64_t));
+        if (!restart) {
+            free(next);
+            return FL_ERROR_OUT_OF_MEMORY;
+        }
+        memcpy(restart, next, (size_t)buckets_count * SORT_COPIES * sizeof(int64_t));
+    }
+#define SORTED_POSITION(next, i) (next)[(int64_t)buckets[i] * SORT_COPIES + ((i) & (SORT_COPIES - 1))]++
     if (call->wide_input) {
         const double *source = x;
         double *sorted = chunk->values;
         for (int64_t i = 0; i < count; i++)
-            sorted[next[buckets[i]]++] = source[i];
+            sorted[SORTED_POSITION(next, i)] = source[i];
     } else {
         const float *source = x;
         float *sorted = chunk->values;
         for (int64_t i = 0; i < count; i++)
-            sorted[next[buckets[i]]++] = source[i];
+            sorted[SORTED_POSITION(next, i)] = source[i];
     }
-    if (chunk->local_index) { /* the same positions again (next restarted) */
-        memcpy(next, start, (size_t)buckets_count * sizeof(int64_t));
+    if (restart) { /* the same positions again */
         for (int64_t i = 0; i < count; i++) {
-            const int64_t position = next[buckets[i]]++;
-            chunk->local_index[position] = (uint32_t)i;
-            chunk->words[position] = element_words[i];
+            const int64_t sorted_position = SORTED_POSITION(restart, i);
+            chunk->local_index[sorted_position] = (uint32_t)i;
+            chunk->words[sorted_position] = element_words[i];
         }
+        free(restart);
     }
+#undef SORTED_POSITION
     free(next);
     return FL_OK;
 }
