@@ -171,7 +171,8 @@ static inline int negative_at(const call_state *call, const void *values, int64_
 
 static inline double magnitude_at(const call_state *call, const void *values, int64_t position)
 {
-    return call->wide_input ? fabs(((const double *)values)[position]) : fabs((double)((const float *)values)[position]);
+    return call->wide_input ? fabs(((const double *)values)[position])
+                            : fabs((double)((const float *)values)[position]);
 }
 
 static inline int lsb_of(const call_state *call, int binade)
@@ -406,7 +407,10 @@ static inline __attribute__((always_inline)) void stochastic_lanes_body(
 #define STOCHASTIC_LANES_ARGUMENTS                                                               \
     const float *restrict x, const uint64_t *restrict words, int count, const stochastic_lanes *restrict c, \
         float *restrict q, uint8_t *restrict slow
-static void stochastic_lanes_portable(STOCHASTIC_LANES_ARGUMENTS) { stochastic_lanes_body(x, words, count, c, q, slow); }
+static void stochastic_lanes_portable(STOCHASTIC_LANES_ARGUMENTS)
+{
+    stochastic_lanes_body(x, words, count, c, q, slow);
+}
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
 #define LANES_SIMD 1
 __attribute__((target("avx2"))) static void stochastic_lanes_avx2(STOCHASTIC_LANES_ARGUMENTS)
@@ -772,8 +776,8 @@ static int evaluate_bias(stats_pass *pass, chunk_state *chunk, const bias_plan *
         evaluate_run(pass, call, plan, chunk->values, chunk->local_index, chunk->words, bucket_start(chunk, k, 0),
                      bucket_start(chunk, k + 1, 0), low + k);
     /* edge: an unsigned format's negative inputs, and zeros where the format has no zero */
-    evaluate_run(pass, call, plan, chunk->values, chunk->local_index, chunk->words, extra_start(chunk, KEY_UNSIGNED_NEGATIVE),
-                 extra_start(chunk, KEY_UNSIGNED_NEGATIVE + 1), NO_BINADE);
+    evaluate_run(pass, call, plan, chunk->values, chunk->local_index, chunk->words,
+                 extra_start(chunk, KEY_UNSIGNED_NEGATIVE), extra_start(chunk, KEY_UNSIGNED_NEGATIVE + 1), NO_BINADE);
     for (int key = KEY_ZERO; key <= KEY_SPECIAL; key++) {
         const int64_t begin = extra_start(chunk, key), end = extra_start(chunk, key + 1);
         if (begin == end)
