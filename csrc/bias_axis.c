@@ -11,7 +11,9 @@
  *   interior   L + 1 <= e <= T - 1: q keeps the ulp 2^(e - man_bits), lies in [2^e, 2^(e+1)], is
  *              normal and finite, whatever b is (the stochastic draw is keyed by the element's
  *              index and compared with the discarded fraction, which does not depend on b): the
- *              binade's statistics are evaluated once, at the first bias keeping it interior;
+ *              binade's statistics are evaluated once, at the first bias keeping it interior.
+ *              Not with man_bits = 0 in nearest_even or odd: the code's last bit, whose parity
+ *              they read, is then the exponent's and depends on b (no binade is interior);
  *   saturated  e >= T + 1 where every overflow gives +-max at b (both signs, both stochastic
  *              decisions): x >= 2^(T+1) has a lower neighbour code of at least (T + 1 + bias)
  *              2^man_bits > max_code, so it overflows whatever the rounding decides, and q =
@@ -254,6 +256,11 @@ static int make_plan(bias_plan *plan, const fl_format *format, const fl_rounding
     /* a known-zero element is below 2^(zero_top + 1): it must not count as overflowing */
     if (plan->zero_top != NO_ZERO_REGION && !(max >= ldexp(1.0, plan->zero_top + 1)))
         plan->zero_top = NO_ZERO_REGION;
+    if (p->man_bits == 0 && (rounding->mode == FL_ROUND_NEAREST_EVEN || rounding->mode == FL_ROUND_ODD)) {
+        /* without mantissa bits a code's last bit is its exponent's: the tie of nearest_even and
+         * every decision of odd depend on the bias, so no binade is interior (all are edge) */
+        plan->lowest = plan->top - 1;
+    }
     if (!(max > 0) || !(min_normal > 0) || !(max >= min_normal)) {
         /* a format without a positive finite value (max = 0: every finite code is a zero): no
          * window, every element is an edge element */

@@ -178,6 +178,18 @@ def test_one_pass_equals_quantize_then_exact_rational_sums(values, name, request
         assert_matches_reference(statistics, reference_statistics(x.astype(np.float64), q, fmt))
 
 
+@pytest.mark.parametrize("rounding", ["nearest_even", "odd", "nearest_away", "stochastic"])
+def test_formats_without_mantissa_bits_read_the_exponent_parity(rounding):
+    """man_bits = 0: 6 = 1.5 * 4 is a tie between 4 and 8 whose even code depends on the bias (the
+    code's last bit is the exponent's), so in nearest_even and odd no binade is shared (Hypothesis
+    found this; the mutation back to sharing fails here)."""
+    fmt = Format(exp_bits=3, man_bits=0, bias=7, signed=False, specials="fn", subnormals="ieee")
+    x = np.array([6.0, 3.0, 12.0, 24.0, 5.0, 7.0], np.float32)
+    formats = [fmt.replace(bias=bias) for bias in (0, 1, 2, 3)]
+    request = _c.rounding_request(rounding, seed=4)
+    assert_same(one_pass(x, formats, request, 0), per_bias(x, formats, request, 0), formats)
+
+
 @pytest.mark.parametrize("values", [[], [0.0] * 17, [-0.0, 0.0], [math.nan] * 3, [math.inf, -math.inf, math.nan]])
 @pytest.mark.parametrize("rounding", ["nearest_even", "stochastic", "up", "odd"])
 def test_empty_all_zero_and_all_special_pieces(values, rounding):
