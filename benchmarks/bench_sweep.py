@@ -19,7 +19,9 @@ Prints, for a standard-normal float32 tensor of 2^--size-log2 values:
   same without plots and report;
 * the CPU time per element-evaluation of the job with 1 and 2 jobs (the process tree's user + system
   time: on a loaded machine the 2-job wall time says little, its CPU time still says what the
-  work cost).
+  work cost);
+* the same sweep with one fused pass per bias (the path before the bias axis in one pass) and
+  the ratio one-pass / per-bias, in wall time and in this process's CPU time.
 
 Each figure is the best of --repeats runs.
 
@@ -264,6 +266,7 @@ def job_benchmark(log2, repeats):
 
     fl.set_threads(1)
     bare_time = best_time(bare, repeats)
+    bare_cpu = best_time(bare, repeats, clock=time.process_time)
     fl.set_threads(None)
     arguments = dict(formats=",".join(JOB_FORMATS), biases="all", roundings=JOB_ROUNDINGS, seed=0)
     runs = {1: (float("inf"),) * 2, 2: (float("inf"),) * 2}
@@ -272,6 +275,7 @@ def job_benchmark(log2, repeats):
             runs[jobs] = min(runs[jobs], timed(lambda: sweep(tensors, jobs=jobs, **arguments), 1))
     (one, one_cpu), (two, two_cpu) = runs[1], runs[2]
     per_bias = best_time(lambda: per_bias_sweep(tensors, arguments), repeats)
+    per_bias_cpu = best_time(lambda: per_bias_sweep(tensors, arguments), repeats, clock=time.process_time)
     elements = evaluations * count
     print(f"issue-14 job: {len(tensors)} tensors of 2^{log2} values, {', '.join(JOB_FORMATS)} (cfloat8 at every "
           f"bias), {', '.join(JOB_ROUNDINGS)}: {evaluations} evaluations; load average {_load()}")
@@ -284,6 +288,9 @@ def job_benchmark(log2, repeats):
           f"2 jobs / 1 job speed-up = {one / two:.2f}x")
     print(f"  sweep, 1 job, one pass per bias (before the bias axis in one pass): {per_bias:7.3f} s"
           f"   one-pass / per-bias = {one / per_bias:.2f}")
+    print(f"  CPU time (less sensitive to other load): bare {bare_cpu:.3f} s, sweep 1 job {one_cpu:.3f} s, "
+          f"per-bias {per_bias_cpu:.3f} s; sweep / bare quantizes = {one_cpu / bare_cpu:.2f}, "
+          f"one-pass / per-bias = {one_cpu / per_bias_cpu:.2f}")
 
 
 def _load() -> str:

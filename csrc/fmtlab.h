@@ -18,7 +18,10 @@
  *   codec.c           the codec's entry points and array loops
  *   scaled.c          block-scaled formats: block amax, scales, element rounding
  *   mma.c             the tensor-core matrix multiply-accumulate
+ *   scan.c            the sweep's scan pass: amaxes and the exact binade histogram
  *   sweep_stats.c     the sweep's statistics: exact sums, the fused evaluation kernel
+ *   sweep_stats.h     its statistics pass, shared with bias_axis.c; internal
+ *   bias_axis.c       the statistics of many biases of one format in one call
  *   sweep_scaled.c    the fused evaluation of scaled formats (scaled.c's encode into the sums)
  *   random.c          the generator, exported to Python
  *   fpenv.c           the IEEE 754 default floating-point environment
@@ -228,6 +231,21 @@ int fl_sweep_evaluate_f32(const float *x, int64_t n, const fl_format *format, co
                           int64_t index_offset, double max, double min_normal, fl_sweep_stats *stats);
 int fl_sweep_evaluate_f64(const double *x, int64_t n, const fl_format *format, const fl_rounding *rounding,
                           int64_t index_offset, double max, double min_normal, fl_sweep_stats *stats);
+
+/*
+ * The bias axis in one call (bias_axis.c; docs/sweep.md, "The bias axis in one pass"): stats[b] =
+ * what fl_sweep_evaluate_f32 / _f64 gives for (formats[b], rounding, index_offset, maxima[b],
+ * min_normals[b]), for b < bias_count, every count, maximum and exact sum equal.  The formats
+ * must differ in their bias only (else FL_ERROR_ARGUMENT); maxima and min_normals are each
+ * format's.  Return FL_OK, FL_ERROR_FORMAT, FL_ERROR_ROUNDING_MODE, FL_ERROR_SR_BITS,
+ * FL_ERROR_SATURATION, FL_ERROR_SR_RULE, FL_ERROR_ARGUMENT or FL_ERROR_OUT_OF_MEMORY.
+ */
+int fl_sweep_evaluate_biases_f32(const float *x, int64_t n, const fl_format *formats, int bias_count,
+                                 const fl_rounding *rounding, int64_t index_offset, const double *maxima,
+                                 const double *min_normals, fl_sweep_stats *stats);
+int fl_sweep_evaluate_biases_f64(const double *x, int64_t n, const fl_format *formats, int bias_count,
+                                 const fl_rounding *rounding, int64_t index_offset, const double *maxima,
+                                 const double *min_normals, fl_sweep_stats *stats);
 
 /* ---- the sweep's scan pass (scan.c) ---- */
 

@@ -95,8 +95,11 @@ static inline uint64_t sr_reduced_fraction(uint64_t twice, uint64_t sticky, sr_r
     return f + (h & rule.rounds & (rule.ties_away | sticky | (f ^ rule.ties_odd)));
 }
 
-static inline int stochastic_away(uint64_t remainder, int64_t shift, int sr_bits, sr_rule_bits rule,
-                                  uint64_t seed, uint64_t index)
+/* The decision given draw 0, word = fl_random_word_inline(seed, index, 0) (a caller that has it
+ * already: bias_axis.c draws it once per element for all biases); later draws, needed only when
+ * the exact comparison ties over 64 bits, come from (seed, index). */
+static inline int stochastic_away_from(uint64_t word, uint64_t remainder, int64_t shift, int sr_bits,
+                                       sr_rule_bits rule, uint64_t seed, uint64_t index)
 {
     if (sr_bits > 0) {
         const int64_t kept = (int64_t)sr_bits + 1; /* nu to N + 1 bits and a sticky bit */
@@ -112,11 +115,11 @@ static inline int stochastic_away(uint64_t remainder, int64_t shift, int sr_bits
             sticky = (remainder & ((1ULL << (shift - kept)) - 1)) != 0;
         }
         uint64_t k = sr_reduced_fraction(twice, sticky, rule);
-        uint64_t random_bits = fl_random_word_inline(seed, index, 0) >> (64 - sr_bits);
+        uint64_t random_bits = word >> (64 - sr_bits);
         return k + random_bits >= (1ULL << sr_bits);
     }
     for (uint64_t draw = 0;; draw++) {
-        uint64_t random_bits = fl_random_word_inline(seed, index, draw);
+        uint64_t random_bits = draw ? fl_random_word_inline(seed, index, draw) : word;
         if (shift <= 64) {
             uint64_t threshold = shift == 64 ? remainder : remainder << (64 - shift);
             return random_bits < threshold;
@@ -129,6 +132,13 @@ static inline int stochastic_away(uint64_t remainder, int64_t shift, int sr_bits
             remainder &= (1ULL << (shift - 64)) - 1;
         shift -= 64;
     }
+}
+
+static inline int stochastic_away(uint64_t remainder, int64_t shift, int sr_bits, sr_rule_bits rule,
+                                  uint64_t seed, uint64_t index)
+{
+    return stochastic_away_from(fl_random_word_inline(seed, index, 0), remainder, shift, sr_bits, rule, seed,
+                                index);
 }
 
 /* floor(a * 2^bits / gap) for 0 <= a < gap, exact: an estimate corrected with fma,

@@ -17,7 +17,7 @@
  * TwoSum detects (the common case: q rounds x); otherwise (a saturated huge x, a q far from x)
  * its square goes in as q^2 - 2 q x + x^2 and its sum as q - x, each an exact term.
  */
-#include "codec_fast.h"
+#include "sweep_stats.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -36,11 +36,11 @@ _Static_assert(sizeof(((fl_exact_sum *)0)->limb) == FL_EXACT_LIMBS * sizeof(int6
 typedef __int128 wide;
 typedef unsigned __int128 unsigned_wide;
 
-typedef struct exact_bins {
+struct exact_bins {
     wide square[SQUARE_BINS];
     wide linear[LINEAR_BINS];
     int used;  /* any bin nonzero since the last flush */
-} exact_bins;
+};
 
 /* Add v * 2^exponent (exponent >= FL_EXACT_LOWEST_EXPONENT) to the limbs: the magnitude's 32-bit
  * digits, each shifted by the bit offset (below 2^63), split over two limbs. */
@@ -142,11 +142,11 @@ static inline void add_linear(exact_bins *bins, double d)
  * to SETS interleaved copies of the bins, so that the adds of neighbouring elements (which often
  * hit the same bin) do not wait for each other's store. */
 #define SETS 4
-typedef struct float_bins {
+struct float_bins {
     int64_t square[SETS][512];  /* products m1 m2 2^(k1 + k2 - 300), index k1 + k2 */
     int64_t linear[SETS][256];
     int used;
-} float_bins;
+};
 
 /* k = max(field, 1) and the signed m of a float32 given by its bits (0 for a zero). */
 static inline void float_add(float_bins *bins, int set, uint32_t bits, int with_linear)
@@ -210,21 +210,17 @@ static inline uint32_t float32_bits_of(double d, int *general)
     return exact ? bits : 0u;
 }
 
-/* The state of one statistics pass: counts and maxima in *stats, sums in bins. */
-typedef struct stats_pass {
-    fl_sweep_stats *stats;
-    exact_bins *error_bins;   /* e^2 into square, e into linear */
-    exact_bins *signal_bins;  /* x^2 of the elements outside V with x finite (signal_excluded) */
-    float_bins *error_floats; /* e^2 and e of the elements whose e is a float32 value */
-    int64_t since_flush;
-    double max, min_normal;
-} stats_pass;
 
 static void pass_flush(stats_pass *pass)
 {
     flush_float_bins(pass->error_floats, &pass->stats->error_energy, &pass->stats->error_sum);
     flush_bins(pass->error_bins, &pass->stats->error_energy, &pass->stats->error_sum);
     flush_bins(pass->signal_bins, &pass->stats->signal_excluded, NULL);
+    if (pass->direct) {
+        exact_normalise(&pass->stats->error_energy);
+        exact_normalise(&pass->stats->error_sum);
+        pass->direct = 0;
+    }
     pass->since_flush = 0;
 }
 
@@ -236,6 +232,7 @@ static int pass_begin(stats_pass *pass, fl_sweep_stats *stats, double max, doubl
     pass->signal_bins = calloc(1, sizeof(exact_bins));
     pass->error_floats = calloc(1, sizeof(float_bins));
     pass->since_flush = 0;
+    pass->direct = 0;
     pass->max = max;
     pass->min_normal = min_normal;
     if (!pass->error_bins || !pass->signal_bins || !pass->error_floats) {
@@ -605,13 +602,6 @@ int fl_sweep_statistics_f64(const double *x, const double *q, int64_t n, double 
     fl_floating_point_state environment;                                                         \
     fl_enter_default_floating_point(&environment);
 
-/* The element's value as fl_quantize_f32 / _f64 gives it (round.h). */
-static inline double quantized_one(double x, const prepared_format *p, const fl_rounding *rounding, uint64_t index)
-{
-    local_stats ignored = {0, 0, 0, 0, 0};
-    return decode_one_signed_nan(encode_one(x, p, rounding, index, &ignored), p);
-}
-
 int fl_sweep_evaluate_f32(const float *x, int64_t n, const fl_format *format, const fl_rounding *rounding,
                           int64_t index_offset, double max, double min_normal, fl_sweep_stats *stats)
 {
@@ -631,10 +621,10 @@ int fl_sweep_evaluate_f32(const float *x, int64_t n, const fl_format *format, co
             if (block.slow)
                 for (int j = 0; j < count; j++)
                     if (is_slow[j])
-                        q[j] = (float)quantized_one((double)x[start + j], &p, rounding, first + (uint64_t)j);
+                        q[j] = (float)fl_quantized_one((double)x[start + j], &p, rounding, first + (uint64_t)j);
         } else {
             for (int j = 0; j < count; j++)
-                q[j] = (float)quantized_one((double)x[start + j], &p, rounding, first + (uint64_t)j);
+                q[j] = (float)fl_quantized_one((double)x[start + j], &p, rounding, first + (uint64_t)j);
         }
         accumulate_block_f32(&pass, x + start, q, count, max_f, min_normal_f);
     }
@@ -651,10 +641,226 @@ int fl_sweep_evaluate_f64(const double *x, int64_t n, const fl_format *format, c
         const int count = (int)(start + FAST_BLOCK < n ? FAST_BLOCK : n - start);
         double q[FAST_BLOCK];
         for (int j = 0; j < count; j++)
-            q[j] = quantized_one(x[start + j], &p, rounding, (uint64_t)index_offset + (uint64_t)(start + j));
+            q[j] = fl_quantized_one(x[start + j], &p, rounding, (uint64_t)index_offset + (uint64_t)(start + j));
         accumulate_block(&pass, x + start, q, count);
     }
     pass_end(&pass, n);
     fl_leave_default_floating_point(&environment);
     return FL_OK;
+}
+
+/* ---- the pass, for bias_axis.c (sweep_stats.h) ---- */
+
+int fl_pass_open(stats_pass *pass, fl_sweep_stats *stats, double max, double min_normal)
+{
+    const int status = pass_begin(pass, stats, max, min_normal);
+    pass->max_f = float_at_most(max);
+    pass->min_normal_f = float_at_least(min_normal);
+    return status;
+}
+
+void fl_pass_target(stats_pass *pass, fl_sweep_stats *stats, double max, double min_normal)
+{
+    pass_flush(pass);
+    pass->stats = stats;
+    pass->max = max;
+    pass->min_normal = min_normal;
+    pass->max_f = float_at_most(max);
+    pass->min_normal_f = float_at_least(min_normal);
+}
+
+void fl_pass_close(stats_pass *pass)
+{
+    const int64_t n = pass->stats->n;
+    pass_end(pass, n);
+}
+
+void fl_pass_add_f32(stats_pass *pass, const float *x, const float *q, int count)
+{
+    accumulate_block_f32(pass, x, q, count, pass->max_f, pass->min_normal_f);
+}
+
+void fl_pass_add_f64(stats_pass *pass, const double *x, const double *q, int count)
+{
+    accumulate_block(pass, x, q, count);
+}
+
+void fl_exact_add(fl_exact_sum *sum, __int128 v, int exponent)
+{
+    exact_add(sum, v, exponent);
+}
+
+void fl_exact_normalise(fl_exact_sum *sum)
+{
+    exact_normalise(sum);
+}
+
+void fl_sweep_stats_add(fl_sweep_stats *total, const fl_sweep_stats *part)
+{
+    total->n += part->n;
+    total->valid += part->valid;
+    total->zeros_in += part->zeros_in;
+    total->nan_in += part->nan_in;
+    total->inf_in += part->inf_in;
+    total->overflow += part->overflow;
+    total->zeros_out += part->zeros_out;
+    total->below_normal += part->below_normal;
+    total->nan_out += part->nan_out;
+    total->inf_out += part->inf_out;
+    total->max_abs = part->max_abs > total->max_abs ? part->max_abs : total->max_abs;
+    total->max_rel = part->max_rel > total->max_rel ? part->max_rel : total->max_rel;
+    for (int k = 0; k < FL_EXACT_LIMBS; k++) {
+        total->signal_excluded.limb[k] += part->signal_excluded.limb[k];
+        total->error_energy.limb[k] += part->error_energy.limb[k];
+        total->error_sum.limb[k] += part->error_sum.limb[k];
+    }
+}
+
+/*
+ * count <= FAST_BLOCK float32 elements of one binade whose inputs x are finite, nonzero and
+ * multiples of 2^lsb below 2^(lsb + 24) (x = +-s 2^lsb, s < 2^24: a binade of float32 values; the
+ * sorted runs of bias_axis.c).  When every difference e = q - x of the block is an exact float32
+ * k 2^lsb with k an integer, |k| < 2^24 (the common case: q rounds x on a grid at least as coarse
+ * as x's, or is 0, or +-max next to it), the block's sum k^2 (< 2^57) and sum k go to one bin each
+ * and |e| / |x| >= 2^-24 cannot underflow float32; otherwise the block takes accumulate_block_f32.
+ * The statistics are those of accumulate_block_f32, exactly: only the bins the terms go to differ.
+ */
+/* The lane arithmetic of fl_pass_add_binade_f32, one copy per SIMD level (compiled like
+ * codec_fast.c's kernels: integer sums and float compares only, so every copy gives the same
+ * numbers). */
+typedef struct binade_block_sums {
+    int32_t overflow, zeros_out, below_normal, bad;
+    int32_t largest_k;
+    int64_t square_sum, linear_sum;
+    uint32_t max_relative_bits;
+} binade_block_sums;
+
+static inline __attribute__((always_inline)) binade_block_sums binade_block_body(
+    const float *restrict x, const float *restrict q, int count, float scale_1, float scale_2, float max_f,
+    float min_normal_f, uint32_t *restrict relative_bits)
+{
+    int32_t overflow = 0, zeros_out = 0, below_normal = 0, bad = 0, largest_k = 0;
+    int64_t square_sum = 0, linear_sum = 0;
+    uint32_t max_relative_bits = 0;
+    for (int j = 0; j < count; j++) {
+        const float xj = x[j], qj = q[j];
+        const float abs_x = fabsf(xj), abs_q = fabsf(qj);
+        overflow += abs_x > max_f;
+        zeros_out += qj == 0;
+        below_normal += abs_q < min_normal_f;
+        const float e = qj - xj;
+        const float q_part = e + xj, x_part = e - q_part;
+        const float t = (qj - q_part) - (xj + x_part);
+        const float k_float = (e * scale_1) * scale_2;
+        const int32_t in_range = fabsf(k_float) < 16777216.0f;
+        /* 0 outside the range (NaN too) before the conversion, which is then defined in every
+         * lane; a mask on the bits, not a branch, so that the loop vectorises */
+        uint32_t k_bits;
+        memcpy(&k_bits, &k_float, sizeof k_bits);
+        k_bits &= 0u - (uint32_t)in_range;
+        float k_safe;
+        memcpy(&k_safe, &k_bits, sizeof k_safe);
+        const int32_t k = (int32_t)k_safe;
+        const int32_t ok = (abs_q <= 3.40282347e38f) & (abs_x <= 3.40282347e38f) & (abs_x != 0) & (t == 0) &
+                           in_range & ((float)k == k_safe) & ((k != 0) == (e != 0));
+        bad += !ok;
+        const int32_t abs_k = k < 0 ? -k : k;
+        square_sum += (int64_t)abs_k * abs_k;
+        linear_sum += k;
+        largest_k = abs_k > largest_k ? abs_k : largest_k;
+        const float relative = fabsf(e) / (abs_x + (float)(abs_x == 0));
+        uint32_t pattern;
+        memcpy(&pattern, &relative, sizeof pattern);
+        relative_bits[j] = pattern;
+        max_relative_bits = pattern > max_relative_bits ? pattern : max_relative_bits;
+    }
+    binade_block_sums sums = {overflow, zeros_out, below_normal, bad, largest_k, square_sum, linear_sum,
+                              max_relative_bits};
+    return sums;
+}
+
+#define BINADE_BLOCK_ARGUMENTS                                                                   \
+    const float *restrict x, const float *restrict q, int count, float scale_1, float scale_2, float max_f, \
+        float min_normal_f, uint32_t *restrict relative_bits
+#define BINADE_BLOCK_CALL binade_block_body(x, q, count, scale_1, scale_2, max_f, min_normal_f, relative_bits)
+
+static binade_block_sums binade_block_portable(BINADE_BLOCK_ARGUMENTS) { return BINADE_BLOCK_CALL; }
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define BINADE_SIMD 1
+__attribute__((target("avx2"))) static binade_block_sums binade_block_avx2(BINADE_BLOCK_ARGUMENTS)
+{
+    return BINADE_BLOCK_CALL;
+}
+__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl"))) static binade_block_sums binade_block_avx512(
+    BINADE_BLOCK_ARGUMENTS)
+{
+    return BINADE_BLOCK_CALL;
+}
+#else
+#define BINADE_SIMD 0
+#endif
+
+void fl_pass_add_binade_f32(stats_pass *pass, const float *restrict x, const float *restrict q, int count, int lsb)
+{
+    if (lsb < -149 || lsb > 104) {
+        fl_pass_add_f32(pass, x, q, count);
+        return;
+    }
+    /* 2^-lsb in two float32 factors (each exact, no intermediate over- or underflow for the k
+     * that pass the checks) */
+    const float scale_1 = ldexpf(1.0f, -lsb / 2), scale_2 = ldexpf(1.0f, -lsb - (-lsb / 2));
+    const float max_f = pass->max_f, min_normal_f = pass->min_normal_f;
+    uint32_t relative_bits[FAST_BLOCK];
+    binade_block_sums sums;
+#if BINADE_SIMD
+    const int level = fl_codec_simd_level();
+    if (level >= 2)
+        sums = binade_block_avx512(x, q, count, scale_1, scale_2, max_f, min_normal_f, relative_bits);
+    else if (level == 1)
+        sums = binade_block_avx2(x, q, count, scale_1, scale_2, max_f, min_normal_f, relative_bits);
+    else
+#endif
+        sums = binade_block_portable(x, q, count, scale_1, scale_2, max_f, min_normal_f, relative_bits);
+    const int32_t overflow = sums.overflow, zeros_out = sums.zeros_out, below_normal = sums.below_normal;
+    const int32_t bad = sums.bad, largest_k = sums.largest_k;
+    const int64_t square_sum = sums.square_sum, linear_sum = sums.linear_sum;
+    const uint32_t max_relative_bits = sums.max_relative_bits;
+    if (bad) {
+        fl_pass_add_f32(pass, x, q, count);
+        return;
+    }
+    fl_sweep_stats *stats = pass->stats;
+    stats->valid += count;
+    stats->overflow += overflow;
+    stats->zeros_out += zeros_out;
+    stats->below_normal += below_normal;
+    /* straight into the limbs (a few limb adds per block, no bins for a flush to scan): each add
+     * puts below 2^33 on a limb, and fewer than 2^16 blocks come between two flushes (at most
+     * FLUSH_ELEMENTS + FAST_BLOCK elements), which normalise the limbs (pass->direct) */
+    exact_add(&stats->error_energy, (wide)square_sum, 2 * lsb);
+    exact_add(&stats->error_sum, (wide)linear_sum, lsb);
+    pass->direct = 1;
+    const double max_abs = ldexp((double)largest_k, lsb);
+    if (max_abs > stats->max_abs)
+        stats->max_abs = max_abs;
+    /* max fl64(|e| / |x|): both quotients are correctly rounded divisions of the same exact
+     * values, and rounding does not decrease, so the element of the largest exact quotient has the
+     * largest float32 one: only the elements of that float32 quotient are divided in float64 */
+    if (max_relative_bits) {
+        double max_rel = stats->max_rel;
+        for (int group = 0; group < count; group += 16) { /* a vectorisable test per 16 elements */
+            const int stop = group + 16 < count ? group + 16 : count;
+            uint32_t any = 0;
+            for (int j = group; j < stop; j++)
+                any |= relative_bits[j] == max_relative_bits;
+            if (any)
+                for (int j = group; j < stop; j++)
+                    if (relative_bits[j] == max_relative_bits) {
+                        const double relative = fabs((double)q[j] - (double)x[j]) / fabs((double)x[j]);
+                        max_rel = relative > max_rel ? relative : max_rel;
+                    }
+        }
+        stats->max_rel = max_rel;
+    }
+    pass_count(pass, count);
 }

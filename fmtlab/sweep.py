@@ -84,7 +84,7 @@ import warnings
 import numpy as np
 
 from ._parse import block_text, parse_biases, parse_blocks, parse_formats, parse_roundings, parse_rules
-from ._bias_axis import DETERMINISTIC_ROUNDINGS, bias_axis_statistics
+from ._bias_axis import bias_axis_statistics, values_dtype
 from ._binades import merge_histograms, scan
 from ._choices import is_flag
 from ._pool import Interrupted, WorkerDied, check_run_arguments, plan, run_tasks
@@ -626,8 +626,8 @@ def evaluate_piece(piece, items, seed: int, scale_exponent: int = 0, amaxes=None
     (:func:`fmtlab.metrics.exact_statistics`: counts, maxima, exact sums), computed by the fused
     C kernel (:func:`fused_statistics`: one pass that rounds each element as ``fl.quantize``
     does, stochastic draws at the elements' global indices, and accumulates; the biases of one
-    format and deterministic rounding together by :func:`fused_statistics_biases`, equal bit for
-    bit), so that merging the
+    format and rounding together by :func:`fused_statistics_biases`, equal bit for bit), so that
+    merging the
     pieces of a tensor gives exactly the statistics of the whole.  A ScaledFormat gets the same
     statistics of its exact values decode(encode(x)) (its piece holds whole blocks), with overflow
     and subnormal counted relative to each block's scale; ``amaxes`` = (the tensor's amax
@@ -650,7 +650,7 @@ def evaluate_piece(piece, items, seed: int, scale_exponent: int = 0, amaxes=None
         if base is None:
             base = PieceInput(x, piece.offset, piece.total)
         biased = fmt.replace(bias=bias) if bias != fmt.bias else fmt
-        if isinstance(fmt, IntFormat) or rounding not in DETERMINISTIC_ROUNDINGS:
+        if isinstance(fmt, IntFormat):
             results[index] = fused_statistics(base, biased, rounding, seed)
         else:
             bias_groups.setdefault((_without_bias(fmt), rounding), []).append((index, biased))
@@ -694,23 +694,29 @@ def _evaluate_scaled(piece, x, scaled, seed, amaxes, results, base=None) -> None
                                                      amaxes[0], base.signal())
 
 
-def fused_statistics(base, fmt, rounding: str, seed: int, saturate=None) -> dict:
+def fused_statistics(base, fmt, rounding: str, seed: int, saturate=None, *, sr_bits=None, sr_rule="truncate") -> dict:
     """The statistics of ``base`` (a :class:`PieceInput`) quantized to the element format ``fmt``,
-    equal to ``piece_statistics(base, fl.quantize(source, fmt, rounding, seed=seed,
-    index_offset=base.offset, saturate=saturate), fmt)`` (source: float32 input when the piece and
-    the format's values are float32, else float64, as the sweep quantizes), in one C pass without
-    the array q (csrc/sweep_stats.c, fl_sweep_evaluate_f32 / _f64).  Integer formats take that
-    path itself."""
-    source = base.original if fmt.decode_dtype == base.original.dtype else base.x
+    equal to ``piece_statistics(base, fl.quantize(source, fmt, rounding, seed=seed, sr_bits=sr_bits,
+    sr_rule=sr_rule, index_offset=base.offset, saturate=saturate), fmt)`` (source: float32 input when
+    the piece and the format's values are float32, else float64, as the sweep quantizes), in one C
+    pass without the array q (csrc/sweep_stats.c, fl_sweep_evaluate_f32 / _f64).  Integer formats
+    take that path itself."""
+    source = _source(base, fmt)
     if isinstance(fmt, IntFormat):
-        return piece_statistics(base, quantize(source, fmt, rounding, seed=seed, index_offset=int(base.offset),
-                                               saturate=saturate), fmt)
-    request = _c.rounding_request(rounding, saturate, seed=seed)
+        return piece_statistics(base, quantize(source, fmt, rounding, seed=seed, sr_bits=sr_bits, sr_rule=sr_rule,
+                                               index_offset=int(base.offset), saturate=saturate), fmt)
+    request = _c.rounding_request(rounding, saturate, seed=seed, sr_bits=sr_bits, sr_rule=sr_rule)
     stats = _c.ffi.new("fl_sweep_stats *")
     function, value_type = _c.float_entry("sweep_evaluate", source.dtype)
     _c.check_status(function(_c.pointer(source, value_type), source.size, _c.c_format(fmt), _c.c_rounding(request),
                              int(base.offset), float(fmt.max), float(fmt.min_normal), stats), "sweep evaluation")
     return _c.sweep_statistics(stats, base.signal())
+
+
+def _source(base, fmt):
+    """What the fused kernel reads for ``fmt``: the piece's own float32 values when the format's
+    values are float32 too, else the float64 copy."""
+    return base.original if fmt.decode_dtype == base.original.dtype else base.x
 
 
 def tensor_scale_exponent(amax: float) -> int:
@@ -826,31 +832,22 @@ def best_bias(rows, rule_bias: int) -> int:
     return min(rows, key=key)[0]
 
 
-def fused_statistics_biases(base, formats, rounding: str, seed: int) -> list:
-    """``[fused_statistics(base, fmt, rounding, seed) for fmt in formats]`` (one element format at
-    several biases) for a deterministic ``rounding``, bit for bit, with each interior binade's
-    statistics computed once and shared by the biases that keep it interior
-    (:func:`fmtlab._bias_axis.bias_axis_statistics`; docs/sweep.md, "The bias axis in one pass")."""
-    if rounding not in DETERMINISTIC_ROUNDINGS:
-        raise ValueError(f"rounding={rounding!r} is not allowed: one of {', '.join(DETERMINISTIC_ROUNDINGS)} "
-                         "(stochastic rounding depends on the element's index: one pass per bias)")
-
-    def statistics_of(part, fmt):
-        return fused_statistics(_Part(part, base), fmt, rounding, seed)
-
-    return bias_axis_statistics(base.original, list(formats), statistics_of, base.signal(), rounding)
-
-
-class _Part:
-    """Some elements of a PieceInput, as fused_statistics reads them, with a zero signal (the
-    piece's own is added once by bias_axis_statistics); the float64 copy only when asked for."""
-
-    def __init__(self, original, base):
-        self.original, self.offset, self.total = original, base.offset, base.total
-
-    @property
-    def x(self):
-        return self.original.astype(np.float64)
-
-    def signal(self) -> int:
-        return 0
+def fused_statistics_biases(base, formats, rounding: str, seed: int, *, sr_bits=None, sr_rule="truncate") -> list:
+    """``[fused_statistics(base, fmt, rounding, seed, sr_bits=sr_bits, sr_rule=sr_rule) for fmt in
+    formats]`` (element formats differing in their bias only), bit for bit, in one C call per
+    source dtype: each interior binade evaluated once, the saturated and the known-zero binades
+    from exact integer sums, each bias's edge element by element (csrc/bias_axis.c,
+    :func:`fmtlab._bias_axis.bias_axis_statistics`; docs/sweep.md, "The bias axis in one pass")."""
+    formats = list(formats)
+    request = _c.rounding_request(rounding, seed=seed, sr_bits=sr_bits, sr_rule=sr_rule)
+    results = [None] * len(formats)
+    by_source = {}  # the fused kernel's input dtype -> [(index, fmt)]: float32 or float64 values
+    for index, fmt in enumerate(formats):
+        wide = values_dtype(fmt) != base.original.dtype  # _source's rule, the dtype cached per format
+        by_source.setdefault(wide, []).append((index, fmt))
+    for wide, members in by_source.items():
+        source = base.x if wide else base.original
+        shared = bias_axis_statistics(source, [fmt for _index, fmt in members], request, base.offset, base.signal())
+        for (index, _fmt), statistics in zip(members, shared):
+            results[index] = statistics
+    return results
