@@ -1852,9 +1852,11 @@ static int prepare_plan(const fl_scaled_format *format, const fl_rounding *round
 #if FL_SCALED_COPY == 2
     if (plan->use_f32)
         plan->lanes_path = LANES_POWER;
-    else if (plan->use_odd32 && !plan->power_of_two && input_f32)
+    /* integer elements with a non-power-of-two scale stay on the C kernels: the reciprocal and
+     * divide lanes do not write two's complement codes (tests/test_integers.py caught it) */
+    else if (plan->use_odd32 && !plan->power_of_two && input_f32 && !plan->integer)
         plan->lanes_path = LANES_RECIPROCAL;
-    else if (plan->stochastic_divide)
+    else if (plan->stochastic_divide && !plan->integer)
         plan->lanes_path = LANES_DIVIDE;
 #endif
     return FL_OK;
