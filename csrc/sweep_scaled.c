@@ -19,6 +19,7 @@
  */
 #include "fmtlab.h"
 #include "round.h"
+#include "sweep_stats.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -59,52 +60,16 @@ typedef struct sink_context {
     int failed;                   /* a thread number beyond the states made (set, never read racily) */
 } sink_context;
 
-/* The exact sums of part added into total (limbs add; normalised once at the end). */
-static void merge_stats(fl_sweep_stats *total, const fl_sweep_stats *part)
-{
-    total->n += part->n;
-    total->valid += part->valid;
-    total->zeros_in += part->zeros_in;
-    total->nan_in += part->nan_in;
-    total->inf_in += part->inf_in;
-    total->overflow += part->overflow;
-    total->zeros_out += part->zeros_out;
-    total->below_normal += part->below_normal;
-    total->nan_out += part->nan_out;
-    total->inf_out += part->inf_out;
-    total->max_abs = part->max_abs > total->max_abs ? part->max_abs : total->max_abs;
-    total->max_rel = part->max_rel > total->max_rel ? part->max_rel : total->max_rel;
-    for (int k = 0; k < FL_EXACT_LIMBS; k++) {
-        total->signal_excluded.limb[k] += part->signal_excluded.limb[k];
-        total->error_energy.limb[k] += part->error_energy.limb[k];
-        total->error_sum.limb[k] += part->error_sum.limb[k];
-    }
-}
-
-/* Carries propagated, as fl_exact_sum promises when a call returns: limbs 0 .. N-2 are 32-bit
- * digits, the top one signed.  Each merged limb is below 2^32 times the number of merges. */
-static void normalise(fl_exact_sum *sum)
-{
-    int64_t carry = 0;
-    for (int k = 0; k < FL_EXACT_LIMBS - 1; k++) {
-        const int64_t value = sum->limb[k] + carry;
-        const int64_t digit = value & 0xFFFFFFFF;
-        sum->limb[k] = digit;
-        carry = (value - digit) / ((int64_t)1 << 32);
-    }
-    sum->limb[FL_EXACT_LIMBS - 1] += carry;
-}
-
 static void flush(const sink_context *c, thread_state *s)
 {
     if (!s->count || s->status)
         return;
     s->status = fl_sweep_statistics_f64(s->x, s->q, s->count, c->element_max, c->element_min_normal, &s->part);
     if (!s->status) {
-        merge_stats(&s->total, &s->part);
-        normalise(&s->total.signal_excluded); /* 3 x 136 adds per BUFFER elements */
-        normalise(&s->total.error_energy);
-        normalise(&s->total.error_sum);
+        fl_sweep_stats_add(&s->total, &s->part);
+        fl_exact_normalise(&s->total.signal_excluded); /* 3 x 136 adds per BUFFER elements */
+        fl_exact_normalise(&s->total.error_energy);
+        fl_exact_normalise(&s->total.error_sum);
     }
     s->count = 0;
 }
@@ -224,7 +189,7 @@ static int evaluate(const void *x, int input_f32, const fl_block_layout *layout,
         if (!status) {
             flush(&c, s);
             status = s->status;
-            merge_stats(stats, &s->total);
+            fl_sweep_stats_add(stats, &s->total);
             saturated += s->saturated;
             subnormal += s->subnormal;
         }
@@ -237,9 +202,9 @@ static int evaluate(const void *x, int input_f32, const fl_block_layout *layout,
         memset(stats, 0, sizeof *stats);
         return status;
     }
-    normalise(&stats->signal_excluded);
-    normalise(&stats->error_energy);
-    normalise(&stats->error_sum);
+    fl_exact_normalise(&stats->signal_excluded);
+    fl_exact_normalise(&stats->error_energy);
+    fl_exact_normalise(&stats->error_sum);
     stats->overflow = saturated;
     stats->below_normal = stats->zeros_out + subnormal;
     return FL_OK;
