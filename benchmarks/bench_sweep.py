@@ -185,8 +185,9 @@ class TreeCpu:
     """CPU seconds (user + system) of a process and all its descendants over a ``with`` block:
     /proc sampled every 20 ms from a thread, each process counted at the largest value seen less
     its value when the block began (a process that ends between two samples loses at most 20 ms).
-    ``root``: the pid (default this process: its main thread's own time is then taken exactly
-    with time.thread_time, so the sampling thread is not counted)."""
+    ``root``: the pid (default this process: its own time, every thread's, is then taken exactly
+    with time.process_time less the sampling thread's own time.thread_time, so that the sweep's
+    worker threads count and the sampling does not)."""
 
     def __init__(self, root=None):
         self.own = root is None
@@ -205,16 +206,19 @@ class TreeCpu:
         return {pid: processes[pid][1] for pid in tree if pid in processes}
 
     def _sample(self):
+        start = time.thread_time()
         while not self._stop.wait(0.02):
             for pid, cpu in self._tree().items():
                 self._seen[pid] = max(self._seen.get(pid, 0.0), cpu)
+        self._sampling = time.thread_time() - start
 
     def __enter__(self):
         import threading
 
         self._base = self._tree()
         self._seen = dict(self._base)
-        self._thread_start = time.thread_time()
+        self._process_start = time.process_time()
+        self._sampling = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -227,7 +231,7 @@ class TreeCpu:
             self._seen[pid] = max(self._seen.get(pid, 0.0), cpu)
         others = sum(cpu - self._base.get(pid, 0.0) for pid, cpu in self._seen.items()
                      if not (self.own and pid == self.root))
-        self.seconds = others + (time.thread_time() - self._thread_start if self.own else 0.0)
+        self.seconds = others + (time.process_time() - self._process_start - self._sampling if self.own else 0.0)
         return False
 
 
@@ -269,11 +273,12 @@ def job_benchmark(log2, repeats):
     bare_cpu = best_time(bare, repeats, clock=time.process_time)
     fl.set_threads(None)
     arguments = dict(formats=",".join(JOB_FORMATS), biases="all", roundings=JOB_ROUNDINGS, seed=0)
-    runs = {1: (float("inf"),) * 2, 2: (float("inf"),) * 2}
-    for _ in range(repeats):  # interleaved: 1 job, 2 jobs, 1 job, ...
-        for jobs in (1, 2):
-            runs[jobs] = min(runs[jobs], timed(lambda: sweep(tensors, jobs=jobs, **arguments), 1))
-    (one, one_cpu), (two, two_cpu) = runs[1], runs[2]
+    ways = ((1, "threads"), (2, "threads"), (2, "processes"))
+    runs = {way: (float("inf"),) * 2 for way in ways}
+    for _ in range(repeats):  # interleaved: 1 job, 2 jobs, 2 processes, 1 job, ...
+        for jobs, pool in ways:
+            runs[jobs, pool] = min(runs[jobs, pool], timed(lambda: sweep(tensors, jobs=jobs, pool=pool, **arguments), 1))
+    (one, one_cpu), (two, two_cpu), (processes, processes_cpu) = (runs[way] for way in ways)
     per_bias = best_time(lambda: per_bias_sweep(tensors, arguments), repeats)
     per_bias_cpu = best_time(lambda: per_bias_sweep(tensors, arguments), repeats, clock=time.process_time)
     elements = evaluations * count
@@ -283,9 +288,11 @@ def job_benchmark(log2, repeats):
     print(f"  sweep, 1 job:  {one:7.3f} s wall  {elements / one / 1e6:8.1f} M element-evaluations/s   "
           f"CPU {one_cpu:7.3f} s = {one_cpu / elements * 1e9:5.2f} ns per element-evaluation   "
           f"sweep / bare quantizes = {one / bare_time:.2f}")
-    print(f"  sweep, 2 jobs: {two:7.3f} s wall  {elements / two / 1e6:8.1f} M element-evaluations/s   "
+    print(f"  sweep, 2 jobs (threads, the default pool): {two:7.3f} s wall  {elements / two / 1e6:8.1f} M element-evaluations/s   "
           f"CPU {two_cpu:7.3f} s = {two_cpu / elements * 1e9:5.2f} ns per element-evaluation   "
           f"2 jobs / 1 job speed-up = {one / two:.2f}x")
+    print(f"  sweep, 2 jobs on worker processes (--pool processes): {processes:7.3f} s wall   CPU {processes_cpu:7.3f} s"
+          f"   speed-up over 1 job = {one / processes:.2f}x")
     print(f"  sweep, 1 job, one pass per bias (before the bias axis in one pass): {per_bias:7.3f} s"
           f"   one-pass / per-bias = {one / per_bias:.2f}")
     print(f"  CPU time (less sensitive to other load): bare {bare_cpu:.3f} s, sweep 1 job {one_cpu:.3f} s, "
@@ -322,7 +329,9 @@ def default_command_benchmark(repeats):
     variants = [("fmtlab sweep (default)", []), ("  --jobs 1", ["--jobs", "1"]), ("  --jobs 2", ["--jobs", "2"]),
                 ("  --no-plots --no-report", ["--no-plots", "--no-report"]),
                 ("  --no-plots --no-report --jobs 1", ["--no-plots", "--no-report", "--jobs", "1"]),
-                ("  --no-plots --no-report --jobs 2", ["--no-plots", "--no-report", "--jobs", "2"])]
+                ("  --no-plots --no-report --jobs 2", ["--no-plots", "--no-report", "--jobs", "2"]),
+                ("  --no-plots --no-report --jobs 2 --pool processes",
+                 ["--no-plots", "--no-report", "--jobs", "2", "--pool", "processes"])]
     best = {label: (float("inf"), float("inf")) for label, _extra in variants}
     with tempfile.TemporaryDirectory() as out:
         for _ in range(max(1, repeats)):
@@ -339,7 +348,7 @@ def default_command_benchmark(repeats):
     print(f"the default `fmtlab sweep` command (524 evaluations of 2^18 values; subprocess; best of {repeats}; "
           f"load average {_load()}):")
     for label, (wall, cpu) in best.items():
-        print(f"  {label:34s} wall {wall:6.2f} s   CPU (user + system, all processes) {cpu:6.2f} s")
+        print(f"  {label:50s} wall {wall:6.2f} s   CPU (user + system, all processes) {cpu:6.2f} s")
 
 
 def scaled_fused_benchmark(repeats):

@@ -13,8 +13,9 @@ does not take is said in one note line each on stderr.
 Before any work: every flag is checked, DIR is created (or refused), and the memory the
 synthetic tensors need is compared with what the machine has.  Ctrl-C stops the workers at
 once, writes the (tensor, format, rounding) groups that had finished to sweep.csv and
-summary.txt, says so in one line and exits with status 130; a worker that dies (killed, out
-of memory) is named in one line, the finished groups are written, and the status is 1.
+summary.txt, says so in one line and exits with status 130.  The --jobs workers are threads of
+this process unless ``--pool processes``; a worker process that dies (killed, out of memory) is
+named in one line, the finished groups are written, and the status is 1.
 """
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ DEFAULT_OUT = "fmtlab-sweep"
 
 # ---- fmtlab sweep ------------------------------------------------------------------------------
 def configure(parser: argparse.ArgumentParser) -> None:
+    from ._pool import POOLS
+
     from .formats import ROUNDINGS
     from ._inputs import DISTRIBUTIONS
 
@@ -78,7 +81,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=non_negative_int, default=0, metavar="N",
                         help="seed of the synthetic data and of stochastic rounding (default 0)")
     parser.add_argument("--jobs", type=positive_int, default=None, metavar="N",
-                        help="worker processes (default: the CPUs this process may use; 1 runs in this process)")
+                        help="workers (default: the CPUs this process may use; 1 runs in this process)")
+    parser.add_argument("--pool", default="threads", metavar="|".join(POOLS),
+                        help="what the --jobs workers are: threads of this process (default; they share the "
+                             "tensors and start at once) or worker processes (a killed worker is named and "
+                             "the finished results kept)")
     parser.add_argument("--chunk", type=positive_int, default=None, metavar="N",
                         help="elements per task of a large tensor, cut by whole rows (default 4194304); the "
                              "results do not depend on it, the memory does")
@@ -173,7 +180,7 @@ def check_synthetic_memory(args, workers: int, available=None, *, scaled: bool =
     if needed > available:
         raise ValueError(f"--size {args.size} needs about {_bytes(needed)} for {count} synthetic tensor(s) "
                          f"({_PARENT_BYTES_PER_VALUE} bytes per value, plus about {worker_bytes} "
-                         f"per value in each of {min(count, workers)} process(es) evaluating them), but "
+                         f"per value in each of {min(count, workers)} worker(s) evaluating them), but "
                          f"{_bytes(available)} of memory is available; give a smaller --size "
                          f"(or --jobs 1)")
 
@@ -209,7 +216,7 @@ def check_input_memory(sources, chunk: int, workers: int, available=None, *, sca
     per_value = _SCALED_WORKER_BYTES_PER_VALUE if scaled else _WORKER_BYTES_PER_VALUE
     needed = workers * largest_piece * per_value
     if needed > available:
-        raise ValueError(f"--chunk {chunk} needs about {_bytes(needed)} ({workers} process(es) evaluating pieces "
+        raise ValueError(f"--chunk {chunk} needs about {_bytes(needed)} ({workers} worker(s) evaluating pieces "
                          f"of up to {largest_piece:,} values at about {per_value} bytes per value), "
                          f"but {_bytes(available)} of memory is available; give a smaller --chunk or --jobs")
 
@@ -331,7 +338,7 @@ def run(args) -> int:
     import json
 
     from ._parse import parse_biases, parse_blocks, parse_formats, parse_roundings, parse_rules
-    from ._pool import Interrupted, WorkerDied, available_cpus, dask_client
+    from ._pool import Interrupted, WorkerDied, available_cpus, check_pool, dask_client
     from ._progress import progress_display
     from ._files import output_directory
     from ._records import COLUMNS, SUMMARY_LEGEND, CsvAppender, layer_kind
@@ -353,6 +360,7 @@ def run(args) -> int:
             import pyarrow  # noqa: F401  (checked before any work)
         except ImportError:
             raise ValueError("--parquet needs pyarrow, which is not installed (pip install pyarrow)") from None
+    check_pool(args.pool, "--pool")
     out = output_directory(args.out, "--out")
     jobs = args.jobs or available_cpus()
     chunk = args.chunk or DEFAULT_CHUNK
@@ -372,7 +380,8 @@ def run(args) -> int:
         axes = "".join(f"; {name} {value}" for name, value in (("blocks", args.block), ("rules", args.rule))
                        if value is not None)
         variants = f" ({len(formats)} with the block and rule axes)" if len(formats) != len(given) else ""
-        where = f"dask {args.dask}" if args.dask else f"jobs {jobs}"
+        where = f"dask {args.dask}" if args.dask else f"jobs {jobs}" + (" (processes)" if args.pool == "processes"
+                                                                         and jobs > 1 else "")
         print(f"  formats {', '.join(str(fmt) for fmt in given)}{variants}; biases {args.bias}{axes}; "
               f"rounding {', '.join(roundings)}; seed {args.seed}; {where}")
         if skipped:
@@ -418,7 +427,8 @@ def run(args) -> int:
             client, cluster = dask_client(args.dask, jobs)
             dask.extend(part for part in (cluster, client) if part is not None)
         result = sweep(sources, formats, biases, roundings, seed=args.seed, jobs=args.jobs, progress=display.set,
-                       on_note=_note, chunk=chunk, executor=client, on_records=on_records, done=done)
+                       on_note=_note, chunk=chunk, executor=client, on_records=on_records, done=done,
+                       pool=args.pool)
     except (Interrupted, WorkerDied) as stopped:
         display.close()
         appender.close()

@@ -55,11 +55,13 @@ import threading
 import time
 import traceback
 
+from ._choices import not_allowed
 from .codec import get_threads, set_threads
 
-__all__ = ["available_cpus", "check_run_arguments", "is_dask_client", "dask_client", "plan", "run_tasks", "report_progress", "start_method", "Interrupted",
-           "WorkerDied", "INLINE_WORK"]
+__all__ = ["available_cpus", "check_pool", "check_run_arguments", "is_dask_client", "dask_client", "plan", "run_tasks", "report_progress", "start_method", "Interrupted",
+           "WorkerDied", "INLINE_WORK", "POOLS"]
 
+POOLS = ("threads", "processes")  # how run_tasks runs tasks when no executor is given
 INLINE_WORK = 1 << 22       # element evaluations below which jobs=None runs inline
 _WAIT_SECONDS = 0.5         # the parent's longest sleep between two looks at its workers
 _REPORT_SECONDS = 0.2       # a worker sends progress at most this often
@@ -78,6 +80,14 @@ def available_cpus() -> int:
 def start_method() -> str:
     """The start method of fmtlab's workers: "forkserver" where available, else "spawn"."""
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def check_pool(pool, argument: str = "pool") -> str:
+    """``pool`` if it is one of :data:`POOLS`, else a ValueError naming ``argument`` (``pool`` or
+    ``--pool``), with "did you mean"."""
+    if not isinstance(pool, str) or pool not in POOLS:
+        raise ValueError(not_allowed(argument, pool, ", ".join(POOLS), POOLS))
+    return pool
 
 
 def check_run_arguments(seed, jobs, executor) -> None:
@@ -546,6 +556,12 @@ def _run_on_executor(function, arguments, executor, results, labels, units, repo
     except KeyboardInterrupt:
         for future in futures:
             future.cancel()  # tasks already running on another executor's workers are not ours to stop
+        # Tasks that finished while this process waited are kept, as though the wait had seen them.
+        for future, index in futures.items():
+            if results[index] is None and future.done() and not future.cancelled() and future.exception() is None:
+                results[index] = future.result()
+                if on_result is not None:
+                    on_result(index, results[index])
         raise Interrupted(results) from None
     except BaseException:
         for future in futures:
@@ -555,10 +571,20 @@ def _run_on_executor(function, arguments, executor, results, labels, units, repo
 
 
 def run_tasks(function, arguments, executor=None, inline=False, workers=1, progress=None, *, labels=None,
-              units=None, preload=(), on_result=None) -> list:
+              units=None, preload=(), on_result=None, pool="processes") -> list:
     """``[function(*args, threads=1) for args in arguments]``, in order, run inline (this
     process's thread setting is restored afterwards), on ``executor``, or on ``workers``
-    worker processes made here (see the module docstring).
+    worker processes made here (see the module docstring) -- or, with ``pool="threads"``, on
+    ``workers`` threads of this process.
+
+    ``pool="threads"`` is for tasks whose time is spent in fmtlab's C loops, which release the
+    GIL (the sweep's): threads start in microseconds and share the tensors, where each worker
+    process costs a start and a copy of its rows.  The tasks run side by side with the C loops
+    on one thread each (this process's thread setting is restored afterwards); Ctrl-C cancels
+    every task not yet started and raises :class:`Interrupted` at once (a running task cannot be
+    stopped from outside: it ends in the background and its result is dropped); a task's
+    exception is raised as it is.  A process that dies takes the run with it, so
+    :class:`WorkerDied` is not raised there.
 
     ``progress(done, total)`` is called at the start and as work is done.  Without
     ``units`` a task counts 1 when it finishes; with ``units`` (one count per task, e.g. its
@@ -592,7 +618,27 @@ def run_tasks(function, arguments, executor=None, inline=False, workers=1, progr
         return _run_inline(function, arguments, results, units, report, on_result)
     if executor is not None:
         return _run_on_executor(function, arguments, executor, results, labels, units, report, on_result)
+    if pool == "threads":
+        return _run_on_threads(function, arguments, workers, results, labels, units, report, on_result)
+    check_pool(pool)
     return _run_on_workers(function, arguments, workers, results, labels, units, report, tuple(preload), on_result)
+
+
+def _run_on_threads(function, arguments, workers, results, labels, units, report, on_result):
+    """The tasks on ``workers`` threads of this process (see :func:`run_tasks`): through
+    :func:`_run_on_executor` with a ThreadPoolExecutor, which gives the same waiting, progress,
+    Ctrl-C and error handling as any other executor."""
+    previous = get_threads()
+    set_threads(1)  # process-wide: every task runs its C loops on one thread (tasks set it too)
+    threads = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(int(workers), len(arguments))),
+                                                    thread_name_prefix="fmtlab-task")
+    try:
+        return _run_on_executor(function, arguments, threads, results, labels, units, report, on_result)
+    finally:
+        # Not waiting: after Ctrl-C or an error the tasks not started are cancelled, and one still
+        # running ends on its own (its result is dropped).
+        threads.shutdown(wait=False, cancel_futures=True)
+        set_threads(previous)
 
 
 def _run_inline(function, arguments, results, units, report, on_result):

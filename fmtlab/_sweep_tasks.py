@@ -1,4 +1,4 @@
-"""How a sweep is cut into tasks, and whether it pays to run them on worker processes.
+"""How a sweep is cut into tasks, and whether it pays to run them on workers (threads or processes).
 
 The work of a sweep is a set of *groups*: one (tensor, format, rounding) with its bias axis (the
 biases evaluated; one for a fixed or scaled format).  A task is a row range of one tensor and
@@ -6,9 +6,10 @@ whole groups on it: the bias axis of a group is never split across tasks, so the
 axis (fmtlab._bias_axis, docs/sweep.md "The bias axis in one pass") sees every bias of the group
 on the rows it reads.  Tasks are sized by cost, in element evaluations:
 
-    cost(group on rows r) = elements(r) x biases(group) x weight(format)
+    cost(group on rows r) = elements(r) x group_cost(biases(group), scaled)
 
-(weight 1 for element formats, SCALED_WEIGHT for scaled ones, measured), so that a sweep becomes
+(one evaluation per bias up to BIAS_AXIS_WEIGHT, since the bias axis runs in one pass; SCALED_WEIGHT
+for scaled formats; both measured), so that a sweep becomes
 about TASKS_PER_WORKER tasks per worker of near-equal cost, and never tasks smaller than
 MIN_TASK_EVALUATIONS (below which a task's fixed cost -- sending it, reading its rows, the float64
 copy and the exact signal sum -- is a visible share).  Within a row range of at most ``chunk``
@@ -28,34 +29,43 @@ import math
 from ._sweep_scaled import row_ranges
 
 __all__ = ["Task", "plan_tasks", "group_cost", "parallel_pays", "SECONDS_PER_EVALUATION", "WORKER_START_SECONDS",
-           "TASKS_PER_WORKER", "INLINE_TASKS", "MIN_TASK_EVALUATIONS", "SCALED_WEIGHT"]
+           "THREAD_START_SECONDS", "BIAS_AXIS_WEIGHT", "TASKS_PER_WORKER", "INLINE_TASKS", "MIN_TASK_EVALUATIONS",
+           "SCALED_WEIGHT"]
 
-# The cost model (measured on 2026-12-02 on the shared 2-core machine of docs/performance.md,
-# load average about 2): one element evaluation of the fused kernel (4.6-5.4 ns for the 8- and
-# 16-bit formats; the one-pass bias axis of 64 biases measured 61-67 evaluations' worth, so a
-# bias counts one evaluation), a scaled format's fused evaluation against it (17-26 ms against
-# about 5 ms per 2^20 values: benchmarks/bench_sweep.py), and starting the worker processes (forkserver, fmtlab imported once in the server:
-# 0.19-0.31 s for two workers once ``import fmtlab`` no longer imports ml_dtypes).
+# The cost model, in fused element evaluations (one element rounded to one format and bias and
+# its metrics accumulated: 5-6 ns for the 8- and 16-bit formats, measured on 2026-12-02 at 17:45 on
+# the shared 2-core machine of docs/performance.md, load about 1.5, with 2^20-value tensors).
+# The one-pass bias axis (csrc/bias_axis.c) costs far less than one evaluation per bias: relative
+# to one e4m3fn evaluation, 2 biases measured 1.7-1.9 (nearest) and 4.2-6.4 (stochastic), 64
+# biases 2.9-4.4 and 6.3-9.9; so an axis of b biases counts min(b, BIAS_AXIS_WEIGHT).  A scaled
+# format's fused evaluation measured 2.0-7.4 (mxfp8_e4m3, mxfp4, fp8_block128, nvfp4): SCALED_WEIGHT.
+# Starting the workers: worker processes (forkserver, fmtlab imported once in the server, the rows
+# sent to each) cost 0.3 s and more; threads of this process (the sweep's pool by default: the C
+# loops release the GIL) cost well under a millisecond, THREAD_START_SECONDS with margin.
 SECONDS_PER_EVALUATION = 6e-9
 WORKER_START_SECONDS = 0.3
+THREAD_START_SECONDS = 0.002
+BIAS_AXIS_WEIGHT = 6
 SCALED_WEIGHT = 4
 
-TASKS_PER_WORKER = 4          # tasks per worker process: near-equal tasks, few enough to be cheap
+TASKS_PER_WORKER = 4          # tasks per worker: near-equal tasks, few enough to be cheap
 INLINE_TASKS = 16             # tasks of an inline run: where Ctrl-C stops and progress moves
-MIN_TASK_EVALUATIONS = 1 << 22  # element evaluations below which a task is not cut further (~25 ms)
+MIN_TASK_EVALUATIONS = 1 << 20  # element evaluations below which a task is not cut further (~6 ms)
 
 
-def parallel_pays(work: int, workers: int) -> bool:
-    """Whether ``work`` element evaluations finish sooner on ``workers`` processes than inline:
-    with c = work x SECONDS_PER_EVALUATION, c / workers + WORKER_START_SECONDS < c."""
+def parallel_pays(work: int, workers: int, pool: str = "processes") -> bool:
+    """Whether ``work`` element evaluations finish sooner on ``workers`` workers than inline:
+    with c = work x SECONDS_PER_EVALUATION, c / workers + start < c, where start is
+    WORKER_START_SECONDS for worker processes and THREAD_START_SECONDS for threads."""
     compute = work * SECONDS_PER_EVALUATION
-    return workers > 1 and compute / workers + WORKER_START_SECONDS < compute
+    start = THREAD_START_SECONDS if pool == "threads" else WORKER_START_SECONDS
+    return workers > 1 and compute / workers + start < compute
 
 
 def group_cost(biases: int, scaled: bool) -> int:
-    """Element evaluations per element of a group of ``biases`` biases (a scaled format: one,
-    weighted by SCALED_WEIGHT)."""
-    return SCALED_WEIGHT if scaled else max(1, int(biases))
+    """Element evaluations per element of a group of ``biases`` biases evaluated in one pass
+    (min(biases, BIAS_AXIS_WEIGHT)); a scaled format: SCALED_WEIGHT."""
+    return SCALED_WEIGHT if scaled else max(1, min(int(biases), BIAS_AXIS_WEIGHT))
 
 
 @dataclasses.dataclass

@@ -58,22 +58,25 @@ results never depend on how it is run
 
 * ``executor``: any ``concurrent.futures.Executor`` (a Dask ``Client.get_executor()``,
   ``fmtlab.ray_executor.RayExecutor()``, a ``ProcessPoolExecutor`` of your own);
-* otherwise ``jobs`` worker processes (default: the CPUs this process may use), started
-  with "forkserver" (fork is unsafe once OpenMP threads exist);
+* otherwise ``jobs`` workers (default: the CPUs this process may use): threads of this process
+  (``pool="threads"``, the default: the tasks' time is in the C loops, which release the GIL,
+  and threads share the tensors and start at once) or fmtlab's worker processes
+  (``pool="processes"``, started with "forkserver": fork is unsafe once OpenMP threads exist);
 * ``jobs=1``, or ``jobs=None`` when the estimated cost says workers would not finish sooner
-  (:func:`parallel_pays`: a sweep whose fused evaluations take less than about
-  WORKER_START_SECONDS x workers / (workers - 1), 0.6 s on two CPUs), runs inline in this process.
+  (:func:`parallel_pays`: on threads, a sweep of less than a few milliseconds; on processes,
+  one whose fused evaluations take less than about WORKER_START_SECONDS x workers /
+  (workers - 1), 0.6 s on two CPUs), runs inline in this process.
 
 Every task runs the C loops on one thread (``fl.set_threads(1)`` in the process that runs
-it; restored afterwards when inline): the parallelism comes from tasks side by side.
+it; restored afterwards when inline or on threads): the parallelism comes from tasks side by side.
 
 Ctrl-C raises ``fmtlab._pool.Interrupted`` (a KeyboardInterrupt) and a dead worker
 ``fmtlab._pool.WorkerDied`` (a RuntimeError); both carry ``.partial``, a
 :class:`SweepResult` of the (tensor, format, rounding) groups that had finished, and
 ``.planned``, the number of records the whole sweep would have had.
 
-Worker processes re-import the main module; scripts must guard their entry point with
-``if __name__ == "__main__":`` (or pass ``jobs=1``).
+Worker processes (``pool="processes"``) re-import the main module; scripts that use them must
+guard their entry point with ``if __name__ == "__main__":``.
 """
 from __future__ import annotations
 
@@ -87,7 +90,7 @@ from ._parse import block_text, parse_biases, parse_blocks, parse_formats, parse
 from ._bias_axis import bias_axis_statistics, values_dtype
 from ._binades import merge_histograms, scan
 from ._choices import is_flag
-from ._pool import Interrupted, WorkerDied, check_run_arguments, plan, run_tasks
+from ._pool import Interrupted, check_pool, WorkerDied, check_run_arguments, plan, run_tasks
 from ._records import SweepRecord, SweepResult, format_family
 from ._sweep_tasks import (SECONDS_PER_EVALUATION, WORKER_START_SECONDS, group_cost, parallel_pays,
                            plan_tasks)
@@ -372,7 +375,7 @@ DEFAULT_CHUNK = 1 << 22  # elements per task of a large tensor (4M: 8 MB of BF16
 
 def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=0, executor=None, *,
           jobs=None, progress=None, blocks=None, rules=None, on_note=None, chunk=DEFAULT_CHUNK, include=None,
-          exclude=None, on_records=None, done=None) -> SweepResult:
+          exclude=None, on_records=None, done=None, pool="threads") -> SweepResult:
     """Quantize tensors to every (format, bias, rounding) and measure the error.
 
     Parameters
@@ -390,8 +393,13 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
     seed : the stochastic-rounding seed (an int >= 0).
     executor : a ``concurrent.futures.Executor`` or a ``distributed.Client`` to run the tasks
         on; None uses ``jobs``.
-    jobs : worker processes when no executor is given (None: the CPUs available,
-        ``fmtlab._pool.available_cpus()``, inline for small sweeps; 1: inline).
+    jobs : workers when no executor is given (None: the CPUs available,
+        ``fmtlab._pool.available_cpus()``, inline when the estimated cost says workers would not
+        finish sooner; 1: inline).
+    pool : what the ``jobs`` workers are: "threads" (default) of this process, which share the
+        tensors and start at once (the C loops release the GIL), or "processes", fmtlab's worker
+        processes (a worker killed, e.g. out of memory, is named and the run keeps what had
+        finished; each costs a start and a copy of its rows).  Ignored with an executor.
     progress : a callable ``progress(done, total)`` called at the start (done = 0) and as
         tasks finish (total = the number of tasks).  File inputs first take a reading pass
         (the tensors' amax), reported the same way before the evaluation's own calls.
@@ -431,6 +439,7 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
     modes = parse_roundings(roundings)
     fmts, notes = scaled_variants(fmts, parse_blocks(blocks), parse_rules(rules))
     check_run_arguments(seed, jobs, executor)
+    check_pool(pool)
     if on_note is not None and not callable(on_note):
         raise TypeError(f"on_note={on_note!r} is not allowed: a callable on_note(line), or None for warnings")
     if on_records is not None and not callable(on_records):
@@ -440,7 +449,7 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
     sources = {source.name: source for source in tensor_sources(tensors, include=include, exclude=exclude)}
 
     # Pass 1: each tensor's amax (in-memory tensors here; files on the workers, a chunk at a time).
-    scans = _scan(sources, chunk, executor, jobs, progress)
+    scans = _scan(sources, chunk, executor, jobs, progress, pool)
     amaxes = {name: scan["amax"] for name, scan in scans.items()}
     groups = {}
     unblockable = {}  # scaled format spec -> {problem: [tensor names]}
@@ -493,7 +502,7 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
             layout.append((name, source.rows, source.row_size, tensor_groups))
     inline, workers = plan(executor, jobs, work)
     if executor is None and jobs is None:
-        inline = workers == 1 or not parallel_pays(work, workers)
+        inline = workers == 1 or not parallel_pays(work, workers, pool)
     tasks = plan_tasks(layout, chunk, workers, inline)
     arguments = [(sources[task.name].piece(task.start, task.stop),
                   [(groups[key]["format"], key[2], bias) for key, bias in task.items], int(seed),
@@ -531,7 +540,7 @@ def sweep(tensors, formats=None, biases=None, roundings=("nearest_even",), seed=
                 on_records(_records(groups, merged, sources, amaxes, int(seed), reused, names={name}))
     try:
         run_tasks(evaluate_piece, arguments, executor, inline, workers, progress, labels=labels,
-                  preload=("fmtlab",), on_result=finished)
+                  preload=("fmtlab",), on_result=finished, pool=pool)
     except (Interrupted, WorkerDied) as stopped:
         stopped.partial = _records(groups, _complete(merged, pieces_left), sources, amaxes, int(seed), reused, notes)
         stopped.partial.histograms = _histograms(scans)
@@ -574,7 +583,7 @@ def _reusable(groups, done) -> dict:
             and all(record.rule_bias == group["rule"] for record in found[key].values())}
 
 
-def _scan(sources, chunk, executor, jobs, progress) -> dict:
+def _scan(sources, chunk, executor, jobs, progress, pool="threads") -> dict:
     """name -> {"amax", "tensor_amax", "histogram"}: every tensor's largest finite magnitude (NaN
     without a finite element), its largest magnitude counting NaN and Inf (for the scaled
     formats' per-tensor scales) and its log2|x| histogram (for the report; integer counts, added
@@ -590,7 +599,8 @@ def _scan(sources, chunk, executor, jobs, progress) -> dict:
     if arguments:
         inline, workers = plan(executor, jobs, sum(sources[name].size for name in set(owners)))
         results = run_tasks(scan_piece, arguments, executor, inline, workers, progress,
-                            labels=[f"reading tensor {name!r}" for name in owners], preload=("fmtlab",))
+                            labels=[f"reading tensor {name!r}" for name in owners], preload=("fmtlab",),
+                            pool=pool)
         for name, result in zip(owners, results):
             scans[name] = result if name not in scans else {
                 "amax": _max_amax(scans[name]["amax"], result["amax"]),

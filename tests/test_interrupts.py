@@ -130,8 +130,10 @@ def _no_traceback(job, after):
 
 # ---- fmtlab sweep -------------------------------------------------------------------------------
 # 524 evaluations in 10 tasks (fmtlab._sweep_tasks, a target of 1/8 of the cost): per tensor, each of
-# the four 64-bias axes cut into two row ranges, two half-axes a task, and one task of the six others
+# the four 64-bias axes with one of the six single-bias groups, and one task of the other two.
+# Threads (the default pool) for Ctrl-C; worker processes for the killed worker.
 SWEEP = ("sweep", "--size", str(4_000_000), "--jobs", "2", "--no-plots")
+SWEEP_PROCESSES = SWEEP + ("--pool", "processes")
 SWEEP_PROGRESS = r"sweep: ([1-9])/10 tasks"                             # a task finished, more to come
 
 
@@ -173,9 +175,19 @@ def test_ctrl_c_stops_a_sweep_at_once_and_writes_what_finished(tmp_path):
     _check_partial_sweep(out, int(match.group(1)))
 
 
+def test_ctrl_c_stops_a_sweep_on_worker_processes_at_once(tmp_path):
+    out = tmp_path / "out"
+    job = Job(*SWEEP_PROCESSES, "--out", str(out))
+    job.wait_for(SWEEP_PROGRESS)
+    status, seconds, after = job.stop_with(lambda: os.killpg(job.process.pid, signal.SIGINT))
+    assert status == 130 and seconds < STOP_TIMEOUT and len(after) == 1, (status, seconds, after)
+    assert re.fullmatch(r"fmtlab sweep: interrupted: \d+ of 524 results finished and were written to .*/", after[0])
+    _no_traceback(job, after)
+
+
 def test_a_killed_sweep_worker_is_named_and_the_finished_results_are_written(tmp_path):
     out = tmp_path / "out"
-    job = Job(*SWEEP, "--out", str(out))
+    job = Job(*SWEEP_PROCESSES, "--out", str(out))
     job.wait_for(SWEEP_PROGRESS)
     workers = job.workers()
     assert len(workers) == 2, workers

@@ -200,3 +200,62 @@ def test_ctrl_c_on_another_executor_cancels_what_has_not_started():
             run_tasks(steps, [(1, 0.01)] + [(1, 0.2)] * 20, executor=executor, progress=progress)
     results = caught.value.results
     assert results[0] == 1 and results.count(None) >= 18  # the queued ones never ran
+
+
+# ---- pool="threads": the tasks on threads of this process (the sweep's default) -------------------
+def thread_state(x, threads=None):
+    """Which thread runs the task, and the C loops' thread setting it sees."""
+    import threading
+
+    from fmtlab import get_threads
+
+    return x * x, threading.current_thread().name, threads, get_threads()
+
+
+def test_threads_give_the_results_in_order_on_worker_threads_with_one_c_thread():
+    from fmtlab import get_threads, set_threads
+
+    set_threads(2)
+    try:
+        done = []
+        results = run_tasks(thread_state, [(x,) for x in range(12)], workers=2, pool="threads",
+                            on_result=lambda index, result: done.append(index))
+        assert [result[0] for result in results] == [x * x for x in range(12)]
+        assert all(name.startswith("fmtlab-task") for _square, name, _threads, _c in results)
+        assert {threads for _square, _name, threads, _c in results} == {1}
+        assert {c_threads for _square, _name, _threads, c_threads in results} == {1}  # no OpenMP team inside
+        assert sorted(done) == list(range(12))
+        assert get_threads() == 2  # this process's setting is back
+    finally:
+        set_threads(None)
+
+
+def test_threads_raise_a_task_error_as_it_is():
+    with pytest.raises(FileNotFoundError, match="no such file: 2"):
+        run_tasks(fails, [(x,) for x in range(6)], workers=2, pool="threads")
+
+
+def interrupt_at(x, threads=None):
+    """Task 2 presses Ctrl-C (a KeyboardInterrupt in the main thread) and then takes a while."""
+    import _thread
+
+    if x == 2:
+        _thread.interrupt_main()
+        time.sleep(3)
+    return x + 1
+
+
+def test_ctrl_c_on_threads_raises_interrupted_at_once_with_the_finished_results():
+    started = time.monotonic()
+    with pytest.raises(Interrupted) as caught:
+        run_tasks(interrupt_at, [(x,) for x in range(200)], workers=1, pool="threads")
+    assert time.monotonic() - started < 1.5  # not waiting for the running task (3 s)
+    # the two tasks before it are kept (also one that finished while the parent had not looked yet)
+    assert caught.value.results[:3] == [1, 2, None]
+    assert caught.value.finished == 2 and caught.value.total == 200  # the rest never started
+
+
+def test_an_unknown_pool_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match=r"pool='thread' is not allowed \(did you mean 'threads'\?\); "
+                                         r"allowed: threads, processes"):
+        run_tasks(square, [(1,), (2,)], workers=2, pool="thread")

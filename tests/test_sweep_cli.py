@@ -65,6 +65,7 @@ def test_auto_bias_and_a_distribution(tmp_path):
     (["--bias", "low"], "--bias low is not allowed; allowed: all, auto"),
     (["--rounding", "nearest"], "--rounding nearest is not allowed (did you mean 'nearest_even'?)"),
     (["--formats", "fp8"], "--formats fp8 is not allowed; allowed: fp32"),
+    (["--pool", "thread"], "--pool thread is not allowed (did you mean 'threads'?); allowed: threads, processes"),
 ])
 def test_bad_inputs_give_one_line_errors(tmp_path, capsys, argv, message):
     assert run_cli(*argv, "--out", str(tmp_path), "--size", "100", "--jobs", "1") == 2
@@ -170,7 +171,7 @@ def test_a_size_that_does_not_fit_in_memory_is_refused_before_any_work(tmp_path,
     err = capsys.readouterr().err
     # Two synthetic tensors of 2^20 values: 2 x 4 MiB here, plus 42 MiB in each of 2 workers = 92 MiB.
     assert err == ("fmtlab sweep: error: --size 1048576 needs about 92.0 MiB for 2 synthetic tensor(s) (4 bytes "
-                   "per value, plus about 42 per value in each of 2 process(es) evaluating them), but 50.0 MiB of "
+                   "per value, plus about 42 per value in each of 2 worker(s) evaluating them), but 50.0 MiB of "
                    "memory is available; give a smaller --size (or --jobs 1)\n")
     assert not (tmp_path / "sweep.csv").exists()
 
@@ -229,7 +230,7 @@ def test_a_chunk_that_does_not_fit_in_memory_is_refused_before_any_work(tmp_path
     assert run_cli("--input", str(inputs), "--chunk", "2048", "--jobs", "2", "--out", str(tmp_path / "out")) == 2
     err = capsys.readouterr().err
     # The largest piece: 2048 values (embed_tokens, 3200 values in rows of 32, cut at --chunk 2048).
-    assert err == ("fmtlab sweep: error: --chunk 2048 needs about 168.0 KiB (2 process(es) evaluating pieces of up to "
+    assert err == ("fmtlab sweep: error: --chunk 2048 needs about 168.0 KiB (2 worker(s) evaluating pieces of up to "
                    "2,048 values at about 42 bytes per value), but 97.7 KiB of memory is available; give a smaller "
                    "--chunk or --jobs\n")
     assert not (tmp_path / "out" / "sweep.csv").exists()

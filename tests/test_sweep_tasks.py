@@ -15,29 +15,42 @@ from fmtlab.sweep import sweep
 
 # ---- the cost model --------------------------------------------------------------------------------
 def test_jobs_none_runs_inline_when_workers_would_not_finish_sooner():
-    """c = evaluations x 6 ns against c / workers + 0.3 s (docs/sweep.md)."""
-    default_sweep = (1 << 18) * 524               # the default fmtlab sweep: 0.82 s of evaluation
-    assert parallel_pays(default_sweep, 2)
-    assert not parallel_pays(10 ** 12, 1)
-    assert not parallel_pays(100_000_000, 2)      # c = 0.6 s: c / 2 + 0.3 = c, no gain
-    assert parallel_pays(101_000_000, 2)          # c = 0.606 s
-    assert not parallel_pays(2 * 5000 * 130, 2)   # a small sweep of tests: 6.5 million evaluations
-    assert parallel_pays(2 * (1 << 20) * 520, 2)  # the issue-14 job
+    """c = evaluations x 6 ns against c / workers + the workers' start: 0.3 s for worker
+    processes, 2 ms for threads (docs/sweep.md)."""
+    # the default fmtlab sweep: 2 tensors of 2^18 values; per value 6 single-bias groups and four
+    # 64-bias axes of 6 evaluations' worth each (group_cost): 30 evaluations, 0.094 s
+    default_sweep = 2 * (1 << 18) * (6 + 4 * group_cost(64, False))
+    assert default_sweep == 15_728_640
+    assert parallel_pays(default_sweep, 2, "threads")
+    assert not parallel_pays(default_sweep, 2, "processes")
+    assert not parallel_pays(default_sweep, 2)                   # processes unless told
+    assert not parallel_pays(10 ** 12, 1, "threads") and not parallel_pays(10 ** 12, 1, "processes")
+    assert not parallel_pays(100_000_000, 2, "processes")        # c = 0.6 s: c / 2 + 0.3 = c, no gain
+    assert parallel_pays(101_000_000, 2, "processes")            # c = 0.606 s
+    assert not parallel_pays(666_666, 2, "threads")              # c = 4 ms: c / 2 + 2 ms = c, no gain
+    assert parallel_pays(700_000, 2, "threads")
+    issue_14_job = 2 * (1 << 20) * (4 + 4 * group_cost(64, False))  # 0.35 s of evaluations
+    assert parallel_pays(issue_14_job, 2, "threads") and not parallel_pays(issue_14_job, 2, "processes")
 
 
-def test_a_group_costs_its_biases():
-    assert group_cost(64, False) == 64 and group_cost(1, False) == 1
-    assert group_cost(1, True) == _sweep_tasks.SCALED_WEIGHT
+def test_a_bias_axis_costs_its_biases_up_to_the_one_pass_weight():
+    """One evaluation per bias up to BIAS_AXIS_WEIGHT (6: the 64-bias axis measured 3-10 single
+    evaluations' worth), a scaled format SCALED_WEIGHT."""
+    assert [group_cost(count, False) for count in (1, 2, 5, 6, 7, 64)] == [1, 2, 5, 6, 6, 6]
+    assert _sweep_tasks.BIAS_AXIS_WEIGHT == 6
+    assert group_cost(0, False) == 1
+    assert group_cost(1, True) == _sweep_tasks.SCALED_WEIGHT == 4
 
 
 # ---- the layout --------------------------------------------------------------------------------------
 def test_a_costly_bias_axis_is_cut_by_rows_not_by_biases():
-    """One tensor of 300,000 values, one group of 64 biases, 2 workers: 19.2 million evaluations,
-    target max(2^22, 19.2M / 8) = 2^22, so ceil(19.2M / 2^22) = 5 row ranges of 60,000 rows, each
-    with all 64 biases."""
+    """One tensor of 3,000,000 values, one group of 64 biases (6 evaluations a value), 2 workers: 18
+    million evaluations, target max(2^20, 18M / 8) = 2.25M, so ceil(18M / 2.25M) = 8 row ranges of
+    375,000 rows, each with all 64 biases."""
     biases = list(range(64))
-    tasks = plan_tasks([("x", 300_000, 1, [("key", biases, 1, 64)])], 1 << 22, 2, False)
-    assert [(task.start, task.stop) for task in tasks] == [(start, start + 60_000) for start in range(0, 300_000, 60_000)]
+    tasks = plan_tasks([("x", 3_000_000, 1, [("key", biases, 1, group_cost(64, False))])], 1 << 22, 2, False)
+    assert [(task.start, task.stop) for task in tasks] == [(start, start + 375_000)
+                                                           for start in range(0, 3_000_000, 375_000)]
     assert all(task.items == [("key", bias) for bias in biases] for task in tasks)
 
 
@@ -53,21 +66,23 @@ def test_small_groups_share_a_task_and_a_small_sweep_is_one_task_per_range():
 
 
 def test_the_default_sweep_becomes_near_equal_tasks_for_two_workers():
-    """2 tensors of 2^18 values, fp32/fp16/bf16 (1 bias) and two CFloat8 (64 biases), two roundings:
-    137 million evaluations, target 137M / 8 = 17.2M; each 64-bias axis (16.8M) is a task, the
-    small groups fill them up to the target; run in order on two workers (each takes the next task
-    when free), the slower worker ends within 5% of half the work."""
-    groups = [((f, r), list(range(count)), 1, count) for f, count in
+    """2 tensors of 2^18 values, fp32/fp16/bf16 (1 bias, cost 1) and two CFloat8 (64 biases, cost 6),
+    two roundings: 15.7 million evaluations, target 15.7M / 8 = 1.97M; each 64-bias axis (1.57M)
+    is a task, the small groups fill them up to the target; run in order on two workers (each takes
+    the next task when free), the slower worker ends within 5% of half the work."""
+    groups = [((f, r), list(range(count)), 1, group_cost(count, False)) for f, count in
               (("fp32", 1), ("fp16", 1), ("bf16", 1), ("c143", 64), ("c152", 64)) for r in ("ne", "sr")]
     tasks = plan_tasks([(name, 1 << 18, 1, groups) for name in ("normal", "lognormal")], 1 << 22, 2, False)
+    total = 2 * (1 << 18) * 30
     assert {(task.start, task.stop) for task in tasks} == {(0, 1 << 18)}
-    assert all(task.cost <= math.ceil((1 << 18) * 524 / 8) for task in tasks)
+    assert len(tasks) == 10 and sum(task.cost for task in tasks) == total
+    assert all(task.cost <= math.ceil(total / 8) for task in tasks)
     for task in tasks:
         assert sum(1 for key, bias in task.items if key[0].startswith("c1") and bias == 0) <= 1
     loads = [0, 0]
     for task in tasks:
         loads[loads.index(min(loads))] += task.cost
-    assert max(loads) <= 1.05 * (1 << 18) * 524 / 2
+    assert max(loads) <= 1.05 * total / 2
 
 
 @settings(max_examples=300, deadline=None)
@@ -126,8 +141,8 @@ def whole():
 
 
 @pytest.mark.parametrize("minimum", [1, 5000])
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_groups_cut_by_rows_give_the_records_of_the_whole_tensor(whole, monkeypatch, minimum, jobs):
+@pytest.mark.parametrize("jobs, pool", [(1, "threads"), (2, "threads"), (2, "processes")])
+def test_groups_cut_by_rows_give_the_records_of_the_whole_tensor(whole, monkeypatch, minimum, jobs, pool):
     """With MIN_TASK_EVALUATIONS lowered, every 64-bias axis and the scaled formats (blocks along the
     first axis of the vector: 32 or 24 rows a block; 16 x 16 tiles of the matrix) are cut into
     sub-ranges of whole blocks; the records are still those of one piece per tensor."""
@@ -138,7 +153,7 @@ def test_groups_cut_by_rows_give_the_records_of_the_whole_tensor(whole, monkeypa
     monkeypatch.setattr(_sweep_tasks, "INLINE_TASKS", 128)
     seen = []
     monkeypatch.setattr(sweep_module, "plan_tasks", _recording(_sweep_tasks.plan_tasks, seen))
-    result = sweep(_data(), jobs=jobs, **ARGUMENTS)
+    result = sweep(_data(), jobs=jobs, pool=pool, **ARGUMENTS)
     assert result.to_csv() == whole.to_csv()
     tiles = [task for task in seen[0] if task.name == "matrix" and any(key[1] == "nvfp4_2d" for key, _b in task.items)]
     assert len(tiles) > 2 and all(task.start % 16 == 0 for task in tiles)  # its rows cut, in whole 16 x 16 tiles
@@ -152,3 +167,8 @@ def _recording(function, seen):
         seen.append(tasks)
         return tasks
     return recorded
+
+
+def test_a_sweep_names_an_unknown_pool():
+    with pytest.raises(ValueError, match=r"pool='process' is not allowed \(did you mean 'processes'\?\)"):
+        sweep(np.ones(8, np.float32), "bf16", pool="process")
