@@ -149,6 +149,7 @@ def checkpoint_benchmark(sizes, directory, peer_limit):
             peer_time = seconds
             runs.append(("peer (numpy)", seconds, peak))
         for label, extra in (("inline", ["--jobs", "1"]), ("2 jobs", ["--jobs", "2"]),
+                             ("2 processes", ["--jobs", "2", "--pool", "processes"]),
                              ("dask, 2 workers", ["--dask", "local", "--jobs", "2"])):
             with tempfile.TemporaryDirectory(dir=directory) as out:
                 command = [sys.executable, "-m", "fmtlab", "sweep", "--input", str(path), "--formats", "e4m3fn,bf16",

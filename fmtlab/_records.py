@@ -74,7 +74,9 @@ class SweepRecord:
         return bool(self.block)
 
     def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        # Every field is a str, int, float or bool: a plain read equals dataclasses.asdict, which
+        # deep-copies each value and took about 0.1 s of the default sweep's 524 records.
+        return {name: getattr(self, name) for name in COLUMNS}
 
 
 COLUMNS = tuple(field.name for field in dataclasses.fields(SweepRecord))

@@ -314,3 +314,15 @@ def test_element_records_carry_empty_scaling_columns(data):
         ("fp16", 15, 16.0), ("cfloat8_1_4_3", 10, 8.0)]   # 10 is also the rule bias (amax ~ 40)
     rows = list(csv.DictReader(io.StringIO(result.to_csv())))
     assert list(rows[0])[:5] == ["tensor", "format", "block", "rule", "bias"] and rows[0]["block"] == ""
+
+
+def test_a_record_as_a_dict_is_dataclasses_asdict():
+    """SweepRecord.as_dict reads the fields directly (fast); it must equal dataclasses.asdict."""
+    import dataclasses
+
+    result = sweep({"x": np.linspace(-3, 3, 1000).astype(np.float32)}, "bf16,cfloat8_1_4_3,mxfp8_e4m3", [3, 9],
+                   ["nearest_even"], jobs=1)
+    assert len(result) >= 4  # bf16, mxfp8_e4m3, cfloat8 at 3 and 9 (and its rule bias)
+    for record in result:
+        assert record.as_dict() == dataclasses.asdict(record)
+        assert list(record.as_dict()) == [field.name for field in dataclasses.fields(record)]
