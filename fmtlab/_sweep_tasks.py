@@ -18,8 +18,10 @@ target cost; a group whose cost on the range alone exceeds the target has its ro
 fewest whole-row (whole-block) sub-ranges that bring each under it.  The results do not depend on
 the cut: every piece's statistics are exact and merge exactly (docs/sweep.md).
 
-Inline (``parallel_pays`` says no, or one worker) the same layout is made for INLINE_TASKS tasks:
-tasks are where Ctrl-C stops and where progress moves, and cost nothing to keep.
+Inline (``parallel_pays`` says no, or one worker) the same layout is made for INLINE_TASKS tasks
+(tasks are where Ctrl-C stops and where progress moves), except that the groups of one row range of
+at most ``chunk`` elements are not cut into several tasks: each would read the rows and sum their
+signal again, for nothing.
 """
 from __future__ import annotations
 
@@ -93,6 +95,12 @@ def plan_tasks(tensors, chunk: int, workers: int, inline: bool) -> list:
                 for _key, _biases, _quantum, per_element in groups)
     tasks_wanted = INLINE_TASKS if inline else TASKS_PER_WORKER * max(1, workers)
     target = max(MIN_TASK_EVALUATIONS, -(-total // tasks_wanted))
+    if inline:
+        # Inline, cutting a row range's groups into several tasks gains nothing but finer progress
+        # and costs each task a read of the rows and their exact signal sum (a fifth of a
+        # checkpoint's two-format sweep): a task is a whole chunk's groups where it can be.
+        target = max([target] + [min(rows * row_size, chunk) * sum(per_element for *_rest, per_element in groups)
+                                 for _name, rows, row_size, groups in tensors])
     tasks = []
     for name, rows, row_size, groups in tensors:
         by_range = {}  # (start, stop) -> [(cost, key, biases)], in the order they are made

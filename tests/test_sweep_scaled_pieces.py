@@ -294,7 +294,7 @@ def test_the_memory_check_counts_a_piece_of_whole_blocks_not_the_tensor(tmp_path
     sources = tensor_sources(tmp_path / "w.npy")
     check_input_memory(sources, 10, 2, available=1 << 20, scaled=[])            # 300 values a piece: fits
     check_input_memory(sources, 10, 2, available=1 << 20, scaled=[fl.format("nvfp4")])
-    with pytest.raises(ValueError, match=r"^--chunk 10 needs about 4.1 MiB \(2 process\(es\) evaluating pieces of "
+    with pytest.raises(ValueError, match=r"^--chunk 10 needs about 4.1 MiB \(2 worker\(s\) evaluating pieces of "
                                          r"up to 38,400 values at about 56 bytes per value\)"):
         check_input_memory(sources, 10, 2, available=1 << 20, scaled=[fl.format("fp8_block128x128")])
     check_input_memory(sources, 10, 2, available=5 << 20, scaled=[fl.format("fp8_block128x128")])

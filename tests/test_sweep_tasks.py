@@ -102,6 +102,8 @@ def test_every_layout_covers_each_group_once_with_whole_bias_axes(rows, row_size
         _sweep_tasks.MIN_TASK_EVALUATIONS = saved
     total = sum(rows * row_size * per for _key, _biases, _quantum, per in described)
     target = max(minimum, -(-total // (_sweep_tasks.INLINE_TASKS if inline else TASKS_PER_WORKER * workers)))
+    if inline:  # a chunk's groups are not cut into several tasks inline
+        target = max(target, min(rows * row_size, chunk) * sum(per for _key, _biases, _quantum, per in described))
     for key, biases, quantum, per in described:
         ranges = []
         for task in tasks:
@@ -153,7 +155,8 @@ def test_groups_cut_by_rows_give_the_records_of_the_whole_tensor(whole, monkeypa
     monkeypatch.setattr(_sweep_tasks, "INLINE_TASKS", 128)
     seen = []
     monkeypatch.setattr(sweep_module, "plan_tasks", _recording(_sweep_tasks.plan_tasks, seen))
-    result = sweep(_data(), jobs=jobs, pool=pool, **ARGUMENTS)
+    # (inline, a chunk's groups stay one task: the rows are cut by a chunk of 16 matrix rows instead)
+    result = sweep(_data(), jobs=jobs, pool=pool, **ARGUMENTS, **({"chunk": 640} if jobs == 1 else {}))
     assert result.to_csv() == whole.to_csv()
     tiles = [task for task in seen[0] if task.name == "matrix" and any(key[1] == "nvfp4_2d" for key, _b in task.items)]
     assert len(tiles) > 2 and all(task.start % 16 == 0 for task in tiles)  # its rows cut, in whole 16 x 16 tiles
@@ -167,6 +170,23 @@ def _recording(function, seen):
         seen.append(tasks)
         return tasks
     return recorded
+
+
+def test_inline_a_chunk_with_all_its_groups_is_one_task():
+    """Inline, the groups of one row range stay in one task (each task reads its rows and sums
+    their signal): 8 chunks of 1000 rows and two one-bias formats give 8 tasks, not 16; on two
+    workers the same sweep's target (16,000 / 8 = 2,000) is one chunk's two groups too."""
+    groups = [("e4m3fn", [7], 1, 1), ("bf16", [127], 1, 1)]
+    inline = plan_tasks([("x", 8000, 1, groups)], 1000, 1, True)
+    assert [(task.start, task.stop, len(task.items)) for task in inline] == [
+        (start, start + 1000, 2) for start in range(0, 8000, 1000)]
+    monkeypatched = _sweep_tasks.MIN_TASK_EVALUATIONS
+    try:
+        _sweep_tasks.MIN_TASK_EVALUATIONS = 1
+        assert len(plan_tasks([("x", 8000, 1, groups)], 1000, 2, False)) == 8
+        assert len(plan_tasks([("x", 8000, 1, groups)], 1000, 4, False)) == 16  # target 1,000: split
+    finally:
+        _sweep_tasks.MIN_TASK_EVALUATIONS = monkeypatched
 
 
 def test_a_sweep_names_an_unknown_pool():
