@@ -175,3 +175,39 @@ def test_big_endian_npy_keeps_its_values_and_precision(tmp_path, dtype):
     assert loaded.dtype.isnative
     assert loaded.dtype == (np.float64 if dtype == ">f8" else np.float32)
     np.testing.assert_array_equal(loaded, values.astype(dtype).astype(loaded.dtype))
+
+
+# ---- BF16 files are widened by a shift, without ml_dtypes ------------------------------------------
+def _bf16_safetensors(path, words):
+    import json
+
+    header = json.dumps({"w": {"dtype": "BF16", "shape": [256, 256], "data_offsets": [0, words.nbytes]}}).encode()
+    header += b" " * (-len(header) % 8)
+    path.write_bytes(len(header).to_bytes(8, "little") + header + words.astype("<u2").tobytes())
+
+
+def test_every_bf16_code_of_a_safetensors_file_reads_as_ml_dtypes_widens_it(tmp_path):
+    """All 65,536 bfloat16 codes (NaN payloads, both zeros, subnormals, Inf) in a .safetensors
+    file: the pieces a sweep reads equal ml_dtypes' widening bit for bit, whole and cut in rows."""
+    words = np.arange(1 << 16, dtype=np.uint16)
+    _bf16_safetensors(tmp_path / "all.safetensors", words)
+    (source,) = _inputs.tensor_sources(tmp_path / "all.safetensors")
+    assert source.dtype == "bfloat16" and source.nbytes == 2 << 16
+    expected = words.view(ml_dtypes.bfloat16).astype(np.float32)
+    whole = source.piece(0, source.rows).read()
+    assert whole.dtype == np.float32 and np.array_equal(whole.view(np.uint32), expected.view(np.uint32))
+    parts = np.concatenate([source.piece(start, min(256, start + 37)).read() for start in range(0, 256, 37)])
+    assert np.array_equal(parts.view(np.uint32), expected.view(np.uint32))
+
+
+def test_sweeping_a_bf16_checkpoint_does_not_import_ml_dtypes(tmp_path):
+    import subprocess
+
+    rng = np.random.default_rng(5)
+    words = (rng.standard_normal(1 << 16).astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
+    _bf16_safetensors(tmp_path / "w.safetensors", words)
+    code = ("import sys, fmtlab as fl\n"
+            f"r = fl.sweep({str(tmp_path / 'w.safetensors')!r}, 'e4m3fn,cfloat8_1_4_3', 'auto', jobs=1)\n"
+            "print(len(r), 'ml_dtypes' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["2", "False"]
