@@ -20,8 +20,8 @@ the cut: every piece's statistics are exact and merge exactly (docs/sweep.md).
 
 Inline (``parallel_pays`` says no, or one worker) the same layout is made for INLINE_TASKS tasks
 (tasks are where Ctrl-C stops and where progress moves), except that the groups of one row range of
-at most ``chunk`` elements are not cut into several tasks: each would read the rows and sum their
-signal again, for nothing.
+at most ``chunk`` elements are not cut into several tasks below INLINE_TASK_EVALUATIONS (about
+0.8 s of work): each would read the rows and sum their signal again, for nothing.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ import math
 from ._sweep_scaled import row_ranges
 
 __all__ = ["Task", "plan_tasks", "group_cost", "parallel_pays", "SECONDS_PER_EVALUATION", "WORKER_START_SECONDS",
-           "THREAD_START_SECONDS", "BIAS_AXIS_WEIGHT", "TASKS_PER_WORKER", "INLINE_TASKS", "MIN_TASK_EVALUATIONS",
+           "THREAD_START_SECONDS", "BIAS_AXIS_WEIGHT", "INLINE_TASK_EVALUATIONS", "TASKS_PER_WORKER", "INLINE_TASKS", "MIN_TASK_EVALUATIONS",
            "SCALED_WEIGHT"]
 
 # The cost model, in fused element evaluations (one element rounded to one format and bias and
@@ -53,6 +53,7 @@ SCALED_WEIGHT = 4
 TASKS_PER_WORKER = 4          # tasks per worker: near-equal tasks, few enough to be cheap
 INLINE_TASKS = 16             # tasks of an inline run: where Ctrl-C stops and progress moves
 MIN_TASK_EVALUATIONS = 1 << 20  # element evaluations below which a task is not cut further (~6 ms)
+INLINE_TASK_EVALUATIONS = 1 << 27  # inline, a chunk's groups stay one task up to this cost (~0.8 s)
 
 
 def parallel_pays(work: int, workers: int, pool: str = "processes") -> bool:
@@ -99,7 +100,9 @@ def plan_tasks(tensors, chunk: int, workers: int, inline: bool) -> list:
         # Inline, cutting a row range's groups into several tasks gains nothing but finer progress
         # and costs each task a read of the rows and their exact signal sum (a fifth of a
         # checkpoint's two-format sweep): a task is a whole chunk's groups where it can be.
-        target = max([target] + [min(rows * row_size, chunk) * sum(per_element for *_rest, per_element in groups)
+        # (up to INLINE_TASK_EVALUATIONS, about 0.8 s: inline, Ctrl-C stops between tasks)
+        target = max([target] + [min(INLINE_TASK_EVALUATIONS,
+                                     min(rows * row_size, chunk) * sum(per_element for *_rest, per_element in groups))
                                  for _name, rows, row_size, groups in tensors])
     tasks = []
     for name, rows, row_size, groups in tensors:

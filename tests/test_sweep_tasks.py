@@ -103,7 +103,8 @@ def test_every_layout_covers_each_group_once_with_whole_bias_axes(rows, row_size
     total = sum(rows * row_size * per for _key, _biases, _quantum, per in described)
     target = max(minimum, -(-total // (_sweep_tasks.INLINE_TASKS if inline else TASKS_PER_WORKER * workers)))
     if inline:  # a chunk's groups are not cut into several tasks inline
-        target = max(target, min(rows * row_size, chunk) * sum(per for _key, _biases, _quantum, per in described))
+        target = max(target, min(_sweep_tasks.INLINE_TASK_EVALUATIONS,
+                                 min(rows * row_size, chunk) * sum(per for _key, _biases, _quantum, per in described)))
     for key, biases, quantum, per in described:
         ranges = []
         for task in tasks:
@@ -187,6 +188,11 @@ def test_inline_a_chunk_with_all_its_groups_is_one_task():
         assert len(plan_tasks([("x", 8000, 1, groups)], 1000, 4, False)) == 16  # target 1,000: split
     finally:
         _sweep_tasks.MIN_TASK_EVALUATIONS = monkeypatched
+    # ... up to INLINE_TASK_EVALUATIONS (Ctrl-C stops between tasks): 80 groups of 6 on 2^22 values
+    # cost 2^22 x 480 = 15 x 2^27: cut into tasks of at most 2^27 (2^22 x 32, five 6-bias groups)
+    many = [(index, list(range(64)), 1, 6) for index in range(80)]
+    tasks = plan_tasks([("x", 1 << 22, 1, many)], 1 << 22, 1, True)
+    assert all(task.cost <= _sweep_tasks.INLINE_TASK_EVALUATIONS for task in tasks) and len(tasks) == 16
 
 
 def test_a_sweep_names_an_unknown_pool():
