@@ -230,14 +230,15 @@ static AVX2_TARGET AVX2_INLINE fast_block_result avx2_body(const uint32_t *restr
                                              (long long)(base + 6 * golden), (long long)(base + 7 * golden));
     const __m256i counter_step = _mm256_set1_epi64x((long long)(8 * golden));
     /* sr_bits = 32 compares all 32 top bits of the word on the common path (mix64_high) */
-    const int full_word_needed = IS_STOCHASTIC_BITS(mode) && fast->sr_bits == 32;
-    /* truncate with N <= shift: remainder > (W ^ high) | low (codec_avx512.c) */
-    const int truncate_by_shift = mode == MODE_STOCHASTIC_TRUNCATE && fast->sr.up == 0;
+    const int full_word_needed = mode == MODE_STOCHASTIC_BITS && fast->sr_bits == 32;
+    /* truncate, whose kernel runs for N <= shift only: the carry of magnitude + (W & high) is the
+     * increment of lo_code (codec_avx512.c); here that replaced a test of two XORs, an OR and
+     * a compare, and made the kernel about as fast as sr_bits = 0 or faster */
+    const int truncate_by_shift = mode == MODE_STOCHASTIC_TRUNCATE;
     const int top_bits = IS_STOCHASTIC_BITS(mode) && !truncate_by_shift ? fast->sr_bits : shift;
     const __m128i top_shift = _mm_cvtsi32_si128(32 - top_bits);
     const __m128i sr_shift = _mm_cvtsi32_si128(IS_STOCHASTIC_BITS(mode) ? 32 - fast->sr_bits : 0);
     const uint32_t truncate_low = truncate_by_shift ? (1u << fast->sr.down) - 1 : 0;
-    const __m256i truncate_low_bits = _mm256_set1_epi32((int)truncate_low);
     const __m256i truncate_high_bits = _mm256_set1_epi32((int)(mask_scalar & ~truncate_low));
     const __m128i sr_up = _mm_cvtsi32_si128(fast->sr.up), sr_down = _mm_cvtsi32_si128(fast->sr.down);
     const __m128i sr_half_shift = _mm_cvtsi32_si128(fast->sr.half_shift);
@@ -248,7 +249,7 @@ static AVX2_TARGET AVX2_INLINE fast_block_result avx2_body(const uint32_t *restr
     const __m256i sr_ties_away = _mm256_set1_epi32((int)fast->sr.rule.ties_away);
     const __m256i sr_ties_odd = _mm256_set1_epi32((int)fast->sr.rule.ties_odd);
     const __m256 two_32 = _mm256_set1_ps(4294967296.0f);
-    const __m256 twice_scale = _mm256_set1_ps(IS_STOCHASTIC_BITS(mode) ? ldexpf(1.0f, fast->sr_bits + 1) : 0.0f);
+    const __m256 twice_scale = _mm256_set1_ps(IS_STOCHASTIC_BITS(mode) ? fast->sr.twice_scale : 0.0f);
     const int stochastic_subnormals = IS_STOCHASTIC(mode) && fast->subnormals &&
                                       (mode == FL_ROUND_STOCHASTIC || fast->sr_bits <= 30);
 
@@ -287,14 +288,10 @@ static AVX2_TARGET AVX2_INLINE fast_block_result avx2_body(const uint32_t *restr
             if (mode == FL_ROUND_STOCHASTIC) {
                 away = greater_u32(remainder, random_top);
             } else if (mode == MODE_STOCHASTIC_TRUNCATE) {
-                if (truncate_by_shift) {
-                    const __m256i threshold = _mm256_or_si256(_mm256_xor_si256(random_top, truncate_high_bits),
-                                                              truncate_low_bits);
-                    away = greater_u32(remainder, threshold);
-                } else {
-                    const __m256i f = _mm256_sll_epi32(remainder, sr_up);
-                    away = greater_u32(random_top, _mm256_sub_epi32(sr_full_mask, f));
-                }
+                /* the carry of magnitude + (R << d) is lo_code's increment (truncate_by_shift) */
+                const __m256i increment = _mm256_and_si256(random_top, truncate_high_bits);
+                code = _mm256_sub_epi32(_mm256_srl_epi32(_mm256_add_epi32(magnitude, increment), shift_count), rebias);
+                away = zero;
             } else {
                 const __m256i f = _mm256_srl_epi32(_mm256_sll_epi32(remainder, sr_up), sr_down);
                 const __m256i h = _mm256_and_si256(_mm256_srl_epi32(remainder, sr_half_shift), sr_half_mask);
@@ -304,7 +301,8 @@ static AVX2_TARGET AVX2_INLINE fast_block_result avx2_body(const uint32_t *restr
                 away = _mm256_or_si256(greater_u32(random_top, _mm256_sub_epi32(sr_full_mask, k)),
                                        greater_u32(k, sr_full_mask));
             }
-            code = _mm256_sub_epi32(lo_code, away);
+            if (mode != MODE_STOCHASTIC_TRUNCATE)
+                code = _mm256_sub_epi32(lo_code, away);
         } else {
             __m256i increment;
             switch (mode) {
@@ -463,24 +461,26 @@ DEFINE_AVX2_KERNELS(OUT_VALUES_F32)
      avx2_up_##KIND, avx2_down_##KIND, avx2_odd_##KIND, avx2_stochastic_##KIND,                 \
      avx2_stochastic_bits_##KIND, avx2_stochastic_truncate_##KIND}
 
-fast_block_kernel fl_avx2_block_kernel(int mode, int sr_bits, int sr_rule, int out_kind)
+fast_block_kernel fl_avx2_block_kernel(int mode, int sr_bits, int sr_rule, int shift, int out_kind)
 {
     static const fast_block_kernel table[4][9] = {KERNEL_TABLE_ROW(OUT_CODES_1), KERNEL_TABLE_ROW(OUT_CODES_2),
                                                   KERNEL_TABLE_ROW(OUT_CODES_4), KERNEL_TABLE_ROW(OUT_VALUES_F32)};
     if (mode < FL_ROUND_NEAREST_EVEN || mode > FL_ROUND_STOCHASTIC)
         return NULL;
     const int row = out_kind == OUT_CODES_1 ? 0 : out_kind == OUT_CODES_2 ? 1 : out_kind == OUT_CODES_4 ? 2 : 3;
-    const int column = mode != FL_ROUND_STOCHASTIC ? mode : sr_bits == 0 ? 6 : sr_rule == FL_SR_TRUNCATE ? 8 : 7;
+    /* the truncate kernel for N <= shift only (codec_avx512.c) */
+    const int column = mode != FL_ROUND_STOCHASTIC ? mode : sr_bits == 0 ? 6 : sr_rule == FL_SR_TRUNCATE && sr_bits <= shift ? 8 : 7;
     return table[row][column];
 }
 
 #else
 
-fast_block_kernel fl_avx2_block_kernel(int mode, int sr_bits, int sr_rule, int out_kind)
+fast_block_kernel fl_avx2_block_kernel(int mode, int sr_bits, int sr_rule, int shift, int out_kind)
 {
     (void)mode;
     (void)sr_bits;
     (void)sr_rule;
+    (void)shift;
     (void)out_kind;
     return NULL;
 }

@@ -105,8 +105,9 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
                 away = random_top < remainder;
             } else if (mode == FAST_STOCHASTIC_TRUNCATE) {
                 /* k = remainder >> d (d = shift - N >= 0) and R = the top N of the top shift bits W:
-                 * k + R >= 2^N iff remainder > (W ^ high) | low (codec_fast.h) */
-                away = remainder > ((random_top ^ sr.truncate_high) | sr.truncate_low);
+                 * k + R >= 2^N iff (R << d) + remainder >= 2^shift, the carry of the magnitude
+                 * plus W & high into lo_code (codec_fast.h), added below like an increment */
+                away = 0;
             } else {
                 /* k = nu * 2^N brought to an integer by the rule (codec_fast.h); k <= 2^N */
                 const uint32_t f = (remainder << sr.up) >> sr.down;
@@ -115,7 +116,10 @@ static FL_ALWAYS_INLINE fast_block_result fast_block_body(const uint32_t *restri
                 const uint32_t k = f + (h & sr.rule.rounds & (sr.rule.ties_away | sticky | (f ^ sr.rule.ties_odd)));
                 away = (random_top > sr.full_mask - k) | (k > sr.full_mask); /* R + k >= 2^N */
             }
-            code = (int32_t)((uint32_t)lo_code + (uint32_t)away);
+            if (mode == FAST_STOCHASTIC_TRUNCATE)
+                code = (int32_t)(((magnitude + (random_top & sr.truncate_high)) >> shift) - rebias);
+            else
+                code = (int32_t)((uint32_t)lo_code + (uint32_t)away);
         } else
             code = (int32_t)(((magnitude + increment) >> shift) - rebias);
         /* For unsigned formats range_mask keeps the sign bit, so negative inputs fall
@@ -414,6 +418,7 @@ int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, i
         fast->sr.rule = sr_rule_bits_of(rounding->sr_rule);
         fast->sr.truncate_low = shift <= n ? 0u : (1u << (shift - n)) - 1u;
         fast->sr.truncate_high = ((1u << shift) - 1u) & ~fast->sr.truncate_low;
+        fast->sr.twice_scale = ldexpf(1.0f, n + 1);
     }
     /* The lean kernel plus encode_one for up to 16 leftovers beat the full kernel (about 1.3x on
      * e4m3fn's standard-normal data, 6 subnormal results per block; 4 was 0.75x of 16 on the
@@ -431,8 +436,9 @@ int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, i
     if (level >= 1) {
         /* an intrinsics kernel does every block the full C kernel does, about as fast as the
          * lean one, so it serves as both (codec_avx512.c, codec_avx2.c) */
-        fast_block_kernel kernel = level == 2 ? fl_avx512_block_kernel(rounding->mode, rounding->sr_bits, rounding->sr_rule, out_kind)
-                                              : fl_avx2_block_kernel(rounding->mode, rounding->sr_bits, rounding->sr_rule, out_kind);
+        fast_block_kernel kernel =
+            level == 2 ? fl_avx512_block_kernel(rounding->mode, rounding->sr_bits, rounding->sr_rule, fast->shift, out_kind)
+                       : fl_avx2_block_kernel(rounding->mode, rounding->sr_bits, rounding->sr_rule, fast->shift, out_kind);
         if (kernel)
             fast->lean = fast->full = kernel;
     }

@@ -41,9 +41,14 @@ typedef struct fast_stochastic_bits {
     uint32_t full_mask;       /* 2^N - 1 */
     sr_rule_bits rule;
     /* sr_rule = truncate with N <= shift (d = shift - N): k + R >= 2^N with k = remainder >> d is
-     * (R << d) + remainder >= 2^shift, that is remainder > (W ^ truncate_high) | truncate_low for
-     * W the word's top shift bits, truncate_low = 2^d - 1, truncate_high = 2^shift - 1 - truncate_low */
+     * (R << d) + remainder >= 2^shift, the carry into lo_code of magnitude + (W & truncate_high)
+     * for W the word's top shift bits, truncate_low = 2^d - 1, truncate_high = 2^shift - 1 -
+     * truncate_low: code = ((magnitude + (W & truncate_high)) >> shift) - rebias, the deterministic
+     * modes' form (equivalently remainder > (W ^ truncate_high) | truncate_low, one step more) */
     uint32_t truncate_low, truncate_high;
+    /* 2^(N + 1) for the kernels' stochastic subnormal results, computed here once per call: an
+     * ldexpf in the kernel ran per 512-block and made it spill its constants around the call */
+    float twice_scale;
 } fast_stochastic_bits;
 
 /* One compiled kernel: a (rounding mode, output kind) pair, lean or full (codec_fast.c). */
@@ -82,17 +87,18 @@ struct prepared_fast_f32 {
 };
 
 /*
- * codec_avx512.c: the AVX-512 intrinsics kernel of (rounding mode, sr_bits, sr_rule, output kind), with the
- * full kernel's semantics and stochastic subnormal results in the lanes; NULL where it is not
- * compiled (not x86-64 GCC/clang).  Run it only when fl_codec_simd_level() is 2.
+ * codec_avx512.c: the AVX-512 intrinsics kernel of (rounding mode, sr_bits, sr_rule, shift = 23 - m,
+ * output kind), with the full kernel's semantics and stochastic subnormal results in the lanes;
+ * NULL where it is not compiled (not x86-64 GCC/clang).  Run it only when fl_codec_simd_level()
+ * is 2.
  */
-fast_block_kernel fl_avx512_block_kernel(int mode, int sr_bits, int sr_rule, int out_kind);
+fast_block_kernel fl_avx512_block_kernel(int mode, int sr_bits, int sr_rule, int shift, int out_kind);
 
 /*
  * codec_avx2.c: the same kernel set written with AVX2 intrinsics (8 lanes, the same semantics);
  * NULL where it is not compiled.  Run it only when fl_codec_simd_level() is 1.
  */
-fast_block_kernel fl_avx2_block_kernel(int mode, int sr_bits, int sr_rule, int out_kind);
+fast_block_kernel fl_avx2_block_kernel(int mode, int sr_bits, int sr_rule, int shift, int out_kind);
 
 /*
  * Derive *fast for encoding to out_kind (OUT_*) with *rounding, whose mode is valid.
