@@ -154,6 +154,7 @@ typedef struct prepared_model {
     int out_is_float32;      /* 1: the output format is float32 itself */
     int simd;                /* SIMD_SSE2, SIMD_AVX2 or SIMD_AVX512: which product loops run */
     int late_fast;           /* 1: c_addition LATE without grouping, float32 nearest-even (AMD CDNA3 fp16, bf16) */
+    int late_grouped_fast;   /* 1: the same with odd/even grouping (AMD CDNA3 FP8: e4m3fnuz, e5m2fnuz) */
     int exact_fast;          /* 1: an exact block sum rounded once to float32 nearest-even (AMD CDNA1):
                               * summed in double, redone by the definition where an addition was inexact */
 } prepared_model;
@@ -256,6 +257,10 @@ static int prepare_model(const fl_mma_model *model, int64_t k, prepared_model *p
     p->late_fast = model->c_addition == FL_MMA_C_LATE && model->grouping == FL_MMA_GROUP_NONE &&
                    p->out_is_float32 && p->nearest_even && model->frac_bits >= 0 && model->frac_bits <= 30 &&
                    p->block <= 64;
+    /* Odd/even grouping: the same kernel with two group sums; each is 32 products at most. */
+    p->late_grouped_fast = model->c_addition == FL_MMA_C_LATE && model->grouping == FL_MMA_GROUP_ODD_EVEN &&
+                           p->out_is_float32 && p->nearest_even && model->frac_bits >= 0 &&
+                           model->frac_bits <= 30 && p->block <= 64;
     p->exact_fast = model->frac_bits < 0 && p->out_is_float32 && p->nearest_even && p->acc.man_bits == 23 &&
                     model->c_addition == FL_MMA_C_FUSED && !model->positive_zero && !model->use_exp_floor &&
                     model->summation == FL_MMA_SUM_BLOCK_FMA;
@@ -1734,6 +1739,109 @@ __attribute__((target("avx512f"))) static void late_strip_block_avx512(const ope
 LATE_STRIP_BODY
 #endif
 
+/*
+ * One block of one strip of c_addition = LATE with odd/even grouping (p->late_grouped_fast: AMD
+ * CDNA3 FP8), the steps of block_late lane by lane in double arithmetic, every one exact:
+ *   - group g (g = q mod 2, q counted from the block's start as in block_late) has its own largest
+ *     product exponent T_g; each product is scaled by 2^(F - T_g) (exact: a power of two, the
+ *     product itself exact) and truncated, |cut| < 2^(F + 2) <= 2^32, and a group's at most 32 cut
+ *     products sum exactly in a double (below 2^37);
+ *   - the group sum S_g * 2^(T_g - F) rounded down to a multiple of 2^(T - F), T = max(T_0, T_1),
+ *     is floor(S_g * 2^(T_g - T)) * 2^(T - F): a power-of-two scaling of an integer, then floor;
+ *   - the rest is LATE_STRIP_BODY's: the floors to 2^(J - 31) and 2^(J - 24) (a c below 2^(J - 25)
+ *     is dropped, as block_late does for grouping), their exact sum, and its conversion to float32
+ *     the one nearest-even rounding.
+ * A group without a nonzero product has S_g = 0 whatever its scale (clamped into range here).
+ * Lanes without any nonzero product, a zero total, T >= 125 (a product might reach 2^128), a
+ * non-finite or a subnormal c are redone by block_late.
+ */
+#define LATE_GROUPED_STRIP_BODY                                                                                   \
+    {                                                                                                             \
+        const float *a = ops->a + i * ops->k + k0;                                                                \
+        const int16_t *ae = ops->a_exponents + i * ops->k + k0;                                                   \
+        const float *b = ops->b + b_offset(ops, k0, j0);                                                          \
+        const int16_t *be = ops->b_exponents + b_offset(ops, k0, j0);                                             \
+        const int frac_bits = p->model.frac_bits;                                                                 \
+        int16_t top_even[LANES], top_odd[LANES];                                                                  \
+        double scale_even[LANES], scale_odd[LANES], sum_even[LANES], sum_odd[LANES], result[LANES];              \
+        int64_t redo[LANES];                                                                                      \
+        for (int w = 0; w < LANES; w++)                                                                           \
+            top_even[w] = top_odd[w] = (int16_t)(2 * ZERO_EXPONENT);                                              \
+        for (int64_t q = 0; q + 1 < count; q += 2) {                                                              \
+            for (int w = 0; w < LANES; w++) {                                                                     \
+                int16_t even = (int16_t)(ae[q] + be[q * LANES + w]);                                              \
+                int16_t odd = (int16_t)(ae[q + 1] + be[(q + 1) * LANES + w]);                                     \
+                top_even[w] = even > top_even[w] ? even : top_even[w];                                            \
+                top_odd[w] = odd > top_odd[w] ? odd : top_odd[w];                                                 \
+            }                                                                                                     \
+        }                                                                                                         \
+        if (count & 1)                                                                                            \
+            for (int w = 0; w < LANES; w++) {                                                                     \
+                int16_t even = (int16_t)(ae[count - 1] + be[(count - 1) * LANES + w]);                            \
+                top_even[w] = even > top_even[w] ? even : top_even[w];                                            \
+            }                                                                                                     \
+        for (int w = 0; w < LANES; w++) {                                                                         \
+            int top = top_even[w] > top_odd[w] ? top_even[w] : top_odd[w];                                        \
+            redo[w] = top <= NO_TERM_EXPONENT || top >= 125;                                                      \
+            int t = top > NO_TERM_EXPONENT && top < 125 ? top : 0;                                                \
+            int t_even = top_even[w] > NO_TERM_EXPONENT ? top_even[w] : t;                                        \
+            int t_odd = top_odd[w] > NO_TERM_EXPONENT ? top_odd[w] : t;                                           \
+            scale_even[w] = pow2(frac_bits - (t_even > 125 ? 125 : t_even));                                      \
+            scale_odd[w] = pow2(frac_bits - (t_odd > 125 ? 125 : t_odd));                                         \
+            sum_even[w] = sum_odd[w] = 0.0;                                                                       \
+        }                                                                                                         \
+        for (int64_t q = 0; q + 1 < count; q += 2) {                                                              \
+            const double x = a[q], y = a[q + 1];                                                                  \
+            const float *row = b + q * LANES, *next = row + LANES;                                                \
+            for (int w = 0; w < LANES; w++) {                                                                     \
+                sum_even[w] += trunc(x * (double)row[w] * scale_even[w]);                                         \
+                sum_odd[w] += trunc(y * (double)next[w] * scale_odd[w]);                                          \
+            }                                                                                                     \
+        }                                                                                                         \
+        if (count & 1) {                                                                                          \
+            const double x = a[count - 1];                                                                        \
+            const float *row = b + (count - 1) * LANES;                                                           \
+            for (int w = 0; w < LANES; w++)                                                                       \
+                sum_even[w] += trunc(x * (double)row[w] * scale_even[w]);                                         \
+        }                                                                                                         \
+        for (int w = 0; w < LANES; w++) {                                                                         \
+            uint32_t c_bits;                                                                                      \
+            memcpy(&c_bits, &chain[w], sizeof c_bits);                                                            \
+            int field = (int)((c_bits >> 23) & 0xFF), c_nonzero = (c_bits & 0x7FFFFFFFu) != 0;                   \
+            int c_exponent = c_nonzero && field - 127 > c_emin ? field - 127 : c_emin;                            \
+            int top = top_even[w] > top_odd[w] ? top_even[w] : top_odd[w];                                        \
+            int t = top > NO_TERM_EXPONENT && top < 125 ? top : 0;                                                \
+            int t_even = top_even[w] > NO_TERM_EXPONENT && top_even[w] < 125 ? top_even[w] : t;                   \
+            int t_odd = top_odd[w] > NO_TERM_EXPONENT && top_odd[w] < 125 ? top_odd[w] : t;                       \
+            double units = floor(sum_even[w] * pow2(t_even - t)) + floor(sum_odd[w] * pow2(t_odd - t));          \
+            int joint = t > c_exponent ? t : c_exponent;                                                          \
+            double products = floor(units * pow2(t - frac_bits + 31 - joint)) * pow2(joint - 31);                \
+            double addend = c_exponent < joint - 25 ? 0.0 : floor((double)chain[w] * pow2(24 - joint)) *         \
+                                                               pow2(joint - 24);                                  \
+            double total = products + addend;                                                                     \
+            redo[w] |= (field == 255) | (total == 0.0) | (field == 0 && c_nonzero); /* c subnormal: its exponent */\
+            result[w] = total;                                                                                    \
+        }                                                                                                         \
+        for (int w = 0; w < active; w++)                                                                          \
+            chain[w] = redo[w] ? (float)chain_step_general(a, b + w, LANES, ae, be + w, count, chain[w], c_emin, p,  \
+                                                           acc)                                                   \
+                               : (float)result[w];                                                                \
+    }
+
+static void late_grouped_strip_block(const operands *ops, int64_t i, int64_t j0, int64_t k0, int64_t count,
+                                     int active, float chain[LANES], int c_emin, const prepared_model *p,
+                                     superacc *acc)
+LATE_GROUPED_STRIP_BODY
+
+#ifdef FL_MMA_WIDE_SIMD
+__attribute__((target("avx512f"))) static void late_grouped_strip_block_avx512(const operands *ops, int64_t i,
+                                                                               int64_t j0, int64_t k0, int64_t count,
+                                                                               int active, float chain[LANES],
+                                                                               int c_emin, const prepared_model *p,
+                                                                               superacc *acc)
+LATE_GROUPED_STRIP_BODY
+#endif
+
 /* Rows [i0, i1) x columns [j0, j0 + LANES) of D, all of K: the chain, and the promotion. */
 static void block_fma_tile(const operands *ops, const float *c, float *d, int64_t i0, int64_t i1, int64_t j0,
                            const prepared_model *p, superacc *acc)
@@ -1742,7 +1850,7 @@ static void block_fma_tile(const operands *ops, const float *c, float *d, int64_
     int active = (int)(j0 + LANES <= n ? LANES : n - j0);
     int promote = p->model.promote_every > 0;
     float promoted[TILE_ROWS][LANES], chain[TILE_ROWS][LANES];
-    int fast_tile = p->fast || p->exact_fast || p->late_fast;
+    int fast_tile = p->fast || p->exact_fast || p->late_fast || p->late_grouped_fast;
     for (int64_t i = i0; i < i1; i++)
         fast_tile &= !ops->a_special[i];
     for (int w = 0; w < active; w++)
@@ -1774,6 +1882,16 @@ static void block_fma_tile(const operands *ops, const float *c, float *d, int64_
                     else
 #endif
                         late_strip_block(ops, i, j0, k0, count, active, chain[i - i0], c_emin, p, acc);
+                    continue;
+                }
+                if (fast_tile && p->late_grouped_fast) {
+#ifdef FL_MMA_WIDE_SIMD
+                    if (p->simd == SIMD_AVX512)
+                        late_grouped_strip_block_avx512(ops, i, j0, k0, count, active, chain[i - i0], c_emin, p,
+                                                        acc);
+                    else
+#endif
+                        late_grouped_strip_block(ops, i, j0, k0, count, active, chain[i - i0], c_emin, p, acc);
                     continue;
                 }
                 if (fast_tile && p->exact_fast) {
