@@ -1406,6 +1406,59 @@ block_finish_avx512(const float *a, const int16_t *ae, const float *b, const int
 }
 
 /*
+ * block_finish_avx512 for a fused c, float32 output rounded toward zero and float32 products
+ * (the H100-style fp16/bf16/FP8 -> fp32 presets: p->float_products, c_addition FUSED,
+ * out_is_float32, !nearest_even), sixteen lanes of float32 where that one does two halves of
+ * double bit manipulation.  The same value, by these steps, each exact or the same rounding:
+ *   - c * 2^(F - M) in float32: exact where the result is normal (a power-of-two scaling), and
+ *     below 2^-126 where it is not, so its truncation is 0 either way, as in double; below
+ *     2^(F + 1) <= 2^30, so the truncation fits an int32;
+ *   - total = products + cut c, an integer below 2^53, in double as before;
+ *   - its conversion to float32 toward zero keeps its 24 leading bits: the toward-zero rounding
+ *     to float32's precision of total * 2^(M - F), the scaling being a power of two;
+ *   - times 2^(M - F) in float32 toward zero: exact for a normal result.  A result below 2^-126
+ *     (zero or subnormal, where the scaling would round) or at least 2^127 (near or past the
+ *     largest float32) is flagged for block_general, and so are lanes whose 2^(M - F) is not a
+ *     normal float32 (F - M + 127 = 254);
+ *   - the 13-bit accumulator cut (acc_frac_bits, the FP8 presets), toward zero on a normal float32:
+ *     its low 23 - acc_frac_bits fraction bits cleared, as the double path clears them.
+ */
+__attribute__((target("avx512f"), always_inline)) static inline void
+block_finish_rz_float_avx512(const float *a, const int16_t *ae, const float *b, const int16_t *be, int64_t ldb,
+                             int64_t count, int active, float chain[LANES], int c_emin, const prepared_model *p,
+                             superacc *acc, __m512d sum_low, __m512d sum_high, const lane_scales *s,
+                             __m512 scale)
+{
+    const __m512 c_value = _mm512_loadu_ps(chain);
+    const __mmask16 flag = s->flag | _mm512_cmpeq_epi32_mask(s->biased, _mm512_set1_epi32(254));
+    /* scale is 0 in the flagged lanes of s->flag: their cut c is 0 and they are redone anyway */
+    const __m512i c_cut = _mm512_cvttps_epi32(_mm512_mul_ps(c_value, scale));
+    const __m512d total_low = _mm512_add_pd(sum_low, _mm512_cvtepi32_pd(_mm512_castsi512_si256(c_cut)));
+    const __m512d total_high = _mm512_add_pd(sum_high, _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(c_cut, 1)));
+    const __m256 narrow_low = _mm512_cvt_roundpd_ps(total_low, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 narrow_high = _mm512_cvt_roundpd_ps(total_high, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m512 narrow = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(narrow_low)),
+                                                              _mm256_castps_pd(narrow_high), 1));
+    /* 2^(M - F): exponent field M - F + 127 = 254 - biased, in [1, 253] where not flagged */
+    const __m512 unscale = _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_sub_epi32(_mm512_set1_epi32(254), s->biased), 23));
+    __m512 value = _mm512_mul_round_ps(narrow, unscale, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    if (p->acc.man_bits < 23)
+        value = _mm512_castsi512_ps(_mm512_andnot_si512(_mm512_set1_epi32((int)((1u << (23 - p->acc.man_bits)) - 1u)),
+                                                        _mm512_castps_si512(value)));
+    const __m512 magnitude = _mm512_abs_ps(value);
+    int flag_bits = flag | _mm512_cmp_ps_mask(magnitude, _mm512_castsi512_ps(_mm512_set1_epi32(0x00800000)), _CMP_LT_OQ) |
+                    _mm512_cmp_ps_mask(magnitude, _mm512_castsi512_ps(_mm512_set1_epi32(0x7F000000)), _CMP_GE_OQ);
+    float c_saved[LANES];
+    _mm512_storeu_ps(c_saved, c_value);
+    _mm512_storeu_ps(chain, value);
+    flag_bits &= (int)((1u << active) - 1u); /* padding lanes are never looked at */
+    for (int w = 0; flag_bits; w++, flag_bits >>= 1)
+        if (flag_bits & 1)
+            chain[w] = (float)block_general(a, b + w, ldb, ae, be + w, count, c_saved[w], c_emin, 1, p, acc);
+}
+
+/*
  * strip_block_sse2 with sixteen lanes to an instruction: the same steps, lane for lane, on one
  * AVX-512 register of int32 or float and two of double, with the flags as mask registers.
  */
@@ -1495,6 +1548,12 @@ __attribute__((target("avx512f,avx512bw"))) static void rows_block_avx512(const 
             low[r] = _mm512_add_pd(low[r], _mm512_cvtepi32_pd(_mm512_castsi512_si256(sum[r])));
             high[r] = _mm512_add_pd(high[r], _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(sum[r], 1)));
         }
+    }
+    if (p->model.c_addition == FL_MMA_C_FUSED && p->out_is_float32 && !p->nearest_even) {
+        for (int r = 0; r < ROW_GROUP; r++)
+            block_finish_rz_float_avx512(a[r], ae[r], b, be, ldb, count, active, chain[r], c_emin, p, acc, low[r],
+                                         high[r], &s[r], scale[r]);
+        return;
     }
     for (int r = 0; r < ROW_GROUP; r++) {
         double total[LANES];
