@@ -1255,7 +1255,8 @@ typedef struct lane_scales {
 } lane_scales;
 
 __attribute__((target("avx512f"), always_inline)) static inline lane_scales
-block_scales_avx512(const int16_t largest[LANES], const float chain[LANES], int c_emin, const prepared_model *p)
+block_scales_avx512(const int16_t largest[LANES], const float chain[LANES], int c_emin, const prepared_model *p,
+                    int doubles)
 {
     const int fused = p->model.c_addition == FL_MMA_C_FUSED, frac_bits = p->model.frac_bits;
     lane_scales s;
@@ -1276,11 +1277,15 @@ block_scales_avx512(const int16_t largest[LANES], const float chain[LANES], int 
     if (p->float_products) /* the scale must be a float32 */
         flag |= _mm512_cmplt_epi32_mask(biased, _mm512_set1_epi32(1)) |
                 _mm512_cmpgt_epi32_mask(biased, _mm512_set1_epi32(254));
-    const __m512i biased_double = _mm512_maskz_sub_epi32((__mmask16)~flag, _mm512_set1_epi32(frac_bits + 1023), t);
-    s.scale_low = _mm512_castsi512_pd(
-        _mm512_slli_epi64(_mm512_cvtepu32_epi64(_mm512_castsi512_si256(biased_double)), 52));
-    s.scale_high = _mm512_castsi512_pd(
-        _mm512_slli_epi64(_mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(biased_double, 1)), 52));
+    /* the double scales, unless the caller works in float32 only (block_finish_rz_float_avx512) */
+    s.scale_low = s.scale_high = _mm512_setzero_pd();
+    if (doubles) {
+        const __m512i biased_double = _mm512_maskz_sub_epi32((__mmask16)~flag, _mm512_set1_epi32(frac_bits + 1023), t);
+        s.scale_low = _mm512_castsi512_pd(
+            _mm512_slli_epi64(_mm512_cvtepu32_epi64(_mm512_castsi512_si256(biased_double)), 52));
+        s.scale_high = _mm512_castsi512_pd(
+            _mm512_slli_epi64(_mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(biased_double, 1)), 52));
+    }
     s.t = t;
     s.flag = flag;
     s.biased = biased;
@@ -1473,7 +1478,7 @@ __attribute__((target("avx512f"))) static void strip_block_avx512(const operands
     const int16_t *be = ops->b_exponents + b_offset(ops, k0, j0);
     int16_t largest[LANES];
     strip_largest_avx2(ae, be, ops->ldb, count, largest);
-    const lane_scales s = block_scales_avx512(largest, chain, c_emin, p);
+    const lane_scales s = block_scales_avx512(largest, chain, c_emin, p, 1);
     double sum[LANES];
     if (p->float_products) {
         float scale_array[LANES];
@@ -1521,12 +1526,14 @@ __attribute__((target("avx512f,avx512bw"))) static void rows_block_avx512(const 
         for (int r = 0; r < ROW_GROUP; r++)
             top[r] = _mm256_max_epi16(top[r], _mm256_add_epi16(_mm256_set1_epi16(ae[r][q]), row));
     }
+    /* fused c, float32 output toward zero: the block step in float32 (block_finish_rz_float_avx512) */
+    const int float_finish = p->model.c_addition == FL_MMA_C_FUSED && p->out_is_float32 && !p->nearest_even;
     lane_scales s[ROW_GROUP];
     __m512 scale[ROW_GROUP];
     for (int r = 0; r < ROW_GROUP; r++) {
         int16_t largest[LANES];
         _mm256_storeu_si256((__m256i *)largest, top[r]);
-        s[r] = block_scales_avx512(largest, chain[r], c_emin, p);
+        s[r] = block_scales_avx512(largest, chain[r], c_emin, p, !float_finish);
         scale[r] = float_scale_avx512(&s[r]);
     }
     /* the cut products, as strip_products_float_avx512 */
@@ -1549,7 +1556,7 @@ __attribute__((target("avx512f,avx512bw"))) static void rows_block_avx512(const 
             high[r] = _mm512_add_pd(high[r], _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(sum[r], 1)));
         }
     }
-    if (p->model.c_addition == FL_MMA_C_FUSED && p->out_is_float32 && !p->nearest_even) {
+    if (float_finish) {
         for (int r = 0; r < ROW_GROUP; r++)
             block_finish_rz_float_avx512(a[r], ae[r], b, be, ldb, count, active, chain[r], c_emin, p, acc, low[r],
                                          high[r], &s[r], scale[r]);
