@@ -41,7 +41,7 @@ MODELS = ("h100-fp16-fp32", "h100-e4m3fn-fp32")
 BLOCK_SCALED_MODELS = ("b200-mxfp8_e4m3-fp32", "b200-mxfp8_e5m2-fp32", "b200-mxfp6_e2m3-fp32", "b200-mxfp4-fp32",
                        "b200-nvfp4-fp32")
 OTHER_MODELS = ("h100-e4m3fn-fp16", "mi100-fp16-fp32", "mi100-bf16-fp32", "mi250x-fp16-fp32", "mi300x-fp16-fp32",
-                "mi300x-bf16-fp32", "mi300x-e4m3fnuz-fp32")
+                "mi300x-bf16-fp32", "mi300x-e4m3fnuz-fp32", "mi300x-e5m2fnuz-fp32")
 
 
 def operands(model, size, seed=0):
@@ -54,7 +54,9 @@ def operands(model, size, seed=0):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="512,1024", help="comma-separated n for n x n x n products")
-    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated preset names")
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help="comma-separated preset names timed at every size ('' for none; the first one's "
+                             "exact reference is the last row)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--reference-size", type=int, default=24,
                         help="n of the exact reference's n x n x n product (it is slow)")
@@ -79,7 +81,7 @@ def main():
         return _best_time(function, repeats, clock=clock)
 
     fl.set_threads(args.threads)
-    models = [fl.mma_model(name) for name in args.models.split(",")]
+    models = [fl.mma_model(name) for name in args.models.split(",") if name]
     sizes = [int(size) for size in args.sizes.split(",")]
     print(f"fmtlab {fl.__version__}, {os.cpu_count()} CPUs, fmtlab threads: "
           f"{args.threads or 'default'}; best of {args.repeats}, "
@@ -112,7 +114,7 @@ def main():
         import mma_reference
     except ImportError:
         mma_reference = None
-    if mma_reference is not None:
+    if mma_reference is not None and models:
         size = args.reference_size
         model = models[0]
         a, b = operands(model, size, seed=1)

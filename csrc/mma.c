@@ -154,6 +154,7 @@ typedef struct prepared_model {
     int out_is_float32;      /* 1: the output format is float32 itself */
     int simd;                /* SIMD_SSE2, SIMD_AVX2 or SIMD_AVX512: which product loops run */
     int late_fast;           /* 1: c_addition LATE without grouping, float32 nearest-even (AMD CDNA3 fp16, bf16) */
+    int late_grouped_fast;   /* 1: the same with odd/even grouping (AMD CDNA3 FP8: e4m3fnuz, e5m2fnuz) */
     int exact_fast;          /* 1: an exact block sum rounded once to float32 nearest-even (AMD CDNA1):
                               * summed in double, redone by the definition where an addition was inexact */
 } prepared_model;
@@ -256,6 +257,10 @@ static int prepare_model(const fl_mma_model *model, int64_t k, prepared_model *p
     p->late_fast = model->c_addition == FL_MMA_C_LATE && model->grouping == FL_MMA_GROUP_NONE &&
                    p->out_is_float32 && p->nearest_even && model->frac_bits >= 0 && model->frac_bits <= 30 &&
                    p->block <= 64;
+    /* Odd/even grouping: the same kernel with two group sums; each is 32 products at most. */
+    p->late_grouped_fast = model->c_addition == FL_MMA_C_LATE && model->grouping == FL_MMA_GROUP_ODD_EVEN &&
+                           p->out_is_float32 && p->nearest_even && model->frac_bits >= 0 &&
+                           model->frac_bits <= 30 && p->block <= 64;
     p->exact_fast = model->frac_bits < 0 && p->out_is_float32 && p->nearest_even && p->acc.man_bits == 23 &&
                     model->c_addition == FL_MMA_C_FUSED && !model->positive_zero && !model->use_exp_floor &&
                     model->summation == FL_MMA_SUM_BLOCK_FMA;
@@ -1250,7 +1255,8 @@ typedef struct lane_scales {
 } lane_scales;
 
 __attribute__((target("avx512f"), always_inline)) static inline lane_scales
-block_scales_avx512(const int16_t largest[LANES], const float chain[LANES], int c_emin, const prepared_model *p)
+block_scales_avx512(const int16_t largest[LANES], const float chain[LANES], int c_emin, const prepared_model *p,
+                    int doubles)
 {
     const int fused = p->model.c_addition == FL_MMA_C_FUSED, frac_bits = p->model.frac_bits;
     lane_scales s;
@@ -1271,11 +1277,15 @@ block_scales_avx512(const int16_t largest[LANES], const float chain[LANES], int 
     if (p->float_products) /* the scale must be a float32 */
         flag |= _mm512_cmplt_epi32_mask(biased, _mm512_set1_epi32(1)) |
                 _mm512_cmpgt_epi32_mask(biased, _mm512_set1_epi32(254));
-    const __m512i biased_double = _mm512_maskz_sub_epi32((__mmask16)~flag, _mm512_set1_epi32(frac_bits + 1023), t);
-    s.scale_low = _mm512_castsi512_pd(
-        _mm512_slli_epi64(_mm512_cvtepu32_epi64(_mm512_castsi512_si256(biased_double)), 52));
-    s.scale_high = _mm512_castsi512_pd(
-        _mm512_slli_epi64(_mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(biased_double, 1)), 52));
+    /* the double scales, unless the caller works in float32 only (block_finish_rz_float_avx512) */
+    s.scale_low = s.scale_high = _mm512_setzero_pd();
+    if (doubles) {
+        const __m512i biased_double = _mm512_maskz_sub_epi32((__mmask16)~flag, _mm512_set1_epi32(frac_bits + 1023), t);
+        s.scale_low = _mm512_castsi512_pd(
+            _mm512_slli_epi64(_mm512_cvtepu32_epi64(_mm512_castsi512_si256(biased_double)), 52));
+        s.scale_high = _mm512_castsi512_pd(
+            _mm512_slli_epi64(_mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(biased_double, 1)), 52));
+    }
     s.t = t;
     s.flag = flag;
     s.biased = biased;
@@ -1401,6 +1411,59 @@ block_finish_avx512(const float *a, const int16_t *ae, const float *b, const int
 }
 
 /*
+ * block_finish_avx512 for a fused c, float32 output rounded toward zero and float32 products
+ * (the H100-style fp16/bf16/FP8 -> fp32 presets: p->float_products, c_addition FUSED,
+ * out_is_float32, !nearest_even), sixteen lanes of float32 where that one does two halves of
+ * double bit manipulation.  The same value, by these steps, each exact or the same rounding:
+ *   - c * 2^(F - M) in float32: exact where the result is normal (a power-of-two scaling), and
+ *     below 2^-126 where it is not, so its truncation is 0 either way, as in double; below
+ *     2^(F + 1) <= 2^30, so the truncation fits an int32;
+ *   - total = products + cut c, an integer below 2^53, in double as before;
+ *   - its conversion to float32 toward zero keeps its 24 leading bits: the toward-zero rounding
+ *     to float32's precision of total * 2^(M - F), the scaling being a power of two;
+ *   - times 2^(M - F) in float32 toward zero: exact for a normal result.  A result below 2^-126
+ *     (zero or subnormal, where the scaling would round) or at least 2^127 (near or past the
+ *     largest float32) is flagged for block_general, and so are lanes whose 2^(M - F) is not a
+ *     normal float32 (F - M + 127 = 254);
+ *   - the 13-bit accumulator cut (acc_frac_bits, the FP8 presets), toward zero on a normal float32:
+ *     its low 23 - acc_frac_bits fraction bits cleared, as the double path clears them.
+ */
+__attribute__((target("avx512f"), always_inline)) static inline void
+block_finish_rz_float_avx512(const float *a, const int16_t *ae, const float *b, const int16_t *be, int64_t ldb,
+                             int64_t count, int active, float chain[LANES], int c_emin, const prepared_model *p,
+                             superacc *acc, __m512d sum_low, __m512d sum_high, const lane_scales *s,
+                             __m512 scale)
+{
+    const __m512 c_value = _mm512_loadu_ps(chain);
+    const __mmask16 flag = s->flag | _mm512_cmpeq_epi32_mask(s->biased, _mm512_set1_epi32(254));
+    /* scale is 0 in the flagged lanes of s->flag: their cut c is 0 and they are redone anyway */
+    const __m512i c_cut = _mm512_cvttps_epi32(_mm512_mul_ps(c_value, scale));
+    const __m512d total_low = _mm512_add_pd(sum_low, _mm512_cvtepi32_pd(_mm512_castsi512_si256(c_cut)));
+    const __m512d total_high = _mm512_add_pd(sum_high, _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(c_cut, 1)));
+    const __m256 narrow_low = _mm512_cvt_roundpd_ps(total_low, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 narrow_high = _mm512_cvt_roundpd_ps(total_high, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m512 narrow = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(narrow_low)),
+                                                              _mm256_castps_pd(narrow_high), 1));
+    /* 2^(M - F): exponent field M - F + 127 = 254 - biased, in [1, 253] where not flagged */
+    const __m512 unscale = _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_sub_epi32(_mm512_set1_epi32(254), s->biased), 23));
+    __m512 value = _mm512_mul_round_ps(narrow, unscale, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    if (p->acc.man_bits < 23)
+        value = _mm512_castsi512_ps(_mm512_andnot_si512(_mm512_set1_epi32((int)((1u << (23 - p->acc.man_bits)) - 1u)),
+                                                        _mm512_castps_si512(value)));
+    const __m512 magnitude = _mm512_abs_ps(value);
+    int flag_bits = flag | _mm512_cmp_ps_mask(magnitude, _mm512_castsi512_ps(_mm512_set1_epi32(0x00800000)), _CMP_LT_OQ) |
+                    _mm512_cmp_ps_mask(magnitude, _mm512_castsi512_ps(_mm512_set1_epi32(0x7F000000)), _CMP_GE_OQ);
+    float c_saved[LANES];
+    _mm512_storeu_ps(c_saved, c_value);
+    _mm512_storeu_ps(chain, value);
+    flag_bits &= (int)((1u << active) - 1u); /* padding lanes are never looked at */
+    for (int w = 0; flag_bits; w++, flag_bits >>= 1)
+        if (flag_bits & 1)
+            chain[w] = (float)block_general(a, b + w, ldb, ae, be + w, count, c_saved[w], c_emin, 1, p, acc);
+}
+
+/*
  * strip_block_sse2 with sixteen lanes to an instruction: the same steps, lane for lane, on one
  * AVX-512 register of int32 or float and two of double, with the flags as mask registers.
  */
@@ -1415,7 +1478,7 @@ __attribute__((target("avx512f"))) static void strip_block_avx512(const operands
     const int16_t *be = ops->b_exponents + b_offset(ops, k0, j0);
     int16_t largest[LANES];
     strip_largest_avx2(ae, be, ops->ldb, count, largest);
-    const lane_scales s = block_scales_avx512(largest, chain, c_emin, p);
+    const lane_scales s = block_scales_avx512(largest, chain, c_emin, p, 1);
     double sum[LANES];
     if (p->float_products) {
         float scale_array[LANES];
@@ -1463,12 +1526,14 @@ __attribute__((target("avx512f,avx512bw"))) static void rows_block_avx512(const 
         for (int r = 0; r < ROW_GROUP; r++)
             top[r] = _mm256_max_epi16(top[r], _mm256_add_epi16(_mm256_set1_epi16(ae[r][q]), row));
     }
+    /* fused c, float32 output toward zero: the block step in float32 (block_finish_rz_float_avx512) */
+    const int float_finish = p->model.c_addition == FL_MMA_C_FUSED && p->out_is_float32 && !p->nearest_even;
     lane_scales s[ROW_GROUP];
     __m512 scale[ROW_GROUP];
     for (int r = 0; r < ROW_GROUP; r++) {
         int16_t largest[LANES];
         _mm256_storeu_si256((__m256i *)largest, top[r]);
-        s[r] = block_scales_avx512(largest, chain[r], c_emin, p);
+        s[r] = block_scales_avx512(largest, chain[r], c_emin, p, !float_finish);
         scale[r] = float_scale_avx512(&s[r]);
     }
     /* the cut products, as strip_products_float_avx512 */
@@ -1490,6 +1555,12 @@ __attribute__((target("avx512f,avx512bw"))) static void rows_block_avx512(const 
             low[r] = _mm512_add_pd(low[r], _mm512_cvtepi32_pd(_mm512_castsi512_si256(sum[r])));
             high[r] = _mm512_add_pd(high[r], _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(sum[r], 1)));
         }
+    }
+    if (float_finish) {
+        for (int r = 0; r < ROW_GROUP; r++)
+            block_finish_rz_float_avx512(a[r], ae[r], b, be, ldb, count, active, chain[r], c_emin, p, acc, low[r],
+                                         high[r], &s[r], scale[r]);
+        return;
     }
     for (int r = 0; r < ROW_GROUP; r++) {
         double total[LANES];
@@ -1734,6 +1805,109 @@ __attribute__((target("avx512f"))) static void late_strip_block_avx512(const ope
 LATE_STRIP_BODY
 #endif
 
+/*
+ * One block of one strip of c_addition = LATE with odd/even grouping (p->late_grouped_fast: AMD
+ * CDNA3 FP8), the steps of block_late lane by lane in double arithmetic, every one exact:
+ *   - group g (g = q mod 2, q counted from the block's start as in block_late) has its own largest
+ *     product exponent T_g; each product is scaled by 2^(F - T_g) (exact: a power of two, the
+ *     product itself exact) and truncated, |cut| < 2^(F + 2) <= 2^32, and a group's at most 32 cut
+ *     products sum exactly in a double (below 2^37);
+ *   - the group sum S_g * 2^(T_g - F) rounded down to a multiple of 2^(T - F), T = max(T_0, T_1),
+ *     is floor(S_g * 2^(T_g - T)) * 2^(T - F): a power-of-two scaling of an integer, then floor;
+ *   - the rest is LATE_STRIP_BODY's: the floors to 2^(J - 31) and 2^(J - 24) (a c below 2^(J - 25)
+ *     is dropped, as block_late does for grouping), their exact sum, and its conversion to float32
+ *     the one nearest-even rounding.
+ * A group without a nonzero product has S_g = 0 whatever its scale (clamped into range here).
+ * Lanes without any nonzero product, a zero total, T >= 125 (a product might reach 2^128), a
+ * non-finite or a subnormal c are redone by block_late.
+ */
+#define LATE_GROUPED_STRIP_BODY                                                                                   \
+    {                                                                                                             \
+        const float *a = ops->a + i * ops->k + k0;                                                                \
+        const int16_t *ae = ops->a_exponents + i * ops->k + k0;                                                   \
+        const float *b = ops->b + b_offset(ops, k0, j0);                                                          \
+        const int16_t *be = ops->b_exponents + b_offset(ops, k0, j0);                                             \
+        const int frac_bits = p->model.frac_bits;                                                                 \
+        int16_t top_even[LANES], top_odd[LANES];                                                                  \
+        double scale_even[LANES], scale_odd[LANES], sum_even[LANES], sum_odd[LANES], result[LANES];              \
+        int64_t redo[LANES];                                                                                      \
+        for (int w = 0; w < LANES; w++)                                                                           \
+            top_even[w] = top_odd[w] = (int16_t)(2 * ZERO_EXPONENT);                                              \
+        for (int64_t q = 0; q + 1 < count; q += 2) {                                                              \
+            for (int w = 0; w < LANES; w++) {                                                                     \
+                int16_t even = (int16_t)(ae[q] + be[q * LANES + w]);                                              \
+                int16_t odd = (int16_t)(ae[q + 1] + be[(q + 1) * LANES + w]);                                     \
+                top_even[w] = even > top_even[w] ? even : top_even[w];                                            \
+                top_odd[w] = odd > top_odd[w] ? odd : top_odd[w];                                                 \
+            }                                                                                                     \
+        }                                                                                                         \
+        if (count & 1)                                                                                            \
+            for (int w = 0; w < LANES; w++) {                                                                     \
+                int16_t even = (int16_t)(ae[count - 1] + be[(count - 1) * LANES + w]);                            \
+                top_even[w] = even > top_even[w] ? even : top_even[w];                                            \
+            }                                                                                                     \
+        for (int w = 0; w < LANES; w++) {                                                                         \
+            int top = top_even[w] > top_odd[w] ? top_even[w] : top_odd[w];                                        \
+            redo[w] = top <= NO_TERM_EXPONENT || top >= 125;                                                      \
+            int t = top > NO_TERM_EXPONENT && top < 125 ? top : 0;                                                \
+            int t_even = top_even[w] > NO_TERM_EXPONENT ? top_even[w] : t;                                        \
+            int t_odd = top_odd[w] > NO_TERM_EXPONENT ? top_odd[w] : t;                                           \
+            scale_even[w] = pow2(frac_bits - (t_even > 125 ? 125 : t_even));                                      \
+            scale_odd[w] = pow2(frac_bits - (t_odd > 125 ? 125 : t_odd));                                         \
+            sum_even[w] = sum_odd[w] = 0.0;                                                                       \
+        }                                                                                                         \
+        for (int64_t q = 0; q + 1 < count; q += 2) {                                                              \
+            const double x = a[q], y = a[q + 1];                                                                  \
+            const float *row = b + q * LANES, *next = row + LANES;                                                \
+            for (int w = 0; w < LANES; w++) {                                                                     \
+                sum_even[w] += trunc(x * (double)row[w] * scale_even[w]);                                         \
+                sum_odd[w] += trunc(y * (double)next[w] * scale_odd[w]);                                          \
+            }                                                                                                     \
+        }                                                                                                         \
+        if (count & 1) {                                                                                          \
+            const double x = a[count - 1];                                                                        \
+            const float *row = b + (count - 1) * LANES;                                                           \
+            for (int w = 0; w < LANES; w++)                                                                       \
+                sum_even[w] += trunc(x * (double)row[w] * scale_even[w]);                                         \
+        }                                                                                                         \
+        for (int w = 0; w < LANES; w++) {                                                                         \
+            uint32_t c_bits;                                                                                      \
+            memcpy(&c_bits, &chain[w], sizeof c_bits);                                                            \
+            int field = (int)((c_bits >> 23) & 0xFF), c_nonzero = (c_bits & 0x7FFFFFFFu) != 0;                   \
+            int c_exponent = c_nonzero && field - 127 > c_emin ? field - 127 : c_emin;                            \
+            int top = top_even[w] > top_odd[w] ? top_even[w] : top_odd[w];                                        \
+            int t = top > NO_TERM_EXPONENT && top < 125 ? top : 0;                                                \
+            int t_even = top_even[w] > NO_TERM_EXPONENT && top_even[w] < 125 ? top_even[w] : t;                   \
+            int t_odd = top_odd[w] > NO_TERM_EXPONENT && top_odd[w] < 125 ? top_odd[w] : t;                       \
+            double units = floor(sum_even[w] * pow2(t_even - t)) + floor(sum_odd[w] * pow2(t_odd - t));          \
+            int joint = t > c_exponent ? t : c_exponent;                                                          \
+            double products = floor(units * pow2(t - frac_bits + 31 - joint)) * pow2(joint - 31);                \
+            double addend = c_exponent < joint - 25 ? 0.0 : floor((double)chain[w] * pow2(24 - joint)) *         \
+                                                               pow2(joint - 24);                                  \
+            double total = products + addend;                                                                     \
+            redo[w] |= (field == 255) | (total == 0.0) | (field == 0 && c_nonzero); /* c subnormal: its exponent */\
+            result[w] = total;                                                                                    \
+        }                                                                                                         \
+        for (int w = 0; w < active; w++)                                                                          \
+            chain[w] = redo[w] ? (float)chain_step_general(a, b + w, LANES, ae, be + w, count, chain[w], c_emin, p,  \
+                                                           acc)                                                   \
+                               : (float)result[w];                                                                \
+    }
+
+static void late_grouped_strip_block(const operands *ops, int64_t i, int64_t j0, int64_t k0, int64_t count,
+                                     int active, float chain[LANES], int c_emin, const prepared_model *p,
+                                     superacc *acc)
+LATE_GROUPED_STRIP_BODY
+
+#ifdef FL_MMA_WIDE_SIMD
+__attribute__((target("avx512f"))) static void late_grouped_strip_block_avx512(const operands *ops, int64_t i,
+                                                                               int64_t j0, int64_t k0, int64_t count,
+                                                                               int active, float chain[LANES],
+                                                                               int c_emin, const prepared_model *p,
+                                                                               superacc *acc)
+LATE_GROUPED_STRIP_BODY
+#endif
+
 /* Rows [i0, i1) x columns [j0, j0 + LANES) of D, all of K: the chain, and the promotion. */
 static void block_fma_tile(const operands *ops, const float *c, float *d, int64_t i0, int64_t i1, int64_t j0,
                            const prepared_model *p, superacc *acc)
@@ -1742,7 +1916,7 @@ static void block_fma_tile(const operands *ops, const float *c, float *d, int64_
     int active = (int)(j0 + LANES <= n ? LANES : n - j0);
     int promote = p->model.promote_every > 0;
     float promoted[TILE_ROWS][LANES], chain[TILE_ROWS][LANES];
-    int fast_tile = p->fast || p->exact_fast || p->late_fast;
+    int fast_tile = p->fast || p->exact_fast || p->late_fast || p->late_grouped_fast;
     for (int64_t i = i0; i < i1; i++)
         fast_tile &= !ops->a_special[i];
     for (int w = 0; w < active; w++)
@@ -1774,6 +1948,16 @@ static void block_fma_tile(const operands *ops, const float *c, float *d, int64_
                     else
 #endif
                         late_strip_block(ops, i, j0, k0, count, active, chain[i - i0], c_emin, p, acc);
+                    continue;
+                }
+                if (fast_tile && p->late_grouped_fast) {
+#ifdef FL_MMA_WIDE_SIMD
+                    if (p->simd == SIMD_AVX512)
+                        late_grouped_strip_block_avx512(ops, i, j0, k0, count, active, chain[i - i0], c_emin, p,
+                                                        acc);
+                    else
+#endif
+                        late_grouped_strip_block(ops, i, j0, k0, count, active, chain[i - i0], c_emin, p, acc);
                     continue;
                 }
                 if (fast_tile && p->exact_fast) {

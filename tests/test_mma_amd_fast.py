@@ -1,7 +1,8 @@
 """The strip kernels of the AMD CDNA1 and CDNA3 models (csrc/mma.c exact_strip_block: an exact
 block sum accumulated in double with two-sum checks; late_strip_block: c_addition="late" without
-grouping) against the exact rational reference, and against themselves across thread counts and
-SIMD copies.
+grouping; late_grouped_strip_block: late c with odd/even grouping, CDNA3 FP8) against the exact
+rational reference, against the C model's per-output definition (block_late), and against
+themselves across thread counts and SIMD copies.
 
 The shapes span several strips of 16 columns and a partial one, with rows of very different
 exponents; the values are drawn with wide exponent spreads (so that some double sums are inexact
@@ -20,7 +21,9 @@ from hypothesis import given, settings, strategies as st
 import fmtlab as fl
 from test_mma_reference import check
 
-STRIP_MODELS = ["mi100-fp16-fp32", "mi100-bf16-fp32", "mi300x-fp16-fp32", "mi300x-bf16-fp32"]
+STRIP_MODELS = ["mi100-fp16-fp32", "mi100-bf16-fp32", "mi300x-fp16-fp32", "mi300x-bf16-fp32",
+                "mi300x-e4m3fnuz-fp32", "mi300x-e5m2fnuz-fp32"]
+LATE_MODELS = ["mi300x-fp16-fp32", "mi300x-bf16-fp32", "mi300x-e4m3fnuz-fp32", "mi300x-e5m2fnuz-fp32"]
 
 
 @st.composite
@@ -39,15 +42,21 @@ def wide_matrices(draw, model, max_m=5, max_n=35, max_k=40):
         half = k // 2
         a[:, half:2 * half] = a[:, :half]
         b[half:2 * half, :] = -b[:half, :]
+        b = fl.quantize(b, model.b_format)  # -0 is +0 in the fnuz formats (no negative zero)
     if draw(st.booleans()):  # a few Inf and NaN
         for _ in range(draw(st.integers(1, 2))):
             target = a if draw(st.booleans()) else b
+            fmt = model.a_format if target is a else model.b_format
+            # the fnuz FP8 formats have no Inf (it rounds to their NaN): only NaN there
+            has_inf = bool(np.isinf(fl.quantize(np.float32([np.inf]), fmt))[0])
             target[rng.integers(target.shape[0]), rng.integers(target.shape[1])] = rng.choice(
-                np.float32([np.inf, -np.inf, np.nan]))
+                np.float32([np.inf, -np.inf, np.nan] if has_inf else [np.nan]))
     c = None
-    c_kind = draw(st.sampled_from(["none", "normal", "wide"]))
+    c_kind = draw(st.sampled_from(["none", "normal", "wide", "small"]))
     if c_kind != "none":
         c = rng.standard_normal((m, n)).astype(np.float32)
+        if c_kind == "small":  # 2^-30 .. 2^-18 of the products: around late c's 2^(J - 24) floor and J - 25 drop
+            c = (c * np.exp2(rng.integers(-30, -17, (m, n)).astype(np.float32))).astype(np.float32)
         if c_kind == "wide":
             c = (c * np.exp2(rng.integers(-149, 100, (m, n)).astype(np.float32))).astype(np.float32)
             c[rng.random((m, n)) < 0.2] = rng.choice(np.float32([0.0, -0.0, 2.0 ** -149, -2.0 ** -130]))
@@ -62,16 +71,34 @@ def test_strip_kernels_match_the_reference(name, data):
     check(model, *data.draw(wide_matrices(model)))
 
 
-@pytest.mark.parametrize("name", ["mi300x-fp16-fp32", "mi300x-bf16-fp32"])
+@pytest.mark.parametrize("name", LATE_MODELS)
 @settings(max_examples=20, deadline=None)
 @given(data=st.data())
 def test_late_strip_kernel_with_other_parameters(name, data):
-    """The +0 rule, other block lengths and cut widths, and c rounded to bf16 first."""
-    model = fl.mma_model(name).replace(block=data.draw(st.sampled_from([1, 3, 8, 16, 40])),
+    """The +0 rule, other block lengths (odd ones: a last even product without its odd partner)
+    and cut widths, and c rounded to bf16 first."""
+    model = fl.mma_model(name).replace(block=data.draw(st.sampled_from([1, 3, 8, 15, 16, 40, 64])),
                                        frac_bits=data.draw(st.sampled_from([0, 10, 24, 30])),
                                        zero_sign=data.draw(st.sampled_from(["ieee", "positive"])),
                                        c_format=data.draw(st.sampled_from([fl.FP32, fl.BF16])))
     check(model, *data.draw(wide_matrices(model, max_n=20)))
+
+
+@pytest.mark.parametrize("name", STRIP_MODELS)
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_strip_kernels_match_the_per_output_definition(name, data):
+    """Fast = the C model's own per-output definition (chain_step_general: block_late,
+    block_general), bit for bit.  A tile of 16 rows with an Inf or NaN in any row goes through the
+    definition for every row of it, so the same A with one such row appended (m <= 15: one tile)
+    gives the definition's results in its other rows, on identical data."""
+    model = fl.mma_model(name)
+    a, b, c = data.draw(wide_matrices(model, max_m=15))
+    fast = fl.matmul(a, b, c, model=model)
+    poisoned = np.vstack([a, np.full((1, a.shape[1]), np.nan, np.float32)])
+    c_poisoned = None if c is None else np.vstack([c, np.zeros((1, c.shape[1]), np.float32)])
+    slow = fl.matmul(poisoned, b, c_poisoned, model=model)[:-1]
+    assert np.array_equal(fast.view(np.uint32), slow.view(np.uint32))
 
 
 def _operands(model, m=40, k=96, n=50, seed=4):
@@ -81,7 +108,7 @@ def _operands(model, m=40, k=96, n=50, seed=4):
     b = fl.quantize((rng.standard_normal((k, n)) * np.exp2(rng.integers(-30, 30, (k, n)))).astype(np.float32),
                     model.b_format)
     c = rng.standard_normal((m, n)).astype(np.float32)
-    a[3, 5] = np.inf
+    a[3, 5] = np.inf if np.isinf(fl.quantize(np.float32([np.inf]), model.a_format))[0] else np.nan  # fnuz: no Inf
     return a, b, c
 
 
