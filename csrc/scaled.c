@@ -967,6 +967,14 @@ typedef struct block_scale {
      * block), and whether S's significand has at most 29 bits (so that it applies) */
     double reciprocal, product_scale;
     int short_scale;
+    /* The AVX-512 lanes' float32 reciprocal (lanes_odd_quotients_f32), where S is a float32 in
+     * [2^-126, 2^100] (the FP32 scales of fp8_block* and fp8_tensor): RN64(1/S) split into
+     * reciprocal_hi = RN32 of it and reciprocal_lo = RN32 of the rest, and tiny_bits, the float32
+     * bits of 2^max(-110, -103 - e) (S in [2^e, 2^(e+1))), below which a quotient is not kept
+     * there.  f32_reciprocal is 0 where the path does not apply (NaN blocks among them). */
+    float reciprocal_hi, reciprocal_lo;
+    uint32_t tiny_bits;
+    int f32_reciprocal;
 } block_scale;
 
 #if FL_SCALED_COPY == 2
@@ -1148,6 +1156,17 @@ static void scales_of_blocks(const scaled_plan *plan, const void *acc, int64_t c
             out[i].short_scale = (value_bits & 0x7FFFFF) == 0 && value[i] >= 0x1p-1000 && value[i] <= 0x1p1000;
             out[i].reciprocal = 1.0 / value[i];
             out[i].product_scale = value[i];
+            const float value32 = (float)value[i];
+            const int f32_reciprocal = (double)value32 == value[i] && value[i] >= 0x1p-126 && value[i] <= 0x1p100;
+            const float reciprocal_hi = (float)out[i].reciprocal;
+            /* exact in float64: RN32 of a float64 differs from it by at most half a float32 ulp */
+            const double rest = out[i].reciprocal - (double)reciprocal_hi;
+            const int64_t e = (value_bits >> 52 & 0x7FF) - 1023;
+            const int64_t tiny_exponent = -103 - e > -110 ? -103 - e : -110;
+            out[i].f32_reciprocal = f32_reciprocal;
+            out[i].reciprocal_hi = f32_reciprocal ? reciprocal_hi : 0.0f;
+            out[i].reciprocal_lo = f32_reciprocal ? (float)rest : 0.0f;
+            out[i].tiny_bits = f32_reciprocal ? (uint32_t)(tiny_exponent + 127) << 23 : 0x7F800000u;
         }
         if (plan->power_of_two) {
             for (int i = 0; i < n; i++) { /* value = 2^e: 1/value is exact */
@@ -1167,6 +1186,7 @@ static void scales_of_blocks(const scaled_plan *plan, const void *acc, int64_t c
                 out[i].reciprocal = 0.0;
                 out[i].product_scale = 0.0;
                 out[i].short_scale = 1;
+                out[i].f32_reciprocal = 0;
             }
         }
     }

@@ -266,6 +266,42 @@ LANES_INLINE __m512i lanes_odd_quotients(const __m512 x, const __m512d reciproca
     return _mm512_mask_blend_epi32(kept, _mm512_set1_epi32(0x7FC00000), odd);
 }
 
+/*
+ * lanes_odd_quotients where S is a float32 in [2^-126, 2^100] (block->f32_reciprocal): RO32(x / S)
+ * in 16 float32 lanes, no float64 conversion.  With r = RN64(1/S) = hi + lo + d (hi = RN32(r),
+ * lo = RN32(r - hi), the difference exact in float64) and q = |x| / S:
+ *   f = RN32(|x| hi + RN32(|x| lo))            (one fused multiply-add: one rounding)
+ * is RN32 of q (1 + e), |e| < 2^-38: 1/S - hi - lo is below 2^-47 / S plus 2^-150 (lo may be
+ * subnormal; S <= 2^100 keeps that below 2^-50 / S), RN32(|x| lo) is off by 2^-48 q plus 2^-150,
+ * and the lanes kept have q > 2^-111 (below).  So q lies strictly between f's float32 neighbours
+ * (they are at least 2^-26 f away), as in odd_quotient_by_reciprocal, and the sign of
+ * |f| S - |x| says whether q lies below f, on it or above it.  That sign is exact: the fused
+ * multiply-add rounds |f| S - |x| once, and it is a nonzero multiple of 2^(E_f + E_S - 46) or of
+ * x's ulp, at least 2^-149 when |f| >= 2^(-103 - E_S), so it never rounds to zero unless it is
+ * zero.  Kept: tiny_bits <= |f| <= FLT_MAX (tiny_bits is 2^max(-110, -103 - E_S), above 2^-126),
+ * or x = +-0; the others get NaN bits and the caller's exact path.  The result is the same RO32
+ * as lanes_odd_quotients gives for every lane either keeps (RO32 is a function of q).
+ */
+LANES_INLINE __m512i lanes_odd_quotients_f32(const __m512 x, const __m512 hi, const __m512 lo, const __m512 scale,
+                                             const __m512i tiny_bits)
+{
+    const __m512i sign_mask = _mm512_set1_epi32((int)0x80000000u);
+    const __m512 x_magnitude = _mm512_castsi512_ps(_mm512_andnot_si512(sign_mask, _mm512_castps_si512(x)));
+    const __m512 nearest = _mm512_fmadd_ps(x_magnitude, hi, _mm512_mul_ps(x_magnitude, lo));
+    const __m512 residual = _mm512_fmsub_ps(nearest, scale, x_magnitude); /* |f| S - |x|, rounded once */
+    const __mmask16 above = _mm512_cmp_ps_mask(residual, _mm512_setzero_ps(), _CMP_GT_OQ);
+    const __mmask16 inexact = _mm512_cmp_ps_mask(residual, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+    const __m512i nearest_bits = _mm512_castps_si512(nearest); /* +0 or positive: fma of magnitudes */
+    const __mmask16 kept = (_mm512_cmpge_epu32_mask(nearest_bits, tiny_bits) &
+                            _mm512_cmple_epu32_mask(nearest_bits, _mm512_set1_epi32(0x7F7FFFFF))) |
+                           _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_EQ_OQ);
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512i odd = _mm512_mask_sub_epi32(nearest_bits, above, nearest_bits, one);
+    odd = _mm512_mask_or_epi32(odd, inexact, odd, one);
+    odd = _mm512_or_si512(odd, _mm512_and_si512(_mm512_castps_si512(x), sign_mask));
+    return _mm512_mask_blend_epi32(kept, _mm512_set1_epi32(0x7FC00000), odd);
+}
+
 /* (float)((double)value * scale) of 16 lanes: the value times S in float64, rounded once. */
 LANES_INLINE __m512 lanes_times_f64(const __m512 value, const __m512d scale)
 {
@@ -417,9 +453,13 @@ LANES_INLINE void lanes_chunk_body(const int path, const int mode, const float *
         __m512 value = _mm512_setzero_ps();
         __mmask16 fast;
         if (path == LANES_POWER || path == LANES_RECIPROCAL) {
-            const __m512i input = path == LANES_POWER ? _mm512_castps_si512(xs)
-                                                      : lanes_odd_quotients(xs, _mm512_set1_pd(block->reciprocal),
-                                                                            _mm512_set1_pd(block->product_scale));
+            const __m512i input =
+                path == LANES_POWER ? _mm512_castps_si512(xs)
+                : block->f32_reciprocal
+                    ? lanes_odd_quotients_f32(xs, _mm512_set1_ps(block->reciprocal_hi),
+                                              _mm512_set1_ps(block->reciprocal_lo), _mm512_set1_ps(block->value32),
+                                              _mm512_set1_epi32((int)block->tiny_bits))
+                    : lanes_odd_quotients(xs, _mm512_set1_pd(block->reciprocal), _mm512_set1_pd(block->product_scale));
             const __m512i offset = path == LANES_POWER ? _mm512_set1_epi32((int)block->exponent_offset)
                                                        : _mm512_setzero_si512();
             if (lanes_all_normal(input, offset, k, valid)) {
