@@ -1480,6 +1480,14 @@ static void encode_span(const scaled_plan *plan, const void *x, int64_t row_star
             if (start + 3 * CHUNK <= j1)
                 for (int64_t offset = 0; offset < bytes; offset += 64)
                     __builtin_prefetch(ahead + offset);
+            /* and the same chunk of the next span (the next row of an item, or the next item's
+             * first row or column range, which starts j1 - j0 elements on): the block maxima
+             * read this span from memory in a short loop, but this pass is long and has no loads
+             * of its own in flight, so without it each item waits on memory twice over (a
+             * prefetch past the end of x is harmless: prefetches do not fault) */
+            const char *next = (const char *)x + (first + (j1 - j0)) * (input_f32 ? 4 : 8);
+            for (int64_t offset = 0; offset < bytes; offset += 64)
+                __builtin_prefetch(next + offset);
         }
 #endif
         element_counts fast = {0, 0, 0, 0, 0};

@@ -431,7 +431,7 @@ LANES_INLINE __m256i lanes_stochastic_divide(const __m256 x, const __m512d divis
  */
 LANES_INLINE void lanes_chunk_body(const int path, const int mode, const float *restrict x, const int count,
                                    const block_scale *block, int64_t offset, const int64_t block_columns,
-                                   const element_constants *restrict k, const int64_t subnormal_grid,
+                                   const element_constants *restrict constants, const int64_t subnormal_grid,
                                    const uint64_t stream_key, const uint64_t first_index, uint32_t *restrict codes,
                                    float *restrict values, uint16_t *restrict slow, lanes_counts *total,
                                    const int want_values, const int want_counts)
@@ -439,6 +439,11 @@ LANES_INLINE void lanes_chunk_body(const int path, const int mode, const float *
     /* counts in registers (the library is built with -fno-strict-aliasing: counts in memory
      * would be reloaded after every store) */
     lanes_counts local = {0, 0, 0, 0, 0};
+    /* the constants in a local copy, for the same reason: read through the pointer, every step
+     * reloaded and rebroadcast them after the stores; a copy whose address does not escape
+     * stays in registers */
+    const element_constants local_constants = *constants;
+    const element_constants *restrict k = &local_constants;
     lanes_counts *counts = &local;
     for (int i = 0; i < count; i += 16) {
         if (offset == block_columns) {
