@@ -302,6 +302,40 @@ LANES_INLINE __m512i lanes_odd_quotients_f32(const __m512 x, const __m512 hi, co
     return _mm512_mask_blend_epi32(kept, _mm512_set1_epi32(0x7FC00000), odd);
 }
 
+/*
+ * lanes_odd_quotients where S is short but not a float32, in [2^-126, 2^100]
+ * (block->split_reciprocal, NVFP4): the estimate f as in lanes_odd_quotients_f32 (q strictly
+ * between f's float32 neighbours where 2^-110 <= |f|: the error analysis there does not use S's
+ * width), the correction as in lanes_odd_quotients, |f| S exact in float64 (24 + 29 bits).
+ * Kept: 2^-110 <= |f| <= FLT_MAX (tiny_bits), or x = +-0.
+ */
+LANES_INLINE __m512i lanes_odd_quotients_split(const __m512 x, const __m512 hi, const __m512 lo,
+                                               const __m512d product_scale, const __m512i tiny_bits)
+{
+    const __m512i sign_mask = _mm512_set1_epi32((int)0x80000000u);
+    const __m512 x_magnitude = _mm512_castsi512_ps(_mm512_andnot_si512(sign_mask, _mm512_castps_si512(x)));
+    const __m512 nearest = _mm512_fmadd_ps(x_magnitude, hi, _mm512_mul_ps(x_magnitude, lo));
+    const __m512d product_low = _mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(nearest)), product_scale);
+    const __m512d product_high = _mm512_mul_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(nearest, 1)), product_scale);
+    const __m512d x_low = _mm512_cvtps_pd(_mm512_castps512_ps256(x_magnitude));
+    const __m512d x_high = _mm512_cvtps_pd(_mm512_extractf32x8_ps(x_magnitude, 1));
+#define LANES_BOTH(LOW, HIGH) ((__mmask16)((unsigned)(LOW) | ((unsigned)(HIGH) << 8)))
+    const __mmask16 above = LANES_BOTH(_mm512_cmp_pd_mask(product_low, x_low, _CMP_GT_OQ),
+                                       _mm512_cmp_pd_mask(product_high, x_high, _CMP_GT_OQ));
+    const __mmask16 inexact = LANES_BOTH(_mm512_cmp_pd_mask(product_low, x_low, _CMP_NEQ_UQ),
+                                         _mm512_cmp_pd_mask(product_high, x_high, _CMP_NEQ_UQ));
+#undef LANES_BOTH
+    const __m512i nearest_bits = _mm512_castps_si512(nearest);
+    const __mmask16 kept = (_mm512_cmpge_epu32_mask(nearest_bits, tiny_bits) &
+                            _mm512_cmple_epu32_mask(nearest_bits, _mm512_set1_epi32(0x7F7FFFFF))) |
+                           _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_EQ_OQ);
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512i odd = _mm512_mask_sub_epi32(nearest_bits, above, nearest_bits, one);
+    odd = _mm512_mask_or_epi32(odd, inexact, odd, one);
+    odd = _mm512_or_si512(odd, _mm512_and_si512(_mm512_castps_si512(x), sign_mask));
+    return _mm512_mask_blend_epi32(kept, _mm512_set1_epi32(0x7FC00000), odd);
+}
+
 /* (float)((double)value * scale) of 16 lanes: the value times S in float64, rounded once. */
 LANES_INLINE __m512 lanes_times_f64(const __m512 value, const __m512d scale)
 {
@@ -464,6 +498,11 @@ LANES_INLINE void lanes_chunk_body(const int path, const int mode, const float *
                     ? lanes_odd_quotients_f32(xs, _mm512_set1_ps(block->reciprocal_hi),
                                               _mm512_set1_ps(block->reciprocal_lo), _mm512_set1_ps(block->value32),
                                               _mm512_set1_epi32((int)block->tiny_bits))
+                : block->split_reciprocal
+                    ? lanes_odd_quotients_split(xs, _mm512_set1_ps(block->reciprocal_hi),
+                                                _mm512_set1_ps(block->reciprocal_lo),
+                                                _mm512_set1_pd(block->product_scale),
+                                                _mm512_set1_epi32((int)block->tiny_bits))
                     : lanes_odd_quotients(xs, _mm512_set1_pd(block->reciprocal), _mm512_set1_pd(block->product_scale));
             const __m512i offset = path == LANES_POWER ? _mm512_set1_epi32((int)block->exponent_offset)
                                                        : _mm512_setzero_si512();
@@ -480,6 +519,9 @@ LANES_INLINE void lanes_chunk_body(const int path, const int mode, const float *
             if (want_values)
                 value = path == LANES_POWER || (double)block->value32 == block->value
                             ? _mm512_mul_ps(value, _mm512_set1_ps(block->value32))
+                        : block->split_value
+                            ? _mm512_mul_ps(_mm512_mul_ps(value, _mm512_set1_ps(block->value_a)),
+                                            _mm512_set1_ps(block->value_b))
                             : lanes_times_f64(value, _mm512_set1_pd(block->value));
         } else {
             const __m512d divisor = _mm512_set1_pd(block->operand), value_scale = _mm512_set1_pd(block->value);

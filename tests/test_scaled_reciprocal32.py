@@ -13,6 +13,8 @@ value with scaled._encode_numpy / _quantize_numpy (numpy around the element code
 scaled.c).  It runs on whichever copy the CPU picks (the lanes on AVX-512 CPUs); with the
 reciprocal lanes broken (one of hi or lo dropped, the tiny cut-off ignored) it fails.
 """
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -33,36 +35,54 @@ def block_width(sf):
     return block if isinstance(block, int) else 128
 
 
-def boundary_row(sf, amax, width, rng):
-    """One row of a block: amax first (it fixes S = RN32(amax / element max) for rule amax), then
-    points m S for element values and midpoints m, 0, 1 and 2 float32 ulps either side, both signs,
-    tiny quotients around 2^-110 and 2^-103 - E_S, subnormals and zeros."""
+def scale_map(x, sf):
+    """Each element's block scale S (exact, float64): x's scales with every element code set to
+    the code of 1.0, decoded."""
+    encoded = fl.encode(x.astype(np.float64), sf)
+    one = np.asarray(fl.encode(np.array([1.0]), sf.element)).reshape(-1)[0]
+    return fl.decode(dataclasses.replace(encoded, codes=np.full_like(encoded.codes, one)), sf)
+
+
+def fill_boundaries(x, sf, rng):
+    """x (float32) holds each row's amax in column 0 and zeros elsewhere; the other columns get
+    points m S for element values and midpoints m (S the element's own block scale), 0, 1 and 2
+    float32 ulps either side, both signs, tiny quotients around 2^-110 and 2^-103 - E_S,
+    subnormals, zeros and random values, all at most the row's amax (the scales stay)."""
     element = sf.element
     top = float(max_value(element))
     magnitudes = [float(v) for v in sorted_magnitudes(element) if 0 < v <= top]
     points = sorted(set(magnitudes) | {(a + b) / 2 for a, b in zip(magnitudes, magnitudes[1:])})
-    s = np.float64(np.float32(amax / top))
-    row = [np.float32(amax)]
-    while len(row) < width:
-        kind = rng.integers(6)
-        if kind <= 2:
-            target = np.float32(rng.choice(points) * s)
-            for step in range(-2, 3):
-                value = target
-                for _ in range(abs(step)):
-                    value = np.nextafter(value, np.float32(np.inf if step > 0 else 0))
-                row.append(value if rng.integers(2) else -value)
-        elif kind == 3:
-            exponent = int(rng.integers(-115, -98)) if rng.integers(2) else -103 - int(np.floor(np.log2(s)))
-            value = np.float32(s * 2.0 ** exponent * (1 + rng.random()))
-            row += [value, -np.nextafter(value, np.float32(0))]
-        elif kind == 4:
-            row += [np.float32(rng.choice([1e-45, 3e-42, 1.1e-38, 0.0, -0.0]))]
-        else:
-            row += [np.float32(rng.standard_normal() * amax / 3)]
-    values = np.array(row[:width], np.float32)
-    np.clip(values, -amax, amax, out=values)
-    return values
+    scales = scale_map(x, sf)
+    rows, width = x.shape
+    for r in range(rows):
+        amax = x[r, 0]
+        c = 1
+        while c < width:
+            s = float(scales[r, c])
+            if not np.isfinite(s) or s == 0:
+                break
+            kind = rng.integers(6)
+            if kind <= 2:
+                target = np.float32(rng.choice(points) * s)
+                values = []
+                for step in range(-2, 3):
+                    value = target
+                    for _ in range(abs(step)):
+                        value = np.nextafter(value, np.float32(np.inf if step > 0 else 0))
+                    values.append(value if rng.integers(2) else -value)
+            elif kind == 3:
+                exponent = int(rng.integers(-115, -98)) if rng.integers(2) else -103 - int(np.floor(np.log2(s)))
+                with np.errstate(over="ignore"):  # large S: an Inf, clipped to the amax below
+                    value = np.float32(s * 2.0 ** exponent * (1 + rng.random()))
+                values = [value, -np.nextafter(value, np.float32(0))]
+            elif kind == 4:
+                values = [np.float32(rng.choice([1e-45, 3e-42, 1.1e-38, 0.0, -0.0]))]
+            else:
+                values = [np.float32(rng.standard_normal() * amax / 3)]
+            for value in values[: width - c]:
+                x[r, c] = np.clip(value, -amax, amax)
+                c += 1
+    return x
 
 
 def amax_values(rng, count):
@@ -79,21 +99,19 @@ def test_float32_reciprocal_lanes_match_the_numpy_path(name, mode):
     rng = np.random.default_rng(abs(hash((name, mode))) % 2**32)
     width = max(block_width(sf), 32)
     top = float(max_value(sf.element))
-    if sf.block == "tensor":
-        for amax in amax_values(rng, 20):  # one S per tensor: one tensor per amax
-            amax = float(np.float32(min(amax * top, 3.0e38)))
-            row = boundary_row(sf, amax, 256, rng)
-            assert_same(row.reshape(2, 128), sf, mode)
+    maxima = [float(np.float32(min(amax * top, 3.0e38))) for amax in amax_values(rng, 40)]
+    maxima = [amax for amax in maxima if np.isfinite(amax) and amax > 0]
+    if sf.block == "tensor":  # one S per tensor: one tensor per amax
+        for amax in maxima[:20]:
+            x = np.zeros((2, 128), np.float32)
+            x[:, 0] = amax
+            assert_same(fill_boundaries(x, sf, rng), sf, mode)
         return
-    rows = []
-    for amax in amax_values(rng, 40):
-        with np.errstate(over="ignore"):
-            amax = float(np.float32(min(amax * top, 3.0e38)))
-        if not np.isfinite(amax) or amax == 0:
-            continue
-        rows.append(boundary_row(sf, amax, width, rng))
-    x = np.stack(rows)
-    if isinstance(sf.block, tuple):  # tiles: rows in groups of the tile's height
-        height = sf.block[0]
-        x = np.repeat(x[:4], height, axis=0)
-    assert_same(x, sf, mode)
+    height = sf.block[0] if isinstance(sf.block, tuple) else 1
+    x = np.zeros((len(maxima[:8]) * height if height > 1 else len(maxima), width), np.float32)
+    x[:, 0] = np.repeat(maxima[:8], height) if height > 1 else maxima
+    if sf.tensor_scale is not None:  # NVFP4: a tensor scale too; rows of a few tensors' worth
+        for part in np.array_split(x, len(x) // 2):
+            assert_same(fill_boundaries(part.copy(), sf, rng), sf, mode)
+        return
+    assert_same(fill_boundaries(x, sf, rng), sf, mode)
