@@ -44,6 +44,11 @@ def scale_map(x, sf):
 
 
 def fill_boundaries(x, sf, rng):
+    with np.errstate(over="ignore"):  # points beyond float32 for large S: Inf, clipped to the amax
+        return _fill_boundaries(x, sf, rng)
+
+
+def _fill_boundaries(x, sf, rng):
     """x (float32) holds each row's amax in column 0 and zeros elsewhere; the other columns get
     points m S for element values and midpoints m (S the element's own block scale), 0, 1 and 2
     float32 ulps either side, both signs, tiny quotients around 2^-110 and 2^-103 - E_S,
@@ -72,8 +77,7 @@ def fill_boundaries(x, sf, rng):
                     values.append(value if rng.integers(2) else -value)
             elif kind == 3:
                 exponent = int(rng.integers(-115, -98)) if rng.integers(2) else -103 - int(np.floor(np.log2(s)))
-                with np.errstate(over="ignore"):  # large S: an Inf, clipped to the amax below
-                    value = np.float32(s * 2.0 ** exponent * (1 + rng.random()))
+                value = np.float32(s * 2.0 ** exponent * (1 + rng.random()))
                 values = [value, -np.nextafter(value, np.float32(0))]
             elif kind == 4:
                 values = [np.float32(rng.choice([1e-45, 3e-42, 1.1e-38, 0.0, -0.0]))]
