@@ -17,6 +17,10 @@
  *   LANES_RECIPROCAL  float32 x, scales of at most 29 significant bits that are not powers of
  *                     two: odd_quotient_by_reciprocal (RO32(x / S) from x RN64(1/S) and one exact
  *                     product), then the same float32 lanes unscaled; deterministic modes;
+ *                     where S is a float32 (FP32 scales) the quotient and the correction run
+ *                     in float32 lanes with two FMAs (lanes_odd_quotients_f32), and where S is
+ *                     not (NVFP4) the estimate does (lanes_odd_quotients_split): the FMAs are
+ *                     explicit, each result proven equal to the float64 lanes' RO32;
  *   LANES_DIVIDE      exact stochastic rounding with such scales: stochastic_divide_body, one
  *                     float64 division per element, in 64-bit lanes.
  *
@@ -506,7 +510,10 @@ LANES_INLINE void lanes_chunk_body(const int path, const int mode, const float *
                     : lanes_odd_quotients(xs, _mm512_set1_pd(block->reciprocal), _mm512_set1_pd(block->product_scale));
             const __m512i offset = path == LANES_POWER ? _mm512_set1_epi32((int)block->exponent_offset)
                                                        : _mm512_setzero_si512();
-            if (lanes_all_normal(input, offset, k, valid)) {
+            /* elements whose smallest normal is 1 or more (E2M1, E2M3) see subnormal results in
+             * nearly every step of normal data: the test would only cost there (either branch
+             * gives the same bits) */
+            if (k->normal_lo32 < 0x3F800000u && lanes_all_normal(input, offset, k, valid)) {
                 code = lanes_round_normal(input, offset, mode, k, stream_key, first_index + (uint64_t)i, valid,
                                           want_values, &value, counts);
                 fast = valid;
