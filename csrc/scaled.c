@@ -967,6 +967,22 @@ typedef struct block_scale {
      * block), and whether S's significand has at most 29 bits (so that it applies) */
     double reciprocal, product_scale;
     int short_scale;
+    /* The AVX-512 lanes' float32 reciprocal (lanes_odd_quotients_f32), where S is a float32 in
+     * [2^-126, 2^100] (the FP32 scales of fp8_block* and fp8_tensor): RN64(1/S) split into
+     * reciprocal_hi = RN32 of it and reciprocal_lo = RN32 of the rest, and tiny_bits, the float32
+     * bits of 2^max(-110, -103 - e) (S in [2^e, 2^(e+1))), below which a quotient is not kept
+     * there.  f32_reciprocal is 0 where the path does not apply (NaN blocks among them). */
+    float reciprocal_hi, reciprocal_lo;
+    uint32_t tiny_bits;
+    int f32_reciprocal;
+    /* split_reciprocal: S in [2^-126, 2^100], short, not a float32 (NVFP4's E4M3 x FP32): the
+     * lanes take the estimate from reciprocal_hi and _lo as above, the correction in float64
+     * (lanes_odd_quotients_split).  split_value: S = value_a value_b, both float32, with every
+     * element value times value_a exact in float32, so the value times S is
+     * RN32((value value_a) value_b), two float32 multiplications (the second rounds the exact
+     * product once, as (float)(value * S) in float64 does). */
+    int split_reciprocal, split_value;
+    float value_a, value_b;
 } block_scale;
 
 #if FL_SCALED_COPY == 2
@@ -1045,6 +1061,8 @@ static void scales_of_blocks(const scaled_plan *plan, const void *acc, int64_t c
         double amax[CHUNK], value[CHUNK];
         int kind[CHUNK];
         uint32_t code[CHUNK];
+        double own[CHUNK]; /* the block scale's own value before the tensor scale (split_value) */
+        int has_own = 0;
         int64_t nan_here = 0;
         if (plan->input_f32) {
             const uint32_t *bits = (const uint32_t *)acc + start;
@@ -1129,9 +1147,13 @@ static void scales_of_blocks(const scaled_plan *plan, const void *acc, int64_t c
                     value[i] = decode_one(code[i], &plan->scale);
                 }
             }
-            if (plan->has_tensor_scale)
-                for (int i = 0; i < n; i++)
+            if (plan->has_tensor_scale) {
+                for (int i = 0; i < n; i++) {
+                    own[i] = value[i];
                     value[i] *= plan->tensor_value;
+                }
+                has_own = 1;
+            }
         }
         for (int i = 0; i < n; i++) {
             out[i].code = code[i];
@@ -1143,12 +1165,48 @@ static void scales_of_blocks(const scaled_plan *plan, const void *acc, int64_t c
         /* S not a power of two: RN64(1/S) for ROUND_TO_ODD_F32_RECIPROCAL where S has at most 29
          * significant bits (the low 23 of its 52 fraction bits zero), normal with a normal
          * reciprocal (power-of-two rules never read these: no division per block there) */
+        const double element_max = plan->element_max;
+        const double element_min = ldexp(1.0, (int)plan->constants.subnormal_exponent);
+        const int element_significand = 24 - (int)plan->constants.shift32;
         for (int i = 0; !plan->power_of_two && i < n; i++) {
             const int64_t value_bits = bits_of_double(value[i]);
-            out[i].short_scale = (value_bits & 0x7FFFFF) == 0 && value[i] >= 0x1p-1000 && value[i] <= 0x1p1000;
+            /* & rather than &&: one branch-free pass (this runs once per block of 16 in NVFP4) */
+            const int short_scale = ((value_bits & 0x7FFFFF) == 0) & (value[i] >= 0x1p-1000) & (value[i] <= 0x1p1000);
+            out[i].short_scale = short_scale;
             out[i].reciprocal = 1.0 / value[i];
             out[i].product_scale = value[i];
+            const float value32 = (float)value[i];
+            const int in_range = (value[i] >= 0x1p-126) & (value[i] <= 0x1p100);
+            const int f32_reciprocal = ((double)value32 == value[i]) & in_range;
+            const float reciprocal_hi = (float)out[i].reciprocal;
+            /* exact in float64: RN32 of a float64 differs from it by at most half a float32 ulp */
+            const double rest = out[i].reciprocal - (double)reciprocal_hi;
+            const int64_t e = (value_bits >> 52 & 0x7FF) - 1023;
+            const int64_t tiny_exponent = -103 - e > -110 ? -103 - e : -110;
+            const int split_reciprocal = (f32_reciprocal ^ 1) & short_scale & in_range;
+            out[i].f32_reciprocal = f32_reciprocal;
+            out[i].split_reciprocal = split_reciprocal;
+            out[i].reciprocal_hi = reciprocal_hi; /* read only where one of the two holds */
+            out[i].reciprocal_lo = (float)rest;
+            out[i].tiny_bits = (uint32_t)((f32_reciprocal ? tiny_exponent : -110) + 127) << 23;
         }
+        /* split_value: S = a T (a the block scale's own value, T the tensor scale), the same for
+         * every block of the plan: T a float32, the scale format's values float32s (between
+         * 2^-126 and 2^127), a times the element's largest value below 2^120 and times its
+         * smallest positive value at or above 2^-120 (normal: exact), and the significands of
+         * the scale format and of the element fitting 24 bits together */
+        const int split_value = has_own && !plan->power_of_two && (double)(float)plan->tensor_value == plan->tensor_value &&
+                                plan->scale.man_bits + 1 + element_significand <= 24;
+        const double lowest_own = 0x1p-120 / element_min, highest_own = 0x1p120 / element_max; /* exact or safe */
+        for (int i = 0; split_value && i < n; i++) {
+            const float a = (float)own[i];
+            out[i].split_value = ((double)a == own[i]) & (own[i] >= lowest_own) & (own[i] >= 0x1p-126) &
+                                 (own[i] <= highest_own);
+            out[i].value_a = a;
+            out[i].value_b = (float)plan->tensor_value;
+        }
+        for (int i = 0; !split_value && i < n; i++)
+            out[i].split_value = 0;
         if (plan->power_of_two) {
             for (int i = 0; i < n; i++) { /* value = 2^e: 1/value is exact */
                 const int64_t e = (bits_of_double(value[i]) >> 52) - 1023;
@@ -1167,6 +1225,9 @@ static void scales_of_blocks(const scaled_plan *plan, const void *acc, int64_t c
                 out[i].reciprocal = 0.0;
                 out[i].product_scale = 0.0;
                 out[i].short_scale = 1;
+                out[i].f32_reciprocal = 0;
+                out[i].split_reciprocal = 0;
+                out[i].split_value = 0;
             }
         }
     }
@@ -1460,6 +1521,14 @@ static void encode_span(const scaled_plan *plan, const void *x, int64_t row_star
             if (start + 3 * CHUNK <= j1)
                 for (int64_t offset = 0; offset < bytes; offset += 64)
                     __builtin_prefetch(ahead + offset);
+            /* and the same chunk of the next span (the next row of an item, or the next item's
+             * first row or column range, which starts j1 - j0 elements on): the block maxima
+             * read this span from memory in a short loop, but this pass is long and has no loads
+             * of its own in flight, so without it each item waits on memory twice over (a
+             * prefetch past the end of x is harmless: prefetches do not fault) */
+            const char *next = (const char *)x + (first + (j1 - j0)) * (input_f32 ? 4 : 8);
+            for (int64_t offset = 0; offset < bytes; offset += 64)
+                __builtin_prefetch(next + offset);
         }
 #endif
         element_counts fast = {0, 0, 0, 0, 0};

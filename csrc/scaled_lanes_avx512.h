@@ -17,6 +17,10 @@
  *   LANES_RECIPROCAL  float32 x, scales of at most 29 significant bits that are not powers of
  *                     two: odd_quotient_by_reciprocal (RO32(x / S) from x RN64(1/S) and one exact
  *                     product), then the same float32 lanes unscaled; deterministic modes;
+ *                     where S is a float32 (FP32 scales) the quotient and the correction run
+ *                     in float32 lanes with two FMAs (lanes_odd_quotients_f32), and where S is
+ *                     not (NVFP4) the estimate does (lanes_odd_quotients_split): the FMAs are
+ *                     explicit, each result proven equal to the float64 lanes' RO32;
  *   LANES_DIVIDE      exact stochastic rounding with such scales: stochastic_divide_body, one
  *                     float64 division per element, in 64-bit lanes.
  *
@@ -266,6 +270,76 @@ LANES_INLINE __m512i lanes_odd_quotients(const __m512 x, const __m512d reciproca
     return _mm512_mask_blend_epi32(kept, _mm512_set1_epi32(0x7FC00000), odd);
 }
 
+/*
+ * lanes_odd_quotients where S is a float32 in [2^-126, 2^100] (block->f32_reciprocal): RO32(x / S)
+ * in 16 float32 lanes, no float64 conversion.  With r = RN64(1/S) = hi + lo + d (hi = RN32(r),
+ * lo = RN32(r - hi), the difference exact in float64) and q = |x| / S:
+ *   f = RN32(|x| hi + RN32(|x| lo))            (one fused multiply-add: one rounding)
+ * is RN32 of q (1 + e), |e| < 2^-38: 1/S - hi - lo is below 2^-47 / S plus 2^-150 (lo may be
+ * subnormal; S <= 2^100 keeps that below 2^-50 / S), RN32(|x| lo) is off by 2^-48 q plus 2^-150,
+ * and the lanes kept have q > 2^-111 (below).  So q lies strictly between f's float32 neighbours
+ * (they are at least 2^-26 f away), as in odd_quotient_by_reciprocal, and the sign of
+ * |f| S - |x| says whether q lies below f, on it or above it.  That sign is exact: the fused
+ * multiply-add rounds |f| S - |x| once, and it is a nonzero multiple of 2^(E_f + E_S - 46) or of
+ * x's ulp, at least 2^-149 when |f| >= 2^(-103 - E_S), so it never rounds to zero unless it is
+ * zero.  Kept: tiny_bits <= |f| <= FLT_MAX (tiny_bits is 2^max(-110, -103 - E_S), above 2^-126),
+ * or x = +-0; the others get NaN bits and the caller's exact path.  The result is the same RO32
+ * as lanes_odd_quotients gives for every lane either keeps (RO32 is a function of q).
+ */
+LANES_INLINE __m512i lanes_odd_quotients_f32(const __m512 x, const __m512 hi, const __m512 lo, const __m512 scale,
+                                             const __m512i tiny_bits)
+{
+    const __m512i sign_mask = _mm512_set1_epi32((int)0x80000000u);
+    const __m512 x_magnitude = _mm512_castsi512_ps(_mm512_andnot_si512(sign_mask, _mm512_castps_si512(x)));
+    const __m512 nearest = _mm512_fmadd_ps(x_magnitude, hi, _mm512_mul_ps(x_magnitude, lo));
+    const __m512 residual = _mm512_fmsub_ps(nearest, scale, x_magnitude); /* |f| S - |x|, rounded once */
+    const __mmask16 above = _mm512_cmp_ps_mask(residual, _mm512_setzero_ps(), _CMP_GT_OQ);
+    const __mmask16 inexact = _mm512_cmp_ps_mask(residual, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+    const __m512i nearest_bits = _mm512_castps_si512(nearest); /* +0 or positive: fma of magnitudes */
+    const __mmask16 kept = (_mm512_cmpge_epu32_mask(nearest_bits, tiny_bits) &
+                            _mm512_cmple_epu32_mask(nearest_bits, _mm512_set1_epi32(0x7F7FFFFF))) |
+                           _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_EQ_OQ);
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512i odd = _mm512_mask_sub_epi32(nearest_bits, above, nearest_bits, one);
+    odd = _mm512_mask_or_epi32(odd, inexact, odd, one);
+    odd = _mm512_or_si512(odd, _mm512_and_si512(_mm512_castps_si512(x), sign_mask));
+    return _mm512_mask_blend_epi32(kept, _mm512_set1_epi32(0x7FC00000), odd);
+}
+
+/*
+ * lanes_odd_quotients where S is short but not a float32, in [2^-126, 2^100]
+ * (block->split_reciprocal, NVFP4): the estimate f as in lanes_odd_quotients_f32 (q strictly
+ * between f's float32 neighbours where 2^-110 <= |f|: the error analysis there does not use S's
+ * width), the correction as in lanes_odd_quotients, |f| S exact in float64 (24 + 29 bits).
+ * Kept: 2^-110 <= |f| <= FLT_MAX (tiny_bits), or x = +-0.
+ */
+LANES_INLINE __m512i lanes_odd_quotients_split(const __m512 x, const __m512 hi, const __m512 lo,
+                                               const __m512d product_scale, const __m512i tiny_bits)
+{
+    const __m512i sign_mask = _mm512_set1_epi32((int)0x80000000u);
+    const __m512 x_magnitude = _mm512_castsi512_ps(_mm512_andnot_si512(sign_mask, _mm512_castps_si512(x)));
+    const __m512 nearest = _mm512_fmadd_ps(x_magnitude, hi, _mm512_mul_ps(x_magnitude, lo));
+    const __m512d product_low = _mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(nearest)), product_scale);
+    const __m512d product_high = _mm512_mul_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(nearest, 1)), product_scale);
+    const __m512d x_low = _mm512_cvtps_pd(_mm512_castps512_ps256(x_magnitude));
+    const __m512d x_high = _mm512_cvtps_pd(_mm512_extractf32x8_ps(x_magnitude, 1));
+#define LANES_BOTH(LOW, HIGH) ((__mmask16)((unsigned)(LOW) | ((unsigned)(HIGH) << 8)))
+    const __mmask16 above = LANES_BOTH(_mm512_cmp_pd_mask(product_low, x_low, _CMP_GT_OQ),
+                                       _mm512_cmp_pd_mask(product_high, x_high, _CMP_GT_OQ));
+    const __mmask16 inexact = LANES_BOTH(_mm512_cmp_pd_mask(product_low, x_low, _CMP_NEQ_UQ),
+                                         _mm512_cmp_pd_mask(product_high, x_high, _CMP_NEQ_UQ));
+#undef LANES_BOTH
+    const __m512i nearest_bits = _mm512_castps_si512(nearest);
+    const __mmask16 kept = (_mm512_cmpge_epu32_mask(nearest_bits, tiny_bits) &
+                            _mm512_cmple_epu32_mask(nearest_bits, _mm512_set1_epi32(0x7F7FFFFF))) |
+                           _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_EQ_OQ);
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512i odd = _mm512_mask_sub_epi32(nearest_bits, above, nearest_bits, one);
+    odd = _mm512_mask_or_epi32(odd, inexact, odd, one);
+    odd = _mm512_or_si512(odd, _mm512_and_si512(_mm512_castps_si512(x), sign_mask));
+    return _mm512_mask_blend_epi32(kept, _mm512_set1_epi32(0x7FC00000), odd);
+}
+
 /* (float)((double)value * scale) of 16 lanes: the value times S in float64, rounded once. */
 LANES_INLINE __m512 lanes_times_f64(const __m512 value, const __m512d scale)
 {
@@ -395,7 +469,7 @@ LANES_INLINE __m256i lanes_stochastic_divide(const __m256 x, const __m512d divis
  */
 LANES_INLINE void lanes_chunk_body(const int path, const int mode, const float *restrict x, const int count,
                                    const block_scale *block, int64_t offset, const int64_t block_columns,
-                                   const element_constants *restrict k, const int64_t subnormal_grid,
+                                   const element_constants *restrict constants, const int64_t subnormal_grid,
                                    const uint64_t stream_key, const uint64_t first_index, uint32_t *restrict codes,
                                    float *restrict values, uint16_t *restrict slow, lanes_counts *total,
                                    const int want_values, const int want_counts)
@@ -403,6 +477,11 @@ LANES_INLINE void lanes_chunk_body(const int path, const int mode, const float *
     /* counts in registers (the library is built with -fno-strict-aliasing: counts in memory
      * would be reloaded after every store) */
     lanes_counts local = {0, 0, 0, 0, 0};
+    /* the constants in a local copy, for the same reason: read through the pointer, every step
+     * reloaded and rebroadcast them after the stores; a copy whose address does not escape
+     * stays in registers */
+    const element_constants local_constants = *constants;
+    const element_constants *restrict k = &local_constants;
     lanes_counts *counts = &local;
     for (int i = 0; i < count; i += 16) {
         if (offset == block_columns) {
@@ -417,12 +496,24 @@ LANES_INLINE void lanes_chunk_body(const int path, const int mode, const float *
         __m512 value = _mm512_setzero_ps();
         __mmask16 fast;
         if (path == LANES_POWER || path == LANES_RECIPROCAL) {
-            const __m512i input = path == LANES_POWER ? _mm512_castps_si512(xs)
-                                                      : lanes_odd_quotients(xs, _mm512_set1_pd(block->reciprocal),
-                                                                            _mm512_set1_pd(block->product_scale));
+            const __m512i input =
+                path == LANES_POWER ? _mm512_castps_si512(xs)
+                : block->f32_reciprocal
+                    ? lanes_odd_quotients_f32(xs, _mm512_set1_ps(block->reciprocal_hi),
+                                              _mm512_set1_ps(block->reciprocal_lo), _mm512_set1_ps(block->value32),
+                                              _mm512_set1_epi32((int)block->tiny_bits))
+                : block->split_reciprocal
+                    ? lanes_odd_quotients_split(xs, _mm512_set1_ps(block->reciprocal_hi),
+                                                _mm512_set1_ps(block->reciprocal_lo),
+                                                _mm512_set1_pd(block->product_scale),
+                                                _mm512_set1_epi32((int)block->tiny_bits))
+                    : lanes_odd_quotients(xs, _mm512_set1_pd(block->reciprocal), _mm512_set1_pd(block->product_scale));
             const __m512i offset = path == LANES_POWER ? _mm512_set1_epi32((int)block->exponent_offset)
                                                        : _mm512_setzero_si512();
-            if (lanes_all_normal(input, offset, k, valid)) {
+            /* elements whose smallest normal is 1 or more (E2M1, E2M3) see subnormal results in
+             * nearly every step of normal data: the test would only cost there (either branch
+             * gives the same bits) */
+            if (k->normal_lo32 < 0x3F800000u && lanes_all_normal(input, offset, k, valid)) {
                 code = lanes_round_normal(input, offset, mode, k, stream_key, first_index + (uint64_t)i, valid,
                                           want_values, &value, counts);
                 fast = valid;
@@ -435,6 +526,9 @@ LANES_INLINE void lanes_chunk_body(const int path, const int mode, const float *
             if (want_values)
                 value = path == LANES_POWER || (double)block->value32 == block->value
                             ? _mm512_mul_ps(value, _mm512_set1_ps(block->value32))
+                        : block->split_value
+                            ? _mm512_mul_ps(_mm512_mul_ps(value, _mm512_set1_ps(block->value_a)),
+                                            _mm512_set1_ps(block->value_b))
                             : lanes_times_f64(value, _mm512_set1_pd(block->value));
         } else {
             const __m512d divisor = _mm512_set1_pd(block->operand), value_scale = _mm512_set1_pd(block->value);
