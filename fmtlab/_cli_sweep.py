@@ -477,7 +477,10 @@ def run(args) -> int:
     if not args.no_report:
         from .report import finish_sweep
 
-        written.append(finish_sweep(out, result.histograms, jobs=args.jobs))
+        # --jobs counts the sweep's workers (threads by default); the report's details are drawn on
+        # worker processes, which pay only for many tensors: its own default decides (inline below
+        # 40 tensors), except that --jobs 1 keeps everything in this process.
+        written.append(finish_sweep(out, result.histograms, jobs=1 if args.jobs == 1 else None))
     if not args.quiet:
         print()
         print(table)

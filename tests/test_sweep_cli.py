@@ -299,3 +299,19 @@ def test_to_pandas_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "pandas", None)
     with pytest.raises(ImportError, match=r"to_pandas\(\) needs pandas, which is not installed \(pip install pandas\)"):
         result.to_pandas()
+
+
+@pytest.mark.parametrize("jobs, expected", [("1", 1), ("2", None)])
+def test_the_report_of_a_sweep_draws_inline_unless_its_own_default_says_otherwise(tmp_path, monkeypatch, jobs,
+                                                                                   expected):
+    """--jobs counts the sweep's workers; the report's details take their own default (inline below
+    40 tensors: worker processes that import matplotlib cost more than a few details), --jobs 1
+    keeps them in this process."""
+    import fmtlab.report
+
+    seen = []
+    real = fmtlab.report.finish_sweep
+    monkeypatch.setattr(fmtlab.report, "finish_sweep", lambda *a, **k: seen.append(k["jobs"]) or real(*a, **k))
+    assert run_cli("--size", "500", "--formats", "bf16", "--rounding", "nearest_even", "--jobs", jobs, "--no-plots",
+                   "--quiet", "--out", str(tmp_path)) == 0
+    assert seen == [expected] and (tmp_path / "report.html").exists()
