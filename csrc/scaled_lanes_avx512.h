@@ -271,6 +271,27 @@ LANES_INLINE __m512i lanes_odd_quotients(const __m512 x, const __m512d reciproca
 }
 
 /*
+ * The round-to-odd quotient bits from the float32 estimate f (nearest_bits, |f| >= 0) and the
+ * signs of |f| S - |x| (above: > 0, inexact: != 0), shared by lanes_odd_quotients_f32 and
+ * lanes_odd_quotients_split: f - 1 ulp where |f| S > |x|, the odd bit set where inexact, x's sign;
+ * a lane outside 2^-110 <= |f| <= FLT_MAX (tiny_bits), unless x = +-0, gives the NaN pattern that
+ * sends it to the exact path.
+ */
+LANES_INLINE __m512i lanes_odd_from_estimate(const __m512 x, const __m512i nearest_bits, const __mmask16 above,
+                                             const __mmask16 inexact, const __m512i tiny_bits)
+{
+    const __m512i sign_mask = _mm512_set1_epi32((int)0x80000000u);
+    const __mmask16 kept = (_mm512_cmpge_epu32_mask(nearest_bits, tiny_bits) &
+                            _mm512_cmple_epu32_mask(nearest_bits, _mm512_set1_epi32(0x7F7FFFFF))) |
+                           _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_EQ_OQ);
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512i odd = _mm512_mask_sub_epi32(nearest_bits, above, nearest_bits, one);
+    odd = _mm512_mask_or_epi32(odd, inexact, odd, one);
+    odd = _mm512_or_si512(odd, _mm512_and_si512(_mm512_castps_si512(x), sign_mask));
+    return _mm512_mask_blend_epi32(kept, _mm512_set1_epi32(0x7FC00000), odd);
+}
+
+/*
  * lanes_odd_quotients where S is a float32 in [2^-126, 2^100] (block->f32_reciprocal): RO32(x / S)
  * in 16 float32 lanes, no float64 conversion.  With r = RN64(1/S) = hi + lo + d (hi = RN32(r),
  * lo = RN32(r - hi), the difference exact in float64) and q = |x| / S:
@@ -296,14 +317,7 @@ LANES_INLINE __m512i lanes_odd_quotients_f32(const __m512 x, const __m512 hi, co
     const __mmask16 above = _mm512_cmp_ps_mask(residual, _mm512_setzero_ps(), _CMP_GT_OQ);
     const __mmask16 inexact = _mm512_cmp_ps_mask(residual, _mm512_setzero_ps(), _CMP_NEQ_UQ);
     const __m512i nearest_bits = _mm512_castps_si512(nearest); /* +0 or positive: fma of magnitudes */
-    const __mmask16 kept = (_mm512_cmpge_epu32_mask(nearest_bits, tiny_bits) &
-                            _mm512_cmple_epu32_mask(nearest_bits, _mm512_set1_epi32(0x7F7FFFFF))) |
-                           _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_EQ_OQ);
-    const __m512i one = _mm512_set1_epi32(1);
-    __m512i odd = _mm512_mask_sub_epi32(nearest_bits, above, nearest_bits, one);
-    odd = _mm512_mask_or_epi32(odd, inexact, odd, one);
-    odd = _mm512_or_si512(odd, _mm512_and_si512(_mm512_castps_si512(x), sign_mask));
-    return _mm512_mask_blend_epi32(kept, _mm512_set1_epi32(0x7FC00000), odd);
+    return lanes_odd_from_estimate(x, nearest_bits, above, inexact, tiny_bits);
 }
 
 /*
@@ -330,14 +344,7 @@ LANES_INLINE __m512i lanes_odd_quotients_split(const __m512 x, const __m512 hi, 
                                          _mm512_cmp_pd_mask(product_high, x_high, _CMP_NEQ_UQ));
 #undef LANES_BOTH
     const __m512i nearest_bits = _mm512_castps_si512(nearest);
-    const __mmask16 kept = (_mm512_cmpge_epu32_mask(nearest_bits, tiny_bits) &
-                            _mm512_cmple_epu32_mask(nearest_bits, _mm512_set1_epi32(0x7F7FFFFF))) |
-                           _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_EQ_OQ);
-    const __m512i one = _mm512_set1_epi32(1);
-    __m512i odd = _mm512_mask_sub_epi32(nearest_bits, above, nearest_bits, one);
-    odd = _mm512_mask_or_epi32(odd, inexact, odd, one);
-    odd = _mm512_or_si512(odd, _mm512_and_si512(_mm512_castps_si512(x), sign_mask));
-    return _mm512_mask_blend_epi32(kept, _mm512_set1_epi32(0x7FC00000), odd);
+    return lanes_odd_from_estimate(x, nearest_bits, above, inexact, tiny_bits);
 }
 
 /* (float)((double)value * scale) of 16 lanes: the value times S in float64, rounded once. */
