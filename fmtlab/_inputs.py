@@ -219,17 +219,24 @@ def _load_npz(path, skipped):
     return tensors
 
 
-def _load_torch(path, skipped):
+def _torch_file(path, mapped):
+    """(torch, the content of the .pt/.pth file ``path``): read whole, or memory-mapped where it
+    can be (``mapped``, :func:`_torch_load`); a ValueError naming the file when torch is missing
+    or the file is not readable with ``weights_only=True``."""
     try:
         import torch
     except ImportError:
         raise ValueError(f"reading {str(path)!r} needs PyTorch, which is not installed "
                          "(pip install torch), or save the tensors as .npz / .safetensors") from None
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
+        return torch, (_torch_load(path, torch) if mapped else torch.load(path, map_location="cpu", weights_only=True))
     except Exception as error:  # torch raises many types (UnpicklingError, RuntimeError, EOFError, ...)
         raise ValueError(f"input file {str(path)!r} is not a readable PyTorch tensor file "
                          f"(weights_only=True): {_one_line(error)}") from None
+
+
+def _load_torch(path, skipped):
+    torch, content = _torch_file(path, mapped=False)
     tensors = {}
     _collect_torch(content, "", tensors, skipped, torch)
     return tensors
@@ -691,16 +698,7 @@ def _safetensors_sources(path, skipped):
 
 
 def _torch_sources(path, skipped):
-    try:
-        import torch
-    except ImportError:
-        raise ValueError(f"reading {str(path)!r} needs PyTorch, which is not installed "
-                         "(pip install torch), or save the tensors as .npz / .safetensors") from None
-    try:
-        content = _torch_load(path, torch)
-    except Exception as error:  # torch raises many types (UnpicklingError, RuntimeError, EOFError, ...)
-        raise ValueError(f"input file {str(path)!r} is not a readable PyTorch tensor file "
-                         f"(weights_only=True): {_one_line(error)}") from None
+    torch, content = _torch_file(path, mapped=True)
     found = {}
     _collect_torch_meta(content, "", found, skipped, torch)
     return [TensorSource(name, "torch", shape, dtype, path=str(path), key=name) for name, (shape, dtype, _tensor) in found.items()]
