@@ -12,6 +12,11 @@
  * to encode_one): y = |x| 2^(m - emin) is exact, nu = y - floor(y), and the decision is the one
  * stochastic_away takes on the same 64-bit draw (see stochastic_subnormal below).
  *
+ * Nearest-even has a second kernel (binade_magic, chosen per block by fl_fast_f32_block after a
+ * block with subnormal results) that rounds in float32 instead: |x| + 2^(max(e, emin) + shift)
+ * rounds |x| to the format for normal and subnormal results alike, so a step whose lanes straddle
+ * 2^emin stays on its common path, without the mispredicted branch into the full semantics.
+ *
  * Used when fl_codec_simd_level() is 2 (codec_fast.c); FMTLAB_SIMD=avx2 or =portable run the C
  * copies, and tests/test_codec_fuzz.py compares every level on its cases.
  */
@@ -85,13 +90,16 @@ static AVX512_TARGET AVX512_INLINE void store_lanes(void *restrict out, const in
 }
 
 /*
- * The wide kernels' common step (inside avx512_body's loop): every valid lane is normal in both
- * formats, or lies below lo (ALLOWED lanes: those whose subnormal result the full semantics
+ * The second common step (inside avx512_body's loop, for a step that is not all normal: on
+ * e4m3fn's standard-normal data about one in five, each with one or two subnormal results):
+ * every valid lane is normal in both formats, or lies below lo (ALLOWED lanes: those whose subnormal result the full semantics
  * compute in the lane) with SUB_CODE <= max_code.  Then no saturation, encode_one or zero
  * shortcut applies: inputs below zero_below are among the lanes below lo and get code 0 from
  * SUB_CODE as well (y < 1/2 rounds to 0 in the nearest modes, y < 1 truncates to 0 toward
  * zero), with the same counts (inexact and underflow when x != 0), so this stores what the
- * full semantics store, and goes on to the next step.  SUB_INEXACT: the subnormal lanes'
+ * full semantics store, and goes on to the next step (saving their saturation, zero and slow-lane
+ * bookkeeping: e4m3fn nearest-even encode of 2^20 values 1.10x, bias-9 e4m3 1.10x, stochastic
+ * 1.03x, one thread).  SUB_INEXACT: the subnormal lanes'
  * inexact flags; SUB_VALUE: their float32 value bits (evaluated for float32 outputs only).
  */
 #define WIDE_STEP(ALLOWED, SUB_CODE, SUB_INEXACT, SUB_VALUE)                                     \
@@ -177,6 +185,7 @@ static AVX512_TARGET AVX512_INLINE fast_block_result avx512_body(const uint32_t 
     const __m512i exponent_mask = _mm512_set1_epi32(0x7F800000);
     const __m512i magic_exponent = _mm512_set1_epi32(shift << 23);
     const __m512i magic_hi = _mm512_set1_epi32((int)fast->magic_hi);
+    const __m512i nu_scale_bits = _mm512_set1_epi32((127 + 127 + 55) << 23); /* minus magic's: 2^55 / magic */
     const __m512i magic_bits = _mm512_castps_si512(magic);
     /* the generator: lane j of step s holds stream key + (first_index + 16 s + j) * golden,
      * advanced by additions (the same sums modulo 2^64 as the multiplications) */
@@ -227,7 +236,72 @@ static AVX512_TARGET AVX512_INLINE fast_block_result avx512_body(const uint32_t 
         const __m512i b = valid == 0xFFFF ? _mm512_loadu_si512(bits + i) : _mm512_maskz_loadu_epi32(valid, bits + i);
         const __m512i magnitude = _mm512_and_si512(b, magnitude_mask);
         const __mmask16 negative = _mm512_movepi32_mask(b);
-        if (binade_magic) {
+        __m512i random_32 = zero; /* draw 0's top 32 bits (mix64_high16) */
+        if (IS_STOCHASTIC(mode)) {
+            random_32 = mix64_high16(counter_low, counter_high);
+            if (full_word_needed)
+                random_32 = full_word32(random_32);
+            counter_low = _mm512_add_epi64(counter_low, counter_step);
+            counter_high = _mm512_add_epi64(counter_high, counter_step);
+        }
+        if (binade_magic && (mode == FL_ROUND_STOCHASTIC || mode == MODE_STOCHASTIC_TRUNCATE)) {
+            /* exact stochastic rounding on the binade (see the nearest-even step below): the
+             * float32 sum |x| + magic rounded toward zero (embedded rounding, whatever the
+             * environment) is the lower neighbour, steps its step count, rem = |x| - its value
+             * (exact, below one step) and nu 2^32 = rem 2^55 / magic (one exact product by a
+             * power of two built on magic's exponent bits; fl_prepare_fast_f32 keeps it finite).
+             * Where nu 2^32 is an integer n32 (every normal lane: n32 = remainder << (32 - shift);
+             * subnormal lanes with nu of at most 32 bits), away iff (w >> 32) < n32, the
+             * decision of the other lanes and of stochastic_away; other lanes take the rest. */
+            const __m512i exponent = _mm512_max_epu32(_mm512_and_si512(magnitude, exponent_mask), lo);
+            const __m512i binade_bits = _mm512_add_epi32(exponent, magic_exponent);
+            const __m512 binade = _mm512_castsi512_ps(binade_bits);
+            const __m512 sum = _mm512_add_round_ps(_mm512_castsi512_ps(magnitude), binade, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            const __m512 rem = _mm512_sub_ps(_mm512_castsi512_ps(magnitude), _mm512_sub_ps(sum, binade));
+            const __m512 scaled_nu = _mm512_mul_ps(rem, _mm512_castsi512_ps(_mm512_sub_epi32(nu_scale_bits, binade_bits)));
+            const __m512i n32 = _mm512_cvttps_epu32(scaled_nu);
+            /* sr_rule = truncate (N = sr_bits <= shift): k = floor(nu 2^N) = n32 >> (32 - N)
+             * (cvtt truncates, so this holds where nu has more than 32 bits too) and away iff
+             * R + k >= 2^N, R the word's top N bits, as sr_reduced_fraction decides */
+            const __mmask16 away =
+                mode == FL_ROUND_STOCHASTIC
+                    ? _mm512_cmplt_epu32_mask(full_word32(random_32), n32)
+                    : _mm512_cmpgt_epu32_mask(_mm512_srl_epi32(random_32, sr_shift),
+                                              _mm512_sub_epi32(sr_full_mask, _mm512_srl_epi32(n32, sr_shift)));
+            const __m512i rounded = _mm512_mask_add_epi32(_mm512_castps_si512(sum), away, _mm512_castps_si512(sum), one);
+            const __m512i magic_code = _mm512_add_epi32(_mm512_sub_epi32(rounded, binade_bits),
+                                                        _mm512_srl_epi32(_mm512_sub_epi32(exponent, lo), shift_count));
+            const __m512i range_value = _mm512_and_si512(b, range_mask);
+            const __mmask16 simple = _mm512_cmple_epu32_mask(range_value, magic_hi) &
+                                     _mm512_cmple_epi32_mask(magic_code, max_code) &
+                                     (mode == FL_ROUND_STOCHASTIC ? _mm512_cmp_ps_mask(_mm512_cvtepu32_ps(n32), scaled_nu, _CMP_EQ_OQ)
+                                                                  : (__mmask16)0xFFFF);
+            if ((simple & valid) == valid) {
+                if (valid == 0xFFFF)
+                    _mm_storeu_si128((__m128i *)(is_slow + i), _mm_setzero_si128());
+                else
+                    _mm_mask_storeu_epi8(is_slow + i, valid, _mm_setzero_si128());
+                fast_count = _mm512_mask_add_epi32(fast_count, valid, fast_count, one);
+                const __mmask16 value_inexact = _mm512_mask_test_epi32_mask(valid, _mm512_castps_si512(rem),
+                                                                             _mm512_castps_si512(rem));
+                inexact = _mm512_mask_add_epi32(inexact, value_inexact, inexact, one);
+                const __mmask16 zero_code = _mm512_mask_cmpeq_epi32_mask(valid, magic_code, zero);
+                const __mmask16 small_code = _mm512_mask_cmplt_epu32_mask(valid, magic_code, min_normal_code);
+                underflow = _mm512_mask_add_epi32(underflow, zero_code & value_inexact, underflow, one);
+                denormal = _mm512_mask_add_epi32(denormal, small_code & (__mmask16)~zero_code, denormal, one);
+                const __mmask16 signed_lanes = negative & (__mmask16)~(zero_code & no_negative_zero);
+                __m512i result;
+                if (out_kind == OUT_VALUES_F32) {
+                    const __m512i value = _mm512_castps_si512(_mm512_sub_ps(_mm512_castsi512_ps(rounded), binade));
+                    result = _mm512_mask_or_epi32(value, signed_lanes, value, sign_f32);
+                } else {
+                    result = _mm512_mask_or_epi32(magic_code, signed_lanes, magic_code, sign_bit);
+                }
+                store_lanes(out, out_kind, i, valid, result);
+                continue;
+            }
+        }
+        if (binade_magic && mode == FL_ROUND_NEAREST_EVEN) {
             /* nearest-even for normal and subnormal results alike, in float32 (the kernel of
              * fl_avx512_block_kernel's binade_magic): with E = max(the exponent bits of |x|, lo)
              * and magic = 2^(e + shift) (bits E + (shift << 23)), |x| + magic lies in [magic,
@@ -276,15 +350,10 @@ static AVX512_TARGET AVX512_INLINE fast_block_result avx512_body(const uint32_t 
         const __m512i remainder = _mm512_and_si512(magnitude, mask);
         const __mmask16 remainder_nonzero = _mm512_test_epi32_mask(remainder, remainder);
         __m512i code;
-        __m512i random_32 = zero, random_top = zero; /* draw 0's top 32 bits (mix64_high), and its top top_bits */
+        __m512i random_top = zero; /* draw 0's top top_bits */
         if (mode == FL_ROUND_ODD) {
             code = _mm512_mask_or_epi32(lo_code, remainder_nonzero, lo_code, one);
         } else if (IS_STOCHASTIC(mode)) {
-            random_32 = mix64_high16(counter_low, counter_high);
-            if (full_word_needed)
-                random_32 = full_word32(random_32);
-            counter_low = _mm512_add_epi64(counter_low, counter_step);
-            counter_high = _mm512_add_epi64(counter_high, counter_step);
             random_top = _mm512_srl_epi32(random_32, top_shift);
             __mmask16 away;
             if (mode == FL_ROUND_STOCHASTIC) {
@@ -475,7 +544,9 @@ static AVX512_TARGET AVX512_INLINE fast_block_result avx512_body(const uint32_t 
     DEFINE_AVX512_KERNEL(avx512_stochastic_##KIND, FL_ROUND_STOCHASTIC, KIND, 0)                 \
     DEFINE_AVX512_KERNEL(avx512_stochastic_bits_##KIND, MODE_STOCHASTIC_BITS, KIND, 0)           \
     DEFINE_AVX512_KERNEL(avx512_stochastic_truncate_##KIND, MODE_STOCHASTIC_TRUNCATE, KIND, 0)   \
-    DEFINE_AVX512_KERNEL(avx512_nearest_even_magic_##KIND, FL_ROUND_NEAREST_EVEN, KIND, 1)
+    DEFINE_AVX512_KERNEL(avx512_nearest_even_magic_##KIND, FL_ROUND_NEAREST_EVEN, KIND, 1)       \
+    DEFINE_AVX512_KERNEL(avx512_stochastic_magic_##KIND, FL_ROUND_STOCHASTIC, KIND, 1)           \
+    DEFINE_AVX512_KERNEL(avx512_stochastic_truncate_magic_##KIND, MODE_STOCHASTIC_TRUNCATE, KIND, 1)
 DEFINE_AVX512_KERNELS(OUT_CODES_1)
 DEFINE_AVX512_KERNELS(OUT_CODES_2)
 DEFINE_AVX512_KERNELS(OUT_CODES_4)
@@ -485,11 +556,12 @@ DEFINE_AVX512_KERNELS(OUT_VALUES_F32)
     {avx512_nearest_even_##KIND, avx512_nearest_away_##KIND, avx512_toward_zero_##KIND,         \
      avx512_up_##KIND, avx512_down_##KIND, avx512_odd_##KIND, avx512_stochastic_##KIND,         \
      avx512_stochastic_bits_##KIND, avx512_stochastic_truncate_##KIND,                          \
-     avx512_nearest_even_magic_##KIND}
+     avx512_nearest_even_magic_##KIND, avx512_stochastic_magic_##KIND,                          \
+     avx512_stochastic_truncate_magic_##KIND}
 
 fast_block_kernel fl_avx512_block_kernel(int mode, int sr_bits, int sr_rule, int shift, int out_kind, int binade_magic)
 {
-    static const fast_block_kernel table[4][10] = {KERNEL_TABLE_ROW(OUT_CODES_1), KERNEL_TABLE_ROW(OUT_CODES_2),
+    static const fast_block_kernel table[4][12] = {KERNEL_TABLE_ROW(OUT_CODES_1), KERNEL_TABLE_ROW(OUT_CODES_2),
                                                    KERNEL_TABLE_ROW(OUT_CODES_4), KERNEL_TABLE_ROW(OUT_VALUES_F32)};
     const int row = out_kind == OUT_CODES_1 ? 0 : out_kind == OUT_CODES_2 ? 1 : out_kind == OUT_CODES_4 ? 2 : 3;
     /* the truncate kernel for N <= shift only (its increment needs d = shift - N >= 0); the
@@ -497,7 +569,13 @@ fast_block_kernel fl_avx512_block_kernel(int mode, int sr_bits, int sr_rule, int
     const int column = mode != FL_ROUND_STOCHASTIC ? mode : sr_bits == 0 ? 6 : sr_rule == FL_SR_TRUNCATE && sr_bits <= shift ? 8 : 7;
     if (mode < FL_ROUND_NEAREST_EVEN || mode > FL_ROUND_STOCHASTIC)
         return NULL;
-    return table[row][mode == FL_ROUND_NEAREST_EVEN && binade_magic ? 9 : column];
+    if (binade_magic && column == FL_ROUND_NEAREST_EVEN)
+        return table[row][9];
+    if (binade_magic && column == 6) /* exact stochastic rounding */
+        return table[row][10];
+    if (binade_magic && column == 8) /* truncate, N <= shift */
+        return table[row][11];
+    return table[row][column];
 }
 
 #else

@@ -386,6 +386,9 @@ int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, i
          * plus shift, stay below Inf's (e + shift <= 127), and the codes within int32 (hi) */
         const uint32_t finite_magic_hi = ((uint32_t)(255 - fast->shift) << 23) - 1u;
         fast->binade_magic = 1;
+        /* exact stochastic rounding's nu 2^32 = rem 2^55 / magic: 2^55 / magic a float32 normal,
+         * that is magic's biased exponent (of 2^emin's plus shift at least) >= 55 */
+        fast->sr_magic = (int)(fast->lo >> 23) + fast->shift >= 55;
         fast->magic_hi = fast->hi < finite_magic_hi ? fast->hi : finite_magic_hi;
     }
     /* Below half the smallest positive value every nearest mode gives zero, and below the
@@ -450,7 +453,10 @@ int fl_prepare_fast_f32(const prepared_format *p, const fl_rounding *rounding, i
             fast->lean = fast->full = kernel;
         /* AVX-512 nearest-even: the binade-magic kernel too, for blocks with many subnormal
          * or zero results (fl_fast_f32_block) */
-        if (kernel && level == 2 && rounding->mode == FL_ROUND_NEAREST_EVEN && fast->binade_magic)
+        if (kernel && level == 2 && fast->binade_magic &&
+            (rounding->mode == FL_ROUND_NEAREST_EVEN ||
+             (rounding->mode == FL_ROUND_STOCHASTIC && fast->sr_magic &&
+              (rounding->sr_bits == 0 || (rounding->sr_rule == FL_SR_TRUNCATE && rounding->sr_bits <= fast->shift)))))
             fast->magic = fl_avx512_block_kernel(rounding->mode, rounding->sr_bits, rounding->sr_rule, fast->shift,
                                                  out_kind, 1);
     }

@@ -84,6 +84,7 @@ struct prepared_fast_f32 {
     float subnormal_magic;
     int binade_magic;         /* nearest-even may round in float32 on the binade (codec_avx512.c) */
     uint32_t magic_hi;        /* ... for inputs whose bits are at most this */
+    int sr_magic;             /* ... and exact stochastic rounding too */
     /* the rounding */
     int32_t saturating;       /* every overflow gives max (saturate=True, SatFinite, SatPropagate, ...) */
     uint64_t seed;
@@ -91,7 +92,7 @@ struct prepared_fast_f32 {
     fast_stochastic_bits sr;  /* sr_bits >= 1: how nu is brought to sr_bits bits */
     /* the kernels compiled for this call's rounding mode and output kind */
     fast_block_kernel lean, full;
-    /* AVX-512 nearest-even with binade_magic: the kernel for blocks with many subnormal results
+    /* AVX-512 nearest-even (and exact stochastic rounding) with binade_magic: the kernel for blocks with many subnormal results
      * (fl_fast_f32_block; NULL elsewhere) */
     fast_block_kernel magic;
 };

@@ -1,6 +1,8 @@
-"""The AVX-512 nearest-even kernel that rounds in float32 on the binade (csrc/codec_avx512.c's
-binade_magic step): |x| + 2^(e + shift), with e = max(the exponent of |x|, emin), rounds |x| to the
-format ties to even for normal and subnormal results alike; its value and code come from the sum.
+"""The AVX-512 kernels that round in float32 on the binade (csrc/codec_avx512.c's binade_magic
+steps): |x| + 2^(e + shift), with e = max(the exponent of |x|, emin), rounds |x| to the format ties
+to even for normal and subnormal results alike (nearest-even); rounded toward zero it is the lower
+neighbour, and the remainder gives nu 2^32 for exact stochastic rounding and sr_rule="truncate"
+with sr_bits <= 23 - m.  The value and code come from the sum.
 
 fl_fast_f32_block runs that kernel on a 512-block after a block with at least MAGIC_SWITCH (3)
 subnormal or zero results (codec_fast.c), so the arrays here alternate a block of tiny values
@@ -86,21 +88,39 @@ def tiny_block(rng, fmt):
     return np.where(rng.integers(0, 2, BLOCK).astype(bool), -x, x).astype(np.float32) if fmt.signed else x
 
 
+def roundings(fmt):
+    """Nearest-even and the stochastic roundings with a magic kernel (sr_bits=None, truncate with
+    sr_bits <= 23 - m), with and without saturation; one general sr_bits rule as a control."""
+    shift = 23 - fmt.man_bits
+    yield "nearest_even", dict(saturate=False)
+    yield "nearest_even", dict(saturate=True)
+    yield "stochastic", dict(saturate=False)
+    yield "stochastic", dict(saturate=True)
+    for sr_bits in sorted({1, 3, min(8, shift), shift}):
+        yield "stochastic", dict(sr_bits=sr_bits, saturate=bool(sr_bits & 1))
+    yield "stochastic", dict(sr_bits=min(8, shift), sr_rule="nearest_even", saturate=False)
+
+
 def check(fmt, rng, reference_sample=40):
     from reference import reference_round
+    from test_codec_simd import _stochastic_reference
     fmt = fl.formats.as_format(fmt)
     pieces = []
     for block in blocks_under_test(rng, fmt):
         pieces += [tiny_block(rng, fmt), block]
     x = np.concatenate(pieces + [tiny_block(rng, fmt)[:37]])
-    for saturate in (False, True):
+    seed = int(rng.integers(0, 2**64, dtype=np.uint64))
+    offset = int(rng.integers(0, 2**62))
+    for mode, keywords in roundings(fmt):
+        keywords = dict(keywords, seed=seed, index_offset=offset)
+        saturate = keywords["saturate"]
+        label = (str(fmt), mode, keywords)
         with np.errstate(invalid="ignore", over="ignore", under="ignore"):
-            codes, stats = fl.encode(x, fmt, "nearest_even", saturate=saturate, stats=True)
-            codes64, stats64 = fl.encode(x.astype(np.float64), fmt, "nearest_even", saturate=saturate, stats=True)
-            label = (str(fmt), saturate)
+            codes, stats = fl.encode(x, fmt, mode, stats=True, **keywords)
+            codes64, stats64 = fl.encode(x.astype(np.float64), fmt, mode, stats=True, **keywords)
             np.testing.assert_array_equal(codes, codes64, err_msg=str(label))
             assert stats == stats64, label
-            values, quantize_stats = fl.quantize(x, fmt, "nearest_even", saturate=saturate, stats=True)
+            values, quantize_stats = fl.quantize(x, fmt, mode, stats=True, **keywords)
             assert quantize_stats == stats, label
             decoded = fl.decode(codes, fmt).astype(np.float32)
             np.testing.assert_array_equal(values.view(np.uint32), decoded.view(np.uint32), err_msg=str(label))
@@ -110,8 +130,13 @@ def check(fmt, rng, reference_sample=40):
                 for i in start + rng.choice(BLOCK, reference_sample, replace=False):
                     if np.isnan(x[i]) or (x[i] < 0 and not fmt.signed):
                         continue
-                    assert int(codes[i]) == reference_round(x[i], fmt, "nearest_even", saturate), \
-                        (label, float(x[i]), int(i))
+                    if mode == "nearest_even":
+                        expected = reference_round(x[i], fmt, mode, saturate)
+                    else:
+                        expected = _stochastic_reference(fmt, x[i], offset + int(i), seed, keywords.get("sr_bits"),
+                                                         keywords.get("sr_rule", "truncate"), saturate)
+                    if expected is not None:
+                        assert int(codes[i]) == expected, (label, float(x[i]), int(i))
 
 
 @pytest.mark.parametrize("fmt", PRESETS, ids=str)
@@ -125,9 +150,3 @@ def test_random_formats_after_subnormal_blocks():
         check(fmt, rng, reference_sample=8)
 
 
-def test_the_magic_kernel_runs_here():
-    """On the AVX-512 level the blocks after a tiny block take the magic kernel: the kernel
-    choice is invisible in the results, so this only checks the level (a smoke check that this
-    file tests what it says where it can)."""
-    level = int(fl.codec.lib.fl_codec_simd_level())
-    assert level in (0, 1, 2)
