@@ -12,10 +12,12 @@
  * to encode_one): y = |x| 2^(m - emin) is exact, nu = y - floor(y), and the decision is the one
  * stochastic_away takes on the same 64-bit draw (see stochastic_subnormal below).
  *
- * Nearest-even has a second kernel (binade_magic, chosen per block by fl_fast_f32_block after a
- * block with subnormal results) that rounds in float32 instead: |x| + 2^(max(e, emin) + shift)
- * rounds |x| to the format for normal and subnormal results alike, so a step whose lanes straddle
- * 2^emin stays on its common path, without the mispredicted branch into the full semantics.
+ * Nearest-even, exact stochastic rounding and sr_rule = truncate (sr_bits <= 23 - m) have a second
+ * kernel each (binade_magic, chosen per block by fl_fast_f32_block after a block with subnormal
+ * results) that rounds in float32 instead: |x| + 2^(max(e, emin) + shift) rounds |x| to the
+ * format for normal and subnormal results alike (rounded toward zero: the lower neighbour), so a
+ * step whose lanes straddle 2^emin stays on its common path, without the mispredicted branch into
+ * the full semantics.
  *
  * Used when fl_codec_simd_level() is 2 (codec_fast.c); FMTLAB_SIMD=avx2 or =portable run the C
  * copies, and tests/test_codec_fuzz.py compares every level on its cases.
@@ -185,7 +187,7 @@ static AVX512_TARGET AVX512_INLINE fast_block_result avx512_body(const uint32_t 
     const __m512i exponent_mask = _mm512_set1_epi32(0x7F800000);
     const __m512i magic_exponent = _mm512_set1_epi32(shift << 23);
     const __m512i magic_hi = _mm512_set1_epi32((int)fast->magic_hi);
-    const __m512i nu_scale_bits = _mm512_set1_epi32((127 + 127 + 55) << 23); /* minus magic's: 2^55 / magic */
+    const __m512i nu_scale_bits = _mm512_set1_epi32((int)((127u + 127u + 55u) << 23)); /* minus magic's: 2^55 / magic */
     const __m512i magic_bits = _mm512_castps_si512(magic);
     /* the generator: lane j of step s holds stream key + (first_index + 16 s + j) * golden,
      * advanced by additions (the same sums modulo 2^64 as the multiplications) */
