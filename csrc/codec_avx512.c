@@ -12,6 +12,13 @@
  * to encode_one): y = |x| 2^(m - emin) is exact, nu = y - floor(y), and the decision is the one
  * stochastic_away takes on the same 64-bit draw (see stochastic_subnormal below).
  *
+ * Nearest-even, exact stochastic rounding and sr_rule = truncate (sr_bits <= 23 - m) have a second
+ * kernel each (binade_magic, chosen per block by fl_fast_f32_block after a block with subnormal
+ * results) that rounds in float32 instead: |x| + 2^(max(e, emin) + shift) rounds |x| to the
+ * format for normal and subnormal results alike (rounded toward zero: the lower neighbour), so a
+ * step whose lanes straddle 2^emin stays on its common path, without the mispredicted branch into
+ * the full semantics.
+ *
  * Used when fl_codec_simd_level() is 2 (codec_fast.c); FMTLAB_SIMD=avx2 or =portable run the C
  * copies, and tests/test_codec_fuzz.py compares every level on its cases.
  */
@@ -85,6 +92,57 @@ static AVX512_TARGET AVX512_INLINE void store_lanes(void *restrict out, const in
 }
 
 /*
+ * The second common step (inside avx512_body's loop, for a step that is not all normal: on
+ * e4m3fn's standard-normal data about one in five, each with one or two subnormal results):
+ * every valid lane is normal in both formats, or lies below lo (ALLOWED lanes: those whose subnormal result the full semantics
+ * compute in the lane) with SUB_CODE <= max_code.  Then no saturation, encode_one or zero
+ * shortcut applies: inputs below zero_below are among the lanes below lo and get code 0 from
+ * SUB_CODE as well (y < 1/2 rounds to 0 in the nearest modes, y < 1 truncates to 0 toward
+ * zero), with the same counts (inexact and underflow when x != 0), so this stores what the
+ * full semantics store, and goes on to the next step (saving their saturation, zero and slow-lane
+ * bookkeeping: e4m3fn nearest-even encode of 2^20 values 1.10x, bias-9 e4m3 1.10x, stochastic
+ * 1.03x, one thread).  SUB_INEXACT: the subnormal lanes'
+ * inexact flags; SUB_VALUE: their float32 value bits (evaluated for float32 outputs only).
+ */
+#define WIDE_STEP(ALLOWED, SUB_CODE, SUB_INEXACT, SUB_VALUE)                                     \
+    {                                                                                            \
+        const __mmask16 sub_range = (ALLOWED) & _mm512_cmplt_epu32_mask(range_value, lo);        \
+        const __m512i sub_code = (SUB_CODE);                                                     \
+        const __m512i merged = _mm512_mask_mov_epi32(code, sub_range, sub_code);                 \
+        const __mmask16 simple = (in_range | sub_range) & _mm512_cmple_epi32_mask(merged, max_code) & valid; \
+        if (simple == valid) {                                                                   \
+            if (valid == 0xFFFF)                                                                 \
+                _mm_storeu_si128((__m128i *)(is_slow + i), _mm_setzero_si128());                 \
+            else                                                                                 \
+                _mm_mask_storeu_epi8(is_slow + i, valid, _mm_setzero_si128());                   \
+            fast_count = _mm512_mask_add_epi32(fast_count, valid, fast_count, one);              \
+            const __mmask16 sub_lanes = sub_range & valid;                                       \
+            inexact = _mm512_mask_add_epi32(                                                     \
+                inexact, ((remainder_nonzero & (__mmask16)~sub_range) | ((SUB_INEXACT) & sub_range)) & valid, inexact, one); \
+            /* zero results (underflow where x != 0) and subnormal ones (1 <= code < 2^m) */     \
+            const __mmask16 sub_zero = _mm512_mask_cmpeq_epi32_mask(sub_lanes, sub_code, zero);  \
+            underflow = _mm512_mask_add_epi32(underflow, sub_zero & _mm512_test_epi32_mask(magnitude, magnitude), \
+                                              underflow, one);                                   \
+            denormal = _mm512_mask_add_epi32(                                                    \
+                denormal, _mm512_mask_cmplt_epu32_mask(sub_lanes, _mm512_sub_epi32(sub_code, one), min_normal_code_minus_one), \
+                denormal, one);                                                                  \
+            /* a zero result keeps the sign only in a format with -0 */                          \
+            const __mmask16 signed_lanes = negative & (__mmask16)~(sub_zero & no_negative_zero); \
+            __m512i result;                                                                      \
+            if (out_kind == OUT_VALUES_F32) {                                                    \
+                const __m512i normal_bits =                                                      \
+                    _mm512_and_si512(_mm512_sll_epi32(_mm512_add_epi32(code, rebias), shift_count), magnitude_mask); \
+                const __m512i magnitude_bits = _mm512_mask_mov_epi32(normal_bits, sub_range, (SUB_VALUE)); \
+                result = _mm512_mask_or_epi32(magnitude_bits, signed_lanes, magnitude_bits, sign_f32); \
+            } else {                                                                             \
+                result = _mm512_mask_or_epi32(merged, signed_lanes, merged, sign_bit);           \
+            }                                                                                    \
+            store_lanes(out, out_kind, i, valid, result);                                        \
+            continue;                                                                            \
+        }                                                                                        \
+    }
+
+/*
  * The body, inlined into one kernel per (MODE, OUT_KIND), both constants.
  * Lanes past count are loaded as 0 and neither stored nor counted.
  */
@@ -92,7 +150,7 @@ static AVX512_TARGET AVX512_INLINE fast_block_result avx512_body(const uint32_t 
                                                                   void *restrict out, uint8_t *restrict is_slow,
                                                                   const prepared_fast_f32 *fast,
                                                                   uint64_t first_index, const int mode,
-                                                                  const int out_kind)
+                                                                  const int out_kind, const int binade_magic)
 {
     const int shift = fast->shift;
     const __m128i shift_count = _mm_cvtsi32_si128(shift);
@@ -123,6 +181,14 @@ static AVX512_TARGET AVX512_INLINE fast_block_result avx512_body(const uint32_t 
     const __m512 inverse_2 = _mm512_set1_ps(fast->subnormals ? 1.0f / fast->subnormal_scale_2 : 0.0f);
     const __m512i y_limit = _mm512_set1_epi32(0x4B800000); /* 2^24 */
     const __m512i min_normal_code = _mm512_set1_epi32((int32_t)1 << (23 - shift));
+    const __m512i min_normal_code_minus_one = _mm512_set1_epi32(((int32_t)1 << (23 - shift)) - 1);
+    const __mmask16 no_negative_zero = fast->zero_sign_bit ? 0 : 0xFFFF;
+    const __m512 magic = _mm512_set1_ps(fast->subnormal_magic);
+    const __m512i exponent_mask = _mm512_set1_epi32(0x7F800000);
+    const __m512i magic_exponent = _mm512_set1_epi32(shift << 23);
+    const __m512i magic_hi = _mm512_set1_epi32((int)fast->magic_hi);
+    const __m512i nu_scale_bits = _mm512_set1_epi32((int)((127u + 127u + 55u) << 23)); /* minus magic's: 2^55 / magic */
+    const __m512i magic_bits = _mm512_castps_si512(magic);
     /* the generator: lane j of step s holds stream key + (first_index + 16 s + j) * golden,
      * advanced by additions (the same sums modulo 2^64 as the multiplications) */
     const uint64_t golden = 0x9E3779B97F4A7C15ULL;
@@ -172,19 +238,124 @@ static AVX512_TARGET AVX512_INLINE fast_block_result avx512_body(const uint32_t 
         const __m512i b = valid == 0xFFFF ? _mm512_loadu_si512(bits + i) : _mm512_maskz_loadu_epi32(valid, bits + i);
         const __m512i magnitude = _mm512_and_si512(b, magnitude_mask);
         const __mmask16 negative = _mm512_movepi32_mask(b);
-        const __m512i lo_code = _mm512_sub_epi32(_mm512_srl_epi32(magnitude, shift_count), rebias);
-        const __m512i remainder = _mm512_and_si512(magnitude, mask);
-        const __mmask16 remainder_nonzero = _mm512_test_epi32_mask(remainder, remainder);
-        __m512i code;
-        __m512i random_32 = zero, random_top = zero; /* draw 0's top 32 bits (mix64_high), and its top top_bits */
-        if (mode == FL_ROUND_ODD) {
-            code = _mm512_mask_or_epi32(lo_code, remainder_nonzero, lo_code, one);
-        } else if (IS_STOCHASTIC(mode)) {
+        __m512i random_32 = zero; /* draw 0's top 32 bits (mix64_high16) */
+        if (IS_STOCHASTIC(mode)) {
             random_32 = mix64_high16(counter_low, counter_high);
             if (full_word_needed)
                 random_32 = full_word32(random_32);
             counter_low = _mm512_add_epi64(counter_low, counter_step);
             counter_high = _mm512_add_epi64(counter_high, counter_step);
+        }
+        if (binade_magic && (mode == FL_ROUND_STOCHASTIC || mode == MODE_STOCHASTIC_TRUNCATE)) {
+            /* exact stochastic rounding on the binade (see the nearest-even step below): the
+             * float32 sum |x| + magic rounded toward zero (embedded rounding, whatever the
+             * environment) is the lower neighbour, steps its step count, rem = |x| - its value
+             * (exact, below one step) and nu 2^32 = rem 2^55 / magic (one exact product by a
+             * power of two built on magic's exponent bits; fl_prepare_fast_f32 keeps it finite).
+             * Where nu 2^32 is an integer n32 (every normal lane: n32 = remainder << (32 - shift);
+             * subnormal lanes with nu of at most 32 bits), away iff (w >> 32) < n32, the
+             * decision of the other lanes and of stochastic_away; other lanes take the rest. */
+            const __m512i exponent = _mm512_max_epu32(_mm512_and_si512(magnitude, exponent_mask), lo);
+            const __m512i binade_bits = _mm512_add_epi32(exponent, magic_exponent);
+            const __m512 binade = _mm512_castsi512_ps(binade_bits);
+            const __m512 sum = _mm512_add_round_ps(_mm512_castsi512_ps(magnitude), binade, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            const __m512 rem = _mm512_sub_ps(_mm512_castsi512_ps(magnitude), _mm512_sub_ps(sum, binade));
+            const __m512 scaled_nu = _mm512_mul_ps(rem, _mm512_castsi512_ps(_mm512_sub_epi32(nu_scale_bits, binade_bits)));
+            const __m512i n32 = _mm512_cvttps_epu32(scaled_nu);
+            /* sr_rule = truncate (N = sr_bits <= shift): k = floor(nu 2^N) = n32 >> (32 - N)
+             * (cvtt truncates, so this holds where nu has more than 32 bits too) and away iff
+             * R + k >= 2^N, R the word's top N bits, as sr_reduced_fraction decides */
+            const __mmask16 away =
+                mode == FL_ROUND_STOCHASTIC
+                    ? _mm512_cmplt_epu32_mask(full_word32(random_32), n32)
+                    : _mm512_cmpgt_epu32_mask(_mm512_srl_epi32(random_32, sr_shift),
+                                              _mm512_sub_epi32(sr_full_mask, _mm512_srl_epi32(n32, sr_shift)));
+            const __m512i rounded = _mm512_mask_add_epi32(_mm512_castps_si512(sum), away, _mm512_castps_si512(sum), one);
+            const __m512i magic_code = _mm512_add_epi32(_mm512_sub_epi32(rounded, binade_bits),
+                                                        _mm512_srl_epi32(_mm512_sub_epi32(exponent, lo), shift_count));
+            const __m512i range_value = _mm512_and_si512(b, range_mask);
+            const __mmask16 simple = _mm512_cmple_epu32_mask(range_value, magic_hi) &
+                                     _mm512_cmple_epi32_mask(magic_code, max_code) &
+                                     (mode == FL_ROUND_STOCHASTIC ? _mm512_cmp_ps_mask(_mm512_cvtepu32_ps(n32), scaled_nu, _CMP_EQ_OQ)
+                                                                  : (__mmask16)0xFFFF);
+            if ((simple & valid) == valid) {
+                if (valid == 0xFFFF)
+                    _mm_storeu_si128((__m128i *)(is_slow + i), _mm_setzero_si128());
+                else
+                    _mm_mask_storeu_epi8(is_slow + i, valid, _mm_setzero_si128());
+                fast_count = _mm512_mask_add_epi32(fast_count, valid, fast_count, one);
+                const __mmask16 value_inexact = _mm512_mask_test_epi32_mask(valid, _mm512_castps_si512(rem),
+                                                                             _mm512_castps_si512(rem));
+                inexact = _mm512_mask_add_epi32(inexact, value_inexact, inexact, one);
+                const __mmask16 zero_code = _mm512_mask_cmpeq_epi32_mask(valid, magic_code, zero);
+                const __mmask16 small_code = _mm512_mask_cmplt_epu32_mask(valid, magic_code, min_normal_code);
+                underflow = _mm512_mask_add_epi32(underflow, zero_code & value_inexact, underflow, one);
+                denormal = _mm512_mask_add_epi32(denormal, small_code & (__mmask16)~zero_code, denormal, one);
+                const __mmask16 signed_lanes = negative & (__mmask16)~(zero_code & no_negative_zero);
+                __m512i result;
+                if (out_kind == OUT_VALUES_F32) {
+                    const __m512i value = _mm512_castps_si512(_mm512_sub_ps(_mm512_castsi512_ps(rounded), binade));
+                    result = _mm512_mask_or_epi32(value, signed_lanes, value, sign_f32);
+                } else {
+                    result = _mm512_mask_or_epi32(magic_code, signed_lanes, magic_code, sign_bit);
+                }
+                store_lanes(out, out_kind, i, valid, result);
+                continue;
+            }
+        }
+        if (binade_magic && mode == FL_ROUND_NEAREST_EVEN) {
+            /* nearest-even for normal and subnormal results alike, in float32 (the kernel of
+             * fl_avx512_block_kernel's binade_magic): with E = max(the exponent bits of |x|, lo)
+             * and magic = 2^(e + shift) (bits E + (shift << 23)), |x| + magic lies in [magic,
+             * 2 magic], whose spacing is |x|'s step in the format (2^(e - m) in a normal binade,
+             * 2^(emin - m) below lo), so the float32 sum rounds |x| to the format, ties to even;
+             * the value is sum - magic (exact), and the code N + ((E - lo) >> shift) with
+             * N = bits(sum) - bits(magic) the step count: ((e - emin) << m) + N is
+             * ((e + bias) << m) | (N - 2^m) for normal results, N for subnormal ones.
+             * fl_prepare_fast_f32 allows it only where the format has ieee subnormals (so lo is
+             * 2^emin), and for inputs up to magic_hi, where E + (shift << 23) stays a finite
+             * float32 and the codes are within int32 (hi); the other lanes take the rest. */
+            const __m512i exponent = _mm512_max_epu32(_mm512_and_si512(magnitude, exponent_mask), lo);
+            const __m512 binade = _mm512_castsi512_ps(_mm512_add_epi32(exponent, magic_exponent));
+            const __m512 sum = _mm512_add_ps(_mm512_castsi512_ps(magnitude), binade);
+            const __m512i value = _mm512_castps_si512(_mm512_sub_ps(sum, binade));
+            const __m512i steps = _mm512_sub_epi32(_mm512_castps_si512(sum), _mm512_castps_si512(binade));
+            const __m512i magic_code = _mm512_add_epi32(steps, _mm512_srl_epi32(_mm512_sub_epi32(exponent, lo), shift_count));
+            const __m512i range_value = _mm512_and_si512(b, range_mask);
+            const __mmask16 simple = _mm512_cmple_epu32_mask(range_value, magic_hi) & _mm512_cmple_epi32_mask(magic_code, max_code);
+            if ((simple & valid) == valid) {
+                if (valid == 0xFFFF)
+                    _mm_storeu_si128((__m128i *)(is_slow + i), _mm_setzero_si128());
+                else
+                    _mm_mask_storeu_epi8(is_slow + i, valid, _mm_setzero_si128());
+                fast_count = _mm512_mask_add_epi32(fast_count, valid, fast_count, one);
+                const __mmask16 value_inexact = _mm512_mask_cmpneq_epi32_mask(valid, value, magnitude);
+                inexact = _mm512_mask_add_epi32(inexact, value_inexact, inexact, one);
+                /* code 0: a zero result (underflow where x != 0, that is where inexact);
+                 * 1 <= code < 2^m: a subnormal one (normal codes are >= 2^m) */
+                const __mmask16 zero_code = _mm512_mask_cmpeq_epi32_mask(valid, magic_code, zero);
+                const __mmask16 small_code = _mm512_mask_cmplt_epu32_mask(valid, magic_code, min_normal_code);
+                underflow = _mm512_mask_add_epi32(underflow, zero_code & value_inexact, underflow, one);
+                denormal = _mm512_mask_add_epi32(denormal, small_code & (__mmask16)~zero_code, denormal, one);
+                /* a zero result keeps the sign only in a format with -0 */
+                const __mmask16 signed_lanes = negative & (__mmask16)~(zero_code & no_negative_zero);
+                __m512i result;
+                if (out_kind == OUT_VALUES_F32)
+                    result = _mm512_mask_or_epi32(value, signed_lanes, value, sign_f32);
+                else
+                    result = _mm512_mask_or_epi32(magic_code, signed_lanes, magic_code, sign_bit);
+                store_lanes(out, out_kind, i, valid, result);
+                continue;
+            }
+        }
+        const __m512i lo_code = _mm512_sub_epi32(_mm512_srl_epi32(magnitude, shift_count), rebias);
+        const __m512i remainder = _mm512_and_si512(magnitude, mask);
+        const __mmask16 remainder_nonzero = _mm512_test_epi32_mask(remainder, remainder);
+        __m512i code;
+        __m512i random_top = zero; /* draw 0's top top_bits */
+        if (mode == FL_ROUND_ODD) {
+            code = _mm512_mask_or_epi32(lo_code, remainder_nonzero, lo_code, one);
+        } else if (IS_STOCHASTIC(mode)) {
             random_top = _mm512_srl_epi32(random_32, top_shift);
             __mmask16 away;
             if (mode == FL_ROUND_STOCHASTIC) {
@@ -238,9 +409,15 @@ static AVX512_TARGET AVX512_INLINE fast_block_result avx512_body(const uint32_t 
             store_lanes(out, out_kind, i, valid, result);
             continue;
         }
-        const __mmask16 saturated = in_range & saturating & _mm512_cmpgt_epi32_mask(code, max_code);
-        code = _mm512_mask_mov_epi32(code, saturated, max_code);
-        const __mmask16 tiny = _mm512_cmplt_epu32_mask(range_value, zero_below);
+        if (mode == FL_ROUND_NEAREST_EVEN) {
+            /* nearest-even subnormal results from one float32 addition (codec_fast.h's
+             * subnormal_magic): the code is the sum's bits minus magic's, the value the sum
+             * minus magic (exact: both lie in [magic, 2 magic) or are magic) */
+            const __m512 sum = _mm512_add_ps(_mm512_castsi512_ps(magnitude), magic);
+            const __m512i magic_code = _mm512_sub_epi32(_mm512_castps_si512(sum), magic_bits);
+            const __m512i magic_value = _mm512_castps_si512(_mm512_sub_ps(sum, magic));
+            WIDE_STEP(subnormals_enabled, magic_code, _mm512_cmpneq_epi32_mask(magic_value, magnitude), magic_value);
+        }
         /* ieee subnormal results (codec_fast.c): y = |x| 2^(m - emin), clamped to 2^24 on the bits */
         const __m512 scaled = _mm512_mul_ps(_mm512_mul_ps(_mm512_castsi512_ps(magnitude), scale_1), scale_2);
         const __m512 y = _mm512_castsi512_ps(_mm512_min_epu32(_mm512_castps_si512(scaled), y_limit));
@@ -301,6 +478,12 @@ static AVX512_TARGET AVX512_INLINE fast_block_result avx512_body(const uint32_t 
         __mmask16 subnormal_allowed = subnormals_enabled;
         if (IS_STOCHASTIC(mode))
             subnormal_allowed = stochastic_subnormals ? subnormal_exact_path : 0;
+        if (mode != FL_ROUND_NEAREST_EVEN)
+            WIDE_STEP(subnormal_allowed, subnormal_code, subnormal_inexact,
+                      _mm512_castps_si512(_mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(subnormal_code), inverse_1), inverse_2)));
+        const __mmask16 saturated = in_range & saturating & _mm512_cmpgt_epi32_mask(code, max_code);
+        code = _mm512_mask_mov_epi32(code, saturated, max_code);
+        const __mmask16 tiny = _mm512_cmplt_epu32_mask(range_value, zero_below);
         const __mmask16 subnormal = subnormal_allowed & _mm512_cmplt_epu32_mask(range_value, lo) & (__mmask16)~tiny;
         code = _mm512_mask_mov_epi32(code, subnormal, subnormal_code);
         const __mmask16 subnormal_zero = _mm512_cmpeq_epi32_mask(subnormal_code, zero);
@@ -346,23 +529,26 @@ static AVX512_TARGET AVX512_INLINE fast_block_result avx512_body(const uint32_t 
     return result;
 }
 
-#define DEFINE_AVX512_KERNEL(NAME, MODE, KIND)                                                   \
+#define DEFINE_AVX512_KERNEL(NAME, MODE, KIND, MAGIC)                                            \
     static AVX512_TARGET fast_block_result NAME(const uint32_t *restrict bits, int count,         \
                                                 void *restrict out, uint8_t *restrict is_slow,    \
                                                 const prepared_fast_f32 *fast, uint64_t first_index) \
     {                                                                                            \
-        return avx512_body(bits, count, out, is_slow, fast, first_index, MODE, KIND);            \
+        return avx512_body(bits, count, out, is_slow, fast, first_index, MODE, KIND, MAGIC);     \
     }
 #define DEFINE_AVX512_KERNELS(KIND)                                                              \
-    DEFINE_AVX512_KERNEL(avx512_nearest_even_##KIND, FL_ROUND_NEAREST_EVEN, KIND)                \
-    DEFINE_AVX512_KERNEL(avx512_nearest_away_##KIND, FL_ROUND_NEAREST_AWAY, KIND)                \
-    DEFINE_AVX512_KERNEL(avx512_toward_zero_##KIND, FL_ROUND_TOWARD_ZERO, KIND)                  \
-    DEFINE_AVX512_KERNEL(avx512_up_##KIND, FL_ROUND_UP, KIND)                                    \
-    DEFINE_AVX512_KERNEL(avx512_down_##KIND, FL_ROUND_DOWN, KIND)                                \
-    DEFINE_AVX512_KERNEL(avx512_odd_##KIND, FL_ROUND_ODD, KIND)                                  \
-    DEFINE_AVX512_KERNEL(avx512_stochastic_##KIND, FL_ROUND_STOCHASTIC, KIND)                    \
-    DEFINE_AVX512_KERNEL(avx512_stochastic_bits_##KIND, MODE_STOCHASTIC_BITS, KIND)              \
-    DEFINE_AVX512_KERNEL(avx512_stochastic_truncate_##KIND, MODE_STOCHASTIC_TRUNCATE, KIND)
+    DEFINE_AVX512_KERNEL(avx512_nearest_even_##KIND, FL_ROUND_NEAREST_EVEN, KIND, 0)             \
+    DEFINE_AVX512_KERNEL(avx512_nearest_away_##KIND, FL_ROUND_NEAREST_AWAY, KIND, 0)             \
+    DEFINE_AVX512_KERNEL(avx512_toward_zero_##KIND, FL_ROUND_TOWARD_ZERO, KIND, 0)               \
+    DEFINE_AVX512_KERNEL(avx512_up_##KIND, FL_ROUND_UP, KIND, 0)                                 \
+    DEFINE_AVX512_KERNEL(avx512_down_##KIND, FL_ROUND_DOWN, KIND, 0)                             \
+    DEFINE_AVX512_KERNEL(avx512_odd_##KIND, FL_ROUND_ODD, KIND, 0)                               \
+    DEFINE_AVX512_KERNEL(avx512_stochastic_##KIND, FL_ROUND_STOCHASTIC, KIND, 0)                 \
+    DEFINE_AVX512_KERNEL(avx512_stochastic_bits_##KIND, MODE_STOCHASTIC_BITS, KIND, 0)           \
+    DEFINE_AVX512_KERNEL(avx512_stochastic_truncate_##KIND, MODE_STOCHASTIC_TRUNCATE, KIND, 0)   \
+    DEFINE_AVX512_KERNEL(avx512_nearest_even_magic_##KIND, FL_ROUND_NEAREST_EVEN, KIND, 1)       \
+    DEFINE_AVX512_KERNEL(avx512_stochastic_magic_##KIND, FL_ROUND_STOCHASTIC, KIND, 1)           \
+    DEFINE_AVX512_KERNEL(avx512_stochastic_truncate_magic_##KIND, MODE_STOCHASTIC_TRUNCATE, KIND, 1)
 DEFINE_AVX512_KERNELS(OUT_CODES_1)
 DEFINE_AVX512_KERNELS(OUT_CODES_2)
 DEFINE_AVX512_KERNELS(OUT_CODES_4)
@@ -371,25 +557,34 @@ DEFINE_AVX512_KERNELS(OUT_VALUES_F32)
 #define KERNEL_TABLE_ROW(KIND)                                                                   \
     {avx512_nearest_even_##KIND, avx512_nearest_away_##KIND, avx512_toward_zero_##KIND,         \
      avx512_up_##KIND, avx512_down_##KIND, avx512_odd_##KIND, avx512_stochastic_##KIND,         \
-     avx512_stochastic_bits_##KIND, avx512_stochastic_truncate_##KIND}
+     avx512_stochastic_bits_##KIND, avx512_stochastic_truncate_##KIND,                          \
+     avx512_nearest_even_magic_##KIND, avx512_stochastic_magic_##KIND,                          \
+     avx512_stochastic_truncate_magic_##KIND}
 
-fast_block_kernel fl_avx512_block_kernel(int mode, int sr_bits, int sr_rule, int shift, int out_kind)
+fast_block_kernel fl_avx512_block_kernel(int mode, int sr_bits, int sr_rule, int shift, int out_kind, int binade_magic)
 {
-    static const fast_block_kernel table[4][9] = {KERNEL_TABLE_ROW(OUT_CODES_1), KERNEL_TABLE_ROW(OUT_CODES_2),
-                                                  KERNEL_TABLE_ROW(OUT_CODES_4), KERNEL_TABLE_ROW(OUT_VALUES_F32)};
+    static const fast_block_kernel table[4][12] = {KERNEL_TABLE_ROW(OUT_CODES_1), KERNEL_TABLE_ROW(OUT_CODES_2),
+                                                   KERNEL_TABLE_ROW(OUT_CODES_4), KERNEL_TABLE_ROW(OUT_VALUES_F32)};
     const int row = out_kind == OUT_CODES_1 ? 0 : out_kind == OUT_CODES_2 ? 1 : out_kind == OUT_CODES_4 ? 2 : 3;
     /* the truncate kernel for N <= shift only (its increment needs d = shift - N >= 0); the
      * sr_bits kernel does every rule, truncate with N > shift too */
     const int column = mode != FL_ROUND_STOCHASTIC ? mode : sr_bits == 0 ? 6 : sr_rule == FL_SR_TRUNCATE && sr_bits <= shift ? 8 : 7;
     if (mode < FL_ROUND_NEAREST_EVEN || mode > FL_ROUND_STOCHASTIC)
         return NULL;
+    if (binade_magic && column == FL_ROUND_NEAREST_EVEN)
+        return table[row][9];
+    if (binade_magic && column == 6) /* exact stochastic rounding */
+        return table[row][10];
+    if (binade_magic && column == 8) /* truncate, N <= shift */
+        return table[row][11];
     return table[row][column];
 }
 
 #else
 
-fast_block_kernel fl_avx512_block_kernel(int mode, int sr_bits, int sr_rule, int shift, int out_kind)
+fast_block_kernel fl_avx512_block_kernel(int mode, int sr_bits, int sr_rule, int shift, int out_kind, int binade_magic)
 {
+    (void)binade_magic;
     (void)mode;
     (void)sr_bits;
     (void)sr_rule;

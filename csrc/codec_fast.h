@@ -77,6 +77,14 @@ struct prepared_fast_f32 {
      * float32 steps (one factor may not be representable); 0 = not on the fast path */
     int subnormals;
     float subnormal_scale_1, subnormal_scale_2;
+    /* 2^(emin - m + 23), where subnormals is set: for 0 <= |x| < 2^emin the float32 sum
+     * |x| + magic lies in [magic, 2 magic), whose spacing is the format's subnormal step
+     * 2^(emin - m), so the sum is |x| rounded to that grid, ties to even (the environment's
+     * rounding); its bits minus magic's are the code, the sum minus magic is the value */
+    float subnormal_magic;
+    int binade_magic;         /* nearest-even may round in float32 on the binade (codec_avx512.c) */
+    uint32_t magic_hi;        /* ... for inputs whose bits are at most this */
+    int sr_magic;             /* ... and exact stochastic rounding too */
     /* the rounding */
     int32_t saturating;       /* every overflow gives max (saturate=True, SatFinite, SatPropagate, ...) */
     uint64_t seed;
@@ -84,6 +92,9 @@ struct prepared_fast_f32 {
     fast_stochastic_bits sr;  /* sr_bits >= 1: how nu is brought to sr_bits bits */
     /* the kernels compiled for this call's rounding mode and output kind */
     fast_block_kernel lean, full;
+    /* AVX-512 nearest-even (and exact stochastic rounding) with binade_magic: the kernel for blocks with many subnormal results
+     * (fl_fast_f32_block; NULL elsewhere) */
+    fast_block_kernel magic;
 };
 
 /*
@@ -92,7 +103,7 @@ struct prepared_fast_f32 {
  * NULL where it is not compiled (not x86-64 GCC/clang).  Run it only when fl_codec_simd_level()
  * is 2.
  */
-fast_block_kernel fl_avx512_block_kernel(int mode, int sr_bits, int sr_rule, int shift, int out_kind);
+fast_block_kernel fl_avx512_block_kernel(int mode, int sr_bits, int sr_rule, int shift, int out_kind, int binade_magic);
 
 /*
  * codec_avx2.c: the same kernel set written with AVX2 intrinsics (8 lanes, the same semantics);
