@@ -1103,24 +1103,19 @@ static inline __m128i narrow_masks(__m128d low, __m128d high)
 /*
  * strip_block with the per-lane steps in SSE2 as well: the same arithmetic, four lanes per
  * instruction, for float32 products (fp16, FP8) and double products summed in int32 (bf16, tf32).
+ * Its two per-lane steps, strip_scales_sse2 (M, the flags, the scales) and strip_finish_sse2
+ * (the cut c, the rounding, the definition for the flagged lanes), are also the block step of
+ * each row of rows_block_avx2, which shares the loads of B between four rows.
  */
-static void strip_block_sse2(const operands *ops, int64_t i, int64_t j0, int64_t k0, int64_t count,
-                                   int active, float chain[LANES], int c_emin, const prepared_model *p,
-                                   superacc *acc)
+static inline void strip_scales_sse2(const int16_t largest[LANES], const float chain[LANES], int c_emin,
+                                     const prepared_model *p, __m128i top[4], __m128i general[4],
+                                     float scale_array[LANES], double scale_double[LANES])
 {
-    const float *a = ops->a + i * ops->k + k0;
-    const int16_t *ae = ops->a_exponents + i * ops->k + k0;
-    const float *b = ops->b + b_offset(ops, k0, j0);
-    const int16_t *be = ops->b_exponents + b_offset(ops, k0, j0);
     const int fused = p->model.c_addition == FL_MMA_C_FUSED, frac_bits = p->model.frac_bits;
     const __m128i zero = _mm_setzero_si128(), fused_mask = _mm_set1_epi32(fused ? -1 : 0);
-    int16_t largest[LANES];
-    strip_largest_any(p, ae, be, ops->ldb, count, largest);
     __m128i largest_low = _mm_loadu_si128((const __m128i *)largest);
     __m128i largest_high = _mm_loadu_si128((const __m128i *)(largest + 8));
-    __m128i top[4], general[4];
     __m128 scale[4];
-    double scale_double[LANES];
     /* int16 lanes to int32 (sign-extended) */
     top[0] = _mm_srai_epi32(_mm_unpacklo_epi16(largest_low, largest_low), 16);
     top[1] = _mm_srai_epi32(_mm_unpackhi_epi16(largest_low, largest_low), 16);
@@ -1151,15 +1146,21 @@ static void strip_block_sse2(const operands *ops, int64_t i, int64_t j0, int64_t
         top[v] = t;
         general[v] = flag;
     }
-    double sum[LANES];
-    if (p->float_products) {
-        float scale_array[LANES];
-        for (int v = 0; v < 4; v++)
-            _mm_storeu_ps(scale_array + 4 * v, scale[v]);
-        strip_products_float_any(p, a, b, ops->ldb, count, scale_array, sum);
-    } else {
-        strip_products_double_any(p, a, b, ops->ldb, count, scale_double, sum);
-    }
+    for (int v = 0; v < 4; v++)
+        _mm_storeu_ps(scale_array + 4 * v, scale[v]);
+}
+
+/* The end of strip_block_sse2's block step: add the cut c to the product sums `sum`, round
+ * total * 2^(M - F) on its bits, redo the flagged lanes by the definition, and leave the block
+ * result in `chain` (through the separate adder when c is not fused). */
+static inline void strip_finish_sse2(const float *a, const int16_t *ae, const float *b, const int16_t *be,
+                                     int64_t ldb, int64_t count, int active, float chain[LANES], int c_emin,
+                                     const prepared_model *p, superacc *acc, const double sum[LANES],
+                                     const __m128i top[4], const __m128i general[4],
+                                     const double scale_double[LANES])
+{
+    const int fused = p->model.c_addition == FL_MMA_C_FUSED, frac_bits = p->model.frac_bits;
+    const __m128i zero = _mm_setzero_si128(), fused_mask = _mm_set1_epi32(fused ? -1 : 0);
     /* total * 2^(M - F), rounded on its bits, as in strip_block */
     const int drop = 52 - p->model.out.man_bits, acc_drop = 52 - p->acc.man_bits;
     const __m128i drop_count = _mm_cvtsi32_si128(drop);
@@ -1215,13 +1216,12 @@ static void strip_block_sse2(const operands *ops, int64_t i, int64_t j0, int64_t
     if (fused) {
         for (int w = 0; flag_bits; w++, flag_bits >>= 1)
             if (flag_bits & 1)
-                chain[w] = (float)block_general(a, b + w, ops->ldb, ae, be + w, count, c_saved[w], c_emin, 1, p,
-                                                acc);
+                chain[w] = (float)block_general(a, b + w, ldb, ae, be + w, count, c_saved[w], c_emin, 1, p, acc);
         return;
     }
     for (int w = 0; flag_bits; w++, flag_bits >>= 1)
         if (flag_bits & 1)
-            result[w] = (float)block_general(a, b + w, ops->ldb, ae, be + w, count, 0.0, c_emin, 0, p, acc);
+            result[w] = (float)block_general(a, b + w, ldb, ae, be + w, count, 0.0, c_emin, 0, p, acc);
     if (p->out_is_float32) {
         /* The separate adder for float32 output is exactly a float32 addition (nearest-even,
          * overflow to Inf, IEEE zeros); only its NaN must become the canonical one. */
@@ -1235,6 +1235,27 @@ static void strip_block_sse2(const operands *ops, int64_t i, int64_t j0, int64_t
     }
     for (int w = 0; w < active; w++)
         chain[w] = (float)add_nearest_even(c_saved[w], result[w], &p->model.out, p->out_max, p->out_nan);
+}
+
+static void strip_block_sse2(const operands *ops, int64_t i, int64_t j0, int64_t k0, int64_t count,
+                                   int active, float chain[LANES], int c_emin, const prepared_model *p,
+                                   superacc *acc)
+{
+    const float *a = ops->a + i * ops->k + k0;
+    const int16_t *ae = ops->a_exponents + i * ops->k + k0;
+    const float *b = ops->b + b_offset(ops, k0, j0);
+    const int16_t *be = ops->b_exponents + b_offset(ops, k0, j0);
+    int16_t largest[LANES];
+    strip_largest_any(p, ae, be, ops->ldb, count, largest);
+    __m128i top[4], general[4];
+    float scale_array[LANES];
+    double scale_double[LANES], sum[LANES];
+    strip_scales_sse2(largest, chain, c_emin, p, top, general, scale_array, scale_double);
+    if (p->float_products)
+        strip_products_float_any(p, a, b, ops->ldb, count, scale_array, sum);
+    else
+        strip_products_double_any(p, a, b, ops->ldb, count, scale_double, sum);
+    strip_finish_sse2(a, ae, b, be, ops->ldb, count, active, chain, c_emin, p, acc, sum, top, general, scale_double);
 }
 #endif
 
@@ -1567,6 +1588,185 @@ __attribute__((target("avx512f,avx512bw"))) static void rows_block_avx512(const 
         _mm512_storeu_pd(total, low[r]);
         _mm512_storeu_pd(total + 8, high[r]);
         block_finish_avx512(a[r], ae[r], b, be, ldb, count, active, chain[r], c_emin, p, acc, total, &s[r]);
+    }
+}
+
+/*
+ * The block step of strip_block_sse2 in AVX2 for a fused c, float32 output rounded toward zero
+ * (the H100-style fp16/FP8 -> fp32 presets, rows_block_avx2's float_finish): sixteen lanes as two
+ * registers of int32 / float and four of double.  Lane for lane the same values as
+ * strip_scales_sse2 / strip_finish_sse2: M (t), the flags and the float32 scale 2^(F - M) by the
+ * same integer steps; the cut c as trunc(c * 2^(F - M)) in float32 (the product is exact where it
+ * is a normal float32 and below 2^-126 where it is not, so its truncation is the double path's,
+ * 0 in the second case; below 2^(F + 1), so it fits an int32); then the double steps of
+ * strip_finish_sse2: total = products + cut c (exact), times 2^(M - F) (exact), the output and
+ * accumulator cuts toward zero on its bits, a zero, subnormal or overflowing result flagged for
+ * block_general.
+ */
+typedef struct rz_lanes {
+    __m256i t[2];      /* M of lanes 0-7 and 8-15 */
+    __m256 scale[2];   /* 2^(F - M) as float32, 0 in the flagged lanes */
+    unsigned flag;     /* bit w: lane w goes to block_general */
+} rz_lanes;
+
+__attribute__((target("avx2"), always_inline)) static inline void
+rz_scales_avx2(__m256i largest, const float chain[LANES], int c_emin, const prepared_model *p, rz_lanes *s)
+{
+    const int frac_bits = p->model.frac_bits;
+    unsigned flag = 0;
+    for (int h = 0; h < 2; h++) {
+        __m256i t = _mm256_cvtepi16_epi32(h ? _mm256_extracti128_si256(largest, 1) : _mm256_castsi256_si128(largest));
+        const __m256i c_bits = _mm256_loadu_si256((const __m256i *)(chain + 8 * h));
+        const __m256i field = _mm256_and_si256(_mm256_srli_epi32(c_bits, 23), _mm256_set1_epi32(0xFF));
+        const __m256i c_exponent = _mm256_max_epi32(_mm256_sub_epi32(field, _mm256_set1_epi32(127)),
+                                                    _mm256_set1_epi32(c_emin));
+        const __m256i c_zero = _mm256_cmpeq_epi32(_mm256_and_si256(c_bits, _mm256_set1_epi32(0x7FFFFFFF)),
+                                                  _mm256_setzero_si256());
+        t = _mm256_max_epi32(t, _mm256_blendv_epi8(c_exponent, _mm256_set1_epi32(2 * ZERO_EXPONENT), c_zero));
+        __m256i general = _mm256_or_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(NO_TERM_EXPONENT + 1), t),
+                                          _mm256_cmpeq_epi32(field, _mm256_set1_epi32(255)));
+        if (p->model.use_exp_floor)
+            t = _mm256_max_epi32(t, _mm256_set1_epi32(p->model.exp_floor));
+        const __m256i biased = _mm256_sub_epi32(_mm256_set1_epi32(frac_bits + 127), t);
+        general = _mm256_or_si256(general, _mm256_or_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(1), biased),
+                                                           _mm256_cmpgt_epi32(biased, _mm256_set1_epi32(254))));
+        s->scale[h] = _mm256_castsi256_ps(_mm256_andnot_si256(general, _mm256_slli_epi32(biased, 23)));
+        s->t[h] = t;
+        flag |= (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(general)) << (8 * h);
+    }
+    s->flag = flag;
+}
+
+__attribute__((target("avx2"), always_inline)) static inline void
+rz_finish_avx2(const float *a, const int16_t *ae, const float *b, const int16_t *be, int64_t ldb, int64_t count,
+               int active, float chain[LANES], int c_emin, const prepared_model *p, superacc *acc,
+               const __m256d sum[4], const rz_lanes *s)
+{
+    const int frac_bits = p->model.frac_bits;
+    const int drop = 52 - p->model.out.man_bits, acc_drop = 52 - p->acc.man_bits;
+    const __m256i cut_mask = _mm256_set1_epi64x((long long)(((1ull << drop) - 1) | ((1ull << acc_drop) - 1)));
+    const __m256d abs_mask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7FFFFFFFFFFFFFFFll));
+    const __m256d min_normal = _mm256_set1_pd(pow2(p->model.out.emin)), max = _mm256_set1_pd(p->out_max);
+    float c_saved[LANES];
+    unsigned flag = s->flag;
+    __m256i c_cut[2], unscale[2];
+    for (int h = 0; h < 2; h++) {
+        const __m256 c_value = _mm256_loadu_ps(chain + 8 * h);
+        _mm256_storeu_ps(c_saved + 8 * h, c_value);
+        /* the scale is 0 in the flagged lanes: their cut c is 0 (and they are redone anyway) */
+        c_cut[h] = _mm256_cvttps_epi32(_mm256_mul_ps(c_value, s->scale[h]));
+        const __m256i general = _mm256_castps_si256(_mm256_cmp_ps(s->scale[h], _mm256_setzero_ps(), _CMP_EQ_OQ));
+        unscale[h] = _mm256_blendv_epi8(_mm256_add_epi32(s->t[h], _mm256_set1_epi32(1023 - frac_bits)),
+                                        _mm256_set1_epi32(1023), general);
+    }
+    __m128 result[4];
+    for (int v = 0; v < 4; v++) {
+        const __m128i cut = (v & 1) ? _mm256_extracti128_si256(c_cut[v >> 1], 1) : _mm256_castsi256_si128(c_cut[v >> 1]);
+        const __m128i exponent = (v & 1) ? _mm256_extracti128_si256(unscale[v >> 1], 1)
+                                         : _mm256_castsi256_si128(unscale[v >> 1]);
+        const __m256d total = _mm256_add_pd(sum[v], _mm256_cvtepi32_pd(cut)); /* exact */
+        const __m256d value = _mm256_mul_pd(total, _mm256_castsi256_pd(_mm256_slli_epi64(
+                                                      _mm256_cvtepu32_epi64(exponent), 52)));
+        const __m256d magnitude = _mm256_and_pd(value, abs_mask);
+        /* zero, subnormal (both below min_normal) and overflowing results: block_general */
+        const __m256d out_of_range = _mm256_or_pd(_mm256_cmp_pd(magnitude, min_normal, _CMP_LT_OQ),
+                                                  _mm256_cmp_pd(magnitude, max, _CMP_GT_OQ));
+        flag |= (unsigned)_mm256_movemask_pd(out_of_range) << (4 * v);
+        result[v] = _mm256_cvtpd_ps(_mm256_castsi256_pd(_mm256_andnot_si256(cut_mask, _mm256_castpd_si256(value))));
+    }
+    _mm256_storeu_ps(chain, _mm256_insertf128_ps(_mm256_castps128_ps256(result[0]), result[1], 1));
+    _mm256_storeu_ps(chain + 8, _mm256_insertf128_ps(_mm256_castps128_ps256(result[2]), result[3], 1));
+    flag &= (1u << active) - 1u; /* padding lanes are never looked at */
+    for (int w = 0; flag; w++, flag >>= 1)
+        if (flag & 1)
+            chain[w] = (float)block_general(a, b + w, ldb, ae, be + w, count, c_saved[w], c_emin, 1, p, acc);
+}
+
+/*
+ * rows_block_avx512's grouping in AVX2: ROW_GROUP rows of A against one strip of B (float32
+ * products summed in int32 runs), the exponent maxima and the product loops sharing each load of
+ * B.  Per row and lane the operations are those of strip_block_sse2 with the AVX2 product loop
+ * (strip_largest_avx2, strip_products_float_avx2: the same int16 maxima, float32 products,
+ * scalings, truncations, int32 and double additions), and the row's block step is
+ * strip_scales_sse2 and strip_finish_sse2 themselves, so the bits are strip_block_sse2's.
+ */
+__attribute__((target("avx2"))) static void rows_block_avx2(const operands *ops, int64_t i, int64_t j0, int64_t k0,
+                                                            int64_t count, int active, float chain[][LANES],
+                                                            int c_emin, const prepared_model *p, superacc *acc)
+{
+    const int64_t ldb = ops->ldb, k = ops->k;
+    const float *a[ROW_GROUP];
+    const int16_t *ae[ROW_GROUP];
+    for (int r = 0; r < ROW_GROUP; r++) {
+        a[r] = ops->a + (i + r) * k + k0;
+        ae[r] = ops->a_exponents + (i + r) * k + k0;
+    }
+    const float *b = ops->b + b_offset(ops, k0, j0);
+    const int16_t *be = ops->b_exponents + b_offset(ops, k0, j0);
+    __m256i largest[ROW_GROUP];
+    for (int r = 0; r < ROW_GROUP; r++)
+        largest[r] = _mm256_set1_epi16((int16_t)(2 * ZERO_EXPONENT));
+    for (int64_t q = 0; q < count; q++) {
+        const __m256i row = _mm256_loadu_si256((const __m256i *)(be + q * ldb));
+        for (int r = 0; r < ROW_GROUP; r++)
+            largest[r] = _mm256_max_epi16(largest[r], _mm256_add_epi16(_mm256_set1_epi16(ae[r][q]), row));
+    }
+    /* fused c, float32 output toward zero: the block step in AVX2 (rz_scales_avx2, rz_finish_avx2) */
+    const int float_finish = p->model.c_addition == FL_MMA_C_FUSED && p->out_is_float32 && !p->nearest_even;
+    __m128i top[ROW_GROUP][4], general[ROW_GROUP][4];
+    double scale_double[ROW_GROUP][LANES];
+    rz_lanes rz[ROW_GROUP];
+    __m256 scale[ROW_GROUP][2];
+    __m256d total[ROW_GROUP][4];
+    for (int r = 0; r < ROW_GROUP; r++) {
+        if (float_finish) {
+            rz_scales_avx2(largest[r], chain[r], c_emin, p, &rz[r]);
+            scale[r][0] = rz[r].scale[0];
+            scale[r][1] = rz[r].scale[1];
+        } else {
+            int16_t row_largest[LANES];
+            float scale_array[LANES];
+            _mm256_storeu_si256((__m256i *)row_largest, largest[r]);
+            strip_scales_sse2(row_largest, chain[r], c_emin, p, top[r], general[r], scale_array, scale_double[r]);
+            scale[r][0] = _mm256_loadu_ps(scale_array);
+            scale[r][1] = _mm256_loadu_ps(scale_array + 8);
+        }
+        for (int v = 0; v < 4; v++)
+            total[r][v] = _mm256_setzero_pd();
+    }
+    for (int64_t start = 0; start < count; start += p->int32_run) {
+        const int64_t end = start + p->int32_run < count ? start + p->int32_run : count;
+        __m256i sum[ROW_GROUP][2];
+        for (int r = 0; r < ROW_GROUP; r++)
+            sum[r][0] = sum[r][1] = _mm256_setzero_si256();
+        for (int64_t q = start; q < end; q++) {
+            const __m256 row0 = _mm256_loadu_ps(b + q * ldb), row1 = _mm256_loadu_ps(b + q * ldb + 8);
+            for (int r = 0; r < ROW_GROUP; r++) {
+                const __m256 x = _mm256_set1_ps(a[r][q]);
+                sum[r][0] = _mm256_add_epi32(sum[r][0], _mm256_cvttps_epi32(_mm256_mul_ps(_mm256_mul_ps(x, row0),
+                                                                                          scale[r][0])));
+                sum[r][1] = _mm256_add_epi32(sum[r][1], _mm256_cvttps_epi32(_mm256_mul_ps(_mm256_mul_ps(x, row1),
+                                                                                          scale[r][1])));
+            }
+        }
+        for (int r = 0; r < ROW_GROUP; r++) {
+            total[r][0] = _mm256_add_pd(total[r][0], _mm256_cvtepi32_pd(_mm256_castsi256_si128(sum[r][0])));
+            total[r][1] = _mm256_add_pd(total[r][1], _mm256_cvtepi32_pd(_mm256_extracti128_si256(sum[r][0], 1)));
+            total[r][2] = _mm256_add_pd(total[r][2], _mm256_cvtepi32_pd(_mm256_castsi256_si128(sum[r][1])));
+            total[r][3] = _mm256_add_pd(total[r][3], _mm256_cvtepi32_pd(_mm256_extracti128_si256(sum[r][1], 1)));
+        }
+    }
+    if (float_finish) {
+        for (int r = 0; r < ROW_GROUP; r++)
+            rz_finish_avx2(a[r], ae[r], b, be, ldb, count, active, chain[r], c_emin, p, acc, total[r], &rz[r]);
+        return;
+    }
+    for (int r = 0; r < ROW_GROUP; r++) {
+        double row_sum[LANES];
+        for (int v = 0; v < 4; v++)
+            _mm256_storeu_pd(row_sum + 4 * v, total[r][v]);
+        strip_finish_sse2(a[r], ae[r], b, be, ldb, count, active, chain[r], c_emin, p, acc, row_sum, top[r],
+                          general[r], scale_double[r]);
     }
 }
 #endif
@@ -1939,6 +2139,9 @@ static void block_fma_tile(const operands *ops, const float *c, float *d, int64_
                 for (; first_row + ROW_GROUP <= i1; first_row += ROW_GROUP)
                     rows_block_avx512(ops, first_row, j0, k0, count, active, chain + (first_row - i0), c_emin, p,
                                       acc);
+            if (fast_tile && p->fast && p->float_products && p->simd == SIMD_AVX2)
+                for (; first_row + ROW_GROUP <= i1; first_row += ROW_GROUP)
+                    rows_block_avx2(ops, first_row, j0, k0, count, active, chain + (first_row - i0), c_emin, p, acc);
 #endif
             for (int64_t i = first_row; i < i1; i++) {
                 if (fast_tile && p->late_fast) {

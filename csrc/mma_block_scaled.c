@@ -10,8 +10,8 @@
  * - the definition (block_step): one output element, one instruction block, every cut term an
  *   int64 (|term| < 2^48, the sum < 2^53), used for every model, every lane the fast path
  *   cannot do, and the whole product when the fast path does not apply or is not asked for;
- * - the fast path (AVX-512, four rows of A against one strip of 16 columns of B packed along
- *   K), which works in float32 and double arithmetic that is exact for these formats:
+ * - the fast path (AVX-512, or its lane-for-lane AVX2 + FMA copy in mma_block_scaled_avx2.h;
+ *   four rows of A against one strip of 16 columns of B packed along K), which works in float32 and double arithmetic that is exact for these formats:
  *   kind::mxf8f6f4 (group_sum 0, E8M0 scales): a product of two FP8/FP6 values has at most 8
  *   significant bits, so a_k b_k 2^(F - M + E(S_a) + E(S_b)) is exact in float32 and below
  *   2^(F + 2); its conversion to int32 is the cut toward zero; runs of them sum in int32.
@@ -24,7 +24,8 @@
  *   subnormal result or a scale out of float32's range are redone by block_step.
  *
  * Each output element is computed by one thread from its first block to its last, so the thread
- * count cannot change a bit; FMTLAB_MMA_SIMD / FMTLAB_SIMD below AVX-512 run the definition.
+ * count cannot change a bit.  FMTLAB_MMA_SIMD=avx2 / FMTLAB_SIMD=avx2 (and AVX2 CPUs) run the AVX2
+ * copy of the fast path, FMTLAB_MMA_SIMD=sse2 / FMTLAB_SIMD=portable the definition throughout.
  */
 #include "fmtlab.h"
 
@@ -324,7 +325,17 @@ static int prepare(const fl_mma_block_scaled *p, bs_data *d, int simd, int threa
         d->sa_nan[s] = (uint8_t)isnan(p->sa_value[s]);
     for (int64_t s = 0; s < n * nb; s++)
         d->sb_nan[s] = (uint8_t)isnan(p->sb_value[s]);
-    d->fast = simd >= 2 && fast_path_applies(p);
+    /* 2: the AVX-512 kernel, 1: its AVX2 + FMA copy (FMTLAB_MMA_SIMD=avx2 or an AVX2 CPU), 0: the
+     * definition throughout (FMTLAB_MMA_SIMD=sse2, FMTLAB_SIMD=portable) */
+    d->fast = 0;
+#ifdef BS_AVX512
+    if (fast_path_applies(p)) {
+        __builtin_cpu_init();
+        d->fast = simd >= 2 ? 2 : simd == 1 && __builtin_cpu_supports("fma") ? 1 : 0;
+    }
+#else
+    (void)simd;
+#endif
     if (d->fast)
         d->a_align = malloc(mk * sizeof(int16_t));
     if (d->fast && !d->a_align)
@@ -390,7 +401,7 @@ static int prepare(const fl_mma_block_scaled *p, bs_data *d, int simd, int threa
  * unflagged lanes go to chain.
  */
 BS_TARGET __attribute__((always_inline)) static inline void
-finish_block(const __m512d total[2], __m512i top, __mmask16 *flag, int64_t frac_bits, float chain[LANES])
+finish_block(const __m512d total[2], __m512i top, uint16_t *flag, int64_t frac_bits, float chain[LANES])
 {
     const __m512i unscale = _mm512_mask_blend_epi32(*flag, _mm512_add_epi32(top, _mm512_set1_epi32(
                                                                (int)(1023 - frac_bits))), _mm512_set1_epi32(1023));
@@ -601,7 +612,7 @@ rows_block_grouped(const bs_data *d, int64_t i, int rows, int64_t strip, int64_t
 }
 
 BS_TARGET static void rows_block_4(const bs_data *d, int64_t i, int64_t strip, int64_t index, float chain[][LANES],
-                                   __mmask16 flags[])
+                                   uint16_t flags[])
 {
     if (d->p->group_sum)
         rows_block_grouped(d, i, ROW_GROUP, strip, index, chain, flags);
@@ -610,7 +621,7 @@ BS_TARGET static void rows_block_4(const bs_data *d, int64_t i, int64_t strip, i
 }
 
 BS_TARGET static void rows_block_1(const bs_data *d, int64_t i, int64_t strip, int64_t index, float chain[][LANES],
-                                   __mmask16 flags[])
+                                   uint16_t flags[])
 {
     if (d->p->group_sum)
         rows_block_grouped(d, i, 1, strip, index, chain, flags);
@@ -618,11 +629,20 @@ BS_TARGET static void rows_block_1(const bs_data *d, int64_t i, int64_t strip, i
         rows_block_plain(d, i, 1, strip, index, chain, flags);
 }
 
-/* Rows [i0, i1) x the LANES columns of one strip, all of K: the fast path with the flagged lanes
- * redone by the definition. */
+#include "mma_block_scaled_avx2.h"
+
+/* One block of ROW_GROUP rows (or one row) against one strip: rows_block_4 / rows_block_1 or
+ * their AVX2 copies; flags[r] receives the lanes of row r left to the definition. */
+typedef void rows_block_fn(const bs_data *d, int64_t i, int64_t strip, int64_t index, float chain[][LANES],
+                           uint16_t flags[]);
+
+/* Rows [i0, i1) x the LANES columns of one strip, all of K: the fast path (AVX-512 when
+ * d->fast is 2, AVX2 when 1) with the flagged lanes redone by the definition. */
 static void fast_tile(const bs_data *d, int64_t i0, int64_t i1, int64_t strip, const float *c, float *out,
                       int64_t *terms)
 {
+    rows_block_fn *const four = d->fast == 2 ? rows_block_4 : rows_block_4_avx2;
+    rows_block_fn *const one = d->fast == 2 ? rows_block_1 : rows_block_1_avx2;
     const fl_mma_block_scaled *p = d->p;
     const int64_t n = p->n, j0 = strip * LANES;
     const int active = (int)(j0 + LANES <= n ? LANES : n - j0);
@@ -631,13 +651,13 @@ static void fast_tile(const bs_data *d, int64_t i0, int64_t i1, int64_t strip, c
         for (int w = 0; w < LANES; w++)
             chain[i - i0][w] = c && w < active ? c[i * n + j0 + w] : 0.0f;
     for (int64_t index = 0; index < d->blocks; index++) {
-        __mmask16 flags[TILE_ROWS];
+        uint16_t flags[TILE_ROWS];
         memcpy(before, chain, sizeof chain);
         int64_t i = i0;
         for (; i + ROW_GROUP <= i1; i += ROW_GROUP)
-            rows_block_4(d, i, strip, index, chain + (i - i0), flags + (i - i0));
+            four(d, i, strip, index, chain + (i - i0), flags + (i - i0));
         for (; i < i1; i++)
-            rows_block_1(d, i, strip, index, chain + (i - i0), flags + (i - i0));
+            one(d, i, strip, index, chain + (i - i0), flags + (i - i0));
         for (i = i0; i < i1; i++) {
             unsigned flag = (unsigned)flags[i - i0] & ((1u << active) - 1u); /* padding lanes never matter */
             for (int w = 0; flag; w++, flag >>= 1)

@@ -1,5 +1,6 @@
-"""The fast path of the block-scaled kernel (csrc/mma_block_scaled.c, AVX-512: four rows of A
-against strips of 16 columns of B, float32/double arithmetic) against the definition.
+"""The fast path of the block-scaled kernel (csrc/mma_block_scaled.c, AVX-512, and its AVX2 + FMA
+copy in csrc/mma_block_scaled_avx2.h: four rows of A against strips of 16 columns of B,
+float32/double arithmetic) against the definition.
 
 Three peers give the same bits on every draw: the C file's definition for every element
 (implementation="c_reference"), the numpy path, and on the smaller draws the exact rational
@@ -8,7 +9,10 @@ partial one, one to three strips of 16 columns and a partial one, and K of any l
 of the instruction block and of the scale block).  Specials are sparse, so that most lanes stay
 on the fast path while their neighbours go to the definition.  On a CPU without AVX-512 the
 kernel runs the definition throughout and these tests compare it with itself and the references.
+The differential tests run once per SIMD copy of the fast path (FMTLAB_MMA_SIMD, read by the C
+core at every call): the CPU's best and AVX2.
 """
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -91,25 +95,62 @@ def fast_problems(draw, name, max_m=9, max_n=35):
     return qa, qb, C, model
 
 
+# The fast path's copies: "native" (the CPU's best: AVX-512 here when it has it) and "avx2".
+SIMD_COPIES = ["native", "avx2"]
+
+
+@contextlib.contextmanager
+def mma_simd(value):
+    """FMTLAB_MMA_SIMD=value for the calls inside (the C core reads it at every matmul)."""
+    before = os.environ.get("FMTLAB_MMA_SIMD")
+    os.environ["FMTLAB_MMA_SIMD"] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["FMTLAB_MMA_SIMD"]
+        else:
+            os.environ["FMTLAB_MMA_SIMD"] = before
+
+
+def test_the_avx2_copy_is_selected():
+    """FMTLAB_MMA_SIMD=avx2 reaches the C core from inside this process (so the differential
+    tests below do run the AVX2 copy on a CPU with AVX2), and sse2 goes below it."""
+    import ctypes
+    from fmtlab import _native
+    level = ctypes.CDLL(_native.__file__).fl_mma_simd_level  # exported, outside the cffi cdef
+    with mma_simd("native"):
+        best = level()
+    with mma_simd("avx2"):
+        assert level() == min(best, 1)
+    with mma_simd("sse2"):
+        assert level() == 0
+
+
+@pytest.mark.parametrize("simd", SIMD_COPIES)
 @pytest.mark.parametrize("name", list(PRESETS))
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
-def test_fast_path_equals_the_definition(name, data):
-    """Fast path = the C definition = the numpy path, bit for bit."""
+def test_fast_path_equals_the_definition(name, simd, data):
+    """Fast path (this SIMD copy) = the C definition = the numpy path, bit for bit."""
     qa, qb, C, model = data.draw(fast_problems(name))
-    fast = block_scaled_matmul(qa, qb, C, model)
+    with mma_simd(simd):
+        fast = block_scaled_matmul(qa, qb, C, model)
     assert_same_bits(fast, block_scaled_matmul(qa, qb, C, model, implementation="c_reference"))
     assert_same_bits(fast, block_scaled_matmul(qa, qb, C, model, implementation="numpy"))
 
 
+@pytest.mark.parametrize("simd", SIMD_COPIES)
 @pytest.mark.parametrize("name", list(PRESETS))
 @settings(max_examples=15, deadline=None)
 @given(data=st.data())
-def test_fast_path_equals_the_exact_reference(name, data):
+def test_fast_path_equals_the_exact_reference(name, simd, data):
     """Fast path = the exact rational reference (Fractions), on draws with up to 5 x 18 outputs
     (two row groups' worth of rows and a partial strip beyond the first)."""
     qa, qb, C, model = data.draw(fast_problems(name, max_m=5, max_n=18))
-    assert_same_bits(fl.matmul(qa, qb, C, model=model), reference_matmul(qa, qb, C, model))
+    with mma_simd(simd):
+        fast = fl.matmul(qa, qb, C, model=model)
+    assert_same_bits(fast, reference_matmul(qa, qb, C, model))
 
 
 def _large(name, m=40, k=300, n=50, seed=5):
@@ -125,7 +166,8 @@ def _large(name, m=40, k=300, n=50, seed=5):
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
-def test_thread_count_does_not_change_bits(name):
+@pytest.mark.parametrize("simd", SIMD_COPIES)
+def test_thread_count_does_not_change_bits(name, simd):
     model = PRESETS[name]
     qa, qb, C = _large(name)
     before = fl.get_threads()
@@ -133,7 +175,8 @@ def test_thread_count_does_not_change_bits(name):
         results = []
         for threads in (1, 2, 3):
             fl.set_threads(threads)
-            results.append(fl.matmul(qa, qb, C, model=model))
+            with mma_simd(simd):
+                results.append(fl.matmul(qa, qb, C, model=model))
     finally:
         fl.set_threads(before)
     for result in results[1:]:
@@ -156,12 +199,13 @@ print(" ".join(digests))
 
 
 def test_every_simd_copy_gives_the_same_bits():
-    """FMTLAB_MMA_SIMD=sse2|avx2 and FMTLAB_SIMD=portable run the definition; the AVX-512 fast
-    path (native) must give the same bits, and so must this process."""
+    """FMTLAB_MMA_SIMD=sse2 and FMTLAB_SIMD=portable run the definition, FMTLAB_MMA_SIMD=avx2 and
+    FMTLAB_SIMD=avx2 the AVX2 copy of the fast path; the CPU's best (native: AVX-512 where it has
+    it) must give the same bits, and so must this process."""
     tests = os.path.dirname(os.path.abspath(__file__))
     outputs = []
     for variable, value in (("FMTLAB_MMA_SIMD", "sse2"), ("FMTLAB_MMA_SIMD", "avx2"), ("FMTLAB_MMA_SIMD", "native"),
-                            ("FMTLAB_SIMD", "portable")):
+                            ("FMTLAB_SIMD", "portable"), ("FMTLAB_SIMD", "avx2")):
         result = subprocess.run([sys.executable, "-c", _DIGEST_SCRIPT.format(tests=tests)], capture_output=True,
                                 text=True, env=dict(os.environ, **{variable: value}), timeout=300)
         assert result.returncode == 0, result.stderr
