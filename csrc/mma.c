@@ -1942,6 +1942,13 @@ __attribute__((target("avx512f"))) static void exact_strip_block_avx512(const op
 }
 #endif
 
+/* A nonzero block total below float32's range rounds to a zero of its sign in the cast;
+ * under MMA-Sim's rule (positive_zero) that zero result is +0, as chain_step_general makes it. */
+static inline float signed_zero_of_model(float value, const prepared_model *p)
+{
+    return p->model.positive_zero && value == 0.0f ? 0.0f : value;
+}
+
 /*
  * One block of one strip of c_addition = LATE without grouping (p->late_fast: AMD CDNA3 fp16 and
  * bf16), the steps of block_late lane by lane in double arithmetic, every one exact: the products
@@ -1990,7 +1997,7 @@ __attribute__((target("avx512f"))) static void exact_strip_block_avx512(const op
         for (int w = 0; w < active; w++)                                                                          \
             chain[w] = redo[w] ? (float)chain_step_general(a, b + w, LANES, ae, be + w, count, chain[w], c_emin, p,  \
                                                            acc)                                                   \
-                               : (float)result[w];                                                                \
+                               : signed_zero_of_model((float)result[w], p);                                      \
     }
 
 static void late_strip_block(const operands *ops, int64_t i, int64_t j0, int64_t k0, int64_t count, int active,
@@ -2091,7 +2098,7 @@ LATE_STRIP_BODY
         for (int w = 0; w < active; w++)                                                                          \
             chain[w] = redo[w] ? (float)chain_step_general(a, b + w, LANES, ae, be + w, count, chain[w], c_emin, p,  \
                                                            acc)                                                   \
-                               : (float)result[w];                                                                \
+                               : signed_zero_of_model((float)result[w], p);                                      \
     }
 
 static void late_grouped_strip_block(const operands *ops, int64_t i, int64_t j0, int64_t k0, int64_t count,

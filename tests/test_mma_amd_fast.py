@@ -84,6 +84,19 @@ def test_late_strip_kernel_with_other_parameters(name, data):
     check(model, *data.draw(wide_matrices(model, max_n=20)))
 
 
+def test_late_strip_total_below_float32_range_is_plus_zero_under_the_positive_rule():
+    """A nonzero block total below float32's range (a bf16 subnormal times 2^-29 at block 1: the
+    kernel's cut keeps -2^-157) rounds to -0 in the final cast; zero_sign="positive" makes that
+    zero result +0 (the strip kernels once stored -0: found by Hypothesis on FMTLAB_SIMD=portable)."""
+    model = fl.mma_model("mi300x-bf16-fp32").replace(block=1, frac_bits=10, zero_sign="positive")
+    a = fl.quantize(np.float32([[-1.561203e-39] * 3]), model.a_format)
+    b = fl.quantize(np.float32([[2.386514e-09] * 17] * 3), model.b_format)
+    assert a[0, 0] < 0 and b[0, 0] > 0  # bf16 holds both (a subnormal)
+    d = fl.matmul(a, b, model=model)
+    assert not np.signbit(d).any() and (d == 0).all(), d
+    check(model, a, b, None)
+
+
 @pytest.mark.parametrize("name", STRIP_MODELS)
 @settings(max_examples=30, deadline=None)
 @given(data=st.data())
