@@ -164,8 +164,40 @@ def _stats_from(c_stats, total):
                  int(c_stats.denormal), int(c_stats.inexact), int(total))
 
 
+def _checked_out(out, shape, dtype):
+    """``out`` checked against the result it is to receive: an ndarray of that shape and dtype
+    (exactly: no cast is implied), writeable; any strides.  None stays None."""
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"out has shape {out.shape}; the result has shape {tuple(shape)}")
+    if out.dtype != np.dtype(dtype):
+        raise TypeError(f"out has dtype {out.dtype}; the result has dtype {np.dtype(dtype)} (no cast is implied)")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+    return out
+
+
+def _direct(out, source):
+    """Whether the C loop may write straight into ``out``: C-contiguous and not overlapping the
+    input it reads (the kernels read some inputs again after writing a block's results)."""
+    return out.flags.c_contiguous and not np.may_share_memory(out, source)
+
+
+def _into(out, result):
+    """Copy ``result`` (an array or (array, stats)) into ``out`` and return what the call returns
+    with ``out`` in the array's place."""
+    if isinstance(result, tuple):
+        out[...] = result[0]
+        return (out,) + tuple(result[1:])
+    out[...] = result
+    return out
+
+
 def encode(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bits=None, sr_rule="truncate",
-           stats=False, index_offset=0):
+           stats=False, index_offset=0, out=None):
     """Round x to ``fmt`` and return its codes (uint8, uint16 or uint32 by the format's width).
 
     ``x``: float32 or float64 array (any shape and strides) or a Python float;
@@ -175,6 +207,9 @@ def encode(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bits
     ``index_offset``: the index of x's first element (C order) in a larger array that x is a
     piece of: stochastic rounding draws from (seed, index), so a piece rounds as it does inside
     the whole (element formats only).
+    ``out``: an array of x's shape and the codes' dtype to write the codes into (any strides;
+    it is returned, as numpy's ``out=`` is); for an element format and a C-contiguous ``out``
+    that does not overlap x no other array is allocated.  Element formats only.
 
     ``fmt`` may be a scaled format (a :class:`fmtlab.scaled.ScaledFormat` or its name, e.g.
     ``"mxfp8_e4m3"``): the result is then a :class:`fmtlab.scaled.ScaledCodes` (element codes,
@@ -184,20 +219,33 @@ def encode(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bits
     index_offset = _checked_offset(index_offset)
     scaled = _scaled_or_none(fmt)
     if scaled is not None:
+        if out is not None:
+            raise TypeError(f"out= is not supported for the scaled format {scaled}: its result is a ScaledCodes "
+                            "(element codes, scale codes, tensor scale), not one array")
         _no_offset_for_scaled(index_offset, scaled)
         array, _ = _as_float_array(x)
         request = _scaled_request(rounding, saturate, seed, sr_bits, sr_rule)
         return _scaled().encode_array(array, scaled, request, stats)
     fmt = as_format(fmt)
     if isinstance(fmt, IntFormat):
-        return _integer_codec().encode(x, fmt, rounding, saturate, seed, sr_bits, sr_rule, stats, index_offset)
+        result = _integer_codec().encode(x, fmt, rounding, saturate, seed, sr_bits, sr_rule, stats, index_offset)
+        if out is None:
+            return result
+        codes = result[0] if stats else result
+        return _into(_checked_out(out, np.shape(codes), np.asarray(codes).dtype), result)
     c_rounding = _c.c_rounding(_c.rounding_request(rounding, saturate, seed, sr_bits, sr_rule))
     array, scalar = _as_float_array(x)
-    codes = np.empty(array.shape, dtype=fmt.code_dtype)
+    out = _checked_out(out, array.shape, fmt.code_dtype)
+    direct = out is not None and _direct(out, array)
+    codes = out if direct else np.empty(array.shape, dtype=fmt.code_dtype)
     c_stats = ffi.new("fl_stats *")
     function, value_type = _c.float_entry("encode", array.dtype)
     _c.check_status(function(_c.pointer(array, value_type), array.size, _c.c_format(fmt), c_rounding,
                              _c.pointer(codes, "void"), codes.itemsize, index_offset, c_stats), "encode")
+    if out is not None:
+        if not direct:
+            out[...] = codes
+        return (out, _stats_from(c_stats, array.size)) if stats else out
     result = codes[()] if scalar else codes
     return (result, _stats_from(c_stats, array.size)) if stats else result
 
@@ -254,7 +302,7 @@ def decode(codes, fmt=None):
 
 
 def quantize(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bits=None, sr_rule="truncate",
-             stats=False, index_offset=0):
+             stats=False, index_offset=0, out=None):
     """Round x to ``fmt`` and return the rounded values in x's own dtype (float32 or float64).
 
     Equivalent to ``decode(encode(x, ...), fmt).astype(x.dtype)`` but fused in C.  For a
@@ -264,11 +312,22 @@ def quantize(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bi
 
     For a scaled format (see :func:`encode`) the result is decode(encode(x)) in x's dtype, with
     x's shape: fake quantization, block scales included.  ``index_offset``: as for :func:`encode`.
+
+    ``out``: an array of x's shape and the result's dtype to write the result into (any strides;
+    ``out=x`` rounds in place); it is returned, as numpy's ``out=`` is.  For an element format,
+    float32/float64 x and a C-contiguous ``out`` that does not overlap x, nothing else is allocated:
+    a fresh float32 result costs the kernel's zeroing of its pages, about as much as the rounding
+    itself on large arrays (docs/performance.md), which ``out`` saves when a buffer is reused.
     """
     index_offset = _checked_offset(index_offset)
     scaled = _scaled_or_none(fmt)
     if scaled is not None:
         _no_offset_for_scaled(index_offset, scaled)
+        if out is not None:
+            result = quantize(x, scaled, rounding, saturate=saturate, seed=seed, sr_bits=sr_bits, sr_rule=sr_rule,
+                              stats=stats)
+            return _into(_checked_out(out, np.shape(result[0] if stats else result),
+                                      np.asarray(result[0] if stats else result).dtype), result)
         array, scalar = _as_float_array(x)
         request = _scaled_request(rounding, saturate, seed, sr_bits, sr_rule)
         result = _scaled().quantize_array(array, scaled, request, stats)
@@ -280,20 +339,31 @@ def quantize(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bi
         return (out, result[1]) if stats else out
     fmt = as_format(fmt)
     if isinstance(fmt, IntFormat):
-        return _integer_codec().quantize(x, fmt, rounding, saturate, seed, sr_bits, sr_rule, stats, index_offset)
+        result = _integer_codec().quantize(x, fmt, rounding, saturate, seed, sr_bits, sr_rule, stats, index_offset)
+        if out is None:
+            return result
+        values = result[0] if stats else result
+        return _into(_checked_out(out, np.shape(values), np.asarray(values).dtype), result)
     c_rounding = _c.c_rounding(_c.rounding_request(rounding, saturate, seed, sr_bits, sr_rule))
     array, scalar = _as_float_array(x)
     original_dtype = np.asarray(x).dtype
     if original_dtype.kind == "f":
         original_dtype = original_dtype.newbyteorder("=")
-    out = np.empty_like(array)
+    narrow = original_dtype != array.dtype and is_narrow_float(original_dtype)
+    given = _checked_out(out, array.shape, original_dtype if narrow else array.dtype)
+    direct = given is not None and not narrow and _direct(given, array)
+    values = given if direct else np.empty_like(array)
     c_stats = ffi.new("fl_stats *")
     function, value_type = _c.float_entry("quantize", array.dtype)
     _c.check_status(function(_c.pointer(array, value_type), array.size, _c.c_format(fmt), c_rounding,
-                             _c.pointer(out, value_type), index_offset, c_stats), "quantize")
-    if original_dtype != out.dtype and is_narrow_float(original_dtype):
-        out = out.astype(original_dtype)  # float16/ml_dtypes input: back to its own dtype
-    result = out[()] if scalar else out
+                             _c.pointer(values, value_type), index_offset, c_stats), "quantize")
+    if narrow:
+        values = values.astype(original_dtype)  # float16/ml_dtypes input: back to its own dtype
+    if given is not None:
+        if not direct:
+            given[...] = values
+        return (given, _stats_from(c_stats, array.size)) if stats else given
+    result = values[()] if scalar else values
     return (result, _stats_from(c_stats, array.size)) if stats else result
 
 
