@@ -171,7 +171,10 @@ static int simd_level(void)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2"))
         level = SIMD_AVX2;
-    if (__builtin_cpu_supports("avx512f"))
+    /* the AVX-512 kernels (here and in mma_block_scaled.c) use the BW, DQ and VL subsets too:
+     * a CPU with AVX-512F alone (Xeon Phi) runs the AVX2 ones */
+    if (level == SIMD_AVX2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
         level = SIMD_AVX512;
     const char *asked = getenv("FMTLAB_MMA_SIMD"), *codec_asked = getenv("FMTLAB_SIMD");
     if ((asked && strcmp(asked, "sse2") == 0) || (codec_asked && strcmp(codec_asked, "portable") == 0))
