@@ -1953,6 +1953,33 @@ static inline float signed_zero_of_model(float value, const prepared_model *p)
 }
 
 /*
+ * The end of one lane of the late-c strips (LATE_STRIP_BODY, LATE_GROUPED_STRIP_BODY): with
+ * `units` the lane's product sum in units of 2^(t - F) (an integer, t its largest product
+ * exponent or 0 when it has none), the joint exponent J = max(t, c's), the products floored to a
+ * multiple of 2^(J - 31) and c to one of 2^(J - 24) (block_late's two floors: power-of-two
+ * scalings of integers or float32 values, so exact in double), and their sum, exact within 53
+ * bits.  With drop_small_c (the grouped strips) a c below 2^(J - 25) is dropped, as block_late
+ * does for grouping.  *redo is set where block_late must decide: a non-finite or subnormal c, or a
+ * zero total (whose sign the strips do not decide).
+ */
+__attribute__((always_inline)) static inline double late_lane_total(float c, double units, int t, int frac_bits,
+                                                                    int c_emin, int drop_small_c, int64_t *redo)
+{
+    uint32_t c_bits;
+    memcpy(&c_bits, &c, sizeof c_bits);
+    const int field = (int)((c_bits >> 23) & 0xFF), c_nonzero = (c_bits & 0x7FFFFFFFu) != 0;
+    const int c_exponent = c_nonzero && field - 127 > c_emin ? field - 127 : c_emin;
+    const int joint = t > c_exponent ? t : c_exponent;
+    const double products = floor(units * pow2(t - frac_bits + 31 - joint)) * pow2(joint - 31);
+    const double addend = drop_small_c && c_exponent < joint - 25
+                              ? 0.0
+                              : floor((double)c * pow2(24 - joint)) * pow2(joint - 24);
+    const double total = products + addend;
+    *redo |= (field == 255) | (total == 0.0) | (field == 0 && c_nonzero); /* c subnormal: its exponent */
+    return total;
+}
+
+/*
  * One block of one strip of c_addition = LATE without grouping (p->late_fast: AMD CDNA3 fp16 and
  * bf16), the steps of block_late lane by lane in double arithmetic, every one exact: the products
  * (exact) scaled by 2^(F - T) and truncated (below 2^(F + 2) <= 2^32, the sum of at most 64 of
@@ -1985,17 +2012,8 @@ static inline float signed_zero_of_model(float value, const prepared_model *p)
                 sum[w] += trunc(x * (double)row[w] * scale[w]);                                                   \
         }                                                                                                         \
         for (int w = 0; w < LANES; w++) {                                                                         \
-            uint32_t c_bits;                                                                                      \
-            memcpy(&c_bits, &chain[w], sizeof c_bits);                                                            \
-            int field = (int)((c_bits >> 23) & 0xFF), c_nonzero = (c_bits & 0x7FFFFFFFu) != 0;                   \
-            int c_exponent = c_nonzero && field - 127 > c_emin ? field - 127 : c_emin;                            \
             int t = largest[w] > NO_TERM_EXPONENT && largest[w] < 125 ? largest[w] : 0;                           \
-            int joint = t > c_exponent ? t : c_exponent;                                                          \
-            double products = floor(sum[w] * pow2(t - frac_bits + 31 - joint)) * pow2(joint - 31);               \
-            double addend = floor((double)chain[w] * pow2(24 - joint)) * pow2(joint - 24);                       \
-            double total = products + addend;                                                                     \
-            redo[w] |= (field == 255) | (total == 0.0) | (field == 0 && c_nonzero); /* c subnormal: its exponent */\
-            result[w] = total;                                                                                    \
+            result[w] = late_lane_total(chain[w], sum[w], t, frac_bits, c_emin, 0, &redo[w]);                     \
         }                                                                                                         \
         for (int w = 0; w < active; w++)                                                                          \
             chain[w] = redo[w] ? (float)chain_step_general(a, b + w, LANES, ae, be + w, count, chain[w], c_emin, p,  \
@@ -2081,22 +2099,12 @@ LATE_STRIP_BODY
                 sum_even[w] += trunc(x * (double)row[w] * scale_even[w]);                                         \
         }                                                                                                         \
         for (int w = 0; w < LANES; w++) {                                                                         \
-            uint32_t c_bits;                                                                                      \
-            memcpy(&c_bits, &chain[w], sizeof c_bits);                                                            \
-            int field = (int)((c_bits >> 23) & 0xFF), c_nonzero = (c_bits & 0x7FFFFFFFu) != 0;                   \
-            int c_exponent = c_nonzero && field - 127 > c_emin ? field - 127 : c_emin;                            \
             int top = top_even[w] > top_odd[w] ? top_even[w] : top_odd[w];                                        \
             int t = top > NO_TERM_EXPONENT && top < 125 ? top : 0;                                                \
             int t_even = top_even[w] > NO_TERM_EXPONENT && top_even[w] < 125 ? top_even[w] : t;                   \
             int t_odd = top_odd[w] > NO_TERM_EXPONENT && top_odd[w] < 125 ? top_odd[w] : t;                       \
             double units = floor(sum_even[w] * pow2(t_even - t)) + floor(sum_odd[w] * pow2(t_odd - t));          \
-            int joint = t > c_exponent ? t : c_exponent;                                                          \
-            double products = floor(units * pow2(t - frac_bits + 31 - joint)) * pow2(joint - 31);                \
-            double addend = c_exponent < joint - 25 ? 0.0 : floor((double)chain[w] * pow2(24 - joint)) *         \
-                                                               pow2(joint - 24);                                  \
-            double total = products + addend;                                                                     \
-            redo[w] |= (field == 255) | (total == 0.0) | (field == 0 && c_nonzero); /* c subnormal: its exponent */\
-            result[w] = total;                                                                                    \
+            result[w] = late_lane_total(chain[w], units, t, frac_bits, c_emin, 1, &redo[w]);                      \
         }                                                                                                         \
         for (int w = 0; w < active; w++)                                                                          \
             chain[w] = redo[w] ? (float)chain_step_general(a, b + w, LANES, ae, be + w, count, chain[w], c_emin, p,  \
