@@ -186,14 +186,13 @@ def _direct(out, source):
     return out.flags.c_contiguous and not np.may_share_memory(out, source)
 
 
-def _into(out, result):
-    """Copy ``result`` (an array or (array, stats)) into ``out`` and return what the call returns
-    with ``out`` in the array's place."""
-    if isinstance(result, tuple):
-        out[...] = result[0]
-        return (out,) + tuple(result[1:])
-    out[...] = result
-    return out
+def _into(out, result, stats):
+    """``out`` checked against ``result`` (an array, or (array, stats) where ``stats``), the array
+    copied into it, and what the call returns with ``out`` in the array's place: the path of the
+    results that are computed first (integer formats, scaled quantize)."""
+    values = np.asarray(result[0] if stats else result)
+    _checked_out(out, values.shape, values.dtype)[...] = values
+    return (out, result[1]) if stats else out
 
 
 def encode(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bits=None, sr_rule="truncate",
@@ -229,10 +228,7 @@ def encode(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bits
     fmt = as_format(fmt)
     if isinstance(fmt, IntFormat):
         result = _integer_codec().encode(x, fmt, rounding, saturate, seed, sr_bits, sr_rule, stats, index_offset)
-        if out is None:
-            return result
-        codes = result[0] if stats else result
-        return _into(_checked_out(out, np.shape(codes), np.asarray(codes).dtype), result)
+        return result if out is None else _into(out, result, stats)
     c_rounding = _c.c_rounding(_c.rounding_request(rounding, saturate, seed, sr_bits, sr_rule))
     array, scalar = _as_float_array(x)
     out = _checked_out(out, array.shape, fmt.code_dtype)
@@ -326,8 +322,7 @@ def quantize(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bi
         if out is not None:
             result = quantize(x, scaled, rounding, saturate=saturate, seed=seed, sr_bits=sr_bits, sr_rule=sr_rule,
                               stats=stats)
-            return _into(_checked_out(out, np.shape(result[0] if stats else result),
-                                      np.asarray(result[0] if stats else result).dtype), result)
+            return _into(out, result, stats)
         array, scalar = _as_float_array(x)
         request = _scaled_request(rounding, saturate, seed, sr_bits, sr_rule)
         result = _scaled().quantize_array(array, scaled, request, stats)
@@ -340,10 +335,7 @@ def quantize(x, fmt, rounding="nearest_even", *, saturate=None, seed=None, sr_bi
     fmt = as_format(fmt)
     if isinstance(fmt, IntFormat):
         result = _integer_codec().quantize(x, fmt, rounding, saturate, seed, sr_bits, sr_rule, stats, index_offset)
-        if out is None:
-            return result
-        values = result[0] if stats else result
-        return _into(_checked_out(out, np.shape(values), np.asarray(values).dtype), result)
+        return result if out is None else _into(out, result, stats)
     c_rounding = _c.c_rounding(_c.rounding_request(rounding, saturate, seed, sr_bits, sr_rule))
     array, scalar = _as_float_array(x)
     original_dtype = np.asarray(x).dtype
